@@ -1,1 +1,43 @@
-//! placeholder
+//! The otlp-tape session: ids, metadata, the blob format and the store trait.
+//!
+//! This crate is pure: it does no I/O of its own. It defines what a session
+//! is (`docs/FORMAT.md` is the byte-level specification), the
+//! [`SessionStore`] trait that the `store` crate implements for a local
+//! directory and for S3, and the streaming [`SessionWriter`] and
+//! [`read_blob`] that every command uses through that trait.
+//!
+//! ```no_run
+//! # async fn example(store: &dyn tape_session::SessionStore) -> Result<(), tape_session::Error> {
+//! use futures::TryStreamExt;
+//! use tape_session::{SessionId, read_session};
+//!
+//! let id: SessionId = "checkout-2026-11-22".parse()?;
+//! let metadata = store.read_metadata(&id).await?;
+//! let mut records = std::pin::pin!(read_session(store, &metadata, |_| true));
+//! while let Some((signal, record)) = records.try_next().await? {
+//!     println!("{signal}: {} items at {}", record.item_count, record.receive_time());
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod blob;
+mod error;
+mod id;
+mod key;
+mod metadata;
+mod read;
+mod store;
+mod time;
+mod writer;
+
+pub use blob::{BlobDecoder, BlobError, BlobReader, BlobSummary, BlobWriter, Record};
+pub use error::{BoxError, Error};
+pub use id::{InvalidSessionId, MAX_SESSION_ID_LEN, SessionId};
+pub use key::{BlobKey, InvalidBlobKey};
+pub use metadata::{
+    BlobEntry, FORMAT_VERSION, MetadataError, SessionMetadata, SessionStatus, SessionType, SignalCounts, content_hash,
+};
+pub use read::{SessionListing, list_sessions, read_blob, read_session};
+pub use store::{BlobSink, ByteStream, SessionStore};
+pub use time::Timestamp;
+pub use writer::{SessionWriter, WriterOptions};

@@ -1,1 +1,24 @@
-//! placeholder
+//! Session stores: a local directory and S3 (or MinIO).
+//!
+//! Both implement [`tape_session::SessionStore`]; the command line picks one
+//! from a [`StoreLocation`].
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), tape_session::Error> {
+//! use tape_session::{SessionStore, list_sessions};
+//! use tape_store::LocalStore;
+//!
+//! let store = LocalStore::new(".");
+//! for session in list_sessions(&store, None).await?.sessions {
+//!     println!("{} {}", session.session_id, session.status);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod local;
+mod location;
+mod s3;
+
+pub use local::LocalStore;
+pub use location::{InvalidStoreLocation, StoreLocation};
+pub use s3::{S3Config, S3Store};

@@ -1,1 +1,11 @@
-//! placeholder
+//! Test helpers for otlp-tape: the store conformance suite and an
+//! in-process S3 server.
+//!
+//! ```no_run
+//! # async fn example(store: &dyn tape_session::SessionStore) {
+//! tape_testkit::conformance::run(store).await;
+//! # }
+//! ```
+
+pub mod conformance;
+pub mod s3;

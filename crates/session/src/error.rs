@@ -1,0 +1,91 @@
+use crate::blob::BlobError;
+use crate::metadata::MetadataError;
+use crate::{InvalidBlobKey, InvalidSessionId, SessionId};
+
+/// A boxed error from a storage backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors of the session store and of reading and writing sessions.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A session id broke the rules.
+    #[error(transparent)]
+    InvalidSessionId(#[from] InvalidSessionId),
+    /// A blob key broke the rules.
+    #[error(transparent)]
+    InvalidBlobKey(#[from] InvalidBlobKey),
+    /// No session has this id.
+    #[error("session {0} not found")]
+    NotFound(SessionId),
+    /// A session with this id exists already.
+    #[error("session {0} already exists")]
+    AlreadyExists(SessionId),
+    /// The blob is not in the store.
+    #[error("session {session}: blob {key} not found")]
+    BlobNotFound {
+        /// The session.
+        session: SessionId,
+        /// The blob's key.
+        key: String,
+    },
+    /// A blob with this key exists already.
+    #[error("session {session}: blob {key} already exists")]
+    BlobExists {
+        /// The session.
+        session: SessionId,
+        /// The blob's key.
+        key: String,
+    },
+    /// A blob's bytes are damaged.
+    #[error("session {session}: blob {key} is corrupt")]
+    CorruptBlob {
+        /// The session.
+        session: SessionId,
+        /// The blob's key.
+        key: String,
+        /// Where and how.
+        #[source]
+        source: BlobError,
+    },
+    /// The session's `metadata.json` cannot be used.
+    #[error("session {session}: cannot read metadata.json")]
+    Metadata {
+        /// The session.
+        session: SessionId,
+        /// Why.
+        #[source]
+        source: MetadataError,
+    },
+    /// A record is too large or otherwise cannot be written.
+    #[error("session {session}: cannot write a record to blob {key}")]
+    Write {
+        /// The session.
+        session: SessionId,
+        /// The blob's key.
+        key: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The storage backend failed.
+    #[error("{context}")]
+    Backend {
+        /// What was being done, naming the session, key or location.
+        context: String,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl Error {
+    /// A backend failure while doing `context`.
+    pub fn backend(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Backend { context: context.into(), source: source.into() }
+    }
+
+    /// Whether the error says that something does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound(_) | Error::BlobNotFound { .. })
+    }
+}

@@ -1,0 +1,109 @@
+use futures::{Stream, StreamExt, TryStreamExt, stream};
+use tape_otlp::Signal;
+
+use crate::blob::{BlobDecoder, Record};
+use crate::{BlobEntry, BlobKey, Error, SessionId, SessionMetadata, SessionStore, SessionType};
+
+/// Streams the records of one blob. Records before any damage are yielded,
+/// then an [`Error::CorruptBlob`] naming the blob and the byte offset.
+pub async fn read_blob<'a>(
+    store: &'a dyn SessionStore,
+    session: &SessionId,
+    key: &BlobKey,
+) -> Result<impl Stream<Item = Result<Record, Error>> + Send + 'a, Error> {
+    let bytes = store.open_blob(session, key).await?;
+    let corrupt = {
+        let (session, key) = (session.clone(), key.to_string());
+        move |source| Error::CorruptBlob { session: session.clone(), key: key.clone(), source }
+    };
+    struct State<F> {
+        bytes: crate::ByteStream,
+        decoder: BlobDecoder,
+        corrupt: F,
+        pending: Option<Error>,
+        done: bool,
+    }
+    let state = State { bytes, decoder: BlobDecoder::new(), corrupt, pending: None, done: false };
+    Ok(stream::try_unfold(state, |mut state| async move {
+        loop {
+            // Records decoded before any damage come out before the error.
+            if let Some(record) = state.decoder.next_record() {
+                return Ok(Some((record, state)));
+            }
+            if let Some(error) = state.pending.take() {
+                return Err(error);
+            }
+            if state.done {
+                return Ok(None);
+            }
+            let result = match state.bytes.next().await {
+                Some(Ok(chunk)) => state.decoder.feed(&chunk),
+                Some(Err(error)) => {
+                    state.done = true;
+                    state.pending = Some(error);
+                    continue;
+                }
+                None => {
+                    state.done = true;
+                    state.decoder.finish()
+                }
+            };
+            if let Err(error) = result {
+                state.done = true;
+                state.pending = Some((state.corrupt)(error));
+            }
+        }
+    }))
+}
+
+/// The records of a session's blobs of the given signals, blob by blob in
+/// metadata order, each with its signal.
+pub fn read_session<'a>(
+    store: &'a dyn SessionStore,
+    metadata: &'a SessionMetadata,
+    signals: impl Fn(Signal) -> bool + Send + 'a,
+) -> impl Stream<Item = Result<(Signal, Record), Error>> + Send + 'a {
+    let blobs: Vec<&BlobEntry> = metadata.blobs.iter().filter(move |blob| signals(blob.signal)).collect();
+    stream::iter(blobs)
+        .then(move |blob| async move {
+            let records = read_blob(store, &metadata.session_id, &blob.key).await?;
+            Ok::<_, Error>(records.map_ok(move |record| (blob.signal, record)))
+        })
+        .try_flatten()
+}
+
+/// Sessions found by [`list_sessions`], and those that could not be read.
+#[derive(Debug, Default)]
+pub struct SessionListing {
+    /// Complete sessions, sorted by start time then id.
+    pub sessions: Vec<SessionMetadata>,
+    /// Sessions whose metadata is damaged or of an unknown version.
+    pub unreadable: Vec<(SessionId, Error)>,
+}
+
+/// Reads the metadata of every complete session, optionally of one type.
+/// Sessions without `metadata.json` (still being written by a first
+/// writer, or abandoned) are skipped.
+pub async fn list_sessions(store: &dyn SessionStore, session_type: Option<SessionType>) -> Result<SessionListing, Error> {
+    let ids = store.list_session_ids().await?;
+    let results: Vec<(SessionId, Result<SessionMetadata, Error>)> = stream::iter(ids)
+        .map(|id| async move {
+            let metadata = store.read_metadata(&id).await;
+            (id, metadata)
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    let mut listing = SessionListing::default();
+    for (id, result) in results {
+        match result {
+            Ok(metadata) if session_type.is_none_or(|wanted| metadata.session_type == wanted) => {
+                listing.sessions.push(metadata);
+            }
+            Ok(_) | Err(Error::NotFound(_)) => {}
+            Err(error) => listing.unreadable.push((id, error)),
+        }
+    }
+    listing.sessions.sort_by(|a, b| a.start_time.cmp(&b.start_time).then_with(|| a.session_id.cmp(&b.session_id)));
+    Ok(listing)
+}

@@ -1,0 +1,74 @@
+use std::fmt::Debug;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::{BlobKey, Error, SessionId, SessionMetadata};
+
+/// A stream of a blob's bytes, in chunks.
+pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
+
+/// Where sessions live: a local directory or an S3 bucket.
+///
+/// Every implementation keeps the layout of `docs/FORMAT.md`
+/// (`sessions/<id>/metadata.json`, `sessions/<id>/annotations.jsonl`,
+/// `sessions/<id>/raw/...`) and these promises, which the conformance suite
+/// in the `testkit` crate checks for each backend:
+///
+/// - a blob becomes visible under its key only when [`BlobSink::commit`]
+///   returns, and `metadata.json` is replaced whole or not at all;
+/// - a session without `metadata.json` is incomplete and is not listed by
+///   [`list_sessions`](crate::list_sessions);
+/// - reads stream: a blob is never held whole in memory.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + Debug {
+    /// Where the store is, for messages: a directory or an `s3://` URL.
+    fn location(&self) -> String;
+
+    /// Reserves a new session id. Fails with [`Error::AlreadyExists`] when
+    /// anything is stored under the id.
+    async fn create_session(&self, id: &SessionId) -> Result<(), Error>;
+
+    /// Ids of every session in the store, complete or not, sorted.
+    async fn list_session_ids(&self) -> Result<Vec<SessionId>, Error>;
+
+    /// Reads and checks a session's `metadata.json`.
+    async fn read_metadata(&self, id: &SessionId) -> Result<SessionMetadata, Error>;
+
+    /// Writes (or atomically replaces) a session's `metadata.json`.
+    async fn write_metadata(&self, metadata: &SessionMetadata) -> Result<(), Error>;
+
+    /// Starts writing a blob. Nothing is visible until the sink is committed.
+    async fn create_blob(&self, id: &SessionId, key: &BlobKey) -> Result<Box<dyn BlobSink>, Error>;
+
+    /// Streams a blob's bytes.
+    async fn open_blob(&self, id: &SessionId, key: &BlobKey) -> Result<ByteStream, Error>;
+
+    /// Keys of the committed blobs of a session, sorted.
+    async fn list_blobs(&self, id: &SessionId) -> Result<Vec<BlobKey>, Error>;
+
+    /// A session's `annotations.jsonl`, or `None` when it has none.
+    async fn read_annotations(&self, id: &SessionId) -> Result<Option<Bytes>, Error>;
+
+    /// Writes (or atomically replaces) a session's `annotations.jsonl`.
+    async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), Error>;
+
+    /// Deletes everything stored under a session id. Fails with
+    /// [`Error::NotFound`] when nothing is.
+    async fn delete_session(&self, id: &SessionId) -> Result<(), Error>;
+}
+
+/// A blob being written. Dropping it without [`commit`](BlobSink::commit)
+/// leaves nothing visible.
+#[async_trait::async_trait]
+pub trait BlobSink: Send {
+    /// Appends bytes.
+    async fn write(&mut self, chunk: Bytes) -> Result<(), Error>;
+
+    /// Makes the blob visible under its key, durably. Fails with
+    /// [`Error::BlobExists`] when the key is taken.
+    async fn commit(self: Box<Self>) -> Result<(), Error>;
+
+    /// Discards what was written.
+    async fn abort(self: Box<Self>) -> Result<(), Error>;
+}

@@ -1,0 +1,302 @@
+//! The session store on a local directory.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tape_session::{BlobKey, BlobSink, ByteStream, Error, SessionId, SessionMetadata, SessionStore};
+use tokio::fs;
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+/// Chunk size of blob reads.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Sessions under `<root>/sessions/<id>/`. Every file is written under a
+/// hidden temporary name in its final directory, synced, and then linked to
+/// its final name, so a reader never sees a partial file.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// A store rooted at `root`; nothing is created until the first write.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStore { root: root.into() }
+    }
+
+    fn sessions_dir(&self) -> PathBuf {
+        self.root.join("sessions")
+    }
+
+    fn session_dir(&self, id: &SessionId) -> PathBuf {
+        self.sessions_dir().join(id.as_str())
+    }
+
+    fn blob_path(&self, id: &SessionId, key: &BlobKey) -> PathBuf {
+        // Keys are validated: `raw/<date>/<hour>/<file>`, no `..`.
+        self.session_dir(id).join(key.to_string())
+    }
+
+    async fn require_session(&self, id: &SessionId) -> Result<PathBuf, Error> {
+        let dir = self.session_dir(id);
+        match fs::metadata(&dir).await {
+            Ok(meta) if meta.is_dir() => Ok(dir),
+            Ok(_) => Err(Error::NotFound(id.clone())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Err(Error::NotFound(id.clone())),
+            Err(error) => Err(Error::backend(format!("cannot read {}", dir.display()), error)),
+        }
+    }
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{:016x}", rand::random::<u64>()))
+}
+
+/// Writes `contents` to `path` atomically: a temporary file, synced, renamed.
+async fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let temp = temp_name(path);
+    let result = async {
+        let mut file = fs::File::create(&temp).await?;
+        file.write_all(contents).await?;
+        file.sync_all().await?;
+        fs::rename(&temp, path).await
+    }
+    .await;
+    if result.is_err() {
+        let _ = fs::remove_file(&temp).await;
+    }
+    result
+}
+
+#[async_trait::async_trait]
+impl SessionStore for LocalStore {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn create_session(&self, id: &SessionId) -> Result<(), Error> {
+        let parent = self.sessions_dir();
+        fs::create_dir_all(&parent)
+            .await
+            .map_err(|error| Error::backend(format!("cannot create the store directory {}", parent.display()), error))?;
+        let dir = self.session_dir(id);
+        match fs::create_dir(&dir).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists(id.clone())),
+            Err(error) => Err(Error::backend(format!("cannot create {}", dir.display()), error)),
+        }
+    }
+
+    async fn list_session_ids(&self) -> Result<Vec<SessionId>, Error> {
+        let dir = self.sessions_dir();
+        let mut entries = match fs::read_dir(&dir).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(Error::backend(format!("cannot list {}", dir.display()), error)),
+        };
+        let mut ids = Vec::new();
+        while let Some(entry) =
+            entries.next_entry().await.map_err(|error| Error::backend(format!("cannot list {}", dir.display()), error))?
+        {
+            let is_dir = entry.file_type().await.is_ok_and(|kind| kind.is_dir());
+            // Names that are not valid ids are not sessions (editor files, hidden files).
+            if let (true, Ok(id)) = (is_dir, SessionId::new(entry.file_name().to_string_lossy())) {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn read_metadata(&self, id: &SessionId) -> Result<SessionMetadata, Error> {
+        let path = self.session_dir(id).join("metadata.json");
+        let bytes = match fs::read(&path).await {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound(id.clone())),
+            Err(error) => return Err(Error::backend(format!("cannot read {}", path.display()), error)),
+        };
+        let metadata =
+            SessionMetadata::from_json(&bytes).map_err(|source| Error::Metadata { session: id.clone(), source })?;
+        if &metadata.session_id != id {
+            return Err(Error::Metadata {
+                session: id.clone(),
+                source: tape_session::MetadataError::Malformed(format!(
+                    "it names session {} instead",
+                    metadata.session_id
+                )),
+            });
+        }
+        Ok(metadata)
+    }
+
+    async fn write_metadata(&self, metadata: &SessionMetadata) -> Result<(), Error> {
+        let dir = self.require_session(&metadata.session_id).await?;
+        let path = dir.join("metadata.json");
+        write_atomically(&path, &metadata.to_json())
+            .await
+            .map_err(|error| Error::backend(format!("cannot write {}", path.display()), error))
+    }
+
+    async fn create_blob(&self, id: &SessionId, key: &BlobKey) -> Result<Box<dyn BlobSink>, Error> {
+        self.require_session(id).await?;
+        let path = self.blob_path(id, key);
+        let context = |verb: &str| format!("cannot {verb} {}", path.display());
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).await.map_err(|error| Error::backend(context("create the directory of"), error))?;
+        }
+        let temp = temp_name(&path);
+        let file = fs::File::create(&temp).await.map_err(|error| Error::backend(context("create"), error))?;
+        Ok(Box::new(LocalBlobSink { session: id.clone(), key: key.to_string(), path, temp, file: Some(file) }))
+    }
+
+    async fn open_blob(&self, id: &SessionId, key: &BlobKey) -> Result<ByteStream, Error> {
+        let path = self.blob_path(id, key);
+        let file = match fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                self.require_session(id).await?;
+                return Err(Error::BlobNotFound { session: id.clone(), key: key.to_string() });
+            }
+            Err(error) => return Err(Error::backend(format!("cannot open {}", path.display()), error)),
+        };
+        let context = format!("cannot read {}", path.display());
+        Ok(ReaderStream::with_capacity(file, READ_CHUNK)
+            .map(move |chunk| chunk.map_err(|error| Error::backend(context.clone(), error)))
+            .boxed())
+    }
+
+    async fn list_blobs(&self, id: &SessionId) -> Result<Vec<BlobKey>, Error> {
+        let dir = self.require_session(id).await?;
+        let mut keys = Vec::new();
+        let mut pending = vec![dir.join("raw")];
+        while let Some(dir) = pending.pop() {
+            let mut entries = match fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(Error::backend(format!("cannot list {}", dir.display()), error)),
+            };
+            while let Some(entry) = entries
+                .next_entry()
+                .await
+                .map_err(|error| Error::backend(format!("cannot list {}", dir.display()), error))?
+            {
+                let path = entry.path();
+                if entry.file_type().await.is_ok_and(|kind| kind.is_dir()) {
+                    pending.push(path);
+                } else if let Some(key) = path
+                    .strip_prefix(self.session_dir(id))
+                    .ok()
+                    .and_then(|relative| relative.to_str())
+                    .and_then(|relative| relative.parse::<BlobKey>().ok())
+                {
+                    // Temporary files and strangers do not parse as keys.
+                    keys.push(key);
+                }
+            }
+        }
+        keys.sort_by_key(ToString::to_string);
+        Ok(keys)
+    }
+
+    async fn read_annotations(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
+        let dir = self.require_session(id).await?;
+        let path = dir.join("annotations.jsonl");
+        match fs::read(&path).await {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(Error::backend(format!("cannot read {}", path.display()), error)),
+        }
+    }
+
+    async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
+        let dir = self.require_session(id).await?;
+        let path = dir.join("annotations.jsonl");
+        write_atomically(&path, &contents)
+            .await
+            .map_err(|error| Error::backend(format!("cannot write {}", path.display()), error))
+    }
+
+    async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {
+        let dir = self.require_session(id).await?;
+        // Metadata goes first, so an interrupted delete leaves an incomplete
+        // session that is no longer listed rather than one with missing blobs.
+        match fs::remove_file(dir.join("metadata.json")).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(Error::backend(format!("cannot delete {}", dir.display()), error)),
+        }
+        fs::remove_dir_all(&dir).await.map_err(|error| Error::backend(format!("cannot delete {}", dir.display()), error))
+    }
+}
+
+/// A blob being written to a hidden temporary file beside its final path.
+struct LocalBlobSink {
+    session: SessionId,
+    key: String,
+    path: PathBuf,
+    temp: PathBuf,
+    file: Option<fs::File>,
+}
+
+impl LocalBlobSink {
+    fn failed(&self, verb: &str, error: io::Error) -> Error {
+        Error::backend(format!("cannot {verb} {}", self.path.display()), error)
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobSink for LocalBlobSink {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
+        let Some(file) = self.file.as_mut() else { return Err(self.failed("write", io::Error::other("closed"))) };
+        match file.write_all(&chunk).await {
+            Ok(()) => Ok(()),
+            Err(error) => Err(self.failed("write", error)),
+        }
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), Error> {
+        let Some(mut file) = self.file.take() else { return Err(self.failed("commit", io::Error::other("closed"))) };
+        if let Err(error) = async {
+            file.flush().await?;
+            file.sync_all().await
+        }
+        .await
+        {
+            return Err(self.failed("write", error));
+        }
+        drop(file);
+        // A hard link fails if the final name exists, so a commit never
+        // replaces a blob; the temporary name is removed either way.
+        let linked = fs::hard_link(&self.temp, &self.path).await;
+        let _ = fs::remove_file(&self.temp).await;
+        match linked {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                Err(Error::BlobExists { session: self.session.clone(), key: self.key.clone() })
+            }
+            Err(error) => Err(self.failed("commit", error)),
+        }
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<(), Error> {
+        self.file.take();
+        match fs::remove_file(&self.temp).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(self.failed("discard", error)),
+        }
+    }
+}
+
+impl Drop for LocalBlobSink {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            // Neither committed nor aborted: remove the partial file.
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The store conformance suite against every backend.
+
+mod local;
