@@ -1,1 +1,66 @@
-fn main() {}
+//! `otlp-tape`: record, generate and replay OpenTelemetry (OTLP) traffic.
+
+mod cli;
+mod commands;
+mod env;
+mod output;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, SessionsCommand};
+
+/// Exit code of a run that failed: an error, or a check that found problems.
+const EXIT_FAILURE: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            output::print_error(&error);
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let store = store::open(&cli.store)?;
+    let store = store.as_ref();
+    let format = cli.output;
+    match cli.command {
+        Command::Sessions(SessionsCommand::List { session_type }) => {
+            commands::sessions::list(store, session_type, format).await
+        }
+        Command::Sessions(SessionsCommand::Show { id }) => commands::sessions::show(store, &id, format).await,
+        Command::Sessions(SessionsCommand::Delete { id, force }) => {
+            commands::sessions::delete(store, &id, force, format).await
+        }
+        Command::Sessions(SessionsCommand::Verify { id }) => commands::sessions::verify(store, &id, format).await,
+        Command::Import(args) => commands::import::run(store, args, format).await,
+        Command::Export(args) => commands::export::run(store, args, format).await,
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -21,6 +21,7 @@ mod codec;
 mod count;
 mod error;
 mod signal;
+mod timestamps;
 
 pub mod sample;
 

@@ -241,7 +241,7 @@ pub enum BlobError {
         message: String,
     },
     /// The blob ends inside a gzip member.
-    #[error("the blob ends inside a gzip member after {compressed_bytes} bytes (truncated)")]
+    #[error("the blob ends inside a gzip member at compressed byte {compressed_bytes}: it is truncated")]
     TruncatedMember {
         /// Length of the blob.
         compressed_bytes: u64,
@@ -331,7 +331,14 @@ impl BlobDecoder {
         }
         while !chunk.is_empty() {
             let slice = &chunk[..chunk.len().min(FEED_SLICE)];
-            let consumed = self.gzip.write(slice).map_err(|error| self.fail_gzip(&error))?;
+            let consumed = match self.gzip.write(slice) {
+                Ok(consumed) => consumed,
+                Err(error) => {
+                    // Records whose bytes came out before the damage first.
+                    self.take_frames()?;
+                    return Err(self.fail_gzip(&error));
+                }
+            };
             if consumed == 0 {
                 // The decoder refuses more input only after an error it has
                 // not reported yet; flushing surfaces it.
@@ -345,7 +352,12 @@ impl BlobDecoder {
             chunk = &chunk[consumed..];
             self.take_frames()?;
         }
-        Ok(())
+        // The decompressor keeps its last output until its next call;
+        // flushing releases it, so that every record whose bytes were fed is
+        // available now (a reader of a growing blob, or one whose source
+        // fails next, would otherwise miss the end of a complete member).
+        self.gzip.flush().map_err(|error| self.fail_gzip(&error))?;
+        self.take_frames()
     }
 
     fn fail(&mut self, error: BlobError) -> BlobError {

@@ -78,7 +78,6 @@ impl fmt::Display for SessionStatus {
 
 /// A count per signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SignalCounts {
     /// The count for traces.
     pub traces: u64,
@@ -115,7 +114,7 @@ impl SignalCounts {
 
 /// One blob of a session, as listed in its metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BlobEntry {
     /// The key relative to the session: `raw/YYYY-MM-DD/HH/...otlp.gz`.
     pub key: BlobKey,

@@ -73,6 +73,13 @@ impl<'a> SessionWriter<'a> {
         &self.metadata
     }
 
+    /// The metadata to fill in before [`finish`](SessionWriter::finish):
+    /// description, flags, parameters, start time. Blob entries and counts
+    /// are the writer's own and are recomputed when it finishes.
+    pub fn metadata_mut(&mut self) -> &mut SessionMetadata {
+        &mut self.metadata
+    }
+
     /// Appends one record of `signal`.
     pub async fn append(&mut self, signal: Signal, receive_time: Timestamp, item_count: u64, payload: &[u8]) -> Result<(), Error> {
         let partition = receive_time.hour_partition();

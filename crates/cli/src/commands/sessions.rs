@@ -1,0 +1,310 @@
+//! `otlp-tape sessions list | show | delete | verify`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tape_otlp::ExportRequest;
+use tape_session::{
+    BlobDecoder, BlobEntry, Error, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType, SignalCounts,
+    Timestamp, content_hash, list_sessions,
+};
+use tracing::warn;
+
+use crate::cli::OutputFormat;
+use crate::output::{human_bytes, print_json};
+
+/// `sessions list`
+pub async fn list(
+    store: &dyn SessionStore,
+    session_type: Option<SessionType>,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
+    let listing = list_sessions(store, session_type)
+        .await
+        .with_context(|| format!("cannot list the sessions in {}", store.location()))?;
+    for (id, error) in &listing.unreadable {
+        warn!(session = %id, "Skipped an unreadable session: {}", error_chain(error));
+    }
+    if format == OutputFormat::Json {
+        print_json(&listing.sessions)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if listing.sessions.is_empty() {
+        eprintln!("No sessions in {}.", store.location());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<40} {:<8} {:<9} {:<24} {:>9} {:>11} {:>9} {:>10}  DESCRIPTION",
+        "SESSION", "TYPE", "STATUS", "START", "SPANS", "DATAPOINTS", "LOGS", "SIZE"
+    );
+    for session in &listing.sessions {
+        println!(
+            "{:<40} {:<8} {:<9} {:<24} {:>9} {:>11} {:>9} {:>10}  {}",
+            session.session_id,
+            session.session_type,
+            session.status,
+            session.start_time.to_datetime().format("%Y-%m-%dT%H:%M:%SZ"),
+            session.captured_traces,
+            session.captured_metrics,
+            session.captured_logs,
+            human_bytes(session.total_size_bytes),
+            session.description.as_deref().unwrap_or(""),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sessions show ID`
+pub async fn show(store: &dyn SessionStore, id: &SessionId, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let metadata = store.read_metadata(id).await?;
+    if format == OutputFormat::Json {
+        print_json(&metadata)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Session      {}", metadata.session_id);
+    println!("Type         {}", metadata.session_type);
+    println!("Status       {}", metadata.status);
+    println!("Start        {}", metadata.start_time);
+    if let Some(end) = metadata.end_time {
+        println!("End          {end}");
+    }
+    if let Some(description) = &metadata.description {
+        println!("Description  {description}");
+    }
+    if let Some(diagnostic) = &metadata.diagnostic_session_id {
+        println!("Diagnostic   {diagnostic}");
+    }
+    if !metadata.enabled_flags.is_empty() {
+        println!("Flags        {}", metadata.enabled_flags.join(", "));
+    }
+    println!("Created by   {}", metadata.created_by);
+    println!("Stored at    {}/{}", store.location(), metadata.s3_prefix);
+    println!(
+        "Items        {} spans, {} data points, {} log records",
+        metadata.captured_traces, metadata.captured_metrics, metadata.captured_logs
+    );
+    let requests = metadata.request_counts;
+    println!("Requests     {} traces, {} metrics, {} logs", requests.traces, requests.metrics, requests.logs);
+    println!("Size         {} in {} blobs", human_bytes(metadata.total_size_bytes), metadata.blobs.len());
+    println!("Content hash {}", metadata.content_hash);
+    for (name, value) in &metadata.parameters {
+        println!("Parameter    {name} = {value}");
+    }
+    if !metadata.blobs.is_empty() {
+        println!();
+        println!("{:<60} {:>8} {:>9} {:>10}", "BLOB", "RECORDS", "ITEMS", "SIZE");
+        for blob in &metadata.blobs {
+            println!(
+                "{:<60} {:>8} {:>9} {:>10}",
+                blob.key.to_string(),
+                blob.records,
+                blob.items,
+                human_bytes(blob.compressed_bytes)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sessions delete ID`
+pub async fn delete(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    force: bool,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
+    match store.read_metadata(id).await {
+        Ok(metadata) if metadata.status == SessionStatus::Active && !force => {
+            bail!("session {id} is active (still being written, or left so by a crash); pass --force to delete it anyway")
+        }
+        // Incomplete or damaged sessions can be deleted: that is how they are cleaned up.
+        Ok(_) | Err(Error::NotFound(_) | Error::Metadata { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    store.delete_session(id).await?;
+    if format == OutputFormat::Json {
+        print_json(&serde_json::json!({ "deleted": id }))?;
+    } else {
+        eprintln!("Deleted session {id} from {}.", store.location());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `sessions verify` found.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyReport {
+    session_id: Option<SessionId>,
+    blobs_checked: usize,
+    records: u64,
+    items: u64,
+    problems: Vec<String>,
+}
+
+/// What one blob holds, as read.
+#[derive(Debug, Default)]
+struct BlobFacts {
+    records: u64,
+    items: u64,
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+    compressed_bytes: u64,
+    uncompressed_bytes: u64,
+    sha256: String,
+}
+
+/// `sessions verify ID`
+pub async fn verify(store: &dyn SessionStore, id: &SessionId, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let metadata = store.read_metadata(id).await?;
+    let mut report = VerifyReport { session_id: Some(id.clone()), ..VerifyReport::default() };
+    for blob in &metadata.blobs {
+        report.blobs_checked += 1;
+        match read_blob_facts(store, &metadata, blob, &mut report.problems).await {
+            Ok(facts) => {
+                report.records += facts.records;
+                report.items += facts.items;
+                compare(blob, &facts, &mut report.problems);
+            }
+            Err(error) => report.problems.push(error_chain(&error)),
+        }
+    }
+    check_totals(&metadata, &mut report.problems);
+    match store.list_blobs(id).await {
+        Ok(stored) => {
+            for key in stored {
+                if !metadata.blobs.iter().any(|blob| blob.key == key) {
+                    report.problems.push(format!("blob {key} is stored but not listed in metadata.json"));
+                }
+            }
+        }
+        Err(error) => report.problems.push(format!("cannot list the stored blobs: {}", error_chain(&error))),
+    }
+
+    if format == OutputFormat::Json {
+        print_json(&report)?;
+    } else {
+        for problem in &report.problems {
+            println!("MISMATCH {problem}");
+        }
+        if report.problems.is_empty() {
+            println!(
+                "Session {id} is intact: {} blobs, {} records, {} items, content hash {}.",
+                report.blobs_checked, report.records, report.items, metadata.content_hash
+            );
+        }
+    }
+    if report.problems.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        bail!("session {id} failed verification: {} problem(s)", report.problems.len())
+    }
+}
+
+/// Streams one blob, hashing its bytes, decoding every record and every
+/// payload, and counting items for itself.
+async fn read_blob_facts(
+    store: &dyn SessionStore,
+    metadata: &SessionMetadata,
+    blob: &BlobEntry,
+    problems: &mut Vec<String>,
+) -> Result<BlobFacts, Error> {
+    let id = &metadata.session_id;
+    let mut bytes = store.open_blob(id, &blob.key).await?;
+    let mut decoder = BlobDecoder::new();
+    let mut hasher = Sha256::new();
+    let mut facts = BlobFacts::default();
+    let corrupt = |source| Error::CorruptBlob { session: id.clone(), key: blob.key.to_string(), source };
+    let mut check_records = |decoder: &mut BlobDecoder, facts: &mut BlobFacts| {
+        while let Some(record) = decoder.next_record() {
+            let time = record.receive_time();
+            if facts.last.is_some_and(|last| time < last) {
+                problems.push(format!("blob {}: record {} goes back in time to {time}", blob.key, facts.records));
+            }
+            facts.first.get_or_insert(time);
+            facts.last = Some(time);
+            match ExportRequest::decode_protobuf(blob.signal, &record.payload) {
+                Ok(request) if request.item_count() != record.item_count => problems.push(format!(
+                    "blob {}: record {} says {} items but its payload holds {}",
+                    blob.key,
+                    facts.records,
+                    record.item_count,
+                    request.item_count()
+                )),
+                Ok(_) => {}
+                Err(error) => problems.push(format!("blob {}: record {}: {error}", blob.key, facts.records)),
+            }
+            facts.records += 1;
+            facts.items += record.item_count;
+        }
+    };
+    while let Some(chunk) = bytes.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        facts.compressed_bytes += chunk.len() as u64;
+        let fed = decoder.feed(&chunk);
+        check_records(&mut decoder, &mut facts);
+        fed.map_err(corrupt)?;
+    }
+    let finished = decoder.finish();
+    check_records(&mut decoder, &mut facts);
+    finished.map_err(corrupt)?;
+    facts.uncompressed_bytes = decoder.uncompressed_offset();
+    facts.sha256 = hex::encode(hasher.finalize());
+    Ok(facts)
+}
+
+fn compare(blob: &BlobEntry, facts: &BlobFacts, problems: &mut Vec<String>) {
+    let mut differ = |what: &str, listed: String, found: String| {
+        if listed != found {
+            problems.push(format!("blob {}: {what} is {listed} in metadata.json but {found} in the blob", blob.key));
+        }
+    };
+    differ("sha256", blob.sha256.clone(), facts.sha256.clone());
+    differ("the size", blob.compressed_bytes.to_string(), facts.compressed_bytes.to_string());
+    differ("the uncompressed size", blob.uncompressed_bytes.to_string(), facts.uncompressed_bytes.to_string());
+    differ("the record count", blob.records.to_string(), facts.records.to_string());
+    differ("the item count", blob.items.to_string(), facts.items.to_string());
+    let time = |time: Option<Timestamp>| time.map_or_else(|| "none".to_owned(), |time| time.to_string());
+    if blob.records > 0 || facts.records > 0 {
+        differ("the first receive time", blob.first_receive_time.to_string(), time(facts.first));
+        differ("the last receive time", blob.last_receive_time.to_string(), time(facts.last));
+    }
+}
+
+fn check_totals(metadata: &SessionMetadata, problems: &mut Vec<String>) {
+    let mut items = SignalCounts::default();
+    let mut requests = SignalCounts::default();
+    for blob in &metadata.blobs {
+        items.add(blob.signal, blob.items);
+        requests.add(blob.signal, blob.records);
+    }
+    if items != metadata.item_counts() {
+        problems.push(format!("the captured counts {:?} disagree with the blob list {items:?}", metadata.item_counts()));
+    }
+    if requests != metadata.request_counts {
+        problems.push(format!("the request counts {:?} disagree with the blob list {requests:?}", metadata.request_counts));
+    }
+    let size: u64 = metadata.blobs.iter().map(|blob| blob.compressed_bytes).sum();
+    if size != metadata.total_size_bytes {
+        problems.push(format!("totalSizeBytes is {} but the blobs add up to {size}", metadata.total_size_bytes));
+    }
+    let hash = content_hash(&metadata.blobs);
+    if hash != metadata.content_hash {
+        problems.push(format!("contentHash is {} but the blob list hashes to {hash}", metadata.content_hash));
+    }
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

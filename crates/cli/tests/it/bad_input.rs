@@ -1,0 +1,202 @@
+use std::path::Path;
+
+use predicates::str::contains;
+
+use crate::{data, import_samples, tape, tape_json};
+
+fn first_blob(store: &Path, id: &str) -> (String, std::path::PathBuf) {
+    let metadata = tape_json(store, &["sessions", "show", id]);
+    let key = metadata["blobs"][0]["key"].as_str().unwrap().to_owned();
+    let path = store.join("sessions").join(id).join(&key);
+    (key, path)
+}
+
+fn no_sessions(store: &Path) {
+    let listed = tape_json(store, &["sessions", "list"]);
+    assert_eq!(listed, serde_json::json!([]), "something was stored");
+    let leftovers = store.join("sessions");
+    if leftovers.exists() {
+        assert_eq!(std::fs::read_dir(leftovers).unwrap().count(), 0, "a partial session was left behind");
+    }
+}
+
+#[test]
+fn import_of_a_file_that_is_not_otlp_names_file_and_line_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mixed.jsonl");
+    let good = std::fs::read_to_string(data("traces.jsonl")).unwrap();
+    let first_line = good.lines().next().unwrap();
+    std::fs::write(&file, format!("{first_line}\n{{\"hello\": \"world\"}}\n")).unwrap();
+    tape(dir.path())
+        .args(["import", "--format", "otlp-json", "--session-id", "bad"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(contains("mixed.jsonl:2"))
+        .stderr(contains("nothing was stored"));
+    no_sessions(dir.path());
+}
+
+#[test]
+fn import_of_malformed_otlp_json_names_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.jsonl");
+    std::fs::write(&file, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"not-hex\"}]}]}]}\n").unwrap();
+    tape(dir.path())
+        .args(["import", "--format", "otlp-json"])
+        .arg(&file)
+        .assert()
+        .failure()
+        .stderr(contains("broken.jsonl:1"))
+        .stderr(contains("column"));
+    no_sessions(dir.path());
+}
+
+#[test]
+fn import_of_a_truncated_proto_file_names_the_message_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "source");
+    let out = dir.path().join("out");
+    tape_json(dir.path(), &["export", "--session", "source", "--format", "otlp-proto", "--out", out.to_str().unwrap()]);
+    let bytes = std::fs::read(out.join("traces.pb")).unwrap();
+    let cut = dir.path().join("traces-cut.pb");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    tape(dir.path())
+        .args(["import", "--format", "otlp-proto", "--session-id", "cut"])
+        .arg(&cut)
+        .assert()
+        .failure()
+        .stderr(contains("traces-cut.pb: message 6 at byte"))
+        .stderr(contains("ends after"));
+    tape(dir.path()).args(["sessions", "show", "cut"]).assert().failure().stderr(contains("not found"));
+
+    let json_as_proto = dir.path().join("traces.pb");
+    std::fs::copy(data("traces.jsonl"), &json_as_proto).unwrap();
+    tape(dir.path())
+        .args(["import", "--format", "otlp-proto"])
+        .arg(&json_as_proto)
+        .assert()
+        .failure()
+        .stderr(contains("traces.pb: message 1 at byte 0"));
+}
+
+#[test]
+fn invalid_session_ids_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["../escape", "a/b", "", "white space", &"x".repeat(129)] {
+        tape(dir.path())
+            .args(["sessions", "show", id])
+            .assert()
+            .code(2)
+            .stderr(contains("invalid session id"));
+        tape(dir.path())
+            .args(["import", "--format", "otlp-json", "--session-id", id])
+            .arg(data("traces.jsonl"))
+            .assert()
+            .code(2);
+    }
+    assert!(!dir.path().join("escape").exists());
+    assert!(!dir.path().join("sessions").exists());
+}
+
+#[test]
+fn a_second_import_under_the_same_id_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "taken");
+    tape(dir.path())
+        .args(["import", "--format", "otlp-json", "--session-id", "taken"])
+        .arg(data("logs.jsonl"))
+        .assert()
+        .failure()
+        .stderr(contains("session taken already exists"));
+    let metadata = tape_json(dir.path(), &["sessions", "show", "taken"]);
+    assert_eq!(metadata["capturedLogs"], 24, "the existing session changed");
+}
+
+#[test]
+fn verify_names_a_flipped_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "flipped");
+    let (key, path) = first_blob(dir.path(), "flipped");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap();
+    let output = tape(dir.path()).args(["sessions", "verify", "flipped"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&key), "{stdout}");
+    assert!(stdout.contains("MISMATCH"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("failed verification"), "{stderr}");
+}
+
+#[test]
+fn a_truncated_blob_is_named_with_its_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "short");
+    let (key, path) = first_blob(dir.path(), "short");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 12]).unwrap();
+    let output = tape(dir.path()).args(["sessions", "verify", "short"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("session short: blob {key} is corrupt")), "{stdout}");
+    assert!(stdout.contains("truncated") || stdout.contains("ends inside"), "{stdout}");
+
+    // Export stops with the same precise error and leaves no file.
+    let out = dir.path().join("out");
+    tape(dir.path())
+        .args(["export", "--session", "short", "--format", "otlp-json", "--out"])
+        .arg(&out)
+        .assert()
+        .failure()
+        .stderr(contains(format!("blob {key} is corrupt")))
+        .stderr(contains("compressed byte"));
+    let files: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert!(files.is_empty(), "export left files behind: {files:?}");
+}
+
+#[test]
+fn damaged_metadata_is_reported_not_panicked_on() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "meta");
+    let path = dir.path().join("sessions/meta/metadata.json");
+    let original = std::fs::read_to_string(&path).unwrap();
+
+    std::fs::write(&path, "{ not json").unwrap();
+    tape(dir.path())
+        .args(["sessions", "show", "meta"])
+        .assert()
+        .code(1)
+        .stderr(contains("session meta: cannot read metadata.json"))
+        .stderr(contains("malformed metadata.json"));
+
+    std::fs::write(&path, original.replace("\"formatVersion\": 1", "\"formatVersion\": 99")).unwrap();
+    tape(dir.path())
+        .args(["sessions", "show", "meta"])
+        .assert()
+        .code(1)
+        .stderr(contains("format version 99"));
+
+    // The listing goes on without it, with a warning.
+    import_samples(dir.path(), "fine");
+    let listed = tape(dir.path()).args(["--output", "json", "sessions", "list"]).output().unwrap();
+    assert!(listed.status.success());
+    let sessions: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(sessions.as_array().unwrap().len(), 1);
+    assert!(String::from_utf8_lossy(&listed.stderr).contains("meta"));
+
+    std::fs::remove_file(&path).unwrap();
+    tape(dir.path()).args(["sessions", "show", "meta"]).assert().code(1).stderr(contains("session meta not found"));
+}
+
+#[test]
+fn bad_store_locations_are_refused() {
+    let mut command = assert_cmd::Command::cargo_bin("otlp-tape").unwrap();
+    command
+        .args(["--store", "ftp://example", "sessions", "list"])
+        .assert()
+        .code(2)
+        .stderr(contains("invalid store location"));
+}

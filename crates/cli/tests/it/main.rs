@@ -1,0 +1,41 @@
+//! End-to-end tests: the real `otlp-tape` binary in a temporary directory.
+
+mod bad_input;
+mod import_export;
+mod sessions;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// The sample OTLP files shipped in `tests/data`.
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(name)
+}
+
+/// `otlp-tape` with its store in `store` and no store settings from the
+/// environment of whoever runs the tests.
+pub fn tape(store: &Path) -> Command {
+    let mut command = Command::cargo_bin("otlp-tape").unwrap();
+    command.arg("--store").arg(store);
+    for name in ["OTLP_TAPE_STORE", "MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_BUCKET", "RUST_LOG"] {
+        command.env_remove(name);
+    }
+    command
+}
+
+/// Runs `otlp-tape --output json ARGS` and parses its stdout.
+pub fn tape_json(store: &Path, args: &[&str]) -> serde_json::Value {
+    let output = tape(store).args(["--output", "json"]).args(args).output().unwrap();
+    assert!(output.status.success(), "otlp-tape {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Imports the three sample files as session `id`.
+pub fn import_samples(store: &Path, id: &str) -> serde_json::Value {
+    let files = [data("traces.jsonl"), data("metrics.jsonl"), data("logs.jsonl")];
+    let mut args = vec!["import", "--format", "otlp-json", "--session-id", id];
+    let files: Vec<String> = files.iter().map(|path| path.display().to_string()).collect();
+    args.extend(files.iter().map(String::as_str));
+    tape_json(store, &args)
+}

@@ -1,0 +1,58 @@
+use crate::{import_samples, tape, tape_json};
+
+#[test]
+fn list_shows_sessions_and_filters_by_type() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "a-capture");
+    let files = [crate::data("traces.jsonl")];
+    tape(dir.path())
+        .args(["import", "--format", "otlp-json", "--type", "seed", "--session-id", "a-seed"])
+        .args(&files)
+        .assert()
+        .success();
+
+    let all = tape_json(dir.path(), &["sessions", "list"]);
+    let ids: Vec<&str> = all.as_array().unwrap().iter().map(|s| s["sessionId"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let seeds = tape_json(dir.path(), &["sessions", "list", "--type", "seed"]);
+    assert_eq!(seeds.as_array().unwrap().len(), 1);
+    assert_eq!(seeds[0]["sessionId"], "a-seed");
+
+    let text = tape(dir.path()).args(["sessions", "list"]).output().unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("a-capture") && text.contains("a-seed") && text.contains("SPANS"), "{text}");
+}
+
+#[test]
+fn verify_passes_on_an_intact_session() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "intact");
+    let report = tape_json(dir.path(), &["sessions", "verify", "intact"]);
+    assert_eq!(report["problems"], serde_json::json!([]));
+    assert_eq!(report["items"], 48 + 9 + 24);
+    tape(dir.path()).args(["sessions", "verify", "intact"]).assert().success().stdout(predicates::str::contains("intact"));
+}
+
+#[test]
+fn delete_removes_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "doomed");
+    tape(dir.path()).args(["sessions", "delete", "doomed"]).assert().success();
+    assert!(!dir.path().join("sessions/doomed").exists());
+    tape(dir.path())
+        .args(["sessions", "show", "doomed"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("session doomed not found"));
+}
+
+#[test]
+fn active_sessions_are_deleted_only_with_force() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "live");
+    let path = dir.path().join("sessions/live/metadata.json");
+    let text = std::fs::read_to_string(&path).unwrap().replace("\"completed\"", "\"active\"");
+    std::fs::write(&path, text).unwrap();
+    tape(dir.path()).args(["sessions", "delete", "live"]).assert().failure().stderr(predicates::str::contains("active"));
+    tape(dir.path()).args(["sessions", "delete", "live", "--force"]).assert().success();
+}
