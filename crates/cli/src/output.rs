@@ -18,6 +18,7 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 }
 
 /// Bytes in a human unit: `512 B`, `1.5 KiB`, `3.2 MiB`.
+#[allow(clippy::cast_precision_loss)] // one decimal is all that is shown
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;

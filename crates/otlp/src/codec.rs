@@ -78,9 +78,7 @@ impl ExportRequest {
         let wrap = |source| Error::Protobuf { signal, source };
         Ok(match signal {
             Signal::Traces => Self::Traces(ExportTraceServiceRequest::decode(bytes).map_err(wrap)?),
-            Signal::Metrics => {
-                Self::Metrics(ExportMetricsServiceRequest::decode(bytes).map_err(wrap)?)
-            }
+            Signal::Metrics => Self::Metrics(ExportMetricsServiceRequest::decode(bytes).map_err(wrap)?),
             Signal::Logs => Self::Logs(ExportLogsServiceRequest::decode(bytes).map_err(wrap)?),
         })
     }

@@ -8,12 +8,7 @@ use crate::proto::metrics::v1::metric::Data;
 
 /// The number of spans in a trace request.
 pub(crate) fn spans(request: &ExportTraceServiceRequest) -> u64 {
-    request
-        .resource_spans
-        .iter()
-        .flat_map(|resource| &resource.scope_spans)
-        .map(|scope| scope.spans.len() as u64)
-        .sum()
+    request.resource_spans.iter().flat_map(|resource| &resource.scope_spans).map(|scope| scope.spans.len() as u64).sum()
 }
 
 /// The number of data points in a metrics request, over every metric type.

@@ -10,10 +10,9 @@ use crate::proto::common::v1::any_value::Value;
 use crate::proto::common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue};
 use crate::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use crate::proto::metrics::v1::{
-    AggregationTemporality, Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge,
-    Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
-    Summary, SummaryDataPoint, exemplar, exponential_histogram_data_point, metric,
-    number_data_point, summary_data_point,
+    AggregationTemporality, Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
+    exemplar, exponential_histogram_data_point, metric, number_data_point, summary_data_point,
 };
 use crate::proto::resource::v1::Resource;
 use crate::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span, status};
@@ -51,7 +50,11 @@ fn resource(service: &str) -> Resource {
 }
 
 fn scope() -> InstrumentationScope {
-    InstrumentationScope { name: "otlp-tape.sample".to_owned(), version: "1.0.0".to_owned(), ..InstrumentationScope::default() }
+    InstrumentationScope {
+        name: "otlp-tape.sample".to_owned(),
+        version: "1.0.0".to_owned(),
+        ..InstrumentationScope::default()
+    }
 }
 
 /// A 16-byte trace id derived from `n`.
@@ -251,7 +254,7 @@ pub fn logs(service: &str, records: u64, offset_nanos: u64) -> ExportLogsService
                 severity_text: if failed { "ERROR" } else { "INFO" }.to_owned(),
                 body: Some(AnyValue { value: Some(Value::StringValue(format!("order {n} processed"))) }),
                 attributes: vec![
-                    int_attribute("order.items", (n % 4) as i64 + 1),
+                    int_attribute("order.items", i64::from((n % 4) as u8) + 1),
                     KeyValue {
                         key: "order.tags".to_owned(),
                         value: Some(AnyValue {

@@ -36,7 +36,9 @@ impl ExportRequest {
                         Data::ExponentialHistogram(histogram) => {
                             Box::new(histogram.data_points.iter().map(|point| point.time_unix_nano))
                         }
-                        Data::Summary(summary) => Box::new(summary.data_points.iter().map(|point| point.time_unix_nano)),
+                        Data::Summary(summary) => {
+                            Box::new(summary.data_points.iter().map(|point| point.time_unix_nano))
+                        }
                     }
                 })
                 .max(),

@@ -126,6 +126,9 @@ pub struct BlobWriter<W: Write> {
     summary: BlobSummary,
 }
 
+// The encoder is the state a writer is in nearly always; boxing it would
+// add an allocation per gzip member for nothing.
+#[allow(clippy::large_enum_variant)]
 enum WriterState<W: Write> {
     Between(HashingWriter<W>),
     InMember(flate2::write::GzEncoder<HashingWriter<W>>),

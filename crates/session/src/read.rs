@@ -4,6 +4,16 @@ use tape_otlp::Signal;
 use crate::blob::{BlobDecoder, Record};
 use crate::{BlobEntry, BlobKey, Error, SessionId, SessionMetadata, SessionStore, SessionType};
 
+/// The state of a [`read_blob`] stream.
+struct State<F> {
+    /// The blob's bytes.
+    bytes: crate::ByteStream,
+    decoder: BlobDecoder,
+    corrupt: F,
+    pending: Option<Error>,
+    done: bool,
+}
+
 /// Streams the records of one blob. Records before any damage are yielded,
 /// then an [`Error::CorruptBlob`] naming the blob and the byte offset.
 pub async fn read_blob<'a>(
@@ -16,13 +26,6 @@ pub async fn read_blob<'a>(
         let (session, key) = (session.clone(), key.to_string());
         move |source| Error::CorruptBlob { session: session.clone(), key: key.clone(), source }
     };
-    struct State<F> {
-        bytes: crate::ByteStream,
-        decoder: BlobDecoder,
-        corrupt: F,
-        pending: Option<Error>,
-        done: bool,
-    }
     let state = State { bytes, decoder: BlobDecoder::new(), corrupt, pending: None, done: false };
     Ok(stream::try_unfold(state, |mut state| async move {
         loop {

@@ -25,7 +25,7 @@ impl Timestamp {
 
     /// The time as a chrono `DateTime`.
     pub fn to_datetime(self) -> DateTime<Utc> {
-        let seconds = (self.0 / 1_000_000_000) as i64;
+        let seconds = i64::try_from(self.0 / 1_000_000_000).unwrap_or(i64::MAX);
         let nanos = (self.0 % 1_000_000_000) as u32;
         DateTime::from_timestamp(seconds, nanos).unwrap_or_default()
     }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use sha2::Digest;
 use tape_otlp::{ExportRequest, Signal, sample};
 use tape_session::{
     BlobKey, Error, Record, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType, SessionWriter,
@@ -133,7 +134,6 @@ pub async fn records_round_trip_byte_for_byte(store: &dyn SessionStore) {
             store.open_blob(&id, &blob.key).await.expect("open blob").try_collect().await.expect("read blob");
         let all: Vec<u8> = bytes.concat();
         assert_eq!(all.len() as u64, blob.compressed_bytes, "size of {}", blob.key);
-        use sha2::Digest;
         assert_eq!(hex::encode(sha2::Sha256::digest(&all)), blob.sha256, "sha256 of {}", blob.key);
         let records = read_blob(store, &id, &blob.key).await.expect("open blob").count().await;
         assert_eq!(records as u64, blob.records, "records in {}", blob.key);

@@ -69,7 +69,7 @@ pub async fn run(store: &dyn SessionStore, args: ExportArgs, format: OutputForma
     let mut exported = Vec::new();
     for (signal, file) in files {
         let PendingFile { path, temp, out, requests, items } = file;
-        let finished = out.into_inner().map_err(|error| error.into_error()).and_then(|file| file.sync_all());
+        let finished = out.into_inner().map_err(std::io::IntoInnerError::into_error).and_then(|file| file.sync_all());
         if let Err(error) = finished.and_then(|()| fs::rename(&temp, &path)) {
             let _ = fs::remove_file(&temp);
             return Err(error).with_context(|| format!("cannot write {}", path.display()));

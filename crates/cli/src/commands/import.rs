@@ -164,11 +164,10 @@ fn read_file(
     Ok(match format {
         FileFormat::OtlpJson => Box::new(JsonLines { reader, name, signal, line: 0, done: false }),
         FileFormat::OtlpProto => {
-            let signal = match signal.or_else(|| signal_from_file_name(path)) {
-                Some(signal) => signal,
-                None => bail!(
+            let Some(signal) = signal.or_else(|| signal_from_file_name(path)) else {
+                bail!(
                     "{name}: cannot tell whether it holds traces, metrics or logs; pass --signal, or name the file after its signal (traces.pb, metrics.pb, logs.pb)"
-                ),
+                );
             };
             Box::new(ProtoMessages { reader, name, signal, index: 0, offset: 0, done: false })
         }
@@ -292,7 +291,10 @@ impl Iterator for ProtoMessages {
             }
             let len = u32::from_be_bytes(prefix) as usize;
             if len > MAX_MESSAGE_BYTES {
-                bail!("{origin}: declares {len} bytes, over the {} MiB limit; is this really otlp-proto?", MAX_MESSAGE_BYTES >> 20);
+                bail!(
+                    "{origin}: declares {len} bytes, over the {} MiB limit; is this really otlp-proto?",
+                    MAX_MESSAGE_BYTES >> 20
+                );
             }
             let mut body = vec![0; len];
             let read = read_exact_or_eof(&mut self.reader, &mut body)

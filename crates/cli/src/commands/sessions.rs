@@ -118,7 +118,9 @@ pub async fn delete(
 ) -> anyhow::Result<ExitCode> {
     match store.read_metadata(id).await {
         Ok(metadata) if metadata.status == SessionStatus::Active && !force => {
-            bail!("session {id} is active (still being written, or left so by a crash); pass --force to delete it anyway")
+            bail!(
+                "session {id} is active (still being written, or left so by a crash); pass --force to delete it anyway"
+            )
         }
         // Incomplete or damaged sessions can be deleted: that is how they are cleaned up.
         Ok(_) | Err(Error::NotFound(_) | Error::Metadata { .. }) => {}
@@ -282,10 +284,12 @@ fn check_totals(metadata: &SessionMetadata, problems: &mut Vec<String>) {
         requests.add(blob.signal, blob.records);
     }
     if items != metadata.item_counts() {
-        problems.push(format!("the captured counts {:?} disagree with the blob list {items:?}", metadata.item_counts()));
+        problems
+            .push(format!("the captured counts {:?} disagree with the blob list {items:?}", metadata.item_counts()));
     }
     if requests != metadata.request_counts {
-        problems.push(format!("the request counts {:?} disagree with the blob list {requests:?}", metadata.request_counts));
+        problems
+            .push(format!("the request counts {:?} disagree with the blob list {requests:?}", metadata.request_counts));
     }
     let size: u64 = metadata.blobs.iter().map(|blob| blob.compressed_bytes).sum();
     if size != metadata.total_size_bytes {

@@ -41,7 +41,8 @@ fn import_of_a_file_that_is_not_otlp_names_file_and_line_and_stores_nothing() {
 fn import_of_malformed_otlp_json_names_the_column() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("broken.jsonl");
-    std::fs::write(&file, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"not-hex\"}]}]}]}\n").unwrap();
+    std::fs::write(&file, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"not-hex\"}]}]}]}\n")
+        .unwrap();
     tape(dir.path())
         .args(["import", "--format", "otlp-json"])
         .arg(&file)
@@ -84,11 +85,7 @@ fn import_of_a_truncated_proto_file_names_the_message_and_offset() {
 fn invalid_session_ids_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     for id in ["../escape", "a/b", "", "white space", &"x".repeat(129)] {
-        tape(dir.path())
-            .args(["sessions", "show", id])
-            .assert()
-            .code(2)
-            .stderr(contains("invalid session id"));
+        tape(dir.path()).args(["sessions", "show", id]).assert().code(2).stderr(contains("invalid session id"));
         tape(dir.path())
             .args(["import", "--format", "otlp-json", "--session-id", id])
             .arg(data("traces.jsonl"))
@@ -173,11 +170,7 @@ fn damaged_metadata_is_reported_not_panicked_on() {
         .stderr(contains("malformed metadata.json"));
 
     std::fs::write(&path, original.replace("\"formatVersion\": 1", "\"formatVersion\": 99")).unwrap();
-    tape(dir.path())
-        .args(["sessions", "show", "meta"])
-        .assert()
-        .code(1)
-        .stderr(contains("format version 99"));
+    tape(dir.path()).args(["sessions", "show", "meta"]).assert().code(1).stderr(contains("format version 99"));
 
     // The listing goes on without it, with a warning.
     import_samples(dir.path(), "fine");

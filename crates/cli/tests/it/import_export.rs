@@ -53,7 +53,10 @@ fn export_and_import_round_trip_in_both_formats() {
 
         // The re-imported session exports to exactly the same protobuf bytes.
         let again = dir.path().join(format!("again-proto-{format}"));
-        tape_json(dir.path(), &["export", "--session", &id, "--format", "otlp-proto", "--out", again.to_str().unwrap()]);
+        tape_json(
+            dir.path(),
+            &["export", "--session", &id, "--format", "otlp-proto", "--out", again.to_str().unwrap()],
+        );
         for signal in ["traces", "metrics", "logs"] {
             let first = std::fs::read(proto_dir.join(format!("{signal}.pb"))).unwrap();
             let second = std::fs::read(again.join(format!("{signal}.pb"))).unwrap();
@@ -106,14 +109,16 @@ fn import_reads_gzip_and_zstd_files() {
     let dir = tempfile::tempdir().unwrap();
     let traces = std::fs::read(data("traces.jsonl")).unwrap();
     let gz = dir.path().join("traces.jsonl.gz");
-    let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
+    let mut encoder =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
     encoder.write_all(&traces).unwrap();
     encoder.finish().unwrap();
     let zst = dir.path().join("traces.jsonl.zst");
     std::fs::write(&zst, zstd::encode_all(traces.as_slice(), 3).unwrap()).unwrap();
 
     for (id, file) in [("from-gzip", &gz), ("from-zstd", &zst)] {
-        let summary = tape_json(dir.path(), &["import", "--format", "otlp-json", "--session-id", id, file.to_str().unwrap()]);
+        let summary =
+            tape_json(dir.path(), &["import", "--format", "otlp-json", "--session-id", id, file.to_str().unwrap()]);
         assert_eq!(summary["items"]["traces"], 48, "{id}");
     }
 }

@@ -18,7 +18,9 @@ pub fn data(name: &str) -> PathBuf {
 pub fn tape(store: &Path) -> Command {
     let mut command = Command::cargo_bin("otlp-tape").unwrap();
     command.arg("--store").arg(store);
-    for name in ["OTLP_TAPE_STORE", "MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_BUCKET", "RUST_LOG"] {
+    for name in
+        ["OTLP_TAPE_STORE", "MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_BUCKET", "RUST_LOG"]
+    {
         command.env_remove(name);
     }
     command

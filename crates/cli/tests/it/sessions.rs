@@ -30,7 +30,11 @@ fn verify_passes_on_an_intact_session() {
     let report = tape_json(dir.path(), &["sessions", "verify", "intact"]);
     assert_eq!(report["problems"], serde_json::json!([]));
     assert_eq!(report["items"], 48 + 9 + 24);
-    tape(dir.path()).args(["sessions", "verify", "intact"]).assert().success().stdout(predicates::str::contains("intact"));
+    tape(dir.path())
+        .args(["sessions", "verify", "intact"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("intact"));
 }
 
 #[test]
@@ -53,6 +57,10 @@ fn active_sessions_are_deleted_only_with_force() {
     let path = dir.path().join("sessions/live/metadata.json");
     let text = std::fs::read_to_string(&path).unwrap().replace("\"completed\"", "\"active\"");
     std::fs::write(&path, text).unwrap();
-    tape(dir.path()).args(["sessions", "delete", "live"]).assert().failure().stderr(predicates::str::contains("active"));
+    tape(dir.path())
+        .args(["sessions", "delete", "live"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("active"));
     tape(dir.path()).args(["sessions", "delete", "live", "--force"]).assert().success();
 }

@@ -116,7 +116,8 @@ fn counts_items_of_every_kind() {
 
 #[test]
 fn malformed_input_names_what_is_wrong() {
-    let error = ExportRequest::decode(Signal::Traces, Encoding::Json, b"{\"resourceSpans\": [ {\"scopeSpans\": 5} ]}").unwrap_err();
+    let error = ExportRequest::decode(Signal::Traces, Encoding::Json, b"{\"resourceSpans\": [ {\"scopeSpans\": 5} ]}")
+        .unwrap_err();
     let message = error.to_string();
     assert!(message.contains("traces") && message.contains("OTLP/JSON") && message.contains("column"), "{message}");
 
