@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod import_export;
+mod s3;
 mod sessions;
 
 use std::path::{Path, PathBuf};

@@ -1,3 +1,4 @@
 //! The store conformance suite against every backend.
 
 mod local;
+mod s3;
