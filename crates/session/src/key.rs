@@ -82,9 +82,8 @@ impl FromStr for BlobKey {
     fn from_str(key: &str) -> Result<Self, Self::Err> {
         let refuse = |reason: &str| InvalidBlobKey { key: key.to_owned(), reason: reason.to_owned() };
         let rest = key.strip_prefix("raw/").ok_or_else(|| refuse("it does not start with raw/"))?;
-        let (partition, file) = rest
-            .rsplit_once('/')
-            .ok_or_else(|| refuse("expected raw/YYYY-MM-DD/HH/<signal>-<ms>-<id>.otlp.gz"))?;
+        let (partition, file) =
+            rest.rsplit_once('/').ok_or_else(|| refuse("expected raw/YYYY-MM-DD/HH/<signal>-<ms>-<id>.otlp.gz"))?;
         let stem = file.strip_suffix(".otlp.gz").ok_or_else(|| refuse("it does not end with .otlp.gz"))?;
         let mut parts = stem.splitn(3, '-');
         let (Some(signal), Some(millis), Some(blob_id)) = (parts.next(), parts.next(), parts.next()) else {

@@ -279,17 +279,26 @@ impl SessionMetadata {
     fn check(&self) -> Result<(), String> {
         for blob in &self.blobs {
             if blob.key.signal() != blob.signal {
-                return Err(format!("blob {} is listed as {} but its key says {}", blob.key, blob.signal, blob.key.signal()));
+                return Err(format!(
+                    "blob {} is listed as {} but its key says {}",
+                    blob.key,
+                    blob.signal,
+                    blob.key.signal()
+                ));
             }
         }
         if self.status != SessionStatus::Active {
             let (items, requests) = self.totals_from_blobs();
-            let listed = SignalCounts { traces: self.captured_traces, metrics: self.captured_metrics, logs: self.captured_logs };
+            let listed =
+                SignalCounts { traces: self.captured_traces, metrics: self.captured_metrics, logs: self.captured_logs };
             if items != listed {
                 return Err(format!("the captured counts {listed:?} disagree with the blob list {items:?}"));
             }
             if requests != self.request_counts {
-                return Err(format!("the request counts {:?} disagree with the blob list {requests:?}", self.request_counts));
+                return Err(format!(
+                    "the request counts {:?} disagree with the blob list {requests:?}",
+                    self.request_counts
+                ));
             }
         }
         Ok(())

@@ -87,7 +87,10 @@ pub struct SessionListing {
 /// Reads the metadata of every complete session, optionally of one type.
 /// Sessions without `metadata.json` (still being written by a first
 /// writer, or abandoned) are skipped.
-pub async fn list_sessions(store: &dyn SessionStore, session_type: Option<SessionType>) -> Result<SessionListing, Error> {
+pub async fn list_sessions(
+    store: &dyn SessionStore,
+    session_type: Option<SessionType>,
+) -> Result<SessionListing, Error> {
     let ids = store.list_session_ids().await?;
     let results: Vec<(SessionId, Result<SessionMetadata, Error>)> = stream::iter(ids)
         .map(|id| async move {

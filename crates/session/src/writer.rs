@@ -59,7 +59,11 @@ fn slot(signal: Signal) -> usize {
 
 impl<'a> SessionWriter<'a> {
     /// Reserves the session's id in `store` and starts writing it.
-    pub async fn create(store: &'a dyn SessionStore, metadata: SessionMetadata, options: WriterOptions) -> Result<Self, Error> {
+    pub async fn create(
+        store: &'a dyn SessionStore,
+        metadata: SessionMetadata,
+        options: WriterOptions,
+    ) -> Result<Self, Error> {
         store.create_session(&metadata.session_id).await?;
         if options.announce {
             store.write_metadata(&metadata).await?;
@@ -81,7 +85,13 @@ impl<'a> SessionWriter<'a> {
     }
 
     /// Appends one record of `signal`.
-    pub async fn append(&mut self, signal: Signal, receive_time: Timestamp, item_count: u64, payload: &[u8]) -> Result<(), Error> {
+    pub async fn append(
+        &mut self,
+        signal: Signal,
+        receive_time: Timestamp,
+        item_count: u64,
+        payload: &[u8],
+    ) -> Result<(), Error> {
         let partition = receive_time.hour_partition();
         let roll = self.open[slot(signal)].as_ref().is_some_and(|blob| {
             blob.partition != partition || blob.writer.summary().uncompressed_bytes >= self.options.max_blob_bytes

@@ -80,9 +80,9 @@ impl SessionStore for LocalStore {
 
     async fn create_session(&self, id: &SessionId) -> Result<(), Error> {
         let parent = self.sessions_dir();
-        fs::create_dir_all(&parent)
-            .await
-            .map_err(|error| Error::backend(format!("cannot create the store directory {}", parent.display()), error))?;
+        fs::create_dir_all(&parent).await.map_err(|error| {
+            Error::backend(format!("cannot create the store directory {}", parent.display()), error)
+        })?;
         let dir = self.session_dir(id);
         match fs::create_dir(&dir).await {
             Ok(()) => Ok(()),
@@ -99,8 +99,10 @@ impl SessionStore for LocalStore {
             Err(error) => return Err(Error::backend(format!("cannot list {}", dir.display()), error)),
         };
         let mut ids = Vec::new();
-        while let Some(entry) =
-            entries.next_entry().await.map_err(|error| Error::backend(format!("cannot list {}", dir.display()), error))?
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|error| Error::backend(format!("cannot list {}", dir.display()), error))?
         {
             let is_dir = entry.file_type().await.is_ok_and(|kind| kind.is_dir());
             // Names that are not valid ids are not sessions (editor files, hidden files).
@@ -146,7 +148,9 @@ impl SessionStore for LocalStore {
         let path = self.blob_path(id, key);
         let context = |verb: &str| format!("cannot {verb} {}", path.display());
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).await.map_err(|error| Error::backend(context("create the directory of"), error))?;
+            fs::create_dir_all(parent)
+                .await
+                .map_err(|error| Error::backend(context("create the directory of"), error))?;
         }
         let temp = temp_name(&path);
         let file = fs::File::create(&temp).await.map_err(|error| Error::backend(context("create"), error))?;
@@ -229,7 +233,9 @@ impl SessionStore for LocalStore {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(error) => return Err(Error::backend(format!("cannot delete {}", dir.display()), error)),
         }
-        fs::remove_dir_all(&dir).await.map_err(|error| Error::backend(format!("cannot delete {}", dir.display()), error))
+        fs::remove_dir_all(&dir)
+            .await
+            .map_err(|error| Error::backend(format!("cannot delete {}", dir.display()), error))
     }
 }
 

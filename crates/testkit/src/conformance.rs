@@ -216,7 +216,8 @@ pub async fn missing_things_are_not_found(store: &dyn SessionStore) {
 pub async fn existing_things_are_not_overwritten(store: &dyn SessionStore) {
     let id = unique_id("exists");
     let records = &sample_records()[..3];
-    let written = write_session(store, new_metadata(id.clone(), SessionType::Seed), records, WriterOptions::default()).await;
+    let written =
+        write_session(store, new_metadata(id.clone(), SessionType::Seed), records, WriterOptions::default()).await;
     assert!(matches!(store.create_session(&id).await, Err(Error::AlreadyExists(_))), "create_session twice");
     match SessionWriter::create(store, new_metadata(id.clone(), SessionType::Seed), WriterOptions::default()).await {
         Err(Error::AlreadyExists(existing)) => assert_eq!(existing, id),
