@@ -199,6 +199,13 @@ pub async fn missing_things_are_not_found(store: &dyn SessionStore) {
     assert!(matches!(store.read_metadata(&id).await, Err(Error::NotFound(_))), "read_metadata of a missing session");
     assert!(matches!(store.delete_session(&id).await, Err(Error::NotFound(_))), "delete of a missing session");
     assert!(store.open_blob(&id, &key).await.is_err_and(|error| error.is_not_found()), "open_blob, missing session");
+    assert!(matches!(store.list_blobs(&id).await, Err(Error::NotFound(_))), "list_blobs of a missing session");
+    assert!(matches!(store.read_annotations(&id).await, Err(Error::NotFound(_))), "annotations of a missing session");
+    assert!(
+        matches!(store.write_annotations(&id, Bytes::from_static(b"{}\n")).await, Err(Error::NotFound(_))),
+        "annotations written to a missing session"
+    );
+    assert!(store.create_blob(&id, &key).await.is_err_and(|error| error.is_not_found()), "blob in a missing session");
 
     let records = &sample_records()[..3];
     write_session(store, new_metadata(id.clone(), SessionType::Seed), records, WriterOptions::default()).await;
