@@ -95,12 +95,22 @@ impl FromStr for BlobKey {
             "logs" => Signal::Logs,
             _ => return Err(refuse("the signal is not traces, metrics or logs")),
         };
-        if millis.is_empty() || !millis.bytes().all(|b| b.is_ascii_digit()) || millis.len() > 15 {
+        // Canonical decimal only (no leading zero), so that the key written
+        // back is the key read; and no time past what nanoseconds can hold.
+        if millis.is_empty()
+            || !millis.bytes().all(|b| b.is_ascii_digit())
+            || millis.len() > 15
+            || (millis.len() > 1 && millis.starts_with('0'))
+        {
             return Err(refuse("the first-record time is not unix milliseconds"));
         }
-        let millis: u64 = millis.parse().map_err(|_| refuse("the first-record time is not unix milliseconds"))?;
-        let parsed = BlobKey::new(signal, Timestamp::from_unix_nanos(millis * 1_000_000), blob_id)
-            .map_err(|error| refuse(&error.reason))?;
+        let nanos = millis
+            .parse::<u64>()
+            .ok()
+            .and_then(|millis| millis.checked_mul(1_000_000))
+            .ok_or_else(|| refuse("the first-record time is not unix milliseconds"))?;
+        let parsed =
+            BlobKey::new(signal, Timestamp::from_unix_nanos(nanos), blob_id).map_err(|error| refuse(&error.reason))?;
         if parsed.first_record_time().hour_partition() != partition {
             return Err(refuse("the hour partition does not match the first-record time"));
         }

@@ -37,7 +37,7 @@ impl SessionType {
 
 impl fmt::Display for SessionType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -68,7 +68,7 @@ pub enum SessionStatus {
 
 impl fmt::Display for SessionStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             SessionStatus::Active => "active",
             SessionStatus::Completed => "completed",
             SessionStatus::Failed => "failed",

@@ -48,7 +48,7 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_datetime().to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        f.pad(&self.to_datetime().to_rfc3339_opts(SecondsFormat::AutoSi, true))
     }
 }
 

@@ -20,7 +20,13 @@ fn list_shows_sessions_and_filters_by_type() {
 
     let text = tape(dir.path()).args(["sessions", "list"]).output().unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
-    assert!(text.contains("a-capture") && text.contains("a-seed") && text.contains("SPANS"), "{text}");
+    assert!(text.contains("SPANS"), "{text}");
+    // Columns line up: the id is padded to its column, then the type.
+    assert!(
+        text.lines().any(|line| line.starts_with(&format!("{:<40} {:<8} completed", "a-capture", "capture"))),
+        "{text}"
+    );
+    assert!(text.lines().any(|line| line.starts_with(&format!("{:<40} {:<8} completed", "a-seed", "seed"))), "{text}");
 }
 
 #[test]
