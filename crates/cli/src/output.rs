@@ -1,6 +1,21 @@
 //! Printing results and errors.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Silences [`note`]s, for `-q`.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Prints a message for people on stderr, unless `-q` was given.
+pub fn note(message: impl std::fmt::Display) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("{message}");
+    }
+}
 
 /// Prints an error and its causes on stderr, once each.
 pub fn print_error(error: &anyhow::Error) {

@@ -14,7 +14,7 @@ use tape_otlp::{ExportRequest, Signal};
 use tape_session::{SessionStore, read_session};
 
 use crate::cli::{ExportArgs, FileFormat, OutputFormat};
-use crate::output::print_json;
+use crate::output::{note, print_json};
 
 /// One exported file.
 #[derive(Debug, Serialize)]
@@ -82,10 +82,10 @@ pub async fn run(store: &dyn SessionStore, args: ExportArgs, format: OutputForma
     } else {
         for file in &exported {
             println!("{}", file.path.display());
-            eprintln!("  {} requests, {} {}", file.requests, file.items, file.signal.item_noun());
+            note(format!("  {} requests, {} {}", file.requests, file.items, file.signal.item_noun()));
         }
         if exported.is_empty() {
-            eprintln!("Session {} holds no records; no file was written.", args.session);
+            note(format!("Session {} holds no records; no file was written.", args.session));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -14,7 +14,7 @@ use tape_session::{
 };
 
 use crate::cli::{FileFormat, ImportArgs, OutputFormat};
-use crate::output::print_json;
+use crate::output::{note, print_json};
 
 /// The largest message or line accepted: the blob frame limit.
 const MAX_MESSAGE_BYTES: usize = tape_session::blob::MAX_FRAME_LEN - 64;
@@ -78,7 +78,7 @@ pub async fn run(store: &dyn SessionStore, args: ImportArgs, format: OutputForma
         print_json(&summary)?;
     } else {
         println!("{}", summary.session_id);
-        eprintln!(
+        note(format!(
             "Imported {} file(s) into session {} in {}: {} spans, {} data points, {} log records in {} requests.",
             summary.files,
             summary.session_id,
@@ -87,7 +87,7 @@ pub async fn run(store: &dyn SessionStore, args: ImportArgs, format: OutputForma
             summary.items.metrics,
             summary.items.logs,
             summary.requests.total(),
-        );
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,7 @@ use tape_session::{
 use tracing::warn;
 
 use crate::cli::OutputFormat;
-use crate::output::{human_bytes, print_json};
+use crate::output::{human_bytes, note, print_json};
 
 /// `sessions list`
 pub async fn list(
@@ -33,7 +33,7 @@ pub async fn list(
         return Ok(ExitCode::SUCCESS);
     }
     if listing.sessions.is_empty() {
-        eprintln!("No sessions in {}.", store.location());
+        note(format!("No sessions in {}.", store.location()));
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -130,7 +130,7 @@ pub async fn delete(
     if format == OutputFormat::Json {
         print_json(&serde_json::json!({ "deleted": id }))?;
     } else {
-        eprintln!("Deleted session {id} from {}.", store.location());
+        note(format!("Deleted session {id} from {}.", store.location()));
     }
     Ok(ExitCode::SUCCESS)
 }

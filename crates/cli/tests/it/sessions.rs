@@ -70,3 +70,47 @@ fn active_sessions_are_deleted_only_with_force() {
         .stderr(predicates::str::contains("active"));
     tape(dir.path()).args(["sessions", "delete", "live", "--force"]).assert().success();
 }
+
+#[test]
+fn the_store_comes_from_the_environment_or_a_file_url() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "elsewhere");
+    let mut command = assert_cmd::Command::cargo_bin("otlp-tape").unwrap();
+    let listed = command
+        .env("OTLP_TAPE_STORE", dir.path())
+        .current_dir(std::env::temp_dir())
+        .args(["--output", "json", "sessions", "list"])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["sessionId"], "elsewhere");
+
+    let mut command = assert_cmd::Command::cargo_bin("otlp-tape").unwrap();
+    command
+        .env_remove("OTLP_TAPE_STORE")
+        .arg("--store")
+        .arg(format!("file://{}", dir.path().display()))
+        .args(["sessions", "show", "elsewhere"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("48 spans, 9 data points, 24 log records"));
+}
+
+#[test]
+fn quiet_and_verbose_change_only_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "chatty");
+    let quiet = tape(dir.path()).args(["-q", "sessions", "delete", "chatty"]).output().unwrap();
+    assert!(quiet.status.success());
+    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+
+    let verbose = tape(dir.path())
+        .args(["-vv", "import", "--format", "otlp-json", "--session-id", "chatty"])
+        .arg(crate::data("logs.jsonl"))
+        .output()
+        .unwrap();
+    assert!(verbose.status.success());
+    let stderr = String::from_utf8_lossy(&verbose.stderr);
+    assert!(stderr.contains("DEBUG") && stderr.contains("Blob committed"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&verbose.stdout).trim(), "chatty");
+}
