@@ -6,4 +6,5 @@ mod blob;
 mod corruption;
 mod format;
 mod metadata;
+mod robustness;
 mod support;
