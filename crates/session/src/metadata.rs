@@ -269,6 +269,18 @@ impl SessionMetadata {
         Ok(metadata)
     }
 
+    /// Parses the `metadata.json` stored for session `id`, as
+    /// [`from_json`](SessionMetadata::from_json) does, and checks that it
+    /// names that session: what every store's `read_metadata` does.
+    pub fn from_stored_json(id: &SessionId, bytes: &[u8]) -> Result<Self, crate::Error> {
+        let wrap = |source| crate::Error::Metadata { session: id.clone(), source };
+        let metadata = Self::from_json(bytes).map_err(wrap)?;
+        if &metadata.session_id != id {
+            return Err(wrap(MetadataError::Malformed(format!("it names session {} instead", metadata.session_id))));
+        }
+        Ok(metadata)
+    }
+
     /// The metadata as pretty-printed JSON with a final newline.
     pub fn to_json(&self) -> Vec<u8> {
         let mut json = serde_json::to_vec_pretty(self).unwrap_or_default();

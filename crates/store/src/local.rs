@@ -121,18 +121,7 @@ impl SessionStore for LocalStore {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound(id.clone())),
             Err(error) => return Err(Error::backend(format!("cannot read {}", path.display()), error)),
         };
-        let metadata =
-            SessionMetadata::from_json(&bytes).map_err(|source| Error::Metadata { session: id.clone(), source })?;
-        if &metadata.session_id != id {
-            return Err(Error::Metadata {
-                session: id.clone(),
-                source: tape_session::MetadataError::Malformed(format!(
-                    "it names session {} instead",
-                    metadata.session_id
-                )),
-            });
-        }
-        Ok(metadata)
+        SessionMetadata::from_stored_json(id, &bytes)
     }
 
     async fn write_metadata(&self, metadata: &SessionMetadata) -> Result<(), Error> {

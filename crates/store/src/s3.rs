@@ -342,18 +342,7 @@ impl SessionStore for S3Store {
     async fn read_metadata(&self, id: &SessionId) -> Result<SessionMetadata, Error> {
         let object = self.object_key(id, "metadata.json");
         let Some(bytes) = self.get_small_object(&object).await? else { return Err(Error::NotFound(id.clone())) };
-        let metadata =
-            SessionMetadata::from_json(&bytes).map_err(|source| Error::Metadata { session: id.clone(), source })?;
-        if &metadata.session_id != id {
-            return Err(Error::Metadata {
-                session: id.clone(),
-                source: tape_session::MetadataError::Malformed(format!(
-                    "it names session {} instead",
-                    metadata.session_id
-                )),
-            });
-        }
-        Ok(metadata)
+        SessionMetadata::from_stored_json(id, &bytes)
     }
 
     async fn write_metadata(&self, metadata: &SessionMetadata) -> Result<(), Error> {

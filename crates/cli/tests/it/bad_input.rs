@@ -193,3 +193,18 @@ fn bad_store_locations_are_refused() {
         .code(2)
         .stderr(contains("invalid store location"));
 }
+
+#[test]
+fn metadata_that_names_another_session_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "first");
+    import_samples(dir.path(), "second");
+    let sessions = dir.path().join("sessions");
+    std::fs::copy(sessions.join("first/metadata.json"), sessions.join("second/metadata.json")).unwrap();
+    tape(dir.path())
+        .args(["sessions", "show", "second"])
+        .assert()
+        .code(1)
+        .stderr(contains("session second: cannot read metadata.json"))
+        .stderr(contains("it names session first instead"));
+}
