@@ -65,9 +65,10 @@ fn records(signal: Signal, bytes: u64) -> Vec<Record> {
     records
 }
 
-/// Writes one blob, finishing a member every [`MEMBER_BYTES`] and dropping
-/// the compressed bytes after each, as a writer draining to a store does.
-fn write(records: &[Record], level: u32) -> BlobSummary {
+/// Writes one blob, finishing a member every [`MEMBER_BYTES`]. With `drain`
+/// the compressed bytes are dropped after each member, as a writer draining
+/// to a store does; without it the whole blob is kept and returned.
+fn write_blob(records: &[Record], level: u32, drain: bool) -> (Vec<u8>, BlobSummary) {
     let mut writer = BlobWriter::new(Vec::with_capacity(2 * MEMBER_BYTES as usize), level);
     let mut member_start = 0;
     for record in records {
@@ -76,25 +77,22 @@ fn write(records: &[Record], level: u32) -> BlobSummary {
         if written - member_start >= MEMBER_BYTES {
             writer.finish_member().unwrap();
             member_start = written;
-            black_box(writer.inner_mut().unwrap()).clear();
+            if drain {
+                black_box(writer.inner_mut().unwrap()).clear();
+            }
         }
     }
-    writer.finish().unwrap().1
+    writer.finish().unwrap()
+}
+
+/// Writes one blob as a draining writer does; see [`write_blob`].
+fn write(records: &[Record], level: u32) -> BlobSummary {
+    write_blob(records, level, true).1
 }
 
 /// A whole blob in memory.
 fn blob(records: &[Record], level: u32) -> Vec<u8> {
-    let mut writer = BlobWriter::new(Vec::new(), level);
-    let mut member_start = 0;
-    for record in records {
-        writer.append(record.receive_time, record.item_count, &record.payload).unwrap();
-        let written = writer.summary().uncompressed_bytes;
-        if written - member_start >= MEMBER_BYTES {
-            writer.finish_member().unwrap();
-            member_start = written;
-        }
-    }
-    writer.finish().unwrap().0
+    write_blob(records, level, false).0
 }
 
 fn bench_blob(criterion: &mut Criterion) {

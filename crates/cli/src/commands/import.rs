@@ -174,35 +174,31 @@ fn read_file(
     })
 }
 
-/// The signal named by a file name: `traces`, `metrics` or `logs` in it.
-fn signal_from_file_name(path: &Path) -> Option<Signal> {
-    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
-    let found: Vec<Signal> = [("trace", Signal::Traces), ("metric", Signal::Metrics), ("log", Signal::Logs)]
-        .into_iter()
-        .filter(|(word, _)| name.contains(word))
-        .map(|(_, signal)| signal)
-        .collect();
-    match found.as_slice() {
-        [signal] => Some(*signal),
+/// The one signal whose marker `text` contains; `None` for none or several.
+fn only_signal_named(text: &str, markers: [(&str, Signal); 3]) -> Option<Signal> {
+    let mut found = markers.into_iter().filter(|(marker, _)| text.contains(marker)).map(|(_, signal)| signal);
+    match (found.next(), found.next()) {
+        (Some(signal), None) => Some(signal),
         _ => None,
     }
 }
 
+/// The signal named by a file name: `traces`, `metrics` or `logs` in it.
+fn signal_from_file_name(path: &Path) -> Option<Signal> {
+    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+    only_signal_named(&name, [("trace", Signal::Traces), ("metric", Signal::Metrics), ("log", Signal::Logs)])
+}
+
 /// The signal of an OTLP/JSON line, from its top-level field.
 fn signal_of_json(line: &str) -> Option<Signal> {
-    let found: Vec<Signal> = [
-        ("\"resourceSpans\"", Signal::Traces),
-        ("\"resourceMetrics\"", Signal::Metrics),
-        ("\"resourceLogs\"", Signal::Logs),
-    ]
-    .into_iter()
-    .filter(|(field, _)| line.contains(field))
-    .map(|(_, signal)| signal)
-    .collect();
-    match found.as_slice() {
-        [signal] => Some(*signal),
-        _ => None,
-    }
+    only_signal_named(
+        line,
+        [
+            ("\"resourceSpans\"", Signal::Traces),
+            ("\"resourceMetrics\"", Signal::Metrics),
+            ("\"resourceLogs\"", Signal::Logs),
+        ],
+    )
 }
 
 /// JSON Lines: one OTLP/JSON `TracesData`, `MetricsData` or `LogsData` per line.
