@@ -5,9 +5,10 @@
 //! comes from `libm`, so the same seed gives the same bits on every
 //! machine.
 //!
-//! This is the foundation of the seed generator: its random source, latency
-//! distributions and phase timeline. Pattern files and the generator that
-//! walks them build on it.
+//! A [`Pattern`] (a YAML file; `docs/PATTERNS.md` documents it) describes
+//! services, call trees and phases. The generator walks it on a virtual
+//! clock and yields encoded OTLP requests with their receive times, ready to
+//! be written to a session.
 //!
 //! ```no_run
 //! use tape_seed_generator::{Latency, SeedRng};
@@ -18,10 +19,21 @@
 //! # Ok::<(), tape_seed_generator::LatencyError>(())
 //! ```
 
+mod builtin;
+mod duration;
 mod latency;
+mod pattern;
 mod phases;
 mod random;
+mod spec;
 
+pub use builtin::{BUILTIN_PATTERNS, builtin_pattern};
+pub use duration::{format_duration, parse_duration};
 pub use latency::{Latency, LatencyError};
+pub use pattern::{
+    Attributes, DEFAULT_METRICS_INTERVAL_NANOS, Effect, Entrypoint, ErrorBehaviour, Gauge, GaugeKind, LogTemplate,
+    LogWhen, MAX_DEPTH, MAX_SPANS_PER_TRACE, Metrics, Node, Pattern, PatternError, Piece, Protocol, Service, SpanKind,
+    StatusAttribute, Value,
+};
 pub use phases::{Phase, PhaseError, Timeline};
 pub use random::SeedRng;

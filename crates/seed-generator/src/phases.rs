@@ -8,6 +8,8 @@ pub struct Phase {
     pub nominal_nanos: u64,
     /// Feature flags in force during the phase.
     pub flags: Vec<String>,
+    /// What happens in it, for people.
+    pub description: String,
 }
 
 /// A pattern's phases laid out over a session.
@@ -83,7 +85,7 @@ mod tests {
     use super::*;
 
     fn phase(name: &str, seconds: u64) -> Phase {
-        Phase { name: name.to_owned(), nominal_nanos: seconds * 1_000_000_000, flags: Vec::new() }
+        Phase { name: name.to_owned(), nominal_nanos: seconds * 1_000_000_000, flags: Vec::new(), description: String::new() }
     }
 
     fn three() -> Vec<Phase> {
