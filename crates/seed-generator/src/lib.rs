@@ -21,15 +21,25 @@
 
 mod builtin;
 mod duration;
+mod generator;
 mod latency;
+mod logs;
+mod metrics;
 mod pattern;
 mod phases;
+mod proto;
 mod random;
 mod spec;
+mod wire;
 
 pub use builtin::{BUILTIN_PATTERNS, builtin_pattern};
 pub use duration::{format_duration, parse_duration};
+pub use generator::{
+    Batch, DEFAULT_START, GENERATOR_VERSION, Generator, MAX_ITEMS_PER_REQUEST, MAX_TRACES, Params, ParamsError,
+    PhaseWindow, SCOPE_NAME, TICK_NANOS, parameters,
+};
 pub use latency::{Latency, LatencyError};
+pub use metrics::DURATION_BUCKETS;
 pub use pattern::{
     Attributes, DEFAULT_METRICS_INTERVAL_NANOS, Effect, Entrypoint, ErrorBehaviour, Gauge, GaugeKind, LogTemplate,
     LogWhen, MAX_DEPTH, MAX_SPANS_PER_TRACE, Metrics, Node, Pattern, PatternError, Piece, Protocol, Service, SpanKind,
