@@ -2,6 +2,8 @@
 //! OTLP protobuf, before compression and storage. `otlp-tape bench seed`
 //! measures the whole path to a compressed session on disk.
 
+#![allow(missing_docs, reason = "criterion_group! defines an undocumented public function")]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tape_otlp::SignalSet;
 use tape_seed_generator::{DEFAULT_START, Generator, Params, Pattern, builtin_pattern};

@@ -17,7 +17,8 @@ const UNITS: [(&str, u64); 7] = [
 /// Parses a duration such as `250ms`, `10s`, `1.5s`, `1m30s` or `2h` into
 /// nanoseconds. Every number needs a unit: `ns`, `us`, `ms`, `s`, `m`, `h`.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let invalid = |why: &str| format!("invalid duration {text:?}: {why} (write a number and a unit, like 250ms, 10s or 1m30s)");
+    let invalid =
+        |why: &str| format!("invalid duration {text:?}: {why} (write a number and a unit, like 250ms, 10s or 1m30s)");
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(invalid("it is empty"));
@@ -34,7 +35,9 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         let Some(&(_, scale)) = UNITS.iter().find(|(name, _)| *name == unit) else {
             return Err(invalid(if unit.is_empty() { "a number without a unit" } else { "unknown unit" }));
         };
-        total = total.checked_add(scaled(number, scale).ok_or_else(|| invalid("not a number"))?).ok_or_else(|| invalid("too long"))?;
+        total = total
+            .checked_add(scaled(number, scale).ok_or_else(|| invalid("not a number"))?)
+            .ok_or_else(|| invalid("too long"))?;
         rest = after;
     }
     Ok(total)
@@ -72,9 +75,9 @@ pub fn format_duration(nanos: u64) -> String {
         }
     }
     if rest > 0 {
-        let (value, name) = if rest % 1_000_000 == 0 {
+        let (value, name) = if rest.is_multiple_of(1_000_000) {
             (rest / 1_000_000, "ms")
-        } else if rest % 1_000 == 0 {
+        } else if rest.is_multiple_of(1_000) {
             (rest / 1_000, "us")
         } else {
             (rest, "ns")

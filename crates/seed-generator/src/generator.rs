@@ -106,6 +106,7 @@ impl Params {
         }
         #[allow(clippy::cast_precision_loss, clippy::cast_sign_loss)]
         let traces = libm::floor(self.duration_nanos as f64 * self.rate / 1e9);
+        #[allow(clippy::cast_precision_loss)] // 10^9 is exact
         if traces > MAX_TRACES as f64 {
             #[allow(clippy::cast_sign_loss)]
             return Err(ParamsError::TooManyTraces(traces as u64));
@@ -207,8 +208,10 @@ struct Second {
 /// The outcome of one span for its caller.
 struct Outcome {
     end: u64,
-    /// Set when the failure reaches the caller, with the status code.
-    failed: Option<Option<i64>>,
+    /// Whether the failure reaches the caller.
+    failed: bool,
+    /// The span's response status.
+    status_code: Option<i64>,
 }
 
 /// Per-trace state of the walk.
@@ -400,6 +403,7 @@ impl<'p> Generator<'p> {
         let before = own / 4;
         let first_child = start + before;
         let mut children_end = first_child;
+        // The first failed call that reaches this span, with its status.
         let mut failed_child: Option<Option<i64>> = None;
         let mut deferred = Vec::new();
         for &child in &node.children {
@@ -411,8 +415,8 @@ impl<'p> Generator<'p> {
                 let child_start = if node.parallel { first_child } else { children_end };
                 let outcome = self.span(walk, child, child_start, trace_id, Some((span_id, node.service)), None);
                 children_end = children_end.max(outcome.end);
-                if failed_child.is_none() {
-                    failed_child = outcome.failed;
+                if failed_child.is_none() && outcome.failed {
+                    failed_child = Some(outcome.status_code);
                 }
             }
         }
@@ -430,7 +434,7 @@ impl<'p> Generator<'p> {
             self.span(walk, child, end + delay, consumer_trace, None, Some((trace_id, span_id)));
         }
         let propagates = failure != Failure::None && node.error.as_ref().is_none_or(|error| error.propagate);
-        Outcome { end, failed: propagates.then_some(status_code) }
+        Outcome { end, failed: propagates, status_code }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -629,7 +633,7 @@ impl<'p> Generator<'p> {
             };
             wire::put_span(&mut encoded, &mut self.scratch, &self.templates[span.node as usize], &fields);
         }
-        let mut request = Vec::with_capacity(encoded.len() + self.resources[service].len() + 64);
+        let mut request = Vec::new();
         wire::put_resource_spans(&mut request, &self.resources[service], &self.scope, &encoded);
         request
     }

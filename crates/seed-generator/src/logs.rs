@@ -27,6 +27,7 @@ pub(crate) fn encode(pattern: &Pattern, service: usize, logs: &[LogRecordPlan]) 
     proto::encode(&request)
 }
 
+#[allow(clippy::single_match_else)] // two cases of equal weight
 fn record(pattern: &Pattern, log: &LogRecordPlan) -> LogRecord {
     let node = &pattern.nodes[log.node as usize];
     let (severity_number, severity_text, body, attributes) = match log.template {

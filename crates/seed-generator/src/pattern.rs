@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 use tape_session::SessionType;
@@ -49,10 +50,10 @@ impl PatternError {
         let mut message = error.to_string();
         let (line, column) = match error.location() {
             Some(location) => {
-                let suffix = format!(" at line {} column {}", location.line(), location.column());
-                if let Some(stripped) = message.strip_suffix(&suffix) {
-                    message = stripped.to_owned();
-                }
+                // The location goes in front; syntax errors also have it
+                // in the middle of the message, before "while parsing ...".
+                let repeated = format!(" at line {} column {}", location.line(), location.column());
+                message = message.replacen(&repeated, "", 1);
                 (Some(location.line()), Some(location.column()))
             }
             None => (None, None),
@@ -405,9 +406,11 @@ fn render_path(path: &[Step]) -> String {
                 text.push_str(name);
             }
             Step::Name(name) => {
-                text.push_str(&format!("[{name:?}]"));
+                let _ = write!(text, "[{name:?}]");
             }
-            Step::Index(index) => text.push_str(&format!("[{index}]")),
+            Step::Index(index) => {
+                let _ = write!(text, "[{index}]");
+            }
         }
     }
     text
@@ -500,6 +503,14 @@ impl Compiler {
         }
 
         let metrics = spec.metrics;
+        if let Some(interval) = metrics.interval
+            && !interval.0.is_multiple_of(1_000_000_000)
+        {
+            return Err((
+                vec![Step::Key("metrics"), Step::Key("interval")],
+                "the metrics interval must be a whole number of seconds".to_owned(),
+            ));
+        }
         let mut gauges = Vec::with_capacity(metrics.gauges.len());
         for (index, gauge) in metrics.gauges.into_iter().enumerate() {
             let path = |field| vec![Step::Key("metrics"), Step::Key("gauges"), Step::Index(index), Step::Key(field)];
@@ -511,8 +522,15 @@ impl Compiler {
                 },
                 spec::GaugeValue::InFlight => GaugeKind::InFlight,
             };
-            let unit = gauge.unit.unwrap_or_else(|| if value == GaugeKind::InFlight { "{request}" } else { "1" }.into());
-            gauges.push(Gauge { service, name: gauge.name, unit, description: gauge.description.unwrap_or_default(), value });
+            let unit =
+                gauge.unit.unwrap_or_else(|| if value == GaugeKind::InFlight { "{request}" } else { "1" }.into());
+            gauges.push(Gauge {
+                service,
+                name: gauge.name,
+                unit,
+                description: gauge.description.unwrap_or_default(),
+                value,
+            });
         }
 
         let pattern = Pattern {
@@ -541,7 +559,9 @@ impl Compiler {
             if spans > MAX_SPANS_PER_TRACE {
                 return Err((
                     vec![Step::Key("entrypoints"), Step::Index(index)],
-                    format!("a trace of this entry point can have {spans} spans, above the limit of {MAX_SPANS_PER_TRACE}; lower some `repeat`"),
+                    format!(
+                        "a trace of this entry point can have {spans} spans, above the limit of {MAX_SPANS_PER_TRACE}; lower some `repeat`"
+                    ),
                 ));
             }
         }
@@ -629,21 +649,16 @@ impl Compiler {
             attributes.push(("messaging.destination.name".into(), string(&messaging.destination)));
             attributes.push(("messaging.operation.type".into(), string(operation)));
             attributes.push(("messaging.operation.name".into(), string(operation)));
-            let kind = if messaging.operation == MessagingOperation::Send { KindSpec::Producer } else { KindSpec::Consumer };
+            let kind =
+                if messaging.operation == MessagingOperation::Send { KindSpec::Producer } else { KindSpec::Consumer };
             (Protocol::Messaging, Some(format!("{operation} {}", messaging.destination)), kind, StatusAttribute::None)
         } else {
             (Protocol::None, None, KindSpec::Internal, StatusAttribute::None)
         };
         merge(&mut attributes, spec.attributes);
 
-        let name = match (spec.name, derived_name) {
-            (Some(name), _) | (None, Some(name)) => name,
-            (None, None) => {
-                return Err((
-                    path.clone(),
-                    "a span without http, rpc, db or messaging needs a `name`".to_owned(),
-                ));
-            }
+        let Some(name) = spec.name.or(derived_name) else {
+            return Err((path.clone(), "a span without http, rpc, db or messaging needs a `name`".to_owned()));
         };
         if name.is_empty() {
             return Err((at(path, "name"), "a span name cannot be empty".to_owned()));
@@ -679,13 +694,20 @@ impl Compiler {
                 let mut flag_path = at(path, "when");
                 flag_path.push(Step::Name(flag.clone()));
                 let known: Vec<&str> = self.flags.iter().map(String::as_str).collect();
-                let known = if known.is_empty() { "no phase sets a flag".to_owned() } else { format!("phases set {}", known.join(", ")) };
+                let known = if known.is_empty() {
+                    "no phase sets a flag".to_owned()
+                } else {
+                    format!("phases set {}", known.join(", "))
+                };
                 return Err((flag_path, format!("flag {flag:?} is not set by any phase; {known}")));
             }
             if error_probability.is_some() && error.is_none() {
                 let mut flag_path = at(path, "when");
                 flag_path.push(Step::Name(flag.clone()));
-                return Err((flag_path, "error_probability needs an `error` block on the span that says how it fails".to_owned()));
+                return Err((
+                    flag_path,
+                    "error_probability needs an `error` block on the span that says how it fails".to_owned(),
+                ));
             }
             effects.push(Effect {
                 flag,
@@ -811,16 +833,16 @@ fn template(body: &str, attributes: &Attributes) -> Result<Vec<Piece>, String> {
         pieces.push(match name {
             "duration_ms" => Piece::DurationMs,
             "status_code" => Piece::StatusCode,
-            _ => match attributes.iter().position(|(key, _)| key == name) {
-                Some(index) => Piece::Attribute(index),
-                None => {
+            _ => {
+                let Some(index) = attributes.iter().position(|(key, _)| key == name) else {
                     let known: Vec<&str> = attributes.iter().map(|(key, _)| key.as_str()).collect();
                     return Err(format!(
                         "unknown placeholder {{{name}}}; use {{duration_ms}}, {{status_code}} or one of the span's attributes ({})",
                         known.join(", ")
                     ));
-                }
-            },
+                };
+                Piece::Attribute(index)
+            }
         });
         rest = &rest[open + close + 1..];
     }

@@ -85,7 +85,12 @@ mod tests {
     use super::*;
 
     fn phase(name: &str, seconds: u64) -> Phase {
-        Phase { name: name.to_owned(), nominal_nanos: seconds * 1_000_000_000, flags: Vec::new(), description: String::new() }
+        Phase {
+            name: name.to_owned(),
+            nominal_nanos: seconds * 1_000_000_000,
+            flags: Vec::new(),
+            description: String::new(),
+        }
     }
 
     fn three() -> Vec<Phase> {

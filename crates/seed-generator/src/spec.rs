@@ -305,12 +305,60 @@ pub(crate) struct DurationSpec(pub u64);
 
 impl<'de> Deserialize<'de> for DurationSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        match parse_duration(&text).map_err(de::Error::custom)? {
-            0 => Err(de::Error::custom(format!("duration {text:?} must be above zero"))),
+        checked_str(deserializer, "a duration such as 250ms, 10s or 1m30s", |text| match parse_duration(text)? {
+            0 => Err(format!("duration {text:?} must be above zero")),
             nanos => Ok(DurationSpec(nanos)),
+        })
+    }
+}
+
+/// Reads a string and checks it inside the visitor, so that serde_yaml
+/// gives a failed check the string's own line, column and field path
+/// (an error raised after `String::deserialize` returns would get those of
+/// the enclosing mapping).
+fn checked_str<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    expecting: &'static str,
+    check: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    struct StrVisitor<F>(&'static str, F);
+    impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for StrVisitor<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<T, E> {
+            (self.1)(text).map_err(E::custom)
         }
     }
+    deserializer.deserialize_str(StrVisitor(expecting, check))
+}
+
+/// Reads a number and checks it inside the visitor; see [`checked_str`].
+fn checked_number<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    expecting: &'static str,
+    check: impl FnOnce(f64) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    struct NumberVisitor<F>(&'static str, F);
+    impl<T, F: FnOnce(f64) -> Result<T, String>> Visitor<'_> for NumberVisitor<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<T, E> {
+            (self.1)(value).map_err(E::custom)
+        }
+        #[allow(clippy::cast_precision_loss)]
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<T, E> {
+            self.visit_f64(value as f64)
+        }
+        #[allow(clippy::cast_precision_loss)]
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<T, E> {
+            self.visit_f64(value as f64)
+        }
+    }
+    deserializer.deserialize_f64(NumberVisitor(expecting, check))
 }
 
 /// A latency: a fixed duration (`30ms`), or `{median: 30ms, p99: 200ms}`.
@@ -362,7 +410,7 @@ impl<'de> Deserialize<'de> for FactorSpec {
                 f.write_str("a positive number such as 3, or a ramp {from: 1, to: 4}")
             }
             fn visit_f64<E: de::Error>(self, value: f64) -> Result<FactorSpec, E> {
-                positive(value).map(|value| FactorSpec { from: value, to: value })
+                positive(value).map(|value| FactorSpec { from: value, to: value }).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, value: u64) -> Result<FactorSpec, E> {
                 #[allow(clippy::cast_precision_loss)]
@@ -392,12 +440,8 @@ impl<'de> Deserialize<'de> for FactorSpec {
     }
 }
 
-fn positive<E: de::Error>(value: f64) -> Result<f64, E> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(E::custom(format!("{value} is not a positive number")))
-    }
+fn positive(value: f64) -> Result<f64, String> {
+    if value.is_finite() && value > 0.0 { Ok(value) } else { Err(format!("{value} is not a positive number")) }
 }
 
 /// A finite number above zero.
@@ -406,7 +450,7 @@ pub(crate) struct PositiveNumber(pub f64);
 
 impl<'de> Deserialize<'de> for PositiveNumber {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        positive(f64::deserialize(deserializer)?).map(PositiveNumber)
+        checked_number(deserializer, "a positive number", |value| positive(value).map(PositiveNumber))
     }
 }
 
@@ -416,12 +460,13 @@ pub(crate) struct Probability(pub f64);
 
 impl<'de> Deserialize<'de> for Probability {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = f64::deserialize(deserializer)?;
-        if (0.0..=1.0).contains(&value) {
-            Ok(Probability(value))
-        } else {
-            Err(de::Error::custom(format!("probability {value} is outside 0..1 (write 0.75 for 75 %)")))
-        }
+        checked_number(deserializer, "a probability from 0 to 1", |value| {
+            if (0.0..=1.0).contains(&value) {
+                Ok(Probability(value))
+            } else {
+                Err(format!("probability {value} is outside 0..1 (write 0.75 for 75 %)"))
+            }
+        })
     }
 }
 
@@ -438,12 +483,13 @@ pub(crate) const SEVERITIES: [(&str, i32); 6] =
 
 impl<'de> Deserialize<'de> for Severity {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        SEVERITIES
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(&text))
-            .map(|&(text, number)| Severity { number, text })
-            .ok_or_else(|| de::Error::custom(format!("unknown severity {text:?}; expected TRACE, DEBUG, INFO, WARN, ERROR or FATAL")))
+        checked_str(deserializer, "a severity: TRACE, DEBUG, INFO, WARN, ERROR or FATAL", |text| {
+            SEVERITIES
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(text))
+                .map(|&(text, number)| Severity { number, text })
+                .ok_or_else(|| format!("unknown severity {text:?}; expected TRACE, DEBUG, INFO, WARN, ERROR or FATAL"))
+        })
     }
 }
 
@@ -490,7 +536,13 @@ impl<'de> Visitor<'de> for Locate<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         self.here()?;
-        while let Some(key) = map.next_key::<String>()? {
+        // A name chosen by the user (a flag in `when`) is wrong as a key, so
+        // the error points at the key rather than at its value.
+        let fail_at_key = match self.path {
+            [Step::Name(name)] => Some((name.as_str(), self.message)),
+            _ => None,
+        };
+        while let Some(key) = map.next_key_seed(KeySeed { fail_at_key })? {
             let wanted = match &self.path[0] {
                 Step::Key(name) => key == *name,
                 Step::Name(name) => key == *name,
@@ -535,5 +587,21 @@ impl<'de> Visitor<'de> for Locate<'_> {
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         self.here()
+    }
+}
+
+/// Reads a mapping key, failing with the message if it is the one sought.
+#[derive(Clone, Copy)]
+struct KeySeed<'a> {
+    fail_at_key: Option<(&'a str, &'a str)>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        checked_str(deserializer, "a mapping key", |key| match self.fail_at_key {
+            Some((name, message)) if key == name => Err(message.to_owned()),
+            _ => Ok(key.to_owned()),
+        })
     }
 }

@@ -156,26 +156,51 @@ pub(crate) fn put_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, template: &Span
         put_bytes(scratch, 13, &link);
     }
     let mut status = Vec::new();
-    match span.error {
-        Some(message) => {
-            put_bytes(&mut status, 2, message.as_bytes());
-            put_uint(&mut status, 3, 2);
-        }
-        None => {}
+    if let Some(message) = span.error {
+        put_bytes(&mut status, 2, message.as_bytes());
+        put_uint(&mut status, 3, 2);
     }
     put_bytes(scratch, 15, &status);
     put_fixed32(scratch, 16, span.flags);
     put_bytes(out, 2, scratch);
 }
 
+/// Bytes of a varint.
+fn varint_len(value: u64) -> usize {
+    // 1 + floor(log128(value)), with 0 taking one byte.
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes of a length-delimited field with a one-byte tag.
+fn field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
 /// Wraps encoded spans into `ResourceSpans` (field 1 of the request) with
-/// the given encoded resource and scope.
+/// the given encoded resource and scope, copying the spans once.
 pub(crate) fn put_resource_spans(out: &mut Vec<u8>, resource: &[u8], scope: &[u8], spans: &[u8]) {
-    let mut scope_spans = Vec::with_capacity(scope.len() + spans.len() + 16);
-    put_bytes(&mut scope_spans, 1, scope);
-    scope_spans.extend_from_slice(spans);
-    let mut resource_spans = Vec::with_capacity(resource.len() + scope_spans.len() + 16);
-    put_bytes(&mut resource_spans, 1, resource);
-    put_bytes(&mut resource_spans, 2, &scope_spans);
-    put_bytes(out, 1, &resource_spans);
+    let scope_spans_len = field_len(scope.len()) + spans.len();
+    let resource_spans_len = field_len(resource.len()) + field_len(scope_spans_len);
+    out.reserve(field_len(resource_spans_len));
+    put_tag(out, 1, LEN);
+    put_varint(out, resource_spans_len as u64);
+    put_bytes(out, 1, resource);
+    put_tag(out, 2, LEN);
+    put_varint(out, scope_spans_len as u64);
+    put_bytes(out, 1, scope);
+    out.extend_from_slice(spans);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_lengths_match_the_encoding() {
+        for value in [0, 1, 127, 128, 16_383, 16_384, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(varint_len(value), out.len(), "{value}");
+        }
+    }
 }

@@ -173,7 +173,7 @@ fn every_trace_is_a_valid_tree() {
                 assert!(span.end_time_unix_nano <= parent.end_time_unix_nano, "{name}: child ends after parent");
             }
             // Links point at a span of another trace that exists.
-            for span in trace.iter() {
+            for span in trace {
                 for link in &span.links {
                     assert_ne!(link.trace_id, span.trace_id, "{name}: a link to its own trace");
                     let linked = traces.get(&link.trace_id).unwrap_or_else(|| panic!("{name}: linked trace missing"));
@@ -271,10 +271,8 @@ fn failures_carry_status_exception_and_an_error_log_and_reach_the_caller() {
     }
     // HTTP server spans report 5xx exactly when they fail.
     for (_, span) in &spans {
-        if span.kind == 2 {
-            if let Some(code) = int_attribute(&span.attributes, "http.response.status_code") {
-                assert_eq!(code >= 500, failed(span), "{}: status {code}", span.name);
-            }
+        if let (2, Some(code)) = (span.kind, int_attribute(&span.attributes, "http.response.status_code")) {
+            assert_eq!(code >= 500, failed(span), "{}: status {code}", span.name);
         }
     }
 }
