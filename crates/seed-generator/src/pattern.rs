@@ -58,6 +58,9 @@ impl PatternError {
             }
             None => (None, None),
         };
+        if message.contains("unknown field `<<`") {
+            message.push_str("; YAML merge keys (<<) are not supported: repeat the fields, or reuse a whole value with an anchor (&name) and an alias (*name)");
+        }
         PatternError { source_name: source_name.to_owned(), line, column, message }
     }
 }
@@ -821,15 +824,27 @@ fn host_and_port(url: &str) -> Option<(String, i64)> {
 
 fn template(body: &str, attributes: &Attributes) -> Result<Vec<Piece>, String> {
     let mut pieces = Vec::new();
+    let mut text = String::new();
     let mut rest = body;
-    while let Some(open) = rest.find('{') {
-        if open > 0 {
-            pieces.push(Piece::Text(rest[..open].to_owned()));
+    while let Some(at) = rest.find(['{', '}']) {
+        text.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        // `{{` and `}}` are a literal brace.
+        if let Some(stripped) = after.strip_prefix(&rest[at..=at]) {
+            text.push_str(&rest[at..=at]);
+            rest = stripped;
+            continue;
         }
-        let Some(close) = rest[open..].find('}') else {
-            return Err(format!("unclosed '{{' in {body:?}"));
+        if rest.as_bytes()[at] == b'}' {
+            return Err(format!("a lone '}}' in {body:?}; write '}}}}' for a literal brace"));
+        }
+        let Some(close) = after.find('}') else {
+            return Err(format!("unclosed '{{' in {body:?}; write '{{{{' for a literal brace"));
         };
-        let name = &rest[open + 1..open + close];
+        let name = &after[..close];
+        if !text.is_empty() {
+            pieces.push(Piece::Text(std::mem::take(&mut text)));
+        }
         pieces.push(match name {
             "duration_ms" => Piece::DurationMs,
             "status_code" => Piece::StatusCode,
@@ -844,10 +859,34 @@ fn template(body: &str, attributes: &Attributes) -> Result<Vec<Piece>, String> {
                 Piece::Attribute(index)
             }
         });
-        rest = &rest[open + close + 1..];
+        rest = &after[close + 1..];
     }
-    if !rest.is_empty() {
-        pieces.push(Piece::Text(rest.to_owned()));
+    text.push_str(rest);
+    if !text.is_empty() {
+        pieces.push(Piece::Text(text));
     }
     Ok(pieces)
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+
+    #[test]
+    fn doubled_braces_are_literal_and_placeholders_are_found() {
+        let attributes = vec![("http.route".to_owned(), Value::String("/x".to_owned()))];
+        assert_eq!(
+            template("{{\"route\": \"{http.route}\"}} in {duration_ms} ms", &attributes),
+            Ok(vec![
+                Piece::Text("{\"route\": \"".to_owned()),
+                Piece::Attribute(0),
+                Piece::Text("\"} in ".to_owned()),
+                Piece::DurationMs,
+                Piece::Text(" ms".to_owned()),
+            ])
+        );
+        assert!(template("a } b", &attributes).unwrap_err().contains("lone"));
+        assert!(template("a { b", &attributes).unwrap_err().contains("unclosed"));
+        assert!(template("{nope}", &attributes).unwrap_err().contains("http.route"));
+    }
 }
