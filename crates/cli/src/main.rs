@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, SessionsCommand};
+use crate::cli::{Cli, Command, PatternsCommand, SessionsCommand};
 
 /// Exit code of a run that failed: an error, or a check that found problems.
 const EXIT_FAILURE: u8 = 1;
@@ -36,9 +36,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let format = cli.output;
+    // Patterns live in the binary and in files: no store needed.
+    match &cli.command {
+        Command::Patterns(PatternsCommand::List) => return commands::patterns::list(format),
+        Command::Patterns(PatternsCommand::Show { pattern }) => return commands::patterns::show(pattern, format),
+        Command::Patterns(PatternsCommand::Validate { file }) => return commands::patterns::validate(file, format),
+        _ => {}
+    }
     let store = store::open(&cli.store)?;
     let store = store.as_ref();
-    let format = cli.output;
     match cli.command {
         Command::Sessions(SessionsCommand::List { session_type }) => {
             commands::sessions::list(store, session_type, format).await
@@ -50,6 +57,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sessions(SessionsCommand::Verify { id }) => commands::sessions::verify(store, &id, format).await,
         Command::Import(args) => commands::import::run(store, args, format).await,
         Command::Export(args) => commands::export::run(store, args, format).await,
+        Command::Seed(args) => commands::seed::run(store, args, format).await,
+        Command::Patterns(_) => unreachable!("handled above"),
     }
 }
 

@@ -166,7 +166,8 @@ pub(crate) struct SpanRecord {
     pub status_code: Option<i64>,
     /// Why it failed: its own error, or a failed call.
     pub failure: Failure,
-    pub link: Option<([u8; 16], [u8; 8])>,
+    /// Boxed: few spans have one, and every span is kept until exported.
+    pub link: Option<Box<([u8; 16], [u8; 8])>>,
 }
 
 /// Whether and why a span failed.
@@ -487,7 +488,7 @@ impl<'p> Generator<'p> {
             end,
             status_code,
             failure,
-            link,
+            link: link.map(Box::new),
         };
         let second = self.second_mut((end - session_start) / TICK_NANOS);
         second.spans.push(record);
@@ -542,22 +543,18 @@ impl<'p> Generator<'p> {
             }
         }
         let mut metrics = metrics.into_iter().peekable();
-        for (service, (mut spans, mut logs)) in spans_by_service.into_iter().zip(logs_by_service).enumerate() {
+        for (service, (spans, logs)) in spans_by_service.into_iter().zip(logs_by_service).enumerate() {
             let receive_time = Timestamp::from_unix_nanos(time + service as u64 * SERVICE_STAGGER_NANOS);
-            while !spans.is_empty() {
-                let rest = spans.split_off(spans.len().min(MAX_ITEMS_PER_REQUEST));
+            for spans in chunks(spans) {
                 self.out.push_back(Queued::Spans { service, receive_time, spans });
-                spans = rest;
             }
             while let Some((_, items, payload)) = metrics.next_if(|(of, _, _)| *of == service) {
                 if self.params.signals.contains(Signal::Metrics) {
                     self.out.push_back(Queued::Ready(Batch { receive_time, signal: Signal::Metrics, items, payload }));
                 }
             }
-            while !logs.is_empty() {
-                let rest = logs.split_off(logs.len().min(MAX_ITEMS_PER_REQUEST));
+            for logs in chunks(logs) {
                 self.out.push_back(Queued::Logs { service, receive_time, logs });
-                logs = rest;
             }
         }
     }
@@ -629,7 +626,7 @@ impl<'p> Generator<'p> {
                 status_code: span.status_code,
                 error,
                 exception,
-                link: span.link.as_ref().map(|(trace, span)| (trace, span)),
+                link: span.link.as_deref().map(|(trace, span)| (trace, span)),
             };
             wire::put_span(&mut encoded, &mut self.scratch, &self.templates[span.node as usize], &fields);
         }
@@ -637,6 +634,17 @@ impl<'p> Generator<'p> {
         wire::put_resource_spans(&mut request, &self.resources[service], &self.scope, &encoded);
         request
     }
+}
+
+/// `items` in requests of at most [`MAX_ITEMS_PER_REQUEST`], each holding
+/// only its own items.
+fn chunks<T>(items: Vec<T>) -> Vec<Vec<T>> {
+    let mut items = items.into_iter();
+    std::iter::from_fn(|| {
+        let chunk: Vec<T> = items.by_ref().take(MAX_ITEMS_PER_REQUEST).collect();
+        (!chunk.is_empty()).then_some(chunk)
+    })
+    .collect()
 }
 
 /// The response status a span reports.

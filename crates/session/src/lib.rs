@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod annotation;
 pub mod blob;
 mod error;
 mod id;
@@ -30,12 +31,16 @@ mod store;
 mod time;
 mod writer;
 
+pub use annotation::{
+    ANNOTATIONS_FILE, Annotation, AnnotationError, PHASE_ANNOTATION_TYPE, PHASE_KEY_PREFIX, parse_jsonl, to_jsonl,
+};
 pub use blob::{BlobDecoder, BlobError, BlobReader, BlobSummary, BlobWriter, Record};
 pub use error::{BoxError, Error};
 pub use id::{InvalidSessionId, MAX_SESSION_ID_LEN, SessionId};
 pub use key::{BlobKey, InvalidBlobKey};
 pub use metadata::{
-    BlobEntry, FORMAT_VERSION, MetadataError, SessionMetadata, SessionStatus, SessionType, SignalCounts, content_hash,
+    BlobEntry, FORMAT_VERSION, MetadataError, PhaseEntry, SessionMetadata, SessionStatus, SessionType, SignalCounts,
+    content_hash,
 };
 pub use read::{SessionListing, list_sessions, read_blob, read_session};
 pub use store::{BlobSink, ByteStream, SessionStore};

@@ -153,6 +153,23 @@ impl BlobEntry {
     }
 }
 
+/// A phase of a session laid out on its clock, as listed in its metadata:
+/// for seeds, a phase of the pattern; each has a matching
+/// [`Annotation`](crate::Annotation) in `annotations.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseEntry {
+    /// The phase's name, such as `baseline` or `failure`.
+    pub name: String,
+    /// When it starts.
+    pub start: Timestamp,
+    /// When it ends (exclusive): the next phase's start.
+    pub end: Timestamp,
+    /// Feature flags in force during the phase.
+    #[serde(default)]
+    pub flags: Vec<String>,
+}
+
 /// The contents of a session's `metadata.json`.
 ///
 /// The fields of the earlier record-replay system keep their names
@@ -206,6 +223,10 @@ pub struct SessionMetadata {
     /// pattern, seed, rates and so on), so that it can be reproduced.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, serde_json::Value>,
+    /// The session's phases in time order (seed and training sessions),
+    /// each with its time range and feature flags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseEntry>,
 }
 
 /// Why a `metadata.json` could not be read.
@@ -245,6 +266,7 @@ impl SessionMetadata {
             blobs: Vec::new(),
             content_hash: content_hash(&[]),
             parameters: BTreeMap::new(),
+            phases: Vec::new(),
         }
     }
 

@@ -2,4 +2,6 @@
 
 pub mod export;
 pub mod import;
+pub mod patterns;
+pub mod seed;
 pub mod sessions;

@@ -36,13 +36,15 @@ pub async fn list(
         note(format!("No sessions in {}.", store.location()));
         return Ok(ExitCode::SUCCESS);
     }
+    // Ids longer than 40 characters (generated seed ids can be) widen the column.
+    let width = listing.sessions.iter().map(|session| session.session_id.as_str().len()).max().unwrap_or(0).max(40);
     println!(
-        "{:<40} {:<8} {:<9} {:<24} {:>9} {:>11} {:>9} {:>10}  DESCRIPTION",
+        "{:<width$} {:<8} {:<9} {:<24} {:>9} {:>11} {:>9} {:>10}  DESCRIPTION",
         "SESSION", "TYPE", "STATUS", "START", "SPANS", "DATAPOINTS", "LOGS", "SIZE"
     );
     for session in &listing.sessions {
         println!(
-            "{:<40} {:<8} {:<9} {:<24} {:>9} {:>11} {:>9} {:>10}  {}",
+            "{:<width$} {:<8} {:<9} {:<24} {:>9} {:>11} {:>9} {:>10}  {}",
             session.session_id,
             session.session_type,
             session.status,
@@ -144,6 +146,9 @@ struct VerifyReport {
     records: u64,
     items: u64,
     problems: Vec<String>,
+    /// For seed sessions: the outcome of regenerating and comparing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    regeneration: Option<crate::commands::seed::Regeneration>,
 }
 
 /// What one blob holds, as read.
@@ -184,6 +189,11 @@ pub async fn verify(store: &dyn SessionStore, id: &SessionId, format: OutputForm
         }
         Err(error) => report.problems.push(format!("cannot list the stored blobs: {}", error_chain(&error))),
     }
+    // A seed session is regenerated from its parameters and compared.
+    report.regeneration = crate::commands::seed::regenerate(store, &metadata).await;
+    if let Some(regeneration) = report.regeneration.as_ref().filter(|regeneration| regeneration.is_problem()) {
+        report.problems.push(regeneration.message.clone());
+    }
 
     if format == OutputFormat::Json {
         print_json(&report)?;
@@ -196,6 +206,9 @@ pub async fn verify(store: &dyn SessionStore, id: &SessionId, format: OutputForm
                 "Session {id} is intact: {} blobs, {} records, {} items, content hash {}.",
                 report.blobs_checked, report.records, report.items, metadata.content_hash
             );
+        }
+        if let Some(regeneration) = report.regeneration.as_ref().filter(|regeneration| !regeneration.is_problem()) {
+            println!("{}{}.", regeneration.message[..1].to_uppercase(), &regeneration.message[1..]);
         }
     }
     if report.problems.is_empty() {

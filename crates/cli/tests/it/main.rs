@@ -3,6 +3,7 @@
 mod bad_input;
 mod import_export;
 mod s3;
+mod seed;
 mod sessions;
 
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@ use tape_testkit::s3::S3TestServer;
 
 use crate::data;
 
-fn tape_s3(server: &S3TestServer, store: &str) -> assert_cmd::Command {
+pub fn tape_s3(server: &S3TestServer, store: &str) -> assert_cmd::Command {
     let mut command = assert_cmd::Command::cargo_bin("otlp-tape").unwrap();
     command
         .arg("--store")

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tape_otlp::Signal;
 use tape_session::{
-    BlobEntry, BlobKey, FORMAT_VERSION, MetadataError, SessionMetadata, SessionStatus, SessionType, Timestamp,
-    content_hash,
+    BlobEntry, BlobKey, FORMAT_VERSION, MetadataError, PhaseEntry, SessionMetadata, SessionStatus, SessionType,
+    Timestamp, content_hash,
 };
 
 use crate::support::{sample_inputs, write_blob};
@@ -276,5 +276,56 @@ fn counts_that_do_not_add_up_are_refused_once_the_session_is_finished() {
         json["status"] = json!("active");
         change(&mut json);
         assert!(parse(&json).is_ok(), "{what}, active");
+    }
+}
+
+#[test]
+fn phases_are_listed_in_camel_case_and_round_trip() {
+    let mut metadata = completed();
+    metadata.phases = vec![
+        PhaseEntry {
+            name: "baseline".to_owned(),
+            start: Timestamp::from_unix_nanos(START),
+            end: Timestamp::from_unix_nanos(START + 10_000_000_000),
+            flags: vec![],
+        },
+        PhaseEntry {
+            name: "failure".to_owned(),
+            start: Timestamp::from_unix_nanos(START + 10_000_000_000),
+            end: Timestamp::from_unix_nanos(START + 20_000_000_000),
+            flags: vec!["payment-failure".to_owned()],
+        },
+    ];
+    let json = json_of(&metadata);
+    assert_eq!(
+        json["phases"],
+        json!([
+            {"name": "baseline", "start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:00:10Z", "flags": []},
+            {"name": "failure", "start": "2026-01-01T00:00:10Z", "end": "2026-01-01T00:00:20Z", "flags": ["payment-failure"]},
+        ])
+    );
+    assert_eq!(SessionMetadata::from_json(&metadata.to_json()).unwrap(), metadata);
+
+    // Absent when there are none; flags may be left out.
+    assert!(json_of(&completed()).get("phases").is_none());
+    let mut json = json_of(&completed());
+    json["phases"] = json!([{"name": "only", "start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:00:01Z"}]);
+    assert_eq!(parse(&json).unwrap().phases[0].flags, Vec::<String>::new());
+    json["phases"] = json!([{"name": "only", "start": "yesterday", "end": "2026-01-01T00:00:01Z"}]);
+    assert!(malformed(&json).contains("RFC 3339"));
+}
+
+#[test]
+fn float_parameters_read_back_bit_for_bit() {
+    // Floats whose shortest decimal form the default JSON float parser
+    // misreads by one unit in the last place.
+    let rates: [f64; 4] = [0.024_780_265_600_582_194, 0.020_327_311_784_902_654, 0.100_236_977_841_666_49, 1.0 / 3.0];
+    let mut metadata = completed();
+    for (index, rate) in rates.iter().enumerate() {
+        metadata.parameters.insert(format!("rate{index}"), json!(rate));
+    }
+    let read = SessionMetadata::from_json(&metadata.to_json()).unwrap();
+    for (index, rate) in rates.iter().enumerate() {
+        assert_eq!(read.parameters[&format!("rate{index}")].as_f64().unwrap().to_bits(), rate.to_bits());
     }
 }
