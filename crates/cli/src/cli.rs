@@ -58,6 +58,34 @@ pub enum Command {
     /// List, show and validate scenario patterns.
     #[command(subcommand)]
     Patterns(PatternsCommand),
+    /// Measure otlp-tape on this machine.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `otlp-tape bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Seed generation throughput (spans per second written to a compressed
+    /// local session) and peak memory, in a temporary directory that is removed afterwards.
+    Seed(BenchSeedArgs),
+}
+
+/// `otlp-tape bench seed`
+#[derive(Debug, Args)]
+pub struct BenchSeedArgs {
+    /// Pattern to generate: a built-in name or a YAML file.
+    #[arg(long, value_name = "NAME|FILE", default_value = "high-load")]
+    pub pattern: String,
+    /// Virtual duration of the session (such as 60s or 10m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub duration: u64,
+    /// Traces per second; default: the pattern's.
+    #[arg(long, value_name = "TRACES_PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Seed of the generator.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    pub seed: u64,
 }
 
 /// `otlp-tape sessions ...`

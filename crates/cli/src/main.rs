@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, PatternsCommand, SessionsCommand};
+use crate::cli::{BenchCommand, Cli, Command, PatternsCommand, SessionsCommand};
 
 /// Exit code of a run that failed: an error, or a check that found problems.
 const EXIT_FAILURE: u8 = 1;
@@ -42,6 +42,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Patterns(PatternsCommand::List) => return commands::patterns::list(format),
         Command::Patterns(PatternsCommand::Show { pattern }) => return commands::patterns::show(pattern, format),
         Command::Patterns(PatternsCommand::Validate { file }) => return commands::patterns::validate(file, format),
+        Command::Bench(BenchCommand::Seed(args)) => return commands::bench::seed(args, format).await,
         _ => {}
     }
     let store = store::open(&cli.store)?;
@@ -58,7 +59,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => commands::import::run(store, args, format).await,
         Command::Export(args) => commands::export::run(store, args, format).await,
         Command::Seed(args) => commands::seed::run(store, args, format).await,
-        Command::Patterns(_) => unreachable!("handled above"),
+        Command::Patterns(_) | Command::Bench(_) => unreachable!("handled above"),
     }
 }
 

@@ -131,8 +131,61 @@ pub struct BlobWriter<W: Write> {
 #[allow(clippy::large_enum_variant)]
 enum WriterState<W: Write> {
     Between(HashingWriter<W>),
-    InMember(flate2::write::GzEncoder<HashingWriter<W>>),
+    InMember(GzipMember<W>),
     Poisoned,
+}
+
+/// One gzip member being written: the header, raw deflate, and a trailer of
+/// CRC-32 and length. Written by hand rather than with flate2's
+/// `GzEncoder` so that the CRC is `crc32fast`'s (SIMD where the CPU has
+/// it), which matters on the seed generator's path; the bytes are the same.
+struct GzipMember<W: Write> {
+    deflate: flate2::write::DeflateEncoder<HashingWriter<W>>,
+    crc: crc32fast::Hasher,
+    /// Uncompressed length modulo 2^32, as gzip's ISIZE.
+    size: u32,
+}
+
+impl<W: Write> GzipMember<W> {
+    fn start(mut inner: HashingWriter<W>, level: Compression) -> io::Result<Self> {
+        // What flate2's GzBuilder writes: no name, no time, OS "unknown",
+        // and the extra flags that say how hard the compressor tried.
+        let extra_flags = if level.level() >= Compression::best().level() {
+            2
+        } else if level.level() <= Compression::fast().level() {
+            4
+        } else {
+            0
+        };
+        inner.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, extra_flags, 255])?;
+        Ok(GzipMember {
+            deflate: flate2::write::DeflateEncoder::new(inner, level),
+            crc: crc32fast::Hasher::new(),
+            size: 0,
+        })
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.deflate.write_all(bytes)?;
+        self.crc.update(bytes);
+        self.size = self.size.wrapping_add(bytes.len() as u32);
+        Ok(())
+    }
+
+    fn finish(self) -> io::Result<HashingWriter<W>> {
+        let mut inner = self.deflate.finish()?;
+        inner.write_all(&self.crc.finalize().to_le_bytes())?;
+        inner.write_all(&self.size.to_le_bytes())?;
+        Ok(inner)
+    }
+
+    fn get_ref(&self) -> &HashingWriter<W> {
+        self.deflate.get_ref()
+    }
+
+    fn get_mut(&mut self) -> &mut HashingWriter<W> {
+        self.deflate.get_mut()
+    }
 }
 
 impl<W: Write> BlobWriter<W> {
@@ -164,12 +217,12 @@ impl<W: Write> BlobWriter<W> {
         Ok(())
     }
 
-    fn open_member(&mut self) -> io::Result<&mut flate2::write::GzEncoder<HashingWriter<W>>> {
+    fn open_member(&mut self) -> io::Result<&mut GzipMember<W>> {
         if let WriterState::Between(_) = self.state {
             let WriterState::Between(inner) = std::mem::replace(&mut self.state, WriterState::Poisoned) else {
                 unreachable!("checked above")
             };
-            self.state = WriterState::InMember(flate2::GzBuilder::new().write(inner, self.level));
+            self.state = WriterState::InMember(GzipMember::start(inner, self.level)?);
         }
         match &mut self.state {
             WriterState::InMember(encoder) => Ok(encoder),

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
@@ -33,30 +33,76 @@ const CHANNEL_BATCHES: usize = 16;
 /// What a seed run wrote.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SeedSummary {
-    session_id: SessionId,
-    session_type: SessionType,
-    store: String,
-    location: String,
-    pattern: String,
-    seed: u64,
-    start: Timestamp,
-    end: Timestamp,
-    duration: String,
-    rate: f64,
-    error_rate: f64,
-    signals: String,
-    traces: u64,
-    items: SignalCounts,
-    requests: SignalCounts,
-    size_bytes: u64,
-    blobs: usize,
-    content_hash: String,
-    phases: Vec<PhaseEntry>,
+pub struct SeedSummary {
+    /// The parameters, for a reproduce command.
+    #[serde(skip)]
+    pub params: Params,
+    pub session_id: SessionId,
+    pub session_type: SessionType,
+    pub store: String,
+    pub location: String,
+    pub pattern: String,
+    pub seed: u64,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub duration: String,
+    pub rate: f64,
+    pub error_rate: f64,
+    pub signals: String,
+    pub traces: u64,
+    pub items: SignalCounts,
+    pub requests: SignalCounts,
+    pub size_bytes: u64,
+    pub blobs: usize,
+    pub content_hash: String,
+    pub phases: Vec<PhaseEntry>,
 }
 
 /// `seed`
 pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let (summary, elapsed) = generate(store, &args).await?;
+    if format == OutputFormat::Json {
+        print_json(&summary)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}", summary.session_id);
+    note(format!(
+        "Generated {} session {} from pattern {} with seed {} in {:.2} s: {} at {} traces/s from {}, error rate {}.",
+        summary.session_type,
+        summary.session_id,
+        summary.pattern,
+        summary.seed,
+        elapsed.as_secs_f64(),
+        summary.duration,
+        summary.rate,
+        summary.start,
+        summary.error_rate,
+    ));
+    note(format!(
+        "  {} traces: {} spans, {} data points, {} log records in {} requests; {} in {} blobs",
+        summary.traces,
+        summary.items.traces,
+        summary.items.metrics,
+        summary.items.logs,
+        summary.requests.total(),
+        human_bytes(summary.size_bytes),
+        summary.blobs,
+    ));
+    note(format!("  Stored in {}", summary.location));
+    note("  Phases:");
+    let width = summary.phases.iter().map(|phase| phase.name.len()).max().unwrap_or(0);
+    for phase in &summary.phases {
+        let length = human_duration(phase.end.unix_nanos() - phase.start.unix_nanos());
+        let flags = if phase.flags.is_empty() { String::new() } else { format!("  flags: {}", phase.flags.join(", ")) };
+        note(format!("    {:<width$}  {} .. {}  {length}{flags}", phase.name, phase.start, phase.end));
+    }
+    note(format!("  Reproduce with: {}", reproduce_command(&args.pattern, &summary.params)));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Generates and stores the session `args` describe; returns its summary
+/// and how long it took.
+pub async fn generate(store: &dyn SessionStore, args: &SeedArgs) -> anyhow::Result<(SeedSummary, Duration)> {
     // Everything is checked before anything is written.
     let pattern = patterns::load(&args.pattern)?;
     let now = Timestamp::from_datetime(chrono::Utc::now()).context("the system clock is before 1970")?;
@@ -145,6 +191,7 @@ pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat)
     let elapsed = started.elapsed();
 
     let summary = SeedSummary {
+        params: params.clone(),
         session_id: id,
         session_type: metadata.session_type,
         store: store.location(),
@@ -165,43 +212,7 @@ pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat)
         content_hash: metadata.content_hash.clone(),
         phases: metadata.phases.clone(),
     };
-    if format == OutputFormat::Json {
-        print_json(&summary)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("{}", summary.session_id);
-    note(format!(
-        "Generated {} session {} from pattern {} with seed {} in {:.2} s: {} at {} traces/s from {}, error rate {}.",
-        summary.session_type,
-        summary.session_id,
-        summary.pattern,
-        summary.seed,
-        elapsed.as_secs_f64(),
-        summary.duration,
-        summary.rate,
-        summary.start,
-        summary.error_rate,
-    ));
-    note(format!(
-        "  {} traces: {} spans, {} data points, {} log records in {} requests; {} in {} blobs",
-        summary.traces,
-        summary.items.traces,
-        summary.items.metrics,
-        summary.items.logs,
-        summary.requests.total(),
-        human_bytes(summary.size_bytes),
-        summary.blobs,
-    ));
-    note(format!("  Stored in {}", summary.location));
-    note("  Phases:");
-    let width = summary.phases.iter().map(|phase| phase.name.len()).max().unwrap_or(0);
-    for phase in &summary.phases {
-        let length = human_duration(phase.end.unix_nanos() - phase.start.unix_nanos());
-        let flags = if phase.flags.is_empty() { String::new() } else { format!("  flags: {}", phase.flags.join(", ")) };
-        note(format!("    {:<width$}  {} .. {}  {length}{flags}", phase.name, phase.start, phase.end));
-    }
-    note(format!("  Reproduce with: {}", reproduce_command(&args.pattern, &params)));
-    Ok(ExitCode::SUCCESS)
+    Ok((summary, elapsed))
 }
 
 /// A duration for people: exact when in whole milliseconds, else seconds

@@ -518,3 +518,22 @@ async fn seeds_on_s3_are_the_same_bytes_and_verify() {
             .stdout(contains("bit-for-bit match"));
     });
 }
+
+#[test]
+fn bench_seed_reports_what_it_generated_and_leaves_nothing_in_the_store() {
+    let store = tempfile::tempdir().unwrap();
+    let report =
+        tape_json(store.path(), &["bench", "seed", "--pattern", "basic-topology", "--duration", "3s", "--rate", "20"]);
+    assert_eq!(report["pattern"], "basic-topology");
+    assert_eq!(report["traces"], 60);
+    // basic-topology traces have four spans each.
+    assert_eq!(report["spans"], 240);
+    assert!(report["items"].as_u64().unwrap() > 240, "metrics and logs too: {report}");
+    assert!(report["storedBytes"].as_u64().unwrap() > 0);
+    assert!(report["spansPerSecond"].as_f64().unwrap() > 0.0);
+    if cfg!(target_os = "linux") {
+        assert!(report["peakMemoryBytes"].as_u64().unwrap() > 0);
+    }
+    // The benchmark's session lives in a temporary directory of its own.
+    assert!(!store.path().join("sessions").exists());
+}
