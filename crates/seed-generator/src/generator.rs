@@ -715,3 +715,65 @@ pub fn parameters(pattern: &Pattern, params: &Params) -> BTreeMap<String, serde_
         ("signals".to_owned(), json!(signals.join(","))),
     ])
 }
+
+/// The pattern and parameters recorded by [`parameters`], to generate a
+/// session again. The recorded YAML must hash to the recorded SHA-256.
+pub fn from_parameters(parameters: &BTreeMap<String, serde_json::Value>) -> Result<(Pattern, Params), String> {
+    let field = |name: &str| parameters.get(name).ok_or_else(|| format!("the parameter {name} is missing"));
+    let text = |name: &str| {
+        field(name)?.as_str().map(str::to_owned).ok_or_else(|| format!("the parameter {name} is not a string"))
+    };
+    let unsigned =
+        |name: &str| field(name)?.as_u64().ok_or_else(|| format!("the parameter {name} is not a whole number"));
+    let float = |name: &str| field(name)?.as_f64().ok_or_else(|| format!("the parameter {name} is not a number"));
+
+    let source = text("patternSource")?;
+    let name = parameters.get("pattern").and_then(serde_json::Value::as_str).unwrap_or("patternSource");
+    let pattern =
+        Pattern::parse(name, &source).map_err(|error| format!("the recorded pattern does not read: {error}"))?;
+    let sha256 = text("patternSha256")?;
+    if sha256 != pattern.source_sha256() {
+        return Err(format!("patternSource hashes to {}, but patternSha256 says {sha256}", pattern.source_sha256()));
+    }
+    let start = text("start")?;
+    let params = Params {
+        seed: unsigned("seed")?,
+        start: Timestamp::parse_rfc3339(&start)
+            .ok_or_else(|| format!("the parameter start {start:?} is not a time"))?,
+        duration_nanos: unsigned("durationNanos")?,
+        rate: float("rate")?,
+        error_rate: float("errorRate")?,
+        signals: text("signals")?.parse().map_err(|error| format!("the parameter signals: {error}"))?,
+    };
+    Ok((pattern, params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_parameters_give_back_the_pattern_and_parameters() {
+        let pattern = Pattern::parse("p", crate::builtin_pattern("payment-failure").unwrap()).unwrap();
+        let params = Params {
+            seed: 42,
+            start: DEFAULT_START,
+            duration_nanos: 12_345_678_901,
+            rate: 0.1 + 0.2,
+            error_rate: 0.05,
+            signals: "traces,logs".parse().unwrap(),
+        };
+        let recorded = parameters(&pattern, &params);
+        let json = serde_json::to_string(&recorded).unwrap();
+        let (again, params_again) = from_parameters(&serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(again, pattern);
+        assert_eq!(params_again, params);
+
+        let mut edited = recorded.clone();
+        edited.insert("patternSource".to_owned(), serde_json::json!(format!("{}\n# edited", pattern.source)));
+        assert!(from_parameters(&edited).unwrap_err().contains("hashes to"));
+        let mut missing = recorded;
+        missing.remove("seed");
+        assert!(from_parameters(&missing).unwrap_err().contains("seed is missing"));
+    }
+}

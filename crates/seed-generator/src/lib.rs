@@ -36,7 +36,7 @@ pub use builtin::{BUILTIN_PATTERNS, builtin_pattern};
 pub use duration::{format_duration, parse_duration};
 pub use generator::{
     Batch, DEFAULT_START, GENERATOR_VERSION, Generator, MAX_ITEMS_PER_REQUEST, MAX_TRACES, Params, ParamsError,
-    PhaseWindow, SCOPE_NAME, TICK_NANOS, parameters,
+    PhaseWindow, SCOPE_NAME, TICK_NANOS, from_parameters, parameters,
 };
 pub use latency::{Latency, LatencyError};
 pub use metrics::DURATION_BUCKETS;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tape_otlp::{Signal, SignalSet};
 use tape_seed_generator::{
     Batch, DEFAULT_START, GENERATOR_VERSION, Generator, Params, ParamsError, Pattern, PhaseWindow, format_duration,
-    parameters,
+    from_parameters, parameters,
 };
 use tape_session::{
     Annotation, Error, PhaseEntry, Record, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType,
@@ -395,34 +395,7 @@ pub async fn regenerate(store: &dyn SessionStore, metadata: &SessionMetadata) ->
 
 /// The pattern and parameters recorded in a seed session's metadata.
 fn rebuild(metadata: &SessionMetadata) -> Result<(Arc<Pattern>, Params), String> {
-    let parameters = &metadata.parameters;
-    let field = |name: &str| parameters.get(name).ok_or_else(|| format!("the parameter {name} is missing"));
-    let text = |name: &str| {
-        field(name)?.as_str().map(str::to_owned).ok_or_else(|| format!("the parameter {name} is not a string"))
-    };
-    let unsigned =
-        |name: &str| field(name)?.as_u64().ok_or_else(|| format!("the parameter {name} is not a whole number"));
-    let float = |name: &str| field(name)?.as_f64().ok_or_else(|| format!("the parameter {name} is not a number"));
-
-    let source = text("patternSource")?;
-    let name = parameters.get("pattern").and_then(serde_json::Value::as_str).unwrap_or("patternSource");
-    let pattern =
-        Pattern::parse(name, &source).map_err(|error| format!("the recorded pattern does not read: {error}"))?;
-    let sha256 = text("patternSha256")?;
-    if sha256 != pattern.source_sha256() {
-        return Err(format!("patternSource hashes to {}, but patternSha256 says {sha256}", pattern.source_sha256()));
-    }
-    let start = text("start")?;
-    let params = Params {
-        seed: unsigned("seed")?,
-        start: Timestamp::parse_rfc3339(&start)
-            .ok_or_else(|| format!("the parameter start {start:?} is not a time"))?,
-        duration_nanos: unsigned("durationNanos")?,
-        rate: float("rate")?,
-        error_rate: float("errorRate")?,
-        signals: text("signals")?.parse().map_err(|error| format!("the parameter signals: {error}"))?,
-    };
-    Ok((Arc::new(pattern), params))
+    from_parameters(&metadata.parameters).map(|(pattern, params)| (Arc::new(pattern), params))
 }
 
 type StoredRecords<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<(Signal, Record), Error>> + Send + 'a>>;
