@@ -86,6 +86,11 @@ impl ExportRequest {
     /// Decodes OTLP/JSON `bytes` as the request of `signal`.
     pub fn decode_json(signal: Signal, bytes: &[u8]) -> Result<Self, Error> {
         let wrap = |source| Error::Json { signal, source };
+        // serde would read a struct from a JSON array too; OTLP/JSON
+        // requests are objects.
+        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(wrap(serde::de::Error::custom("an OTLP/JSON request must be a JSON object")));
+        }
         Ok(match signal {
             Signal::Traces => Self::Traces(serde_json::from_slice(bytes).map_err(wrap)?),
             Signal::Metrics => Self::Metrics(serde_json::from_slice(bytes).map_err(wrap)?),
