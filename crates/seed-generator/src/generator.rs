@@ -6,9 +6,11 @@
 //! exactly `floor(duration × rate)` traces. Each trace draws from its own
 //! random stream (`fork(i + 1)` of the seed), so one trace's draws never
 //! shift another's. A span is exported in the batch of the second (of
-//! virtual time) in which it ends, each service sending its own requests at
-//! the end of that second; metrics are exported every `metrics.interval`
-//! and once more at the end, cumulative from the session's start.
+//! virtual time) in which it ends, each service sending its own requests
+//! just before the end of that second; metrics are exported every
+//! `metrics.interval` and once more at the end, cumulative from the
+//! session's start. Latency follows the phase in force when a span starts,
+//! failure the phase in which it is received.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -38,6 +40,21 @@ pub const MAX_TRACES: u64 = 1_000_000_000;
 /// Receive times of one second's requests are staggered by service: this
 /// many nanoseconds apart.
 const SERVICE_STAGGER_NANOS: u64 = 1_000;
+/// A second's requests are received this long before the second ends, so
+/// that a record received in a phase holds what ended in that phase.
+const EXPORT_LEAD_NANOS: u64 = 1_000_000;
+
+/// The second (of the session) in whose export something that happens
+/// `offset` nanoseconds into the session is sent.
+fn second_of(offset: u64) -> u64 {
+    (offset + EXPORT_LEAD_NANOS) / TICK_NANOS
+}
+
+/// When the requests of second `index` are received, as an offset into the
+/// session: just before the second ends.
+fn export_offset(index: u64) -> u64 {
+    (index + 1) * TICK_NANOS - EXPORT_LEAD_NANOS
+}
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
@@ -350,7 +367,7 @@ impl<'p> Generator<'p> {
         #[allow(clippy::cast_precision_loss, clippy::cast_sign_loss)]
         let offset = (((index as f64) + rng.unit()) * self.slot_nanos) as u64;
         let offset = offset.min(self.params.duration_nanos - 1);
-        self.export_until(offset / TICK_NANOS);
+        self.export_until(second_of(offset));
         let mut pick = rng.below(self.total_weight);
         let entry = pattern
             .entrypoints
@@ -394,13 +411,13 @@ impl<'p> Generator<'p> {
     ) -> Outcome {
         let pattern = self.pattern;
         let node = &pattern.nodes[node_index];
-        // A span behaves as the phase in force when it starts says.
-        let (phase, progress) = self.phase_at(start - self.params.start.unix_nanos());
+        let session_start = self.params.start.unix_nanos();
+        // Latency follows the phase in force when the span starts...
+        let (phase, progress) = self.phase_at(start - session_start);
         let behaviour = self.behaviour[phase][node_index];
         let span_id = walk.rng.span_id();
         let factor = behaviour.factor.0 + (behaviour.factor.1 - behaviour.factor.0) * progress;
         let own = scale(node.latency.sample(&mut walk.rng), factor);
-        let own_failure = behaviour.error_probability.is_some_and(|p| walk.rng.chance(p));
         let before = own / 4;
         let first_child = start + before;
         let mut children_end = first_child;
@@ -422,6 +439,11 @@ impl<'p> Generator<'p> {
             }
         }
         let end = children_end + (own - before);
+        // ...and failure the phase in which it is reported, so that a record
+        // received in a phase shows that phase's behaviour (what training
+        // data labelled by receive time needs).
+        let (reported_in, _) = self.phase_at(export_offset(second_of(end - session_start)));
+        let own_failure = self.behaviour[reported_in][node_index].error_probability.is_some_and(|p| walk.rng.chance(p));
         let failure = match (own_failure, failed_child) {
             (true, _) => Failure::Own,
             (false, Some(_)) => Failure::Propagated,
@@ -490,10 +512,10 @@ impl<'p> Generator<'p> {
             failure,
             link: link.map(Box::new),
         };
-        let second = self.second_mut((end - session_start) / TICK_NANOS);
+        let second = self.second_mut(second_of(end - session_start));
         second.spans.push(record);
         for log in logs {
-            let index = (log.time - session_start) / TICK_NANOS;
+            let index = second_of(log.time - session_start);
             self.second_mut(index).logs.push(log);
         }
     }
@@ -521,7 +543,7 @@ impl<'p> Generator<'p> {
     fn export_second(&mut self, index: u64, second: Second) {
         let pattern = self.pattern;
         let session_start = self.params.start.unix_nanos();
-        let time = session_start + (index + 1) * TICK_NANOS;
+        let time = session_start + export_offset(index);
         for span in &second.spans {
             self.metrics.observe(pattern, span);
         }
@@ -544,7 +566,8 @@ impl<'p> Generator<'p> {
         }
         let mut metrics = metrics.into_iter().peekable();
         for (service, (spans, logs)) in spans_by_service.into_iter().zip(logs_by_service).enumerate() {
-            let receive_time = Timestamp::from_unix_nanos(time + service as u64 * SERVICE_STAGGER_NANOS);
+            let stagger = (service as u64 * SERVICE_STAGGER_NANOS).min(EXPORT_LEAD_NANOS - 1);
+            let receive_time = Timestamp::from_unix_nanos(time + stagger);
             for spans in chunks(spans) {
                 self.out.push_back(Queued::Spans { service, receive_time, spans });
             }

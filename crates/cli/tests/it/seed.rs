@@ -452,9 +452,11 @@ fn verify_reports_the_first_difference_from_the_regeneration() {
 #[test]
 fn verify_finds_a_blob_swapped_for_another_seeds() {
     let dir = tempfile::tempdir().unwrap();
-    // Same pattern, length and times, other seed: a blob of the same key.
-    seed(dir.path(), &["--seed", "1", "--session-id", "original", "--signals", "metrics"]);
-    seed(dir.path(), &["--seed", "2", "--session-id", "donor", "--signals", "metrics"]);
+    // Same pattern, length and times, other seed: a blob of the same key
+    // (the first metrics export is at the first 10 s interval for both).
+    let args = ["--signals", "metrics", "--duration", "20s"];
+    seed(dir.path(), &[&["--seed", "1", "--session-id", "original"][..], &args].concat());
+    seed(dir.path(), &[&["--seed", "2", "--session-id", "donor"][..], &args].concat());
     let original = metadata(dir.path(), "original");
     let donor = metadata(dir.path(), "donor");
     assert_eq!(original["blobs"][0]["key"], donor["blobs"][0]["key"]);
