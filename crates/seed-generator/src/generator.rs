@@ -232,11 +232,6 @@ struct Outcome {
     status_code: Option<i64>,
 }
 
-/// Per-trace state of the walk.
-struct TraceWalk {
-    rng: SeedRng,
-}
-
 /// The generator; an iterator of [`Batch`]es in receive-time order.
 #[derive(Debug)]
 pub struct Generator<'p> {
@@ -383,9 +378,8 @@ impl<'p> Generator<'p> {
             })
             .expect("the pick is below the total weight");
         let trace_id = rng.trace_id();
-        let mut walk = TraceWalk { rng };
         let start = self.params.start.unix_nanos() + offset;
-        self.span(&mut walk, entry.root, start, trace_id, None, None);
+        self.span(&mut rng, entry.root, start, trace_id, None, None);
     }
 
     /// The phase in force at `offset` into the session, and how far into it
@@ -402,7 +396,7 @@ impl<'p> Generator<'p> {
     /// Generates the span of `node` and its subtree, starting at `start`.
     fn span(
         &mut self,
-        walk: &mut TraceWalk,
+        rng: &mut SeedRng,
         node_index: usize,
         start: u64,
         trace_id: [u8; 16],
@@ -415,9 +409,9 @@ impl<'p> Generator<'p> {
         // Latency follows the phase in force when the span starts...
         let (phase, progress) = self.phase_at(start - session_start);
         let behaviour = self.behaviour[phase][node_index];
-        let span_id = walk.rng.span_id();
+        let span_id = rng.span_id();
         let factor = behaviour.factor.0 + (behaviour.factor.1 - behaviour.factor.0) * progress;
-        let own = scale(node.latency.sample(&mut walk.rng), factor);
+        let own = scale(node.latency.sample(rng), factor);
         let before = own / 4;
         let first_child = start + before;
         let mut children_end = first_child;
@@ -431,7 +425,7 @@ impl<'p> Generator<'p> {
                     continue;
                 }
                 let child_start = if node.parallel { first_child } else { children_end };
-                let outcome = self.span(walk, child, child_start, trace_id, Some((span_id, node.service)), None);
+                let outcome = self.span(rng, child, child_start, trace_id, Some((span_id, node.service)), None);
                 children_end = children_end.max(outcome.end);
                 if failed_child.is_none() && outcome.failed {
                     failed_child = Some(outcome.status_code);
@@ -443,7 +437,7 @@ impl<'p> Generator<'p> {
         // received in a phase shows that phase's behaviour (what training
         // data labelled by receive time needs).
         let (reported_in, _) = self.phase_at(export_offset(second_of(end - session_start)));
-        let own_failure = self.behaviour[reported_in][node_index].error_probability.is_some_and(|p| walk.rng.chance(p));
+        let own_failure = self.behaviour[reported_in][node_index].error_probability.is_some_and(|p| rng.chance(p));
         let failure = match (own_failure, failed_child) {
             (true, _) => Failure::Own,
             (false, Some(_)) => Failure::Propagated,
@@ -452,9 +446,9 @@ impl<'p> Generator<'p> {
         let status_code = status_code(node, failure, failed_child.flatten());
         self.record(node_index, node, trace_id, span_id, parent, start, end, failure, status_code, link);
         for child in deferred {
-            let delay = pattern.nodes[child].async_delay.expect("deferred children are async").sample(&mut walk.rng);
-            let consumer_trace = walk.rng.trace_id();
-            self.span(walk, child, end + delay, consumer_trace, None, Some((trace_id, span_id)));
+            let delay = pattern.nodes[child].async_delay.expect("deferred children are async").sample(rng);
+            let consumer_trace = rng.trace_id();
+            self.span(rng, child, end + delay, consumer_trace, None, Some((trace_id, span_id)));
         }
         let propagates = failure != Failure::None && node.error.as_ref().is_none_or(|error| error.propagate);
         Outcome { end, failed: propagates, status_code }
