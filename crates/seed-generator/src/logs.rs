@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use tape_otlp::ExportRequest;
 use tape_otlp::proto::collector::logs::v1::ExportLogsServiceRequest;
 use tape_otlp::proto::common::v1::{AnyValue, any_value};
 use tape_otlp::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -24,7 +25,7 @@ pub(crate) fn encode(pattern: &Pattern, service: usize, logs: &[LogRecordPlan]) 
             schema_url: String::new(),
         }],
     };
-    proto::encode(&request)
+    ExportRequest::Logs(request).encode_protobuf()
 }
 
 #[allow(clippy::single_match_else)] // two cases of equal weight

@@ -10,6 +10,8 @@ use tape_otlp::proto::metrics::v1::{
     ScopeMetrics, Sum, exemplar, metric, number_data_point,
 };
 
+use tape_otlp::ExportRequest;
+
 use crate::generator::SpanRecord;
 use crate::pattern::{Attributes, GaugeKind, Pattern, Protocol, SpanKind, Value};
 use crate::proto;
@@ -242,15 +244,6 @@ impl MetricState {
             if metrics.is_empty() {
                 continue;
             }
-            let points: usize = metrics
-                .iter()
-                .map(|metric| match &metric.data {
-                    Some(metric::Data::Histogram(histogram)) => histogram.data_points.len(),
-                    Some(metric::Data::Sum(sum)) => sum.data_points.len(),
-                    Some(metric::Data::Gauge(gauge)) => gauge.data_points.len(),
-                    _ => 0,
-                })
-                .sum();
             let request = ExportMetricsServiceRequest {
                 resource_metrics: vec![ResourceMetrics {
                     resource: Some(proto::resource(&service.resource)),
@@ -262,7 +255,8 @@ impl MetricState {
                     schema_url: String::new(),
                 }],
             };
-            requests.push((service_index, points as u64, proto::encode(&request)));
+            let request = ExportRequest::Metrics(request);
+            requests.push((service_index, request.item_count(), request.encode_protobuf()));
         }
         for stream in self.streams.values_mut() {
             stream.exemplar = None;

@@ -1,7 +1,6 @@
 //! Pattern values as OTLP protobuf messages, for the signals that are not
 //! on the hot path (metrics and logs).
 
-use prost::Message;
 use tape_otlp::proto::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use tape_otlp::proto::resource::v1::Resource;
 
@@ -37,9 +36,4 @@ pub(crate) fn resource(attributes: &Attributes) -> Resource {
 /// The generator's instrumentation scope.
 pub(crate) fn scope() -> InstrumentationScope {
     InstrumentationScope { name: SCOPE_NAME.to_owned(), ..InstrumentationScope::default() }
-}
-
-/// Encodes a message.
-pub(crate) fn encode(message: &impl Message) -> Vec<u8> {
-    message.encode_to_vec()
 }
