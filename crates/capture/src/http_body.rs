@@ -7,6 +7,8 @@
 
 use std::io::Read;
 
+use bytes::Bytes;
+use tape_otlp::rpc::Status as RpcStatus;
 use tape_otlp::{Encoding, ExportRequest, Signal};
 
 /// The default largest request accepted, after decompression: 16 MiB.
@@ -15,12 +17,18 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 /// `google.rpc.Code` values used in error responses.
 const CODE_INVALID_ARGUMENT: i32 = 3;
 const CODE_RESOURCE_EXHAUSTED: i32 = 8;
+const CODE_UNAVAILABLE: i32 = 14;
 
 /// A request body that was accepted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedBody {
     /// The decoded request.
     pub request: ExportRequest,
+    /// The request in protobuf: the body itself (decompressed) when it was
+    /// protobuf, the request encoded when it was JSON.
+    pub payload: Bytes,
+    /// Items (spans, data points, log records) in the request.
+    pub items: u64,
     /// How it was encoded; the response uses the same.
     pub encoding: Encoding,
     /// Bytes of the body after decompression.
@@ -47,6 +55,21 @@ impl Rejection {
         Rejection { status: 400, code: CODE_INVALID_ARGUMENT, message, encoding }
     }
 
+    /// Refused because the recorder is behind: 429, retryable after `Retry-After`.
+    pub fn throttled(message: String, encoding: Encoding) -> Self {
+        Rejection { status: 429, code: CODE_RESOURCE_EXHAUSTED, message, encoding }
+    }
+
+    /// Refused because the capture is not recording: 503, retryable.
+    pub fn unavailable(message: String, encoding: Encoding) -> Self {
+        Rejection { status: 503, code: CODE_UNAVAILABLE, message, encoding }
+    }
+
+    /// Whether the client may send the request again (429, 503).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.status, 429 | 503)
+    }
+
     fn too_large(message: String, encoding: Encoding) -> Self {
         Rejection { status: 413, code: CODE_RESOURCE_EXHAUSTED, message, encoding }
     }
@@ -56,26 +79,17 @@ impl Rejection {
     }
 }
 
-/// `google.rpc.Status`, the body of an OTLP/HTTP error response.
-#[derive(Clone, PartialEq, Eq, prost::Message)]
-pub struct RpcStatus {
-    /// A `google.rpc.Code`.
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    /// The message.
-    #[prost(string, tag = "2")]
-    pub message: String,
-}
-
 /// Decodes the body of a `POST /v1/<signal>` with the given `Content-Type`
 /// and `Content-Encoding` headers. `max_bytes` bounds the body after
 /// decompression and is enforced while decompressing, so a small body that
-/// inflates without end is refused after `max_bytes` bytes.
+/// inflates without end is refused after `max_bytes` bytes. An empty body
+/// (no bytes at all, before or after decompression) is refused: it carries
+/// no telemetry and is most often a client bug.
 pub fn decode_body(
     signal: Signal,
     content_type: Option<&str>,
     content_encoding: Option<&str>,
-    body: &[u8],
+    body: Bytes,
     max_bytes: usize,
 ) -> Result<ReceivedBody, Rejection> {
     let encoding = media_type(content_type)?;
@@ -93,23 +107,35 @@ pub fn decode_body(
     if body.len() > max_bytes {
         return Err(Rejection::too_large(limit("has"), encoding));
     }
-    let inflated;
     let bytes = if gzip {
         let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max_bytes));
-        let read = flate2::read::MultiGzDecoder::new(body).take(max_bytes as u64 + 1).read_to_end(&mut out);
+        let read = flate2::read::MultiGzDecoder::new(&body[..]).take(max_bytes as u64 + 1).read_to_end(&mut out);
         if let Err(error) = read {
             return Err(Rejection::bad_request(format!("the gzip body is not valid: {error}"), encoding));
         }
         if out.len() > max_bytes {
             return Err(Rejection::too_large(limit("decompresses to"), encoding));
         }
-        inflated = out;
-        inflated.as_slice()
+        Bytes::from(out)
     } else {
         body
     };
-    match ExportRequest::decode(signal, encoding, bytes) {
-        Ok(request) => Ok(ReceivedBody { request, encoding, decoded_bytes: bytes.len() }),
+    if bytes.is_empty() {
+        return Err(Rejection::bad_request(
+            format!("the request body is empty; send an OTLP {signal} export request"),
+            encoding,
+        ));
+    }
+    match ExportRequest::decode(signal, encoding, &bytes) {
+        Ok(request) => {
+            let items = request.item_count();
+            let decoded_bytes = bytes.len();
+            let payload = match encoding {
+                Encoding::Protobuf => bytes,
+                Encoding::Json => Bytes::from(request.encode_protobuf()),
+            };
+            Ok(ReceivedBody { request, payload, items, encoding, decoded_bytes })
+        }
         Err(error) => Err(Rejection::bad_request(
             format!("the body is not a valid OTLP {} {signal} export request: {error}", encoding_name(encoding)),
             encoding,
@@ -168,7 +194,8 @@ pub fn success_response(encoding: Encoding) -> (&'static str, Vec<u8>) {
 pub fn error_response(rejection: &Rejection) -> (&'static str, Vec<u8>) {
     let body = match rejection.encoding {
         Encoding::Protobuf => {
-            prost::Message::encode_to_vec(&RpcStatus { code: rejection.code, message: rejection.message.clone() })
+            let status = RpcStatus { code: rejection.code, message: rejection.message.clone(), details: Vec::new() };
+            prost::Message::encode_to_vec(&status)
         }
         Encoding::Json => {
             serde_json::json!({ "code": rejection.code, "message": rejection.message }).to_string().into_bytes()

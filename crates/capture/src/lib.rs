@@ -1,13 +1,30 @@
 //! Live capture for otlp-tape: OTLP receivers that record into sessions.
 //!
-//! This first part is the OTLP/HTTP request body handling of the
-//! specification, with no I/O of its own: content types, `Content-Encoding:
-//! gzip` decompressed under a size limit that holds while decompressing, the
-//! status code of every rejection, and responses encoded like the request.
-//! The servers, the recorder and the `capture` command build on it.
+//! - [`grpc`] and [`http`] are the OTLP/gRPC and OTLP/HTTP receivers, per
+//!   the OTLP specification (bodies, encodings, status codes);
+//! - [`Recorder`] is the bounded path from the receivers to the session
+//!   writer: receive times, flushing, durable acknowledgement, limits, and
+//!   retryable refusals instead of unbounded buffering;
+//! - [`Forwarder`] passes accepted requests on to an upstream endpoint
+//!   without holding up recording;
+//! - [`Capture`] starts and stops them together.
 
+mod capture;
+mod forward;
+pub mod grpc;
+pub mod http;
 mod http_body;
+mod intake;
+mod recorder;
+mod stats;
 
+pub use capture::{Capture, CaptureConfig, CaptureOutcome, StartError};
+pub use forward::{ForwardConfig, Forwarder, Upstream, forwarder};
 pub use http_body::{
-    DEFAULT_MAX_REQUEST_BYTES, ReceivedBody, Rejection, RpcStatus, decode_body, error_response, success_response,
+    DEFAULT_MAX_REQUEST_BYTES, ReceivedBody, Rejection, decode_body, error_response, success_response,
 };
+pub use intake::Intake;
+pub use recorder::{
+    Admitted, Recorder, RecorderConfig, RecordingOutcome, RecordingTask, Refusal, StopHandle, StopReason, now, recorder,
+};
+pub use stats::{SignalSnapshot, Stats, StatsSnapshot};

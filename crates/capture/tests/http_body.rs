@@ -2,8 +2,10 @@
 
 use std::io::Write;
 
+use bytes::Bytes;
 use prost::Message;
-use tape_capture::{DEFAULT_MAX_REQUEST_BYTES, Rejection, RpcStatus, decode_body, error_response, success_response};
+use tape_capture::{DEFAULT_MAX_REQUEST_BYTES, Rejection, decode_body, error_response, success_response};
+use tape_otlp::rpc::Status as RpcStatus;
 use tape_otlp::{Encoding, ExportRequest, Signal, sample};
 
 const PROTOBUF: Option<&str> = Some("application/x-protobuf");
@@ -27,16 +29,23 @@ fn refused(result: Result<tape_capture::ReceivedBody, Rejection>) -> Rejection {
 fn protobuf_and_json_bodies_decode_to_the_request_sent() {
     let request = traces();
     let protobuf = request.encode(Encoding::Protobuf).unwrap();
-    let received = decode_body(Signal::Traces, PROTOBUF, None, &protobuf, DEFAULT_MAX_REQUEST_BYTES).unwrap();
+    let received =
+        decode_body(Signal::Traces, PROTOBUF, None, Bytes::copy_from_slice(&protobuf), DEFAULT_MAX_REQUEST_BYTES)
+            .unwrap();
     assert_eq!(
         (received.request, received.encoding, received.decoded_bytes),
         (request.clone(), Encoding::Protobuf, protobuf.len())
     );
 
     let json = request.encode(Encoding::Json).unwrap();
-    let received =
-        decode_body(Signal::Traces, Some("application/json; charset=utf-8"), None, &json, DEFAULT_MAX_REQUEST_BYTES)
-            .unwrap();
+    let received = decode_body(
+        Signal::Traces,
+        Some("application/json; charset=utf-8"),
+        None,
+        Bytes::copy_from_slice(&json),
+        DEFAULT_MAX_REQUEST_BYTES,
+    )
+    .unwrap();
     assert_eq!((received.request, received.encoding), (request, Encoding::Json));
 }
 
@@ -44,7 +53,9 @@ fn protobuf_and_json_bodies_decode_to_the_request_sent() {
 fn gzip_bodies_are_decompressed() {
     let request = ExportRequest::Logs(sample::logs("checkout", 12, 0));
     let json = request.encode(Encoding::Json).unwrap();
-    let received = decode_body(Signal::Logs, JSON, Some("gzip"), &gzip(&json), DEFAULT_MAX_REQUEST_BYTES).unwrap();
+    let received =
+        decode_body(Signal::Logs, JSON, Some("gzip"), Bytes::copy_from_slice(&gzip(&json)), DEFAULT_MAX_REQUEST_BYTES)
+            .unwrap();
     assert_eq!(received.request, request);
     assert_eq!(received.decoded_bytes, json.len());
 }
@@ -59,7 +70,8 @@ fn a_compression_bomb_is_refused_with_413_at_the_limit() {
     }
     let bomb = encoder.finish().unwrap();
     assert!(bomb.len() < 1024 * 1024);
-    let rejection = refused(decode_body(Signal::Traces, PROTOBUF, Some("gzip"), &bomb, 1024 * 1024));
+    let rejection =
+        refused(decode_body(Signal::Traces, PROTOBUF, Some("gzip"), Bytes::copy_from_slice(&bomb), 1024 * 1024));
     assert_eq!((rejection.status, rejection.code), (413, 8));
     assert!(rejection.message.contains("decompresses to more than the limit of 1048576 bytes"), "{rejection}");
 }
@@ -67,21 +79,34 @@ fn a_compression_bomb_is_refused_with_413_at_the_limit() {
 #[test]
 fn a_body_over_the_limit_is_refused_with_413() {
     let protobuf = traces().encode(Encoding::Protobuf).unwrap();
-    let rejection = refused(decode_body(Signal::Traces, PROTOBUF, None, &protobuf, protobuf.len() - 1));
+    let rejection =
+        refused(decode_body(Signal::Traces, PROTOBUF, None, Bytes::copy_from_slice(&protobuf), protobuf.len() - 1));
     assert_eq!(rejection.status, 413);
     // Exactly at the limit is fine.
-    assert!(decode_body(Signal::Traces, PROTOBUF, None, &protobuf, protobuf.len()).is_ok());
+    assert!(decode_body(Signal::Traces, PROTOBUF, None, Bytes::copy_from_slice(&protobuf), protobuf.len()).is_ok());
 }
 
 #[test]
 fn unsupported_content_types_and_encodings_are_refused_with_415() {
     let protobuf = traces().encode(Encoding::Protobuf).unwrap();
     for content_type in [None, Some("text/plain"), Some("application/grpc"), Some("")] {
-        let rejection = refused(decode_body(Signal::Traces, content_type, None, &protobuf, DEFAULT_MAX_REQUEST_BYTES));
+        let rejection = refused(decode_body(
+            Signal::Traces,
+            content_type,
+            None,
+            Bytes::copy_from_slice(&protobuf),
+            DEFAULT_MAX_REQUEST_BYTES,
+        ));
         assert_eq!(rejection.status, 415, "{content_type:?}");
         assert!(rejection.message.contains("application/x-protobuf or application/json"), "{rejection}");
     }
-    let rejection = refused(decode_body(Signal::Traces, PROTOBUF, Some("br"), &protobuf, DEFAULT_MAX_REQUEST_BYTES));
+    let rejection = refused(decode_body(
+        Signal::Traces,
+        PROTOBUF,
+        Some("br"),
+        Bytes::copy_from_slice(&protobuf),
+        DEFAULT_MAX_REQUEST_BYTES,
+    ));
     assert_eq!(rejection.status, 415);
     assert!(rejection.message.contains("\"br\""), "{rejection}");
 }
@@ -89,15 +114,33 @@ fn unsupported_content_types_and_encodings_are_refused_with_415() {
 #[test]
 fn malformed_bodies_are_refused_with_400_naming_the_problem() {
     let garbage = [0xff, 0xff, 0xff, 0xff, 0x0f];
-    let rejection = refused(decode_body(Signal::Metrics, PROTOBUF, None, &garbage, DEFAULT_MAX_REQUEST_BYTES));
+    let rejection = refused(decode_body(
+        Signal::Metrics,
+        PROTOBUF,
+        None,
+        Bytes::copy_from_slice(&garbage),
+        DEFAULT_MAX_REQUEST_BYTES,
+    ));
     assert_eq!((rejection.status, rejection.code, rejection.encoding), (400, 3, Encoding::Protobuf));
     assert!(rejection.message.contains("not a valid OTLP protobuf metrics export request"), "{rejection}");
 
-    let rejection = refused(decode_body(Signal::Logs, JSON, None, b"{\"resourceLogs\": [", DEFAULT_MAX_REQUEST_BYTES));
+    let rejection = refused(decode_body(
+        Signal::Logs,
+        JSON,
+        None,
+        Bytes::from_static(b"{\"resourceLogs\": ["),
+        DEFAULT_MAX_REQUEST_BYTES,
+    ));
     assert_eq!((rejection.status, rejection.encoding), (400, Encoding::Json));
     assert!(rejection.message.contains("JSON logs"), "{rejection}");
 
-    let rejection = refused(decode_body(Signal::Logs, JSON, Some("gzip"), b"not gzip", DEFAULT_MAX_REQUEST_BYTES));
+    let rejection = refused(decode_body(
+        Signal::Logs,
+        JSON,
+        Some("gzip"),
+        Bytes::from_static(b"not gzip"),
+        DEFAULT_MAX_REQUEST_BYTES,
+    ));
     assert_eq!(rejection.status, 400);
     assert!(rejection.message.contains("gzip"), "{rejection}");
 }
@@ -107,13 +150,20 @@ fn responses_are_encoded_like_the_request() {
     assert_eq!(success_response(Encoding::Protobuf), ("application/x-protobuf", Vec::new()));
     assert_eq!(success_response(Encoding::Json), ("application/json", b"{}".to_vec()));
 
-    let rejection = refused(decode_body(Signal::Traces, PROTOBUF, None, &[0xff], DEFAULT_MAX_REQUEST_BYTES));
+    let rejection = refused(decode_body(
+        Signal::Traces,
+        PROTOBUF,
+        None,
+        Bytes::copy_from_slice(&[0xff]),
+        DEFAULT_MAX_REQUEST_BYTES,
+    ));
     let (content_type, body) = error_response(&rejection);
     assert_eq!(content_type, "application/x-protobuf");
     let status = RpcStatus::decode(body.as_slice()).unwrap();
     assert_eq!((status.code, status.message), (3, rejection.message.clone()));
 
-    let rejection = refused(decode_body(Signal::Traces, JSON, None, b"[]", DEFAULT_MAX_REQUEST_BYTES));
+    let rejection =
+        refused(decode_body(Signal::Traces, JSON, None, Bytes::from_static(b"[]"), DEFAULT_MAX_REQUEST_BYTES));
     let (content_type, body) = error_response(&rejection);
     assert_eq!(content_type, "application/json");
     let status: serde_json::Value = serde_json::from_slice(&body).unwrap();

@@ -55,6 +55,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Generate a deterministic seed session from a scenario pattern.
     Seed(SeedArgs),
+    /// Receive live OTLP (gRPC and HTTP) and record it into a new session until Ctrl-C, SIGTERM or a limit.
+    Capture(CaptureArgs),
     /// List, show and validate scenario patterns.
     #[command(subcommand)]
     Patterns(PatternsCommand),
@@ -69,6 +71,9 @@ pub enum BenchCommand {
     /// Seed generation throughput (spans per second written to a compressed
     /// local session) and peak memory, in a temporary directory that is removed afterwards.
     Seed(BenchSeedArgs),
+    /// Capture throughput with nothing lost (closed-loop OTLP/gRPC senders on loopback), acknowledgement
+    /// latency at half that load, and peak memory, senders included; sessions go to a temporary directory.
+    Capture(BenchCaptureArgs),
 }
 
 /// `otlp-tape bench seed`
@@ -86,6 +91,32 @@ pub struct BenchSeedArgs {
     /// Seed of the generator.
     #[arg(long, value_name = "N", default_value_t = 42)]
     pub seed: u64,
+}
+
+/// `otlp-tape bench capture`
+#[derive(Debug, Args)]
+pub struct BenchCaptureArgs {
+    /// Senders, each with an OTLP/gRPC connection of its own.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub connections: usize,
+    /// Length of the throughput phase, in which each sender sends its next request as soon as the last is acknowledged.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s")]
+    pub duration: u64,
+    /// Length of the latency phase, in which the senders send at a fixed rate.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub latency_duration: u64,
+    /// Spans per second of the latency phase; default: half the throughput phase's.
+    #[arg(long, value_name = "SPANS_PER_SECOND")]
+    pub latency_rate: Option<f64>,
+    /// Compress the requests with gzip (off by default: compressing would make the sender the bottleneck).
+    #[arg(long)]
+    pub gzip: bool,
+    /// gzip level of the capture's blobs, 0 (stored, no compression) to 9.
+    #[arg(long, value_name = "0..9", value_parser = clap::value_parser!(u32).range(0..=9), default_value_t = 1)]
+    pub compression_level: u32,
+    /// Distinct trace requests (pattern high-load, up to 512 spans each) generated before sending and sent in turn.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub requests: usize,
 }
 
 /// `otlp-tape sessions ...`
@@ -114,6 +145,14 @@ pub enum SessionsCommand {
     Verify {
         /// The session id.
         id: SessionId,
+    },
+    /// Finish a session that a crash left `active`: keep the complete part of the blobs it was writing, recount every blob and mark it completed.
+    Repair {
+        /// The session id.
+        id: SessionId,
+        /// Where capture spools the blobs it writes, used when it exists; default: OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool in the working directory.
+        #[arg(long, value_name = "DIR")]
+        spool_dir: Option<PathBuf>,
     },
 }
 
@@ -201,6 +240,86 @@ pub struct SeedArgs {
     pub description: Option<String>,
 }
 
+/// `otlp-tape capture`
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // independent switches
+pub struct CaptureArgs {
+    /// Id of the new session; generated as capture-YYYYMMDD-HHMMSS-xxxxxxxx when absent.
+    #[arg(long)]
+    pub session_id: Option<SessionId>,
+    /// Human-readable description of the session.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// The diagnostic session this capture belongs to (stored as diagnosticSessionId).
+    #[arg(long, value_name = "ID")]
+    pub diagnostic_session_id: Option<String>,
+    /// Feature flags in force while recording, comma-separated (stored as enabledFlags).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub flags: Vec<String>,
+    /// Where to serve OTLP/gRPC, or `off`.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_listen, default_value = "127.0.0.1:4317")]
+    pub grpc: Listen,
+    /// Where to serve OTLP/HTTP, or `off`.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_listen, default_value = "127.0.0.1:4318")]
+    pub http: Listen,
+    /// Signals to record: a comma-separated list of traces, metrics and logs, or all. Requests of the others are acknowledged and not recorded.
+    #[arg(long, value_name = "LIST", value_parser = parse_signals, default_value = "all")]
+    pub signals: SignalSet,
+    /// Stop once this many MiB of OTLP requests (protobuf) are recorded.
+    #[arg(long, value_name = "MIB", env = env::CAPTURE_MAX_SIZE_MB)]
+    pub max_size_mb: Option<u64>,
+    /// Stop after this long, such as 90s, 10m or 2h (a bare number is seconds). CAPTURE_MAX_DURATION_MINUTES sets it in minutes.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_duration: Option<u64>,
+    /// Largest request accepted, in MiB after decompression; larger ones get 413 (HTTP) or RESOURCE_EXHAUSTED/OUT_OF_RANGE (gRPC).
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    pub max_request_size_mb: u64,
+    /// Acknowledge a request only once it is on stable storage (fsync), not just handed to the operating system.
+    #[arg(long)]
+    pub durable: bool,
+    /// gzip level of the blobs, 0 (stored, no compression) to 9; CAPTURE_COMPRESSION_ENABLED=false means 0.
+    #[arg(long, value_name = "0..9", value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub compression_level: Option<u32>,
+    /// MiB of requests that may wait for the writer; past it, clients are told to retry (HTTP 429, gRPC RESOURCE_EXHAUSTED with RetryInfo).
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub queue_size_mb: u64,
+    /// Longest time recorded data waits in memory before it is flushed to the store (at most 1s is the promise of the README).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub flush_interval: u64,
+    /// A blob is closed and a new one started after this long (blobs also roll at each UTC hour and by size).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    pub blob_max_age: u64,
+    /// A blob is closed once it holds this many MiB before compression.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub blob_max_size_mb: u64,
+    /// Also send every accepted request to this OTLP endpoint (pass-through), such as http://collector:4318.
+    #[arg(long, value_name = "URL")]
+    pub forward: Option<String>,
+    /// Protocol of --forward: grpc, http/protobuf or http/json.
+    #[arg(long, value_name = "PROTOCOL", default_value = "http/protobuf", requires = "forward")]
+    pub forward_protocol: String,
+    /// A header for --forward, as KEY=VALUE; repeat for more.
+    #[arg(long = "forward-header", value_name = "KEY=VALUE", value_parser = parse_header, requires = "forward")]
+    pub forward_headers: Vec<(String, String)>,
+    /// Timeout of one forwarded request.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub forward_timeout: u64,
+    /// Requests that may wait to be forwarded; past it, they are recorded but not forwarded (counted as failed).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub forward_queue: usize,
+    /// Where blobs being written wait until they are committed, when the store is S3 (and where capture locks are kept);
+    /// OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool under the working directory.
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Do not show live progress on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// A listen address, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<std::net::SocketAddr>);
+
 /// Preset durations of `seed`, as the earlier system's `seed:quick` and `seed:basic`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Preset {
@@ -254,6 +373,27 @@ fn parse_duration(text: &str) -> Result<u64, String> {
         tape_seed_generator::parse_duration(&format!("{text}s"))
     } else {
         tape_seed_generator::parse_duration(text)
+    }
+}
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    let text = text.trim();
+    if matches!(text.to_ascii_lowercase().as_str(), "off" | "none" | "false") {
+        return Ok(Listen(None));
+    }
+    // `localhost:4317` is common; resolve it without DNS to loopback.
+    let normalised =
+        text.strip_prefix("localhost:").map_or_else(|| text.to_owned(), |port| format!("127.0.0.1:{port}"));
+    normalised
+        .parse()
+        .map(|addr| Listen(Some(addr)))
+        .map_err(|_| format!("invalid address {text:?}: expected HOST:PORT such as 127.0.0.1:4317, or off"))
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.trim().to_owned())),
+        _ => Err(format!("invalid header {text:?}: expected KEY=VALUE")),
     }
 }
 

@@ -3,6 +3,13 @@
 /// The session store location: a directory, `file://<path>` or `s3://<bucket>/<prefix>`.
 pub const OTLP_TAPE_STORE: &str = "OTLP_TAPE_STORE";
 
+/// `capture`: stop once this many MiB are recorded (the earlier system's variable).
+pub const CAPTURE_MAX_SIZE_MB: &str = "CAPTURE_MAX_SIZE_MB";
+/// `capture`: stop after this many minutes (the earlier system's variable).
+pub const CAPTURE_MAX_DURATION_MINUTES: &str = "CAPTURE_MAX_DURATION_MINUTES";
+/// `capture`: `false` stores blobs without compression (the earlier system's variable).
+pub const CAPTURE_COMPRESSION_ENABLED: &str = "CAPTURE_COMPRESSION_ENABLED";
+
 /// S3/MinIO endpoint URL, such as `http://localhost:9000`.
 pub const MINIO_ENDPOINT: &str = "MINIO_ENDPOINT";
 /// S3/MinIO access key.

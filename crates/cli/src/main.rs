@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod env;
+mod lock;
 mod output;
 mod store;
 
@@ -43,9 +44,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Patterns(PatternsCommand::Show { pattern }) => return commands::patterns::show(pattern, format),
         Command::Patterns(PatternsCommand::Validate { file }) => return commands::patterns::validate(file, format),
         Command::Bench(BenchCommand::Seed(args)) => return commands::bench::seed(args, format).await,
+        Command::Bench(BenchCommand::Capture(args)) => return commands::bench::capture(args, format).await,
         _ => {}
     }
-    let store = store::open(&cli.store)?;
+    let store: std::sync::Arc<dyn tape_session::SessionStore> = std::sync::Arc::from(store::open(&cli.store)?);
+    if let Command::Capture(args) = cli.command {
+        return commands::capture::run(&cli.store, store, args, format).await;
+    }
     let store = store.as_ref();
     match cli.command {
         Command::Sessions(SessionsCommand::List { session_type }) => {
@@ -56,10 +61,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::sessions::delete(store, &id, force, format).await
         }
         Command::Sessions(SessionsCommand::Verify { id }) => commands::sessions::verify(store, &id, format).await,
+        Command::Sessions(SessionsCommand::Repair { id, spool_dir }) => {
+            commands::sessions::repair(&cli.store, &id, spool_dir.as_deref(), format).await
+        }
         Command::Import(args) => commands::import::run(store, args, format).await,
         Command::Export(args) => commands::export::run(store, args, format).await,
         Command::Seed(args) => commands::seed::run(store, args, format).await,
-        Command::Patterns(_) | Command::Bench(_) => unreachable!("handled above"),
+        Command::Patterns(_) | Command::Bench(_) | Command::Capture(_) => unreachable!("handled above"),
     }
 }
 

@@ -1,10 +1,37 @@
 //! Opening the session store the user asked for.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use anyhow::Context;
 use tape_session::SessionStore;
-use tape_store::{LocalStore, S3Config, S3Store, StoreLocation};
+use tape_store::{LocalStore, S3Config, S3Store, SpooledStore, StoreLocation};
 
 use crate::env;
+
+/// Where capture spools the blobs it writes until they are committed, when
+/// `--spool-dir` is not given.
+pub const OTLP_TAPE_SPOOL_DIR: &str = "OTLP_TAPE_SPOOL_DIR";
+
+/// The spool directory when neither `--spool-dir` nor [`OTLP_TAPE_SPOOL_DIR`]
+/// names one, relative to the working directory.
+pub const DEFAULT_SPOOL_DIR: &str = ".otlp-tape/spool";
+
+/// The spool directory: `flag` (`--spool-dir`), else [`OTLP_TAPE_SPOOL_DIR`],
+/// else [`DEFAULT_SPOOL_DIR`].
+pub fn spool_dir(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| env::first_set(&[OTLP_TAPE_SPOOL_DIR]).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL_DIR))
+}
+
+/// Opens the store at `location` as [`open`] does, wrapped in a
+/// [`SpooledStore`] over `spool_dir` when that directory exists, so that
+/// the spool files of a capture that stopped are its partial blobs.
+pub fn open_spooled(location: &StoreLocation, spool_dir: &Path) -> anyhow::Result<Arc<dyn SessionStore>> {
+    let store: Arc<dyn SessionStore> = Arc::from(open(location)?);
+    if spool_dir.is_dir() { Ok(Arc::new(SpooledStore::new(store, spool_dir.to_owned()))) } else { Ok(store) }
+}
 
 /// Opens the store at `location`, reading S3 settings from the environment.
 pub fn open(location: &StoreLocation) -> anyhow::Result<Box<dyn SessionStore>> {

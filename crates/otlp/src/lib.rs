@@ -20,6 +20,7 @@
 mod codec;
 mod count;
 mod error;
+pub mod rpc;
 mod signal;
 mod timestamps;
 

@@ -27,6 +27,8 @@ mod id;
 mod key;
 mod metadata;
 mod read;
+mod repair;
+mod salvage;
 mod store;
 mod time;
 mod writer;
@@ -43,6 +45,8 @@ pub use metadata::{
     content_hash,
 };
 pub use read::{SessionListing, list_sessions, read_blob, read_session};
-pub use store::{BlobSink, ByteStream, SessionStore};
+pub use repair::{DamagedBlob, PartialOutcome, RecoveredBlob, RepairReport, RepairTotals, repair_session};
+pub use salvage::{Salvaged, salvage_blob};
+pub use store::{BlobSink, ByteStream, PartialBlob, SessionStore};
 pub use time::Timestamp;
 pub use writer::{SessionWriter, WriterOptions};

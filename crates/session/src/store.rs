@@ -56,6 +56,36 @@ pub trait SessionStore: Send + Sync + Debug {
     /// Deletes everything stored under a session id. Fails with
     /// [`Error::NotFound`] when nothing is.
     async fn delete_session(&self, id: &SessionId) -> Result<(), Error>;
+
+    /// Blobs of a session that a writer started and neither committed nor
+    /// aborted, because its process stopped (a crash, SIGKILL). Their bytes
+    /// are whatever reached the store before it stopped; `sessions repair`
+    /// salvages their complete gzip members. Stores that keep nothing
+    /// before a commit have none.
+    async fn list_partial_blobs(&self, id: &SessionId) -> Result<Vec<PartialBlob>, Error> {
+        let _ = id;
+        Ok(Vec::new())
+    }
+
+    /// The bytes of a partial blob.
+    async fn read_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<Bytes, Error> {
+        Err(Error::BlobNotFound { session: id.clone(), key: partial.name.clone() })
+    }
+
+    /// Removes a partial blob once it has been salvaged (or found empty).
+    async fn remove_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<(), Error> {
+        Err(Error::BlobNotFound { session: id.clone(), key: partial.name.clone() })
+    }
+}
+
+/// A blob left uncommitted by a writer that stopped: the key it was being
+/// written under and the store's own name for the partial bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialBlob {
+    /// The key the blob would have been committed under.
+    pub key: BlobKey,
+    /// Where the partial bytes are, in the store's terms (a file name).
+    pub name: String,
 }
 
 /// A blob being written. Dropping it without [`commit`](BlobSink::commit)
@@ -64,6 +94,21 @@ pub trait SessionStore: Send + Sync + Debug {
 pub trait BlobSink: Send {
     /// Appends bytes.
     async fn write(&mut self, chunk: Bytes) -> Result<(), Error>;
+
+    /// Hands everything written so far to the operating system, so that it
+    /// survives a crash of this process (not of the machine), and can be
+    /// found by [`SessionStore::list_partial_blobs`] afterwards. A sink
+    /// that keeps the blob in memory until it is committed (S3) does
+    /// nothing; capture spools such blobs to a local file instead.
+    async fn flush(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Like [`flush`](BlobSink::flush), and waits until the bytes are on
+    /// stable storage, so that they survive a crash of the machine.
+    async fn sync(&mut self) -> Result<(), Error> {
+        self.flush().await
+    }
 
     /// Makes the blob visible under its key, durably. Fails with
     /// [`Error::BlobExists`] when the key is taken.

@@ -12,6 +12,9 @@ pub struct WriterOptions {
     pub compression_level: u32,
     /// A blob is closed once this many uncompressed bytes are in it.
     pub max_blob_bytes: u64,
+    /// A blob is closed before a record received this many nanoseconds
+    /// after its first one is appended; `None` rolls by size and hour only.
+    pub max_blob_age_nanos: Option<u64>,
     /// Compressed bytes gathered before they are handed to the store.
     pub chunk_bytes: usize,
     /// Whether `metadata.json` (status `active`) is written when the session
@@ -25,6 +28,7 @@ impl Default for WriterOptions {
         WriterOptions {
             compression_level: DEFAULT_COMPRESSION_LEVEL,
             max_blob_bytes: 64 * 1024 * 1024,
+            max_blob_age_nanos: None,
             chunk_bytes: 1024 * 1024,
             announce: false,
         }
@@ -93,8 +97,13 @@ impl<'a> SessionWriter<'a> {
         payload: &[u8],
     ) -> Result<(), Error> {
         let partition = receive_time.hour_partition();
+        let options = &self.options;
         let roll = self.open[slot(signal)].as_ref().is_some_and(|blob| {
-            blob.partition != partition || blob.writer.summary().uncompressed_bytes >= self.options.max_blob_bytes
+            let summary = blob.writer.summary();
+            let age = receive_time.unix_nanos().saturating_sub(summary.first_receive_time.unix_nanos());
+            blob.partition != partition
+                || summary.uncompressed_bytes >= options.max_blob_bytes
+                || options.max_blob_age_nanos.is_some_and(|max| summary.records > 0 && age >= max)
         });
         if roll {
             self.close(signal).await?;
@@ -121,8 +130,27 @@ impl<'a> SessionWriter<'a> {
     }
 
     /// Ends the open gzip member of every open blob and hands everything
-    /// written so far to the store.
+    /// written so far to the store ([`BlobSink::flush`]): a crash of this
+    /// process after it returns loses none of it.
     pub async fn flush(&mut self) -> Result<(), Error> {
+        self.end_members().await?;
+        for blob in self.open.iter_mut().flatten() {
+            blob.sink.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Like [`flush`](SessionWriter::flush), and waits until everything is
+    /// on stable storage ([`BlobSink::sync`]).
+    pub async fn sync(&mut self) -> Result<(), Error> {
+        self.end_members().await?;
+        for blob in self.open.iter_mut().flatten() {
+            blob.sink.sync().await?;
+        }
+        Ok(())
+    }
+
+    async fn end_members(&mut self) -> Result<(), Error> {
         for blob in self.open.iter_mut().flatten() {
             blob.writer.finish_member().map_err(|source| Error::Write {
                 session: self.metadata.session_id.clone(),
@@ -130,6 +158,15 @@ impl<'a> SessionWriter<'a> {
                 source,
             })?;
             drain(blob).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits every open blob now, so that the next record of each signal
+    /// starts a new one.
+    pub async fn roll(&mut self) -> Result<(), Error> {
+        for signal in Signal::ALL {
+            self.close(signal).await?;
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! Session stores: a local directory and S3 (or MinIO).
 //!
 //! Both implement [`tape_session::SessionStore`]; the command line picks one
-//! from a [`StoreLocation`].
+//! from a [`StoreLocation`]. [`SpooledStore`] wraps either so that the blobs
+//! being written stay in local files until they are committed.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), tape_session::Error> {
@@ -18,7 +19,9 @@
 mod local;
 mod location;
 mod s3;
+mod spool;
 
 pub use local::LocalStore;
 pub use location::{InvalidStoreLocation, StoreLocation};
 pub use s3::{S3Config, S3Store};
+pub use spool::{SpooledStore, spooled_sessions};

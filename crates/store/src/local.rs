@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tape_session::{BlobKey, BlobSink, ByteStream, Error, SessionId, SessionMetadata, SessionStore};
+use tape_session::{BlobKey, BlobSink, ByteStream, Error, PartialBlob, SessionId, SessionMetadata, SessionStore};
 use tokio::fs;
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
@@ -49,6 +49,60 @@ impl LocalStore {
             Err(error) => Err(Error::backend(format!("cannot read {}", dir.display()), error)),
         }
     }
+
+    /// The file of a partial blob, when `partial` names one of this
+    /// session's temporary blob files.
+    fn partial_path(&self, id: &SessionId, partial: &PartialBlob) -> Result<PathBuf, Error> {
+        // Names are checked like keys, so that none reaches outside the session.
+        match partial_key(&partial.name) {
+            Some(key) if key == partial.key => Ok(self.session_dir(id).join(&partial.name)),
+            _ => Err(Error::BlobNotFound { session: id.clone(), key: partial.name.clone() }),
+        }
+    }
+}
+
+/// The key of a partial blob named `raw/<date>/<hour>/.<file>.tmp-<16 hex>`
+/// (relative to its session): the temporary file of a blob not committed.
+fn partial_key(name: &str) -> Option<BlobKey> {
+    let (dir, file) = name.rsplit_once('/')?;
+    let (file, suffix) = file.strip_prefix('.')?.rsplit_once(".tmp-")?;
+    if suffix.len() != 16 || !suffix.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    format!("{dir}/{file}").parse().ok()
+}
+
+/// Every file under `dir`, at any depth; none when it does not exist.
+pub(crate) async fn files_under(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let mut entries = match fs::read_dir(&dir).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(Error::backend(format!("cannot list {}", dir.display()), error)),
+        };
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|error| Error::backend(format!("cannot list {}", dir.display()), error))?
+        {
+            if entry.file_type().await.is_ok_and(|kind| kind.is_dir()) {
+                pending.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// `path` relative to `base` with `/` separators, when it is under `base`
+/// and valid UTF-8.
+pub(crate) fn relative_name(base: &Path, path: &Path) -> Option<String> {
+    let parts: Option<Vec<&str>> =
+        path.strip_prefix(base).ok()?.components().map(|component| component.as_os_str().to_str()).collect();
+    Some(parts?.join("/"))
 }
 
 fn temp_name(path: &Path) -> PathBuf {
@@ -164,33 +218,12 @@ impl SessionStore for LocalStore {
 
     async fn list_blobs(&self, id: &SessionId) -> Result<Vec<BlobKey>, Error> {
         let dir = self.require_session(id).await?;
-        let mut keys = Vec::new();
-        let mut pending = vec![dir.join("raw")];
-        while let Some(dir) = pending.pop() {
-            let mut entries = match fs::read_dir(&dir).await {
-                Ok(entries) => entries,
-                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                Err(error) => return Err(Error::backend(format!("cannot list {}", dir.display()), error)),
-            };
-            while let Some(entry) = entries
-                .next_entry()
-                .await
-                .map_err(|error| Error::backend(format!("cannot list {}", dir.display()), error))?
-            {
-                let path = entry.path();
-                if entry.file_type().await.is_ok_and(|kind| kind.is_dir()) {
-                    pending.push(path);
-                } else if let Some(key) = path
-                    .strip_prefix(self.session_dir(id))
-                    .ok()
-                    .and_then(|relative| relative.to_str())
-                    .and_then(|relative| relative.parse::<BlobKey>().ok())
-                {
-                    // Temporary files and strangers do not parse as keys.
-                    keys.push(key);
-                }
-            }
-        }
+        let mut keys: Vec<BlobKey> = files_under(&dir.join("raw"))
+            .await?
+            .iter()
+            // Temporary files and strangers do not parse as keys.
+            .filter_map(|path| relative_name(&dir, path)?.parse().ok())
+            .collect();
         keys.sort_by_key(ToString::to_string);
         Ok(keys)
     }
@@ -226,6 +259,40 @@ impl SessionStore for LocalStore {
             .await
             .map_err(|error| Error::backend(format!("cannot delete {}", dir.display()), error))
     }
+
+    async fn list_partial_blobs(&self, id: &SessionId) -> Result<Vec<PartialBlob>, Error> {
+        let dir = self.require_session(id).await?;
+        let mut partials: Vec<PartialBlob> = files_under(&dir.join("raw"))
+            .await?
+            .iter()
+            .filter_map(|path| {
+                let name = relative_name(&dir, path)?;
+                Some(PartialBlob { key: partial_key(&name)?, name })
+            })
+            .collect();
+        partials.sort_by(|a, b| (a.key.to_string(), &a.name).cmp(&(b.key.to_string(), &b.name)));
+        Ok(partials)
+    }
+
+    async fn read_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<Bytes, Error> {
+        let path = self.partial_path(id, partial)?;
+        match fs::read(&path).await {
+            Ok(bytes) => Ok(Bytes::from(bytes)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                Err(Error::BlobNotFound { session: id.clone(), key: partial.name.clone() })
+            }
+            Err(error) => Err(Error::backend(format!("cannot read {}", path.display()), error)),
+        }
+    }
+
+    async fn remove_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<(), Error> {
+        let path = self.partial_path(id, partial)?;
+        match fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(Error::backend(format!("cannot delete {}", path.display()), error)),
+        }
+    }
 }
 
 /// A blob being written to a hidden temporary file beside its final path.
@@ -251,6 +318,24 @@ impl BlobSink for LocalBlobSink {
             Ok(()) => Ok(()),
             Err(error) => Err(self.failed("write", error)),
         }
+    }
+
+    async fn flush(&mut self) -> Result<(), Error> {
+        let Some(file) = self.file.as_mut() else { return Err(self.failed("flush", io::Error::other("closed"))) };
+        match file.flush().await {
+            Ok(()) => Ok(()),
+            Err(error) => Err(self.failed("flush", error)),
+        }
+    }
+
+    async fn sync(&mut self) -> Result<(), Error> {
+        let Some(file) = self.file.as_mut() else { return Err(self.failed("sync", io::Error::other("closed"))) };
+        let result = async {
+            file.flush().await?;
+            file.sync_data().await
+        }
+        .await;
+        result.map_err(|error| self.failed("sync", error))
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), Error> {

@@ -8,4 +8,5 @@
 //! ```
 
 pub mod conformance;
+pub mod otlp_target;
 pub mod s3;

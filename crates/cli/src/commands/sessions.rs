@@ -1,5 +1,6 @@
-//! `otlp-tape sessions list | show | delete | verify`.
+//! `otlp-tape sessions list | show | delete | verify | repair`.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -9,8 +10,9 @@ use sha2::{Digest, Sha256};
 use tape_otlp::ExportRequest;
 use tape_session::{
     BlobDecoder, BlobEntry, Error, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType, SignalCounts,
-    Timestamp, content_hash, list_sessions,
+    Timestamp, content_hash, list_sessions, repair_session,
 };
+use tape_store::StoreLocation;
 use tracing::warn;
 
 use crate::cli::OutputFormat;
@@ -216,6 +218,34 @@ pub async fn verify(store: &dyn SessionStore, id: &SessionId, format: OutputForm
     } else {
         bail!("session {id} failed verification: {} problem(s)", report.problems.len())
     }
+}
+
+/// `sessions repair ID`: the store at `location`, with the spool files under
+/// `spool_dir` (or the default spool directory) as partial blobs when it exists.
+pub async fn repair(
+    location: &StoreLocation,
+    id: &SessionId,
+    spool_dir: Option<&Path>,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
+    let spool_dir = crate::store::spool_dir(spool_dir);
+    if crate::lock::is_locked(&spool_dir, id)? {
+        return Err(anyhow::anyhow!(
+            "session {id} is being captured by a running otlp-tape; stop that capture first (repair finishes sessions whose capture has ended)"
+        ));
+    }
+    let store = crate::store::open_spooled(location, &spool_dir)?;
+    let now = Timestamp::from_datetime(chrono::Utc::now()).context("the system clock is before 1970 or after 2554")?;
+    let report = repair_session(store.as_ref(), id, now).await?;
+    for damaged in &report.damaged {
+        warn!(session = %id, blob = %damaged.key, "Kept a damaged blob: {}", damaged.problem);
+    }
+    if format == OutputFormat::Json {
+        print_json(&report)?;
+    } else {
+        print!("{report}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Streams one blob, hashing its bytes, decoding every record and every

@@ -1,7 +1,9 @@
 //! End-to-end tests: the real `otlp-tape` binary in a temporary directory.
 
 mod bad_input;
+mod capture;
 mod import_export;
+mod repair;
 mod s3;
 mod seed;
 mod sessions;

@@ -1,0 +1,390 @@
+//! `otlp-tape capture`: receive live OTLP and record it into a session.
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use serde::Serialize;
+use tape_capture::{
+    Capture, CaptureConfig, ForwardConfig, RecorderConfig, SignalSnapshot, Stats, StatsSnapshot, StopReason, Upstream,
+};
+use tape_otlp::Signal;
+use tape_session::{SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType, Timestamp, WriterOptions};
+
+use tape_store::{SpooledStore, StoreLocation};
+use tracing::warn;
+
+use crate::cli::{CaptureArgs, OutputFormat};
+use crate::env;
+use crate::output::{human_bytes, note, print_json};
+
+const MIB: u64 = 1024 * 1024;
+
+/// What a capture recorded, for the summary.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CaptureSummary {
+    session_id: SessionId,
+    status: SessionStatus,
+    reason: String,
+    store: String,
+    start: Timestamp,
+    end: Option<Timestamp>,
+    duration_seconds: f64,
+    items: tape_session::SignalCounts,
+    requests: tape_session::SignalCounts,
+    size_bytes: u64,
+    blobs: usize,
+    content_hash: String,
+    received: StatsSnapshot,
+    forward: Option<String>,
+}
+
+/// `capture`
+pub async fn run(
+    location: &StoreLocation,
+    store: Arc<dyn SessionStore>,
+    args: CaptureArgs,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
+    let config = capture_config(&args)?;
+    let now = tape_capture::now();
+    let id = args.session_id.clone().unwrap_or_else(|| SessionId::generate("capture", now, rand::random()));
+    let spool_dir = crate::store::spool_dir(args.spool_dir.as_deref());
+    let Some(_lock) = crate::lock::try_lock(&spool_dir, &id)? else {
+        return Err(anyhow!("session {id} is being captured by another running otlp-tape"));
+    };
+    // On S3 the open blobs are spooled to local files, so that a crash
+    // loses no more than on a local store; spool files a crashed capture
+    // left behind are recovered first.
+    let store: Arc<dyn SessionStore> = if matches!(location, StoreLocation::S3 { .. }) {
+        recover_spool(&store, &spool_dir).await?;
+        Arc::new(SpooledStore::new(store, spool_dir.clone()))
+    } else {
+        store
+    };
+    let mut metadata = SessionMetadata::new(id.clone(), SessionType::Capture, now, created_by());
+    metadata.description.clone_from(&args.description);
+    metadata.diagnostic_session_id.clone_from(&args.diagnostic_session_id);
+    metadata.enabled_flags = args.flags.iter().map(|flag| flag.trim().to_owned()).filter(|f| !f.is_empty()).collect();
+    metadata.parameters = parameters(&args);
+
+    let stop_signal = stop_signals()?;
+    let location = store.location();
+    let capture = Capture::start(Arc::clone(&store), metadata, config)
+        .await
+        .with_context(|| format!("cannot start capturing into session {id} in {location}"))?;
+    let mut listening = Vec::new();
+    if let Some(addr) = capture.grpc_addr() {
+        listening.push(format!("OTLP/gRPC on {addr}"));
+    }
+    if let Some(addr) = capture.http_addr() {
+        listening.push(format!("OTLP/HTTP on {addr}"));
+    }
+    note(format!("Capturing into session {id} in {location}: {}.", listening.join(", ")));
+    if let Some(forward) = &args.forward {
+        note(format!("Forwarding every accepted request to {forward} ({}).", args.forward_protocol));
+    }
+    note("Stop with Ctrl-C (or SIGTERM); the session is finished and summarised.");
+
+    let started = Instant::now();
+    let progress = (!args.no_progress && std::io::stderr().is_terminal() && format == OutputFormat::Text)
+        .then(|| tokio::spawn(show_progress(Arc::clone(capture.stats()), started)));
+    let stopper = capture.stop_handle();
+    let signals = tokio::spawn(async move {
+        stop_signal.await;
+        stopper.stop();
+    });
+    let outcome = capture.wait().await;
+    signals.abort();
+    if let Some(progress) = progress {
+        progress.abort();
+        eprint!("\r\x1b[2K");
+    }
+    let outcome = outcome.with_context(|| format!("the capture into session {id} failed"))?;
+    let metadata = &outcome.recording.metadata;
+    let summary = CaptureSummary {
+        session_id: metadata.session_id.clone(),
+        status: metadata.status,
+        reason: outcome.recording.reason.to_string(),
+        store: location.clone(),
+        start: metadata.start_time,
+        end: metadata.end_time,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        items: metadata.item_counts(),
+        requests: metadata.request_counts,
+        size_bytes: metadata.total_size_bytes,
+        blobs: metadata.blobs.len(),
+        content_hash: metadata.content_hash.clone(),
+        received: outcome.stats,
+        forward: args.forward.clone(),
+    };
+    let failed = matches!(outcome.recording.reason, StopReason::Failed(_));
+    if format == OutputFormat::Json {
+        print_json(&summary)?;
+    } else {
+        print_summary(&summary);
+    }
+    if failed {
+        return Err(anyhow!("the capture into session {id} failed: {}", summary.reason));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(summary: &CaptureSummary) {
+    println!("{}", summary.session_id);
+    note(format!(
+        "Captured session {} ({}, {}) in {:.1} s: {} spans, {} data points, {} log records in {} requests; {} in {} blobs.",
+        summary.session_id,
+        summary.status,
+        summary.reason,
+        summary.duration_seconds,
+        summary.items.traces,
+        summary.items.metrics,
+        summary.items.logs,
+        summary.requests.total(),
+        human_bytes(summary.size_bytes),
+        summary.blobs,
+    ));
+    let total = summary.received.total();
+    note(format!(
+        "  Refused: {} rejected as invalid, {} throttled (told to retry), {} to unknown paths; ignored (signal not recorded): {} requests.",
+        total.rejected, total.throttled, summary.received.unrouted, total.ignored_requests
+    ));
+    for signal in Signal::ALL {
+        let one = summary.received.signal(signal);
+        if *one != SignalSnapshot::default() {
+            note(format!(
+                "    {:<7}  {} requests, {} {}; {} rejected, {} throttled",
+                signal.as_str(),
+                one.requests,
+                one.items,
+                signal.item_noun(),
+                one.rejected,
+                one.throttled
+            ));
+        }
+    }
+    if let Some(forward) = &summary.forward {
+        note(format!(
+            "  Forwarded to {forward}: {} requests delivered, {} failed.",
+            total.forwarded, total.forward_failed
+        ));
+    }
+    note(format!("  Stored in {}", summary.store));
+    note(format!("  Explore with: otlp-tape sessions show {}", summary.session_id));
+}
+
+/// The capture's configuration from its flags and the environment.
+fn capture_config(args: &CaptureArgs) -> anyhow::Result<CaptureConfig> {
+    let max_duration = match args.max_duration {
+        Some(nanos) => Some(Duration::from_nanos(nanos)),
+        None => match env::first_set(&[env::CAPTURE_MAX_DURATION_MINUTES]) {
+            Some(text) => {
+                let minutes: f64 =
+                    text.trim().parse().ok().filter(|minutes: &f64| minutes.is_finite() && *minutes > 0.0).ok_or_else(
+                        || {
+                            anyhow!(
+                                "{} is {text:?}; expected a positive number of minutes",
+                                env::CAPTURE_MAX_DURATION_MINUTES
+                            )
+                        },
+                    )?;
+                Some(Duration::from_secs_f64(minutes * 60.0))
+            }
+            None => None,
+        },
+    };
+    if max_duration.is_some_and(|duration| duration.is_zero()) {
+        return Err(anyhow!("--max-duration must be more than zero"));
+    }
+    if args.max_size_mb == Some(0) {
+        return Err(anyhow!("--max-size-mb must be more than zero"));
+    }
+    if args.max_request_size_mb == 0 || args.queue_size_mb == 0 || args.blob_max_size_mb == 0 {
+        return Err(anyhow!("--max-request-size-mb, --queue-size-mb and --blob-max-size-mb must be more than zero"));
+    }
+    if args.flush_interval == 0 || args.blob_max_age == 0 {
+        return Err(anyhow!("--flush-interval and --blob-max-age must be more than zero"));
+    }
+    let compression_level = match args.compression_level {
+        Some(level) => level,
+        None => {
+            match env::first_set(&[env::CAPTURE_COMPRESSION_ENABLED]).map(|text| text.trim().to_ascii_lowercase()) {
+                None => tape_session::blob::DEFAULT_COMPRESSION_LEVEL,
+                Some(text) if matches!(text.as_str(), "true" | "1" | "yes" | "on") => {
+                    tape_session::blob::DEFAULT_COMPRESSION_LEVEL
+                }
+                Some(text) if matches!(text.as_str(), "false" | "0" | "no" | "off") => 0,
+                Some(text) => {
+                    return Err(anyhow!("{} is {text:?}; expected true or false", env::CAPTURE_COMPRESSION_ENABLED));
+                }
+            }
+        }
+    };
+    if args.signals.is_empty() {
+        return Err(anyhow!("--signals names no signal; name traces, metrics, logs or all"));
+    }
+    let queue_bytes =
+        usize::try_from(args.queue_size_mb.saturating_mul(MIB)).unwrap_or(usize::MAX).min(u32::MAX as usize);
+    let recorder = RecorderConfig {
+        signals: args.signals,
+        queue_bytes,
+        flush_interval: Duration::from_nanos(args.flush_interval),
+        durable: args.durable,
+        max_bytes: args.max_size_mb.map(|mib| mib.saturating_mul(MIB)),
+        max_duration,
+        writer: WriterOptions {
+            compression_level,
+            max_blob_bytes: args.blob_max_size_mb.saturating_mul(MIB),
+            max_blob_age_nanos: Some(args.blob_max_age),
+            announce: true,
+            ..WriterOptions::default()
+        },
+    };
+    let forward = match &args.forward {
+        None => None,
+        Some(url) => Some((
+            forward_upstream(args, url)?,
+            ForwardConfig { queue_requests: args.forward_queue.max(1), ..ForwardConfig::default() },
+        )),
+    };
+    Ok(CaptureConfig {
+        grpc: args.grpc.0,
+        http: args.http.0,
+        max_request_bytes: usize::try_from(args.max_request_size_mb.saturating_mul(MIB)).unwrap_or(usize::MAX),
+        recorder,
+        forward,
+    })
+}
+
+/// The exporter behind `--forward`.
+fn forward_upstream(args: &CaptureArgs, url: &str) -> anyhow::Result<Arc<dyn Upstream>> {
+    let protocol: tape_replay::Protocol =
+        args.forward_protocol.parse().map_err(|error| anyhow!("invalid --forward-protocol: {error}"))?;
+    let config = tape_replay::ExporterConfig {
+        endpoint: url.to_owned(),
+        protocol,
+        headers: args.forward_headers.clone(),
+        compression: tape_replay::Compression::Gzip,
+        timeout: Duration::from_nanos(args.forward_timeout),
+        tls: tape_replay::TlsOptions::default(),
+    };
+    let exporter = tape_replay::Exporter::new(config).with_context(|| format!("invalid --forward {url}"))?;
+    Ok(Arc::new(ForwardExporter { exporter, endpoint: url.to_owned() }))
+}
+
+/// Pass-through with the replay crate's exporter: a few quick retries,
+/// since a forwarded request must not wait long in the queue.
+struct ForwardExporter {
+    exporter: tape_replay::Exporter,
+    endpoint: String,
+}
+
+#[async_trait::async_trait]
+impl Upstream for ForwardExporter {
+    fn describe(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    async fn send(&self, signal: Signal, payload: Bytes) -> Result<(), String> {
+        let policy = tape_replay::RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            max_elapsed: Duration::from_secs(5),
+        };
+        tape_replay::export_with_retry(&self.exporter, &policy, signal, payload)
+            .await
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// The capture's options, kept in the metadata.
+fn parameters(args: &CaptureArgs) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut parameters = std::collections::BTreeMap::new();
+    let mut put = |key: &str, value: serde_json::Value| {
+        parameters.insert(key.to_owned(), value);
+    };
+    put("grpc", args.grpc.0.map_or(serde_json::Value::Null, |addr| addr.to_string().into()));
+    put("http", args.http.0.map_or(serde_json::Value::Null, |addr| addr.to_string().into()));
+    put("signals", args.signals.iter().map(Signal::as_str).collect::<Vec<_>>().join(",").into());
+    put("durable", args.durable.into());
+    if let Some(forward) = &args.forward {
+        put("forward", forward.clone().into());
+        put("forwardProtocol", args.forward_protocol.clone().into());
+    }
+    parameters
+}
+
+/// Redraws one status line on the terminal every second.
+async fn show_progress(stats: Arc<Stats>, started: Instant) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut last_items = 0;
+    loop {
+        ticker.tick().await;
+        let total = stats.snapshot().total();
+        let rate = total.items.saturating_sub(last_items);
+        last_items = total.items;
+        eprint!(
+            "\r\x1b[2K{:>6.0}s  {} requests  {} items  {}  {rate} items/s  {} rejected  {} throttled",
+            started.elapsed().as_secs_f64(),
+            total.requests,
+            total.items,
+            human_bytes(total.bytes),
+            total.rejected,
+            total.throttled,
+        );
+    }
+}
+
+/// Ctrl-C or SIGTERM, registered before the capture says it is ready, so
+/// that a signal sent as soon as it is cannot kill the process unfinished.
+#[cfg(unix)]
+fn stop_signals() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Ctrl-C.
+#[cfg(not(unix))]
+fn stop_signals() -> anyhow::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// Repairs every session with spool files left by a capture that is no
+/// longer running, so that what it flushed reaches the store.
+async fn recover_spool(store: &Arc<dyn SessionStore>, spool_dir: &std::path::Path) -> anyhow::Result<()> {
+    let leftovers = tape_store::spooled_sessions(spool_dir)
+        .await
+        .with_context(|| format!("cannot look for leftover spool files in {}", spool_dir.display()))?;
+    for id in leftovers {
+        let Some(_lock) = crate::lock::try_lock(spool_dir, &id)? else { continue };
+        let spooled = SpooledStore::new(Arc::clone(store), spool_dir.to_owned());
+        match tape_session::repair_session(&spooled, &id, tape_capture::now()).await {
+            Ok(report) => {
+                note(format!("Recovered spool files of session {id} left by a capture that stopped:\n{report}"));
+            }
+            Err(error) => warn!(session = %id, "Cannot recover the spool files of session {id} yet: {error}"),
+        }
+    }
+    Ok(())
+}
+
+fn created_by() -> String {
+    format!("otlp-tape {} capture", env!("CARGO_PKG_VERSION"))
+}

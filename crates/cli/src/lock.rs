@@ -1,0 +1,47 @@
+//! Which sessions a running capture is writing: an exclusive lock on
+//! `<spool dir>/.locks/<session id>.lock`, held for the whole capture and
+//! released by the operating system when the process ends, however it
+//! ends. Recovery and repair leave a locked session alone.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tape_session::SessionId;
+
+/// A held capture lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct CaptureLock {
+    _file: File,
+}
+
+fn lock_path(spool_dir: &Path, id: &SessionId) -> PathBuf {
+    spool_dir.join(".locks").join(format!("{id}.lock"))
+}
+
+/// Takes the lock of session `id`, or `None` when a running process holds it.
+pub fn try_lock(spool_dir: &Path, id: &SessionId) -> anyhow::Result<Option<CaptureLock>> {
+    let path = lock_path(spool_dir, id);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(CaptureLock { _file: file })),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(error)) => Err(error).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
+/// Whether a running process holds the lock of session `id`.
+pub fn is_locked(spool_dir: &Path, id: &SessionId) -> anyhow::Result<bool> {
+    if !lock_path(spool_dir, id).exists() {
+        return Ok(false);
+    }
+    Ok(try_lock(spool_dir, id)?.is_none())
+}

@@ -1,0 +1,247 @@
+//! Retrying exports per the OTLP specification: retryable failures are sent
+//! again after an exponential backoff with full jitter, or after the delay
+//! the target asked for; permanent failures are not.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use tape_otlp::Signal;
+use tokio::time::Instant;
+
+use crate::error::{ExportError, ExportErrorKind};
+use crate::exporter::{ExportOutcome, Exporter};
+
+/// How [`export_with_retry`] retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included; 1 (or 0) means no retry.
+    /// Default 5.
+    pub max_attempts: u32,
+    /// The backoff ceiling after the first failure; it doubles after each
+    /// further failure. Default 1 s.
+    pub initial_backoff: Duration,
+    /// The largest backoff ceiling. Default 30 s. A delay the target asks
+    /// for (`Retry-After`, `RetryInfo`) is honoured even when longer.
+    pub max_backoff: Duration,
+    /// No attempt starts later than this after the first one began.
+    /// Default 5 min.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            max_elapsed: Duration::from_mins(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy that never retries.
+    pub const NO_RETRY: RetryPolicy = RetryPolicy {
+        max_attempts: 1,
+        initial_backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
+        max_elapsed: Duration::ZERO,
+    };
+
+    /// The backoff ceiling after `failures` failed attempts (1 for the
+    /// first): `initial_backoff × 2^(failures − 1)`, at most `max_backoff`.
+    /// The wait is drawn uniformly between zero and the ceiling.
+    pub fn backoff_ceiling(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1);
+        self.initial_backoff.saturating_mul(2_u32.saturating_pow(doublings)).min(self.max_backoff)
+    }
+}
+
+/// Exports `payload` with `exporter`, retrying retryable failures as
+/// `policy` says, and returns the first success or the last error. A
+/// permanent error returns at once. Waits use Tokio's clock, so tests can
+/// pause time.
+pub async fn export_with_retry(
+    exporter: &Exporter,
+    policy: &RetryPolicy,
+    signal: Signal,
+    payload: Bytes,
+) -> Result<ExportOutcome, ExportError> {
+    retry(policy, full_jitter, || exporter.export(signal, payload.clone())).await
+}
+
+/// A wait drawn uniformly from zero to `ceiling` ("full jitter"), so that
+/// clients that failed together do not retry together.
+fn full_jitter(ceiling: Duration) -> Duration {
+    if ceiling.is_zero() {
+        return Duration::ZERO;
+    }
+    rand::rng().random_range(Duration::ZERO..=ceiling)
+}
+
+/// The retry loop, with the jitter given so tests can make waits exact.
+async fn retry<T, F, Attempt>(
+    policy: &RetryPolicy,
+    mut jitter: impl FnMut(Duration) -> Duration,
+    mut attempt: F,
+) -> Result<T, ExportError>
+where
+    F: FnMut() -> Attempt,
+    Attempt: Future<Output = Result<T, ExportError>>,
+{
+    let start = Instant::now();
+    let max_attempts = policy.max_attempts.max(1);
+    let mut attempts = 0_u32;
+    loop {
+        attempts += 1;
+        let error = match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let ExportErrorKind::Retryable { retry_after } = error.kind else {
+            return Err(error);
+        };
+        if attempts >= max_attempts {
+            return Err(give_up(error, attempts, None));
+        }
+        let delay = retry_after.unwrap_or_else(|| jitter(policy.backoff_ceiling(attempts)));
+        if start.elapsed() + delay > policy.max_elapsed {
+            return Err(give_up(error, attempts, Some(policy.max_elapsed)));
+        }
+        tracing::debug!(
+            attempt = attempts,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            error = %error.message,
+            "Export failed; retrying."
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// The last error, saying why there is no further attempt.
+fn give_up(mut error: ExportError, attempts: u32, limit: Option<Duration>) -> ExportError {
+    let plural = if attempts == 1 { "attempt" } else { "attempts" };
+    // Writing to a `String` cannot fail.
+    let _ = match limit {
+        Some(limit) => write!(
+            error.message,
+            " (gave up after {attempts} {plural}: the next would start after the retry limit of {})",
+            crate::exporter::display_duration(limit)
+        ),
+        None if attempts > 1 => write!(error.message, " (gave up after {attempts} {plural})"),
+        None => Ok(()),
+    };
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    fn policy(max_attempts: u32, initial_ms: u64, max_ms: u64, max_elapsed_ms: u64) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            initial_backoff: Duration::from_millis(initial_ms),
+            max_backoff: Duration::from_millis(max_ms),
+            max_elapsed: Duration::from_millis(max_elapsed_ms),
+        }
+    }
+
+    /// An attempt function that fails with `errors` in turn, then succeeds.
+    fn script(errors: Vec<ExportError>) -> (Cell<usize>, impl Fn(&Cell<usize>) -> Result<u32, ExportError>) {
+        (Cell::new(0), move |calls: &Cell<usize>| {
+            let call = calls.get();
+            calls.set(call + 1);
+            match errors.get(call) {
+                Some(error) => Err(error.clone()),
+                None => Ok(7),
+            }
+        })
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_ceiling() {
+        let policy = policy(10, 100, 300, 10_000);
+        let ceilings: Vec<u128> = (1..=5).map(|failures| policy.backoff_ceiling(failures).as_millis()).collect();
+        assert_eq!(ceilings, [100, 200, 300, 300, 300]);
+        assert_eq!(policy.backoff_ceiling(u32::MAX), Duration::from_millis(300));
+    }
+
+    #[test]
+    fn full_jitter_stays_under_the_ceiling() {
+        let ceiling = Duration::from_millis(50);
+        let draws: Vec<Duration> = (0..200).map(|_| full_jitter(ceiling)).collect();
+        assert!(draws.iter().all(|draw| *draw <= ceiling));
+        assert!(draws.iter().any(|draw| *draw != draws[0]), "the waits are not random");
+        assert_eq!(full_jitter(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retryable_errors_are_retried_with_exponential_backoff() {
+        let (calls, attempt) = script(vec![ExportError::retryable("down", None); 10]);
+        let start = Instant::now();
+        let error =
+            retry(&policy(5, 100, 300, 10_000), |ceiling| ceiling, || async { attempt(&calls) }).await.unwrap_err();
+        assert_eq!(calls.get(), 5);
+        assert_eq!(start.elapsed(), Duration::from_millis(100 + 200 + 300 + 300));
+        assert_eq!(error.message, "down (gave up after 5 attempts)");
+        assert!(error.is_retryable());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_delay_the_target_asks_for_is_honoured() {
+        let asked = Duration::from_secs(7);
+        let (calls, attempt) = script(vec![ExportError::retryable("busy", Some(asked))]);
+        let start = Instant::now();
+        let value = retry(&policy(3, 100, 300, 60_000), |ceiling| ceiling, || async { attempt(&calls) }).await;
+        assert_eq!(value.unwrap(), 7);
+        assert_eq!(calls.get(), 2);
+        assert_eq!(start.elapsed(), asked);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_errors_are_not_retried() {
+        let (calls, attempt) = script(vec![ExportError::permanent("bad request")]);
+        let start = Instant::now();
+        let error =
+            retry(&policy(5, 100, 300, 10_000), |ceiling| ceiling, || async { attempt(&calls) }).await.unwrap_err();
+        assert_eq!((calls.get(), start.elapsed()), (1, Duration::ZERO));
+        assert_eq!(error.message, "bad request");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_attempt_starts_after_the_elapsed_limit() {
+        let (calls, attempt) = script(vec![ExportError::retryable("down", None); 10]);
+        let start = Instant::now();
+        let error = retry(&policy(10, 1_000, 60_000, 2_500), |ceiling| ceiling, || async { attempt(&calls) })
+            .await
+            .unwrap_err();
+        // Waits of 1 s then 2 s: the third attempt would start at 3 s.
+        assert_eq!((calls.get(), start.elapsed()), (2, Duration::from_secs(1)));
+        assert!(
+            error.message.ends_with("(gave up after 2 attempts: the next would start after the retry limit of 2.5s)")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jittered_waits_stay_under_their_ceilings() {
+        let (calls, attempt) = script(vec![ExportError::retryable("down", None); 3]);
+        let start = Instant::now();
+        let value = retry(&policy(5, 100, 300, 10_000), full_jitter, || async { attempt(&calls) }).await;
+        assert_eq!(value.unwrap(), 7);
+        assert_eq!(calls.get(), 4);
+        assert!(start.elapsed() <= Duration::from_millis(100 + 200 + 300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_retry_means_one_attempt() {
+        let (calls, attempt) = script(vec![ExportError::retryable("down", None)]);
+        let error = retry(&RetryPolicy::NO_RETRY, |ceiling| ceiling, || async { attempt(&calls) }).await.unwrap_err();
+        assert_eq!(calls.get(), 1);
+        assert_eq!(error, ExportError::retryable("down", None));
+    }
+}
