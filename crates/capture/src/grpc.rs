@@ -1,9 +1,9 @@
 //! The OTLP/gRPC receiver: the `Export` method of the trace, metrics and
 //! logs services, gzip accepted.
 //!
-//! The request message is taken as raw bytes and decoded only to check it
-//! and count its items, so the session keeps exactly the bytes the client
-//! sent. Status codes follow the OTLP specification: `INVALID_ARGUMENT` for
+//! The request message is taken as raw bytes, checked and counted by
+//! walking its wire format ([`tape_otlp::wire::count_items`]), and kept as
+//! it is, so the session holds exactly the bytes the client sent. Status codes follow the OTLP specification: `INVALID_ARGUMENT` for
 //! a request that does not decode, `RESOURCE_EXHAUSTED` with a
 //! `google.rpc.RetryInfo` when the recorder is behind (retryable),
 //! `UNAVAILABLE` when the capture is stopping (retryable). Oversized and
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use futures::future::BoxFuture;
-use tape_otlp::{ExportRequest, Signal};
+use tape_otlp::Signal;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
@@ -146,6 +146,9 @@ impl<S: OtlpService> tower::Service<http::Request<tonic::body::Body>> for Export
             if request.uri().path().rsplit('/').next() != Some("Export") {
                 return Ok(Status::unimplemented("OTLP services have one method, Export").into_http());
             }
+            let Some(_slot) = intake.begin_request() else {
+                return Ok(Status::unavailable("too many requests in flight; retry later").into_http());
+            };
             let handled = Handled::default();
             request.extensions_mut().insert(handled.clone());
             let mut accept = EnabledCompressionEncodings::default();
@@ -181,8 +184,8 @@ async fn export(intake: &Intake, signal: Signal, payload: Bytes) -> Result<Bytes
             "the request is empty; send an OTLP {signal} export request with data"
         )));
     }
-    let items = match ExportRequest::decode_protobuf(signal, &payload) {
-        Ok(request) => request.item_count(),
+    let items = match tape_otlp::wire::count_items(signal, &payload) {
+        Ok(items) => items,
         Err(error) => {
             intake.stats().signal(signal).rejected();
             return Err(Status::invalid_argument(format!(

@@ -59,6 +59,12 @@ fn plain_error(status: StatusCode, message: String) -> Response {
 }
 
 async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body) -> Response {
+    let Some(_slot) = intake.begin_request() else {
+        return rejected(&Rejection::unavailable(
+            "too many requests in flight; retry after the delay in Retry-After".to_owned(),
+            encoding_of(headers),
+        ));
+    };
     let text = |name| headers.get(name).and_then(|value: &HeaderValue| value.to_str().ok());
     let max = intake.max_request_bytes();
     let received = match read_body(body, max).await {

@@ -22,8 +22,6 @@ const CODE_UNAVAILABLE: i32 = 14;
 /// A request body that was accepted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedBody {
-    /// The decoded request.
-    pub request: ExportRequest,
     /// The request in protobuf: the body itself (decompressed) when it was
     /// protobuf, the request encoded when it was JSON.
     pub payload: Bytes,
@@ -126,16 +124,19 @@ pub fn decode_body(
             encoding,
         ));
     }
-    match ExportRequest::decode(signal, encoding, &bytes) {
-        Ok(request) => {
-            let items = request.item_count();
-            let decoded_bytes = bytes.len();
-            let payload = match encoding {
-                Encoding::Protobuf => bytes,
-                Encoding::Json => Bytes::from(request.encode_protobuf()),
-            };
-            Ok(ReceivedBody { request, payload, items, encoding, decoded_bytes })
+    let decoded_bytes = bytes.len();
+    // Protobuf is checked and counted on the wire and kept as it came; JSON
+    // is decoded and stored as its protobuf.
+    let received = match encoding {
+        Encoding::Protobuf => {
+            tape_otlp::wire::count_items(signal, &bytes).map(|items| (bytes, items)).map_err(|error| error.to_string())
         }
+        Encoding::Json => ExportRequest::decode(signal, encoding, &bytes)
+            .map(|request| (Bytes::from(request.encode_protobuf()), request.item_count()))
+            .map_err(|error| error.to_string()),
+    };
+    match received {
+        Ok((payload, items)) => Ok(ReceivedBody { payload, items, encoding, decoded_bytes }),
         Err(error) => Err(Rejection::bad_request(
             format!("the body is not a valid OTLP {} {signal} export request: {error}", encoding_name(encoding)),
             encoding,

@@ -5,10 +5,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tape_otlp::Signal;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::forward::Forwarder;
 use crate::recorder::{Recorder, Refusal};
 use crate::stats::Stats;
+
+/// Requests read and decoded at once, over both receivers, at most: with
+/// the request size limit, this bounds the memory of requests not yet
+/// queued (64 × 16 MiB at the defaults in the worst case). Beyond it,
+/// clients are told to retry (HTTP 503, gRPC `UNAVAILABLE`).
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 64;
 
 /// Shared by the gRPC and HTTP receivers.
 #[derive(Clone)]
@@ -17,6 +24,7 @@ pub struct Intake {
     forwarder: Option<Forwarder>,
     stats: Arc<Stats>,
     max_request_bytes: usize,
+    in_flight: Arc<Semaphore>,
 }
 
 impl Intake {
@@ -29,7 +37,19 @@ impl Intake {
         stats: Arc<Stats>,
         max_request_bytes: usize,
     ) -> Self {
-        Intake { recorder, forwarder, stats, max_request_bytes }
+        Intake {
+            recorder,
+            forwarder,
+            stats,
+            max_request_bytes,
+            in_flight: Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
+        }
+    }
+
+    /// A slot for one request being read, or `None` when
+    /// [`MAX_REQUESTS_IN_FLIGHT`] are: the request is then refused unread.
+    pub fn begin_request(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.in_flight).try_acquire_owned().ok()
     }
 
     /// The counters.

@@ -23,7 +23,7 @@ pub use forward::{ForwardConfig, Forwarder, Upstream, forwarder};
 pub use http_body::{
     DEFAULT_MAX_REQUEST_BYTES, ReceivedBody, Rejection, decode_body, error_response, success_response,
 };
-pub use intake::Intake;
+pub use intake::{Intake, MAX_REQUESTS_IN_FLIGHT};
 pub use recorder::{
     Admitted, Recorder, RecorderConfig, RecordingOutcome, RecordingTask, Refusal, StopHandle, StopReason, now, recorder,
 };

@@ -45,7 +45,7 @@ impl Default for RecorderConfig {
     fn default() -> Self {
         RecorderConfig {
             signals: SignalSet::ALL,
-            queue_bytes: 64 * 1024 * 1024,
+            queue_bytes: 32 * 1024 * 1024,
             flush_interval: Duration::from_secs(1),
             durable: false,
             max_bytes: None,

@@ -281,7 +281,7 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "0..9", value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compression_level: Option<u32>,
     /// MiB of requests that may wait for the writer; past it, clients are told to retry (HTTP 429, gRPC RESOURCE_EXHAUSTED with RetryInfo).
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    #[arg(long, value_name = "MIB", default_value_t = 32)]
     pub queue_size_mb: u64,
     /// Longest time recorded data waits in memory before it is flushed to the store (at most 1s is the promise of the README).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]

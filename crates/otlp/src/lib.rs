@@ -23,6 +23,7 @@ mod error;
 pub mod rpc;
 mod signal;
 mod timestamps;
+pub mod wire;
 
 pub mod sample;
 

@@ -393,7 +393,7 @@ async fn measure_throughput(
 /// `--latency-duration`, open loop: a request is sent when it is due, not
 /// when the one before it is acknowledged. Latency is timed from when a
 /// request was due, so that the sender's own delays count against it too.
-#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)] // for reading
+#[allow(clippy::cast_precision_loss)] // rates are for reading
 async fn measure_latency(
     args: &BenchCaptureArgs,
     store: Arc<dyn SessionStore>,

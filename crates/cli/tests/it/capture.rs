@@ -227,33 +227,39 @@ fn bad_capture_settings_are_clear_errors() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     crate::tape(dir.path())
+        .current_dir(dir.path())
         .args(["capture", "--grpc", &address, "--http", "off"])
         .assert()
         .failure()
         .stderr(predicates::str::contains(format!("cannot listen for OTLP/gRPC on {address}")));
     crate::tape(dir.path())
+        .current_dir(dir.path())
         .args(["capture", "--grpc", "off", "--http", "off"])
         .assert()
         .failure()
         .stderr(predicates::str::contains("both receivers are off"));
     crate::tape(dir.path())
+        .current_dir(dir.path())
         .args(["capture", "--grpc", "not-an-address"])
         .assert()
         .failure()
         .stderr(predicates::str::contains("invalid address \"not-an-address\""));
     crate::tape(dir.path())
+        .current_dir(dir.path())
         .env("CAPTURE_MAX_DURATION_MINUTES", "soon")
         .args(["capture", "--grpc", "127.0.0.1:0", "--http", "off"])
         .assert()
         .failure()
         .stderr(predicates::str::contains("CAPTURE_MAX_DURATION_MINUTES is \"soon\""));
     crate::tape(dir.path())
+        .current_dir(dir.path())
         .env("CAPTURE_COMPRESSION_ENABLED", "maybe")
         .args(["capture", "--grpc", "127.0.0.1:0", "--http", "off"])
         .assert()
         .failure()
         .stderr(predicates::str::contains("CAPTURE_COMPRESSION_ENABLED is \"maybe\""));
     crate::tape(dir.path())
+        .current_dir(dir.path())
         .args(["capture", "--grpc", "127.0.0.1:0", "--http", "off", "--forward", "localhost:4318"])
         .assert()
         .failure()
@@ -265,6 +271,7 @@ fn a_second_capture_on_an_existing_session_id_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     crate::import_samples(dir.path(), "taken");
     crate::tape(dir.path())
+        .current_dir(dir.path())
         .args(["capture", "--session-id", "taken", "--grpc", "127.0.0.1:0", "--http", "off"])
         .assert()
         .failure()
@@ -328,4 +335,46 @@ fn spooled_records(spool: &Path) -> u64 {
         }
     }
     records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_passes_every_accepted_request_to_the_collector_and_says_so() {
+    let target =
+        tape_testkit::otlp_target::OtlpTarget::start(tape_testkit::otlp_target::OtlpTargetOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sent: Vec<Vec<u8>> = (0..3).map(traces).collect();
+    let summary = tokio::task::block_in_place(|| {
+        let capturing = spawn_capture(
+            dir.path(),
+            &[
+                "--session-id",
+                "forwarded",
+                "--output",
+                "json",
+                "--forward",
+                target.grpc_endpoint(),
+                "--forward-protocol",
+                "grpc",
+                "--forward-header",
+                "x-tenant=checkout",
+            ],
+            &[],
+        );
+        for payload in &sent {
+            assert_eq!(capturing.post(Signal::Traces, payload.clone()).status(), 200);
+        }
+        capturing.signal("TERM");
+        let (status, stdout) = capturing.wait();
+        assert!(status.success());
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    });
+    let received = target.received();
+    let forwarded: Vec<Vec<u8>> = received.iter().map(|request| request.body.to_vec()).collect();
+    assert_eq!(forwarded, sent, "the collector got what the session holds");
+    assert!(received.iter().all(|request| request.header("x-tenant") == Some("checkout")));
+    assert_eq!(summary["received"]["traces"]["forwarded"], 3);
+    assert_eq!(summary["received"]["traces"]["forwardFailed"], 0);
+    // The store is read with a runtime of its own, off this one.
+    let stored = std::thread::scope(|scope| scope.spawn(|| session_payloads(dir.path(), "forwarded")).join().unwrap());
+    assert_eq!(stored, sent);
 }
