@@ -39,21 +39,28 @@ pub fn router(intake: Intake) -> Router {
 async fn not_found(State(intake): State<Arc<Intake>>, uri: axum::http::Uri) -> Response {
     intake.stats().unrouted();
     let message = format!("no OTLP endpoint at {}; use /v1/traces, /v1/metrics or /v1/logs", uri.path());
-    plain_error(StatusCode::NOT_FOUND, message)
+    plain_error(StatusCode::NOT_FOUND, CODE_NOT_FOUND, message)
 }
 
 async fn method_not_allowed(State(intake): State<Arc<Intake>>, method: axum::http::Method) -> Response {
     intake.stats().unrouted();
     let mut response = plain_error(
         StatusCode::METHOD_NOT_ALLOWED,
+        CODE_UNIMPLEMENTED,
         format!("{method} is not allowed; OTLP/HTTP export requests are POST"),
     );
     response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
     response
 }
 
-fn plain_error(status: StatusCode, message: String) -> Response {
-    let rejection = Rejection { status: status.as_u16(), code: 5, message, encoding: Encoding::Json };
+/// `google.rpc.Code` of an unknown path.
+const CODE_NOT_FOUND: i32 = 5;
+/// `google.rpc.Code` of a method other than POST.
+const CODE_UNIMPLEMENTED: i32 = 12;
+
+/// An error before the request's encoding is known: answered in JSON.
+fn plain_error(status: StatusCode, code: i32, message: String) -> Response {
+    let rejection = Rejection { status: status.as_u16(), code, message, encoding: Encoding::Json };
     let (content_type, body) = error_response(&rejection);
     (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }

@@ -19,6 +19,7 @@
 mod local;
 mod location;
 mod s3;
+mod sink_file;
 mod spool;
 
 pub use local::LocalStore;

@@ -10,6 +10,8 @@ use tokio::fs;
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
+use crate::sink_file::SinkFile;
+
 /// Chunk size of blob reads.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -197,7 +199,8 @@ impl SessionStore for LocalStore {
         }
         let temp = temp_name(&path);
         let file = fs::File::create(&temp).await.map_err(|error| Error::backend(context("create"), error))?;
-        Ok(Box::new(LocalBlobSink { session: id.clone(), key: key.to_string(), path, temp, file: Some(file) }))
+        let file = SinkFile::new(file, path.display().to_string());
+        Ok(Box::new(LocalBlobSink { session: id.clone(), key: key.to_string(), path, temp, file }))
     }
 
     async fn open_blob(&self, id: &SessionId, key: &BlobKey) -> Result<ByteStream, Error> {
@@ -301,7 +304,7 @@ struct LocalBlobSink {
     key: String,
     path: PathBuf,
     temp: PathBuf,
-    file: Option<fs::File>,
+    file: SinkFile,
 }
 
 impl LocalBlobSink {
@@ -313,42 +316,19 @@ impl LocalBlobSink {
 #[async_trait::async_trait]
 impl BlobSink for LocalBlobSink {
     async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-        let Some(file) = self.file.as_mut() else { return Err(self.failed("write", io::Error::other("closed"))) };
-        match file.write_all(&chunk).await {
-            Ok(()) => Ok(()),
-            Err(error) => Err(self.failed("write", error)),
-        }
+        self.file.write(&chunk).await
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
-        let Some(file) = self.file.as_mut() else { return Err(self.failed("flush", io::Error::other("closed"))) };
-        match file.flush().await {
-            Ok(()) => Ok(()),
-            Err(error) => Err(self.failed("flush", error)),
-        }
+        self.file.flush().await
     }
 
     async fn sync(&mut self) -> Result<(), Error> {
-        let Some(file) = self.file.as_mut() else { return Err(self.failed("sync", io::Error::other("closed"))) };
-        let result = async {
-            file.flush().await?;
-            file.sync_data().await
-        }
-        .await;
-        result.map_err(|error| self.failed("sync", error))
+        self.file.sync().await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), Error> {
-        let Some(mut file) = self.file.take() else { return Err(self.failed("commit", io::Error::other("closed"))) };
-        if let Err(error) = async {
-            file.flush().await?;
-            file.sync_all().await
-        }
-        .await
-        {
-            return Err(self.failed("write", error));
-        }
-        drop(file);
+        self.file.close_synced().await?;
         // A hard link fails if the final name exists, so a commit never
         // replaces a blob; the temporary name is removed either way.
         let linked = fs::hard_link(&self.temp, &self.path).await;
@@ -363,7 +343,7 @@ impl BlobSink for LocalBlobSink {
     }
 
     async fn abort(mut self: Box<Self>) -> Result<(), Error> {
-        self.file.take();
+        self.file.close();
         match fs::remove_file(&self.temp).await {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -374,7 +354,7 @@ impl BlobSink for LocalBlobSink {
 
 impl Drop for LocalBlobSink {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        if self.file.close() {
             // Neither committed nor aborted: remove the partial file.
             let _ = std::fs::remove_file(&self.temp);
         }

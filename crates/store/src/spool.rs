@@ -20,11 +20,11 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tape_session::{BlobKey, BlobSink, ByteStream, Error, PartialBlob, SessionId, SessionMetadata, SessionStore};
 use tokio::fs;
-use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 use tracing::warn;
 
 use crate::local::{files_under, relative_name};
+use crate::sink_file::SinkFile;
 
 /// The extension of spool files, after the blob's own name.
 const SPOOL_EXTENSION: &str = ".partial";
@@ -178,8 +178,8 @@ impl SessionStore for SpooledStore {
             session: id.clone(),
             key: key.to_string(),
             session_spool: self.session_spool(id),
+            file: SinkFile::new(file, format!("the spool file {}", path.display())),
             path,
-            file: Some(file),
             inner: Some(inner),
         }))
     }
@@ -270,8 +270,7 @@ struct SpooledBlobSink {
     session_spool: PathBuf,
     /// The spool file.
     path: PathBuf,
-    /// `None` once committed or aborted.
-    file: Option<fs::File>,
+    file: SinkFile,
     inner: Option<Box<dyn BlobSink>>,
 }
 
@@ -316,44 +315,23 @@ async fn delete_spool_file(path: &Path, top: &Path) -> io::Result<()> {
 #[async_trait::async_trait]
 impl BlobSink for SpooledBlobSink {
     async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-        let Some(file) = self.file.as_mut() else { return Err(self.failed("write", io::Error::other("closed"))) };
-        match file.write_all(&chunk).await {
-            Ok(()) => Ok(()),
-            Err(error) => Err(self.failed("write", error)),
-        }
+        self.file.write(&chunk).await
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
-        let Some(file) = self.file.as_mut() else { return Err(self.failed("flush", io::Error::other("closed"))) };
-        match file.flush().await {
-            Ok(()) => Ok(()),
-            Err(error) => Err(self.failed("flush", error)),
-        }
+        self.file.flush().await
     }
 
     async fn sync(&mut self) -> Result<(), Error> {
-        let Some(file) = self.file.as_mut() else { return Err(self.failed("sync", io::Error::other("closed"))) };
-        let result = async {
-            file.flush().await?;
-            file.sync_data().await
-        }
-        .await;
-        result.map_err(|error| self.failed("sync", error))
+        self.file.sync().await
     }
 
     /// Syncs the spool file, uploads it and deletes it. When the upload
     /// fails the spool file stays, for `sessions repair`; when the key is
     /// taken in the inner store it is deleted, as it can never be committed.
     async fn commit(mut self: Box<Self>) -> Result<(), Error> {
-        // Taken: from here on, dropping the sink leaves the spool file in place.
-        let Some(mut file) = self.file.take() else { return Err(self.failed("commit", io::Error::other("closed"))) };
-        let synced = async {
-            file.flush().await?;
-            file.sync_all().await
-        }
-        .await;
-        drop(file);
-        synced.map_err(|error| self.failed("sync", error))?;
+        // Closed: from here on, dropping the sink leaves the spool file in place.
+        self.file.close_synced().await?;
         let Some(inner) = self.inner.take() else {
             return Err(self.failed("commit", io::Error::other("closed")));
         };
@@ -373,7 +351,7 @@ impl BlobSink for SpooledBlobSink {
     }
 
     async fn abort(mut self: Box<Self>) -> Result<(), Error> {
-        self.file = None;
+        self.file.close();
         if let Some(inner) = self.inner.take() {
             inner.abort().await?;
         }
@@ -383,7 +361,7 @@ impl BlobSink for SpooledBlobSink {
 
 impl Drop for SpooledBlobSink {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        if self.file.close() {
             // Neither committed nor aborted: discard the spool file, as the
             // other stores discard what was written.
             let _ = std::fs::remove_file(&self.path);

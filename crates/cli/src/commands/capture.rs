@@ -152,7 +152,7 @@ fn print_summary(summary: &CaptureSummary) {
     ));
     let total = summary.received.total();
     note(format!(
-        "  Refused: {} rejected as invalid, {} throttled (told to retry), {} to unknown paths; ignored (signal not recorded): {} requests.",
+        "  Refused: {} rejected as invalid, {} throttled (told to retry), {} to unknown paths or with the wrong method; ignored (signal not recorded): {} requests.",
         total.rejected, total.throttled, summary.received.unrouted, total.ignored_requests
     ));
     for signal in Signal::ALL {
