@@ -75,6 +75,59 @@ pub fn read_session<'a>(
         .try_flatten()
 }
 
+/// The records of a session's blobs of the given signals merged across
+/// signals in receive-time order (records of one receive time in the order
+/// traces, metrics, logs), each with its signal. Each signal's blobs are
+/// read in metadata order, one record ahead per signal, so memory does not
+/// grow with the session. An error ends the stream after it is yielded.
+pub fn read_session_in_time_order<'a>(
+    store: &'a dyn SessionStore,
+    metadata: &'a SessionMetadata,
+    signals: impl Fn(Signal) -> bool,
+) -> impl Stream<Item = Result<(Signal, Record), Error>> + Send + 'a {
+    type Lane<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<(Signal, Record), Error>> + Send + 'a>>;
+    let lanes: Vec<Lane<'a>> = Signal::ALL
+        .into_iter()
+        .filter(|signal| signals(*signal))
+        .map(|signal| Box::pin(read_session(store, metadata, move |blob_signal| blob_signal == signal)) as Lane<'a>)
+        .collect();
+    let heads: Vec<Option<(Signal, Record)>> = lanes.iter().map(|_| None).collect();
+    let state = (lanes, heads, false);
+    stream::unfold(state, |(mut lanes, mut heads, mut failed)| async move {
+        if failed {
+            return None;
+        }
+        // Fill every empty head; a lane that ends is dropped.
+        let mut lane = 0;
+        while lane < lanes.len() {
+            if heads[lane].is_none() {
+                match lanes[lane].next().await {
+                    Some(Ok(record)) => heads[lane] = Some(record),
+                    Some(Err(error)) => {
+                        failed = true;
+                        return Some((Err(error), (lanes, heads, failed)));
+                    }
+                    None => {
+                        drop(lanes.remove(lane));
+                        heads.remove(lane);
+                        continue;
+                    }
+                }
+            }
+            lane += 1;
+        }
+        // Lanes are in signal order, so the first of equal times wins.
+        let earliest = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(lane, head)| head.as_ref().map(|(_, record)| (record.receive_time_unix_nano, lane)))
+            .min()?
+            .1;
+        let next = heads[earliest].take()?;
+        Some((Ok(next), (lanes, heads, failed)))
+    })
+}
+
 /// Sessions found by [`list_sessions`], and those that could not be read.
 #[derive(Debug, Default)]
 pub struct SessionListing {

@@ -2,3 +2,4 @@
 
 mod local;
 mod s3;
+mod time_order;
