@@ -25,8 +25,10 @@ mod error;
 mod exporter;
 mod pacing;
 mod retry;
+mod timestamps;
 
 pub use error::{ConfigError, ExportError, ExportErrorKind};
 pub use exporter::{Compression, ExportOutcome, Exporter, ExporterConfig, Protocol, TlsOptions};
 pub use pacing::{Pacer, RateLimiter, Speed};
 pub use retry::{RetryPolicy, export_with_retry};
+pub use timestamps::TimestampMode;
