@@ -278,14 +278,7 @@ impl SessionStore for LocalStore {
     }
 
     async fn read_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<Bytes, Error> {
-        let path = self.partial_path(id, partial)?;
-        match fs::read(&path).await {
-            Ok(bytes) => Ok(Bytes::from(bytes)),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                Err(Error::BlobNotFound { session: id.clone(), key: partial.name.clone() })
-            }
-            Err(error) => Err(Error::backend(format!("cannot read {}", path.display()), error)),
-        }
+        read_partial_file(id, partial, &self.partial_path(id, partial)?).await
     }
 
     async fn remove_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<(), Error> {
@@ -295,6 +288,17 @@ impl SessionStore for LocalStore {
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(error) => Err(Error::backend(format!("cannot delete {}", path.display()), error)),
         }
+    }
+}
+
+/// The bytes of a partial blob's file at `path`.
+pub(crate) async fn read_partial_file(id: &SessionId, partial: &PartialBlob, path: &Path) -> Result<Bytes, Error> {
+    match fs::read(path).await {
+        Ok(bytes) => Ok(Bytes::from(bytes)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            Err(Error::BlobNotFound { session: id.clone(), key: partial.name.clone() })
+        }
+        Err(error) => Err(Error::backend(format!("cannot read {}", path.display()), error)),
     }
 }
 

@@ -229,14 +229,7 @@ impl SessionStore for SpooledStore {
         if !self.is_spooled(id, partial) {
             return self.inner.read_partial_blob(id, partial).await;
         }
-        let path = self.spool_path(id, &partial.key);
-        match fs::read(&path).await {
-            Ok(bytes) => Ok(Bytes::from(bytes)),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                Err(Error::BlobNotFound { session: id.clone(), key: partial.name.clone() })
-            }
-            Err(error) => Err(Error::backend(format!("cannot read {}", path.display()), error)),
-        }
+        crate::local::read_partial_file(id, partial, &self.spool_path(id, &partial.key)).await
     }
 
     async fn remove_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<(), Error> {

@@ -395,21 +395,8 @@ fn grpc_failure(code: tonic::Code, retry_delay: Option<Duration>) -> tonic::Stat
     let Some(delay) = retry_delay else {
         return tonic::Status::new(code, INJECTED);
     };
-    let info = rpc::RetryInfo {
-        retry_delay: Some(rpc::ProtoDuration {
-            seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
-            nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
-        }),
-    };
-    let status = rpc::Status {
-        code: code as i32,
-        message: INJECTED.to_owned(),
-        details: vec![rpc::Any {
-            type_url: "type.googleapis.com/google.rpc.RetryInfo".to_owned(),
-            value: info.encode_to_vec(),
-        }],
-    };
-    tonic::Status::with_details(code, INJECTED, status.encode_to_vec().into())
+    let details = tape_otlp::rpc::status_with_retry_delay(code as i32, INJECTED, delay);
+    tonic::Status::with_details(code, INJECTED, details.into())
 }
 
 fn partial_message(rejected: u64) -> String {
@@ -629,47 +616,8 @@ fn http_error(status: StatusCode, encoding: Encoding, message: String) -> Respon
         _ => 2,                                                            // UNKNOWN
     };
     let body = match encoding {
-        Encoding::Protobuf => rpc::Status { code, message, details: Vec::new() }.encode_to_vec(),
+        Encoding::Protobuf => tape_otlp::rpc::Status { code, message, details: Vec::new() }.encode_to_vec(),
         Encoding::Json => serde_json::json!({ "code": code, "message": message }).to_string().into_bytes(),
     };
     (status, [(CONTENT_TYPE, encoding.content_type())], body).into_response()
-}
-
-/// `google.rpc.Status` and `google.rpc.RetryInfo`, written by hand.
-mod rpc {
-    /// `google.rpc.Status`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub(super) struct Status {
-        #[prost(int32, tag = "1")]
-        pub code: i32,
-        #[prost(string, tag = "2")]
-        pub message: String,
-        #[prost(message, repeated, tag = "3")]
-        pub details: Vec<Any>,
-    }
-
-    /// `google.protobuf.Any`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub(super) struct Any {
-        #[prost(string, tag = "1")]
-        pub type_url: String,
-        #[prost(bytes = "vec", tag = "2")]
-        pub value: Vec<u8>,
-    }
-
-    /// `google.rpc.RetryInfo`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub(super) struct RetryInfo {
-        #[prost(message, optional, tag = "1")]
-        pub retry_delay: Option<ProtoDuration>,
-    }
-
-    /// `google.protobuf.Duration`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub(super) struct ProtoDuration {
-        #[prost(int64, tag = "1")]
-        pub seconds: i64,
-        #[prost(int32, tag = "2")]
-        pub nanos: i32,
-    }
 }
