@@ -4,10 +4,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tape_otlp::{Signal, SignalSet};
+use tape_replay::{Speed, TimestampMode};
 use tape_session::{SessionId, SessionType, Timestamp};
 use tape_store::StoreLocation;
 
+use crate::commands::replay::{FailureLimit, SessionChoice, Strategy, TimeBound};
 use crate::env;
+use crate::target::TargetArgs;
 
 /// Record, generate and replay OpenTelemetry (OTLP) traffic.
 #[derive(Debug, Parser)]
@@ -46,6 +49,9 @@ pub enum OutputFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole loop on this machine: seed a session, replay it into a capture on loopback, and check that
+    /// every item arrived with its timestamps moved as one.
+    Demo(DemoArgs),
     /// List, show, verify and delete stored sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
@@ -57,6 +63,8 @@ pub enum Command {
     Seed(SeedArgs),
     /// Receive live OTLP (gRPC and HTTP) and record it into a new session until Ctrl-C, SIGTERM or a limit.
     Capture(CaptureArgs),
+    /// Send a stored session to an OTLP target (gRPC or HTTP) at its recorded pace or faster, once or in a loop.
+    Replay(ReplayArgs),
     /// List, show and validate scenario patterns.
     #[command(subcommand)]
     Patterns(PatternsCommand),
@@ -74,6 +82,9 @@ pub enum BenchCommand {
     /// Capture throughput with nothing lost (closed-loop OTLP/gRPC senders on loopback), acknowledgement
     /// latency at half that load, and peak memory, senders included; sessions go to a temporary directory.
     Capture(BenchCaptureArgs),
+    /// Replay throughput (full speed into a discarding OTLP/gRPC receiver in the process), peak memory of a
+    /// large replay, and pacing accuracy at 1x and 10x; sessions go to a temporary directory.
+    Replay(BenchReplayArgs),
 }
 
 /// `otlp-tape bench seed`
@@ -117,6 +128,36 @@ pub struct BenchCaptureArgs {
     /// Distinct trace requests (pattern high-load, up to 512 spans each) generated before sending and sent in turn.
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub requests: usize,
+}
+
+/// `otlp-tape bench replay`
+#[derive(Debug, Args)]
+pub struct BenchReplayArgs {
+    /// Virtual duration of the high-load session replayed at full speed for throughput (such as 60s or 10m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub duration: u64,
+    /// Traces per second of the high-load sessions (throughput and memory); default: the pattern's.
+    #[arg(long, value_name = "TRACES_PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Requests in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+    /// Compress the requests with gzip.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Payload (uncompressed) of the high-load session replayed for peak memory, in GB of 10^9 bytes; 0 skips it.
+    #[arg(long, value_name = "GB", default_value_t = 1.0)]
+    pub memory_gb: f64,
+    /// Virtual duration of the payment-failure session replayed at 1x and 10x for pacing accuracy; 0 skips it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s")]
+    pub pacing_duration: u64,
+    /// Seed of the generator.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    pub seed: u64,
+    /// Internal, for the memory measurement's child process: only replay session bench-memory of the local
+    /// store in DIR and print the report as JSON.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub replay_only: Option<PathBuf>,
 }
 
 /// `otlp-tape sessions ...`
@@ -238,6 +279,45 @@ pub struct SeedArgs {
     /// Human-readable description of the session.
     #[arg(long)]
     pub description: Option<String>,
+    /// `--live` and its target.
+    #[command(flatten)]
+    pub live: LiveArgs,
+}
+
+/// `seed --live`: real-time pacing and the OTLP target.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Live")]
+pub struct LiveArgs {
+    /// Pace the session in real time (its start is now unless --start is given) and send each request to the
+    /// OTLP target as it is written; Ctrl-C or SIGTERM stops early and keeps what was written.
+    #[arg(long = "live")]
+    pub enabled: bool,
+    /// Requests in flight to the target at most, 1 to 256; 1 keeps the session's order. [default: 4]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), requires = "enabled")]
+    pub concurrency: Option<u16>,
+    /// Where the requests go (only with --live).
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// `otlp-tape demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The pattern to seed: a built-in pattern's name or a pattern file.
+    #[arg(long, value_name = "NAME|FILE", default_value = "payment-failure")]
+    pub pattern: String,
+    /// Seed of the generator.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    pub seed: u64,
+    /// Length of the seed session on its virtual clock, such as 30s or 2m (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub duration: u64,
+    /// Replay pace: the recorded pace times FACTOR (50 replays 30s in 0.6s), or max for as fast as it goes.
+    #[arg(long, value_name = "FACTOR|max", value_parser = parse_speed, default_value = "50")]
+    pub speed: Speed,
+    /// OTLP protocol of the replay into the capture: grpc, http/protobuf or http/json.
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_demo_protocol, default_value = "grpc")]
+    pub protocol: tape_replay::Protocol,
 }
 
 /// `otlp-tape capture`
@@ -314,6 +394,119 @@ pub struct CaptureArgs {
     /// Do not show live progress on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// `otlp-tape replay`
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // independent switches
+pub struct ReplayArgs {
+    /// The session to replay, or auto to pick one of the store's completed sessions by --strategy and
+    /// --filter-type (with --resume: the checkpoint's session).
+    #[arg(long, value_name = "ID|auto", value_parser = parse_session_choice, default_value = "auto")]
+    pub session: SessionChoice,
+    /// How --session auto picks: latest (newest start time), random, largest or smallest (by items, then
+    /// size, then id). [default: latest]
+    #[arg(long, value_enum)]
+    pub strategy: Option<Strategy>,
+    /// Only sessions of this type: seed, capture or training (for --session auto; an explicit session
+    /// must be of this type).
+    #[arg(long, value_name = "TYPE", value_parser = parse_session_type)]
+    pub filter_type: Option<SessionType>,
+
+    /// Where the requests go.
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Pace: the recorded pace times FACTOR (0.5 is half as fast, 10 ten times as fast), or max for as fast
+    /// as the target accepts. [env: REPLAY_DEFAULT_SPEED] [default: 1]
+    #[arg(long, value_name = "FACTOR|max", value_parser = parse_speed, allow_hyphen_values = true)]
+    pub speed: Option<Speed>,
+    /// How timestamps move: none (kept as recorded), relative (moved by as much as each record's send time
+    /// is after its receive time) or current (each record's newest timestamp becomes its send time).
+    #[arg(long, value_name = "MODE", value_parser = parse_timestamps, default_value = "relative")]
+    pub timestamps: TimestampMode,
+    /// Replay the session again and again, each pass after the one before, until --duration or Ctrl-C;
+    /// passes after the first get new trace and span ids.
+    #[arg(long = "loop")]
+    pub looping: bool,
+    /// The longest the whole replay runs, looping or not, such as 90s, 10m or 2h (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3600s")]
+    pub duration: u64,
+
+    /// Replay traces (with --metrics and --logs: only the signals named; none of the three: all).
+    #[arg(long)]
+    pub traces: bool,
+    /// Replay metrics (see --traces).
+    #[arg(long)]
+    pub metrics: bool,
+    /// Replay logs (see --traces).
+    #[arg(long)]
+    pub logs: bool,
+    /// Only these services, by the resource attribute service.name, comma-separated; resources of other
+    /// services are cut out of each request. [default: every service]
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub services: Vec<String>,
+    /// Only records received at or after this point: an offset into the session from its start time
+    /// (30s, 1m30s; a bare number is seconds) or an RFC 3339 time.
+    #[arg(long, value_name = "OFFSET|TIME", value_parser = parse_time_bound)]
+    pub from: Option<TimeBound>,
+    /// Only records received before this point: an offset into the session from its start time or an RFC
+    /// 3339 time.
+    #[arg(long, value_name = "OFFSET|TIME", value_parser = parse_time_bound)]
+    pub until: Option<TimeBound>,
+    /// Only records received during this phase of the session (its test.phase.NAME annotation, else its
+    /// metadata's phases), within --from and --until.
+    #[arg(long, value_name = "NAME")]
+    pub phase: Option<String>,
+
+    /// Items (spans, data points, log records) per second at most, on top of the pace. [default: no limit]
+    #[arg(long, value_name = "ITEMS_PER_SECOND", value_parser = parse_rate_limit, allow_hyphen_values = true)]
+    pub rate_limit: Option<f64>,
+    /// Requests in flight at most, 1 to 256.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), default_value_t = 4)]
+    pub concurrency: u16,
+    /// Give trace and span ids new values on every pass, the first included (by default only passes after
+    /// the first get new ids).
+    #[arg(long, conflicts_with = "keep_ids")]
+    pub regenerate_ids: bool,
+    /// Send the recorded trace and span ids on every pass, also when looping.
+    #[arg(long)]
+    pub keep_ids: bool,
+    /// Seed of the new ids: the same seed gives the same ids. [default: random, printed in the summary]
+    #[arg(long, value_name = "N")]
+    pub id_seed: Option<u64>,
+    /// Attempts per request, the first included, before it counts as failed; retryable failures (HTTP 429,
+    /// 502, 503, 504, gRPC UNAVAILABLE and the like) are retried with backoff or after the delay the target asks for.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 5)]
+    pub max_attempts: u32,
+    /// Failed requests tolerated before the replay stops, or unlimited; 0 stops at the first request
+    /// that still fails after its retries.
+    #[arg(long, value_name = "N|unlimited", value_parser = parse_failure_limit, default_value = "0")]
+    pub max_failures: FailureLimit,
+    /// Skip the rest of a damaged blob (counted and reported) instead of stopping there.
+    #[arg(long)]
+    pub skip_corrupt: bool,
+
+    /// How often a status line is written to stderr when stderr is not a terminal (on a terminal a
+    /// progress bar is shown instead).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub log_interval: u64,
+    /// No progress bar and no status lines.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Read the session and say what would be sent, where and how long it would take, without connecting.
+    #[arg(long, conflicts_with = "resume")]
+    pub dry_run: bool,
+    /// Write a JSON report of the replay to this file when it ends (also when it fails or is stopped).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Keep the replay's position in this JSON file, rewritten as records are done, so that --resume can
+    /// go on from there.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Go on from the position in --checkpoint, with its counts and id seed, instead of starting over.
+    #[arg(long, requires = "checkpoint")]
+    pub resume: bool,
 }
 
 /// A listen address, or off.
@@ -416,4 +609,35 @@ fn parse_session_type(name: &str) -> Result<SessionType, String> {
 
 fn parse_signal(name: &str) -> Result<Signal, String> {
     name.parse().map_err(|error: tape_otlp::ParseSignalError| error.to_string())
+}
+
+fn parse_session_choice(text: &str) -> Result<SessionChoice, String> {
+    crate::commands::replay::parse_session_choice(text)
+}
+
+fn parse_time_bound(text: &str) -> Result<TimeBound, String> {
+    crate::commands::replay::parse_time_bound(text)
+}
+
+fn parse_failure_limit(text: &str) -> Result<FailureLimit, String> {
+    crate::commands::replay::parse_failure_limit(text)
+}
+
+fn parse_speed(text: &str) -> Result<Speed, String> {
+    crate::commands::replay::parse_speed(text)
+}
+
+fn parse_demo_protocol(text: &str) -> Result<tape_replay::Protocol, String> {
+    text.parse().map_err(|_| "expected grpc, http/protobuf or http/json".to_owned())
+}
+
+fn parse_timestamps(text: &str) -> Result<TimestampMode, String> {
+    text.parse::<TimestampMode>().map_err(|_| "expected none, relative or current".to_owned())
+}
+
+fn parse_rate_limit(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err("expected items per second above 0, such as 500 or 2.5".to_owned()),
+    }
 }

@@ -6,6 +6,7 @@ mod env;
 mod lock;
 mod output;
 mod store;
+mod target;
 
 use std::process::ExitCode;
 
@@ -45,14 +46,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Patterns(PatternsCommand::Validate { file }) => return commands::patterns::validate(file, format),
         Command::Bench(BenchCommand::Seed(args)) => return commands::bench::seed(args, format).await,
         Command::Bench(BenchCommand::Capture(args)) => return commands::bench::capture(args, format).await,
+        Command::Bench(BenchCommand::Replay(args)) => return commands::bench_replay::run(args, format).await,
         _ => {}
     }
     let store: std::sync::Arc<dyn tape_session::SessionStore> = std::sync::Arc::from(store::open(&cli.store)?);
-    if let Command::Capture(args) = cli.command {
-        return commands::capture::run(&cli.store, store, args, format).await;
-    }
+    let command = match cli.command {
+        Command::Capture(args) => return commands::capture::run(&cli.store, store, args, format).await,
+        Command::Replay(args) => return commands::replay::run(store, args, format, cli.quiet).await,
+        Command::Demo(args) => return commands::demo::run(&cli.store, store, args, format).await,
+        command => command,
+    };
     let store = store.as_ref();
-    match cli.command {
+    match command {
         Command::Sessions(SessionsCommand::List { session_type }) => {
             commands::sessions::list(store, session_type, format).await
         }
@@ -67,7 +72,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => commands::import::run(store, args, format).await,
         Command::Export(args) => commands::export::run(store, args, format).await,
         Command::Seed(args) => commands::seed::run(store, args, format).await,
-        Command::Patterns(_) | Command::Bench(_) | Command::Capture(_) => unreachable!("handled above"),
+        Command::Patterns(_) | Command::Bench(_) | Command::Capture(_) | Command::Replay(_) | Command::Demo(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -69,11 +69,7 @@ impl ExportRequest {
     /// timestamp (unset) stays zero. Times saturate at the ends of the
     /// unix-nanosecond range rather than wrap.
     pub fn shift_timestamps(&mut self, delta: i64) {
-        self.for_each_timestamp_mut(|time| {
-            if *time != 0 {
-                *time = time.saturating_add_signed(delta).max(1);
-            }
-        });
+        self.for_each_timestamp_mut(|time| *time = shift_timestamp(*time, delta));
     }
 
     /// Maps every trace id and span id through `remap`: span, parent span
@@ -132,6 +128,14 @@ impl ExportRequest {
     }
 }
 
+/// `time` moved by `delta` nanoseconds as
+/// [`ExportRequest::shift_timestamps`] moves it: zero (unset) stays zero,
+/// and the result saturates inside `1..=u64::MAX`.
+#[inline]
+pub(crate) fn shift_timestamp(time: u64, delta: i64) -> u64 {
+    if time == 0 { 0 } else { time.saturating_add_signed(delta).max(1) }
+}
+
 /// A deterministic mapping of trace and span ids for one replay pass: a
 /// keyed permutation of the id space (so two different ids never map to
 /// the same one), the same for the same `(seed, pass)` on any machine.
@@ -160,8 +164,8 @@ impl IdRemap {
 
     /// Maps a 16-byte trace id in place (a two-round Feistel network over
     /// its halves). Ids of another length, and the all-zero id, are kept.
-    pub fn trace_id(&self, id: &mut Vec<u8>) {
-        let Ok(bytes) = <[u8; 16]>::try_from(id.as_slice()) else { return };
+    pub fn trace_id(&self, id: &mut [u8]) {
+        let Ok(bytes) = <[u8; 16]>::try_from(&*id) else { return };
         if bytes == [0; 16] {
             return;
         }
@@ -180,8 +184,8 @@ impl IdRemap {
 
     /// Maps an 8-byte span id in place. Ids of another length, and the
     /// all-zero id, are kept.
-    pub fn span_id(&self, id: &mut Vec<u8>) {
-        let Ok(bytes) = <[u8; 8]>::try_from(id.as_slice()) else { return };
+    pub fn span_id(&self, id: &mut [u8]) {
+        let Ok(bytes) = <[u8; 8]>::try_from(&*id) else { return };
         let old = u64::from_be_bytes(bytes);
         if old == 0 {
             return;

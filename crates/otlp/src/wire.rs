@@ -1,4 +1,4 @@
-//! Counting the items of a protobuf export request without decoding it.
+//! Working on the protobuf bytes of an export request without decoding it.
 //!
 //! A receiver must count the spans, data points or log records of every
 //! request and refuse one that is not a request, but it stores the bytes as
@@ -10,6 +10,44 @@
 //! message), and the fields on that path must have the wire type of the
 //! OTLP schema. What it does not check is what only a full decode can: the
 //! UTF-8 of strings and the wire types of fields inside an item.
+//!
+//! A replay rewrites every stored request it sends, at millions of items a
+//! second, so it does the same: [`rewrite_in_place`] patches timestamps
+//! (`fixed64`) and trace and span ids (16 and 8 bytes) where they lie,
+//! which never changes a length, and gives the request that
+//! [`ExportRequest::shift_timestamps`](crate::ExportRequest::shift_timestamps)
+//! and [`ExportRequest::remap_ids`](crate::ExportRequest::remap_ids) give;
+//! [`newest_timestamp`] reads what
+//! [`ExportRequest::newest_timestamp`](crate::ExportRequest::newest_timestamp)
+//! reads; [`retain_resources`] drops the resources of services a replay
+//! leaves out, copying the others byte for byte. The first two walk down
+//! to the timestamps and ids, check what [`count_items`] checks on the
+//! way, and refuse a timestamp or id field of the wrong wire type; the
+//! last reads the top level and the resource attributes. All of them skip
+//! every other field unread, and none allocates per item.
+//!
+//! ```no_run
+//! use tape_otlp::{IdRemap, Signal, wire};
+//!
+//! # fn stored_request() -> Vec<u8> { Vec::new() }
+//! let now: u64 = 1_767_225_600_000_000_000;
+//! let mut request = stored_request();
+//! // Move the request so that its newest time is now, with the ids of
+//! // pass 2, and leave out the services other than checkout.
+//! let newest = wire::newest_timestamp(Signal::Traces, &request)?.unwrap_or(now);
+//! let delta = i64::try_from(now.saturating_sub(newest)).unwrap_or(i64::MAX);
+//! wire::rewrite_in_place(Signal::Traces, &mut request, delta, Some(&IdRemap::new(7, 2)))?;
+//! if let Some(retained) = wire::retain_resources(Signal::Traces, &request, |service| service == Some("checkout"))? {
+//!     request = retained;
+//! }
+//! # Ok::<(), wire::WireError>(())
+//! ```
+
+mod retain;
+mod rewrite;
+
+pub use retain::retain_resources;
+pub use rewrite::{newest_timestamp, rewrite_in_place};
 
 use crate::Signal;
 
@@ -37,6 +75,67 @@ struct Field<'a> {
     bytes: &'a [u8],
 }
 
+/// One field of a message, located by positions in the buffer it was read
+/// from: the value is `start..end` (empty for a varint, at the end of it).
+#[derive(Debug, Clone, Copy)]
+struct FieldAt {
+    number: u64,
+    wire_type: u8,
+    start: usize,
+    end: usize,
+}
+
+impl FieldAt {
+    /// The field must be length-delimited: an embedded message, whose
+    /// bytes are `start..end`.
+    fn message(self) -> Result<(usize, usize), WireError> {
+        if self.wire_type == LEN {
+            Ok((self.start, self.end))
+        } else {
+            Err(WireError { offset: self.start, message: "a message field has the wrong wire type" })
+        }
+    }
+}
+
+/// Reads the field that starts at `*at` in `bytes` and moves `*at` past
+/// it; `None` at the end of `bytes`. Positions (and error offsets) are
+/// indices into `bytes`, so a caller walking a message inside a larger
+/// buffer passes the buffer cut at the message's end and keeps its
+/// positions absolute.
+// Inlined into every walk: measured, it more than doubles the rate of
+// `rewrite_in_place` (the compiler keeps it out of line otherwise).
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn next_field(bytes: &[u8], at: &mut usize) -> Result<Option<FieldAt>, WireError> {
+    if *at >= bytes.len() {
+        return Ok(None);
+    }
+    let offset = *at;
+    let key = varint(bytes, at)?;
+    let number = key >> 3;
+    let wire_type = (key & 7) as u8;
+    if number == 0 || number > (1 << 29) - 1 {
+        return Err(WireError { offset, message: "invalid field number" });
+    }
+    let (start, end) = match wire_type {
+        VARINT => {
+            varint(bytes, at)?;
+            (*at, *at)
+        }
+        FIXED64 => skip(bytes, at, 8)?,
+        FIXED32 => skip(bytes, at, 4)?,
+        LEN => {
+            let length_at = *at;
+            let len = varint(bytes, at)?;
+            let past_end = WireError { offset: length_at, message: "length runs past the end of its message" };
+            let len = usize::try_from(len).map_err(|_| past_end.clone())?;
+            skip(bytes, at, len).map_err(|_| past_end)?
+        }
+        _ => return Err(WireError { offset, message: "unsupported wire type (groups are not OTLP)" }),
+    };
+    Ok(Some(FieldAt { number, wire_type, start, end }))
+}
+
 /// The fields of the message in `bytes`, which starts at `base` in the
 /// request; fails on the first malformed one.
 fn for_each_field<'a>(
@@ -44,43 +143,38 @@ fn for_each_field<'a>(
     base: usize,
     mut visit: impl FnMut(Field<'a>) -> Result<(), WireError>,
 ) -> Result<(), WireError> {
+    let rebase = |error: WireError| WireError { offset: base + error.offset, ..error };
     let mut at = 0;
-    while at < bytes.len() {
-        let offset = base + at;
-        let key = varint(bytes, &mut at, base)?;
-        let number = key >> 3;
-        let wire_type = (key & 7) as u8;
-        if number == 0 || number > (1 << 29) - 1 {
-            return Err(WireError { offset, message: "invalid field number" });
-        }
-        let value = match wire_type {
-            VARINT => {
-                varint(bytes, &mut at, base)?;
-                &bytes[0..0]
-            }
-            FIXED64 => take(bytes, &mut at, 8, base)?,
-            FIXED32 => take(bytes, &mut at, 4, base)?,
-            LEN => {
-                let length_at = base + at;
-                let len = varint(bytes, &mut at, base)?;
-                let past_end = WireError { offset: length_at, message: "length runs past the end of its message" };
-                let len = usize::try_from(len).map_err(|_| past_end.clone())?;
-                take(bytes, &mut at, len, base).map_err(|_| past_end)?
-            }
-            _ => return Err(WireError { offset, message: "unsupported wire type (groups are not OTLP)" }),
-        };
-        let value_offset = base + at - value.len();
-        visit(Field { number, wire_type, offset: value_offset, bytes: value })?;
+    while let Some(field) = next_field(bytes, &mut at).map_err(rebase)? {
+        visit(Field {
+            number: field.number,
+            wire_type: field.wire_type,
+            offset: base + field.start,
+            bytes: &bytes[field.start..field.end],
+        })?;
     }
     Ok(())
 }
 
-fn varint(bytes: &[u8], at: &mut usize, base: usize) -> Result<u64, WireError> {
+#[inline]
+fn varint(bytes: &[u8], at: &mut usize) -> Result<u64, WireError> {
+    // Most varints of a request (tags, lengths below 128) are one byte.
+    if let Some(&byte) = bytes.get(*at)
+        && byte < 0x80
+    {
+        *at += 1;
+        return Ok(u64::from(byte));
+    }
+    varint_slow(bytes, at)
+}
+
+/// [`varint`] past its first byte.
+fn varint_slow(bytes: &[u8], at: &mut usize) -> Result<u64, WireError> {
     let start = *at;
     let mut value: u64 = 0;
     for shift in 0..10 {
         let Some(&byte) = bytes.get(*at) else {
-            return Err(WireError { offset: base + start, message: "truncated varint" });
+            return Err(WireError { offset: start, message: "truncated varint" });
         };
         *at += 1;
         value |= u64::from(byte & 0x7f) << (shift * 7);
@@ -88,17 +182,19 @@ fn varint(bytes: &[u8], at: &mut usize, base: usize) -> Result<u64, WireError> {
             return Ok(value);
         }
     }
-    Err(WireError { offset: base + start, message: "varint longer than 10 bytes" })
+    Err(WireError { offset: start, message: "varint longer than 10 bytes" })
 }
 
-fn take<'a>(bytes: &'a [u8], at: &mut usize, len: usize, base: usize) -> Result<&'a [u8], WireError> {
+/// Moves `*at` past `len` bytes, returning the range they span.
+#[inline]
+fn skip(bytes: &[u8], at: &mut usize, len: usize) -> Result<(usize, usize), WireError> {
     let end = at.checked_add(len).filter(|end| *end <= bytes.len());
     let Some(end) = end else {
-        return Err(WireError { offset: base + *at, message: "length runs past the end of its message" });
+        return Err(WireError { offset: *at, message: "length runs past the end of its message" });
     };
-    let value = &bytes[*at..end];
+    let start = *at;
     *at = end;
-    Ok(value)
+    Ok((start, end))
 }
 
 /// `field` must be length-delimited: an embedded message.

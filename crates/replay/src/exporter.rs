@@ -2,10 +2,11 @@
 //! protobuf bytes, the bytes a session stores, to an OTLP/gRPC or OTLP/HTTP
 //! target.
 //!
-//! One [`Exporter`] serves every signal. It does not retry: it classifies
-//! each failure as retryable or permanent per the OTLP specification and
-//! leaves the retry loop to [`export_with_retry`](crate::export_with_retry)
-//! or to the caller.
+//! One [`Exporter`] serves every signal, unless its configuration names an
+//! exact per-signal URL; [`Targets`](crate::Targets) holds one exporter
+//! per signal. It does not retry: it classifies each failure as retryable
+//! or permanent per the OTLP specification and leaves the retry loop to
+//! [`export_with_retry`](crate::export_with_retry) or to the caller.
 
 mod grpc;
 mod http;
@@ -91,11 +92,20 @@ pub struct TlsOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExporterConfig {
     /// The target's URL, `http://` or `https://`. For OTLP/HTTP it is the
-    /// base URL: the signal's path (`/v1/traces`, `/v1/metrics`,
-    /// `/v1/logs`) is appended to its path, so a prefix such as
-    /// `https://gateway.example.com/otlp` is kept. For OTLP/gRPC it has
-    /// no path.
+    /// base URL when [`append_signal_path`](Self::append_signal_path) is
+    /// set: the signal's path (`/v1/traces`, `/v1/metrics`, `/v1/logs`)
+    /// is appended to its path, so a prefix such as
+    /// `https://gateway.example.com/otlp` is kept; otherwise it is the
+    /// exact URL every request is sent to. For OTLP/gRPC it has no path.
     pub endpoint: String,
+    /// Whether OTLP/HTTP appends the signal's path to the endpoint's path.
+    /// `true` (the default) reads the endpoint as a base URL, as the
+    /// specification reads `OTEL_EXPORTER_OTLP_ENDPOINT`; `false` sends to
+    /// the endpoint as it is, as the specification reads
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` and its metrics and logs
+    /// siblings, so such an exporter is meant for one signal. OTLP/gRPC
+    /// ignores it: the service path is fixed.
+    pub append_signal_path: bool,
     /// Transport and encoding.
     pub protocol: Protocol,
     /// Headers (HTTP) or metadata (gRPC) sent with every request, such as
@@ -113,16 +123,29 @@ impl ExporterConfig {
     /// The default timeout of an export, the specification's 10 seconds.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-    /// A configuration for `endpoint` over `protocol`, with no headers, no
-    /// compression, the default timeout and default TLS settings.
+    /// A configuration for the base URL `endpoint` over `protocol`, with
+    /// the signal's path appended (OTLP/HTTP), no headers, no compression,
+    /// the default timeout and default TLS settings.
     pub fn new(endpoint: impl Into<String>, protocol: Protocol) -> Self {
         ExporterConfig {
             endpoint: endpoint.into(),
+            append_signal_path: true,
             protocol,
             headers: Vec::new(),
             compression: Compression::None,
             timeout: Self::DEFAULT_TIMEOUT,
             tls: TlsOptions::default(),
+        }
+    }
+
+    /// Checks what can be checked without I/O, as [`Exporter::new`] does:
+    /// the endpoint (an `http` or `https` URL with a host, and no path for
+    /// OTLP/gRPC) and the headers (valid HTTP headers, or gRPC metadata).
+    /// The CA file is read only by [`Exporter::new`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.protocol {
+            Protocol::Grpc => grpc::validate(self),
+            Protocol::HttpProtobuf | Protocol::HttpJson => http::validate(self),
         }
     }
 }
@@ -195,6 +218,12 @@ impl Exporter {
         &self.inner.config.endpoint
     }
 
+    /// Whether `self` and `other` are clones of one exporter, and so share
+    /// its connection pool (HTTP) or channel (gRPC).
+    pub fn shares_connections_with(&self, other: &Exporter) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Sends one `Export*ServiceRequest` of `signal`, given as protobuf
     /// bytes, once. OTLP/gRPC and OTLP/HTTP protobuf send the bytes as they
     /// are; OTLP/HTTP JSON decodes them and sends OTLP/JSON.
@@ -218,9 +247,12 @@ impl fmt::Debug for Exporter {
 /// The endpoint parsed as a URL with an `http` or `https` scheme and a host.
 fn parse_endpoint(endpoint: &str) -> Result<reqwest::Url, ConfigError> {
     let invalid = |reason: String| ConfigError::Endpoint { endpoint: endpoint.to_owned(), reason };
-    let url = reqwest::Url::parse(endpoint.trim()).map_err(|error| {
-        invalid(format!("{error}; expected a URL such as http://localhost:4317 (gRPC) or http://localhost:4318 (HTTP)"))
-    })?;
+    let expected = "expected a URL such as http://localhost:4317 (gRPC) or http://localhost:4318 (HTTP)";
+    // `localhost:4318` parses, with the scheme `localhost`.
+    if !endpoint.contains("://") {
+        return Err(invalid(format!("the URL has no scheme; {expected}")));
+    }
+    let url = reqwest::Url::parse(endpoint.trim()).map_err(|error| invalid(format!("{error}; {expected}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid(format!("the scheme {:?} is not supported; use http or https", url.scheme())));
     }
@@ -285,6 +317,24 @@ mod tests {
             assert!(matches!(error, ConfigError::Endpoint { .. }), "{bad}: {error}");
             assert!(error.to_string().contains(&format!("{bad:?}")), "{error}");
         }
+    }
+
+    #[test]
+    fn validate_checks_the_endpoint_and_headers_without_io() {
+        for protocol in [Protocol::Grpc, Protocol::HttpProtobuf, Protocol::HttpJson] {
+            let mut config = ExporterConfig::new("https://localhost:4318", protocol);
+            config.tls.ca_file = Some("missing-ca.pem".into());
+            assert!(config.validate().is_ok(), "{protocol}: the CA file is read by Exporter::new only");
+            config.headers = vec![("bad header".to_owned(), "x".to_owned())];
+            assert!(matches!(config.validate(), Err(ConfigError::Header { .. })), "{protocol}");
+            let config = ExporterConfig::new("localhost:4318", protocol);
+            let error = config.validate().unwrap_err();
+            assert!(error.to_string().contains("the URL has no scheme"), "{protocol}: {error}");
+        }
+        let config = ExporterConfig::new("http://localhost:4317/v1/traces", Protocol::Grpc);
+        assert!(matches!(config.validate(), Err(ConfigError::Endpoint { .. })));
+        let config = ExporterConfig::new("http://localhost:4318/v1/traces", Protocol::HttpProtobuf);
+        assert!(config.validate().is_ok());
     }
 
     #[test]

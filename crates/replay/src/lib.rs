@@ -21,14 +21,21 @@
 //! # }
 //! ```
 
+mod engine;
 mod error;
 mod exporter;
 mod pacing;
 mod retry;
+mod targets;
 mod timestamps;
 
+pub use engine::{
+    EndReason, IdRegeneration, Plan, Position, Progress, ProgressSnapshot, ReplayError, ReplayOptions, ReplayOutcome,
+    Selected, Selection, SignalProgress, Sink, plan, replay,
+};
 pub use error::{ConfigError, ExportError, ExportErrorKind};
 pub use exporter::{Compression, ExportOutcome, Exporter, ExporterConfig, Protocol, TlsOptions};
 pub use pacing::{Pacer, RateLimiter, Speed};
 pub use retry::{RetryPolicy, export_with_retry};
+pub use targets::Targets;
 pub use timestamps::TimestampMode;

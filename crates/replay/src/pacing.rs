@@ -15,6 +15,16 @@ pub enum Speed {
     Max,
 }
 
+impl std::fmt::Display for Speed {
+    /// `max`, or the factor as given: `1`, `0.5`, `10`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Speed::Factor(factor) => write!(f, "{factor}"),
+            Speed::Max => f.pad("max"),
+        }
+    }
+}
+
 impl FromStr for Speed {
     type Err = String;
 
@@ -66,7 +76,8 @@ impl Pacer {
 /// A smooth cap on items per second: each item takes `1 / rate` of a
 /// second, so a request of `n` items is sent once the items before it have
 /// had their time, and the average over the run is exact. There is no
-/// burst allowance beyond one request.
+/// burst allowance beyond one request: time lost to a slow target (more
+/// than [`RateLimiter::SLACK`]) is not made up.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimiter {
     nanos_per_item: f64,
@@ -74,19 +85,41 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// How late a request may go and still be booked from the time it was
+    /// due, so that wake-up latency does not add up over a run.
+    pub const SLACK: Duration = Duration::from_millis(5);
+
     /// A limit of `items_per_second` (positive).
     pub fn new(items_per_second: f64) -> Self {
         RateLimiter { nanos_per_item: 1e9 / items_per_second, next_free: None }
     }
 
-    /// Waits until `items` more items may be sent, and books them.
-    pub async fn acquire(&mut self, items: u64) {
-        let now = Instant::now();
-        let start = self.next_free.map_or(now, |free| free.max(now));
-        tokio::time::sleep_until(start).await;
+    /// When the next request may go, as of `now`.
+    pub fn ready_at(&self, now: Instant) -> Instant {
+        self.next_free.map_or(now, |free| free.max(now))
+    }
+
+    /// Books `items` to go at `now` if they may; `false` if it is too soon.
+    pub fn try_book(&mut self, now: Instant, items: u64) -> bool {
+        let start = match self.next_free {
+            Some(free) if free > now => return false,
+            Some(free) if now - free <= Self::SLACK => free,
+            _ => now,
+        };
         #[allow(clippy::cast_precision_loss, clippy::cast_sign_loss)] // item counts and whole nanoseconds
         let cost = Duration::from_nanos((items as f64 * self.nanos_per_item).round() as u64);
         self.next_free = Some(start + cost);
+        true
+    }
+
+    /// Waits until `items` more items may be sent, and books them.
+    pub async fn acquire(&mut self, items: u64) {
+        loop {
+            tokio::time::sleep_until(self.ready_at(Instant::now())).await;
+            if self.try_book(Instant::now(), items) {
+                return;
+            }
+        }
     }
 }
 

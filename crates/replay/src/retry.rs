@@ -10,8 +10,9 @@ use rand::Rng;
 use tape_otlp::Signal;
 use tokio::time::Instant;
 
+use crate::engine::Sink;
 use crate::error::{ExportError, ExportErrorKind};
-use crate::exporter::{ExportOutcome, Exporter};
+use crate::exporter::ExportOutcome;
 
 /// How [`export_with_retry`] retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,12 +60,13 @@ impl RetryPolicy {
     }
 }
 
-/// Exports `payload` with `exporter`, retrying retryable failures as
+/// Exports `payload` with `exporter` (an [`Exporter`](crate::Exporter) or
+/// another [`Sink`]), retrying retryable failures as
 /// `policy` says, and returns the first success or the last error. A
 /// permanent error returns at once. Waits use Tokio's clock, so tests can
 /// pause time.
-pub async fn export_with_retry(
-    exporter: &Exporter,
+pub async fn export_with_retry<S: Sink + ?Sized>(
+    exporter: &S,
     policy: &RetryPolicy,
     signal: Signal,
     payload: Bytes,

@@ -19,6 +19,12 @@ pub enum TimestampMode {
     Current,
 }
 
+impl std::fmt::Display for TimestampMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 impl FromStr for TimestampMode {
     type Err = String;
 
@@ -33,6 +39,15 @@ impl FromStr for TimestampMode {
 }
 
 impl TimestampMode {
+    /// `none`, `relative` or `current`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimestampMode::None => "none",
+            TimestampMode::Relative => "relative",
+            TimestampMode::Current => "current",
+        }
+    }
+
     /// The shift, in nanoseconds, for a record received at `receive_nanos`
     /// and sent at `send_nanos`; `None` when nothing moves.
     pub fn shift(self, request: &ExportRequest, receive_nanos: u64, send_nanos: u64) -> Option<i64> {

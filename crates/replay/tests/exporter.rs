@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tape_otlp::{ExportRequest, Signal, sample};
 use tape_replay::{
-    Compression, ConfigError, ExportErrorKind, ExportOutcome, Exporter, ExporterConfig, Protocol, RetryPolicy,
+    Compression, ConfigError, ExportErrorKind, ExportOutcome, Exporter, ExporterConfig, Protocol, RetryPolicy, Targets,
     TlsOptions, export_with_retry,
 };
 use tape_testkit::otlp_target::{Failure, OtlpTarget, OtlpTargetOptions, Transport};
@@ -371,4 +371,99 @@ fn insecure_https_is_accepted_for_every_protocol() {
         let exporter = Exporter::new(config).unwrap();
         assert_eq!(exporter.protocol(), protocol);
     }
+}
+
+/// An OTLP/HTTP configuration that sends to `url` exactly, as
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` and its siblings do.
+fn exact(url: String, protocol: Protocol) -> ExporterConfig {
+    let mut config = ExporterConfig::new(url, protocol);
+    config.append_signal_path = false;
+    config
+}
+
+#[tokio::test]
+async fn an_exact_http_url_is_used_as_it_is() {
+    let target = start().await;
+    let mut sent = 0;
+    for protocol in [Protocol::HttpProtobuf, Protocol::HttpJson] {
+        for signal in Signal::ALL {
+            for path in [signal.http_path().to_owned(), format!("/ingest/otlp{}", signal.http_path())] {
+                let url = format!("{}{path}", target.http_endpoint());
+                let exporter = Exporter::new(exact(url, protocol)).unwrap();
+                exporter.export(signal, payload(signal)).await.unwrap();
+                sent += 1;
+                let received = target.wait_for(sent).await.pop().unwrap();
+                assert_eq!((received.signal, received.path.as_str()), (signal, path.as_str()), "{protocol}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_exact_path_gets_the_targets_404_as_a_permanent_error() {
+    let target = start().await;
+    // A typo, and a base URL given as an exact one.
+    for url in [format!("{}/v1/trace", target.http_endpoint()), target.http_endpoint().to_owned()] {
+        let exporter = Exporter::new(exact(url.clone(), Protocol::HttpProtobuf)).unwrap();
+        let error = exporter.export(Signal::Traces, payload(Signal::Traces)).await.unwrap_err();
+        assert_eq!(error.kind, ExportErrorKind::Permanent, "{url}: {}", error.message);
+        assert!(error.message.contains("HTTP 404"), "{url}: {}", error.message);
+        assert!(error.message.contains(&url), "{url}: {}", error.message);
+    }
+    assert!(target.received().is_empty());
+}
+
+#[tokio::test]
+async fn grpc_ignores_append_signal_path() {
+    let target = start().await;
+    let exporter = Exporter::new(exact(target.grpc_endpoint().to_owned(), Protocol::Grpc)).unwrap();
+    for signal in Signal::ALL {
+        exporter.export(signal, payload(signal)).await.unwrap();
+    }
+    let received = target.wait_for(3).await;
+    assert!(received.iter().all(|request| request.transport == Transport::Grpc));
+}
+
+#[tokio::test]
+async fn targets_send_each_signal_through_its_own_exporter() {
+    let target = start().await;
+    let traces = config(&target, Protocol::Grpc);
+    let metrics = config(&target, Protocol::HttpJson);
+    let logs = exact(format!("{}/custom/v1/logs", target.http_endpoint()), Protocol::HttpProtobuf);
+    let targets = Targets::new(traces, metrics, logs).unwrap();
+    assert!(!targets.is_single());
+    for signal in Signal::ALL {
+        targets.clone().export(signal, payload(signal)).await.unwrap();
+    }
+    let received = target.wait_for(3).await;
+    let routes: Vec<_> = received.iter().map(|request| (request.signal, request.transport)).collect();
+    assert_eq!(
+        routes,
+        [
+            (Signal::Traces, Transport::Grpc),
+            (Signal::Metrics, Transport::HttpJson),
+            (Signal::Logs, Transport::HttpProtobuf)
+        ]
+    );
+    assert_eq!(received[2].path, "/custom/v1/logs");
+    let description = targets.describe();
+    assert!(description.starts_with(&format!("traces: {} (grpc), metrics: ", target.grpc_endpoint())), "{description}");
+    assert!(description.ends_with("/custom/v1/logs (http/protobuf)"), "{description}");
+}
+
+#[tokio::test]
+async fn targets_with_equal_configurations_share_one_exporter() {
+    let target = start().await;
+    for protocol in PROTOCOLS {
+        let config = config(&target, protocol);
+        let targets = Targets::new(config.clone(), config.clone(), config.clone()).unwrap();
+        assert!(targets.is_single(), "{protocol}");
+        let traces = targets.exporter(Signal::Traces);
+        assert!(Signal::ALL.iter().all(|&signal| targets.exporter(signal).shares_connections_with(traces)));
+        assert_eq!(targets.describe(), format!("{} ({protocol})", config.endpoint));
+        for signal in Signal::ALL {
+            targets.export(signal, payload(signal)).await.unwrap();
+        }
+    }
+    assert_eq!(target.wait_for(9).await.len(), 9);
 }

@@ -44,7 +44,9 @@ pub use metadata::{
     BlobEntry, FORMAT_VERSION, MetadataError, PhaseEntry, SessionMetadata, SessionStatus, SessionType, SignalCounts,
     content_hash,
 };
-pub use read::{SessionListing, list_sessions, read_blob, read_session, read_session_in_time_order};
+pub use read::{
+    SessionListing, list_sessions, read_blob, read_blobs_in_time_order, read_session, read_session_in_time_order,
+};
 pub use repair::{DamagedBlob, PartialOutcome, RecoveredBlob, RepairReport, RepairTotals, repair_session};
 pub use salvage::{Salvaged, salvage_blob};
 pub use store::{BlobSink, ByteStream, PartialBlob, SessionStore};

@@ -20,7 +20,7 @@ pub async fn read_blob<'a>(
     store: &'a dyn SessionStore,
     session: &SessionId,
     key: &BlobKey,
-) -> Result<impl Stream<Item = Result<Record, Error>> + Send + 'a, Error> {
+) -> Result<impl Stream<Item = Result<Record, Error>> + Send + use<'a>, Error> {
     let bytes = store.open_blob(session, key).await?;
     let corrupt = {
         let (session, key) = (session.clone(), key.to_string());
@@ -79,34 +79,56 @@ pub fn read_session<'a>(
 /// signals in receive-time order (records of one receive time in the order
 /// traces, metrics, logs), each with its signal. Each signal's blobs are
 /// read in metadata order, one record ahead per signal, so memory does not
-/// grow with the session. An error ends the stream after it is yielded.
+/// grow with the session.
+///
+/// An error (a blob that cannot be opened, or is corrupt after some
+/// records) is yielded where it happens, and reading goes on with that
+/// signal's next blob: a caller that stops at the first error reads nothing
+/// past it, one that skips damaged blobs loses only what is unreadable.
 pub fn read_session_in_time_order<'a>(
     store: &'a dyn SessionStore,
     metadata: &'a SessionMetadata,
     signals: impl Fn(Signal) -> bool,
 ) -> impl Stream<Item = Result<(Signal, Record), Error>> + Send + 'a {
+    let blobs: Vec<BlobEntry> = metadata.blobs.iter().filter(|blob| signals(blob.signal)).cloned().collect();
+    read_blobs_in_time_order(store, &metadata.session_id, &blobs)
+}
+
+/// The records of the given blobs of a session merged in receive-time
+/// order, as [`read_session_in_time_order`] merges them; each signal's
+/// blobs are read in the order given.
+pub fn read_blobs_in_time_order<'a>(
+    store: &'a dyn SessionStore,
+    session: &SessionId,
+    blobs: &[BlobEntry],
+) -> impl Stream<Item = Result<(Signal, Record), Error>> + Send + use<'a> {
     type Lane<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<(Signal, Record), Error>> + Send + 'a>>;
     let lanes: Vec<Lane<'a>> = Signal::ALL
         .into_iter()
-        .filter(|signal| signals(*signal))
-        .map(|signal| Box::pin(read_session(store, metadata, move |blob_signal| blob_signal == signal)) as Lane<'a>)
+        .map(|signal| {
+            let lane_blobs: Vec<BlobEntry> = blobs.iter().filter(|blob| blob.signal == signal).cloned().collect();
+            let session = session.clone();
+            let lane = stream::iter(lane_blobs)
+                .then(move |blob| {
+                    let session = session.clone();
+                    async move {
+                        let records = read_blob(store, &session, &blob.key).await?;
+                        Ok::<_, Error>(records.map_ok(move |record| (blob.signal, record)))
+                    }
+                })
+                .try_flatten();
+            Box::pin(lane) as Lane<'a>
+        })
         .collect();
     let heads: Vec<Option<(Signal, Record)>> = lanes.iter().map(|_| None).collect();
-    let state = (lanes, heads, false);
-    stream::unfold(state, |(mut lanes, mut heads, mut failed)| async move {
-        if failed {
-            return None;
-        }
+    stream::unfold((lanes, heads), |(mut lanes, mut heads)| async move {
         // Fill every empty head; a lane that ends is dropped.
         let mut lane = 0;
         while lane < lanes.len() {
             if heads[lane].is_none() {
                 match lanes[lane].next().await {
                     Some(Ok(record)) => heads[lane] = Some(record),
-                    Some(Err(error)) => {
-                        failed = true;
-                        return Some((Err(error), (lanes, heads, failed)));
-                    }
+                    Some(Err(error)) => return Some((Err(error), (lanes, heads))),
                     None => {
                         drop(lanes.remove(lane));
                         heads.remove(lane);
@@ -124,7 +146,7 @@ pub fn read_session_in_time_order<'a>(
             .min()?
             .1;
         let next = heads[earliest].take()?;
-        Some((Ok(next), (lanes, heads, failed)))
+        Some((Ok(next), (lanes, heads)))
     })
 }
 

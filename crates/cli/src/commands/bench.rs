@@ -4,7 +4,9 @@
 //!   local store, and the peak memory it takes;
 //! - `bench capture`: how many spans per second a capture records over
 //!   OTLP/gRPC on loopback with nothing lost, how fast it acknowledges at
-//!   half that load, and the peak memory, sender included.
+//!   half that load, and the peak memory, sender included;
+//! - `bench replay` (in `bench_replay`): replay throughput, peak memory and
+//!   pacing accuracy.
 //!
 //! Sessions go to a temporary directory that is removed afterwards.
 
@@ -70,6 +72,7 @@ pub async fn seed(args: &BenchSeedArgs, format: OutputFormat) -> anyhow::Result<
         signals: SignalSet::ALL,
         session_id: Some("bench".parse().expect("a valid session id")),
         description: Some("otlp-tape bench seed".to_owned()),
+        live: crate::cli::LiveArgs::default(),
     };
     let (summary, elapsed) = seed::generate(&store, &seed_args).await?;
     let seconds = elapsed.as_secs_f64();
@@ -656,7 +659,7 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
 /// CPU time the process has used, user and system, in seconds, from
 /// `/proc/self/stat` (Linux).
 #[allow(clippy::cast_precision_loss)] // hundredths of a second
-fn cpu_seconds() -> Option<f64> {
+pub(crate) fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name, in parentheses, may hold spaces; after it come
     // field 3 (state) on, so utime (14) and stime (15) are the 12th and 13th.
@@ -667,7 +670,7 @@ fn cpu_seconds() -> Option<f64> {
 }
 
 /// The process's peak resident memory, from `/proc/self/status` (Linux).
-fn peak_memory_bytes() -> Option<u64> {
+pub(crate) fn peak_memory_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;

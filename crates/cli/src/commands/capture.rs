@@ -268,6 +268,7 @@ fn forward_upstream(args: &CaptureArgs, url: &str) -> anyhow::Result<Arc<dyn Ups
         args.forward_protocol.parse().map_err(|error| anyhow!("invalid --forward-protocol: {error}"))?;
     let config = tape_replay::ExporterConfig {
         endpoint: url.to_owned(),
+        append_signal_path: true,
         protocol,
         headers: args.forward_headers.clone(),
         compression: tape_replay::Compression::Gzip,

@@ -1,9 +1,12 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_replay;
 pub mod capture;
+pub mod demo;
 pub mod export;
 pub mod import;
 pub mod patterns;
+pub mod replay;
 pub mod seed;
 pub mod sessions;

@@ -1,16 +1,20 @@
 //! `otlp-tape seed`: a deterministic session generated from a scenario
-//! pattern; and its regeneration for `sessions verify`.
+//! pattern, written as fast as the machine can or, with `--live`, in real
+//! time while each request is also sent to an OTLP target; and its
+//! regeneration for `sessions verify`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
-use futures::{Stream, TryStreamExt};
+use futures::stream::FuturesUnordered;
+use futures::{Stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use tape_otlp::{Signal, SignalSet};
+use tape_replay::{Pacer, RetryPolicy, Speed, Targets, export_with_retry};
 use tape_seed_generator::{
     Batch, DEFAULT_START, GENERATOR_VERSION, Generator, Params, ParamsError, Pattern, PhaseWindow, format_duration,
     from_parameters, parameters,
@@ -20,15 +24,41 @@ use tape_session::{
     SessionWriter, SignalCounts, Timestamp, WriterOptions, read_session, to_jsonl,
 };
 
-use crate::cli::{OutputFormat, Preset, SeedArgs, Start};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{LiveArgs, OutputFormat, Preset, SeedArgs, Start};
 use crate::commands::patterns::{self, DEFAULT_ERROR_RATE, DEFAULT_RATE};
 use crate::output::{human_bytes, note, print_json};
 
 /// The `generator` parameter of sessions this command writes.
 pub const GENERATOR: &str = "otlp-tape seed";
+/// The parameter set to `true` on sessions written by `seed --live`.
+pub const LIVE_PARAMETER: &str = "live";
+/// The parameter set to `true` when a live run was stopped (Ctrl-C,
+/// SIGTERM) before the end: the session holds only the start of what its
+/// parameters generate, so it cannot be regenerated.
+pub const LIVE_STOPPED_EARLY_PARAMETER: &str = "liveStoppedEarly";
 /// Batches generated ahead of the writer: enough to keep both busy, few
 /// enough to bound memory.
 const CHANNEL_BATCHES: usize = 16;
+/// Requests written but not yet sent, at most, in a live run. One that
+/// does not fit is not sent and counts as failed: sending never holds up
+/// writing.
+const LIVE_QUEUE_REQUESTS: usize = 1024;
+/// Requests in flight to the target in a live run, unless --concurrency.
+const LIVE_CONCURRENCY: u16 = 4;
+/// How long a live run waits, once everything is written, for the requests
+/// still queued or in flight; those left count as failed.
+const LIVE_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Retries in a live run: a few quick ones, since a request that waits
+/// long is no longer live.
+const LIVE_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 3,
+    initial_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_secs(1),
+    max_elapsed: Duration::from_secs(5),
+};
 
 /// What a seed run wrote.
 #[derive(Debug, Serialize)]
@@ -49,6 +79,7 @@ pub struct SeedSummary {
     pub rate: f64,
     pub error_rate: f64,
     pub signals: String,
+    /// Traces generated; for a live run stopped early, those planned.
     pub traces: u64,
     pub items: SignalCounts,
     pub requests: SignalCounts,
@@ -56,18 +87,70 @@ pub struct SeedSummary {
     pub blobs: usize,
     pub content_hash: String,
     pub phases: Vec<PhaseEntry>,
+    /// What a live run sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveSummary>,
+}
+
+/// What `seed --live` sent, per signal.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveSummary {
+    /// Where the requests went.
+    pub target: String,
+    /// Whether Ctrl-C or SIGTERM stopped the run before the end.
+    pub stopped_early: bool,
+    /// Requests the target accepted (wholly or in part).
+    pub sent: SignalCounts,
+    /// Items in them.
+    pub sent_items: SignalCounts,
+    /// Items the target rejected in a partial success.
+    pub rejected_items: SignalCounts,
+    /// Requests that were not delivered: failed after their retries, did
+    /// not fit the queue, or were left when the drain timeout ran out.
+    pub failed: SignalCounts,
+    /// Items in them.
+    pub failed_items: SignalCounts,
+    /// The last failure, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl LiveSummary {
+    fn sent_record(&mut self, signal: Signal, items: u64, rejected: u64) {
+        self.sent.add(signal, 1);
+        self.sent_items.add(signal, items);
+        self.rejected_items.add(signal, rejected);
+    }
+
+    fn failed_records(&mut self, signal: Signal, records: u64, items: u64, error: String) {
+        self.failed.add(signal, records);
+        self.failed_items.add(signal, items);
+        self.last_error = Some(error);
+    }
 }
 
 /// `seed`
 pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let (summary, elapsed) = generate(store, &args).await?;
+    let live = if args.live.enabled {
+        // Registered first, so that Ctrl-C at any moment finishes the session.
+        let stop = stop_on_signals()?;
+        let targets = crate::target::targets(&args.live.target)?;
+        let concurrency = usize::from(args.live.concurrency.unwrap_or(LIVE_CONCURRENCY).max(1));
+        Some(Live { targets, concurrency, stop })
+    } else {
+        refuse_target_flags_without_live(&args.live);
+        None
+    };
+    let (summary, elapsed) = generate_session(store, &args, live).await?;
     if format == OutputFormat::Json {
         print_json(&summary)?;
-        return Ok(ExitCode::SUCCESS);
+        return live_outcome(&summary);
     }
     println!("{}", summary.session_id);
+    let verb = if summary.live.is_some() { "Seeded live" } else { "Generated" };
     note(format!(
-        "Generated {} session {} from pattern {} with seed {} in {:.2} s: {} at {} traces/s from {}, error rate {}.",
+        "{verb} {} session {} from pattern {} with seed {} in {:.2} s: {} at {} traces/s from {}, error rate {}.",
         summary.session_type,
         summary.session_id,
         summary.pattern,
@@ -78,9 +161,15 @@ pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat)
         summary.start,
         summary.error_rate,
     ));
+    // A live run stopped early wrote fewer traces than planned, and they
+    // are not counted.
+    let traces = if summary.live.as_ref().is_some_and(|live| live.stopped_early) {
+        String::from("  Written:")
+    } else {
+        format!("  {} traces:", summary.traces)
+    };
     note(format!(
-        "  {} traces: {} spans, {} data points, {} log records in {} requests; {} in {} blobs",
-        summary.traces,
+        "{traces} {} spans, {} data points, {} log records in {} requests; {} in {} blobs",
         summary.items.traces,
         summary.items.metrics,
         summary.items.logs,
@@ -96,22 +185,116 @@ pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat)
         let flags = if phase.flags.is_empty() { String::new() } else { format!("  flags: {}", phase.flags.join(", ")) };
         note(format!("    {:<width$}  {} .. {}  {length}{flags}", phase.name, phase.start, phase.end));
     }
-    note(format!("  Reproduce with: {}", reproduce_command(&args.pattern, &summary.params)));
-    Ok(ExitCode::SUCCESS)
+    match &summary.live {
+        Some(live) => {
+            print_live(live, &summary);
+            note(format!("  Reproduce without sending: {}", reproduce_command(&args.pattern, &summary.params)));
+        }
+        None => note(format!("  Reproduce with: {}", reproduce_command(&args.pattern, &summary.params))),
+    }
+    live_outcome(&summary)
 }
 
-/// Generates and stores the session `args` describe; returns its summary
-/// and how long it took.
+/// The live run's sent and failed counts, on stderr.
+fn print_live(live: &LiveSummary, summary: &SeedSummary) {
+    let per_signal = |counts: &SignalCounts| {
+        Signal::ALL.iter().map(|&signal| format!("{} {}", signal, counts.get(signal))).collect::<Vec<_>>().join(", ")
+    };
+    let failed = match live.failed.total() {
+        0 => "none failed".to_owned(),
+        failed => format!("{failed} failed ({})", per_signal(&live.failed)),
+    };
+    note(format!(
+        "  Sent live to {}: {} requests delivered ({}), {failed}.",
+        live.target,
+        live.sent.total(),
+        per_signal(&live.sent),
+    ));
+    if live.rejected_items.total() > 0 {
+        note(format!(
+            "  The target rejected {} items in partial successes ({}).",
+            live.rejected_items.total(),
+            per_signal(&live.rejected_items)
+        ));
+    }
+    if live.stopped_early {
+        note(format!(
+            "  Stopped early: the session holds the {} requests written until {}, and is finished; sessions verify checks its blobs but cannot regenerate it.",
+            summary.requests.total(),
+            summary.end
+        ));
+    }
+}
+
+/// Exit 0, or the error of a live run whose sends failed.
+fn live_outcome(summary: &SeedSummary) -> anyhow::Result<ExitCode> {
+    match &summary.live {
+        Some(live) if live.failed.total() > 0 => Err(anyhow!(
+            "{} of {} requests could not be sent to {}: {}; session {} is complete all the same",
+            live.failed.total(),
+            live.failed.total() + live.sent.total(),
+            live.target,
+            live.last_error.as_deref().unwrap_or("no error message"),
+            summary.session_id,
+        )),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The target's flags mean nothing without --live: a command-line error
+/// (exit code 2) rather than flags silently ignored.
+fn refuse_target_flags_without_live(live: &LiveArgs) {
+    let target = &live.target;
+    let given = [
+        ("--endpoint", target.endpoint.is_some()),
+        ("--protocol", target.protocol.is_some()),
+        ("--header", !target.headers.is_empty()),
+        ("--compression", target.compression.is_some()),
+        ("--timeout", target.timeout.is_some()),
+        ("--ca-file", target.ca_file.is_some()),
+        ("--insecure", target.insecure),
+    ];
+    if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+        let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
+        let message = format!("{flag} only applies with --live (seed sends nothing otherwise)");
+        command.error(clap::error::ErrorKind::MissingRequiredArgument, message).exit();
+    }
+}
+
+/// A live run: where to send, how many at once, and the stop signal.
+struct Live {
+    targets: Targets,
+    concurrency: usize,
+    stop: CancellationToken,
+}
+
+/// Generates and stores the session `args` describe, as fast as it can
+/// (`--live` is ignored); returns its summary and how long it took.
 pub async fn generate(store: &dyn SessionStore, args: &SeedArgs) -> anyhow::Result<(SeedSummary, Duration)> {
+    generate_session(store, args, None).await
+}
+
+/// Generates and stores the session `args` describe, live when `live` is
+/// given; returns its summary and how long it took.
+async fn generate_session(
+    store: &dyn SessionStore,
+    args: &SeedArgs,
+    live: Option<Live>,
+) -> anyhow::Result<(SeedSummary, Duration)> {
     // Everything is checked before anything is written.
     let pattern = patterns::load(&args.pattern)?;
-    let now = Timestamp::from_datetime(chrono::Utc::now()).context("the system clock is before 1970")?;
+    let wall_clock = chrono::Utc::now();
+    let clock = tokio::time::Instant::now();
+    let now = Timestamp::from_datetime(wall_clock).context("the system clock is before 1970")?;
+    // Whole milliseconds: enough, and easier to read and retype.
+    let now_millis = Timestamp::from_unix_nanos(now.unix_millis() * 1_000_000);
     let params = Params {
         seed: args.seed.unwrap_or_else(|| u64::from(rand::random::<u32>())),
         start: match args.start {
+            // Live, the timestamps the target sees are current.
+            None if live.is_some() => now_millis,
             None => DEFAULT_START,
-            // Whole milliseconds: enough, and easier to read and retype.
-            Some(Start::Now) => Timestamp::from_unix_nanos(now.unix_millis() * 1_000_000),
+            Some(Start::Now) => now_millis,
             Some(Start::At(time)) => time,
         },
         duration_nanos: args
@@ -151,6 +334,9 @@ pub async fn generate(store: &dyn SessionStore, args: &SeedArgs) -> anyhow::Resu
     metadata.description.clone_from(&args.description);
     metadata.enabled_flags = pattern.flags();
     metadata.parameters = parameters(&pattern, &params);
+    if live.is_some() {
+        metadata.parameters.insert(LIVE_PARAMETER.to_owned(), serde_json::Value::Bool(true));
+    }
     metadata.phases = entries;
 
     let pattern = Arc::new(pattern);
@@ -158,8 +344,40 @@ pub async fn generate(store: &dyn SessionStore, args: &SeedArgs) -> anyhow::Resu
     let mut writer = SessionWriter::create(store, metadata, WriterOptions::default())
         .await
         .with_context(|| format!("cannot create session {id} in {}", store.location()))?;
+    let mut live_summary = None;
     let written = async {
-        let last = write_generated(&mut writer, Arc::clone(&pattern), params.clone()).await?;
+        let last = match &live {
+            None => write_generated(&mut writer, Arc::clone(&pattern), params.clone()).await?,
+            Some(live) => {
+                // The session's start is due now when it is now; otherwise
+                // when writing starts.
+                let origin = match args.start {
+                    None | Some(Start::Now) => {
+                        let behind = now.unix_nanos().saturating_sub(params.start.unix_nanos());
+                        clock.checked_sub(Duration::from_nanos(behind)).unwrap_or(clock)
+                    }
+                    Some(Start::At(_)) => tokio::time::Instant::now(),
+                };
+                note(format!(
+                    "Seeding session {id} live to {}: {} of pattern {} from {}, in real time; Ctrl-C stops early and keeps what was written.",
+                    live.targets.describe(),
+                    format_duration(params.duration_nanos),
+                    pattern.name,
+                    params.start,
+                ));
+                let pacer = Pacer::new(params.start.unix_nanos(), origin, Speed::Factor(1.0));
+                let (last, summary) =
+                    write_live(&mut writer, Arc::clone(&pattern), params.clone(), live, pacer).await?;
+                if summary.stopped_early {
+                    writer
+                        .metadata_mut()
+                        .parameters
+                        .insert(LIVE_STOPPED_EARLY_PARAMETER.to_owned(), serde_json::Value::Bool(true));
+                }
+                live_summary = Some(summary);
+                last
+            }
+        };
         store
             .write_annotations(&id, Bytes::from(to_jsonl(&annotations)))
             .await
@@ -177,8 +395,13 @@ pub async fn generate(store: &dyn SessionStore, args: &SeedArgs) -> anyhow::Resu
             return Err(error.context(format!("seeding session {id} failed; nothing was stored")));
         }
     };
-    let end =
-        Timestamp::from_unix_nanos(params.start.unix_nanos() + params.duration_nanos).max(last.unwrap_or_default());
+    let stopped_early = live_summary.as_ref().is_some_and(|live| live.stopped_early);
+    let end = if stopped_early {
+        // What was written ends here.
+        last.unwrap_or(params.start).max(params.start)
+    } else {
+        Timestamp::from_unix_nanos(params.start.unix_nanos() + params.duration_nanos).max(last.unwrap_or_default())
+    };
     let metadata = match writer.finish(end, SessionStatus::Completed).await {
         Ok(metadata) => metadata,
         Err(error) => {
@@ -211,6 +434,7 @@ pub async fn generate(store: &dyn SessionStore, args: &SeedArgs) -> anyhow::Resu
         blobs: metadata.blobs.len(),
         content_hash: metadata.content_hash.clone(),
         phases: metadata.phases.clone(),
+        live: live_summary,
     };
     Ok((summary, elapsed))
 }
@@ -298,6 +522,189 @@ async fn write_generated(
     Ok(last)
 }
 
+/// Generates the session in real time: each batch is due at the pacer's
+/// origin plus its offset from the session's start, on Tokio's clock; once
+/// due it is written and handed to the sender, which sends it with
+/// bounded concurrency while the next one is generated and waits. A stop
+/// ends the run between two batches, so what is written is the start of
+/// the whole session. Returns the last receive time written and what was
+/// sent.
+async fn write_live(
+    writer: &mut SessionWriter<'_>,
+    pattern: Arc<Pattern>,
+    params: Params,
+    live: &Live,
+    pacer: Pacer,
+) -> anyhow::Result<(Option<Timestamp>, LiveSummary)> {
+    let (mut receiver, producer) = spawn_generator(pattern, params);
+    let summary = Arc::new(Mutex::new(LiveSummary { target: live.targets.describe(), ..LiveSummary::default() }));
+    let (queue, queued) = mpsc::channel(LIVE_QUEUE_REQUESTS);
+    let sender = tokio::spawn(send_live(live.targets.clone(), live.concurrency, queued, Arc::clone(&summary)));
+    let mut enqueued = [(0_u64, 0_u64); 3];
+    let mut last: Option<Timestamp> = None;
+    let mut stopped_early = false;
+    let appended = async {
+        loop {
+            let batch = tokio::select! {
+                biased;
+                () = live.stop.cancelled() => {
+                    stopped_early = true;
+                    break;
+                }
+                batch = receiver.recv() => match batch {
+                    Some(batch) => batch,
+                    None => break,
+                },
+            };
+            tokio::select! {
+                biased;
+                () = live.stop.cancelled() => {
+                    stopped_early = true;
+                    break;
+                }
+                () = pacer.wait(batch.receive_time.unix_nanos()) => {}
+            }
+            writer
+                .append(batch.signal, batch.receive_time, batch.items, &batch.payload)
+                .await
+                .with_context(|| format!("cannot store the {} request at {}", batch.signal, batch.receive_time))?;
+            last = Some(last.map_or(batch.receive_time, |last| last.max(batch.receive_time)));
+            let request = LiveRequest { signal: batch.signal, items: batch.items, payload: Bytes::from(batch.payload) };
+            let (records, items) = &mut enqueued[slot(request.signal)];
+            *records += 1;
+            *items += request.items;
+            match queue.try_send(request) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(request)) => {
+                    let message = format!(
+                        "not sent: the send queue was full ({LIVE_QUEUE_REQUESTS} requests), the target is slower than the session"
+                    );
+                    lock(&summary).failed_records(request.signal, 1, request.items, message);
+                }
+                Err(mpsc::error::TrySendError::Closed(request)) => {
+                    let message = "not sent: the sender stopped unexpectedly".to_owned();
+                    lock(&summary).failed_records(request.signal, 1, request.items, message);
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    // A failed write drops the receiver, which stops the generator.
+    drop(receiver);
+    drop(queue);
+    let generated = producer.await.context("the generator stopped unexpectedly")?;
+    let abort = sender.abort_handle();
+    let drained = tokio::time::timeout(LIVE_DRAIN_TIMEOUT, sender).await.is_ok();
+    if !drained {
+        abort.abort();
+    }
+    let mut summary = lock(&summary).clone();
+    if !drained {
+        // What the sender had not sent when it was stopped.
+        for signal in Signal::ALL {
+            let (records, items) = enqueued[slot(signal)];
+            let done = summary.sent.get(signal) + summary.failed.get(signal);
+            let done_items = summary.sent_items.get(signal) + summary.failed_items.get(signal);
+            if records > done {
+                summary.failed_records(
+                    signal,
+                    records - done,
+                    items.saturating_sub(done_items),
+                    format!(
+                        "requests were still queued or in flight {} s after the last one was written",
+                        LIVE_DRAIN_TIMEOUT.as_secs()
+                    ),
+                );
+            }
+        }
+    }
+    appended?;
+    generated?;
+    summary.stopped_early = stopped_early;
+    Ok((last, summary))
+}
+
+/// A request of a live run on its way to the target.
+struct LiveRequest {
+    signal: Signal,
+    items: u64,
+    payload: Bytes,
+}
+
+/// Sends the queued requests, at most `concurrency` at a time, counting
+/// what became of each, until the queue is closed and empty.
+async fn send_live(
+    targets: Targets,
+    concurrency: usize,
+    mut queued: mpsc::Receiver<LiveRequest>,
+    summary: Arc<Mutex<LiveSummary>>,
+) {
+    let targets = &targets;
+    let mut in_flight = FuturesUnordered::new();
+    let mut open = true;
+    // The first failure is a warning; the rest are counted in the summary.
+    let mut warned = false;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            Some((signal, items, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                let result: Result<tape_replay::ExportOutcome, tape_replay::ExportError> = result;
+                match result {
+                    Ok(outcome) => lock(&summary).sent_record(signal, items, outcome.rejected_items),
+                    Err(error) => {
+                        if warned {
+                            tracing::debug!("{error}");
+                        } else {
+                            tracing::warn!("{error} (further failures are counted in the summary)");
+                            warned = true;
+                        }
+                        lock(&summary).failed_records(signal, 1, items, error.to_string());
+                    }
+                }
+            }
+            next = queued.recv(), if open && in_flight.len() < concurrency => match next {
+                Some(LiveRequest { signal, items, payload }) => in_flight.push(async move {
+                    (signal, items, export_with_retry(targets, &LIVE_RETRY, signal, payload).await)
+                }),
+                None => open = false,
+            },
+        }
+    }
+}
+
+/// The live summary, whatever a panicking holder left in it.
+fn lock(summary: &Mutex<LiveSummary>) -> std::sync::MutexGuard<'_, LiveSummary> {
+    summary.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A token cancelled at the first Ctrl-C (SIGINT) or SIGTERM. The handlers
+/// are installed before it returns, so a signal that comes at any moment
+/// after stops the command cleanly instead of killing it.
+pub fn stop_on_signals() -> anyhow::Result<CancellationToken> {
+    let stop = CancellationToken::new();
+    let cancel = stop.clone();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            cancel.cancel();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+    Ok(stop)
+}
+
 /// What regenerating a seed session found.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -352,6 +759,18 @@ pub async fn regenerate(store: &dyn SessionStore, metadata: &SessionMetadata) ->
         return None;
     }
     let seed = parameters.get("seed").and_then(serde_json::Value::as_u64);
+    if parameters.get(LIVE_STOPPED_EARLY_PARAMETER).and_then(serde_json::Value::as_bool) == Some(true) {
+        let from = seed.map_or_else(String::new, |seed| format!(" with seed {seed}"));
+        return Some(Regeneration {
+            outcome: "skipped",
+            seed,
+            records: 0,
+            difference: None,
+            message: format!(
+                "cannot be regenerated: a live run (seed --live) that was stopped early wrote it, so it holds only the start of what its parameters{from} generate ({LIVE_STOPPED_EARLY_PARAMETER} in metadata.json)"
+            ),
+        });
+    }
     let version = parameters.get("generatorVersion");
     if version.and_then(serde_json::Value::as_u64) != Some(GENERATOR_VERSION) {
         let found = version.map_or_else(|| "no version".to_owned(), |version| format!("version {version}"));

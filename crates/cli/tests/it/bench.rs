@@ -1,4 +1,4 @@
-//! `otlp-tape bench capture`: the report, not the timings.
+//! `otlp-tape bench capture` and `bench replay`: the reports, not the timings.
 
 use crate::tape_json;
 
@@ -35,6 +35,55 @@ fn bench_capture_reports_both_phases_and_loses_nothing() {
         assert!(report["peakMemoryBytes"].as_u64().unwrap() > 0);
     }
     assert!(report["cpus"].as_u64().unwrap() > 0);
+    // The benchmark's sessions live in a temporary directory of their own.
+    assert!(!store.path().join("sessions").exists());
+}
+
+#[test]
+fn bench_replay_reports_every_measurement_and_counts_every_span() {
+    let store = tempfile::tempdir().unwrap();
+    let report = tape_json(
+        store.path(),
+        &["bench", "replay", "--duration", "2s", "--memory-gb", "0", "--pacing-duration", "2s", "--concurrency", "4"],
+    );
+    assert_eq!(report["concurrency"], 4);
+    assert_eq!(report["requestCompression"], "none");
+    assert!(report["cpus"].as_u64().unwrap() > 0);
+
+    let throughput = &report["throughput"];
+    let session = &throughput["session"];
+    assert_eq!(session["pattern"], "high-load");
+    assert_eq!(session["duration"], "2s");
+    for field in ["spans", "items", "requests", "uncompressedBytes", "storedBytes"] {
+        assert!(session[field].as_u64().unwrap() > 0, "{field}: {report}");
+    }
+    let replay = &throughput["replay"];
+    assert_eq!(replay["end"], "finished");
+    // Every span, item and request acknowledged and counted by the receiver.
+    assert_eq!(replay["receivedSpans"], session["spans"], "{report}");
+    assert_eq!(replay["receivedItems"], session["items"], "{report}");
+    assert_eq!(replay["receivedRequests"], session["requests"], "{report}");
+    assert_eq!(replay["rejectedRequests"], 0);
+    assert_eq!(replay["failedRequests"], 0);
+    for field in ["seconds", "spansPerSecond", "itemsPerSecond", "requestsPerSecond", "mibPerSecond"] {
+        assert!(replay[field].as_f64().unwrap() > 0.0, "{field}: {report}");
+    }
+    assert!(replay["payloadBytes"].as_u64().unwrap() > 0, "{report}");
+
+    assert!(report["memory"].is_null(), "--memory-gb 0 skips it: {report}");
+
+    let pacing = &report["pacing"];
+    assert_eq!(pacing["session"]["pattern"], "payment-failure");
+    let speeds = pacing["speeds"].as_array().unwrap();
+    assert_eq!(speeds.iter().map(|run| run["speed"].as_f64().unwrap()).collect::<Vec<_>>(), [1.0, 10.0]);
+    for run in speeds {
+        assert_eq!(run["requests"], pacing["session"]["requests"], "{report}");
+        assert_eq!(run["receivedItems"], pacing["session"]["items"], "{report}");
+        assert_eq!(run["allReceived"], true);
+        for field in ["p50Ms", "p99Ms", "maxMs", "minMs", "seconds"] {
+            assert!(run[field].is_f64(), "{field}: {report}");
+        }
+    }
     // The benchmark's sessions live in a temporary directory of their own.
     assert!(!store.path().join("sessions").exists());
 }

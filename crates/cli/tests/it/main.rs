@@ -3,8 +3,10 @@
 mod bad_input;
 mod bench;
 mod capture;
+mod demo;
 mod import_export;
 mod repair;
+mod replay;
 mod s3;
 mod seed;
 mod sessions;

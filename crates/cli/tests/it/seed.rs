@@ -539,3 +539,169 @@ fn bench_seed_reports_what_it_generated_and_leaves_nothing_in_the_store() {
     // The benchmark's session lives in a temporary directory of its own.
     assert!(!store.path().join("sessions").exists());
 }
+
+/// `otlp-tape --store STORE --output json seed --live ARGS`, with nothing
+/// from the environment of whoever runs the tests (no OTEL_EXPORTER_OTLP_*).
+fn live_seed(store: &Path, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("otlp-tape"));
+    command.env_clear().arg("--store").arg(store).args(["--output", "json", "seed", "--live"]).args(args);
+    command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    command
+}
+
+/// Runs a command to its end off the async runtime.
+async fn finish(mut command: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+}
+
+/// The session's records of each signal, in the order they were written.
+async fn stored_records(store: &Path, id: &str) -> Vec<(tape_otlp::Signal, tape_session::Record)> {
+    use futures::TryStreamExt;
+    use tape_session::SessionStore;
+    let store = tape_store::LocalStore::new(store);
+    let metadata = store.read_metadata(&id.parse().unwrap()).await.unwrap();
+    assert_eq!(metadata.status, tape_session::SessionStatus::Completed);
+    tape_session::read_session(&store, &metadata, |_| true).try_collect().await.unwrap()
+}
+
+fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_seed_sends_every_record_it_writes_byte_for_byte_and_in_order() {
+    use tape_testkit::otlp_target::{OtlpTarget, OtlpTargetOptions};
+    for protocol in ["grpc", "http/protobuf"] {
+        let dir = tempfile::tempdir().unwrap();
+        let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
+        let endpoint = if protocol == "grpc" { target.grpc_endpoint() } else { target.http_endpoint() };
+        let before = chrono::Utc::now().timestamp_millis();
+        let args = ["--endpoint", endpoint, "--protocol", protocol, "--pattern", "payment-failure", "--seed", "7"];
+        let args =
+            [&args[..], &["--duration", "3s", "--rate", "5", "--concurrency", "1", "--session-id", "live"]].concat();
+        let output = finish(live_seed(dir.path(), &args)).await;
+        assert!(output.status.success(), "{protocol}: {}", output_text(&output));
+        let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+        let written = stored_records(dir.path(), "live").await;
+        let received = target.received();
+        assert_eq!(received.len(), written.len(), "{protocol}: every written record arrives once");
+        let live = &summary["live"];
+        assert_eq!(live["target"], format!("{endpoint} ({protocol})"));
+        assert_eq!(live["stoppedEarly"], false);
+        for signal in tape_otlp::Signal::ALL {
+            let name = signal.as_str();
+            let sent: Vec<&[u8]> =
+                received.iter().filter(|request| request.signal == signal).map(|request| &request.body[..]).collect();
+            let stored: Vec<&[u8]> =
+                written.iter().filter(|(s, _)| *s == signal).map(|(_, record)| &record.payload[..]).collect();
+            assert!(!stored.is_empty(), "{protocol}: no {name}");
+            assert!(sent == stored, "{protocol}: the {name} the target received are not the session's, in its order");
+            assert_eq!(live["sent"][name], stored.len(), "{protocol}: {name}");
+            assert_eq!(live["failed"][name], 0, "{protocol}: {name}");
+            assert_eq!(summary["requests"][name], stored.len(), "{protocol}: {name}");
+        }
+        // One at a time, the target received them in the order they were
+        // written: receive time never goes back.
+        let mut next = [0_usize; 3];
+        let times: Vec<u64> = received
+            .iter()
+            .map(|request| {
+                let slot = tape_otlp::Signal::ALL.iter().position(|s| *s == request.signal).unwrap();
+                let of_signal: Vec<_> = written.iter().filter(|(s, _)| *s == request.signal).collect();
+                next[slot] += 1;
+                of_signal[next[slot] - 1].1.receive_time_unix_nano
+            })
+            .collect();
+        assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "{protocol}: sent out of order");
+
+        // Live, the session starts now, so the target sees current times.
+        let start = chrono::DateTime::parse_from_rfc3339(summary["start"].as_str().unwrap()).unwrap();
+        let after = chrono::Utc::now().timestamp_millis();
+        assert!((before..=after).contains(&start.timestamp_millis()), "{protocol}: start {start}");
+        // A live session that ran to its end regenerates like any other.
+        let metadata = metadata(dir.path(), "live");
+        assert_eq!(metadata["parameters"]["live"], true);
+        assert!(metadata["parameters"].get("liveStoppedEarly").is_none());
+        let (ok, report) = verify(dir.path(), "live");
+        assert!(ok && report["regeneration"]["outcome"] == "match", "{protocol}: {report:#}");
+    }
+}
+
+#[test]
+fn a_live_seed_to_an_unreachable_target_fails_clearly_and_still_writes_the_whole_session() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on a port that was just freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let args = ["--endpoint", endpoint.as_str(), "--duration", "2s", "--rate", "5", "--session-id", "unreachable"];
+    let output = live_seed(dir.path(), &args).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let requests: u64 = ["traces", "metrics", "logs"].iter().map(|s| summary["requests"][s].as_u64().unwrap()).sum();
+    assert!(
+        stderr.contains(&format!(
+            "error: {requests} of {requests} requests could not be sent to {endpoint} (http/protobuf): "
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("session unreachable is complete all the same"), "{stderr}");
+    assert!(stderr.contains(&port.to_string()), "{stderr}");
+    for signal in ["traces", "metrics", "logs"] {
+        assert_eq!(summary["live"]["sent"][signal], 0);
+        assert_eq!(summary["live"]["failed"][signal], summary["requests"][signal]);
+    }
+    // The session is whole: it regenerates bit for bit.
+    let (ok, report) = verify(dir.path(), "unreachable");
+    assert!(ok && report["regeneration"]["outcome"] == "match", "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_a_live_seed_and_leaves_a_completed_session_that_says_so() {
+    use tape_testkit::otlp_target::{OtlpTarget, OtlpTargetOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
+    let args = ["--endpoint", target.http_endpoint(), "--duration", "10m", "--rate", "10", "--session-id", "stopped"];
+    let child = live_seed(dir.path(), &args).spawn().unwrap();
+    target.wait_for(3).await;
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert!(output.status.success(), "{}", output_text(&output));
+
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["live"]["stoppedEarly"], true);
+    let written = stored_records(dir.path(), "stopped").await;
+    assert!(written.len() >= 3);
+    // Everything written was sent before it finished.
+    assert_eq!(target.received().len(), written.len());
+    let metadata = metadata(dir.path(), "stopped");
+    assert_eq!(metadata["status"], "completed");
+    assert_eq!(metadata["parameters"]["liveStoppedEarly"], true);
+    assert_eq!(metadata["endTime"], summary["end"]);
+
+    // Verify checks the blobs, and says why it does not regenerate.
+    let (ok, report) = verify(dir.path(), "stopped");
+    assert!(ok, "{report:#}");
+    assert_eq!(report["regeneration"]["outcome"], "skipped");
+    tape(dir.path()).args(["sessions", "verify", "stopped"]).assert().success().stdout(
+        contains("intact").and(contains("Cannot be regenerated: a live run (seed --live) that was stopped early")),
+    );
+}
+
+#[test]
+fn target_flags_need_live() {
+    let dir = tempfile::tempdir().unwrap();
+    tape(dir.path())
+        .args(["seed", "--endpoint", "http://localhost:4318"])
+        .assert()
+        .code(2)
+        .stderr(contains("--endpoint only applies with --live"));
+    tape(dir.path()).args(["seed", "--concurrency", "2"]).assert().code(2).stderr(contains("--live"));
+    no_sessions(dir.path());
+}

@@ -33,21 +33,7 @@ impl GrpcExporter {
     pub(super) fn new(config: &ExporterConfig) -> Result<Self, ConfigError> {
         let url = parse_endpoint(&config.endpoint)?;
         let invalid = |reason: String| ConfigError::Endpoint { endpoint: config.endpoint.clone(), reason };
-        if !matches!(url.path(), "" | "/") || url.query().is_some() {
-            let query = url.query().map(|query| format!("?{query}")).unwrap_or_default();
-            return Err(invalid(format!(
-                "an OTLP/gRPC endpoint has no path, the service path is fixed; drop {:?}",
-                format!("{}{query}", url.path())
-            )));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("credentials in the URL are not sent over gRPC; pass them as headers".to_owned()));
-        }
-        let host = url.host_str().unwrap_or_default();
-        let origin = match url.port() {
-            Some(port) => format!("{}://{host}:{port}", url.scheme()),
-            None => format!("{}://{host}", url.scheme()),
-        };
+        let origin = origin(config, &url)?;
         let mut target = Endpoint::from_shared(origin)
             .map_err(|error| invalid(error_chain(&error)))?
             .user_agent(concat!("otlp-tape/", env!("CARGO_PKG_VERSION")))
@@ -116,6 +102,35 @@ impl GrpcExporter {
             Err(_) => Err(timed_out()),
         }
     }
+}
+
+/// Checks the endpoint and the headers of `config`, as
+/// [`GrpcExporter::new`] does, without building a channel.
+pub(super) fn validate(config: &ExporterConfig) -> Result<(), ConfigError> {
+    origin(config, &parse_endpoint(&config.endpoint)?)?;
+    metadata(&config.headers)?;
+    Ok(())
+}
+
+/// The `scheme://host[:port]` the channel connects to: the endpoint `url`
+/// (parsed from `config`), which must have no path, query or credentials.
+fn origin(config: &ExporterConfig, url: &reqwest::Url) -> Result<String, ConfigError> {
+    let invalid = |reason: String| ConfigError::Endpoint { endpoint: config.endpoint.clone(), reason };
+    if !matches!(url.path(), "" | "/") || url.query().is_some() {
+        let query = url.query().map(|query| format!("?{query}")).unwrap_or_default();
+        return Err(invalid(format!(
+            "an OTLP/gRPC endpoint has no path, the service path is fixed; drop {:?}",
+            format!("{}{query}", url.path())
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("credentials in the URL are not sent over gRPC; pass them as headers".to_owned()));
+    }
+    let host = url.host_str().unwrap_or_default();
+    Ok(match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    })
 }
 
 /// The method path of the signal's `Export` call.

@@ -32,7 +32,8 @@ pub(super) struct HttpExporter {
 impl HttpExporter {
     pub(super) fn new(config: &ExporterConfig) -> Result<Self, ConfigError> {
         let base = parse_endpoint(&config.endpoint)?;
-        let urls = Signal::ALL.map(|signal| signal_url(&base, signal));
+        let urls =
+            Signal::ALL.map(|signal| if config.append_signal_path { signal_url(&base, signal) } else { base.clone() });
         let encoding = if config.protocol == Protocol::HttpJson { Encoding::Json } else { Encoding::Protobuf };
 
         let mut builder = reqwest::Client::builder()
@@ -135,6 +136,14 @@ impl HttpExporter {
             ExportError::retryable(failed(what), None)
         }
     }
+}
+
+/// Checks the endpoint and the headers of `config`, as
+/// [`HttpExporter::new`] does, without building a client.
+pub(super) fn validate(config: &ExporterConfig) -> Result<(), ConfigError> {
+    parse_endpoint(&config.endpoint)?;
+    header_map(&config.headers)?;
+    Ok(())
 }
 
 /// The URL of `signal` under the base endpoint: the signal's path appended

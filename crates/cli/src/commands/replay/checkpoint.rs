@@ -1,0 +1,374 @@
+//! `--checkpoint` and `--resume`: a replay's position, kept in a JSON file
+//! that is replaced atomically as records are done, so that a replay that
+//! stopped (Ctrl-C, a crash, a failure) can go on where it was.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tape_replay::{IdRegeneration, Position, Progress, ProgressSnapshot, Selection, TimestampMode};
+use tape_session::{SessionId, SessionMetadata, Timestamp};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+/// The version of the checkpoint format this build writes and reads.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// What a replay must keep to resume the same replay: the selection and
+/// the options that change what is sent. (Speed, rate limit, concurrency
+/// and the target may change between runs.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fingerprinted {
+    /// The signals sent, such as `traces,logs`.
+    pub signals: String,
+    /// The services sent; empty for every service.
+    pub services: Vec<String>,
+    /// Records received at or after this.
+    pub from: Option<Timestamp>,
+    /// Records received before this.
+    pub until: Option<Timestamp>,
+    /// `none`, `relative` or `current`.
+    pub timestamps: String,
+    /// `from-second-pass`, `always` or `never`.
+    pub ids: String,
+}
+
+impl Fingerprinted {
+    /// What `selection`, `timestamps` and `ids` are.
+    pub fn new(selection: &Selection, timestamps: TimestampMode, ids: IdRegeneration) -> Self {
+        Fingerprinted {
+            signals: selection.signals.to_string(),
+            services: selection.services.clone(),
+            from: selection.from.map(Timestamp::from_unix_nanos),
+            until: selection.until.map(Timestamp::from_unix_nanos),
+            timestamps: timestamp_mode_name(timestamps).to_owned(),
+            ids: ids_name(ids).to_owned(),
+        }
+    }
+
+    /// SHA-256 of the canonical JSON, in hex.
+    pub fn fingerprint(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(json))
+    }
+
+    /// What differs from `other`, in words: `signals traces (now traces,logs)`.
+    fn differences(&self, now: &Fingerprinted) -> Vec<String> {
+        let text = |time: Option<Timestamp>| time.map_or_else(|| "none".to_owned(), |time| time.to_string());
+        let list = |services: &[String]| if services.is_empty() { "all".to_owned() } else { services.join(",") };
+        let mut differences = Vec::new();
+        let mut compare = |name: &str, then: String, now: String| {
+            if then != now {
+                differences.push(format!("{name} {then} (now {now})"));
+            }
+        };
+        compare("signals", self.signals.clone(), now.signals.clone());
+        compare("services", list(&self.services), list(&now.services));
+        compare("from", text(self.from), text(now.from));
+        compare("until", text(self.until), text(now.until));
+        compare("timestamps", self.timestamps.clone(), now.timestamps.clone());
+        compare("ids", self.ids.clone(), now.ids.clone());
+        differences
+    }
+}
+
+/// The name of a timestamp mode, as `--timestamps` takes it.
+pub fn timestamp_mode_name(mode: TimestampMode) -> &'static str {
+    match mode {
+        TimestampMode::None => "none",
+        TimestampMode::Relative => "relative",
+        TimestampMode::Current => "current",
+    }
+}
+
+/// The name of an id regeneration mode, for reports.
+pub fn ids_name(ids: IdRegeneration) -> &'static str {
+    match ids {
+        IdRegeneration::FromSecondPass => "from-second-pass",
+        IdRegeneration::Always => "always",
+        IdRegeneration::Never => "never",
+    }
+}
+
+/// The checkpoint file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    /// [`CHECKPOINT_VERSION`].
+    pub version: u32,
+    /// The session replayed.
+    pub session_id: SessionId,
+    /// Its content hash when the checkpoint was written.
+    pub content_hash: String,
+    /// SHA-256 of `selection`.
+    pub fingerprint: String,
+    /// The selection and options that a resume must repeat.
+    pub selection: Fingerprinted,
+    /// The seed of new ids.
+    pub id_seed: u64,
+    /// Everything before this is done.
+    pub position: Position,
+    /// Whether the replay got to the end: there is nothing to resume.
+    pub complete: bool,
+    /// The counts so far, every earlier run included.
+    pub counts: ProgressSnapshot,
+    /// When it was written.
+    pub updated_at: Timestamp,
+}
+
+impl Checkpoint {
+    /// A checkpoint at the start of a replay of `metadata`.
+    pub fn new(metadata: &SessionMetadata, selection: Fingerprinted, id_seed: u64) -> Self {
+        Checkpoint {
+            version: CHECKPOINT_VERSION,
+            session_id: metadata.session_id.clone(),
+            content_hash: metadata.content_hash.clone(),
+            fingerprint: selection.fingerprint(),
+            selection,
+            id_seed,
+            position: Position::default(),
+            complete: false,
+            counts: ProgressSnapshot::default(),
+            updated_at: Timestamp::default(),
+        }
+    }
+
+    /// Reads and checks the version of the checkpoint in `path`.
+    pub fn read(path: &Path) -> anyhow::Result<Checkpoint> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
+                "--resume: the checkpoint file {} does not exist (a replay with --checkpoint {} writes it)",
+                path.display(),
+                path.display()
+            ),
+            Err(error) => {
+                return Err(anyhow!(error).context(format!("cannot read the checkpoint file {}", path.display())));
+            }
+        };
+        let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
+            .with_context(|| format!("the checkpoint file {} is not a replay checkpoint", path.display()))?;
+        if checkpoint.version != CHECKPOINT_VERSION {
+            bail!(
+                "the checkpoint file {} has version {}; this otlp-tape reads version {CHECKPOINT_VERSION}",
+                path.display(),
+                checkpoint.version
+            );
+        }
+        Ok(checkpoint)
+    }
+
+    /// Checks that this checkpoint is of a replay of `metadata` with
+    /// `selection`, and `id_seed` if one is given.
+    pub fn check(
+        &self,
+        path: &Path,
+        metadata: &SessionMetadata,
+        selection: &Fingerprinted,
+        id_seed: Option<u64>,
+    ) -> anyhow::Result<()> {
+        let file = path.display();
+        if self.session_id != metadata.session_id {
+            bail!(
+                "the checkpoint {file} is of a replay of session {}, not {}; resume without --session, \
+                 or start again without --resume",
+                self.session_id,
+                metadata.session_id
+            );
+        }
+        if self.content_hash != metadata.content_hash {
+            bail!(
+                "session {} changed since the checkpoint {file} was written (its content hash is {}, the \
+                 checkpoint's {}): its position means nothing now; start again without --resume",
+                metadata.session_id,
+                metadata.content_hash,
+                self.content_hash
+            );
+        }
+        if self.fingerprint != selection.fingerprint() {
+            let differences = self.selection.differences(selection);
+            let differences =
+                if differences.is_empty() { "its fingerprint differs".to_owned() } else { differences.join(", ") };
+            bail!(
+                "the checkpoint {file} is of a replay with another selection: {differences}; resume with the \
+                 same --traces/--metrics/--logs, --services, --from, --until, --phase, --timestamps and id \
+                 options, or start again without --resume"
+            );
+        }
+        if let Some(seed) = id_seed
+            && seed != self.id_seed
+        {
+            bail!(
+                "the checkpoint {file} replays with --id-seed {}, not {seed}; leave --id-seed out to resume",
+                self.id_seed
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Writes the checkpoint of a running replay.
+#[derive(Debug)]
+pub struct CheckpointWriter {
+    path: PathBuf,
+    template: Checkpoint,
+}
+
+impl CheckpointWriter {
+    /// A writer of `template`'s replay to `path`.
+    pub fn new(path: PathBuf, template: Checkpoint) -> Self {
+        CheckpointWriter { path, template }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Replaces the file with the checkpoint at `position` with `counts`.
+    pub fn write(&self, position: Position, counts: ProgressSnapshot, complete: bool) -> anyhow::Result<()> {
+        let mut checkpoint = self.template.clone();
+        checkpoint.position = position;
+        checkpoint.counts = counts;
+        checkpoint.complete = complete;
+        checkpoint.updated_at = Timestamp::from_unix_nanos(now_unix_nanos());
+        let mut json = serde_json::to_vec_pretty(&checkpoint)?;
+        json.push(b'\n');
+        write_atomically(&self.path, &json)
+            .with_context(|| format!("cannot write the checkpoint file {}", self.path.display()))
+    }
+
+    /// Writes the checkpoint each time the done position advances (the
+    /// newest position when several advanced during a write) until
+    /// `stop`; the task then returns, so that a final write cannot race it.
+    pub fn spawn(self: Arc<Self>, progress: Arc<Progress>, stop: CancellationToken) -> JoinHandle<()> {
+        let mut done = progress.watch_done();
+        tokio::spawn(async move {
+            let mut warned = false;
+            loop {
+                tokio::select! {
+                    biased;
+                    () = stop.cancelled() => return,
+                    changed = done.changed() => if changed.is_err() { return },
+                }
+                let position = *done.borrow_and_update();
+                let counts = progress.snapshot();
+                let writer = Arc::clone(&self);
+                let written = tokio::task::spawn_blocking(move || writer.write(position, counts, false)).await;
+                match written {
+                    Ok(Ok(())) => warned = false,
+                    Ok(Err(error)) if !warned => {
+                        warned = true;
+                        warn!("{error:#}; the replay goes on and tries again at the next record");
+                    }
+                    Ok(Err(_)) => {}
+                    Err(error) => warn!("the checkpoint writer stopped: {error}"),
+                }
+            }
+        })
+    }
+}
+
+/// Replaces `path` with `contents`: a temporary file in the same directory,
+/// synced, then renamed over it, so that readers see the old file or the
+/// new one, never part of one.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new().prefix(".otlp-tape-").suffix(".tmp").tempfile_in(directory)?;
+    file.write_all(contents)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|error| error.error)?;
+    Ok(())
+}
+
+fn now_unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use tape_otlp::{Signal, SignalSet};
+    use tape_session::SessionType;
+
+    use super::*;
+
+    fn metadata() -> SessionMetadata {
+        let mut metadata =
+            SessionMetadata::new("s".parse().unwrap(), SessionType::Seed, Timestamp::default(), "test".to_owned());
+        metadata.content_hash = "abc".to_owned();
+        metadata
+    }
+
+    fn fingerprinted(signals: SignalSet, timestamps: TimestampMode) -> Fingerprinted {
+        let selection = Selection { signals, services: Vec::new(), from: Some(5), until: None };
+        Fingerprinted::new(&selection, timestamps, IdRegeneration::FromSecondPass)
+    }
+
+    #[test]
+    fn a_checkpoint_round_trips_and_is_replaced_whole() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("replay.checkpoint.json");
+        let selection = fingerprinted(SignalSet::ALL, TimestampMode::None);
+        let writer = CheckpointWriter::new(path.clone(), Checkpoint::new(&metadata(), selection.clone(), 42));
+        writer.write(Position { pass: 0, record: 7 }, ProgressSnapshot::default(), false).unwrap();
+        writer.write(Position { pass: 0, record: 9 }, ProgressSnapshot::default(), false).unwrap();
+        let read = Checkpoint::read(&path).unwrap();
+        assert_eq!((read.position, read.id_seed, read.complete), (Position { pass: 0, record: 9 }, 42, false));
+        read.check(&path, &metadata(), &selection, None).unwrap();
+        read.check(&path, &metadata(), &selection, Some(42)).unwrap();
+        let names: Vec<_> =
+            std::fs::read_dir(directory.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+        assert_eq!(names, ["replay.checkpoint.json"], "no temporary file is left");
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_replay_is_refused_with_what_differs() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("c.json");
+        let selection = fingerprinted(SignalSet::ALL, TimestampMode::None);
+        let checkpoint = Checkpoint::new(&metadata(), selection.clone(), 42);
+
+        let other = fingerprinted(SignalSet::NONE.with(Signal::Traces), TimestampMode::Relative);
+        let message = checkpoint.check(&path, &metadata(), &other, None).unwrap_err().to_string();
+        assert!(
+            message.contains(
+                "another selection: signals traces,metrics,logs (now traces), timestamps none (now relative)"
+            ),
+            "{message}"
+        );
+        let message = checkpoint.check(&path, &metadata(), &selection, Some(7)).unwrap_err().to_string();
+        assert!(message.contains("replays with --id-seed 42, not 7"), "{message}");
+        let mut changed = metadata();
+        changed.content_hash = "def".to_owned();
+        let message = checkpoint.check(&path, &changed, &selection, None).unwrap_err().to_string();
+        assert!(message.starts_with("session s changed since the checkpoint"), "{message}");
+        let mut renamed = metadata();
+        renamed.session_id = "t".parse().unwrap();
+        let message = checkpoint.check(&path, &renamed, &selection, None).unwrap_err().to_string();
+        assert!(message.contains("is of a replay of session s, not t"), "{message}");
+    }
+
+    #[test]
+    fn missing_and_foreign_files_are_named() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("missing.json");
+        let message = Checkpoint::read(&path).unwrap_err().to_string();
+        assert!(
+            message.starts_with("--resume: the checkpoint file ") && message.contains("does not exist"),
+            "{message}"
+        );
+        std::fs::write(&path, "{\"hello\": 1}").unwrap();
+        let message = Checkpoint::read(&path).unwrap_err().to_string();
+        assert!(message.ends_with("is not a replay checkpoint"), "{message}");
+    }
+}

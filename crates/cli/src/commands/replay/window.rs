@@ -1,0 +1,240 @@
+//! The window of receive times a replay sends: `--from`, `--until` and
+//! `--phase`, resolved against the session.
+
+use std::fmt;
+
+use anyhow::{Context, anyhow, bail};
+use tape_session::{SessionMetadata, SessionStore, Timestamp, parse_jsonl};
+
+/// A point of `--from` or `--until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeBound {
+    /// Nanoseconds after the session's start time.
+    Offset(u64),
+    /// A point in time.
+    At(Timestamp),
+}
+
+impl TimeBound {
+    /// The point as unix nanoseconds, for a session that starts at `start`.
+    pub fn resolve(self, start: Timestamp) -> u64 {
+        match self {
+            TimeBound::Offset(nanos) => start.unix_nanos().saturating_add(nanos),
+            TimeBound::At(time) => time.unix_nanos(),
+        }
+    }
+}
+
+impl fmt::Display for TimeBound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeBound::Offset(nanos) => write!(f, "{}", tape_seed_generator::format_duration(*nanos)),
+            TimeBound::At(time) => write!(f, "{time}"),
+        }
+    }
+}
+
+/// `--from` and `--until`: an RFC 3339 time, or an offset such as `30s`,
+/// `1m30s` or a bare number of seconds.
+pub fn parse_time_bound(text: &str) -> Result<TimeBound, String> {
+    let text = text.trim();
+    if let Some(time) = Timestamp::parse_rfc3339(text) {
+        return Ok(TimeBound::At(time));
+    }
+    let bare = !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit() || byte == b'.');
+    let offset = if bare {
+        tape_seed_generator::parse_duration(&format!("{text}s"))
+    } else {
+        tape_seed_generator::parse_duration(text)
+    };
+    offset.map(TimeBound::Offset).map_err(|_| {
+        "expected an offset into the session such as 30s, 1m30s or 90 (seconds), \
+         or an RFC 3339 time such as 2026-01-01T00:00:30Z"
+            .to_owned()
+    })
+}
+
+/// A phase of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phase {
+    /// Its name, such as `baseline`.
+    pub name: String,
+    /// Its first instant.
+    pub start: Timestamp,
+    /// The instant after it.
+    pub end: Timestamp,
+}
+
+/// The session's phases: the `test.phase.<name>` annotations of its
+/// `annotations.jsonl`, else the phases of its metadata.
+pub async fn phases(store: &dyn SessionStore, metadata: &SessionMetadata) -> anyhow::Result<Vec<Phase>> {
+    let id = &metadata.session_id;
+    let annotations = store
+        .read_annotations(id)
+        .await
+        .with_context(|| format!("cannot read the annotations of session {id} in {}", store.location()))?;
+    if let Some(bytes) = annotations {
+        let annotations =
+            parse_jsonl(id, &bytes).with_context(|| format!("cannot read the annotations of session {id}"))?;
+        let phases: Vec<Phase> = annotations
+            .iter()
+            .filter_map(|annotation| {
+                annotation.phase_name().map(|name| Phase {
+                    name: name.to_owned(),
+                    start: annotation.time_range_start,
+                    end: annotation.time_range_end,
+                })
+            })
+            .collect();
+        if !phases.is_empty() {
+            return Ok(phases);
+        }
+    }
+    Ok(metadata
+        .phases
+        .iter()
+        .map(|phase| Phase { name: phase.name.clone(), start: phase.start, end: phase.end })
+        .collect())
+}
+
+/// The phase called `name`, or an error that lists the session's phases.
+pub fn find_phase(metadata: &SessionMetadata, phases: &[Phase], name: &str) -> anyhow::Result<Phase> {
+    if let Some(phase) = phases.iter().find(|phase| phase.name == name) {
+        return Ok(phase.clone());
+    }
+    let id = &metadata.session_id;
+    if phases.is_empty() {
+        bail!("session {id} has no phases, so --phase {name} selects nothing (phases come from seed patterns)");
+    }
+    let names: Vec<&str> = phases.iter().map(|phase| phase.name.as_str()).collect();
+    Err(anyhow!("session {id} has no phase {name:?}; its phases are {}", names.join(", ")))
+}
+
+/// Receive times `[from, until)` in unix nanoseconds; `None` is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Window {
+    /// Records received at or after this.
+    pub from: Option<u64>,
+    /// Records received before this.
+    pub until: Option<u64>,
+}
+
+/// The window of `--from`, `--until` and `--phase` for a session that
+/// starts at `start`: the phase's range within `--from` and `--until`.
+pub fn window(
+    start: Timestamp,
+    from: Option<TimeBound>,
+    until: Option<TimeBound>,
+    phase: Option<&Phase>,
+) -> anyhow::Result<Window> {
+    let mut window =
+        Window { from: from.map(|bound| bound.resolve(start)), until: until.map(|bound| bound.resolve(start)) };
+    if let (Some(from_nanos), Some(until_nanos), Some(from), Some(until)) = (window.from, window.until, from, until)
+        && from_nanos >= until_nanos
+    {
+        bail!(
+            "--from {from} ({}) is not before --until {until} ({}): the window would be empty",
+            Timestamp::from_unix_nanos(from_nanos),
+            Timestamp::from_unix_nanos(until_nanos)
+        );
+    }
+    if let Some(phase) = phase {
+        let (start, end) = (phase.start.unix_nanos(), phase.end.unix_nanos());
+        window.from = Some(window.from.map_or(start, |from| from.max(start)));
+        window.until = Some(window.until.map_or(end, |until| until.min(end)));
+        if window.from >= window.until {
+            bail!(
+                "phase {} ({} .. {}) is outside --from and --until: the window would be empty",
+                phase.name,
+                phase.start,
+                phase.end
+            );
+        }
+    }
+    Ok(window)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    fn start() -> Timestamp {
+        Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn bounds_are_offsets_or_times() {
+        assert_eq!(parse_time_bound("30s"), Ok(TimeBound::Offset(30 * SECOND)));
+        assert_eq!(parse_time_bound("1m30s"), Ok(TimeBound::Offset(90 * SECOND)));
+        assert_eq!(parse_time_bound(" 90 "), Ok(TimeBound::Offset(90 * SECOND)));
+        assert_eq!(parse_time_bound("1.5"), Ok(TimeBound::Offset(1_500_000_000)));
+        assert_eq!(
+            parse_time_bound("2026-01-01T00:00:10+01:00"),
+            Ok(TimeBound::At(Timestamp::parse_rfc3339("2025-12-31T23:00:10Z").unwrap()))
+        );
+        for bad in ["", "soon", "-5", "10 parsecs", "2026-13-01T00:00:00Z"] {
+            let message = parse_time_bound(bad).unwrap_err();
+            assert!(message.contains("expected an offset into the session"), "{bad}: {message}");
+        }
+        assert_eq!(TimeBound::Offset(90 * SECOND).to_string(), "1m30s");
+    }
+
+    #[test]
+    fn offsets_count_from_the_session_start() {
+        let window = window(start(), Some(TimeBound::Offset(5 * SECOND)), None, None).unwrap();
+        assert_eq!(window, Window { from: Some(start().unix_nanos() + 5 * SECOND), until: None });
+    }
+
+    #[test]
+    fn from_must_be_before_until() {
+        let message = window(start(), Some(TimeBound::Offset(10 * SECOND)), Some(TimeBound::Offset(10 * SECOND)), None)
+            .unwrap_err()
+            .to_string();
+        assert!(message.starts_with("--from 10s (2026-01-01T00:00:10Z) is not before --until 10s"), "{message}");
+    }
+
+    #[test]
+    fn a_phase_is_intersected_with_from_and_until() {
+        let phase = Phase {
+            name: "failure".to_owned(),
+            start: Timestamp::from_unix_nanos(start().unix_nanos() + 10 * SECOND),
+            end: Timestamp::from_unix_nanos(start().unix_nanos() + 20 * SECOND),
+        };
+        let only = window(start(), None, None, Some(&phase)).unwrap();
+        assert_eq!(only, Window { from: Some(phase.start.unix_nanos()), until: Some(phase.end.unix_nanos()) });
+        let within =
+            window(start(), Some(TimeBound::Offset(15 * SECOND)), Some(TimeBound::Offset(30 * SECOND)), Some(&phase))
+                .unwrap();
+        assert_eq!(
+            within,
+            Window { from: Some(start().unix_nanos() + 15 * SECOND), until: Some(phase.end.unix_nanos()) }
+        );
+        let message =
+            window(start(), Some(TimeBound::Offset(25 * SECOND)), None, Some(&phase)).unwrap_err().to_string();
+        assert!(
+            message.starts_with("phase failure (2026-01-01T00:00:10Z .. 2026-01-01T00:00:20Z) is outside"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_phase_lists_the_known_ones() {
+        let metadata = tape_session::SessionMetadata::new(
+            "s".parse().unwrap(),
+            tape_session::SessionType::Seed,
+            start(),
+            "test".to_owned(),
+        );
+        let phases = vec![
+            Phase { name: "baseline".to_owned(), start: start(), end: start() },
+            Phase { name: "failure".to_owned(), start: start(), end: start() },
+        ];
+        let message = find_phase(&metadata, &phases, "recovery").unwrap_err().to_string();
+        assert_eq!(message, "session s has no phase \"recovery\"; its phases are baseline, failure");
+        let message = find_phase(&metadata, &[], "recovery").unwrap_err().to_string();
+        assert!(message.starts_with("session s has no phases"), "{message}");
+        assert_eq!(find_phase(&metadata, &phases, "failure").unwrap().name, "failure");
+    }
+}

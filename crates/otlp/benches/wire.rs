@@ -1,0 +1,31 @@
+//! The wire-level work of a replay, per span: shifting every timestamp and
+//! remapping every id of a request in place, and finding its newest
+//! timestamp (for `--timestamps current`). `otlp-tape bench replay`
+//! measures the whole replay path.
+
+#![allow(missing_docs, reason = "criterion_group! defines an undocumented public function")]
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tape_otlp::{ExportRequest, IdRemap, Signal, sample, wire};
+
+fn rewrite(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wire");
+    let spans = 1_000;
+    let mut bytes = ExportRequest::from(sample::traces("checkout", spans, 0)).encode_protobuf();
+    let remap = IdRemap::new(7, 1);
+    group.throughput(Throughput::Elements(spans));
+    let mut delta = 1_000;
+    group.bench_function(format!("rewrite_in_place, shift and remap ({spans} spans)"), |b| {
+        b.iter(|| {
+            delta = -delta;
+            wire::rewrite_in_place(Signal::Traces, &mut bytes, delta, Some(&remap)).unwrap();
+        });
+    });
+    group.bench_function(format!("newest_timestamp ({spans} spans)"), |b| {
+        b.iter(|| wire::newest_timestamp(Signal::Traces, std::hint::black_box(&bytes)).unwrap());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, rewrite);
+criterion_main!(benches);

@@ -1,0 +1,796 @@
+//! The replay engine: streams a session in receive-time order and sends
+//! its records to a target, applying in this order the selection, id
+//! remapping, timestamp adjustment, pacing, rate limit, and sending with
+//! bounded concurrency.
+//!
+//! Memory does not grow with the session: a reader task decodes blobs a
+//! few records ahead, each record is rewritten on the wire (no protobuf
+//! decoding) and at most `concurrency` requests are in flight.
+
+mod progress;
+mod selection;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use sha2::{Digest, Sha256};
+use tape_otlp::{IdRemap, Signal, wire};
+use tape_session::{BlobEntry, Record, SessionId, SessionMetadata, SessionStore, read_blobs_in_time_order};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use progress::{Position, Progress, ProgressSnapshot, SignalProgress};
+pub use selection::{Selected, Selection};
+
+use crate::error::ExportError;
+use crate::exporter::{ExportOutcome, Exporter};
+use crate::pacing::{RateLimiter, Speed};
+use crate::retry::{RetryPolicy, export_with_retry};
+use crate::timestamps::TimestampMode;
+
+/// Where a replay sends: an [`Exporter`], or anything that accepts
+/// `Export*ServiceRequest` protobuf bytes the same way.
+pub trait Sink: Send + Sync {
+    /// Sends one request once; see [`Exporter::export`].
+    fn export(&self, signal: Signal, payload: Bytes)
+    -> impl Future<Output = Result<ExportOutcome, ExportError>> + Send;
+}
+
+impl Sink for Exporter {
+    fn export(
+        &self,
+        signal: Signal,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<ExportOutcome, ExportError>> + Send {
+        Exporter::export(self, signal, payload)
+    }
+}
+
+impl Sink for crate::Targets {
+    fn export(
+        &self,
+        signal: Signal,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<ExportOutcome, ExportError>> + Send {
+        crate::Targets::export(self, signal, payload)
+    }
+}
+
+/// When trace and span ids are remapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdRegeneration {
+    /// From the second pass of a loop on, so that passes do not repeat
+    /// ids; the first pass sends the recorded ids.
+    #[default]
+    FromSecondPass,
+    /// On every pass, the first included.
+    Always,
+    /// Never: every pass sends the recorded ids.
+    Never,
+}
+
+/// How a replay runs.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// What part of the session is sent.
+    pub selection: Selection,
+    /// How timestamps move.
+    pub timestamps: TimestampMode,
+    /// Pacing: recorded offsets divided by this, or as fast as possible.
+    pub speed: Speed,
+    /// Items per second at most, smoothly.
+    pub rate_limit: Option<f64>,
+    /// Requests in flight at most (at least 1).
+    pub concurrency: usize,
+    /// When ids are remapped.
+    pub ids: IdRegeneration,
+    /// The seed of the id mapping: the same seed and pass give the same
+    /// ids on any machine.
+    pub id_seed: u64,
+    /// Replay the session again and again, each pass continuing the
+    /// timeline of the one before, until `duration` or a stop.
+    pub looping: bool,
+    /// The longest the replay runs; nothing is sent after it.
+    pub duration: Option<Duration>,
+    /// Skip a corrupt blob (counting it) instead of stopping there.
+    pub skip_corrupt: bool,
+    /// How failed exports are retried.
+    pub retry: RetryPolicy,
+    /// Failed requests tolerated; one more stops the replay. `None`: no
+    /// limit.
+    pub max_failures: Option<u64>,
+    /// How long requests in flight may take to finish after a stop.
+    pub drain_timeout: Duration,
+    /// Start here instead of at the beginning (a checkpoint's position).
+    pub resume: Option<Position>,
+    /// Hash what is sent ([`ReplayOutcome::content_hash`]).
+    pub hash_sent: bool,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            selection: Selection::default(),
+            timestamps: TimestampMode::default(),
+            speed: Speed::Factor(1.0),
+            rate_limit: None,
+            concurrency: 4,
+            ids: IdRegeneration::default(),
+            id_seed: 0,
+            looping: false,
+            duration: None,
+            skip_corrupt: false,
+            retry: RetryPolicy::default(),
+            max_failures: Some(0),
+            drain_timeout: Duration::from_secs(10),
+            resume: None,
+            hash_sent: false,
+        }
+    }
+}
+
+/// Why a replay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Every selected record was sent (once, or once per pass).
+    Finished,
+    /// The duration ran out.
+    Duration,
+    /// It was stopped (Ctrl-C, SIGTERM, an API call).
+    Stopped,
+    /// An error stopped it: see [`ReplayOutcome::error`].
+    Failed,
+}
+
+impl EndReason {
+    /// `finished`, `duration`, `stopped` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Finished => "finished",
+            EndReason::Duration => "duration",
+            EndReason::Stopped => "stopped",
+            EndReason::Failed => "failed",
+        }
+    }
+}
+
+impl IdRegeneration {
+    /// `from-second-pass`, `always` or `never`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdRegeneration::FromSecondPass => "from-second-pass",
+            IdRegeneration::Always => "always",
+            IdRegeneration::Never => "never",
+        }
+    }
+}
+
+impl fmt::Display for IdRegeneration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// What stopped a replay early.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The session cannot be read: a blob is missing or corrupt. The
+    /// message names the blob and, for damage, the byte offset.
+    #[error("{}{hint}", chain(source), hint = if matches!(source, tape_session::Error::CorruptBlob { .. }) {
+        " (use --skip-corrupt to replay past it)"
+    } else {
+        ""
+    })]
+    Read {
+        /// What the store said.
+        #[source]
+        source: tape_session::Error,
+    },
+    /// More requests failed than allowed.
+    #[error("stopped after {failed} failed {}: {last}", if *failed == 1 { "request" } else { "requests" })]
+    Failures {
+        /// Requests that failed.
+        failed: u64,
+        /// The last failure.
+        last: ExportError,
+    },
+}
+
+/// An error and its causes, joined by `: `.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// How a replay went.
+#[derive(Debug)]
+pub struct ReplayOutcome {
+    /// Why it ended.
+    pub reason: EndReason,
+    /// What stopped it, when [`EndReason::Failed`].
+    pub error: Option<ReplayError>,
+    /// The wall-clock time it started, unix nanoseconds.
+    pub started_at_unix_nanos: u64,
+    /// How long it ran.
+    pub elapsed: Duration,
+    /// The counts at the end.
+    pub progress: ProgressSnapshot,
+    /// Requests still in flight when the drain timeout ran out: neither
+    /// sent nor failed; a resume sends them again.
+    pub abandoned_records: u64,
+    /// SHA-256 over what was sent, in the order it was sent (each request
+    /// as its signal's name, a NUL byte, its length as 8 bytes big-endian,
+    /// and its bytes); with [`ReplayOptions::hash_sent`].
+    pub content_hash: Option<String>,
+}
+
+/// What a replay would send: from a read of the session without
+/// connecting anywhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Records that would be sent, per signal (traces, metrics, logs).
+    pub records: [u64; 3],
+    /// Items in them, per signal.
+    pub items: [u64; 3],
+    /// Receive time of the first selected record.
+    pub first_receive_nanos: Option<u64>,
+    /// Receive time of the last selected record.
+    pub last_receive_nanos: Option<u64>,
+    /// Records whose payload is not a valid request.
+    pub invalid_records: u64,
+    /// Corrupt blobs met (only with `skip_corrupt`; otherwise the first is
+    /// an error).
+    pub corrupt_blobs: u64,
+}
+
+/// Reads the session as a replay would and says what it would send.
+pub async fn plan(
+    store: &dyn SessionStore,
+    metadata: &SessionMetadata,
+    selection: &Selection,
+    skip_corrupt: bool,
+) -> Result<Plan, ReplayError> {
+    let blobs: Vec<BlobEntry> = metadata.blobs.iter().filter(|blob| selection.may_hold(blob)).cloned().collect();
+    let mut records = std::pin::pin!(read_blobs_in_time_order(store, &metadata.session_id, &blobs));
+    let mut plan = Plan::default();
+    while let Some(next) = records.next().await {
+        let (signal, record) = match next {
+            Ok(next) => next,
+            Err(error) if skip_corrupt && is_blob_damage(&error) => {
+                plan.corrupt_blobs += 1;
+                continue;
+            }
+            Err(source) => return Err(ReplayError::Read { source }),
+        };
+        let receive = record.receive_time_unix_nano;
+        match selection.apply(signal, receive, record.payload, record.item_count) {
+            Selected::Send { items, .. } => {
+                plan.records[signal_index(signal)] += 1;
+                plan.items[signal_index(signal)] += items;
+                plan.first_receive_nanos.get_or_insert(receive);
+                plan.last_receive_nanos = Some(receive);
+            }
+            Selected::Skip => {}
+            Selected::Invalid(_) => plan.invalid_records += 1,
+        }
+    }
+    Ok(plan)
+}
+
+/// Replays `metadata`'s session from `store` to `sink`, updating
+/// `progress` as it goes, until it is done, `options.duration` runs out,
+/// `stop` is cancelled, or it fails. It always returns an outcome, with
+/// the counts so far.
+pub async fn replay<S: Sink>(
+    store: Arc<dyn SessionStore>,
+    metadata: &SessionMetadata,
+    sink: &S,
+    options: &ReplayOptions,
+    progress: &Progress,
+    stop: &CancellationToken,
+) -> ReplayOutcome {
+    let started = Instant::now();
+    let started_at_unix_nanos = unix_nanos_now();
+    let mut engine = Engine {
+        sink,
+        options,
+        progress,
+        stop,
+        started,
+        started_at_unix_nanos,
+        deadline: options.duration.map(|duration| started + duration),
+        in_flight: FuturesUnordered::new(),
+        done: DoneTracker::default(),
+        failures: 0,
+        error: None,
+        hash: None,
+    };
+    let reason = engine.run(store, metadata).await;
+    let abandoned_records = engine.drain().await;
+    let reason = if engine.error.is_some() { EndReason::Failed } else { reason };
+    ReplayOutcome {
+        reason,
+        error: engine.error,
+        started_at_unix_nanos,
+        elapsed: started.elapsed(),
+        progress: progress.snapshot(),
+        abandoned_records,
+        content_hash: engine.hash,
+    }
+}
+
+/// A request in flight, and what became of it.
+struct Completion {
+    index: u64,
+    signal: Signal,
+    items: u64,
+    result: Result<ExportOutcome, ExportError>,
+}
+
+type InFlight<'a> = FuturesUnordered<Pin<Box<dyn Future<Output = Completion> + Send + 'a>>>;
+
+/// Why the engine stopped sending before the end of a pass.
+type Halt = EndReason;
+
+struct Engine<'a, S> {
+    sink: &'a S,
+    options: &'a ReplayOptions,
+    progress: &'a Progress,
+    stop: &'a CancellationToken,
+    started: Instant,
+    started_at_unix_nanos: u64,
+    deadline: Option<Instant>,
+    in_flight: InFlight<'a>,
+    done: DoneTracker,
+    failures: u64,
+    error: Option<ReplayError>,
+    hash: Option<String>,
+}
+
+/// The records of the current pass that are done, so that the position
+/// before which all are done can be checkpointed.
+#[derive(Debug, Default)]
+struct DoneTracker {
+    pass: u64,
+    next: u64,
+    ahead: BTreeSet<u64>,
+}
+
+impl DoneTracker {
+    fn start(&mut self, position: Position) {
+        self.pass = position.pass;
+        self.next = position.record;
+        self.ahead.clear();
+    }
+
+    fn finish(&mut self, index: u64) -> Position {
+        if index == self.next {
+            self.next += 1;
+            while self.ahead.remove(&self.next) {
+                self.next += 1;
+            }
+        } else if index > self.next {
+            self.ahead.insert(index);
+        }
+        Position { pass: self.pass, record: self.next }
+    }
+}
+
+impl<S: Sink> Engine<'_, S> {
+    async fn run(&mut self, store: Arc<dyn SessionStore>, metadata: &SessionMetadata) -> EndReason {
+        let options = self.options;
+        let blobs: Vec<BlobEntry> =
+            metadata.blobs.iter().filter(|blob| options.selection.may_hold(blob)).cloned().collect();
+        let records: u64 = blobs.iter().map(|blob| blob.records).sum();
+        let items: u64 = blobs.iter().map(|blob| blob.items).sum();
+        self.progress.set_totals(records, items);
+        let Some(timeline) = Timeline::of(&blobs, &options.selection, records) else {
+            return EndReason::Finished;
+        };
+        let mut hasher = options.hash_sent.then(Sha256::new);
+        let mut limiter = options.rate_limit.map(RateLimiter::new);
+        let resume = options.resume.unwrap_or_default();
+        // The schedule's origin: the first record sent is due at once.
+        let mut origin: Option<(Instant, u128)> = None;
+        let mut pass = resume.pass;
+        let reason = loop {
+            let skip = if pass == resume.pass { resume.record } else { 0 };
+            self.progress.start_pass(pass);
+            self.done.start(Position { pass, record: skip });
+            self.progress.set_done(Position { pass, record: skip });
+            let remap = match (options.ids, pass) {
+                (IdRegeneration::Never, _) | (IdRegeneration::FromSecondPass, 0) => None,
+                _ => Some(IdRemap::new(options.id_seed, pass)),
+            };
+            let mut reader = Reader::spawn(store.clone(), metadata.session_id.clone(), blobs.clone());
+            let mut index = 0_u64;
+            let mut dispatched = 0_u64;
+            let halt = loop {
+                let next = match self.next_record(&mut reader).await {
+                    Ok(Some(next)) => next,
+                    Ok(None) => break None,
+                    Err(halt) => break Some(halt),
+                };
+                let (signal, record) = match next {
+                    Ok(next) => next,
+                    Err(error) if options.skip_corrupt && is_blob_damage(&error) => {
+                        let message = chain(&error);
+                        tracing::warn!("Skipping the rest of a damaged blob: {message}");
+                        self.progress.corrupt(message);
+                        continue;
+                    }
+                    Err(source) => {
+                        self.error = Some(ReplayError::Read { source });
+                        break Some(EndReason::Failed);
+                    }
+                };
+                let this = index;
+                index += 1;
+                self.progress.read(record.item_count);
+                if this < skip {
+                    continue;
+                }
+                let receive = record.receive_time_unix_nano;
+                let (payload, items) = match options.selection.apply(signal, receive, record.payload, record.item_count)
+                {
+                    Selected::Send { payload, items } => (payload, items),
+                    Selected::Skip => {
+                        self.finish(this);
+                        continue;
+                    }
+                    Selected::Invalid(error) => {
+                        self.invalid(signal, receive, &error);
+                        self.finish(this);
+                        continue;
+                    }
+                };
+                // Pacing: the record's offset on the timeline, over the speed.
+                let offset = timeline.offset(pass, receive);
+                if let Speed::Factor(factor) = options.speed {
+                    let (origin_at, origin_offset) = *origin.get_or_insert((Instant::now(), offset));
+                    let due = origin_at + scale(offset.saturating_sub(origin_offset), factor);
+                    if self.deadline.is_some_and(|deadline| due >= deadline) {
+                        break Some(EndReason::Duration);
+                    }
+                    if let Err(halt) = self.wait_until(due).await {
+                        break Some(halt);
+                    }
+                    let lag = Instant::now().saturating_duration_since(due);
+                    self.progress.set_lag(i64::try_from(lag.as_nanos()).unwrap_or(i64::MAX));
+                } else if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    break Some(EndReason::Duration);
+                }
+                if let Some(limiter) = &mut limiter
+                    && let Err(halt) = self.acquire(limiter, items).await
+                {
+                    break Some(halt);
+                }
+                if let Err(halt) = self.wait_for_slot().await {
+                    break Some(halt);
+                }
+                // Timestamps and ids, as of the moment it is sent.
+                let send = self.send_time_nanos();
+                let payload = match rewrite(signal, payload, options.timestamps, receive, send, remap.as_ref()) {
+                    Ok(payload) => payload,
+                    Err(error) => {
+                        self.invalid(signal, receive, &error);
+                        self.finish(this);
+                        continue;
+                    }
+                };
+                if let Some(hasher) = &mut hasher {
+                    hasher.update(signal.as_str().as_bytes());
+                    hasher.update([0]);
+                    hasher.update((payload.len() as u64).to_be_bytes());
+                    hasher.update(&payload);
+                }
+                dispatched += 1;
+                let (sink, retry) = (self.sink, &options.retry);
+                self.in_flight.push(Box::pin(async move {
+                    let result = export_with_retry(sink, retry, signal, payload).await;
+                    Completion { index: this, signal, items, result }
+                }));
+            };
+            if let Some(reason) = halt {
+                break reason;
+            }
+            // The pass is read: finish it before the next one starts.
+            while let Some(completion) = self.in_flight.next().await {
+                self.complete(completion);
+            }
+            if self.error.is_some() {
+                break EndReason::Failed;
+            }
+            self.progress.set_done(Position { pass: pass + 1, record: 0 });
+            // A pass that selected nothing would loop without end.
+            if !options.looping || self.stop.is_cancelled() || (dispatched == 0 && skip == 0) {
+                break if self.stop.is_cancelled() { EndReason::Stopped } else { EndReason::Finished };
+            }
+            pass += 1;
+        };
+        if let Some(hasher) = hasher {
+            self.hash = Some(hex::encode(hasher.finalize()));
+        }
+        reason
+    }
+}
+
+impl<S: Sink> Engine<'_, S> {
+    /// The next record from the reader, handling completions meanwhile.
+    async fn next_record(
+        &mut self,
+        reader: &mut Reader,
+    ) -> Result<Option<Result<(Signal, Record), tape_session::Error>>, Halt> {
+        loop {
+            tokio::select! {
+                biased;
+                () = self.stop.cancelled() => return Err(EndReason::Stopped),
+                Some(completion) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.complete(completion);
+                    if self.error.is_some() {
+                        return Err(EndReason::Failed);
+                    }
+                }
+                next = reader.records.recv() => return Ok(next),
+            }
+        }
+    }
+
+    /// Waits until `due`, handling completions meanwhile.
+    async fn wait_until(&mut self, due: Instant) -> Result<(), Halt> {
+        let sleep = tokio::time::sleep_until(due);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                biased;
+                () = self.stop.cancelled() => return Err(EndReason::Stopped),
+                Some(completion) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.complete(completion);
+                    if self.error.is_some() {
+                        return Err(EndReason::Failed);
+                    }
+                }
+                () = &mut sleep => return Ok(()),
+            }
+        }
+    }
+
+    /// Waits until the rate limit lets `items` more go, handling
+    /// completions meanwhile.
+    async fn acquire(&mut self, limiter: &mut RateLimiter, items: u64) -> Result<(), Halt> {
+        // Booking happens only once the wait is over, so a completion that
+        // interrupts the wait loses nothing.
+        loop {
+            let ready = limiter.ready_at(Instant::now());
+            self.wait_until(ready).await?;
+            if limiter.try_book(Instant::now(), items) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Waits until fewer than `concurrency` requests are in flight.
+    async fn wait_for_slot(&mut self) -> Result<(), Halt> {
+        while self.in_flight.len() >= self.options.concurrency.max(1) {
+            tokio::select! {
+                biased;
+                () = self.stop.cancelled() => return Err(EndReason::Stopped),
+                Some(completion) = self.in_flight.next() => {
+                    self.complete(completion);
+                    if self.error.is_some() {
+                        return Err(EndReason::Failed);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The wall-clock time now, on the replay's clock: its start plus
+    /// Tokio's elapsed time (so paused-time tests see exact send times).
+    fn send_time_nanos(&self) -> u64 {
+        let elapsed = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.started_at_unix_nanos.saturating_add(elapsed)
+    }
+
+    fn complete(&mut self, completion: Completion) {
+        let Completion { index, signal, items, result } = completion;
+        match result {
+            Ok(outcome) => {
+                if outcome.rejected_items > 0 || outcome.message.is_some() {
+                    let message = outcome.message.as_deref().unwrap_or("no message");
+                    tracing::debug!(%signal, rejected = outcome.rejected_items, "Partial success: {message}");
+                    if outcome.rejected_items > 0 {
+                        self.progress.set_error(format!(
+                            "the target rejected {} of {items} {} in a request: {message}",
+                            outcome.rejected_items,
+                            signal.item_noun()
+                        ));
+                    }
+                }
+                self.progress.sent(signal, items, outcome.rejected_items);
+            }
+            Err(error) => {
+                self.failures += 1;
+                tracing::debug!("{error}");
+                self.progress.failed(signal, items, error.message.clone());
+                if self.options.max_failures.is_some_and(|allowed| self.failures > allowed) {
+                    // A failure past the limit is not done: the done
+                    // position stays before it, so a resume sends it again.
+                    if self.error.is_none() {
+                        self.error = Some(ReplayError::Failures { failed: self.failures, last: error });
+                    }
+                    return;
+                }
+            }
+        }
+        self.finish(index);
+    }
+
+    fn finish(&mut self, index: u64) {
+        let position = self.done.finish(index);
+        self.progress.set_done(position);
+    }
+
+    fn invalid(&self, signal: Signal, receive: u64, error: &wire::WireError) {
+        let message = format!(
+            "a {signal} record received at {} is not a valid request and is not sent: {error}",
+            tape_session::Timestamp::from_unix_nanos(receive)
+        );
+        tracing::warn!("{message}");
+        self.progress.invalid(signal, message);
+    }
+
+    /// Lets the requests in flight finish, for at most the drain timeout;
+    /// returns how many did not.
+    async fn drain(&mut self) -> u64 {
+        let deadline = Instant::now() + self.options.drain_timeout;
+        loop {
+            if self.in_flight.is_empty() {
+                return 0;
+            }
+            tokio::select! {
+                Some(completion) = self.in_flight.next() => self.complete(completion),
+                () = tokio::time::sleep_until(deadline) => {
+                    let abandoned = self.in_flight.len() as u64;
+                    tracing::warn!("{abandoned} requests were still in flight after the drain timeout; they are not counted as sent.");
+                    self.in_flight.clear();
+                    return abandoned;
+                }
+            }
+        }
+    }
+}
+
+/// The session's records on one timeline that each pass of a loop
+/// continues.
+#[derive(Debug, Clone, Copy)]
+struct Timeline {
+    first: u64,
+    /// How far apart passes start: the session's span plus the mean gap
+    /// between its records (1 s for a single record).
+    period: u128,
+}
+
+impl Timeline {
+    fn of(blobs: &[BlobEntry], selection: &Selection, records: u64) -> Option<Timeline> {
+        let first = blobs.iter().map(|blob| blob.first_receive_time.unix_nanos()).min()?;
+        let last = blobs.iter().map(|blob| blob.last_receive_time.unix_nanos()).max()?;
+        let first = selection.from.map_or(first, |from| first.max(from));
+        let last = selection.until.map_or(last, |until| last.min(until.saturating_sub(1))).max(first);
+        let span = u128::from(last - first);
+        let gap = if records > 1 && span > 0 { span / u128::from(records - 1) } else { 1_000_000_000 };
+        Some(Timeline { first, period: span + gap })
+    }
+
+    /// The offset of a record received at `receive` in pass `pass`.
+    fn offset(&self, pass: u64, receive: u64) -> u128 {
+        u128::from(receive.saturating_sub(self.first)) + u128::from(pass) * self.period
+    }
+}
+
+/// `nanos` of the recording at `factor` times its speed.
+fn scale(nanos: u128, factor: f64) -> Duration {
+    #[allow(clippy::cast_precision_loss)] // nanoseconds: exact up to 104 days
+    Duration::from_secs_f64(nanos as f64 / 1e9 / factor)
+}
+
+/// Adjusts timestamps and ids on the wire; the payload is copied only when
+/// something changes.
+fn rewrite(
+    signal: Signal,
+    payload: Bytes,
+    mode: TimestampMode,
+    receive: u64,
+    send: u64,
+    remap: Option<&IdRemap>,
+) -> Result<Bytes, wire::WireError> {
+    let from = match mode {
+        TimestampMode::None => None,
+        TimestampMode::Relative => Some(receive),
+        TimestampMode::Current => wire::newest_timestamp(signal, &payload)?,
+    };
+    let delta = from.map_or(0, |from| {
+        let delta = i128::from(send) - i128::from(from);
+        i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX })
+    });
+    if delta == 0 && remap.is_none() {
+        return Ok(payload);
+    }
+    let mut bytes = BytesMut::from(&payload[..]);
+    wire::rewrite_in_place(signal, &mut bytes, delta, remap)?;
+    Ok(bytes.freeze())
+}
+
+/// A task reading the session a few records ahead of the sender, so that
+/// decompression runs beside sending; stopped when dropped.
+struct Reader {
+    records: mpsc::Receiver<Result<(Signal, Record), tape_session::Error>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Records read ahead at most.
+const READ_AHEAD: usize = 16;
+
+impl Reader {
+    fn spawn(store: Arc<dyn SessionStore>, session: SessionId, blobs: Vec<BlobEntry>) -> Reader {
+        let (sender, records) = mpsc::channel(READ_AHEAD);
+        let task = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(read_blobs_in_time_order(store.as_ref(), &session, &blobs));
+            while let Some(next) = stream.next().await {
+                if sender.send(next).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Reader { records, task }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Whether an error is damage to one blob, which `skip_corrupt` skips
+/// past (as opposed to a store that cannot be read at all).
+fn is_blob_damage(error: &tape_session::Error) -> bool {
+    matches!(error, tape_session::Error::CorruptBlob { .. } | tape_session::Error::BlobNotFound { .. })
+}
+
+fn signal_index(signal: Signal) -> usize {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
+}
+
+fn unix_nanos_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+}
