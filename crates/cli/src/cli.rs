@@ -139,8 +139,8 @@ pub struct BenchReplayArgs {
     /// Traces per second of the high-load sessions (throughput and memory); default: the pattern's.
     #[arg(long, value_name = "TRACES_PER_SECOND")]
     pub rate: Option<f64>,
-    /// Requests in flight at most.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// Requests in flight at most (the default of `otlp-tape replay`).
+    #[arg(long, value_name = "N", default_value_t = 32)]
     pub concurrency: usize,
     /// Compress the requests with gzip.
     #[arg(long)]
@@ -462,8 +462,9 @@ pub struct ReplayArgs {
     /// Items (spans, data points, log records) per second at most, on top of the pace. [default: no limit]
     #[arg(long, value_name = "ITEMS_PER_SECOND", value_parser = parse_rate_limit, allow_hyphen_values = true)]
     pub rate_limit: Option<f64>,
-    /// Requests in flight at most, 1 to 256.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), default_value_t = 4)]
+    /// Requests in flight at most, 1 to 256. Real-time replay of a session whose requests come in bursts needs at
+    /// least the burst's size, or the rest of the burst waits for answers (see docs/PERFORMANCE.md).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), default_value_t = 32)]
     pub concurrency: u16,
     /// Give trace and span ids new values on every pass, the first included (by default only passes after
     /// the first get new ids).

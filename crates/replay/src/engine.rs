@@ -87,7 +87,8 @@ pub struct ReplayOptions {
     pub speed: Speed,
     /// Items per second at most, smoothly.
     pub rate_limit: Option<f64>,
-    /// Requests in flight at most (at least 1).
+    /// Requests in flight at most (at least 1); default 32. Records that
+    /// come in bursts are sent on time only when a burst fits.
     pub concurrency: usize,
     /// When ids are remapped.
     pub ids: IdRegeneration,
@@ -121,7 +122,7 @@ impl Default for ReplayOptions {
             timestamps: TimestampMode::default(),
             speed: Speed::Factor(1.0),
             rate_limit: None,
-            concurrency: 4,
+            concurrency: 32,
             ids: IdRegeneration::default(),
             id_seed: 0,
             looping: false,
