@@ -1,5 +1,5 @@
-//! Test helpers for otlp-tape: the store conformance suite and an
-//! in-process S3 server.
+//! Test helpers for otlp-tape: the store conformance suite, an
+//! in-process S3 server and a real ClickHouse server.
 //!
 //! ```no_run
 //! # async fn example(store: &dyn tape_session::SessionStore) {
@@ -7,6 +7,7 @@
 //! # }
 //! ```
 
+pub mod clickhouse;
 pub mod conformance;
 pub mod otlp_target;
 pub mod s3;
