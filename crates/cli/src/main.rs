@@ -5,6 +5,7 @@ mod commands;
 mod env;
 mod lock;
 mod output;
+mod signals;
 mod store;
 mod target;
 

@@ -1,6 +1,5 @@
 //! `otlp-tape capture`: receive live OTLP and record it into a session.
 
-use std::future::Future;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -73,7 +72,7 @@ pub async fn run(
     metadata.enabled_flags = args.flags.iter().map(|flag| flag.trim().to_owned()).filter(|f| !f.is_empty()).collect();
     metadata.parameters = parameters(&args);
 
-    let stop_signal = stop_signals()?;
+    let mut stop_signals = crate::signals::StopSignals::register()?;
     let location = store.location();
     let capture = Capture::start(Arc::clone(&store), metadata, config)
         .await
@@ -96,7 +95,7 @@ pub async fn run(
         .then(|| tokio::spawn(show_progress(Arc::clone(capture.stats()), started)));
     let stopper = capture.stop_handle();
     let signals = tokio::spawn(async move {
-        stop_signal.await;
+        stop_signals.next().await;
         stopper.stop();
     });
     let outcome = capture.wait().await;
@@ -342,29 +341,6 @@ async fn show_progress(stats: Arc<Stats>, started: Instant) {
             total.throttled,
         );
     }
-}
-
-/// Ctrl-C or SIGTERM, registered before the capture says it is ready, so
-/// that a signal sent as soon as it is cannot kill the process unfinished.
-#[cfg(unix)]
-fn stop_signals() -> anyhow::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
-}
-
-/// Ctrl-C.
-#[cfg(not(unix))]
-fn stop_signals() -> anyhow::Result<impl Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
 }
 
 /// Repairs every session with spool files left by a capture that is no

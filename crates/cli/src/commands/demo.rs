@@ -93,7 +93,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     // Registered first: Ctrl-C stops the replay, and both sessions are
     // finished rather than left active.
-    let stop = seed::stop_on_signals()?;
+    let stop = crate::signals::stop_on_signals()?;
     let started = Instant::now();
 
     // 1. The seed session, as `otlp-tape seed` writes it.

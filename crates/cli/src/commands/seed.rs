@@ -134,7 +134,7 @@ impl LiveSummary {
 pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let live = if args.live.enabled {
         // Registered first, so that Ctrl-C at any moment finishes the session.
-        let stop = stop_on_signals()?;
+        let stop = crate::signals::stop_on_signals()?;
         let targets = crate::target::targets(&args.live.target)?;
         let concurrency = usize::from(args.live.concurrency.unwrap_or(LIVE_CONCURRENCY).max(1));
         Some(Live { targets, concurrency, stop })
@@ -675,34 +675,6 @@ async fn send_live(
 /// The live summary, whatever a panicking holder left in it.
 fn lock(summary: &Mutex<LiveSummary>) -> std::sync::MutexGuard<'_, LiveSummary> {
     summary.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A token cancelled at the first Ctrl-C (SIGINT) or SIGTERM. The handlers
-/// are installed before it returns, so a signal that comes at any moment
-/// after stops the command cleanly instead of killing it.
-pub fn stop_on_signals() -> anyhow::Result<CancellationToken> {
-    let stop = CancellationToken::new();
-    let cancel = stop.clone();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            cancel.cancel();
-        });
-    }
-    #[cfg(not(unix))]
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
-        }
-    });
-    Ok(stop)
 }
 
 /// What regenerating a seed session found.

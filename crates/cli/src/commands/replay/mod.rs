@@ -34,6 +34,7 @@ use self::report::{Counts, DryRunPlan, OptionsRecord, Report, SessionRecord, Tar
 use crate::cli::{OutputFormat, ReplayArgs};
 use crate::env;
 use crate::output::{note, print_json};
+use crate::signals::StopSignals;
 
 /// Exit code of a process stopped by a second Ctrl-C (128 + SIGINT).
 const EXIT_INTERRUPTED: i32 = 130;
@@ -203,7 +204,7 @@ pub async fn run(
     note("Stop with Ctrl-C (or SIGTERM): the requests in flight finish, then the replay is summarised.");
 
     let stop = CancellationToken::new();
-    let signal_task = tokio::spawn(stop_signals.watch(stop.clone(), args.checkpoint.is_some()));
+    let signal_task = tokio::spawn(watch_signals(stop_signals, stop.clone(), args.checkpoint.is_some()));
     let display = if args.no_progress || quiet {
         status::Display::Off
     } else if std::io::stderr().is_terminal() {
@@ -471,57 +472,19 @@ fn check_directory(flag: &str, path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Ctrl-C and SIGTERM: the first stops the replay cleanly, a second quits
-/// at once.
-struct StopSignals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    #[cfg(unix)]
-    fn register() -> anyhow::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(StopSignals {
-            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
-        })
-    }
-
-    #[cfg(not(unix))]
-    fn register() -> anyhow::Result<Self> {
-        Ok(StopSignals {})
-    }
-
-    #[cfg(unix)]
-    async fn next(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-    }
-
-    #[cfg(not(unix))]
-    async fn next(&mut self) {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-
-    /// Cancels `stop` at the first signal and exits at the second.
-    async fn watch(mut self, stop: CancellationToken, checkpointing: bool) {
-        self.next().await;
-        note("Stopping: the requests in flight finish first (Ctrl-C again to quit at once).");
-        stop.cancel();
-        self.next().await;
-        let checkpoint = if checkpointing {
-            " The checkpoint holds the position of the last record done; requests in flight are sent again on --resume."
-        } else {
-            ""
-        };
-        note(format!("Quitting at once.{checkpoint}"));
-        std::process::exit(EXIT_INTERRUPTED);
-    }
+/// Cancels `stop` at the first Ctrl-C or SIGTERM and exits at the second.
+async fn watch_signals(mut signals: StopSignals, stop: CancellationToken, checkpointing: bool) {
+    signals.next().await;
+    note("Stopping: the requests in flight finish first (Ctrl-C again to quit at once).");
+    stop.cancel();
+    signals.next().await;
+    let checkpoint = if checkpointing {
+        " The checkpoint holds the position of the last record done; requests in flight are sent again on --resume."
+    } else {
+        ""
+    };
+    note(format!("Quitting at once.{checkpoint}"));
+    std::process::exit(EXIT_INTERRUPTED);
 }
 
 #[cfg(test)]
