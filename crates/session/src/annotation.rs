@@ -19,6 +19,28 @@ pub const PHASE_ANNOTATION_TYPE: &str = "test";
 /// The start of the `annotationKey` of phase annotations, followed by the
 /// phase's name: `test.phase.baseline`.
 pub const PHASE_KEY_PREFIX: &str = "test.phase.";
+/// The label of records outside every phase; no phase may take this name.
+pub const UNLABELLED: &str = "unlabelled";
+
+/// Checks that `name` can name a phase: 1 to 64 letters, digits, `_` or
+/// `-`, and not [`UNLABELLED`]. Phase names become directory names in a
+/// by-phase export, so nothing that could leave or escape a directory
+/// (`/`, `..`, a backslash, a leading `.`) is allowed.
+pub fn check_phase_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a phase name cannot be empty".to_owned());
+    }
+    if name.len() > 64 {
+        return Err(format!("phase name {name:?} is longer than 64 characters"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(format!("phase name {name:?} may only hold letters, digits, '_' and '-'"));
+    }
+    if name == UNLABELLED {
+        return Err(format!("phase name {UNLABELLED:?} is reserved for records outside every phase"));
+    }
+    Ok(())
+}
 
 /// A label on a time range of a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +106,33 @@ impl Annotation {
         self.annotation_value.to_string()
     }
 
-    fn check(&self, session: &SessionId) -> Result<(), String> {
+    /// What makes two annotations the same, as 64 hex digits: a SHA-256 of
+    /// the session, type, key, time range and value (not of who made it or
+    /// when). Pushing an annotation whose identity is already in ClickHouse
+    /// adds nothing, and adding it to a session again is refused.
+    pub fn identity(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for part in [
+            self.session_id.as_str().as_bytes(),
+            self.annotation_type.as_bytes(),
+            self.annotation_key.as_bytes(),
+            &self.time_range_start.unix_nanos().to_be_bytes(),
+            &self.time_range_end.unix_nanos().to_be_bytes(),
+            self.value_text().as_bytes(),
+        ] {
+            // Each part is preceded by its length, so no two different
+            // annotations hash the same bytes.
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    /// Checks what every annotation must be: of `session`, with a type and
+    /// a key, a time range whose end is not before its start, and for a
+    /// phase annotation a name that [`check_phase_name`] accepts.
+    pub fn check(&self, session: &SessionId) -> Result<(), String> {
         if &self.session_id != session {
             return Err(format!("the annotation belongs to session {}, not {session}", self.session_id));
         }
@@ -99,6 +147,9 @@ impl Annotation {
                 "the time range is inverted: timeRangeEnd {} is before timeRangeStart {}",
                 self.time_range_end, self.time_range_start
             ));
+        }
+        if let Some(name) = self.phase_name() {
+            check_phase_name(name)?;
         }
         Ok(())
     }
@@ -273,6 +324,54 @@ mod tests {
         let error = parse_jsonl(&session(), &to_jsonl(&annotations)).unwrap_err();
         assert_eq!(error.line, 3);
         assert!(error.message.contains("inverted"), "{error}");
+    }
+
+    #[test]
+    fn phase_names_that_could_escape_a_directory_are_refused() {
+        for name in ["baseline", "payment_failure", "ramp-down-2", &"x".repeat(64)] {
+            assert_eq!(check_phase_name(name), Ok(()), "{name}");
+        }
+        for (name, expected) in [
+            ("", "cannot be empty"),
+            ("../etc", "may only hold"),
+            ("a/b", "may only hold"),
+            ("a\\b", "may only hold"),
+            (".hidden", "may only hold"),
+            ("..", "may only hold"),
+            ("with space", "may only hold"),
+            ("unlabelled", "reserved"),
+            (&"x".repeat(65), "longer than 64"),
+        ] {
+            let error = check_phase_name(name).unwrap_err();
+            assert!(error.contains(expected), "{name}: {error}");
+        }
+        let mut annotation = phases().remove(0);
+        annotation.annotation_key = "test.phase.../../etc".to_owned();
+        let error = parse_jsonl(&session(), &to_jsonl(&[annotation])).unwrap_err();
+        assert!(error.message.contains("may only hold"), "{error}");
+    }
+
+    #[test]
+    fn identity_ignores_who_and_when_but_not_what() {
+        let annotation = phases().remove(1);
+        let identity = annotation.identity();
+        assert_eq!(identity.len(), 64);
+        let mut other = annotation.clone();
+        other.created_by = "someone else".to_owned();
+        other.created_at = Timestamp::from_unix_nanos(0);
+        assert_eq!(other.identity(), identity);
+        let edits: [fn(&mut Annotation); 5] = [
+            |a| a.annotation_key.push('x'),
+            |a| a.annotation_type.push('x'),
+            |a| a.time_range_start = Timestamp::from_unix_nanos(a.time_range_start.unix_nanos() + 1),
+            |a| a.time_range_end = Timestamp::from_unix_nanos(a.time_range_end.unix_nanos() + 1),
+            |a| a.annotation_value = json!({"phase": "failure"}),
+        ];
+        for edit in edits {
+            let mut edited = annotation.clone();
+            edit(&mut edited);
+            assert_ne!(edited.identity(), identity, "{edited:?}");
+        }
     }
 
     #[test]

@@ -127,6 +127,33 @@ impl ClickHouseServer {
         PASSWORD
     }
 
+    /// Runs one SQL statement over HTTP as ClickHouse's `default` user and
+    /// returns its output (TabSeparated unless the statement says
+    /// otherwise). Panics with the server's message when it fails: this is
+    /// how tests look at tables independently of the code under test.
+    pub async fn query(&self, sql: &str) -> String {
+        let exchange = async {
+            let mut stream = TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, self.http_port))).await?;
+            let head = format!(
+                "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+                sql.len()
+            );
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(sql.as_bytes()).await?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await?;
+            std::io::Result::Ok(response)
+        };
+        let response = match tokio::time::timeout(START_LIMIT, exchange).await {
+            Ok(Ok(response)) => String::from_utf8_lossy(&response).into_owned(),
+            Ok(Err(error)) => panic!("send `{sql}` to the ClickHouse test server: {error}"),
+            Err(elapsed) => panic!("the ClickHouse test server did not answer `{sql}`: {elapsed}"),
+        };
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "`{sql}` failed: {head}\n{body}");
+        body.to_owned()
+    }
+
     /// The directory holding the server's configuration (`config.xml`,
     /// `users.xml`), data (`data/`) and logs (`log/`).
     pub fn dir(&self) -> &Path {
@@ -327,7 +354,8 @@ fn write_config(dir: &Path, http_port: u16, tcp_port: u16) -> std::io::Result<()
     // 18.16 reads `<yandex>` as the root element, requires
     // `mark_cache_size` (later versions default it) and wants directory
     // paths with a trailing slash. Without `interserver_http_port` it opens
-    // no replication port.
+    // no replication port. A short keep-alive lets a stop finish quickly
+    // while a client still holds an idle connection.
     let config = format!(
         r#"<?xml version="1.0"?>
 <yandex>
@@ -348,6 +376,7 @@ fn write_config(dir: &Path, http_port: u16, tcp_port: u16) -> std::io::Result<()
     <default_database>default</default_database>
     <timezone>UTC</timezone>
     <mark_cache_size>268435456</mark_cache_size>
+    <keep_alive_timeout>1</keep_alive_timeout>
 </yandex>
 "#,
         log = path("log/server.log"),

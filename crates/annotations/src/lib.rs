@@ -1,0 +1,24 @@
+//! otlp-tape's annotations beyond the session: the ClickHouse sink that
+//! keeps them in an `annotations` table for training pipelines
+//! ([`clickhouse`]), and the training-data reader that labels a session's
+//! records with their phases ([`reader`]).
+//!
+//! ```no_run
+//! # async fn example(store: &dyn tape_session::SessionStore, id: &tape_session::SessionId) -> anyhow::Result<()> {
+//! use futures::TryStreamExt;
+//!
+//! let metadata = store.read_metadata(id).await?;
+//! let phases = tape_annotations::session_phases(store, &metadata).await?;
+//! let mut records = std::pin::pin!(tape_annotations::by_phase(store, &metadata, &phases));
+//! while let Some(labelled) = records.try_next().await? {
+//!     println!("{} {} {} items", labelled.label.name(), labelled.signal, labelled.record.item_count);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod clickhouse;
+pub mod reader;
+
+pub use crate::clickhouse::{ClickHouseConfig, ClickHouseSink, PushOutcome, SinkError};
+pub use crate::reader::{Label, Labelled, Phase, PhaseError, PhasesError, by_phase, phases_of, session_phases};
