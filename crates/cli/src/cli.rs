@@ -57,8 +57,11 @@ pub enum Command {
     Sessions(SessionsCommand),
     /// Import OTLP files (the Collector's file exporter formats) as a new session.
     Import(ImportArgs),
-    /// Export a session's records as OTLP files (the Collector's file exporter formats).
+    /// Export a session's records as OTLP files (the Collector's file exporter formats), whole or by phase.
     Export(ExportArgs),
+    /// List, add and push a session's annotations (phases and incidents), in the session and in ClickHouse.
+    #[command(subcommand)]
+    Annotations(AnnotationsCommand),
     /// Generate a deterministic seed session from a scenario pattern.
     Seed(SeedArgs),
     /// Receive live OTLP (gRPC and HTTP) and record it into a new session until Ctrl-C, SIGTERM or a limit.
@@ -241,9 +244,93 @@ pub struct ExportArgs {
     /// Directory for the files (created when missing): traces, metrics and logs files, one per signal present.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Replace files that exist in the directory.
+    /// Training data: one directory per phase of the session's annotations (records by receive time), one for
+    /// records outside every phase (unlabelled), and a labels.json manifest.
+    #[arg(long)]
+    pub by_phase: bool,
+    /// Replace files (with --by-phase, phase directories and labels.json) that exist in the directory.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Where the ClickHouse `annotations` table is.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "ClickHouse")]
+#[allow(clippy::struct_field_names)] // the flags' names: --clickhouse-url, ...
+pub struct ClickHouseArgs {
+    /// HTTP URL of ClickHouse, such as http://localhost:8123; CLICKHOUSE_URL. Without it, annotations stay in
+    /// the session only.
+    #[arg(long, value_name = "URL")]
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse user; CLICKHOUSE_USER, else `default`. The password comes from CLICKHOUSE_PASSWORD only.
+    #[arg(long, value_name = "USER")]
+    pub clickhouse_user: Option<String>,
+    /// Database of the annotations table, created when missing; CLICKHOUSE_DATABASE, else `otel`.
+    #[arg(long, value_name = "NAME")]
+    pub clickhouse_database: Option<String>,
+}
+
+/// Where `annotations list` reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnnotationSource {
+    /// The session's annotations.jsonl.
+    Session,
+    /// The ClickHouse annotations table.
+    Clickhouse,
+}
+
+/// `otlp-tape annotations ...`
+#[derive(Debug, Subcommand)]
+pub enum AnnotationsCommand {
+    /// A session's annotations, by start of their time range.
+    List {
+        /// The session.
+        #[arg(long)]
+        session: SessionId,
+        /// Read them from the session (default) or from ClickHouse.
+        #[arg(long, value_enum, default_value_t = AnnotationSource::Session)]
+        source: AnnotationSource,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// Add an annotation to a session, such as an incident an operator marks in a capture
+    /// (--key test.phase.incident); it is also pushed to ClickHouse when that is configured.
+    Add {
+        /// The session.
+        #[arg(long)]
+        session: SessionId,
+        /// Its key: test.phase.<name> makes a phase (the name: letters, digits, '_' and '-').
+        #[arg(long)]
+        key: String,
+        /// Start of its range: an offset into the session (30s, 1m30s, 90) or an RFC 3339 time.
+        #[arg(long, value_name = "OFFSET|TIME", value_parser = parse_time_bound)]
+        from: TimeBound,
+        /// End of its range (exclusive): an offset into the session or an RFC 3339 time.
+        #[arg(long, value_name = "OFFSET|TIME", value_parser = parse_time_bound)]
+        until: TimeBound,
+        /// Its value, JSON; default for a phase {"sessionId", "phase", "flags": [], "description"}, else {}.
+        #[arg(long, value_name = "JSON")]
+        value: Option<String>,
+        /// Its type; default `test` for test.* keys, else the key's first part.
+        #[arg(long = "type", value_name = "TYPE")]
+        annotation_type: Option<String>,
+        /// What a phase is about (goes into the default value).
+        #[arg(long, conflicts_with = "value")]
+        description: Option<String>,
+        /// Who adds it.
+        #[arg(long, value_name = "NAME", default_value = "otlp-tape annotations add")]
+        created_by: String,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// Write a session's annotations to ClickHouse; those already there are not written again.
+    Push {
+        /// The session.
+        #[arg(long)]
+        session: SessionId,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
 }
 
 /// `otlp-tape seed`
@@ -282,6 +369,9 @@ pub struct SeedArgs {
     /// `--live` and its target.
     #[command(flatten)]
     pub live: LiveArgs,
+    /// Where the phases are also written, when configured.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
 }
 
 /// `seed --live`: real-time pacing and the OTLP target.

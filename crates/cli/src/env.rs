@@ -131,3 +131,13 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub fn first_set(names: &[&str]) -> Option<String> {
     names.iter().find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
 }
+
+/// HTTP URL of the ClickHouse server holding the `annotations` table, such as
+/// `http://localhost:8123`; unset means annotations stay in the session only.
+pub const CLICKHOUSE_URL: &str = "CLICKHOUSE_URL";
+/// ClickHouse user (default `default`).
+pub const CLICKHOUSE_USER: &str = "CLICKHOUSE_USER";
+/// Password of the ClickHouse user (default none).
+pub const CLICKHOUSE_PASSWORD: &str = "CLICKHOUSE_PASSWORD";
+/// Database of the `annotations` table, created when missing (default `otel`).
+pub const CLICKHOUSE_DATABASE: &str = "CLICKHOUSE_DATABASE";

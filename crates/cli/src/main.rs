@@ -1,6 +1,7 @@
 //! `otlp-tape`: record, generate and replay OpenTelemetry (OTLP) traffic.
 
 mod cli;
+mod clickhouse;
 mod commands;
 mod env;
 mod lock;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{BenchCommand, Cli, Command, PatternsCommand, SessionsCommand};
+use crate::cli::{AnnotationsCommand, BenchCommand, Cli, Command, PatternsCommand, SessionsCommand};
 
 /// Exit code of a run that failed: an error, or a check that found problems.
 const EXIT_FAILURE: u8 = 1;
@@ -73,6 +74,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => commands::import::run(store, args, format).await,
         Command::Export(args) => commands::export::run(store, args, format).await,
         Command::Seed(args) => commands::seed::run(store, args, format).await,
+        Command::Annotations(AnnotationsCommand::List { session, source, clickhouse }) => {
+            commands::annotations::list(store, &session, source, &clickhouse, format).await
+        }
+        Command::Annotations(AnnotationsCommand::Add {
+            session,
+            key,
+            from,
+            until,
+            value,
+            annotation_type,
+            description,
+            created_by,
+            clickhouse,
+        }) => {
+            let request =
+                commands::annotations::AddRequest { key, from, until, value, annotation_type, description, created_by };
+            commands::annotations::add(store, &session, request, &clickhouse, format).await
+        }
+        Command::Annotations(AnnotationsCommand::Push { session, clickhouse }) => {
+            commands::annotations::push_session(store, &session, &clickhouse, format).await
+        }
         Command::Patterns(_) | Command::Bench(_) | Command::Capture(_) | Command::Replay(_) | Command::Demo(_) => {
             unreachable!("handled above")
         }

@@ -34,8 +34,8 @@ mod time;
 mod writer;
 
 pub use annotation::{
-    ANNOTATIONS_FILE, Annotation, AnnotationError, PHASE_ANNOTATION_TYPE, PHASE_KEY_PREFIX, UNLABELLED, check_phase_name,
-    parse_jsonl, to_jsonl,
+    ANNOTATIONS_FILE, Annotation, AnnotationError, PHASE_ANNOTATION_TYPE, PHASE_KEY_PREFIX, UNLABELLED,
+    check_phase_name, parse_jsonl, to_jsonl,
 };
 pub use blob::{BlobDecoder, BlobError, BlobReader, BlobSummary, BlobWriter, Record};
 pub use error::{BoxError, Error};

@@ -73,6 +73,7 @@ pub async fn seed(args: &BenchSeedArgs, format: OutputFormat) -> anyhow::Result<
         session_id: Some("bench".parse().expect("a valid session id")),
         description: Some("otlp-tape bench seed".to_owned()),
         live: crate::cli::LiveArgs::default(),
+        clickhouse: crate::cli::ClickHouseArgs::default(),
     };
     let (summary, elapsed) = seed::generate(&store, &seed_args).await?;
     let seconds = elapsed.as_secs_f64();

@@ -404,6 +404,7 @@ async fn generate(
         session_id: Some(id.clone()),
         description: Some("otlp-tape bench replay".to_owned()),
         live: LiveArgs::default(),
+        clickhouse: crate::cli::ClickHouseArgs::default(),
     };
     let (summary, elapsed) = seed::generate(store, &seed_args).await?;
     let metadata =

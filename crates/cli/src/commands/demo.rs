@@ -109,6 +109,7 @@ pub async fn run(
         session_id: None,
         description: Some("otlp-tape demo".to_owned()),
         live: LiveArgs::default(),
+        clickhouse: crate::cli::ClickHouseArgs::default(),
     };
     let (seeded, seed_elapsed) = seed::generate(store.as_ref(), &seed_args).await?;
     let seed_id = seeded.session_id.clone();

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod annotations;
 pub mod bench;
 pub mod bench_replay;
 pub mod capture;

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{LiveArgs, OutputFormat, Preset, SeedArgs, Start};
+use crate::clickhouse::ClickHouseReport;
 use crate::commands::patterns::{self, DEFAULT_ERROR_RATE, DEFAULT_RATE};
 use crate::output::{human_bytes, note, print_json};
 
@@ -90,6 +91,28 @@ pub struct SeedSummary {
     /// What a live run sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<LiveSummary>,
+    /// What was written to ClickHouse, when it is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clickhouse: Option<ClickHouseReport>,
+}
+
+/// Pushes the session's phase annotations to the configured ClickHouse. A
+/// failure is a warning: the session is stored either way.
+async fn push_phases(store: &dyn SessionStore, args: &SeedArgs, id: &SessionId) -> Option<ClickHouseReport> {
+    let config = crate::clickhouse::config(&args.clickhouse)?;
+    let annotations = match crate::clickhouse::session_annotations(store, id).await {
+        Ok(annotations) => annotations,
+        Err(error) => {
+            note(format!("warning: the phases of session {id} were not written to ClickHouse: {error:#}"));
+            return Some(ClickHouseReport {
+                table: config.url,
+                inserted: 0,
+                already_present: 0,
+                error: Some(format!("{error:#}")),
+            });
+        }
+    };
+    Some(crate::clickhouse::push_or_warn(config, id, &annotations, "the phases").await)
 }
 
 /// What `seed --live` sent, per signal.
@@ -142,7 +165,8 @@ pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat)
         refuse_target_flags_without_live(&args.live);
         None
     };
-    let (summary, elapsed) = generate_session(store, &args, live).await?;
+    let (mut summary, elapsed) = generate_session(store, &args, live).await?;
+    summary.clickhouse = push_phases(store, &args, &summary.session_id).await;
     if format == OutputFormat::Json {
         print_json(&summary)?;
         return live_outcome(&summary);
@@ -184,6 +208,9 @@ pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat)
         let length = human_duration(phase.end.unix_nanos() - phase.start.unix_nanos());
         let flags = if phase.flags.is_empty() { String::new() } else { format!("  flags: {}", phase.flags.join(", ")) };
         note(format!("    {:<width$}  {} .. {}  {length}{flags}", phase.name, phase.start, phase.end));
+    }
+    if let Some(ClickHouseReport { table, inserted, already_present, error: None }) = &summary.clickhouse {
+        note(format!("  Phases written to ClickHouse {table}: {inserted} new, {already_present} already there."));
     }
     match &summary.live {
         Some(live) => {
@@ -435,6 +462,7 @@ async fn generate_session(
         content_hash: metadata.content_hash.clone(),
         phases: metadata.phases.clone(),
         live: live_summary,
+        clickhouse: None,
     };
     Ok((summary, elapsed))
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `otlp-tape` binary in a temporary directory.
 
+mod annotations;
 mod bad_input;
 mod bench;
 mod capture;
@@ -10,6 +11,7 @@ mod replay;
 mod s3;
 mod seed;
 mod sessions;
+mod stack;
 
 use std::path::{Path, PathBuf};
 
@@ -25,9 +27,18 @@ pub fn data(name: &str) -> PathBuf {
 pub fn tape(store: &Path) -> Command {
     let mut command = Command::cargo_bin("otlp-tape").unwrap();
     command.arg("--store").arg(store);
-    for name in
-        ["OTLP_TAPE_STORE", "MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_BUCKET", "RUST_LOG"]
-    {
+    for name in [
+        "OTLP_TAPE_STORE",
+        "MINIO_ENDPOINT",
+        "MINIO_ACCESS_KEY",
+        "MINIO_SECRET_KEY",
+        "MINIO_BUCKET",
+        "RUST_LOG",
+        "CLICKHOUSE_URL",
+        "CLICKHOUSE_USER",
+        "CLICKHOUSE_PASSWORD",
+        "CLICKHOUSE_DATABASE",
+    ] {
         command.env_remove(name);
     }
     command
