@@ -3,23 +3,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tape_session::{SessionMetadata, SessionStore};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
 
 use crate::forward::{ForwardConfig, Upstream, forwarder};
 use crate::intake::Intake;
+use crate::receivers::{Forwarding, Listeners, Servers};
 use crate::recorder::{RecorderConfig, RecordingOutcome, StopHandle, recorder};
 use crate::stats::{Stats, StatsSnapshot};
-use crate::{grpc, http};
-
-/// How long the receivers may take to finish the requests in flight once
-/// the recording has stopped.
-const SERVER_DRAIN: Duration = Duration::from_secs(5);
 
 /// Everything a capture needs besides the store and the session.
 pub struct CaptureConfig {
@@ -35,7 +27,7 @@ pub struct CaptureConfig {
     pub forward: Option<(Arc<dyn Upstream>, ForwardConfig)>,
 }
 
-/// Why a capture could not start.
+/// Why a capture (or [`Receivers`](crate::Receivers)) could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A listener could not be bound.
@@ -49,7 +41,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The session could not be created (its id is taken, or the store
-    /// failed).
+    /// failed). Not returned by [`Receivers::start`](crate::Receivers::start).
     #[error(transparent)]
     Session(#[from] tape_session::Error),
     /// Neither receiver is on.
@@ -66,7 +58,8 @@ pub struct Capture {
     done: JoinHandle<Result<CaptureOutcome, tape_session::Error>>,
 }
 
-/// How a capture ended.
+/// How a capture ended (a [`Capture`] or an
+/// [`AttachedCapture`](crate::AttachedCapture)).
 #[derive(Debug, Clone)]
 pub struct CaptureOutcome {
     /// The session as finished, and why it ended.
@@ -83,74 +76,32 @@ impl Capture {
         metadata: SessionMetadata,
         config: CaptureConfig,
     ) -> Result<Capture, StartError> {
-        if config.grpc.is_none() && config.http.is_none() {
-            return Err(StartError::NoReceiver);
-        }
-        let grpc_listener = bind("gRPC", config.grpc).await?;
-        let http_listener = bind("HTTP", config.http).await?;
-        let grpc_addr = grpc_listener.as_ref().and_then(|listener| listener.local_addr().ok());
-        let http_addr = http_listener.as_ref().and_then(|listener| listener.local_addr().ok());
+        let listeners = Listeners::bind(config.grpc, config.http).await?;
+        let (grpc_addr, http_addr) = (listeners.grpc_addr(), listeners.http_addr());
 
         let stats = Arc::new(Stats::default());
         let (recorder, recording, stop) = recorder(store, metadata, config.recorder, Arc::clone(&stats));
         let (forwarder, forwarding) = match config.forward {
             Some((upstream, forward_config)) => {
                 let (forwarder, task) = forwarder(upstream, forward_config, Arc::clone(&stats));
-                (Some(forwarder), Some(task))
+                (Some(forwarder), Some(Forwarding::spawn(task)))
             }
             None => (None, None),
         };
         let intake = Intake::new(Some(recorder), forwarder, Arc::clone(&stats), config.max_request_bytes);
-
-        let (servers_stop, servers_stopped) = watch::channel(false);
-        let shutdown = move || {
-            let mut stopped = servers_stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }
-        };
-        let mut servers = Vec::new();
-        if let Some(listener) = grpc_listener {
-            let (intake, shutdown) = (intake.clone(), shutdown());
-            servers.push(tokio::spawn(async move {
-                if let Err(error) = grpc::serve(listener, intake, shutdown).await {
-                    warn!("The OTLP/gRPC receiver failed: {error}");
-                }
-            }));
-        }
-        if let Some(listener) = http_listener {
-            let (intake, shutdown) = (intake.clone(), shutdown());
-            servers.push(tokio::spawn(async move {
-                if let Err(error) = http::serve(listener, intake, shutdown).await {
-                    warn!("The OTLP/HTTP receiver failed: {error}");
-                }
-            }));
-        }
-        drop(intake);
-        let (announce_drain, drain_starts) = tokio::sync::oneshot::channel::<()>();
-        let forwarding = forwarding.map(|task| {
-            tokio::spawn(task.run(async move {
-                let _ = drain_starts.await;
-            }))
-        });
+        let servers = Servers::spawn(listeners, intake);
         let final_stats = Arc::clone(&stats);
         let (started, created) = tokio::sync::oneshot::channel();
         let done = tokio::spawn(async move {
             let outcome = recording.run(Some(started)).await;
             // The recording no longer admits anything; the receivers answer
             // what is in flight with a retryable code and stop.
-            servers_stop.send_replace(true);
-            for server in servers {
-                if tokio::time::timeout(SERVER_DRAIN, server).await.is_err() {
-                    debug!("A receiver did not finish its requests in time.");
-                }
-            }
+            servers.drain().await;
             // Every forwarder handle was held by the receivers: now the
-            // forwarder drains its queue and ends.
-            // The forwarder gets its drain time from now on.
-            let _ = announce_drain.send(());
+            // forwarder drains its queue and ends, and gets its drain time
+            // from now on.
             if let Some(forwarding) = forwarding {
-                let _ = forwarding.await;
+                forwarding.finish().await;
             }
             Ok(CaptureOutcome { recording: outcome?, stats: final_stats.snapshot() })
         });
@@ -206,15 +157,6 @@ impl Capture {
         match self.done.await {
             Ok(outcome) => outcome,
             Err(error) => Err(tape_session::Error::backend("the capture task failed", error)),
-        }
-    }
-}
-
-async fn bind(protocol: &'static str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>, StartError> {
-    match addr {
-        None => Ok(None),
-        Some(addr) => {
-            TcpListener::bind(addr).await.map(Some).map_err(|source| StartError::Bind { protocol, addr, source })
         }
     }
 }

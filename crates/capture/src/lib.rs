@@ -7,7 +7,9 @@
 //!   retryable refusals instead of unbounded buffering;
 //! - [`Forwarder`] passes accepted requests on to an upstream endpoint
 //!   without holding up recording;
-//! - [`Capture`] starts and stops them together.
+//! - [`Capture`] starts and stops them together;
+//! - [`Receivers`] keep serving while captures are attached and stopped,
+//!   one at a time, for a long-running server.
 
 mod capture;
 mod forward;
@@ -15,6 +17,7 @@ pub mod grpc;
 pub mod http;
 mod http_body;
 mod intake;
+mod receivers;
 mod recorder;
 mod stats;
 
@@ -24,6 +27,7 @@ pub use http_body::{
     DEFAULT_MAX_REQUEST_BYTES, ReceivedBody, Rejection, decode_body, error_response, success_response,
 };
 pub use intake::{Intake, MAX_REQUESTS_IN_FLIGHT};
+pub use receivers::{AttachError, AttachedCapture, Receivers, ReceiversConfig};
 pub use recorder::{
     Admitted, Recorder, RecorderConfig, RecordingOutcome, RecordingTask, Refusal, StopHandle, StopReason, now, recorder,
 };

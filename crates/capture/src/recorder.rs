@@ -247,6 +247,16 @@ impl Recorder {
     pub fn is_stopping(&self) -> bool {
         self.inner.stopping.load(Ordering::Acquire)
     }
+
+    /// The counters the recorder counts into.
+    pub(crate) fn stats(&self) -> &Arc<Stats> {
+        &self.inner.stats
+    }
+
+    /// Whether `other` is a handle on the same recording.
+    pub(crate) fn is_same(&self, other: &Recorder) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
 }
 
 impl RecordingTask {

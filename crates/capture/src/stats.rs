@@ -1,14 +1,19 @@
 //! Counters of a capture, per signal, shared by the receivers, the
 //! recorder and the forwarder, and read for progress and the summary.
+//!
+//! Counters can be part of others: a capture attached to long-running
+//! [`Receivers`](crate::Receivers) counts into its own [`Stats`], and every
+//! count also goes to the receivers' totals.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use tape_otlp::Signal;
 
-/// Counters of one signal.
+/// The counts of one signal.
 #[derive(Debug, Default)]
-pub struct SignalStats {
+struct Counts {
     requests: AtomicU64,
     items: AtomicU64,
     bytes: AtomicU64,
@@ -20,58 +25,110 @@ pub struct SignalStats {
     forward_failed: AtomicU64,
 }
 
+/// Counters of one signal.
+#[derive(Debug)]
+pub struct SignalStats {
+    counts: Counts,
+    signal: Signal,
+    /// The counters these are part of: every count goes there too.
+    total: Option<Arc<Stats>>,
+}
+
 impl SignalStats {
+    /// Counts with `add` here and in the totals these are part of.
+    fn count(&self, add: &dyn Fn(&Counts)) {
+        add(&self.counts);
+        if let Some(total) = &self.total {
+            total.signal(self.signal).count(add);
+        }
+    }
+
     pub(crate) fn admitted(&self, items: u64, bytes: u64) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.items.fetch_add(items, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.count(&|counts| {
+            counts.requests.fetch_add(1, Ordering::Relaxed);
+            counts.items.fetch_add(items, Ordering::Relaxed);
+            counts.bytes.fetch_add(bytes, Ordering::Relaxed);
+        });
     }
 
     pub(crate) fn ignored(&self, items: u64) {
-        self.ignored_requests.fetch_add(1, Ordering::Relaxed);
-        self.ignored_items.fetch_add(items, Ordering::Relaxed);
+        self.count(&|counts| {
+            counts.ignored_requests.fetch_add(1, Ordering::Relaxed);
+            counts.ignored_items.fetch_add(items, Ordering::Relaxed);
+        });
     }
 
     pub(crate) fn rejected(&self) {
-        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.count(&|counts| {
+            counts.rejected.fetch_add(1, Ordering::Relaxed);
+        });
     }
 
     pub(crate) fn throttled(&self) {
-        self.throttled.fetch_add(1, Ordering::Relaxed);
+        self.count(&|counts| {
+            counts.throttled.fetch_add(1, Ordering::Relaxed);
+        });
     }
 
     pub(crate) fn forwarded(&self) {
-        self.forwarded.fetch_add(1, Ordering::Relaxed);
+        self.count(&|counts| {
+            counts.forwarded.fetch_add(1, Ordering::Relaxed);
+        });
     }
 
     pub(crate) fn forward_failed(&self) {
-        self.forward_failed.fetch_add(1, Ordering::Relaxed);
+        self.count(&|counts| {
+            counts.forward_failed.fetch_add(1, Ordering::Relaxed);
+        });
     }
 
     fn snapshot(&self) -> SignalSnapshot {
+        let counts = &self.counts;
         SignalSnapshot {
-            requests: self.requests.load(Ordering::Relaxed),
-            items: self.items.load(Ordering::Relaxed),
-            bytes: self.bytes.load(Ordering::Relaxed),
-            ignored_requests: self.ignored_requests.load(Ordering::Relaxed),
-            ignored_items: self.ignored_items.load(Ordering::Relaxed),
-            rejected: self.rejected.load(Ordering::Relaxed),
-            throttled: self.throttled.load(Ordering::Relaxed),
-            forwarded: self.forwarded.load(Ordering::Relaxed),
-            forward_failed: self.forward_failed.load(Ordering::Relaxed),
+            requests: counts.requests.load(Ordering::Relaxed),
+            items: counts.items.load(Ordering::Relaxed),
+            bytes: counts.bytes.load(Ordering::Relaxed),
+            ignored_requests: counts.ignored_requests.load(Ordering::Relaxed),
+            ignored_items: counts.ignored_items.load(Ordering::Relaxed),
+            rejected: counts.rejected.load(Ordering::Relaxed),
+            throttled: counts.throttled.load(Ordering::Relaxed),
+            forwarded: counts.forwarded.load(Ordering::Relaxed),
+            forward_failed: counts.forward_failed.load(Ordering::Relaxed),
         }
     }
 }
 
-/// Counters of a capture.
-#[derive(Debug, Default)]
+/// Counters of a capture (or of long-running receivers).
+#[derive(Debug)]
 pub struct Stats {
     signals: [SignalStats; 3],
     /// Requests refused before their signal was known (unknown path, wrong method).
     unrouted: AtomicU64,
+    /// The counters these are part of: every count goes there too.
+    total: Option<Arc<Stats>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new(None)
+    }
 }
 
 impl Stats {
+    fn new(total: Option<Arc<Stats>>) -> Stats {
+        let signal = |signal| SignalStats { counts: Counts::default(), signal, total: total.clone() };
+        Stats {
+            signals: [signal(Signal::Traces), signal(Signal::Metrics), signal(Signal::Logs)],
+            unrouted: AtomicU64::new(0),
+            total,
+        }
+    }
+
+    /// Counters of their own that also count everything into `total`.
+    pub(crate) fn part_of(total: Arc<Stats>) -> Stats {
+        Stats::new(Some(total))
+    }
+
     /// The counters of `signal`.
     pub fn signal(&self, signal: Signal) -> &SignalStats {
         match signal {
@@ -83,6 +140,9 @@ impl Stats {
 
     pub(crate) fn unrouted(&self) {
         self.unrouted.fetch_add(1, Ordering::Relaxed);
+        if let Some(total) = &self.total {
+            total.unrouted();
+        }
     }
 
     /// The counters as they are now.
@@ -160,5 +220,31 @@ impl StatsSnapshot {
             total.forward_failed += one.forward_failed;
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_of_a_part_also_go_to_the_total_and_not_back() {
+        let total = Arc::new(Stats::default());
+        let part = Stats::part_of(Arc::clone(&total));
+        part.signal(Signal::Traces).admitted(3, 100);
+        part.signal(Signal::Logs).ignored(2);
+        part.signal(Signal::Logs).rejected();
+        part.unrouted();
+        total.signal(Signal::Traces).admitted(1, 10);
+        total.signal(Signal::Metrics).forwarded();
+
+        let part = part.snapshot();
+        assert_eq!((part.traces.requests, part.traces.items, part.traces.bytes), (1, 3, 100));
+        assert_eq!((part.logs.ignored_requests, part.logs.ignored_items, part.logs.rejected), (1, 2, 1));
+        assert_eq!((part.metrics.forwarded, part.unrouted), (0, 1));
+        let total = total.snapshot();
+        assert_eq!((total.traces.requests, total.traces.items, total.traces.bytes), (2, 4, 110));
+        assert_eq!((total.logs.ignored_requests, total.logs.ignored_items, total.logs.rejected), (1, 2, 1));
+        assert_eq!((total.metrics.forwarded, total.unrouted), (1, 1));
     }
 }

@@ -3,36 +3,14 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{grpc_export, start};
-use tape_capture::{ForwardConfig, Upstream};
+use common::{grpc_export, start, upstream};
+use tape_capture::ForwardConfig;
 use tape_otlp::{ExportRequest, Signal};
-use tape_replay::{Exporter, ExporterConfig, Protocol, RetryPolicy};
+use tape_replay::Protocol;
 use tape_testkit::otlp_target::{OtlpTarget, OtlpTargetOptions};
-
-/// The replay crate's exporter as an upstream, as the command line wires it.
-struct ExporterUpstream(Exporter);
-
-#[async_trait::async_trait]
-impl Upstream for ExporterUpstream {
-    fn describe(&self) -> String {
-        self.0.endpoint().to_owned()
-    }
-
-    async fn send(&self, signal: Signal, payload: Bytes) -> Result<(), String> {
-        let policy = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
-        tape_replay::export_with_retry(&self.0, &policy, signal, payload).await.map(|_| ()).map_err(|e| e.to_string())
-    }
-}
-
-fn upstream(endpoint: &str, protocol: Protocol) -> Arc<dyn Upstream> {
-    let mut config = ExporterConfig::new(endpoint, protocol);
-    config.timeout = Duration::from_secs(5);
-    Arc::new(ExporterUpstream(Exporter::new(config).unwrap()))
-}
 
 fn requests() -> Vec<(Signal, Vec<u8>)> {
     vec![

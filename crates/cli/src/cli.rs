@@ -71,6 +71,9 @@ pub enum Command {
     /// List, show and validate scenario patterns.
     #[command(subcommand)]
     Patterns(PatternsCommand),
+    /// Run as a long-lived service: OTLP receivers that record while a capture is running, and an HTTP control
+    /// API for sessions, captures, replays, seeds, annotations, patterns, retention and metrics.
+    Serve(ServeArgs),
     /// Measure otlp-tape on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -198,6 +201,35 @@ pub enum SessionsCommand {
         #[arg(long, value_name = "DIR")]
         spool_dir: Option<PathBuf>,
     },
+    /// Delete sessions by age, count and total size; `active` sessions and those a running capture holds are kept.
+    Prune(PruneArgs),
+}
+
+/// `otlp-tape sessions prune`: at least one of --older-than, --keep-last and --max-total-size.
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("criterion").required(true).multiple(true).args(["older_than", "keep_last", "max_total_size"])
+))]
+pub struct PruneArgs {
+    /// Delete sessions that ended longer ago than this, such as 30d, 12h or 1d12h.
+    #[arg(long, value_name = "AGE", value_parser = crate::retention::parse_age)]
+    pub older_than: Option<std::time::Duration>,
+    /// Always keep the N newest sessions (of the --type); as the only criterion, delete all the others.
+    #[arg(long, value_name = "N", value_parser = parse_keep_last)]
+    pub keep_last: Option<usize>,
+    /// Then delete the oldest sessions until all sessions of the store take at most this much, such as 50GB, 500MB
+    /// or 1.5GiB (KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB of 1024).
+    #[arg(long, value_name = "SIZE", value_parser = crate::retention::parse_size)]
+    pub max_total_size: Option<u64>,
+    /// Only delete sessions of these types (repeat or comma-separate: seed, capture, training); default: all.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_session_type, value_delimiter = ',')]
+    pub types: Vec<SessionType>,
+    /// List what would be deleted and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where capture keeps its session locks (sessions a running capture holds are kept); default: OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool in the working directory.
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// File formats of import and export.
@@ -698,6 +730,14 @@ fn parse_session_type(name: &str) -> Result<SessionType, String> {
     name.parse()
 }
 
+fn parse_keep_last(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("--keep-last 0 would keep nothing: give at least 1".to_owned()),
+        Ok(count) => Ok(count),
+        Err(_) => Err(format!("invalid count {text:?}: expected a whole number, at least 1")),
+    }
+}
+
 fn parse_signal(name: &str) -> Result<Signal, String> {
     name.parse().map_err(|error: tape_otlp::ParseSignalError| error.to_string())
 }
@@ -731,4 +771,68 @@ fn parse_rate_limit(text: &str) -> Result<f64, String> {
         Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
         _ => Err("expected items per second above 0, such as 500 or 2.5".to_owned()),
     }
+}
+
+/// `otlp-tape serve`
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // independent switches
+pub struct ServeArgs {
+    /// Address of the HTTP control API.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub api: std::net::SocketAddr,
+    /// Require `Authorization: Bearer TOKEN` on every API call; OTLP_TAPE_API_TOKEN.
+    #[arg(long, value_name = "TOKEN", env = env::OTLP_TAPE_API_TOKEN, hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Allow a non-loopback --api address without --api-token.
+    #[arg(long)]
+    pub insecure_api: bool,
+    /// Largest API request body, in KiB.
+    #[arg(long, value_name = "KIB", default_value_t = 64)]
+    pub max_body_kb: usize,
+    /// Where OTLP/gRPC is received, or off.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_listen, default_value = "127.0.0.1:4317")]
+    pub grpc: Listen,
+    /// Where OTLP/HTTP is received, or off.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_listen, default_value = "127.0.0.1:4318")]
+    pub http: Listen,
+    /// Largest OTLP request accepted, after decompression, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    pub max_request_size_mb: u64,
+    /// Pass every accepted request on to this OTLP endpoint, whether a capture is running or not.
+    #[arg(long, value_name = "URL")]
+    pub forward: Option<String>,
+    /// Protocol of --forward: grpc, http/protobuf or http/json.
+    #[arg(long, value_name = "PROTOCOL", default_value = "http/protobuf", requires = "forward")]
+    pub forward_protocol: String,
+    /// A header for --forward, as KEY=VALUE; repeat for more.
+    #[arg(long = "forward-header", value_name = "KEY=VALUE", value_parser = parse_header, requires = "forward")]
+    pub forward_headers: Vec<(String, String)>,
+    /// Timeout of one forwarded request.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub forward_timeout: u64,
+    /// Requests that may wait to be forwarded.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub forward_queue: usize,
+    /// Where finished replays' JSON reports are written (created when missing).
+    #[arg(long, value_name = "DIR", default_value = ".otlp-tape/reports")]
+    pub reports_dir: PathBuf,
+    /// Where blobs being captured wait until committed when the store is S3, and where capture locks are kept;
+    /// OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool under the working directory.
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Apply the retention policy this often, such as 1h; off unless given (needs a --retention-* criterion).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub retention_interval: Option<u64>,
+    /// Retention: delete sessions that ended longer ago than this, such as 30d.
+    #[arg(long, value_name = "DURATION")]
+    pub retention_older_than: Option<String>,
+    /// Retention: always keep this many newest sessions.
+    #[arg(long, value_name = "N")]
+    pub retention_keep_last: Option<usize>,
+    /// Retention: delete the oldest sessions while the store holds more than this, such as 50GB.
+    #[arg(long, value_name = "SIZE")]
+    pub retention_max_total_size: Option<String>,
+    /// Retention: only sessions of these types (seed, capture, training); all when absent.
+    #[arg(long = "retention-type", value_name = "TYPE", value_delimiter = ',', value_parser = parse_session_type)]
+    pub retention_types: Vec<SessionType>,
 }

@@ -141,3 +141,6 @@ pub const CLICKHOUSE_USER: &str = "CLICKHOUSE_USER";
 pub const CLICKHOUSE_PASSWORD: &str = "CLICKHOUSE_PASSWORD";
 /// Database of the `annotations` table, created when missing (default `otel`).
 pub const CLICKHOUSE_DATABASE: &str = "CLICKHOUSE_DATABASE";
+
+/// `serve`: the bearer token every control API call must carry.
+pub const OTLP_TAPE_API_TOKEN: &str = "OTLP_TAPE_API_TOKEN";

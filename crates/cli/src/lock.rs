@@ -3,6 +3,7 @@
 //! released by the operating system when the process ends, however it
 //! ends. Recovery and repair leave a locked session alone.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
@@ -44,4 +45,27 @@ pub fn is_locked(spool_dir: &Path, id: &SessionId) -> anyhow::Result<bool> {
         return Ok(false);
     }
     Ok(try_lock(spool_dir, id)?.is_none())
+}
+
+/// The sessions whose lock a running process holds, from the lock files
+/// under `spool_dir` (none when it has no `.locks` directory).
+pub fn locked_sessions(spool_dir: &Path) -> anyhow::Result<HashSet<SessionId>> {
+    let directory = spool_dir.join(".locks");
+    let entries = match std::fs::read_dir(&directory) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        entries => entries.with_context(|| format!("cannot list the lock files in {}", directory.display()))?,
+    };
+    let mut locked = HashSet::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list the lock files in {}", directory.display()))?;
+        let name = entry.file_name();
+        let Some(id) = name.to_str().and_then(|name| name.strip_suffix(".lock")).and_then(|id| SessionId::new(id).ok())
+        else {
+            continue;
+        };
+        if is_locked(spool_dir, &id)? {
+            locked.insert(id);
+        }
+    }
+    Ok(locked)
 }

@@ -6,6 +6,8 @@ mod commands;
 mod env;
 mod lock;
 mod output;
+mod retention;
+mod serve;
 mod signals;
 mod store;
 mod target;
@@ -56,6 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Capture(args) => return commands::capture::run(&cli.store, store, args, format).await,
         Command::Replay(args) => return commands::replay::run(store, args, format, cli.quiet).await,
         Command::Demo(args) => return commands::demo::run(&cli.store, store, args, format).await,
+        Command::Serve(args) => return serve::run(&cli.store, store, args).await,
         command => command,
     };
     let store = store.as_ref();
@@ -71,6 +74,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sessions(SessionsCommand::Repair { id, spool_dir }) => {
             commands::sessions::repair(&cli.store, &id, spool_dir.as_deref(), format).await
         }
+        Command::Sessions(SessionsCommand::Prune(args)) => commands::sessions::prune(store, &args, format).await,
         Command::Import(args) => commands::import::run(store, args, format).await,
         Command::Export(args) => commands::export::run(store, args, format).await,
         Command::Seed(args) => commands::seed::run(store, args, format).await,
@@ -95,7 +99,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Annotations(AnnotationsCommand::Push { session, clickhouse }) => {
             commands::annotations::push_session(store, &session, &clickhouse, format).await
         }
-        Command::Patterns(_) | Command::Bench(_) | Command::Capture(_) | Command::Replay(_) | Command::Demo(_) => {
+        Command::Patterns(_)
+        | Command::Bench(_)
+        | Command::Capture(_)
+        | Command::Replay(_)
+        | Command::Demo(_)
+        | Command::Serve(_) => {
             unreachable!("handled above")
         }
     }

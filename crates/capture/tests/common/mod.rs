@@ -95,6 +95,28 @@ pub async fn grpc_export(endpoint: &str, signal: Signal, payload: Bytes, gzip: b
     client.unary(tonic::Request::new(payload), path, RawCodec).await.map(tonic::Response::into_inner)
 }
 
+/// The replay crate's exporter as an upstream, as the command line wires it.
+pub struct ExporterUpstream(tape_replay::Exporter);
+
+#[async_trait::async_trait]
+impl tape_capture::Upstream for ExporterUpstream {
+    fn describe(&self) -> String {
+        self.0.endpoint().to_owned()
+    }
+
+    async fn send(&self, signal: Signal, payload: Bytes) -> Result<(), String> {
+        let policy = tape_replay::RetryPolicy { max_attempts: 1, ..tape_replay::RetryPolicy::default() };
+        tape_replay::export_with_retry(&self.0, &policy, signal, payload).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// An upstream exporting to `endpoint` over `protocol`.
+pub fn upstream(endpoint: &str, protocol: tape_replay::Protocol) -> Arc<dyn tape_capture::Upstream> {
+    let mut config = tape_replay::ExporterConfig::new(endpoint, protocol);
+    config.timeout = std::time::Duration::from_secs(5);
+    Arc::new(ExporterUpstream(tape_replay::Exporter::new(config).unwrap()))
+}
+
 /// A local store whose blob creation waits at a gate: a store that has
 /// fallen behind, for as long as the test keeps the gate shut.
 #[derive(Debug)]

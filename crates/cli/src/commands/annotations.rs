@@ -80,7 +80,7 @@ pub struct AddRequest {
 /// What `annotations add` did, for `--output json`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AddOutcome {
+pub struct AddOutcome {
     session_id: SessionId,
     annotation: Annotation,
     /// False when the session held the same annotation already.
@@ -156,14 +156,15 @@ fn build(metadata: &SessionMetadata, request: AddRequest, now: Timestamp) -> any
     Ok(annotation)
 }
 
-/// `annotations add`
-pub async fn add(
+/// Adds the annotation `request` describes to session `id` (unless it has
+/// it already) and pushes it to ClickHouse when configured; what `add`
+/// does without printing, for `serve` too.
+pub async fn add_annotation(
     store: &dyn SessionStore,
     id: &SessionId,
     request: AddRequest,
     clickhouse: &ClickHouseArgs,
-    format: OutputFormat,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<AddOutcome> {
     let metadata = store.read_metadata(id).await?;
     let now = Timestamp::from_datetime(chrono::Utc::now()).context("the system clock is out of range")?;
     let annotation = build(&metadata, request, now)?;
@@ -181,10 +182,23 @@ pub async fn add(
         None => None,
         Some(config) => Some(push_or_warn(config, id, std::slice::from_ref(&annotation), "the annotation").await),
     };
+    Ok(AddOutcome { session_id: id.clone(), annotation, added, clickhouse })
+}
+
+/// `annotations add`
+pub async fn add(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    request: AddRequest,
+    clickhouse: &ClickHouseArgs,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
+    let outcome = add_annotation(store, id, request, clickhouse).await?;
     if format == OutputFormat::Json {
-        print_json(&AddOutcome { session_id: id.clone(), annotation, added, clickhouse })?;
+        print_json(&outcome)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let AddOutcome { annotation, added, clickhouse, .. } = outcome;
     let range = format!("{} .. {}", annotation.time_range_start, annotation.time_range_end);
     if added {
         note(format!("Added {} ({range}) to session {id}.", annotation.annotation_key));

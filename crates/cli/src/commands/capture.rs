@@ -66,11 +66,7 @@ pub async fn run(
     } else {
         store
     };
-    let mut metadata = SessionMetadata::new(id.clone(), SessionType::Capture, now, created_by());
-    metadata.description.clone_from(&args.description);
-    metadata.diagnostic_session_id.clone_from(&args.diagnostic_session_id);
-    metadata.enabled_flags = args.flags.iter().map(|flag| flag.trim().to_owned()).filter(|f| !f.is_empty()).collect();
-    metadata.parameters = parameters(&args);
+    let metadata = capture_metadata(&args, id.clone(), now);
 
     let mut stop_signals = crate::signals::StopSignals::register()?;
     let location = store.location();
@@ -180,6 +176,42 @@ fn print_summary(summary: &CaptureSummary) {
 
 /// The capture's configuration from its flags and the environment.
 fn capture_config(args: &CaptureArgs) -> anyhow::Result<CaptureConfig> {
+    let recorder = recorder_config(args)?;
+    if args.max_request_size_mb == 0 {
+        return Err(anyhow!("--max-request-size-mb must be more than zero"));
+    }
+    let forward = match &args.forward {
+        None => None,
+        Some(url) => Some(forward_config(
+            url,
+            &args.forward_protocol,
+            &args.forward_headers,
+            args.forward_timeout,
+            args.forward_queue,
+        )?),
+    };
+    Ok(CaptureConfig {
+        grpc: args.grpc.0,
+        http: args.http.0,
+        max_request_bytes: usize::try_from(args.max_request_size_mb.saturating_mul(MIB)).unwrap_or(usize::MAX),
+        recorder,
+        forward,
+    })
+}
+
+/// The metadata a capture with `args` starts session `id` with.
+pub(crate) fn capture_metadata(args: &CaptureArgs, id: SessionId, now: Timestamp) -> SessionMetadata {
+    let mut metadata = SessionMetadata::new(id, SessionType::Capture, now, created_by());
+    metadata.description.clone_from(&args.description);
+    metadata.diagnostic_session_id.clone_from(&args.diagnostic_session_id);
+    metadata.enabled_flags = args.flags.iter().map(|flag| flag.trim().to_owned()).filter(|f| !f.is_empty()).collect();
+    metadata.parameters = parameters(args);
+    metadata
+}
+
+/// How a capture with `args` writes its session: limits, flushing,
+/// compression, blobs; also what `serve` uses for captures it starts.
+pub(crate) fn recorder_config(args: &CaptureArgs) -> anyhow::Result<RecorderConfig> {
     let max_duration = match args.max_duration {
         Some(nanos) => Some(Duration::from_nanos(nanos)),
         None => match env::first_set(&[env::CAPTURE_MAX_DURATION_MINUTES]) {
@@ -204,8 +236,8 @@ fn capture_config(args: &CaptureArgs) -> anyhow::Result<CaptureConfig> {
     if args.max_size_mb == Some(0) {
         return Err(anyhow!("--max-size-mb must be more than zero"));
     }
-    if args.max_request_size_mb == 0 || args.queue_size_mb == 0 || args.blob_max_size_mb == 0 {
-        return Err(anyhow!("--max-request-size-mb, --queue-size-mb and --blob-max-size-mb must be more than zero"));
+    if args.queue_size_mb == 0 || args.blob_max_size_mb == 0 {
+        return Err(anyhow!("--queue-size-mb and --blob-max-size-mb must be more than zero"));
     }
     if args.flush_interval == 0 || args.blob_max_age == 0 {
         return Err(anyhow!("--flush-interval and --blob-max-age must be more than zero"));
@@ -245,37 +277,32 @@ fn capture_config(args: &CaptureArgs) -> anyhow::Result<CaptureConfig> {
             ..WriterOptions::default()
         },
     };
-    let forward = match &args.forward {
-        None => None,
-        Some(url) => Some((
-            forward_upstream(args, url)?,
-            ForwardConfig { queue_requests: args.forward_queue.max(1), ..ForwardConfig::default() },
-        )),
-    };
-    Ok(CaptureConfig {
-        grpc: args.grpc.0,
-        http: args.http.0,
-        max_request_bytes: usize::try_from(args.max_request_size_mb.saturating_mul(MIB)).unwrap_or(usize::MAX),
-        recorder,
-        forward,
-    })
+    Ok(recorder)
 }
 
-/// The exporter behind `--forward`.
-fn forward_upstream(args: &CaptureArgs, url: &str) -> anyhow::Result<Arc<dyn Upstream>> {
+/// Pass-through to `url` (`--forward` and its options): the exporter and
+/// the queue.
+pub(crate) fn forward_config(
+    url: &str,
+    protocol: &str,
+    headers: &[(String, String)],
+    timeout_nanos: u64,
+    queue: usize,
+) -> anyhow::Result<(Arc<dyn Upstream>, ForwardConfig)> {
     let protocol: tape_replay::Protocol =
-        args.forward_protocol.parse().map_err(|error| anyhow!("invalid --forward-protocol: {error}"))?;
+        protocol.parse().map_err(|error| anyhow!("invalid --forward-protocol: {error}"))?;
     let config = tape_replay::ExporterConfig {
         endpoint: url.to_owned(),
         append_signal_path: true,
         protocol,
-        headers: args.forward_headers.clone(),
+        headers: headers.to_vec(),
         compression: tape_replay::Compression::Gzip,
-        timeout: Duration::from_nanos(args.forward_timeout),
+        timeout: Duration::from_nanos(timeout_nanos),
         tls: tape_replay::TlsOptions::default(),
     };
     let exporter = tape_replay::Exporter::new(config).with_context(|| format!("invalid --forward {url}"))?;
-    Ok(Arc::new(ForwardExporter { exporter, endpoint: url.to_owned() }))
+    let upstream: Arc<dyn Upstream> = Arc::new(ForwardExporter { exporter, endpoint: url.to_owned() });
+    Ok((upstream, ForwardConfig { queue_requests: queue.max(1), ..ForwardConfig::default() }))
 }
 
 /// Pass-through with the replay crate's exporter: a few quick retries,
@@ -345,7 +372,7 @@ async fn show_progress(stats: Arc<Stats>, started: Instant) {
 
 /// Repairs every session with spool files left by a capture that is no
 /// longer running, so that what it flushed reaches the store.
-async fn recover_spool(store: &Arc<dyn SessionStore>, spool_dir: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) async fn recover_spool(store: &Arc<dyn SessionStore>, spool_dir: &std::path::Path) -> anyhow::Result<()> {
     let leftovers = tape_store::spooled_sessions(spool_dir)
         .await
         .with_context(|| format!("cannot look for leftover spool files in {}", spool_dir.display()))?;

@@ -42,7 +42,7 @@ pub fn load(spec: &str) -> anyhow::Result<Pattern> {
 /// One line of `patterns list`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ListEntry {
+pub struct ListEntry {
     name: String,
     session_type: SessionType,
     phases: Vec<String>,
@@ -170,8 +170,8 @@ fn first_sentence(text: &str) -> String {
     format!("{}...", cut.trim_end_matches([',', ';', ':']))
 }
 
-/// `patterns list`
-pub fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
+/// The built-in patterns, as `patterns list --output json` shows them.
+pub fn summaries() -> anyhow::Result<Vec<ListEntry>> {
     let mut entries = Vec::new();
     for (name, _) in BUILTIN_PATTERNS {
         let pattern = load(name)?;
@@ -183,6 +183,22 @@ pub fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
             description: pattern.description.trim().to_owned(),
         });
     }
+    Ok(entries)
+}
+
+/// A built-in pattern as `patterns show --output json` shows it, with its
+/// source text; `None` when no built-in pattern has that name.
+pub fn built_in(name: &str) -> Option<serde_json::Value> {
+    builtin_pattern(name)?;
+    let pattern = load(name).ok()?;
+    let mut value = serde_json::to_value(summary(&pattern, "built-in".to_owned())).ok()?;
+    value["yaml"] = serde_json::Value::String(pattern.source.clone());
+    Some(value)
+}
+
+/// `patterns list`
+pub fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let entries = summaries()?;
     if format == OutputFormat::Json {
         print_json(&entries)?;
         return Ok(ExitCode::SUCCESS);

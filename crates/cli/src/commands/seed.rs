@@ -98,7 +98,7 @@ pub struct SeedSummary {
 
 /// Pushes the session's phase annotations to the configured ClickHouse. A
 /// failure is a warning: the session is stored either way.
-async fn push_phases(store: &dyn SessionStore, args: &SeedArgs, id: &SessionId) -> Option<ClickHouseReport> {
+pub async fn push_phases(store: &dyn SessionStore, args: &SeedArgs, id: &SessionId) -> Option<ClickHouseReport> {
     let config = crate::clickhouse::config(&args.clickhouse)?;
     let annotations = match crate::clickhouse::session_annotations(store, id).await {
         Ok(annotations) => annotations,
@@ -297,6 +297,43 @@ struct Live {
 
 /// Generates and stores the session `args` describe, as fast as it can
 /// (`--live` is ignored); returns its summary and how long it took.
+/// Generates the session `args` describe and, when ClickHouse is
+/// configured, writes its phases there (a failure there is in the summary,
+/// not an error): what `seed` does, for `serve`.
+pub async fn generate_and_push(store: &dyn SessionStore, args: &SeedArgs) -> anyhow::Result<SeedSummary> {
+    let (mut summary, _) = generate_session(store, args, None).await?;
+    summary.clickhouse = push_phases(store, args, &summary.session_id).await;
+    Ok(summary)
+}
+
+/// Checks the pattern and the parameters of `args` as `seed` does, without
+/// generating anything.
+pub fn check(args: &SeedArgs) -> anyhow::Result<()> {
+    let pattern = patterns::load(&args.pattern)?;
+    let params = Params {
+        seed: args.seed.unwrap_or(0),
+        start: match args.start {
+            None => DEFAULT_START,
+            Some(Start::Now) => Timestamp::from_datetime(chrono::Utc::now()).unwrap_or(DEFAULT_START),
+            Some(Start::At(time)) => time,
+        },
+        duration_nanos: args
+            .preset
+            .map(Preset::duration_nanos)
+            .or(args.duration)
+            .unwrap_or(pattern.default_duration_nanos),
+        rate: args.rate.or(pattern.default_rate).unwrap_or(DEFAULT_RATE),
+        error_rate: args.error_rate.or(pattern.default_error_rate).unwrap_or(DEFAULT_ERROR_RATE),
+        signals: args.signals,
+    };
+    let invalid = |error: ParamsError| anyhow!("cannot generate pattern {}: {error}", pattern.name);
+    params.check().map_err(invalid)?;
+    Generator::new(&pattern, params).map_err(invalid)?;
+    Ok(())
+}
+
+/// Generates the session `args` describe; returns its summary and how long
+/// it took.
 pub async fn generate(store: &dyn SessionStore, args: &SeedArgs) -> anyhow::Result<(SeedSummary, Duration)> {
     generate_session(store, args, None).await
 }

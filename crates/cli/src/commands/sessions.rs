@@ -15,8 +15,9 @@ use tape_session::{
 use tape_store::StoreLocation;
 use tracing::warn;
 
-use crate::cli::OutputFormat;
+use crate::cli::{OutputFormat, PruneArgs};
 use crate::output::{human_bytes, note, print_json};
+use crate::retention::{self, PruneReport, RetentionPolicy};
 
 /// `sessions list`
 pub async fn list(
@@ -139,10 +140,78 @@ pub async fn delete(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `sessions prune`: deletes what the retention policy of `args` says,
+/// keeping the sessions whose capture lock a running process holds.
+pub async fn prune(store: &dyn SessionStore, args: &PruneArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let policy = RetentionPolicy {
+        older_than: args.older_than,
+        keep_last: args.keep_last,
+        max_total_bytes: args.max_total_size,
+        types: args.types.clone(),
+    };
+    let spool_dir = crate::store::spool_dir(args.spool_dir.as_deref());
+    let protected = crate::lock::locked_sessions(&spool_dir)?;
+    let now = Timestamp::from_datetime(chrono::Utc::now()).context("the system clock is before 1970 or after 2554")?;
+    let report = retention::prune(store, &policy, now, &protected, args.dry_run).await?;
+    if format == OutputFormat::Json {
+        print_json(&report)?;
+    } else {
+        print_prune_report(&report);
+    }
+    if !report.is_success() {
+        bail!("{} of {} deletions failed", report.failed.len(), report.failed.len() + report.deleted.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_prune_report(report: &PruneReport) {
+    let verb = if report.dry_run { "would delete" } else { "deleted" };
+    let lines = report
+        .deleted
+        .iter()
+        .map(|decision| (verb, decision, None))
+        .chain(report.failed.iter().map(|failed| ("FAILED", &failed.decision, Some(failed.error.as_str()))));
+    let width = report.deleted.iter().chain(report.failed.iter().map(|failed| &failed.decision));
+    let width = width.map(|decision| decision.session_id.as_str().len()).max().unwrap_or(0);
+    for (verb, decision, error) in lines {
+        println!(
+            "{verb:<12} {:<width$} {:<8} {} {:>10}  {}{}",
+            decision.session_id,
+            decision.session_type,
+            decision.start_time.to_datetime().format("%Y-%m-%dT%H:%M:%SZ"),
+            human_bytes(decision.size_bytes),
+            decision.reason,
+            error.map_or(String::new(), |error| format!(": {error}")),
+        );
+    }
+    let count = |count: usize| if count == 1 { "1 session".to_owned() } else { format!("{count} sessions") };
+    let skipped = if report.skipped.is_empty() {
+        String::new()
+    } else {
+        format!("; skipped {} whose metadata cannot be read", count(report.skipped.len()))
+    };
+    if report.dry_run {
+        println!(
+            "Would delete {} ({}) and keep {}{skipped}; nothing was deleted (--dry-run).",
+            count(report.deleted.len()),
+            human_bytes(report.freed_bytes),
+            count(report.kept),
+        );
+    } else {
+        let failed = if report.failed.is_empty() { String::new() } else { format!("; {} failed", report.failed.len()) };
+        println!(
+            "Deleted {} ({}), kept {}{failed}{skipped}.",
+            count(report.deleted.len()),
+            human_bytes(report.freed_bytes),
+            count(report.kept),
+        );
+    }
+}
+
 /// What `sessions verify` found.
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct VerifyReport {
+pub struct VerifyReport {
     session_id: Option<SessionId>,
     blobs_checked: usize,
     records: u64,
@@ -167,6 +236,17 @@ struct BlobFacts {
 
 /// `sessions verify ID`
 pub async fn verify(store: &dyn SessionStore, id: &SessionId, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let (report, metadata) = check_session(store, id).await?;
+    print_verify(&report, &metadata, id, format)
+}
+
+/// What `sessions verify` finds, for `serve`: every blob checked, and a
+/// seed session regenerated and compared.
+pub async fn verify_report(store: &dyn SessionStore, id: &SessionId) -> anyhow::Result<VerifyReport> {
+    Ok(check_session(store, id).await?.0)
+}
+
+async fn check_session(store: &dyn SessionStore, id: &SessionId) -> anyhow::Result<(VerifyReport, SessionMetadata)> {
     let metadata = store.read_metadata(id).await?;
     let mut report = VerifyReport { session_id: Some(id.clone()), ..VerifyReport::default() };
     for blob in &metadata.blobs {
@@ -196,7 +276,15 @@ pub async fn verify(store: &dyn SessionStore, id: &SessionId, format: OutputForm
     if let Some(regeneration) = report.regeneration.as_ref().filter(|regeneration| regeneration.is_problem()) {
         report.problems.push(regeneration.message.clone());
     }
+    Ok((report, metadata))
+}
 
+fn print_verify(
+    report: &VerifyReport,
+    metadata: &SessionMetadata,
+    id: &SessionId,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
     if format == OutputFormat::Json {
         print_json(&report)?;
     } else {

@@ -6,10 +6,13 @@ mod bench;
 mod capture;
 mod demo;
 mod import_export;
+mod openapi;
+mod prune;
 mod repair;
 mod replay;
 mod s3;
 mod seed;
+mod serve;
 mod sessions;
 mod stack;
 

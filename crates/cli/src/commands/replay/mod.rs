@@ -26,6 +26,7 @@ use tape_replay::{
 use tape_session::{SessionMetadata, SessionStore, Timestamp};
 use tokio_util::sync::CancellationToken;
 
+pub use checkpoint::write_atomically as write_report;
 pub use pick::{SessionChoice, Strategy, parse_session_choice};
 pub use window::{TimeBound, parse_time_bound};
 
@@ -59,16 +60,78 @@ pub fn parse_speed(text: &str) -> Result<Speed, String> {
     text.parse::<Speed>().map_err(|_| "expected a factor above 0 such as 0.5, 1 or 10, or max".to_owned())
 }
 
-/// `replay`
-pub async fn run(
-    store: Arc<dyn SessionStore>,
-    args: ReplayArgs,
-    format: OutputFormat,
-    quiet: bool,
-) -> anyhow::Result<ExitCode> {
-    let speed = speed(&args)?;
-    let signals = signals(&args);
-    let services = services(&args)?;
+/// A replay resolved from its options: the session picked, the selection
+/// and the targets built, ready to run (or to plan dry).
+pub struct Prepared {
+    /// The session.
+    pub metadata: SessionMetadata,
+    /// Where the requests go.
+    pub targets: Targets,
+    /// What is sent.
+    pub selection: Selection,
+    /// How fast.
+    pub speed: Speed,
+    /// Id regeneration.
+    pub ids: IdRegeneration,
+    /// The checkpoint `--resume` continues, with its path.
+    resumed: Option<(std::path::PathBuf, Checkpoint)>,
+    fingerprinted: Fingerprinted,
+    session_record: SessionRecord,
+    options_record: OptionsRecord,
+}
+
+impl Prepared {
+    /// The engine's options for a run with `id_seed`, from `resume` on.
+    pub fn options(&self, args: &ReplayArgs, id_seed: u64, resume: Option<tape_replay::Position>) -> ReplayOptions {
+        ReplayOptions {
+            selection: self.selection.clone(),
+            timestamps: args.timestamps,
+            speed: self.speed,
+            rate_limit: args.rate_limit,
+            concurrency: usize::from(args.concurrency),
+            ids: self.ids,
+            id_seed,
+            looping: args.looping,
+            duration: Some(Duration::from_nanos(args.duration)),
+            skip_corrupt: args.skip_corrupt,
+            retry: RetryPolicy { max_attempts: args.max_attempts, ..RetryPolicy::default() },
+            max_failures: args.max_failures.0,
+            resume,
+            hash_sent: true,
+            ..ReplayOptions::default()
+        }
+    }
+
+    /// The report of a run that ended with `outcome`, and the error that
+    /// makes it count as failed, if any. `before` is the progress a resumed
+    /// run started from.
+    pub fn report(
+        &self,
+        outcome: &ReplayOutcome,
+        id_seed: u64,
+        before: &tape_replay::SignalProgress,
+    ) -> (Report, Option<anyhow::Error>) {
+        let failure = outcome_error(outcome, &self.metadata, &self.targets.describe(), before.failed_records);
+        let report = build_report(
+            self.session_record.clone(),
+            &self.targets,
+            self.options_record.clone(),
+            outcome,
+            id_seed,
+            before.sent_items,
+            failure.as_ref(),
+        );
+        (report, failure)
+    }
+}
+
+/// Checks the options, picks the session and resolves the selection and
+/// the targets, as `replay` does before it sends anything; `--checkpoint`
+/// with `--resume` reads the checkpoint.
+pub async fn prepare(store: &dyn SessionStore, args: &ReplayArgs) -> anyhow::Result<Prepared> {
+    let speed = speed(args)?;
+    let signals = signals(args);
+    let services = services(args)?;
     if args.duration == 0 {
         bail!("--duration must be more than zero");
     }
@@ -87,17 +150,17 @@ pub async fn run(
     };
 
     let resumed = match (&args.checkpoint, args.resume) {
-        (Some(path), true) => Some((path.as_path(), Checkpoint::read(path)?)),
+        (Some(path), true) => Some((path.clone(), Checkpoint::read(path)?)),
         _ => None,
     };
     let choice = match (&args.session, &resumed) {
         (SessionChoice::Auto, Some((_, checkpoint))) => SessionChoice::Id(checkpoint.session_id.clone()),
         (choice, _) => choice.clone(),
     };
-    let (metadata, picked) = pick::pick(store.as_ref(), &choice, args.strategy, args.filter_type).await?;
+    let (metadata, picked) = pick::pick(store, &choice, args.strategy, args.filter_type).await?;
     let phase = match &args.phase {
         Some(name) => {
-            let phases = window::phases(store.as_ref(), &metadata).await?;
+            let phases = window::phases(store, &metadata).await?;
             Some(window::find_phase(&metadata, &phases, name)?)
         }
         None => None,
@@ -107,7 +170,7 @@ pub async fn run(
     let targets = crate::target::targets(&args.target)?;
     let fingerprinted = Fingerprinted::new(&selection, args.timestamps, ids);
 
-    let mut options_record = OptionsRecord {
+    let options_record = OptionsRecord {
         speed: match speed {
             Speed::Max => "max".to_owned(),
             Speed::Factor(factor) => factor.to_string(),
@@ -129,20 +192,36 @@ pub async fn run(
         checkpoint: args.checkpoint.clone(),
         resumed_from: None,
     };
-    let session_record = SessionRecord::new(&metadata, picked.clone());
-    if let Some(picked) = &picked {
-        note(format!("Picked session {} ({}).", metadata.session_id, picked.describe()));
+    let session_record = SessionRecord::new(&metadata, picked);
+    Ok(Prepared { metadata, targets, selection, speed, ids, resumed, fingerprinted, session_record, options_record })
+}
+
+/// `replay`
+pub async fn run(
+    store: Arc<dyn SessionStore>,
+    args: ReplayArgs,
+    format: OutputFormat,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut prepared = prepare(store.as_ref(), &args).await?;
+    if let Some(picked) = &prepared.session_record.picked {
+        note(format!("Picked session {} ({}).", prepared.metadata.session_id, picked.describe()));
     }
+    let metadata = prepared.metadata.clone();
+    let selection = prepared.selection.clone();
+    let speed = prepared.speed;
+    let resumed = prepared.resumed.take();
+    let fingerprinted = prepared.fingerprinted.clone();
 
     if args.dry_run {
         return dry_run(
             store.as_ref(),
             &metadata,
-            session_record,
-            &targets,
+            prepared.session_record.clone(),
+            &prepared.targets,
             &selection,
             speed,
-            options_record,
+            prepared.options_record.clone(),
             &args,
             format,
         )
@@ -160,31 +239,17 @@ pub async fn run(
         None => args.id_seed.unwrap_or_else(|| u64::from(rand::random::<u32>())),
     };
     let resume = resumed.as_ref().map(|(_, checkpoint)| checkpoint.position);
-    options_record.resumed_from = resume;
+    prepared.options_record.resumed_from = resume;
 
-    let options = ReplayOptions {
-        selection: selection.clone(),
-        timestamps: args.timestamps,
-        speed,
-        rate_limit: args.rate_limit,
-        concurrency: usize::from(args.concurrency),
-        ids,
-        id_seed,
-        looping: args.looping,
-        duration: Some(Duration::from_nanos(args.duration)),
-        skip_corrupt: args.skip_corrupt,
-        retry: RetryPolicy { max_attempts: args.max_attempts, ..RetryPolicy::default() },
-        max_failures: args.max_failures.0,
-        resume,
-        hash_sent: args.report.is_some(),
-        ..ReplayOptions::default()
-    };
+    let mut options = prepared.options(&args, id_seed, resume);
+    options.hash_sent = args.report.is_some();
     let progress = Arc::new(Progress::new());
     if let Some((_, checkpoint)) = &resumed {
         progress.restore(&checkpoint.counts);
     }
     let before = progress.snapshot().total();
 
+    let targets = &prepared.targets;
     let target = targets.describe();
     let pace = match speed {
         Speed::Max => "as fast as it accepts".to_owned(),
@@ -221,7 +286,7 @@ pub async fn run(
     let writer_task =
         writer.as_ref().map(|writer| Arc::clone(writer).spawn(Arc::clone(&progress), helpers_stop.clone()));
 
-    let outcome = tape_replay::replay(Arc::clone(&store), &metadata, &targets, &options, &progress, &stop).await;
+    let outcome = tape_replay::replay(Arc::clone(&store), &metadata, targets, &options, &progress, &stop).await;
 
     helpers_stop.cancel();
     for task in [display, writer_task].into_iter().flatten() {
@@ -237,9 +302,7 @@ pub async fn run(
             problems.push(error);
         }
     }
-    let failure = outcome_error(&outcome, &metadata, &target, before.failed_records);
-    let report =
-        build_report(session_record, &targets, options_record, &outcome, id_seed, before.sent_items, failure.as_ref());
+    let (report, failure) = prepared.report(&outcome, id_seed, &before);
     if let Some(path) = &args.report {
         let written = serde_json::to_vec_pretty(&report)
             .map_err(anyhow::Error::from)

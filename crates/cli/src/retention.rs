@@ -1,0 +1,743 @@
+//! Retention: which stored sessions to delete by age, count and total size,
+//! and deleting them. `sessions prune` runs it once; a long-running process
+//! can run it periodically with its own set of sessions in use.
+//!
+//! [`plan`] is pure: it takes the sessions' metadata, the policy, the time
+//! and the protected ids, and returns the deletions. [`prune`] lists the
+//! store, plans and deletes.
+//!
+//! The rules, in order:
+//!
+//! 1. Only sessions of the policy's types (all types when none are given)
+//!    are candidates. A session whose status is `active` (still being
+//!    written, or left so by a crash) and a protected session (such as one
+//!    whose capture lock a running process holds) are never candidates:
+//!    they are always kept and do not count towards `keep_last`.
+//! 2. `keep_last` keeps the N newest candidates (by start time, then by id).
+//!    When it is the only criterion, every other candidate is deleted;
+//!    with `older_than` or `max_total_bytes` it only shields the N newest
+//!    from them.
+//! 3. `older_than` deletes the remaining candidates that ended (or, without
+//!    an end time, started) longer than that before now.
+//! 4. `max_total_bytes` then deletes the oldest remaining candidates until
+//!    the `totalSizeBytes` of every session listed (all types, active and
+//!    protected ones included) adds up to at most the limit, or no
+//!    candidate is left.
+//!
+//! A policy without any criterion deletes nothing, and [`prune`] refuses it.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use tape_session::{
+    Error, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType, Timestamp, list_sessions,
+};
+use tracing::{info, warn};
+
+use crate::commands::sessions::error_chain;
+
+/// Nanoseconds in a day.
+const DAY_NANOS: u64 = 86_400_000_000_000;
+
+/// What to delete. At least one of `older_than`, `keep_last` and
+/// `max_total_bytes` must be set for anything to be deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Delete candidates that ended longer ago than this.
+    pub older_than: Option<Duration>,
+    /// Keep this many of the newest candidates whatever the other criteria
+    /// say; alone, delete all other candidates.
+    pub keep_last: Option<usize>,
+    /// Delete the oldest candidates until all sessions of the store take at
+    /// most this many bytes.
+    pub max_total_bytes: Option<u64>,
+    /// The session types that may be deleted; empty means all.
+    pub types: Vec<SessionType>,
+}
+
+impl RetentionPolicy {
+    /// Whether the policy has a criterion, so can delete anything.
+    pub fn has_criterion(&self) -> bool {
+        self.older_than.is_some() || self.keep_last.is_some() || self.max_total_bytes.is_some()
+    }
+
+    fn selects(&self, session_type: SessionType) -> bool {
+        self.types.is_empty() || self.types.contains(&session_type)
+    }
+}
+
+/// Why a session is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// It ended longer ago than the policy's `older_than`.
+    OlderThan(Duration),
+    /// It is not among the `keep_last` newest and `keep_last` is the only criterion.
+    NotAmongNewest(usize),
+    /// The store holds more than `max_total_bytes`, and it is among the oldest.
+    OverTotalSize(u64),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::OlderThan(age) => write!(f, "older than {}", format_age(*age)),
+            Reason::NotAmongNewest(count) => write!(f, "not among the {count} newest"),
+            Reason::OverTotalSize(limit) => write!(f, "over total size {}", format_size(*limit)),
+        }
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A session to delete, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// The session.
+    pub session_id: SessionId,
+    /// Its type.
+    pub session_type: SessionType,
+    /// When it started.
+    pub start_time: Timestamp,
+    /// Its `totalSizeBytes`.
+    pub size_bytes: u64,
+    /// Why it goes.
+    pub reason: Reason,
+}
+
+impl Decision {
+    fn new(session: &SessionMetadata, reason: Reason) -> Self {
+        Decision {
+            session_id: session.session_id.clone(),
+            session_type: session.session_type,
+            start_time: session.start_time,
+            size_bytes: session.total_size_bytes,
+            reason,
+        }
+    }
+}
+
+/// The sessions `policy` deletes out of `sessions`, oldest first (by start
+/// time, then id). `sessions` is every session of the store: the size limit
+/// counts all of them, whatever their type. Sessions with status `active`
+/// and those in `protected` are never deleted. See the module docs for the
+/// rules.
+pub fn plan(
+    sessions: &[SessionMetadata],
+    policy: &RetentionPolicy,
+    now: Timestamp,
+    protected: &HashSet<SessionId>,
+) -> Vec<Decision> {
+    let mut candidates: Vec<&SessionMetadata> = sessions
+        .iter()
+        .filter(|session| {
+            policy.selects(session.session_type)
+                && session.status != SessionStatus::Active
+                && !protected.contains(&session.session_id)
+        })
+        .collect();
+    // Newest first.
+    candidates.sort_by(|a, b| oldest_first(b, a));
+    let kept = policy.keep_last.unwrap_or(0).min(candidates.len());
+    let deletable = &candidates[kept..];
+
+    let mut doomed: Vec<Decision> = Vec::new();
+    if let (Some(keep_last), None, None) = (policy.keep_last, policy.older_than, policy.max_total_bytes) {
+        doomed.extend(deletable.iter().map(|session| Decision::new(session, Reason::NotAmongNewest(keep_last))));
+    }
+    if let Some(age) = policy.older_than {
+        let age_nanos = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
+        if let Some(cutoff) = now.unix_nanos().checked_sub(age_nanos) {
+            doomed.extend(
+                deletable
+                    .iter()
+                    .filter(|session| session.end_time.unwrap_or(session.start_time).unix_nanos() < cutoff)
+                    .map(|session| Decision::new(session, Reason::OlderThan(age))),
+            );
+        }
+    }
+    if let Some(limit) = policy.max_total_bytes {
+        let stored = sessions.iter().fold(0_u64, |total, session| total.saturating_add(session.total_size_bytes));
+        let mut total = doomed.iter().fold(stored, |total, decision| total.saturating_sub(decision.size_bytes));
+        for session in deletable.iter().rev() {
+            if total <= limit {
+                break;
+            }
+            if doomed.iter().any(|decision| decision.session_id == session.session_id) {
+                continue;
+            }
+            doomed.push(Decision::new(session, Reason::OverTotalSize(limit)));
+            total = total.saturating_sub(session.total_size_bytes);
+        }
+    }
+    doomed.sort_by(|a, b| a.start_time.cmp(&b.start_time).then_with(|| a.session_id.cmp(&b.session_id)));
+    doomed
+}
+
+fn oldest_first(a: &SessionMetadata, b: &SessionMetadata) -> Ordering {
+    a.start_time.cmp(&b.start_time).then_with(|| a.session_id.cmp(&b.session_id))
+}
+
+/// A session that was not considered because its metadata could not be read.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedSession {
+    /// The session.
+    pub session_id: SessionId,
+    /// Why its metadata could not be read.
+    pub error: String,
+}
+
+/// A deletion that failed; the session may be partly deleted.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedDeletion {
+    /// What was to be deleted.
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// Why it failed.
+    pub error: String,
+}
+
+/// What [`prune`] did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneReport {
+    /// Whether nothing was deleted on purpose: `deleted` is what would be.
+    pub dry_run: bool,
+    /// Sessions deleted (or, in a dry run, to delete), oldest first.
+    pub deleted: Vec<Decision>,
+    /// Deletions that failed.
+    pub failed: Vec<FailedDeletion>,
+    /// Sessions whose metadata was read and that the policy keeps.
+    pub kept: usize,
+    /// Bytes of the deleted sessions (in a dry run, of those to delete).
+    pub freed_bytes: u64,
+    /// Bytes of every session whose metadata was read, before pruning.
+    pub stored_bytes: u64,
+    /// Sessions left alone because their metadata could not be read.
+    pub skipped: Vec<SkippedSession>,
+}
+
+impl PruneReport {
+    /// Whether every planned deletion succeeded.
+    pub fn is_success(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Lists every session of `store`, plans with [`plan`] and, unless
+/// `dry_run`, deletes the planned sessions one after the other, logging
+/// each. A session whose metadata cannot be read is skipped (and never
+/// deleted); a failed deletion is reported and the others go on. Fails
+/// when the store cannot be listed or the policy has no criterion.
+pub async fn prune(
+    store: &dyn SessionStore,
+    policy: &RetentionPolicy,
+    now: Timestamp,
+    protected: &HashSet<SessionId>,
+    dry_run: bool,
+) -> anyhow::Result<PruneReport> {
+    if !policy.has_criterion() {
+        anyhow::bail!("a retention policy needs at least one of older-than, keep-last and max-total-size");
+    }
+    let listing = list_sessions(store, None).await.map_err(|error| {
+        anyhow::Error::new(error).context(format!("cannot list the sessions in {}", store.location()))
+    })?;
+    let skipped: Vec<SkippedSession> = listing
+        .unreadable
+        .iter()
+        .map(|(id, error)| {
+            warn!(session = %id, "Skipped a session whose metadata cannot be read: {}", error_chain(error));
+            SkippedSession { session_id: id.clone(), error: error_chain(error) }
+        })
+        .collect();
+    let planned = plan(&listing.sessions, policy, now, protected);
+    let mut report = PruneReport {
+        dry_run,
+        deleted: Vec::new(),
+        failed: Vec::new(),
+        kept: listing.sessions.len() - planned.len(),
+        freed_bytes: 0,
+        stored_bytes: listing.sessions.iter().fold(0, |total, session| total.saturating_add(session.total_size_bytes)),
+        skipped,
+    };
+    for decision in planned {
+        if !dry_run {
+            match store.delete_session(&decision.session_id).await {
+                // Deleted meanwhile by someone else: gone all the same.
+                Ok(()) | Err(Error::NotFound(_)) => {
+                    info!(
+                        session = %decision.session_id,
+                        session_type = %decision.session_type,
+                        size_bytes = decision.size_bytes,
+                        reason = %decision.reason,
+                        "Deleted a session."
+                    );
+                }
+                Err(error) => {
+                    warn!(session = %decision.session_id, "Could not delete the session: {}", error_chain(&error));
+                    report.failed.push(FailedDeletion { decision, error: error_chain(&error) });
+                    continue;
+                }
+            }
+        }
+        report.freed_bytes = report.freed_bytes.saturating_add(decision.size_bytes);
+        report.deleted.push(decision);
+    }
+    Ok(report)
+}
+
+/// Parses an age such as `30d`, `12h`, `90m`, `1d12h` or `1.5d`: the units
+/// of [`tape_seed_generator::parse_duration`] and `d` (24 hours).
+pub fn parse_age(text: &str) -> Result<Duration, String> {
+    let invalid =
+        |why: &str| format!("invalid age {text:?}: {why} (write a number and a unit, like 30d, 12h or 1d12h)");
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if text.bytes().all(|byte| byte.is_ascii_digit() || byte == b'.') {
+        return Err(invalid("a number without a unit"));
+    }
+    // Days first, then whatever the seed generator's parser reads.
+    let (days, rest) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(end) if end > 0 && text[end..].starts_with('d') => (&text[..end], &text[end + 1..]),
+        _ => ("", text),
+    };
+    let mut nanos = if days.is_empty() { 0 } else { scaled(days, DAY_NANOS).ok_or_else(|| invalid("not a number"))? };
+    if !rest.is_empty() {
+        let more = tape_seed_generator::parse_duration(rest).map_err(|_| invalid("unknown unit or not a number"))?;
+        nanos = nanos.checked_add(more).ok_or_else(|| invalid("too long"))?;
+    }
+    Ok(Duration::from_nanos(nanos))
+}
+
+/// An age as it would be written: `30d`, `1d12h`, `90m`.
+pub fn format_age(age: Duration) -> String {
+    let nanos = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
+    let (days, rest) = (nanos / DAY_NANOS, nanos % DAY_NANOS);
+    match (days, rest) {
+        (0, _) => tape_seed_generator::format_duration(rest),
+        (_, 0) => format!("{days}d"),
+        _ => format!("{days}d{}", tape_seed_generator::format_duration(rest)),
+    }
+}
+
+/// Byte units, case-insensitive: powers of 1000 and of 1024.
+const SIZE_UNITS: [(&str, u64); 9] = [
+    ("b", 1),
+    ("kb", 1_000),
+    ("mb", 1_000_000),
+    ("gb", 1_000_000_000),
+    ("tb", 1_000_000_000_000),
+    ("kib", 1 << 10),
+    ("mib", 1 << 20),
+    ("gib", 1 << 30),
+    ("tib", 1 << 40),
+];
+
+/// Parses a size such as `50GB`, `500MB`, `1.5GiB` or `1024` (bytes):
+/// `KB`, `MB`, `GB` and `TB` are powers of 1000, `KiB`, `MiB`, `GiB` and
+/// `TiB` powers of 1024, in any case. Fractions of a byte are dropped.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let invalid = |why: &str| {
+        let units = "B, KB, MB, GB, TB, KiB, MiB, GiB, TiB";
+        format!("invalid size {text:?}: {why} (write bytes, or a number and one of {units}, like 500MB or 1.5GiB)")
+    };
+    let text = text.trim();
+    let number_len = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(number_len);
+    if number.is_empty() {
+        return Err(invalid("expected a number"));
+    }
+    let unit = unit.trim().to_ascii_lowercase();
+    let scale = if unit.is_empty() {
+        1
+    } else {
+        SIZE_UNITS
+            .iter()
+            .find(|(name, _)| *name == unit)
+            .map(|&(_, scale)| scale)
+            .ok_or_else(|| invalid("unknown unit"))?
+    };
+    scaled(number, scale).ok_or_else(|| invalid("not a number, or too large"))
+}
+
+/// A size as it would be written: the largest unit that divides it
+/// exactly (`50GB`, `1536MiB`), else bytes (`1234B`).
+pub fn format_size(bytes: u64) -> String {
+    let unit = [("TiB", 1_u64 << 40), ("TB", 1_000_000_000_000), ("GiB", 1 << 30), ("GB", 1_000_000_000)]
+        .into_iter()
+        .chain([("MiB", 1 << 20), ("MB", 1_000_000), ("KiB", 1 << 10), ("KB", 1_000)])
+        .find(|&(_, scale)| bytes > 0 && bytes.is_multiple_of(scale));
+    match unit {
+        Some((name, scale)) => format!("{}{name}", bytes / scale),
+        None => format!("{bytes}B"),
+    }
+}
+
+/// `number` (digits, at most one `.`) times `scale`, exactly; what is left
+/// below one is dropped.
+fn scaled(number: &str, scale: u64) -> Option<u64> {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') || fraction.len() > 18 {
+        return None;
+    }
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let mut value = whole.checked_mul(scale)?;
+    if !fraction.is_empty() {
+        let digits: u128 = fraction.parse().ok()?;
+        let part = digits * u128::from(scale) / 10_u128.pow(fraction.len() as u32);
+        value = value.checked_add(u64::try_from(part).ok()?)?;
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use tape_session::{BlobKey, BlobSink, ByteStream, SessionStatus, SessionStore};
+    use tape_store::LocalStore;
+
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000 * 1_000_000_000;
+
+    fn days_ago(days: u64) -> Timestamp {
+        Timestamp::from_unix_nanos(NOW - days * DAY_NANOS)
+    }
+
+    /// A completed session that started `days` ago, lasted an hour and takes `size` bytes.
+    fn session(id: &str, session_type: SessionType, days: u64, size: u64) -> SessionMetadata {
+        let start = days_ago(days);
+        let mut metadata = SessionMetadata::new(SessionId::new(id).unwrap(), session_type, start, "test".to_owned());
+        metadata.finish(Timestamp::from_unix_nanos(start.unix_nanos() + 3_600_000_000_000), SessionStatus::Completed);
+        metadata.total_size_bytes = size;
+        metadata
+    }
+
+    fn ids(decisions: &[Decision]) -> Vec<&str> {
+        decisions.iter().map(|decision| decision.session_id.as_str()).collect()
+    }
+
+    fn run(sessions: &[SessionMetadata], policy: &RetentionPolicy) -> Vec<Decision> {
+        plan(sessions, policy, Timestamp::from_unix_nanos(NOW), &HashSet::new())
+    }
+
+    fn days(count: u64) -> Duration {
+        Duration::from_nanos(count * DAY_NANOS)
+    }
+
+    /// Ten capture sessions, `c1` (oldest, 100 days ago) to `c10` (10 days ago), of 100 bytes each.
+    fn ten() -> Vec<SessionMetadata> {
+        (1..=10).map(|n| session(&format!("c{n:02}"), SessionType::Capture, 110 - n * 10, 100)).collect()
+    }
+
+    #[test]
+    fn no_criterion_deletes_nothing() {
+        assert!(run(&ten(), &RetentionPolicy::default()).is_empty());
+        assert!(!RetentionPolicy::default().has_criterion());
+        let types_only = RetentionPolicy { types: vec![SessionType::Capture], ..RetentionPolicy::default() };
+        assert!(!types_only.has_criterion());
+        assert!(run(&ten(), &types_only).is_empty());
+    }
+
+    #[test]
+    fn older_than_deletes_sessions_that_ended_before_the_cutoff() {
+        let policy = RetentionPolicy { older_than: Some(days(45)), ..RetentionPolicy::default() };
+        let decisions = run(&ten(), &policy);
+        // c06 started 50 days ago and ended an hour later: older than 45 days. c07 started 40 days ago.
+        assert_eq!(ids(&decisions), ["c01", "c02", "c03", "c04", "c05", "c06"]);
+        assert!(decisions.iter().all(|decision| decision.reason == Reason::OlderThan(Duration::from_hours(45 * 24))));
+        assert_eq!(decisions[0].reason.to_string(), "older than 45d");
+        assert_eq!(decisions[0].size_bytes, 100);
+        assert_eq!(decisions[0].start_time, days_ago(100));
+        assert_eq!(decisions[0].session_type, SessionType::Capture);
+    }
+
+    #[test]
+    fn older_than_uses_the_end_time_else_the_start() {
+        // Started 31 days ago, ended 29 days ago: not older than 30 days.
+        let mut long = session("long", SessionType::Capture, 31, 1);
+        long.end_time = Some(days_ago(29));
+        let mut unended = session("unended", SessionType::Capture, 31, 1);
+        unended.end_time = None;
+        unended.status = SessionStatus::Failed;
+        let policy = RetentionPolicy { older_than: Some(days(30)), ..RetentionPolicy::default() };
+        assert_eq!(ids(&run(&[long, unended], &policy)), ["unended"]);
+    }
+
+    #[test]
+    fn an_age_beyond_the_epoch_deletes_nothing() {
+        let policy = RetentionPolicy { older_than: Some(Duration::MAX), ..RetentionPolicy::default() };
+        assert!(run(&ten(), &policy).is_empty());
+    }
+
+    #[test]
+    fn keep_last_alone_deletes_all_but_the_newest() {
+        let policy = RetentionPolicy { keep_last: Some(3), ..RetentionPolicy::default() };
+        let decisions = run(&ten(), &policy);
+        assert_eq!(ids(&decisions), ["c01", "c02", "c03", "c04", "c05", "c06", "c07"]);
+        assert_eq!(decisions[0].reason.to_string(), "not among the 3 newest");
+        let more_than_stored = RetentionPolicy { keep_last: Some(20), ..RetentionPolicy::default() };
+        assert!(run(&ten(), &more_than_stored).is_empty());
+    }
+
+    #[test]
+    fn keep_last_takes_precedence_over_age_and_size() {
+        let policy = RetentionPolicy { older_than: Some(days(1)), keep_last: Some(4), ..RetentionPolicy::default() };
+        assert_eq!(ids(&run(&ten(), &policy)), ["c01", "c02", "c03", "c04", "c05", "c06"]);
+        let policy = RetentionPolicy { max_total_bytes: Some(0), keep_last: Some(4), ..RetentionPolicy::default() };
+        assert_eq!(ids(&run(&ten(), &policy)), ["c01", "c02", "c03", "c04", "c05", "c06"]);
+        // With another criterion, keep-last deletes nothing by itself.
+        let policy = RetentionPolicy { older_than: Some(days(1000)), keep_last: Some(4), ..RetentionPolicy::default() };
+        assert!(run(&ten(), &policy).is_empty());
+    }
+
+    #[test]
+    fn keep_last_breaks_start_time_ties_by_id() {
+        let sessions: Vec<SessionMetadata> =
+            ["b", "a", "c"].iter().map(|id| session(id, SessionType::Seed, 5, 1)).collect();
+        let policy = RetentionPolicy { keep_last: Some(1), ..RetentionPolicy::default() };
+        assert_eq!(ids(&run(&sessions, &policy)), ["a", "b"]);
+    }
+
+    #[test]
+    fn max_total_size_deletes_the_oldest_until_the_store_fits() {
+        let policy = RetentionPolicy { max_total_bytes: Some(650), ..RetentionPolicy::default() };
+        let decisions = run(&ten(), &policy);
+        assert_eq!(ids(&decisions), ["c01", "c02", "c03", "c04"]);
+        assert_eq!(decisions[0].reason.to_string(), "over total size 650B");
+        let fits = RetentionPolicy { max_total_bytes: Some(1000), ..RetentionPolicy::default() };
+        assert!(run(&ten(), &fits).is_empty());
+    }
+
+    #[test]
+    fn max_total_size_counts_every_session_of_the_store() {
+        let mut sessions = ten();
+        // 500 bytes of seeds, not candidates, still fill the store.
+        sessions.push(session("seed-a", SessionType::Seed, 200, 250));
+        sessions.push(session("seed-b", SessionType::Seed, 1, 250));
+        let policy = RetentionPolicy {
+            max_total_bytes: Some(1000),
+            types: vec![SessionType::Capture],
+            ..RetentionPolicy::default()
+        };
+        assert_eq!(ids(&run(&sessions, &policy)), ["c01", "c02", "c03", "c04", "c05"]);
+    }
+
+    #[test]
+    fn max_total_size_counts_what_age_already_deletes() {
+        let policy =
+            RetentionPolicy { older_than: Some(days(75)), max_total_bytes: Some(500), ..RetentionPolicy::default() };
+        let decisions = run(&ten(), &policy);
+        assert_eq!(ids(&decisions), ["c01", "c02", "c03", "c04", "c05"]);
+        let reasons: Vec<String> = decisions.iter().map(|decision| decision.reason.to_string()).collect();
+        assert_eq!(
+            reasons,
+            ["older than 75d", "older than 75d", "older than 75d", "over total size 500B", "over total size 500B"]
+        );
+    }
+
+    #[test]
+    fn active_and_protected_sessions_are_never_deleted() {
+        let mut sessions = ten();
+        sessions[0].status = SessionStatus::Active;
+        sessions[0].end_time = None;
+        let protected: HashSet<SessionId> = [SessionId::new("c02").unwrap()].into();
+        let now = Timestamp::from_unix_nanos(NOW);
+        let all_but_two = ["c03", "c04", "c05", "c06", "c07", "c08", "c09", "c10"];
+        for (policy, expected) in [
+            (RetentionPolicy { older_than: Some(days(0)), ..RetentionPolicy::default() }, &all_but_two[..]),
+            (RetentionPolicy { keep_last: Some(1), ..RetentionPolicy::default() }, &all_but_two[..7]),
+            (RetentionPolicy { max_total_bytes: Some(0), ..RetentionPolicy::default() }, &all_but_two[..]),
+        ] {
+            assert_eq!(ids(&plan(&sessions, &policy, now, &protected)), expected, "{policy:?}");
+        }
+        // They are not among the newest that keep-last counts either.
+        sessions[9].status = SessionStatus::Active;
+        let policy = RetentionPolicy { keep_last: Some(1), ..RetentionPolicy::default() };
+        assert_eq!(ids(&plan(&sessions, &policy, now, &protected)), ["c03", "c04", "c05", "c06", "c07", "c08"]);
+    }
+
+    #[test]
+    fn only_the_selected_types_are_deleted() {
+        let sessions = vec![
+            session("old-seed", SessionType::Seed, 100, 1),
+            session("old-capture", SessionType::Capture, 100, 1),
+            session("old-training", SessionType::Training, 100, 1),
+        ];
+        let policy = RetentionPolicy {
+            older_than: Some(days(30)),
+            types: vec![SessionType::Seed, SessionType::Training],
+            ..RetentionPolicy::default()
+        };
+        assert_eq!(ids(&run(&sessions, &policy)), ["old-seed", "old-training"]);
+        let all = RetentionPolicy { older_than: Some(days(30)), ..RetentionPolicy::default() };
+        assert_eq!(run(&sessions, &all).len(), 3);
+    }
+
+    #[test]
+    fn the_plan_does_not_depend_on_the_input_order() {
+        let policy =
+            RetentionPolicy { older_than: Some(days(45)), max_total_bytes: Some(300), ..RetentionPolicy::default() };
+        let forward = run(&ten(), &policy);
+        let mut reversed = ten();
+        reversed.reverse();
+        assert_eq!(forward, run(&reversed, &policy));
+        assert_eq!(ids(&forward), ["c01", "c02", "c03", "c04", "c05", "c06", "c07"]);
+    }
+
+    #[test]
+    fn ages_parse_with_days() {
+        assert_eq!(parse_age("30d"), Ok(Duration::from_hours(720)));
+        assert_eq!(parse_age("1d12h"), Ok(Duration::from_hours(36)));
+        assert_eq!(parse_age("1.5d"), Ok(Duration::from_hours(36)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_hours(12)));
+        assert_eq!(parse_age("90m"), Ok(Duration::from_mins(90)));
+        assert_eq!(parse_age(" 10s "), Ok(Duration::from_secs(10)));
+        for bad in ["", "30", "30x", "d", "1d2d", "-1d", "thirty days"] {
+            let error = parse_age(bad).unwrap_err();
+            assert!(error.contains("invalid age") && error.contains("30d"), "{bad:?}: {error}");
+        }
+        assert_eq!(format_age(Duration::from_hours(720)), "30d");
+        assert_eq!(format_age(Duration::from_hours(36)), "1d12h");
+        assert_eq!(format_age(Duration::from_mins(90)), "1h30m");
+    }
+
+    #[test]
+    fn sizes_parse_in_decimal_and_binary_units() {
+        assert_eq!(parse_size("50GB"), Ok(50_000_000_000));
+        assert_eq!(parse_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_size("500mb"), Ok(500_000_000));
+        assert_eq!(parse_size("1.5GiB"), Ok(1_610_612_736));
+        assert_eq!(parse_size("2 tib"), Ok(2 << 40));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("1024B"), Ok(1024));
+        assert_eq!(parse_size("1KB"), Ok(1000));
+        assert_eq!(parse_size("1KiB"), Ok(1024));
+        assert_eq!(parse_size("0"), Ok(0));
+        for bad in ["", "GB", "50G", "5 0GB", "1.2.3MB", "-5GB", "99999999999TB", "fifty"] {
+            let error = parse_size(bad).unwrap_err();
+            assert!(error.contains("invalid size") && error.contains("GiB"), "{bad:?}: {error}");
+        }
+        assert_eq!(format_size(50_000_000_000), "50GB");
+        assert_eq!(format_size(1_610_612_736), "1536MiB");
+        assert_eq!(format_size(1234), "1234B");
+        assert_eq!(format_size(0), "0B");
+    }
+
+    /// A local store whose deletion of one session fails.
+    #[derive(Debug)]
+    struct FailingStore {
+        inner: LocalStore,
+        failing: SessionId,
+    }
+
+    #[async_trait::async_trait]
+    impl SessionStore for FailingStore {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        async fn create_session(&self, id: &SessionId) -> Result<(), Error> {
+            self.inner.create_session(id).await
+        }
+        async fn list_session_ids(&self) -> Result<Vec<SessionId>, Error> {
+            self.inner.list_session_ids().await
+        }
+        async fn read_metadata(&self, id: &SessionId) -> Result<SessionMetadata, Error> {
+            self.inner.read_metadata(id).await
+        }
+        async fn write_metadata(&self, metadata: &SessionMetadata) -> Result<(), Error> {
+            self.inner.write_metadata(metadata).await
+        }
+        async fn create_blob(&self, id: &SessionId, key: &BlobKey) -> Result<Box<dyn BlobSink>, Error> {
+            self.inner.create_blob(id, key).await
+        }
+        async fn open_blob(&self, id: &SessionId, key: &BlobKey) -> Result<ByteStream, Error> {
+            self.inner.open_blob(id, key).await
+        }
+        async fn list_blobs(&self, id: &SessionId) -> Result<Vec<BlobKey>, Error> {
+            self.inner.list_blobs(id).await
+        }
+        async fn read_annotations(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
+            self.inner.read_annotations(id).await
+        }
+        async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
+            self.inner.write_annotations(id, contents).await
+        }
+        async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {
+            if *id == self.failing {
+                return Err(Error::backend(
+                    format!("cannot delete session {id}"),
+                    std::io::Error::other("the disk said no"),
+                ));
+            }
+            self.inner.delete_session(id).await
+        }
+    }
+
+    async fn store_with(dir: &std::path::Path, sessions: Vec<SessionMetadata>) -> LocalStore {
+        let store = LocalStore::new(dir);
+        for metadata in sessions {
+            store.create_session(&metadata.session_id).await.unwrap();
+            store.write_metadata(&metadata).await.unwrap();
+        }
+        store
+    }
+
+    #[tokio::test]
+    async fn a_failed_deletion_is_reported_and_the_others_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = store_with(dir.path(), ten().into_iter().take(3).collect()).await;
+        let store = FailingStore { inner, failing: SessionId::new("c02").unwrap() };
+        let policy = RetentionPolicy { max_total_bytes: Some(0), ..RetentionPolicy::default() };
+        let now = Timestamp::from_unix_nanos(NOW);
+        let report = prune(&store, &policy, now, &HashSet::new(), false).await.unwrap();
+        assert!(!report.is_success());
+        assert_eq!(ids(&report.deleted), ["c01", "c03"]);
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].decision.session_id.as_str(), "c02");
+        assert!(report.failed[0].error.contains("the disk said no"), "{}", report.failed[0].error);
+        assert_eq!(report.freed_bytes, 200);
+        let left = store.list_session_ids().await.unwrap();
+        assert_eq!(left, [SessionId::new("c02").unwrap()]);
+    }
+
+    #[tokio::test]
+    async fn prune_deletes_the_plan_and_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), ten().into_iter().take(4).collect()).await;
+        let broken = SessionId::new("broken").unwrap();
+        store.create_session(&broken).await.unwrap();
+        std::fs::write(dir.path().join("sessions/broken/metadata.json"), "{").unwrap();
+        let policy = RetentionPolicy { keep_last: Some(1), ..RetentionPolicy::default() };
+        let protected: HashSet<SessionId> = [SessionId::new("c01").unwrap()].into();
+        let now = Timestamp::from_unix_nanos(NOW);
+
+        let dry = prune(&store, &policy, now, &protected, true).await.unwrap();
+        assert_eq!(ids(&dry.deleted), ["c02", "c03"]);
+        assert_eq!((dry.kept, dry.freed_bytes, dry.stored_bytes), (2, 200, 400));
+        assert_eq!(store.list_session_ids().await.unwrap().len(), 5);
+
+        let report = prune(&store, &policy, now, &protected, false).await.unwrap();
+        assert!(report.is_success());
+        assert_eq!(ids(&report.deleted), ["c02", "c03"]);
+        assert_eq!(report.skipped.len(), 1);
+        assert_eq!(report.skipped[0].session_id, broken);
+        let left: Vec<String> =
+            store.list_session_ids().await.unwrap().iter().map(|id| id.as_str().to_owned()).collect();
+        assert_eq!(left, ["broken", "c01", "c04"]);
+
+        let refused = prune(&store, &RetentionPolicy::default(), now, &protected, false).await.unwrap_err();
+        assert!(refused.to_string().contains("older-than"), "{refused}");
+    }
+}
