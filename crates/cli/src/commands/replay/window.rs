@@ -4,7 +4,8 @@
 use std::fmt;
 
 use anyhow::{Context, anyhow, bail};
-use tape_session::{SessionMetadata, SessionStore, Timestamp, parse_jsonl};
+use tape_annotations::Phase as SessionPhase;
+use tape_session::{SessionMetadata, SessionStore, Timestamp};
 
 /// A point of `--from` or `--until`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,43 +67,32 @@ pub struct Phase {
 }
 
 /// The session's phases: the `test.phase.<name>` annotations of its
-/// `annotations.jsonl`, else the phases of its metadata.
-pub async fn phases(store: &dyn SessionStore, metadata: &SessionMetadata) -> anyhow::Result<Vec<Phase>> {
+/// `annotations.jsonl`, else the phases of its metadata (as the training
+/// reader reads them).
+pub async fn phases(store: &dyn SessionStore, metadata: &SessionMetadata) -> anyhow::Result<Vec<SessionPhase>> {
     let id = &metadata.session_id;
-    let annotations = store
-        .read_annotations(id)
+    tape_annotations::session_phases(store, metadata)
         .await
-        .with_context(|| format!("cannot read the annotations of session {id} in {}", store.location()))?;
-    if let Some(bytes) = annotations {
-        let annotations =
-            parse_jsonl(id, &bytes).with_context(|| format!("cannot read the annotations of session {id}"))?;
-        let phases: Vec<Phase> = annotations
-            .iter()
-            .filter_map(|annotation| {
-                annotation.phase_name().map(|name| Phase {
-                    name: name.to_owned(),
-                    start: annotation.time_range_start,
-                    end: annotation.time_range_end,
-                })
-            })
-            .collect();
-        if !phases.is_empty() {
-            return Ok(phases);
-        }
-    }
-    Ok(metadata
-        .phases
-        .iter()
-        .map(|phase| Phase { name: phase.name.clone(), start: phase.start, end: phase.end })
-        .collect())
+        .with_context(|| format!("cannot read the phases of session {id} in {}", store.location()))
 }
 
-/// The phase called `name`, or an error that lists the session's phases.
-pub fn find_phase(metadata: &SessionMetadata, phases: &[Phase], name: &str) -> anyhow::Result<Phase> {
-    if let Some(phase) = phases.iter().find(|phase| phase.name == name) {
-        return Ok(phase.clone());
-    }
+/// The phase called `name` as one range, or an error that lists the
+/// session's phases. A phase that several annotations give (two incidents
+/// of one name) has several ranges, and `--phase` cannot pick one.
+pub fn find_phase(metadata: &SessionMetadata, phases: &[SessionPhase], name: &str) -> anyhow::Result<Phase> {
     let id = &metadata.session_id;
+    if let Some(phase) = phases.iter().find(|phase| phase.name == name) {
+        if let [(start, end)] = phase.ranges[..] {
+            return Ok(Phase { name: phase.name.clone(), start, end });
+        }
+        let ranges: Vec<String> = phase.ranges.iter().map(|(start, end)| format!("{start} .. {end}")).collect();
+        bail!(
+            "phase {name} of session {id} has {} ranges ({}); --phase replays one range: give the one you want with \
+             --from and --until",
+            ranges.len(),
+            ranges.join(", ")
+        );
+    }
     if phases.is_empty() {
         bail!("session {id} has no phases, so --phase {name} selects nothing (phases come from seed patterns)");
     }
@@ -227,14 +217,28 @@ mod tests {
             start(),
             "test".to_owned(),
         );
+        let at = |seconds: u64| Timestamp::from_unix_nanos(start().unix_nanos() + seconds * SECOND);
+        let phase = |name: &str, ranges: Vec<(Timestamp, Timestamp)>| SessionPhase {
+            name: name.to_owned(),
+            ranges,
+            flags: vec![],
+            description: None,
+        };
         let phases = vec![
-            Phase { name: "baseline".to_owned(), start: start(), end: start() },
-            Phase { name: "failure".to_owned(), start: start(), end: start() },
+            phase("baseline", vec![(at(0), at(10))]),
+            phase("failure", vec![(at(10), at(20))]),
+            phase("incident", vec![(at(2), at(3)), (at(12), at(13))]),
         ];
         let message = find_phase(&metadata, &phases, "recovery").unwrap_err().to_string();
-        assert_eq!(message, "session s has no phase \"recovery\"; its phases are baseline, failure");
+        assert_eq!(message, "session s has no phase \"recovery\"; its phases are baseline, failure, incident");
         let message = find_phase(&metadata, &[], "recovery").unwrap_err().to_string();
         assert!(message.starts_with("session s has no phases"), "{message}");
-        assert_eq!(find_phase(&metadata, &phases, "failure").unwrap().name, "failure");
+        assert_eq!(
+            find_phase(&metadata, &phases, "failure").unwrap(),
+            Phase { name: "failure".to_owned(), start: at(10), end: at(20) }
+        );
+        let message = find_phase(&metadata, &phases, "incident").unwrap_err().to_string();
+        assert!(message.starts_with("phase incident of session s has 2 ranges (2026-01-01T00:00:02Z .. "), "{message}");
+        assert!(message.contains("--from and --until"), "{message}");
     }
 }
