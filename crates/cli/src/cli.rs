@@ -494,21 +494,9 @@ pub struct CaptureArgs {
     /// A blob is closed once it holds this many MiB before compression.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub blob_max_size_mb: u64,
-    /// Also send every accepted request to this OTLP endpoint (pass-through), such as http://collector:4318.
-    #[arg(long, value_name = "URL")]
-    pub forward: Option<String>,
-    /// Protocol of --forward: grpc, http/protobuf or http/json.
-    #[arg(long, value_name = "PROTOCOL", default_value = "http/protobuf", requires = "forward")]
-    pub forward_protocol: String,
-    /// A header for --forward, as KEY=VALUE; repeat for more.
-    #[arg(long = "forward-header", value_name = "KEY=VALUE", value_parser = parse_header, requires = "forward")]
-    pub forward_headers: Vec<(String, String)>,
-    /// Timeout of one forwarded request.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
-    pub forward_timeout: u64,
-    /// Requests that may wait to be forwarded; past it, they are recorded but not forwarded (counted as failed).
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    pub forward_queue: usize,
+    /// Pass-through.
+    #[command(flatten)]
+    pub forward: ForwardArgs,
     /// Where blobs being written wait until they are committed, when the store is S3 (and where capture locks are kept);
     /// OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool under the working directory.
     #[arg(long, value_name = "DIR")]
@@ -798,21 +786,9 @@ pub struct ServeArgs {
     /// Largest OTLP request accepted, after decompression, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     pub max_request_size_mb: u64,
-    /// Pass every accepted request on to this OTLP endpoint, whether a capture is running or not.
-    #[arg(long, value_name = "URL")]
-    pub forward: Option<String>,
-    /// Protocol of --forward: grpc, http/protobuf or http/json.
-    #[arg(long, value_name = "PROTOCOL", default_value = "http/protobuf", requires = "forward")]
-    pub forward_protocol: String,
-    /// A header for --forward, as KEY=VALUE; repeat for more.
-    #[arg(long = "forward-header", value_name = "KEY=VALUE", value_parser = parse_header, requires = "forward")]
-    pub forward_headers: Vec<(String, String)>,
-    /// Timeout of one forwarded request.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
-    pub forward_timeout: u64,
-    /// Requests that may wait to be forwarded.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    pub forward_queue: usize,
+    /// Pass-through.
+    #[command(flatten)]
+    pub forward: ForwardArgs,
     /// Where finished replays' JSON reports are written (created when missing).
     #[arg(long, value_name = "DIR", default_value = ".otlp-tape/reports")]
     pub reports_dir: PathBuf,
@@ -835,4 +811,25 @@ pub struct ServeArgs {
     /// Retention: only sessions of these types (seed, capture, training); all when absent.
     #[arg(long = "retention-type", value_name = "TYPE", value_delimiter = ',', value_parser = parse_session_type)]
     pub retention_types: Vec<SessionType>,
+}
+
+/// `--forward` and its options, of `capture` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ForwardArgs {
+    /// Also send every accepted request to this OTLP endpoint (pass-through), such as http://collector:4318; with
+    /// `serve`, also while no capture is running.
+    #[arg(id = "forward", long = "forward", value_name = "URL")]
+    pub url: Option<String>,
+    /// Protocol of --forward: grpc, http/protobuf or http/json.
+    #[arg(long = "forward-protocol", value_name = "PROTOCOL", default_value = "http/protobuf", requires = "forward")]
+    pub protocol: String,
+    /// A header for --forward, as KEY=VALUE; repeat for more.
+    #[arg(long = "forward-header", value_name = "KEY=VALUE", value_parser = parse_header, requires = "forward")]
+    pub headers: Vec<(String, String)>,
+    /// Timeout of one forwarded request.
+    #[arg(long = "forward-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub timeout: u64,
+    /// Requests that may wait to be forwarded; past it, they are recorded but not forwarded (counted as failed).
+    #[arg(long = "forward-queue", value_name = "N", default_value_t = 1024)]
+    pub queue: usize,
 }

@@ -17,7 +17,7 @@ use tape_session::{SessionId, SessionMetadata, SessionStatus, SessionStore, Sess
 use tape_store::{SpooledStore, StoreLocation};
 use tracing::warn;
 
-use crate::cli::{CaptureArgs, OutputFormat};
+use crate::cli::{CaptureArgs, ForwardArgs, OutputFormat};
 use crate::env;
 use crate::output::{human_bytes, note, print_json};
 
@@ -81,8 +81,8 @@ pub async fn run(
         listening.push(format!("OTLP/HTTP on {addr}"));
     }
     note(format!("Capturing into session {id} in {location}: {}.", listening.join(", ")));
-    if let Some(forward) = &args.forward {
-        note(format!("Forwarding every accepted request to {forward} ({}).", args.forward_protocol));
+    if let Some(forward) = &args.forward.url {
+        note(format!("Forwarding every accepted request to {forward} ({}).", args.forward.protocol));
     }
     note("Stop with Ctrl-C (or SIGTERM); the session is finished and summarised.");
 
@@ -116,7 +116,7 @@ pub async fn run(
         blobs: metadata.blobs.len(),
         content_hash: metadata.content_hash.clone(),
         received: outcome.stats,
-        forward: args.forward.clone(),
+        forward: args.forward.url.clone(),
     };
     let failed = matches!(outcome.recording.reason, StopReason::Failed(_));
     if format == OutputFormat::Json {
@@ -180,16 +180,7 @@ fn capture_config(args: &CaptureArgs) -> anyhow::Result<CaptureConfig> {
     if args.max_request_size_mb == 0 {
         return Err(anyhow!("--max-request-size-mb must be more than zero"));
     }
-    let forward = match &args.forward {
-        None => None,
-        Some(url) => Some(forward_config(
-            url,
-            &args.forward_protocol,
-            &args.forward_headers,
-            args.forward_timeout,
-            args.forward_queue,
-        )?),
-    };
+    let forward = forward_config(&args.forward)?;
     Ok(CaptureConfig {
         grpc: args.grpc.0,
         http: args.http.0,
@@ -280,29 +271,24 @@ pub(crate) fn recorder_config(args: &CaptureArgs) -> anyhow::Result<RecorderConf
     Ok(recorder)
 }
 
-/// Pass-through to `url` (`--forward` and its options): the exporter and
-/// the queue.
-pub(crate) fn forward_config(
-    url: &str,
-    protocol: &str,
-    headers: &[(String, String)],
-    timeout_nanos: u64,
-    queue: usize,
-) -> anyhow::Result<(Arc<dyn Upstream>, ForwardConfig)> {
+/// Pass-through (`--forward` and its options): the exporter and the
+/// queue, or `None` without `--forward`.
+pub(crate) fn forward_config(args: &ForwardArgs) -> anyhow::Result<Option<(Arc<dyn Upstream>, ForwardConfig)>> {
+    let Some(url) = args.url.as_deref() else { return Ok(None) };
     let protocol: tape_replay::Protocol =
-        protocol.parse().map_err(|error| anyhow!("invalid --forward-protocol: {error}"))?;
+        args.protocol.parse().map_err(|error| anyhow!("invalid --forward-protocol: {error}"))?;
     let config = tape_replay::ExporterConfig {
         endpoint: url.to_owned(),
         append_signal_path: true,
         protocol,
-        headers: headers.to_vec(),
+        headers: args.headers.clone(),
         compression: tape_replay::Compression::Gzip,
-        timeout: Duration::from_nanos(timeout_nanos),
+        timeout: Duration::from_nanos(args.timeout),
         tls: tape_replay::TlsOptions::default(),
     };
     let exporter = tape_replay::Exporter::new(config).with_context(|| format!("invalid --forward {url}"))?;
     let upstream: Arc<dyn Upstream> = Arc::new(ForwardExporter { exporter, endpoint: url.to_owned() });
-    Ok((upstream, ForwardConfig { queue_requests: queue.max(1), ..ForwardConfig::default() }))
+    Ok(Some((upstream, ForwardConfig { queue_requests: args.queue.max(1), ..ForwardConfig::default() })))
 }
 
 /// Pass-through with the replay crate's exporter: a few quick retries,
@@ -342,9 +328,9 @@ fn parameters(args: &CaptureArgs) -> std::collections::BTreeMap<String, serde_js
     put("http", args.http.0.map_or(serde_json::Value::Null, |addr| addr.to_string().into()));
     put("signals", args.signals.iter().map(Signal::as_str).collect::<Vec<_>>().join(",").into());
     put("durable", args.durable.into());
-    if let Some(forward) = &args.forward {
+    if let Some(forward) = &args.forward.url {
         put("forward", forward.clone().into());
-        put("forwardProtocol", args.forward_protocol.clone().into());
+        put("forwardProtocol", args.forward.protocol.clone().into());
     }
     parameters
 }

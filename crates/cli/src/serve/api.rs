@@ -569,7 +569,7 @@ async fn start_replay(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, 
     let id_seed = args.id_seed.unwrap_or_else(|| u64::from(rand::random::<u32>()));
     let options = prepared.options(&args, id_seed, None);
     let progress = Arc::new(tape_replay::Progress::new());
-    let stop = tape_util_token();
+    let stop = tokio_util::sync::CancellationToken::new();
     let job = ReplayJob {
         id: id.clone(),
         session_id: prepared.metadata.session_id.clone(),
@@ -629,10 +629,6 @@ async fn start_replay(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, 
         runner.job_ended();
     });
     accepted(body)
-}
-
-fn tape_util_token() -> tokio_util::sync::CancellationToken {
-    tokio_util::sync::CancellationToken::new()
 }
 
 fn seed_json(job: &SeedJob) -> Value {

@@ -151,7 +151,7 @@ impl BlobSink for MeteredSink {
 pub struct Sample<'a> {
     /// The receivers' counters since `serve` started.
     pub received: StatsSnapshot,
-    /// The progress of every replay run since `serve` started.
+    /// The progress of the running replays, and of the ended ones summed.
     pub replays: &'a [ProgressSnapshot],
     /// Items per second of the replays running now, summed.
     pub replay_rate: f64,

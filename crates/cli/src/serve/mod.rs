@@ -157,19 +157,21 @@ impl State {
     /// What `/metrics` shows now.
     pub fn metrics(&self) -> String {
         let replays = lock(&self.replays);
-        let mut snapshots: Vec<ProgressSnapshot> =
-            replays.values().filter(|job| job.state == JobState::Running).map(|job| job.progress.snapshot()).collect();
-        snapshots.push(lock(&self.replay_totals).0.clone());
-        let running: Vec<&ReplayJob> = replays.values().filter(|job| job.state == JobState::Running).collect();
+        // One snapshot per running replay: its counts, rate and lag.
+        let running: Vec<(ProgressSnapshot, f64)> = replays
+            .values()
+            .filter(|job| job.state == JobState::Running)
+            .map(|job| (job.progress.snapshot(), job.started.elapsed().as_secs_f64()))
+            .collect();
         #[allow(clippy::cast_precision_loss)] // a rate
         let rate: f64 = running
             .iter()
-            .map(|job| {
-                let seconds = job.started.elapsed().as_secs_f64();
-                if seconds > 0.0 { job.progress.snapshot().total().sent_items as f64 / seconds } else { 0.0 }
-            })
+            .map(|(progress, seconds)| if *seconds > 0.0 { progress.total().sent_items as f64 / seconds } else { 0.0 })
             .sum();
-        let lag = running.iter().map(|job| job.progress.snapshot().lag_millis).max().unwrap_or(0);
+        let lag = running.iter().map(|(progress, _)| progress.lag_millis).max().unwrap_or(0);
+        let mut snapshots: Vec<ProgressSnapshot> = running.into_iter().map(|(progress, _)| progress).collect();
+        let active_replays = snapshots.len() as u64;
+        snapshots.push(lock(&self.replay_totals).0.clone());
         let active_captures = lock(&self.captures).values().filter(|job| job.state == JobState::Running).count();
         metrics::render(&metrics::Sample {
             received: self.receivers.stats().snapshot(),
@@ -178,7 +180,7 @@ impl State {
             replay_lag_millis: lag,
             store: &self.store_counters,
             active_captures: active_captures as u64,
-            active_replays: running.len() as u64,
+            active_replays,
         })
     }
 }
@@ -252,16 +254,7 @@ pub async fn run(
     } else {
         store
     };
-    let forward = match &args.forward {
-        None => None,
-        Some(url) => Some(crate::commands::capture::forward_config(
-            url,
-            &args.forward_protocol,
-            &args.forward_headers,
-            args.forward_timeout,
-            args.forward_queue,
-        )?),
-    };
+    let forward = crate::commands::capture::forward_config(&args.forward)?;
     let store_counters = Arc::new(StoreCounters::default());
     let store: Arc<dyn SessionStore> = Arc::new(MeteredStore::new(store, Arc::clone(&store_counters)));
     let receivers = Receivers::start(ReceiversConfig {

@@ -126,24 +126,23 @@ async fn an_operator_marks_an_incident_in_a_capture_session() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path();
     import_samples(store, "cap-1");
+    // The operator's incident: 2 s to 4 s into the session.
+    let incident: &[&str] = &[
+        "annotations",
+        "add",
+        "--session",
+        "cap-1",
+        "--key",
+        "test.phase.incident",
+        "--from",
+        "2s",
+        "--until",
+        "4s",
+        "--description",
+        "checkout errors reported",
+    ];
 
-    let added = json_of(
-        &mut tape_with(store, &server),
-        &[
-            "annotations",
-            "add",
-            "--session",
-            "cap-1",
-            "--key",
-            "test.phase.incident",
-            "--from",
-            "2s",
-            "--until",
-            "4s",
-            "--description",
-            "checkout errors reported",
-        ],
-    );
+    let added = json_of(&mut tape_with(store, &server), incident);
     assert_eq!(added["added"], true);
     assert_eq!(added["clickhouse"]["inserted"], 1, "{added}");
     let annotation = &added["annotation"];
@@ -159,23 +158,7 @@ async fn an_operator_marks_an_incident_in_a_capture_session() {
     assert_eq!(rows(&server, "cap-1").await, [("test.phase.incident".to_owned(), from, until)]);
 
     // Adding it again changes nothing, here or in ClickHouse.
-    let again = json_of(
-        &mut tape_with(store, &server),
-        &[
-            "annotations",
-            "add",
-            "--session",
-            "cap-1",
-            "--key",
-            "test.phase.incident",
-            "--from",
-            "2s",
-            "--until",
-            "4s",
-            "--description",
-            "checkout errors reported",
-        ],
-    );
+    let again = json_of(&mut tape_with(store, &server), incident);
     assert_eq!(again["added"], false);
     assert_eq!(tape_json(store, &["annotations", "list", "--session", "cap-1"]).as_array().unwrap().len(), 1);
     assert_eq!(rows(&server, "cap-1").await.len(), 1);
