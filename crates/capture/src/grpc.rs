@@ -197,6 +197,9 @@ async fn export(intake: &Intake, signal: Signal, payload: Bytes) -> Result<Bytes
         // Every field of an empty Export*ServiceResponse is at its default.
         Ok(()) => Ok(Bytes::new()),
         Err(Refusal::Busy) => Err(throttled()),
+        Err(Refusal::StoreFailing) => {
+            Err(Status::unavailable("the session store cannot be written (full disk?); send again later"))
+        }
         Err(Refusal::Stopped) => {
             Err(Status::unavailable("the capture is not recording (stopping or stopped); send again later"))
         }

@@ -94,6 +94,10 @@ async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body
             "the recorder is behind; retry after the delay in Retry-After".to_owned(),
             received.encoding,
         )),
+        Err(Refusal::StoreFailing) => rejected(&Rejection::unavailable(
+            "the session store cannot be written (full disk?); retry after the delay in Retry-After".to_owned(),
+            received.encoding,
+        )),
         Err(Refusal::Stopped) => rejected(&Rejection::unavailable(
             "the capture is not recording (stopping or stopped); send again later".to_owned(),
             received.encoding,

@@ -7,16 +7,22 @@
 //! queue for the one task that writes the session. That task flushes at
 //! least once per flush interval, and, for durable capture, syncs before
 //! the requests it wrote are acknowledged.
+//!
+//! When the store fails (a full disk), nothing admitted is dropped: what
+//! the writer could not hand to the store stays in memory, new requests
+//! are refused with [`Refusal::StoreFailing`] (retryable), and the task
+//! tries the store again every second until it works, then admits again.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tape_otlp::{Signal, SignalSet};
 use tape_session::{SessionMetadata, SessionStatus, SessionStore, SessionWriter, Timestamp, WriterOptions};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
-use tracing::{debug, warn};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
 
 use crate::stats::Stats;
 
@@ -33,7 +39,8 @@ pub struct RecorderConfig {
     pub flush_interval: Duration,
     /// Acknowledge a request only once it is on stable storage.
     pub durable: bool,
-    /// Stop once this many bytes of requests (protobuf) are recorded.
+    /// Record at most this many bytes of requests (protobuf): the request
+    /// that would go over is refused (retryable) and the recording stops.
     pub max_bytes: Option<u64>,
     /// Stop after this long.
     pub max_duration: Option<Duration>,
@@ -59,7 +66,7 @@ impl Default for RecorderConfig {
     }
 }
 
-/// Why a request was not admitted. Both are retryable for the client.
+/// Why a request was not admitted. All are retryable for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The writer is behind: too many bytes are waiting.
@@ -68,7 +75,14 @@ pub enum Refusal {
     /// The capture is stopping or has failed: nothing more is recorded.
     #[error("the capture is not recording")]
     Stopped,
+    /// The store cannot be written (a full disk); the capture keeps what
+    /// it acknowledged and takes requests again once the store works.
+    #[error("the session store cannot be written; retry later")]
+    StoreFailing,
 }
+
+/// How often a failing store is tried again, at most.
+const STORE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What became of an admitted request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +123,20 @@ struct Entry {
     items: u64,
     payload: Bytes,
     _permit: OwnedSemaphorePermit,
-    ack: Option<oneshot::Sender<bool>>,
+    ack: Option<oneshot::Sender<Ack>>,
+}
+
+/// What a durable request hears from the writing task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    /// On stable storage.
+    Stored,
+    /// Not known to be on stable storage: the store failed. The request
+    /// may still be written once it works, so a client that sends it
+    /// again may record it twice, never lose it.
+    StoreFailing,
+    /// The recording ended before it was on stable storage.
+    Stopped,
 }
 
 /// The receivers' handle on the recording. Cheap to clone.
@@ -127,6 +154,13 @@ struct Shared {
     /// The last receive time handed out, so that times follow admission order.
     last_time: Mutex<Timestamp>,
     stopping: AtomicBool,
+    /// Set while the store fails: requests are refused until it works.
+    store_failing: AtomicBool,
+    /// `max_bytes`, and the bytes admitted towards it.
+    max_bytes: Option<u64>,
+    admitted_bytes: AtomicU64,
+    /// Told when a request would go over `max_bytes`.
+    limit_reached: Notify,
     stats: Arc<Stats>,
 }
 
@@ -187,6 +221,10 @@ pub fn recorder(
         durable: config.durable,
         last_time: Mutex::new(Timestamp::default()),
         stopping: AtomicBool::new(false),
+        store_failing: AtomicBool::new(false),
+        max_bytes: config.max_bytes,
+        admitted_bytes: AtomicU64::new(0),
+        limit_reached: Notify::new(),
         stats,
     });
     let task = RecordingTask { store, metadata, config, queue, shared: Arc::clone(&shared), stop };
@@ -206,6 +244,10 @@ impl Recorder {
         if shared.stopping.load(Ordering::Acquire) {
             return Err(Refusal::Stopped);
         }
+        if shared.store_failing.load(Ordering::Acquire) {
+            shared.stats.signal(signal).throttled();
+            return Err(Refusal::StoreFailing);
+        }
         // A request larger than the whole budget could never be admitted;
         // it takes the whole budget instead.
         let cost = payload.len().clamp(1, shared.queue_bytes);
@@ -220,6 +262,20 @@ impl Recorder {
             (None, None)
         };
         let bytes = payload.len() as u64;
+        if let Some(max) = shared.max_bytes {
+            // The request that would go over the limit is not recorded:
+            // the session stays within it, and the recording stops.
+            let admitted = shared.admitted_bytes.fetch_add(bytes, Ordering::AcqRel);
+            if admitted.saturating_add(bytes) > max {
+                shared.admitted_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                shared.limit_reached.notify_one();
+                return Err(Refusal::Stopped);
+            }
+            if admitted + bytes == max {
+                // Exactly at the limit: this one is recorded, then it stops.
+                shared.limit_reached.notify_one();
+            }
+        }
         {
             // Stamping and queueing under one lock keeps receive times in
             // queue order, even when the wall clock steps back.
@@ -235,10 +291,11 @@ impl Recorder {
         match acked {
             None => Ok(Admitted::Recorded),
             Some(acked) => match acked.await {
-                Ok(true) => Ok(Admitted::Recorded),
-                // The write failed: the capture is over, and the client
-                // should send the request again elsewhere or later.
-                Ok(false) | Err(_) => Err(Refusal::Stopped),
+                Ok(Ack::Stored) => Ok(Admitted::Recorded),
+                // The store failed before the request was on stable
+                // storage: the client sends it again later.
+                Ok(Ack::StoreFailing) => Err(Refusal::StoreFailing),
+                Ok(Ack::Stopped) | Err(_) => Err(Refusal::Stopped),
             },
         }
     }
@@ -268,9 +325,8 @@ impl RecordingTask {
         self,
         started: Option<oneshot::Sender<Result<(), tape_session::Error>>>,
     ) -> Result<RecordingOutcome, tape_session::Error> {
-        let RecordingTask { store, metadata, config, mut queue, shared, mut stop } = self;
-        let mut written = 0u64;
-        let mut writer = match SessionWriter::create(store.as_ref(), metadata, config.writer).await {
+        let RecordingTask { store, metadata, config, queue, shared, stop } = self;
+        let writer = match SessionWriter::create(store.as_ref(), metadata, config.writer).await {
             Ok(writer) => {
                 if let Some(started) = started {
                     let _ = started.send(Ok(()));
@@ -286,89 +342,269 @@ impl RecordingTask {
                 return Err(tape_session::Error::backend("the session could not be created", message));
             }
         };
+        let mut task = Writing {
+            writer,
+            queue,
+            shared,
+            held: VecDeque::new(),
+            pending_acks: Vec::new(),
+            failing: None,
+            durable: config.durable,
+            dirty: false,
+        };
+        let reason = task.record(&config, stop.clone()).await;
+        task.finish(store.as_ref(), reason, stop).await
+    }
+}
+
+/// The writing task's state while it records.
+struct Writing<'a> {
+    writer: SessionWriter<'a>,
+    queue: mpsc::UnboundedReceiver<Entry>,
+    shared: Arc<Shared>,
+    /// Admitted requests the writer has not taken yet, oldest first: they
+    /// wait here while the store fails.
+    held: VecDeque<Entry>,
+    /// Durable requests taken by the writer, acknowledged at the next sync.
+    pending_acks: Vec<oneshot::Sender<Ack>>,
+    /// The store's error while it fails.
+    failing: Option<String>,
+    durable: bool,
+    /// Whether bytes were written since the last flush.
+    dirty: bool,
+}
+
+impl Writing<'_> {
+    /// Records until stopped or a limit is reached; returns why it stopped.
+    async fn record(&mut self, config: &RecorderConfig, mut stop: watch::Receiver<bool>) -> StopReason {
         let started = tokio::time::Instant::now();
         let deadline = config.max_duration.map(|limit| started + limit);
         let mut flush = tokio::time::interval(config.flush_interval);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut dirty = false;
-        let mut pending_acks: Vec<oneshot::Sender<bool>> = Vec::new();
+        let mut retry = tokio::time::interval(config.flush_interval.min(STORE_RETRY_INTERVAL));
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shared = Arc::clone(&self.shared);
         let mut batch = Vec::with_capacity(64);
-        let reason = loop {
+        loop {
             tokio::select! {
                 biased;
                 changed = stop.changed() => {
                     if changed.is_err() || *stop.borrow() {
-                        break StopReason::Requested;
+                        return StopReason::Requested;
                     }
                 }
-                () = sleep_until(deadline) => break StopReason::DurationLimit,
-                received = queue.recv_many(&mut batch, 256) => {
+                () = sleep_until(deadline) => return StopReason::DurationLimit,
+                () = shared.limit_reached.notified() => return StopReason::SizeLimit,
+                _ = retry.tick(), if self.failing.is_some() => {
+                    // Admitted while the store failed: held for the retry.
+                    while let Ok(entry) = self.queue.try_recv() {
+                        self.hold(entry);
+                    }
+                    if self.write_held().await.is_ok() && self.settle().await.is_ok() {
+                        self.recovered();
+                    }
+                }
+                received = self.queue.recv_many(&mut batch, 256), if self.failing.is_none() => {
                     if received == 0 {
-                        break StopReason::Requested;
+                        return StopReason::Requested;
                     }
-                    if let Err(error) = write_batch(&mut writer, &mut batch, &mut pending_acks, &mut written).await {
-                        break StopReason::Failed(error.to_string());
-                    }
-                    dirty = true;
-                    if !pending_acks.is_empty() {
-                        if let Err(error) = writer.sync().await {
-                            break StopReason::Failed(error.to_string());
-                        }
-                        dirty = false;
-                        for ack in pending_acks.drain(..) {
-                            let _ = ack.send(true);
-                        }
-                    }
-                    if config.max_bytes.is_some_and(|max| written >= max) {
-                        break StopReason::SizeLimit;
+                    self.held.extend(batch.drain(..));
+                    if self.write_held().await.is_ok() && !self.pending_acks.is_empty() {
+                        let _ = self.settle().await;
                     }
                 }
-                _ = flush.tick() => {
-                    if dirty {
-                        if let Err(error) = writer.flush().await {
-                            break StopReason::Failed(error.to_string());
-                        }
-                        dirty = false;
+                _ = flush.tick(), if self.failing.is_none() => {
+                    if self.dirty {
+                        let _ = self.settle().await;
                     }
                 }
+            }
+        }
+    }
+
+    /// Keeps `entry` for the writer, or refuses it when it is durable and
+    /// the store fails: its client has not been answered and sends it again.
+    fn hold(&mut self, mut entry: Entry) {
+        if self.failing.is_some()
+            && let Some(ack) = entry.ack.take()
+        {
+            let _ = ack.send(Ack::StoreFailing);
+            return;
+        }
+        self.held.push_back(entry);
+    }
+
+    /// Hands the held requests to the writer, oldest first. On a store
+    /// error the ones not taken stay held, and the store is failing.
+    async fn write_held(&mut self) -> Result<(), ()> {
+        while let Some(entry) = self.held.front() {
+            let taken = self.writer.add(entry.signal, entry.receive_time, entry.items, &entry.payload).await;
+            if let Err(error) = taken {
+                self.failed(&error);
+                return Err(());
+            }
+            let Some(mut entry) = self.held.pop_front() else { break };
+            self.dirty = true;
+            if let Some(ack) = entry.ack.take() {
+                self.pending_acks.push(ack);
+            }
+            if let Err(error) = self.writer.write_out().await {
+                self.failed(&error);
+                return Err(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes what was written (syncs it, and acknowledges it, when
+    /// durable requests wait).
+    async fn settle(&mut self) -> Result<(), ()> {
+        let durable = !self.pending_acks.is_empty();
+        let settled = if durable { self.writer.sync().await } else { self.writer.flush().await };
+        if let Err(error) = settled {
+            self.failed(&error);
+            return Err(());
+        }
+        self.dirty = false;
+        for ack in self.pending_acks.drain(..) {
+            let _ = ack.send(Ack::Stored);
+        }
+        Ok(())
+    }
+
+    /// The store failed: refuse requests until it works again.
+    fn failed(&mut self, error: &tape_session::Error) {
+        let message = error_chain(error);
+        if self.failing.is_none() {
+            warn!(
+                session = %self.writer.metadata().session_id,
+                "The store cannot be written; refusing requests (retryable) until it can: {message}"
+            );
+            self.shared.store_failing.store(true, Ordering::Release);
+        }
+        self.failing = Some(message);
+        // Durable requests not on stable storage are answered now.
+        for ack in self.pending_acks.drain(..) {
+            let _ = ack.send(Ack::StoreFailing);
+        }
+        if self.durable {
+            for entry in &mut self.held {
+                if let Some(ack) = entry.ack.take() {
+                    let _ = ack.send(Ack::StoreFailing);
+                }
+            }
+            // Refused durable requests are not written: their clients send them again.
+            self.held.clear();
+        }
+    }
+
+    fn recovered(&mut self) {
+        if self.failing.take().is_some() {
+            info!(session = %self.writer.metadata().session_id, "The store can be written again; taking requests.");
+            self.shared.store_failing.store(false, Ordering::Release);
+        }
+    }
+
+    /// Stops admitting, writes everything admitted, finishes the session.
+    /// While the store fails it is tried again every second, until it
+    /// works or the recording is asked to stop once more: then the session
+    /// is left `active` for `sessions repair`, with what reached the store.
+    async fn finish(
+        mut self,
+        store: &dyn SessionStore,
+        reason: StopReason,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<RecordingOutcome, tape_session::Error> {
+        self.shared.stopping.store(true, Ordering::Release);
+        self.shared.store_failing.store(false, Ordering::Release);
+        debug!(%reason, "Recording stops; draining admitted requests.");
+        // Everything admitted is written: nothing acknowledged is lost.
+        self.queue.close();
+        let failed_before = self.failing.take();
+        let mut retry = tokio::time::interval(STORE_RETRY_INTERVAL);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        retry.tick().await;
+        let mut stop_open = true;
+        let mut warned = false;
+        let finished = loop {
+            while let Ok(entry) = self.queue.try_recv() {
+                self.held.push_back(entry);
+            }
+            if self.write_held().await.is_ok() {
+                let end_time = now().max(self.writer.metadata().start_time);
+                match self.writer.try_finish(end_time, SessionStatus::Completed).await {
+                    Ok(metadata) => break Ok(metadata),
+                    Err(error) => self.failed(&error),
+                }
+            }
+            let message = self.failing.take().unwrap_or_default();
+            if !warned {
+                warn!(
+                    session = %self.writer.metadata().session_id,
+                    "Cannot finish the session while the store fails; trying every second (stop again to give up \
+                     and leave it for `sessions repair`): {message}"
+                );
+                warned = true;
+            }
+            let give_up = tokio::select! {
+                biased;
+                changed = stop.changed(), if stop_open => {
+                    stop_open = changed.is_ok();
+                    stop_open
+                }
+                _ = retry.tick() => false,
+            };
+            if give_up {
+                break Err(message);
             }
         };
-        shared.stopping.store(true, Ordering::Release);
-        debug!(%reason, "Recording stops; draining admitted requests.");
-        let mut status = SessionStatus::Completed;
-        let mut reason = reason;
-        if matches!(reason, StopReason::Failed(_)) {
-            status = SessionStatus::Failed;
-        } else {
-            // Everything admitted is written: nothing acknowledged is lost.
-            queue.close();
-            while queue.recv_many(&mut batch, 256).await > 0 {
-                if let Err(error) = write_batch(&mut writer, &mut batch, &mut pending_acks, &mut written).await {
-                    reason = StopReason::Failed(error.to_string());
-                    status = SessionStatus::Failed;
-                    break;
+        for ack in self.pending_acks.drain(..) {
+            let _ = ack.send(if finished.is_ok() { Ack::Stored } else { Ack::Stopped });
+        }
+        for mut entry in self.held.drain(..) {
+            if let Some(ack) = entry.ack.take() {
+                let _ = ack.send(Ack::Stopped);
+            }
+        }
+        let session = self.writer.metadata().session_id.clone();
+        let mut metadata = match finished {
+            Ok(metadata) => metadata,
+            Err(message) => {
+                let message = format!("the store cannot be written, and the session is left active: {message}");
+                warn!(%session, "The capture gave up: {message}; run `otlp-tape sessions repair {session}`.");
+                return Ok(RecordingOutcome {
+                    metadata: self.writer.metadata().clone(),
+                    reason: StopReason::Failed(message),
+                });
+            }
+        };
+        if !self.writer.uncommitted().is_empty() {
+            // Blobs whose commit failed are partial blobs in the store:
+            // repair lists them, so that the session shows everything.
+            match tape_session::repair_session(store, &session, now()).await {
+                Ok(_) => metadata = store.read_metadata(&session).await?,
+                Err(error) => {
+                    warn!(%session, "Cannot list the blobs whose commit failed; run `otlp-tape sessions repair {session}`: {error}")
                 }
             }
         }
-        let end_time = now().max(writer.metadata().start_time);
-        let finished = writer.finish(end_time, status).await;
-        let succeeded = finished.is_ok() && status == SessionStatus::Completed;
-        for ack in pending_acks.drain(..) {
-            let _ = ack.send(succeeded);
-        }
-        // Durable requests still queued after a failure are refused.
-        queue.close();
-        while let Ok(entry) = queue.try_recv() {
-            if let Some(ack) = entry.ack {
-                let _ = ack.send(false);
-            }
-        }
-        let metadata = finished?;
-        if let StopReason::Failed(message) = &reason {
-            warn!(session = %metadata.session_id, "The capture failed: {message}");
+        if let Some(message) = failed_before {
+            debug!(%session, "The store failed while recording, and recovered: {message}");
         }
         Ok(RecordingOutcome { metadata, reason })
     }
+}
+
+/// An error and its causes on one line.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -376,20 +612,4 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
-}
-
-async fn write_batch(
-    writer: &mut SessionWriter<'_>,
-    batch: &mut Vec<Entry>,
-    acks: &mut Vec<oneshot::Sender<bool>>,
-    written: &mut u64,
-) -> Result<(), tape_session::Error> {
-    for entry in batch.drain(..) {
-        writer.append(entry.signal, entry.receive_time, entry.items, &entry.payload).await?;
-        *written += entry.payload.len() as u64;
-        if let Some(ack) = entry.ack {
-            acks.push(ack);
-        }
-    }
-    Ok(())
 }

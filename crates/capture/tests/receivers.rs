@@ -225,10 +225,11 @@ async fn one_capture_at_a_time_and_a_taken_session_id_leaves_the_receivers_idle(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capture_that_reaches_a_limit_detaches_itself() {
     let serving = serve(config()).await;
-    // The size limit is reached by the first request; the duration limit
-    // with nothing sent, so that no request races it.
+    // The size limit is reached by the first request, exactly; the
+    // duration limit with nothing sent, so that no request races it.
+    let limit = traces("limited", 0).len() as u64;
     let limits = [
-        (RecorderConfig { max_bytes: Some(1), ..RecorderConfig::default() }, StopReason::SizeLimit, true),
+        (RecorderConfig { max_bytes: Some(limit), ..RecorderConfig::default() }, StopReason::SizeLimit, true),
         (
             RecorderConfig { max_duration: Some(Duration::from_millis(100)), ..RecorderConfig::default() },
             StopReason::DurationLimit,

@@ -67,6 +67,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A path in the store is a symbolic link. Stores never follow one, so
+    /// that nothing outside the store is read, written or deleted.
+    #[error("refusing {path}: it is a symbolic link, and otlp-tape does not follow links out of the store")]
+    Symlink {
+        /// The link.
+        path: String,
+    },
     /// The storage backend failed.
     #[error("{context}")]
     Backend {

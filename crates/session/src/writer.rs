@@ -45,12 +45,22 @@ struct OpenBlob {
 /// Writes a session through any [`SessionStore`]: one open blob per signal,
 /// rolled at the UTC hour boundary of receive time and by size, and
 /// `metadata.json` written after every blob is committed.
+///
+/// A store that fails (a full disk) loses nothing the writer holds: bytes
+/// that could not be handed to the store stay in memory, and every method
+/// but [`finish`](SessionWriter::finish) and
+/// [`discard`](SessionWriter::discard) can be called again once the store
+/// works. [`add`](SessionWriter::add) takes a record only when it returns
+/// `Ok`. A blob whose commit fails stays in the store as a partial blob,
+/// which [`uncommitted`](SessionWriter::uncommitted) names and
+/// `sessions repair` salvages.
 pub struct SessionWriter<'a> {
     store: &'a dyn SessionStore,
     metadata: SessionMetadata,
     options: WriterOptions,
     open: [Option<OpenBlob>; 3],
     next_blob: u64,
+    uncommitted: Vec<BlobKey>,
 }
 
 fn slot(signal: Signal) -> usize {
@@ -73,7 +83,7 @@ impl<'a> SessionWriter<'a> {
             store.write_metadata(&metadata).await?;
         }
         let next_blob = metadata.blobs.len() as u64 + 1;
-        Ok(SessionWriter { store, metadata, options, open: [None, None, None], next_blob })
+        Ok(SessionWriter { store, metadata, options, open: [None, None, None], next_blob, uncommitted: Vec::new() })
     }
 
     /// The metadata as it stands: committed blobs only.
@@ -88,8 +98,26 @@ impl<'a> SessionWriter<'a> {
         &mut self.metadata
     }
 
-    /// Appends one record of `signal`.
+    /// Appends one record of `signal`: [`add`](SessionWriter::add), then
+    /// [`write_out`](SessionWriter::write_out). When the second fails, the
+    /// record is taken all the same.
     pub async fn append(
+        &mut self,
+        signal: Signal,
+        receive_time: Timestamp,
+        item_count: u64,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        self.add(signal, receive_time, item_count, payload).await?;
+        self.write_out().await
+    }
+
+    /// Takes one record of `signal` into its open blob, in memory; it reaches
+    /// the store with the next [`write_out`](SessionWriter::write_out),
+    /// [`flush`](SessionWriter::flush) or roll. Rolling the blob or opening
+    /// a new one uses the store: when that fails, the record is not taken
+    /// and the writer is as it was.
+    pub async fn add(
         &mut self,
         signal: Signal,
         receive_time: Timestamp,
@@ -110,9 +138,9 @@ impl<'a> SessionWriter<'a> {
         }
         if self.open[slot(signal)].is_none() {
             let blob_id = format!("{:06}", self.next_blob);
-            self.next_blob += 1;
             let key = BlobKey::new(signal, receive_time, &blob_id)?;
             let sink = self.store.create_blob(&self.metadata.session_id, &key).await?;
+            self.next_blob += 1;
             let writer = BlobWriter::new(Vec::with_capacity(self.options.chunk_bytes), self.options.compression_level);
             self.open[slot(signal)] = Some(OpenBlob { key, partition, writer, sink });
         }
@@ -122,11 +150,33 @@ impl<'a> SessionWriter<'a> {
             session: session.clone(),
             key: blob.key.to_string(),
             source,
-        })?;
-        if blob.writer.inner_mut().is_some_and(|buffer| buffer.len() >= self.options.chunk_bytes) {
-            drain(blob).await?;
+        })
+    }
+
+    /// Hands the store the compressed bytes of every open blob that holds
+    /// a chunk's worth (see [`WriterOptions::chunk_bytes`]). Bytes the store
+    /// does not take stay in memory for the next call.
+    pub async fn write_out(&mut self) -> Result<(), Error> {
+        let chunk_bytes = self.options.chunk_bytes;
+        for blob in self.open.iter_mut().flatten() {
+            if blob.writer.inner_mut().is_some_and(|buffer| buffer.len() >= chunk_bytes) {
+                drain(blob).await?;
+            }
         }
         Ok(())
+    }
+
+    /// Bytes held in memory that the store has not taken yet, over every
+    /// open blob (the open gzip members' compressor state excluded).
+    pub fn buffered_bytes(&mut self) -> usize {
+        self.open.iter_mut().flatten().filter_map(|blob| blob.writer.inner_mut().map(|buffer| buffer.len())).sum()
+    }
+
+    /// Blobs whose commit failed: their bytes are in the store as partial
+    /// blobs, not listed in the metadata, until `sessions repair` (or
+    /// [`repair_session`](crate::repair_session)) salvages them.
+    pub fn uncommitted(&self) -> &[BlobKey] {
+        &self.uncommitted
     }
 
     /// Ends the open gzip member of every open blob and hands everything
@@ -172,17 +222,37 @@ impl<'a> SessionWriter<'a> {
     }
 
     async fn close(&mut self, signal: Signal) -> Result<(), Error> {
-        let Some(blob) = self.open[slot(signal)].take() else { return Ok(()) };
-        let OpenBlob { key, writer, mut sink, .. } = blob;
+        // Everything goes to the store while the blob is still open, so that
+        // a failure here leaves it open, whole, to close again later.
+        let Some(blob) = self.open[slot(signal)].as_mut() else { return Ok(()) };
+        let session = &self.metadata.session_id;
+        blob.writer.finish_member().map_err(|source| Error::Write {
+            session: session.clone(),
+            key: blob.key.to_string(),
+            source,
+        })?;
+        drain(blob).await?;
+        let Some(OpenBlob { key, writer, mut sink, .. }) = self.open[slot(signal)].take() else {
+            unreachable!("checked above")
+        };
         let (rest, summary) = writer.finish().map_err(|source| Error::Write {
             session: self.metadata.session_id.clone(),
             key: key.to_string(),
             source,
         })?;
         if !rest.is_empty() {
-            sink.write(Bytes::from(rest)).await?;
+            // Only an empty blob has bytes left here: its empty member.
+            if let Err(error) = sink.write(Bytes::from(rest)).await {
+                let _ = sink.abort().await;
+                return Err(error);
+            }
         }
-        sink.commit().await?;
+        if let Err(error) = sink.commit().await {
+            if !matches!(error, Error::BlobExists { .. }) && summary.records > 0 {
+                self.uncommitted.push(key);
+            }
+            return Err(error);
+        }
         debug!(session = %self.metadata.session_id, blob = %key, records = summary.records, "Blob committed.");
         self.metadata.add_blob(BlobEntry::new(key, summary));
         Ok(())
@@ -191,12 +261,22 @@ impl<'a> SessionWriter<'a> {
     /// Commits every open blob and writes the final `metadata.json` with
     /// `status` and `end_time`.
     pub async fn finish(mut self, end_time: Timestamp, status: SessionStatus) -> Result<SessionMetadata, Error> {
+        self.try_finish(end_time, status).await?;
+        Ok(self.metadata)
+    }
+
+    /// Like [`finish`](SessionWriter::finish), but can be called again when
+    /// the store fails: what was committed stays committed, and the final
+    /// metadata is written by the call that succeeds.
+    pub async fn try_finish(&mut self, end_time: Timestamp, status: SessionStatus) -> Result<SessionMetadata, Error> {
         for signal in Signal::ALL {
             self.close(signal).await?;
         }
-        self.metadata.finish(end_time, status);
-        self.store.write_metadata(&self.metadata).await?;
-        Ok(self.metadata)
+        let mut metadata = self.metadata.clone();
+        metadata.finish(end_time, status);
+        self.store.write_metadata(&metadata).await?;
+        self.metadata = metadata;
+        Ok(self.metadata.clone())
     }
 
     /// Discards open blobs and deletes everything written under the
@@ -212,10 +292,20 @@ impl<'a> SessionWriter<'a> {
     }
 }
 
+/// Hands the blob's compressed bytes to its sink. When the sink fails,
+/// the bytes go back into the buffer (the sinks take a chunk whole or not
+/// at all), to be handed over again.
 async fn drain(blob: &mut OpenBlob) -> Result<(), Error> {
     if let Some(buffer) = blob.writer.inner_mut().filter(|buffer| !buffer.is_empty()) {
         let chunk = Bytes::from(std::mem::take(buffer));
-        blob.sink.write(chunk).await?;
+        if let Err(error) = blob.sink.write(chunk.clone()).await {
+            if let Some(buffer) = blob.writer.inner_mut() {
+                let mut restored = Vec::from(chunk);
+                restored.append(buffer);
+                *buffer = restored;
+            }
+            return Err(error);
+        }
     }
     Ok(())
 }

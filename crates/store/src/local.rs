@@ -7,7 +7,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tape_session::{BlobKey, BlobSink, ByteStream, Error, PartialBlob, SessionId, SessionMetadata, SessionStore};
 use tokio::fs;
-use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use crate::sink_file::SinkFile;
@@ -42,9 +41,13 @@ impl LocalStore {
         self.session_dir(id).join(key.to_string())
     }
 
+    /// The session's directory, when it is one: a symbolic link in its
+    /// place (or in place of `sessions/`) is refused, never followed.
     async fn require_session(&self, id: &SessionId) -> Result<PathBuf, Error> {
         let dir = self.session_dir(id);
-        match fs::metadata(&dir).await {
+        refuse_symlink(&self.sessions_dir()).await?;
+        match fs::symlink_metadata(&dir).await {
+            Ok(meta) if meta.file_type().is_symlink() => Err(Error::Symlink { path: dir.display().to_string() }),
             Ok(meta) if meta.is_dir() => Ok(dir),
             Ok(_) => Err(Error::NotFound(id.clone())),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Err(Error::NotFound(id.clone())),
@@ -112,20 +115,65 @@ fn temp_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{:016x}", rand::random::<u64>()))
 }
 
-/// Writes `contents` to `path` atomically: a temporary file, synced, renamed.
-async fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+/// Writes `contents` to `path` atomically: a temporary file beside it,
+/// written in full and synced, then renamed over it. Every step's result is
+/// checked (a full disk fails the write, not the sync after it), and on any
+/// failure the temporary file is removed and `path` is left as it was: a
+/// short file never replaces a complete one.
+async fn write_atomically(path: &Path, contents: Bytes) -> io::Result<()> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || write_atomically_blocking(&path, &contents)).await.map_err(io::Error::other)?
+}
+
+fn write_atomically_blocking(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
     let temp = temp_name(path);
-    let result = async {
-        let mut file = fs::File::create(&temp).await?;
-        file.write_all(contents).await?;
-        file.sync_all().await?;
-        fs::rename(&temp, path).await
-    }
-    .await;
+    let result = (|| {
+        // A std file writes through: nothing is left in a buffer to fail later.
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(contents)?;
+        file.flush()?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temp, path)
+    })();
     if result.is_err() {
-        let _ = fs::remove_file(&temp).await;
+        let _ = std::fs::remove_file(&temp);
+        return result;
     }
-    result
+    // The rename itself survives a power cut once the directory is synced;
+    // the file is complete either way.
+    if let Some(dir) = path.parent()
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// Refuses `path` when it is a symbolic link: the store never follows one,
+/// so that nothing it reads, writes or deletes is outside it. A path that
+/// does not exist passes.
+async fn refuse_symlink(path: &Path) -> Result<(), Error> {
+    match fs::symlink_metadata(path).await {
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::Symlink { path: path.display().to_string() }),
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(Error::backend(format!("cannot read {}", path.display()), error)),
+    }
+}
+
+/// Refuses a symbolic link anywhere from `dir` down to `path` (which is
+/// under it), `dir` included.
+async fn refuse_symlinks_down_to(dir: &Path, path: &Path) -> Result<(), Error> {
+    refuse_symlink(dir).await?;
+    let Ok(relative) = path.strip_prefix(dir) else { return refuse_symlink(path).await };
+    let mut current = dir.to_path_buf();
+    for component in relative.components() {
+        current.push(component);
+        refuse_symlink(&current).await?;
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -171,7 +219,10 @@ impl SessionStore for LocalStore {
     }
 
     async fn read_metadata(&self, id: &SessionId) -> Result<SessionMetadata, Error> {
-        let path = self.session_dir(id).join("metadata.json");
+        let dir = self.session_dir(id);
+        let path = dir.join("metadata.json");
+        refuse_symlink(&self.sessions_dir()).await?;
+        refuse_symlinks_down_to(&dir, &path).await?;
         let bytes = match fs::read(&path).await {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound(id.clone())),
@@ -183,28 +234,31 @@ impl SessionStore for LocalStore {
     async fn write_metadata(&self, metadata: &SessionMetadata) -> Result<(), Error> {
         let dir = self.require_session(&metadata.session_id).await?;
         let path = dir.join("metadata.json");
-        write_atomically(&path, &metadata.to_json())
+        write_atomically(&path, Bytes::from(metadata.to_json()))
             .await
             .map_err(|error| Error::backend(format!("cannot write {}", path.display()), error))
     }
 
     async fn create_blob(&self, id: &SessionId, key: &BlobKey) -> Result<Box<dyn BlobSink>, Error> {
-        self.require_session(id).await?;
+        let dir = self.require_session(id).await?;
         let path = self.blob_path(id, key);
         let context = |verb: &str| format!("cannot {verb} {}", path.display());
         if let Some(parent) = path.parent() {
+            refuse_symlinks_down_to(&dir, parent).await?;
             fs::create_dir_all(parent)
                 .await
                 .map_err(|error| Error::backend(context("create the directory of"), error))?;
         }
         let temp = temp_name(&path);
         let file = fs::File::create(&temp).await.map_err(|error| Error::backend(context("create"), error))?;
-        let file = SinkFile::new(file, path.display().to_string());
+        let file = SinkFile::new(file.into_std().await, path.display().to_string());
         Ok(Box::new(LocalBlobSink { session: id.clone(), key: key.to_string(), path, temp, file }))
     }
 
     async fn open_blob(&self, id: &SessionId, key: &BlobKey) -> Result<ByteStream, Error> {
         let path = self.blob_path(id, key);
+        refuse_symlink(&self.sessions_dir()).await?;
+        refuse_symlinks_down_to(&self.session_dir(id), &path).await?;
         let file = match fs::File::open(&path).await {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
@@ -234,6 +288,7 @@ impl SessionStore for LocalStore {
     async fn read_annotations(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
         let dir = self.require_session(id).await?;
         let path = dir.join("annotations.jsonl");
+        refuse_symlink(&path).await?;
         match fs::read(&path).await {
             Ok(bytes) => Ok(Some(Bytes::from(bytes))),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -244,7 +299,7 @@ impl SessionStore for LocalStore {
     async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
         let dir = self.require_session(id).await?;
         let path = dir.join("annotations.jsonl");
-        write_atomically(&path, &contents)
+        write_atomically(&path, contents)
             .await
             .map_err(|error| Error::backend(format!("cannot write {}", path.display()), error))
     }
@@ -278,7 +333,10 @@ impl SessionStore for LocalStore {
     }
 
     async fn read_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<Bytes, Error> {
-        read_partial_file(id, partial, &self.partial_path(id, partial)?).await
+        let dir = self.require_session(id).await?;
+        let path = self.partial_path(id, partial)?;
+        refuse_symlinks_down_to(&dir, &path).await?;
+        read_partial_file(id, partial, &path).await
     }
 
     async fn remove_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<(), Error> {
@@ -320,7 +378,7 @@ impl LocalBlobSink {
 #[async_trait::async_trait]
 impl BlobSink for LocalBlobSink {
     async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-        self.file.write(&chunk).await
+        self.file.write(chunk).await
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
@@ -332,16 +390,22 @@ impl BlobSink for LocalBlobSink {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), Error> {
+        // Complete and synced before it gets its final name, so that no
+        // partial blob is ever under one. When this fails the temporary
+        // file stays: a partial blob that `sessions repair` salvages.
         self.file.close_synced().await?;
         // A hard link fails if the final name exists, so a commit never
-        // replaces a blob; the temporary name is removed either way.
-        let linked = fs::hard_link(&self.temp, &self.path).await;
-        let _ = fs::remove_file(&self.temp).await;
-        match linked {
-            Ok(()) => Ok(()),
+        // replaces a blob.
+        match fs::hard_link(&self.temp, &self.path).await {
+            Ok(()) => {
+                let _ = fs::remove_file(&self.temp).await;
+                Ok(())
+            }
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(&self.temp).await;
                 Err(Error::BlobExists { session: self.session.clone(), key: self.key.clone() })
             }
+            // The temporary file keeps every byte, for repair.
             Err(error) => Err(self.failed("commit", error)),
         }
     }

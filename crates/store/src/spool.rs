@@ -178,7 +178,7 @@ impl SessionStore for SpooledStore {
             session: id.clone(),
             key: key.to_string(),
             session_spool: self.session_spool(id),
-            file: SinkFile::new(file, format!("the spool file {}", path.display())),
+            file: SinkFile::new(file.into_std().await, format!("the spool file {}", path.display())),
             path,
             inner: Some(inner),
         }))
@@ -308,7 +308,7 @@ async fn delete_spool_file(path: &Path, top: &Path) -> io::Result<()> {
 #[async_trait::async_trait]
 impl BlobSink for SpooledBlobSink {
     async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-        self.file.write(&chunk).await
+        self.file.write(chunk).await
     }
 
     async fn flush(&mut self) -> Result<(), Error> {

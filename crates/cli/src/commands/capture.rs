@@ -90,9 +90,12 @@ pub async fn run(
     let progress = (!args.no_progress && std::io::stderr().is_terminal() && format == OutputFormat::Text)
         .then(|| tokio::spawn(show_progress(Arc::clone(capture.stats()), started)));
     let stopper = capture.stop_handle();
+    // A second signal gives up finishing a session the store cannot take.
     let signals = tokio::spawn(async move {
-        stop_signals.next().await;
-        stopper.stop();
+        loop {
+            stop_signals.next().await;
+            stopper.stop();
+        }
     });
     let outcome = capture.wait().await;
     signals.abort();

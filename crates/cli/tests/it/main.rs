@@ -5,6 +5,7 @@ mod bad_input;
 mod bench;
 mod capture;
 mod demo;
+mod disk_full;
 mod import_export;
 mod openapi;
 mod prune;

@@ -1,0 +1,275 @@
+//! A full disk under a running capture, on a real small tmpfs: the capture
+//! keeps running, refuses with retryable codes while it cannot write,
+//! resumes when space returns, and keeps every item it acknowledged.
+//!
+//! These tests mount a tmpfs, so they run as root (as CI does); they fail,
+//! not skip, when the mount is refused.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tape_otlp::{ExportRequest, Signal};
+use tape_session::{SessionId, SessionStore};
+use tape_store::LocalStore;
+
+/// A tmpfs of a few MiB mounted on a temporary directory, unmounted when
+/// dropped.
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("cannot run mount");
+        assert!(
+            output.status.success(),
+            "cannot mount a {size} tmpfs on {} (these tests need root, as in CI): {}",
+            dir.path().display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Tmpfs { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the file system with a file until at most `free` bytes are
+    /// left; returns the file, to delete when space should come back.
+    pub fn fill(&self, free: u64) -> PathBuf {
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let block = vec![0xa5u8; 64 * 1024];
+        loop {
+            use std::io::Write;
+            if available(self.path()) <= free {
+                break;
+            }
+            if file.write_all(&block).is_err() {
+                break;
+            }
+        }
+        file.sync_all().unwrap();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily, so that a process still holding a file does not keep it mounted.
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// Free bytes of the file system holding `path`, as `df` reports them.
+fn available(path: &Path) -> u64 {
+    let output = Command::new("df").args(["--output=avail", "-B1"]).arg(path).output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    text.lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
+/// A running `otlp-tape capture`, its stderr collected.
+struct Capturing {
+    child: Child,
+    http: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+fn spawn_capture(store: &Path, cwd: &Path, args: &[&str]) -> Capturing {
+    use std::io::{BufRead, BufReader};
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("otlp-tape"));
+    command.arg("--store").arg(store).arg("capture").args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    command.args(args).current_dir(cwd).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for name in ["OTLP_TAPE_STORE", "CAPTURE_MAX_SIZE_MB", "CAPTURE_MAX_DURATION_MINUTES", "OTLP_TAPE_SPOOL_DIR"] {
+        command.env_remove(name);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut http = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("OTLP/HTTP on ").nth(1) {
+            let addr: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+            http = Some(format!("http://{}", addr.trim_end_matches('.')));
+            break;
+        }
+    }
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let collected = std::sync::Arc::clone(&stderr);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            collected.lock().unwrap().push_str(&line);
+            collected.lock().unwrap().push('\n');
+        }
+    });
+    Capturing { child, http: http.expect("capture did not start"), stderr }
+}
+
+/// What one export got back.
+#[derive(Debug)]
+enum Answer {
+    Acknowledged,
+    Refused {
+        status: u16,
+        retry_after: Option<String>,
+    },
+    /// No answer: the capture is gone.
+    Gone,
+}
+
+impl Capturing {
+    fn post(&self, payload: Vec<u8>) -> Answer {
+        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let url = format!("{}{}", self.http, Signal::Traces.http_path());
+        match client.post(url).header("content-type", "application/x-protobuf").body(payload).send() {
+            Ok(response) if response.status() == 200 => Answer::Acknowledged,
+            Ok(response) => Answer::Refused {
+                status: response.status().as_u16(),
+                retry_after: response
+                    .headers()
+                    .get("retry-after")
+                    .map(|value| value.to_str().unwrap_or_default().to_owned()),
+            },
+            Err(_) => Answer::Gone,
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().unwrap();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status, stderr)
+    }
+}
+
+const SPANS_PER_REQUEST: u64 = 200;
+
+fn traces(n: u64) -> Vec<u8> {
+    ExportRequest::Traces(tape_otlp::sample::traces("checkout", SPANS_PER_REQUEST, n * 1_000_000)).encode_protobuf()
+}
+
+/// Spans the reader finds in session `id`, and whether its metadata.json
+/// parses; `None` when the session cannot be read at all.
+fn readable_spans(store: &Path, id: &str) -> Option<u64> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use futures::TryStreamExt;
+        let store = LocalStore::new(store);
+        let metadata = store.read_metadata(&SessionId::new(id).unwrap()).await.ok()?;
+        let records: Vec<_> = tape_session::read_session(&store, &metadata, |_| true).try_collect().await.ok()?;
+        Some(records.iter().map(|(_, record)| record.item_count).sum())
+    })
+}
+
+/// Fills the disk under a capture, frees it, and checks that every span
+/// acknowledged before, during and after is in the session.
+fn full_disk_under_capture(extra: &[&str]) {
+    let durable = extra.contains(&"--durable");
+    let mut refused = 0u64;
+    let tmpfs = Tmpfs::mount("4m");
+    let cwd = tempfile::tempdir().unwrap();
+    let filler = tmpfs.fill(1024 * 1024);
+    let mut args = vec!["--session-id", "full", "--compression-level", "0", "--flush-interval", "50ms"];
+    args.extend_from_slice(extra);
+    let mut capturing = spawn_capture(tmpfs.path(), cwd.path(), &args);
+
+    // Fill what is left, until the capture has refused a few requests in a row.
+    let mut acknowledged = 0u64;
+    let mut refusals = Vec::new();
+    let mut n = 0;
+    while refusals.len() < 3 && n < 400 {
+        n += 1;
+        match capturing.post(traces(n)) {
+            Answer::Acknowledged => {
+                acknowledged += SPANS_PER_REQUEST;
+                refusals.clear();
+            }
+            Answer::Refused { status, retry_after } => {
+                refused += SPANS_PER_REQUEST;
+                refusals.push((status, retry_after));
+            }
+            Answer::Gone => break,
+        }
+    }
+    let running_when_full = capturing.is_running();
+
+    // Space comes back: the capture takes requests again, as soon as it retries.
+    std::fs::remove_file(&filler).unwrap();
+    let mut resumed = false;
+    let mut after = 0u64;
+    for _ in 0..60 {
+        if !capturing.is_running() {
+            break;
+        }
+        n += 1;
+        match capturing.post(traces(n)) {
+            Answer::Acknowledged => {
+                acknowledged += SPANS_PER_REQUEST;
+                after += 1;
+                resumed = true;
+                if after == 5 {
+                    break;
+                }
+            }
+            // A client waits as Retry-After asks before it sends again.
+            Answer::Refused { retry_after, .. } => {
+                refused += SPANS_PER_REQUEST;
+                let seconds: u64 = retry_after.and_then(|value| value.parse().ok()).unwrap_or(1);
+                std::thread::sleep(Duration::from_secs(seconds));
+            }
+            Answer::Gone => break,
+        }
+    }
+    let (status, stderr) = capturing.terminate();
+    let readable = readable_spans(tmpfs.path(), "full");
+    eprintln!(
+        "full disk ({extra:?}): {acknowledged} spans acknowledged, {readable:?} readable; refusals {refusals:?}; \
+         running when full: {running_when_full}; resumed: {resumed}"
+    );
+
+    assert!(running_when_full, "the capture stopped when the disk filled: {stderr}");
+    assert_eq!(refusals.len(), 3, "the disk never filled: {acknowledged} spans acknowledged");
+    for (status, retry_after) in &refusals {
+        assert_eq!(*status, 503, "a full disk is answered with 503");
+        assert!(retry_after.is_some(), "a 503 for a full disk says when to retry");
+    }
+    assert!(resumed, "the capture did not resume once space came back: {stderr}");
+    assert!(status.success(), "capture failed: {stderr}");
+    let metadata = std::fs::read(tmpfs.path().join("sessions/full/metadata.json")).unwrap();
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata).expect("metadata.json parses");
+    assert_eq!(metadata["status"], "completed");
+    let readable = readable.expect("the session reads");
+    if durable {
+        // A durable request refused because its sync failed may still be
+        // written once the store works: sent again, it is recorded twice,
+        // never lost. Only the requests refused that way can be extra.
+        assert!(readable >= acknowledged, "{readable} spans readable of {acknowledged} acknowledged");
+        assert!(
+            readable - acknowledged <= refused,
+            "{readable} readable, {acknowledged} acknowledged, {refused} refused"
+        );
+    } else {
+        assert_eq!(readable, acknowledged, "every acknowledged span is readable, and nothing refused is");
+    }
+    crate::tape(tmpfs.path()).current_dir(cwd.path()).args(["sessions", "verify", "full"]).assert().success();
+}
+
+#[test]
+fn a_full_disk_refuses_with_503_resumes_and_keeps_every_acknowledged_span() {
+    full_disk_under_capture(&[]);
+}
+
+#[test]
+fn a_full_disk_under_a_durable_capture_keeps_every_acknowledged_span() {
+    full_disk_under_capture(&["--durable"]);
+}
