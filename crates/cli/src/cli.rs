@@ -184,9 +184,12 @@ pub enum SessionsCommand {
     Delete {
         /// The session id.
         id: SessionId,
-        /// Delete even a session whose status is still `active`.
+        /// Delete even a session whose status is still `active` (never one a running capture holds).
         #[arg(long)]
         force: bool,
+        /// Where capture keeps its session locks (a session a running capture holds is not deleted); default: OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool in the working directory.
+        #[arg(long, value_name = "DIR")]
+        spool_dir: Option<PathBuf>,
     },
     /// Check every blob's SHA-256, size and counts against the metadata; regenerate seed sessions and compare.
     Verify {

@@ -67,8 +67,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::sessions::list(store, session_type, format).await
         }
         Command::Sessions(SessionsCommand::Show { id }) => commands::sessions::show(store, &id, format).await,
-        Command::Sessions(SessionsCommand::Delete { id, force }) => {
-            commands::sessions::delete(store, &id, force, format).await
+        Command::Sessions(SessionsCommand::Delete { id, force, spool_dir }) => {
+            commands::sessions::delete(store, &id, force, spool_dir.as_deref(), format).await
         }
         Command::Sessions(SessionsCommand::Verify { id }) => commands::sessions::verify(store, &id, format).await,
         Command::Sessions(SessionsCommand::Repair { id, spool_dir }) => {

@@ -114,13 +114,21 @@ pub async fn show(store: &dyn SessionStore, id: &SessionId, format: OutputFormat
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sessions delete ID`
+/// `sessions delete ID`: refused for a session a running capture holds
+/// (its lock under `spool_dir`), even with `force`.
 pub async fn delete(
     store: &dyn SessionStore,
     id: &SessionId,
     force: bool,
+    spool_dir: Option<&Path>,
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
+    let spool_dir = crate::store::spool_dir(spool_dir);
+    if crate::lock::is_locked(&spool_dir, id)? {
+        bail!(
+            "session {id} is being captured by a running otlp-tape; stop that capture first (--force does not delete a session a capture holds)"
+        );
+    }
     match store.read_metadata(id).await {
         Ok(metadata) if metadata.status == SessionStatus::Active && !force => {
             bail!(
@@ -217,6 +225,9 @@ pub struct VerifyReport {
     records: u64,
     items: u64,
     problems: Vec<String>,
+    /// Whether the session is `active`: not checked, as its metadata is not final.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    active: bool,
     /// For seed sessions: the outcome of regenerating and comparing.
     #[serde(skip_serializing_if = "Option::is_none")]
     regeneration: Option<crate::commands::seed::Regeneration>,
@@ -249,6 +260,16 @@ pub async fn verify_report(store: &dyn SessionStore, id: &SessionId) -> anyhow::
 async fn check_session(store: &dyn SessionStore, id: &SessionId) -> anyhow::Result<(VerifyReport, SessionMetadata)> {
     let metadata = store.read_metadata(id).await?;
     let mut report = VerifyReport { session_id: Some(id.clone()), ..VerifyReport::default() };
+    if metadata.status == SessionStatus::Active {
+        // Its metadata lags behind its blobs while it is written, and after
+        // a crash until it is repaired: nothing to compare yet.
+        report.problems.push(format!(
+            "session {id} is active: it is being recorded, or its writer stopped without finishing it (run \
+             `otlp-tape sessions repair {id}` once no capture holds it)"
+        ));
+        report.active = true;
+        return Ok((report, metadata));
+    }
     for blob in &metadata.blobs {
         report.blobs_checked += 1;
         match read_blob_facts(store, &metadata, blob, &mut report.problems).await {
@@ -271,6 +292,7 @@ async fn check_session(store: &dyn SessionStore, id: &SessionId) -> anyhow::Resu
         }
         Err(error) => report.problems.push(format!("cannot list the stored blobs: {}", error_chain(&error))),
     }
+    check_annotations(store, id, &mut report.problems).await;
     // A seed session is regenerated from its parameters and compared.
     report.regeneration = crate::commands::seed::regenerate(store, &metadata).await;
     if let Some(regeneration) = report.regeneration.as_ref().filter(|regeneration| regeneration.is_problem()) {
@@ -289,7 +311,11 @@ fn print_verify(
         print_json(&report)?;
     } else {
         for problem in &report.problems {
-            println!("MISMATCH {problem}");
+            if report.active {
+                println!("{}{}.", problem[..1].to_uppercase(), &problem[1..]);
+            } else {
+                println!("MISMATCH {problem}");
+            }
         }
         if report.problems.is_empty() {
             println!(
@@ -304,6 +330,9 @@ fn print_verify(
     if report.problems.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
+        if report.active {
+            bail!("session {id} is active, so it cannot be verified yet");
+        }
         bail!("session {id} failed verification: {} problem(s)", report.problems.len())
     }
 }
@@ -404,6 +433,24 @@ fn compare(blob: &BlobEntry, facts: &BlobFacts, problems: &mut Vec<String>) {
     if blob.records > 0 || facts.records > 0 {
         differ("the first receive time", blob.first_receive_time.to_string(), time(facts.first));
         differ("the last receive time", blob.last_receive_time.to_string(), time(facts.last));
+    }
+}
+
+/// Checks that every line of the session's `annotations.jsonl` is an
+/// annotation of the session, naming the line of each one that is not.
+async fn check_annotations(store: &dyn SessionStore, id: &SessionId, problems: &mut Vec<String>) {
+    let bytes = match store.read_annotations(id).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return,
+        Err(error) => {
+            problems.push(format!("cannot read annotations.jsonl: {}", error_chain(&error)));
+            return;
+        }
+    };
+    for (index, line) in bytes.split(|&byte| byte == b'\n').enumerate() {
+        if let Err(error) = tape_session::parse_jsonl(id, line) {
+            problems.push(format!("annotations.jsonl line {}: {}", index + 1, error.message));
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod seed;
 mod serve;
 mod sessions;
 mod stack;
+mod store_paths;
 
 use std::path::{Path, PathBuf};
 
