@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use crate::blob::{BlobDecoder, BlobSummary};
 use crate::salvage::salvage_blob;
 use crate::{
-    BlobEntry, BlobKey, Error, PartialBlob, SessionId, SessionMetadata, SessionStatus, SessionStore, SignalCounts,
-    Timestamp,
+    BlobEntry, BlobKey, Error, PartialBlob, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType,
+    SignalCounts, Timestamp,
 };
 
 /// What [`repair_session`] did to a session.
@@ -35,6 +35,10 @@ pub struct RepairReport {
     pub changed: bool,
     /// The status before the repair.
     pub status_before: SessionStatus,
+    /// Why `metadata.json` could not be read, when the repair rebuilt it
+    /// from the blobs (as a `capture` session starting at its first record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuilt_metadata: Option<String>,
     /// The status after it: `completed`, or `failed` for a failed session.
     pub status_after: SessionStatus,
     /// The end time after the repair.
@@ -153,7 +157,7 @@ impl RepairTotals {
 /// The session's `metadata.json` must exist: it holds the session's type
 /// and start time, which nothing else does.
 pub async fn repair_session(store: &dyn SessionStore, id: &SessionId, now: Timestamp) -> Result<RepairReport, Error> {
-    let metadata = read_metadata(store, id).await?;
+    let (metadata, rebuilt_metadata) = read_metadata(store, id).await?;
     let partials = store.list_partial_blobs(id).await?;
     let stored: BTreeSet<BlobKey> = store.list_blobs(id).await?.into_iter().collect();
     let listed: BTreeSet<BlobKey> = metadata.blobs.iter().map(|blob| blob.key.clone()).collect();
@@ -162,6 +166,7 @@ pub async fn repair_session(store: &dyn SessionStore, id: &SessionId, now: Times
         repaired_at: now,
         changed: false,
         status_before: metadata.status,
+        rebuilt_metadata,
         status_after: metadata.status,
         end_time: metadata.end_time,
         partial_blobs: Vec::new(),
@@ -232,9 +237,41 @@ pub async fn repair_session(store: &dyn SessionStore, id: &SessionId, now: Times
 }
 
 /// Reads the metadata, telling a session without `metadata.json` from one
-/// that does not exist.
-async fn read_metadata(store: &dyn SessionStore, id: &SessionId) -> Result<SessionMetadata, Error> {
+/// that does not exist. A `metadata.json` that cannot be read (empty or
+/// cut short, as a full disk could leave it before otlp-tape wrote it
+/// atomically) is rebuilt from the blobs: an `active` capture session
+/// starting at the first record, with why it was rebuilt.
+async fn read_metadata(store: &dyn SessionStore, id: &SessionId) -> Result<(SessionMetadata, Option<String>), Error> {
     match store.read_metadata(id).await {
+        Err(error @ Error::Metadata { .. }) => {
+            let mut problem = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                problem.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            let committed = store.list_blobs(id).await?;
+            let partials = store.list_partial_blobs(id).await?;
+            let first = committed
+                .iter()
+                .chain(partials.iter().map(|partial| &partial.key))
+                .map(BlobKey::first_record_time)
+                .min();
+            let Some(start_time) = first else {
+                return Err(Error::backend(
+                    format!("cannot repair session {id}"),
+                    format!("{problem}, and the session holds no blob to rebuild it from"),
+                ));
+            };
+            let metadata = SessionMetadata::new(
+                id.clone(),
+                SessionType::Capture,
+                start_time,
+                "otlp-tape sessions repair".to_owned(),
+            );
+            Ok((metadata, Some(problem)))
+        }
+        Ok(metadata) => Ok((metadata, None)),
         Err(Error::NotFound(_)) => {
             // Fails with `NotFound` when nothing is stored under the id.
             store.list_blobs(id).await?;
@@ -244,7 +281,7 @@ async fn read_metadata(store: &dyn SessionStore, id: &SessionId) -> Result<Sessi
                  records there when it announces the session as it starts",
             ))
         }
-        other => other,
+        Err(error) => Err(error),
     }
 }
 
@@ -350,6 +387,12 @@ impl fmt::Display for RepairReport {
         match self.end_time {
             Some(end) => writeln!(f, ", ended at {end}.")?,
             None => writeln!(f, ".")?,
+        }
+        if let Some(problem) = &self.rebuilt_metadata {
+            writeln!(
+                f,
+                "  rebuilt metadata.json from the blobs, as a capture session starting at its first record ({problem})"
+            )?;
         }
         for partial in &self.partial_blobs {
             let key = &partial.key;

@@ -65,7 +65,18 @@ pub async fn run(store: &dyn SessionStore, args: ImportArgs, format: OutputForma
     };
     let (first, last) = span.unwrap_or((now, now));
     writer.metadata_mut().start_time = first;
-    let metadata = writer.finish(last, SessionStatus::Completed).await?;
+    let metadata = match writer.finish(last, SessionStatus::Completed).await {
+        Ok(metadata) => metadata,
+        Err(error) => {
+            // Without its metadata.json the session is not listed: it goes.
+            if let Err(cleanup) = store.delete_session(&id).await {
+                tracing::warn!(session = %id, "Could not remove the partial session: {cleanup}");
+            }
+            return Err(
+                anyhow::Error::new(error).context(format!("import into session {id} failed; nothing was stored"))
+            );
+        }
+    };
 
     let summary = ImportSummary {
         session_id: id,

@@ -273,3 +273,96 @@ fn a_full_disk_refuses_with_503_resumes_and_keeps_every_acknowledged_span() {
 fn a_full_disk_under_a_durable_capture_keeps_every_acknowledged_span() {
     full_disk_under_capture(&["--durable"]);
 }
+
+/// Every file under `dir` but the filler, relative to it.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(entry.path());
+            } else if entry.file_name() != "filler" {
+                files.push(entry.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn seed_import_and_annotations_on_a_full_disk_fail_cleanly_and_keep_what_was_there() {
+    let tmpfs = Tmpfs::mount("4m");
+    let store = tmpfs.path();
+    crate::import_samples(store, "kept");
+    crate::tape(store)
+        .args(["annotations", "add", "--session", "kept", "--key", "test.phase.baseline", "--from", "0s"])
+        .args(["--until", "2s"])
+        .assert()
+        .success();
+    let before = files_in(store);
+    let metadata_before = std::fs::read(store.join("sessions/kept/metadata.json")).unwrap();
+    let annotations_before = std::fs::read(store.join("sessions/kept/annotations.jsonl")).unwrap();
+    let filler = tmpfs.fill(64 * 1024);
+
+    let output = crate::tape(store)
+        .args(["seed", "--pattern", "basic-topology", "--duration", "60s", "--rate", "50", "--session-id", "big"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a seed larger than the free space succeeded");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+
+    let big = tempfile::tempdir().unwrap();
+    let lines = std::fs::read_to_string(crate::data("traces.jsonl")).unwrap();
+    let file = big.path().join("traces.jsonl");
+    std::fs::write(&file, lines.repeat(400)).unwrap();
+    let output = crate::tape(store)
+        .args(["import", "--format", "otlp-json", "--session-id", "imported"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "an import larger than the free space succeeded");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+
+    // Fill the last bytes, so that no annotation fits.
+    let mut rest = std::fs::OpenOptions::new().append(true).open(&filler).unwrap();
+    while std::io::Write::write_all(&mut rest, &[0u8; 4096]).is_ok() {}
+    drop(rest);
+    let output = crate::tape(store)
+        .args(["annotations", "add", "--session", "kept", "--key", "test.phase.failure", "--from", "2s"])
+        .args(["--until", "4s", "--description", &"a long description ".repeat(400)])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "an annotation was added to a full disk");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("annotations.jsonl") && stderr.contains("No space left on device"), "{stderr}");
+
+    // Nothing half-written is left, and what was there is as it was.
+    assert_eq!(files_in(store), before, "files were left behind or removed");
+    assert_eq!(std::fs::read(store.join("sessions/kept/metadata.json")).unwrap(), metadata_before);
+    assert_eq!(std::fs::read(store.join("sessions/kept/annotations.jsonl")).unwrap(), annotations_before);
+    std::fs::remove_file(&filler).unwrap();
+    crate::tape(store).args(["sessions", "verify", "kept"]).assert().success();
+}
+
+#[test]
+fn repair_rebuilds_a_metadata_json_that_a_full_disk_left_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    crate::import_samples(store, "emptied");
+    std::fs::write(store.join("sessions/emptied/metadata.json"), b"").unwrap();
+    let output = crate::tape(store).current_dir(store).args(["sessions", "repair", "emptied"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("rebuilt metadata.json from the blobs"), "{stdout}");
+    let show = crate::tape_json(store, &["sessions", "show", "emptied"]);
+    assert_eq!(show["status"], "completed");
+    assert_eq!(show["capturedTraces"], 48);
+    assert_eq!(show["capturedMetrics"], 9);
+    assert_eq!(show["capturedLogs"], 24);
+    crate::tape(store).args(["sessions", "verify", "emptied"]).assert().success();
+}
