@@ -11,3 +11,4 @@ pub mod clickhouse;
 pub mod conformance;
 pub mod otlp_target;
 pub mod s3;
+pub mod tmpfs;
