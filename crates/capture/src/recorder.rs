@@ -584,7 +584,7 @@ impl Writing<'_> {
             match tape_session::repair_session(store, &session, now()).await {
                 Ok(_) => metadata = store.read_metadata(&session).await?,
                 Err(error) => {
-                    warn!(%session, "Cannot list the blobs whose commit failed; run `otlp-tape sessions repair {session}`: {error}")
+                    warn!(%session, "Cannot list the blobs whose commit failed; run `otlp-tape sessions repair {session}`: {error}");
                 }
             }
         }

@@ -247,7 +247,8 @@ async fn read_metadata(store: &dyn SessionStore, id: &SessionId) -> Result<(Sess
             let mut problem = error.to_string();
             let mut source = std::error::Error::source(&error);
             while let Some(cause) = source {
-                problem.push_str(&format!(": {cause}"));
+                problem.push_str(": ");
+                problem.push_str(&cause.to_string());
                 source = cause.source();
             }
             let committed = store.list_blobs(id).await?;
