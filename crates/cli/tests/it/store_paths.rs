@@ -136,3 +136,27 @@ fn verify_names_the_line_of_a_damaged_annotation() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("annotations.jsonl line 2"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_a_symlinked_session_directory() {
+    let outside = tempfile::tempdir().unwrap();
+    import_samples(outside.path(), "elsewhere");
+    let target = outside.path().join("sessions/elsewhere");
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "mine");
+    let link = dir.path().join("sessions/linked");
+    symlink(&target, &link).unwrap();
+    let served = crate::serve::Served::start(dir.path(), &[]);
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/api/v1/sessions/linked"),
+        (reqwest::Method::GET, "/api/v1/sessions/linked"),
+        (reqwest::Method::POST, "/api/v1/sessions/linked/verify"),
+    ] {
+        let (status, body) = served.call(method.clone(), path, None).await;
+        assert!(!status.is_success(), "{method} {path}: {status} {body}");
+        let text = body.to_string();
+        assert!(text.contains("symbolic link") && text.contains("sessions/linked"), "{method} {path}: {text}");
+    }
+    assert!(target.join("metadata.json").exists(), "the API deleted a file outside the store");
+    served.terminate();
+}
