@@ -325,7 +325,7 @@ impl RecordingTask {
         self,
         started: Option<oneshot::Sender<Result<(), tape_session::Error>>>,
     ) -> Result<RecordingOutcome, tape_session::Error> {
-        let RecordingTask { store, metadata, config, queue, shared, stop } = self;
+        let RecordingTask { store, metadata, config, queue, shared, mut stop } = self;
         let writer = match SessionWriter::create(store.as_ref(), metadata, config.writer).await {
             Ok(writer) => {
                 if let Some(started) = started {
@@ -352,7 +352,9 @@ impl RecordingTask {
             durable: config.durable,
             dirty: false,
         };
-        let reason = task.record(&config, stop.clone()).await;
+        // One receiver for both: a stop that ended the recording is seen,
+        // and only a later one gives up finishing.
+        let reason = task.record(&config, &mut stop).await;
         task.finish(store.as_ref(), reason, stop).await
     }
 }
@@ -376,7 +378,7 @@ struct Writing<'a> {
 
 impl Writing<'_> {
     /// Records until stopped or a limit is reached; returns why it stopped.
-    async fn record(&mut self, config: &RecorderConfig, mut stop: watch::Receiver<bool>) -> StopReason {
+    async fn record(&mut self, config: &RecorderConfig, stop: &mut watch::Receiver<bool>) -> StopReason {
         let started = tokio::time::Instant::now();
         let deadline = config.max_duration.map(|limit| started + limit);
         let mut flush = tokio::time::interval(config.flush_interval);

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use tape_otlp::{ExportRequest, Signal};
-use tape_session::{BlobKey, BlobSink, ByteStream, Error, SessionId, SessionMetadata, SessionStore};
+use tape_session::{BlobKey, BlobSink, ByteStream, Error, PartialBlob, SessionId, SessionMetadata, SessionStore};
 use tape_store::LocalStore;
 
 /// A local store whose writes (blob bytes, commits, metadata) fail while
@@ -18,6 +18,9 @@ use tape_store::LocalStore;
 struct FailingStore {
     inner: LocalStore,
     failing: Arc<AtomicBool>,
+    /// Fails the next commit after its bytes are in the store, as a commit
+    /// whose final link fails leaves them: a partial blob.
+    fail_next_commit: Arc<AtomicBool>,
 }
 
 fn disk_full() -> Error {
@@ -27,6 +30,7 @@ fn disk_full() -> Error {
 struct FailingSink {
     inner: Box<dyn BlobSink>,
     failing: Arc<AtomicBool>,
+    fail_next_commit: Arc<AtomicBool>,
 }
 
 #[async_trait::async_trait]
@@ -52,7 +56,14 @@ impl BlobSink for FailingSink {
         self.inner.sync().await
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), Error> {
+    async fn commit(mut self: Box<Self>) -> Result<(), Error> {
+        if self.fail_next_commit.swap(false, Ordering::SeqCst) {
+            self.inner.sync().await?;
+            // Neither committed nor aborted, and never dropped: its
+            // temporary file stays, as after a failed link.
+            std::mem::forget(self.inner);
+            return Err(Error::backend("cannot commit", std::io::Error::from_raw_os_error(28)));
+        }
         self.inner.commit().await
     }
 
@@ -91,7 +102,11 @@ impl SessionStore for FailingStore {
             return Err(disk_full());
         }
         let inner = self.inner.create_blob(id, key).await?;
-        Ok(Box::new(FailingSink { inner, failing: Arc::clone(&self.failing) }))
+        Ok(Box::new(FailingSink {
+            inner,
+            failing: Arc::clone(&self.failing),
+            fail_next_commit: Arc::clone(&self.fail_next_commit),
+        }))
     }
 
     async fn open_blob(&self, id: &SessionId, key: &BlobKey) -> Result<ByteStream, Error> {
@@ -113,6 +128,18 @@ impl SessionStore for FailingStore {
     async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {
         self.inner.delete_session(id).await
     }
+
+    async fn list_partial_blobs(&self, id: &SessionId) -> Result<Vec<PartialBlob>, Error> {
+        self.inner.list_partial_blobs(id).await
+    }
+
+    async fn read_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<Bytes, Error> {
+        self.inner.read_partial_blob(id, partial).await
+    }
+
+    async fn remove_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<(), Error> {
+        self.inner.remove_partial_blob(id, partial).await
+    }
 }
 
 fn traces(n: u64) -> Vec<u8> {
@@ -132,8 +159,11 @@ async fn post(client: &reqwest::Client, base: &str, payload: Vec<u8>) -> reqwest
 async fn run(durable: bool) {
     let dir = tempfile::tempdir().unwrap();
     let failing = Arc::new(AtomicBool::new(false));
-    let store: Arc<dyn SessionStore> =
-        Arc::new(FailingStore { inner: LocalStore::new(dir.path()), failing: Arc::clone(&failing) });
+    let store: Arc<dyn SessionStore> = Arc::new(FailingStore {
+        inner: LocalStore::new(dir.path()),
+        failing: Arc::clone(&failing),
+        fail_next_commit: Arc::new(AtomicBool::new(false)),
+    });
     let running = common::start_on(store, dir, |config| {
         config.recorder.durable = durable;
         config.recorder.flush_interval = std::time::Duration::from_millis(20);
@@ -212,4 +242,106 @@ async fn a_failing_store_refuses_retryably_resumes_and_loses_nothing() {
 #[tokio::test]
 async fn a_failing_store_under_durable_capture_refuses_retryably_and_loses_nothing() {
     run(true).await;
+}
+
+#[tokio::test]
+async fn a_blob_whose_commit_failed_is_in_the_finished_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let fail_next_commit = Arc::new(AtomicBool::new(false));
+    let store: Arc<dyn SessionStore> = Arc::new(FailingStore {
+        inner: LocalStore::new(dir.path()),
+        failing: Arc::new(AtomicBool::new(false)),
+        fail_next_commit: Arc::clone(&fail_next_commit),
+    });
+    let running = common::start_on(store, dir, |config| {
+        config.recorder.flush_interval = std::time::Duration::from_millis(20);
+        // Every record after a blob's first rolls it: one commit per request.
+        config.recorder.writer.max_blob_age_nanos = Some(1);
+    })
+    .await;
+    let http = running.http();
+    let client = reqwest::Client::new();
+    let mut acknowledged = 0u64;
+    let mut n = 0;
+    for _ in 0..3 {
+        n += 1;
+        assert_eq!(post(&client, &http, traces(n)).await.status(), 200);
+        acknowledged += 10;
+    }
+    fail_next_commit.store(true, Ordering::SeqCst);
+    let mut taken = 0;
+    while taken < 5 {
+        n += 1;
+        if post(&client, &http, traces(n)).await.status() == 200 {
+            acknowledged += 10;
+            taken += 1;
+        }
+    }
+    let (outcome, records) = running.finish().await;
+    assert!(!fail_next_commit.load(Ordering::SeqCst), "no commit was tried");
+    assert_eq!(outcome.recording.metadata.status, tape_session::SessionStatus::Completed);
+    let stored: u64 = records.iter().map(|(_, record)| record.item_count).sum();
+    assert_eq!(stored, acknowledged, "the blob whose commit failed is listed and read");
+    assert_eq!(outcome.recording.metadata.captured_traces, acknowledged);
+}
+
+/// A capture whose store fails, with `requests` acknowledged before the
+/// failure, then asked to stop while it fails.
+async fn stop_while_failing() -> (common::Running, Arc<AtomicBool>, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = Arc::new(AtomicBool::new(false));
+    let store: Arc<dyn SessionStore> = Arc::new(FailingStore {
+        inner: LocalStore::new(dir.path()),
+        failing: Arc::clone(&failing),
+        fail_next_commit: Arc::new(AtomicBool::new(false)),
+    });
+    let running = common::start_on(store, dir, |config| {
+        config.recorder.flush_interval = std::time::Duration::from_millis(20);
+    })
+    .await;
+    let http = running.http();
+    let client = reqwest::Client::new();
+    let mut acknowledged = 0;
+    for n in 0..5 {
+        assert_eq!(post(&client, &http, traces(n)).await.status(), 200);
+        acknowledged += 10;
+    }
+    failing.store(true, Ordering::SeqCst);
+    running.capture.stop();
+    (running, failing, acknowledged)
+}
+
+#[tokio::test]
+async fn a_capture_stopped_while_the_store_fails_finishes_once_it_works() {
+    let (running, failing, acknowledged) = stop_while_failing().await;
+    failing.store(false, Ordering::SeqCst);
+    let (outcome, records) = running.finish().await;
+    assert_eq!(outcome.recording.reason, tape_capture::StopReason::Requested);
+    assert_eq!(outcome.recording.metadata.status, tape_session::SessionStatus::Completed);
+    let stored: u64 = records.iter().map(|(_, record)| record.item_count).sum();
+    assert_eq!(stored, acknowledged);
+}
+
+#[tokio::test]
+async fn a_second_stop_gives_up_and_leaves_the_session_for_repair() {
+    let (running, failing, _) = stop_while_failing().await;
+    // Once the capture has taken the first stop (it answers that it is not
+    // recording), it is asked again while the store still fails: it gives up.
+    let client = reqwest::Client::new();
+    loop {
+        let response = post(&client, &running.http(), traces(99)).await;
+        if response.status() == 503 && response.text().await.unwrap().contains("not recording") {
+            break;
+        }
+    }
+    running.capture.stop();
+    let store = Arc::clone(&running.store);
+    let outcome = running.capture.wait().await.unwrap();
+    assert!(matches!(outcome.recording.reason, tape_capture::StopReason::Failed(_)), "{:?}", outcome.recording.reason);
+    let id = outcome.recording.metadata.session_id.clone();
+    assert_eq!(store.read_metadata(&id).await.unwrap().status, tape_session::SessionStatus::Active);
+    // Space comes back; repair finishes the session from what was written.
+    failing.store(false, Ordering::SeqCst);
+    let report = tape_session::repair_session(store.as_ref(), &id, tape_capture::now()).await.unwrap();
+    assert_eq!(report.status_after, tape_session::SessionStatus::Completed);
 }
