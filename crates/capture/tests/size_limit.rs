@@ -48,6 +48,7 @@ async fn concurrent_clients_never_take_the_session_past_the_size_limit() {
     assert_eq!(outcome.recording.reason, StopReason::SizeLimit);
     let records = common::stored_records(store.as_ref(), &outcome).await;
     let stored: u64 = records.iter().map(|(_, record)| record.payload.len() as u64).sum();
+    eprintln!("size limit {limit}: {stored} bytes of requests recorded, {acknowledged} acknowledged");
     assert_eq!(stored, acknowledged, "every acknowledged request is stored");
     assert!(stored <= limit, "{stored} bytes of requests recorded, over the limit of {limit}");
     assert!(stored > limit - 2 * traces(0).len() as u64, "the capture stopped well before the limit: {stored}");
