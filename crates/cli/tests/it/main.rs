@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `otlp-tape` binary in a temporary directory.
 
 mod annotations;
+mod api_limits;
 mod bad_input;
 mod bench;
 mod capture;
