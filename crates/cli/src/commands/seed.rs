@@ -175,12 +175,12 @@ pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat)
     println!("{}", summary.session_id);
     let verb = if summary.live.is_some() { "Seeded live" } else { "Generated" };
     note(format!(
-        "{verb} {} session {} from pattern {} with seed {} in {:.2} s: {} at {} traces/s from {}, error rate {}.",
+        "{verb} {} session {} from pattern {} with seed {} in {}: {} at {} traces/s from {}, error rate {}.",
         summary.session_type,
         summary.session_id,
         summary.pattern,
         summary.seed,
-        elapsed.as_secs_f64(),
+        crate::output::seconds(elapsed.as_secs_f64()),
         summary.duration,
         summary.rate,
         summary.start,
@@ -718,7 +718,7 @@ async fn write_live(
                     records - done,
                     items.saturating_sub(done_items),
                     format!(
-                        "requests were still queued or in flight {} s after the last one was written",
+                        "requests were still queued or in flight {}s after the last one was written",
                         LIVE_DRAIN_TIMEOUT.as_secs()
                     ),
                 );

@@ -36,7 +36,7 @@ pub async fn list(
         return Ok(ExitCode::SUCCESS);
     }
     if listing.sessions.is_empty() {
-        note(format!("No sessions in {}.", store.location()));
+        note(crate::output::full_stop(format!("No sessions in {}", store.location())));
         return Ok(ExitCode::SUCCESS);
     }
     // Ids longer than 40 characters (generated seed ids can be) widen the column.
@@ -135,7 +135,7 @@ pub async fn delete(
     if format == OutputFormat::Json {
         print_json(&serde_json::json!({ "deleted": id }))?;
     } else {
-        note(format!("Deleted session {id} from {}.", store.location()));
+        note(crate::output::full_stop(format!("Deleted session {id} from {}", store.location())));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -304,7 +304,10 @@ fn print_verify(
     if report.problems.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
-        bail!("session {id} failed verification: {} problem(s)", report.problems.len())
+        bail!(
+            "session {id} failed verification: {}",
+            crate::output::count(report.problems.len(), "problem", "problems")
+        )
     }
 }
 

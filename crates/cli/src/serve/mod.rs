@@ -328,12 +328,12 @@ pub async fn run(
             "http": state.receivers.http_addr().map(|addr| addr.to_string()),
         })
     );
-    note(format!(
-        "Serving the control API on http://{api_addr}{} and {} (idle until a capture starts); store {}.",
+    note(crate::output::full_stop(format!(
+        "Serving the control API on http://{api_addr}{} and {} (idle until a capture starts); store {}",
         if state.token.is_some() { " (bearer token required)" } else { "" },
         receiving.join(", "),
         location
-    ));
+    )));
     note("Stop with Ctrl-C or SIGTERM: captures are finished, replays stopped with their reports written.");
 
     let mut stop_signals = crate::signals::StopSignals::register()?;

@@ -7,6 +7,7 @@ mod bench;
 mod capture;
 mod demo;
 mod import_export;
+mod messages;
 mod openapi;
 mod prune;
 mod repair;
