@@ -6,6 +6,12 @@
 //! and the protected ids, and returns the deletions. [`prune`] lists the
 //! store, plans and deletes.
 //!
+//! Age and order are by creation time: a session's `createdAt` (the wall
+//! clock when a seed was generated, a capture started, an import ran), or
+//! for sessions written before it was recorded, the fallback of
+//! [`SessionMetadata::created`]. Not the start time, which for a seed is
+//! its virtual clock's (2026-01-01 by default).
+//!
 //! The rules, in order:
 //!
 //! 1. Only sessions of the policy's types (all types when none are given)
@@ -13,12 +19,6 @@
 //!    written, or left so by a crash) and a protected session (such as one
 //!    whose capture lock a running process holds) are never candidates:
 //!    they are always kept and do not count towards `keep_last`.
-//! Age and order are by creation time: a session's `createdAt` (the wall
-//! clock when a seed was generated, a capture started, an import ran), or
-//! for sessions written before it was recorded, the fallback of
-//! [`SessionMetadata::created`]. Not the start time, which for a seed is
-//! its virtual clock's (2026-01-01 by default).
-//!
 //! 2. `keep_last` keeps the N newest candidates (by creation time, then by id).
 //!    When it is the only criterion, every other candidate is deleted;
 //!    with `older_than` or `max_total_bytes` it only shields the N newest

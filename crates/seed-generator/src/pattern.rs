@@ -706,17 +706,14 @@ impl Compiler {
         };
         merge(&mut attributes, spec.attributes);
 
-        let name = match spec.name.or(derived_name) {
-            Some(name) => {
-                if name.is_empty() {
-                    self.fail(at(path, "name"), "a span name cannot be empty");
-                }
-                name
+        let name = if let Some(name) = spec.name.or(derived_name) {
+            if name.is_empty() {
+                self.fail(at(path, "name"), "a span name cannot be empty");
             }
-            None => {
-                self.fail(path.clone(), "a span without http, rpc, db or messaging needs a `name`");
-                String::new()
-            }
+            name
+        } else {
+            self.fail(path.clone(), "a span without http, rpc, db or messaging needs a `name`");
+            String::new()
         };
         let kind = match spec.kind.unwrap_or(derived_kind) {
             KindSpec::Internal => SpanKind::Internal,

@@ -453,10 +453,7 @@ fn every_error_of_a_file_is_found_in_file_order() {
         .replace("        - service: web\n", "        - service: nowhere\n")
         .replace("latency: 3ms", "latency: 3ms\n              repeat: 0");
     let text = format!("metrics:\n  interval: 1500ms\n{text}");
-    let errors = match Pattern::parse_all("bad.yaml", &text) {
-        Ok(_) => panic!("accepted:\n{text}"),
-        Err(errors) => errors,
-    };
+    let Err(errors) = Pattern::parse_all("bad.yaml", &text) else { panic!("accepted:\n{text}") };
     let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert_eq!(
         shown,

@@ -764,7 +764,9 @@ async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, By
                     job.state = JobState::Completed;
                     job.summary = serde_json::to_value(&summary).ok();
                 }
-                Ok(Err(error)) if error.chain().any(|cause| cause.is::<crate::commands::seed::SeedStopped>()) => {
+                Ok(Err(error))
+                    if error.chain().any(<dyn std::error::Error>::is::<crate::commands::seed::SeedStopped>) =>
+                {
                     job.state = JobState::Stopped;
                 }
                 Ok(Err(error)) => {

@@ -313,7 +313,7 @@ impl DryRunPlan {
         }
         match (self.first_receive, self.last_receive) {
             (Some(first), Some(last)) => {
-                println!("Time span  {first} .. {last} ({})", crate::output::seconds(self.span_seconds))
+                println!("Time span  {first} .. {last} ({})", crate::output::seconds(self.span_seconds));
             }
             _ => println!("Time span  none: nothing is selected"),
         }
