@@ -397,6 +397,11 @@ async fn the_retention_policy_applies_at_start_and_spares_other_types() {
             ])
             .assert()
             .success();
+        // Made then, too: age goes by createdAt.
+        let path = dir.path().join("sessions").join(id).join("metadata.json");
+        let mut metadata: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        metadata["createdAt"] = json!("2025-01-01T00:00:00Z");
+        std::fs::write(&path, serde_json::to_vec_pretty(&metadata).unwrap()).unwrap();
     }
     crate::import_samples(dir.path(), "old-capture");
     let served = Served::start(
