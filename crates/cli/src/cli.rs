@@ -814,6 +814,23 @@ pub struct ServeArgs {
     /// Retention: only sessions of these types (seed, capture, training); all when absent.
     #[arg(long = "retention-type", value_name = "TYPE", value_delimiter = ',', value_parser = parse_session_type)]
     pub retention_types: Vec<SessionType>,
+    /// Replays started through the API that may run at once; one more is refused with 429.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_replays: u32,
+    /// Seeds started through the API that may run at once; one more is refused with 429.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_seeds: u32,
+    /// The most traces (duration × rate) a seed started through the API may generate; more is refused with 400.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_seed_traces: u64,
+    /// Where replays started through the API may send: HOST, HOST:PORT, [IPv6]:PORT or a CIDR such as
+    /// 10.0.0.0/8 (repeat the flag for more); any other target is refused with 403. Anywhere when absent.
+    #[arg(long = "allow-target", value_name = "HOST[:PORT]|CIDR", value_parser = parse_allowed_target)]
+    pub allow_targets: Vec<crate::serve::AllowedTarget>,
+}
+
+fn parse_allowed_target(text: &str) -> Result<crate::serve::AllowedTarget, String> {
+    text.parse()
 }
 
 /// `--forward` and its options, of `capture` and `serve`.

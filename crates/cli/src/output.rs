@@ -44,3 +44,40 @@ pub fn human_bytes(bytes: u64) -> String {
     }
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
+
+/// A count and its noun, singular for one: `1 annotation`, `3 annotations`.
+pub fn count(count: usize, singular: &str, plural: &str) -> String {
+    if count == 1 { format!("1 {singular}") } else { format!("{count} {plural}") }
+}
+
+/// Seconds as the project writes durations, with two decimals and no
+/// space: `3.77s`.
+pub fn seconds(seconds: f64) -> String {
+    format!("{seconds:.2}s")
+}
+
+/// `text` with a full stop, unless it ends with one already, so that a
+/// sentence that ends with the store `.` reads `store .`, not `store ..`.
+pub fn full_stop(text: impl std::fmt::Display) -> String {
+    let text = text.to_string();
+    if text.ends_with('.') { text } else { format!("{text}.") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_durations_and_sentences_read_right() {
+        assert_eq!(count(1, "annotation", "annotations"), "1 annotation");
+        assert_eq!(count(0, "annotation", "annotations"), "0 annotations");
+        assert_eq!(count(2, "file", "files"), "2 files");
+        assert_eq!(seconds(3.7712), "3.77s");
+        assert_eq!(seconds(0.0), "0.00s");
+        assert_eq!(full_stop("Deleted session a from ."), "Deleted session a from .");
+        assert_eq!(
+            full_stop("Deleted session a from /var/lib/otlp-tape"),
+            "Deleted session a from /var/lib/otlp-tape."
+        );
+    }
+}

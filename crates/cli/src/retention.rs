@@ -6,6 +6,12 @@
 //! and the protected ids, and returns the deletions. [`prune`] lists the
 //! store, plans and deletes.
 //!
+//! Age and order are by creation time: a session's `createdAt` (the wall
+//! clock when a seed was generated, a capture started, an import ran), or
+//! for sessions written before it was recorded, the fallback of
+//! [`SessionMetadata::created`]. Not the start time, which for a seed is
+//! its virtual clock's (2026-01-01 by default).
+//!
 //! The rules, in order:
 //!
 //! 1. Only sessions of the policy's types (all types when none are given)
@@ -13,12 +19,12 @@
 //!    written, or left so by a crash) and a protected session (such as one
 //!    whose capture lock a running process holds) are never candidates:
 //!    they are always kept and do not count towards `keep_last`.
-//! 2. `keep_last` keeps the N newest candidates (by start time, then by id).
+//! 2. `keep_last` keeps the N newest candidates (by creation time, then by id).
 //!    When it is the only criterion, every other candidate is deleted;
 //!    with `older_than` or `max_total_bytes` it only shields the N newest
 //!    from them.
-//! 3. `older_than` deletes the remaining candidates that ended (or, without
-//!    an end time, started) longer than that before now.
+//! 3. `older_than` deletes the remaining candidates created longer than
+//!    that before now.
 //! 4. `max_total_bytes` then deletes the oldest remaining candidates until
 //!    the `totalSizeBytes` of every session listed (all types, active and
 //!    protected ones included) adds up to at most the limit, or no
@@ -46,7 +52,7 @@ const DAY_NANOS: u64 = 86_400_000_000_000;
 /// `max_total_bytes` must be set for anything to be deleted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionPolicy {
-    /// Delete candidates that ended longer ago than this.
+    /// Delete candidates created longer ago than this.
     pub older_than: Option<Duration>,
     /// Keep this many of the newest candidates whatever the other criteria
     /// say; alone, delete all other candidates.
@@ -72,7 +78,7 @@ impl RetentionPolicy {
 /// Why a session is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
-    /// It ended longer ago than the policy's `older_than`.
+    /// It was created longer ago than the policy's `older_than`.
     OlderThan(Duration),
     /// It is not among the `keep_last` newest and `keep_last` is the only criterion.
     NotAmongNewest(usize),
@@ -106,6 +112,8 @@ pub struct Decision {
     pub session_type: SessionType,
     /// When it started.
     pub start_time: Timestamp,
+    /// When it was made (see [`SessionMetadata::created`]).
+    pub created_at: Timestamp,
     /// Its `totalSizeBytes`.
     pub size_bytes: u64,
     /// Why it goes.
@@ -118,14 +126,15 @@ impl Decision {
             session_id: session.session_id.clone(),
             session_type: session.session_type,
             start_time: session.start_time,
+            created_at: session.created(),
             size_bytes: session.total_size_bytes,
             reason,
         }
     }
 }
 
-/// The sessions `policy` deletes out of `sessions`, oldest first (by start
-/// time, then id). `sessions` is every session of the store: the size limit
+/// The sessions `policy` deletes out of `sessions`, oldest first (by
+/// creation time, then id). `sessions` is every session of the store: the size limit
 /// counts all of them, whatever their type. Sessions with status `active`
 /// and those in `protected` are never deleted. See the module docs for the
 /// rules.
@@ -158,7 +167,7 @@ pub fn plan(
             doomed.extend(
                 deletable
                     .iter()
-                    .filter(|session| session.end_time.unwrap_or(session.start_time).unix_nanos() < cutoff)
+                    .filter(|session| session.created().unix_nanos() < cutoff)
                     .map(|session| Decision::new(session, Reason::OlderThan(age))),
             );
         }
@@ -177,12 +186,12 @@ pub fn plan(
             total = total.saturating_sub(session.total_size_bytes);
         }
     }
-    doomed.sort_by(|a, b| a.start_time.cmp(&b.start_time).then_with(|| a.session_id.cmp(&b.session_id)));
+    doomed.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.session_id.cmp(&b.session_id)));
     doomed
 }
 
 fn oldest_first(a: &SessionMetadata, b: &SessionMetadata) -> Ordering {
-    a.start_time.cmp(&b.start_time).then_with(|| a.session_id.cmp(&b.session_id))
+    a.created().cmp(&b.created()).then_with(|| a.session_id.cmp(&b.session_id))
 }
 
 /// A session that was not considered because its metadata could not be read.
@@ -463,16 +472,59 @@ mod tests {
         assert_eq!(decisions[0].session_type, SessionType::Capture);
     }
 
+    /// A seed made `hours_ago` hours before now on its default virtual clock
+    /// (2026-01-01, long before now), whatever it lasted.
+    fn fresh_seed(id: &str, hours_ago: u64) -> SessionMetadata {
+        let mut seed = session(id, SessionType::Seed, 0, 1);
+        let virtual_start = tape_seed_generator::DEFAULT_START;
+        seed.start_time = virtual_start;
+        seed.end_time = Some(Timestamp::from_unix_nanos(virtual_start.unix_nanos() + 30_000_000_000));
+        seed.created_at = Some(Timestamp::from_unix_nanos(NOW - hours_ago * 3_600_000_000_000));
+        seed
+    }
+
     #[test]
-    fn older_than_uses_the_end_time_else_the_start() {
-        // Started 31 days ago, ended 29 days ago: not older than 30 days.
+    fn older_than_uses_the_creation_time_not_the_start_or_end() {
+        // A seed made a second ago on the virtual clock of 2026-01-01.
+        let mut just_made = fresh_seed("just-made", 0);
+        just_made.created_at = Some(Timestamp::from_unix_nanos(NOW - 1_000_000_000));
+        let policy = RetentionPolicy { older_than: Some(Duration::from_hours(1)), ..RetentionPolicy::default() };
+        assert!(run(std::slice::from_ref(&just_made), &policy).is_empty());
+        // One made two hours ago goes.
+        let decisions = run(&[just_made, fresh_seed("made-earlier", 2)], &policy);
+        assert_eq!(ids(&decisions), ["made-earlier"]);
+        assert_eq!(decisions[0].created_at, Timestamp::from_unix_nanos(NOW - 2 * 3_600_000_000_000));
+        assert_eq!(decisions[0].start_time, tape_seed_generator::DEFAULT_START);
+        // A capture created 31 days ago that ended 29 days ago is older than 30 days.
         let mut long = session("long", SessionType::Capture, 31, 1);
         long.end_time = Some(days_ago(29));
-        let mut unended = session("unended", SessionType::Capture, 31, 1);
-        unended.end_time = None;
-        unended.status = SessionStatus::Failed;
         let policy = RetentionPolicy { older_than: Some(days(30)), ..RetentionPolicy::default() };
-        assert_eq!(ids(&run(&[long, unended], &policy)), ["unended"]);
+        assert_eq!(ids(&run(&[long], &policy)), ["long"]);
+    }
+
+    #[test]
+    fn sessions_without_created_at_fall_back_to_their_generated_id_else_their_start() {
+        // NOW is 2027-01-15T08:00:00Z.
+        let mut old_seed = fresh_seed("seed-basic-topology-20270115-073000-0123abcd", 0);
+        old_seed.created_at = None;
+        let mut old_capture = session("named-by-hand", SessionType::Capture, 2, 1);
+        old_capture.created_at = None;
+        let policy = RetentionPolicy { older_than: Some(days(1)), ..RetentionPolicy::default() };
+        assert_eq!(ids(&run(&[old_seed.clone(), old_capture], &policy)), ["named-by-hand"]);
+        let policy = RetentionPolicy { older_than: Some(Duration::from_mins(20)), ..RetentionPolicy::default() };
+        assert_eq!(ids(&run(&[old_seed], &policy)), ["seed-basic-topology-20270115-073000-0123abcd"]);
+    }
+
+    #[test]
+    fn keep_last_keeps_the_newest_by_creation_time() {
+        // Ten captures of the last 100 days and a seed made an hour ago that
+        // starts in 2026: the seed is the newest.
+        let mut sessions = ten();
+        sessions.push(fresh_seed("fresh", 1));
+        let policy = RetentionPolicy { keep_last: Some(1), ..RetentionPolicy::default() };
+        let decisions = run(&sessions, &policy);
+        assert_eq!(decisions.len(), 10);
+        assert!(decisions.iter().all(|decision| decision.session_id.as_str() != "fresh"));
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! failure the phase in which it is received.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tape_otlp::{Signal, SignalSet};
 use tape_session::Timestamp;
@@ -257,6 +259,8 @@ pub struct Generator<'p> {
     scratch: Vec<u8>,
     spans_generated: u64,
     finished: bool,
+    /// Set by the caller to stop; checked before each trace and each batch.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl<'p> Generator<'p> {
@@ -326,8 +330,22 @@ impl<'p> Generator<'p> {
             scratch: Vec::with_capacity(1024),
             spans_generated: 0,
             finished: false,
+            stop: None,
             params,
         })
+    }
+
+    /// Stops the generator once `stop` is set: the iterator then ends
+    /// before its next trace or batch, however many traces are left. One
+    /// trace is the most it generates after `stop` is set.
+    #[must_use]
+    pub fn stop_when(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|stop| stop.load(Ordering::Relaxed))
     }
 
     /// The number of traces the session will have.
@@ -694,6 +712,11 @@ impl Iterator for Generator<'_> {
 
     fn next(&mut self) -> Option<Batch> {
         loop {
+            if self.stopped() {
+                self.finished = true;
+                self.out.clear();
+                return None;
+            }
             if let Some(queued) = self.out.pop_front() {
                 return Some(self.encode(queued));
             }
@@ -768,6 +791,37 @@ pub fn from_parameters(parameters: &BTreeMap<String, serde_json::Value>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stop_ends_generation_before_the_next_trace() {
+        let pattern = Pattern::parse("p", crate::builtin_pattern("basic-topology").unwrap()).unwrap();
+        // 10^9 traces in the first second: the first batch would need them all.
+        let params = Params {
+            seed: 1,
+            start: DEFAULT_START,
+            duration_nanos: 1_000_000_000,
+            rate: 1e9,
+            error_rate: 0.05,
+            signals: SignalSet::ALL,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut generator = Generator::new(&pattern, params.clone()).unwrap().stop_when(Arc::clone(&stop));
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(generator.next(), None);
+        assert_eq!(generator.spans_generated(), 0);
+        assert_eq!(generator.next(), None, "it stays stopped");
+
+        // Stopped between two batches of an ordinary session.
+        let params = Params { rate: 50.0, duration_nanos: 10_000_000_000, ..params };
+        let all = Generator::new(&pattern, params.clone()).unwrap().count();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut generator = Generator::new(&pattern, params).unwrap().stop_when(Arc::clone(&stop));
+        let first: Vec<Batch> = generator.by_ref().take(3).collect();
+        assert_eq!(first.len(), 3);
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(generator.next(), None);
+        assert!(all > 3, "{all}");
+    }
 
     #[test]
     fn recorded_parameters_give_back_the_pattern_and_parameters() {

@@ -343,9 +343,18 @@ pub struct Pattern {
 
 impl Pattern {
     /// Reads and checks a pattern file. `source_name` names it in errors.
+    /// The error is the first of [`parse_all`](Pattern::parse_all)'s.
     pub fn parse(source_name: &str, text: &str) -> Result<Self, PatternError> {
+        Self::parse_all(source_name, text).map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// Reads and checks a pattern file, and on failure returns every error
+    /// the checks find (never none), in file order (by line and column;
+    /// those without a place last). A YAML syntax or type error, or a value
+    /// out of its range, ends the reading: it is returned alone.
+    pub fn parse_all(source_name: &str, text: &str) -> Result<Self, Vec<PatternError>> {
         let spec: PatternSpec =
-            serde_yaml::from_str(text).map_err(|error| PatternError::from_yaml(source_name, &error))?;
+            serde_yaml::from_str(text).map_err(|error| vec![PatternError::from_yaml(source_name, &error)])?;
         let fail = |path: Vec<Step>, message: String| -> PatternError {
             let shown = render_path(&path);
             match locate(text, &path, &message) {
@@ -364,7 +373,13 @@ impl Pattern {
                 },
             }
         };
-        Compiler::default().compile(spec, text).map_err(|(path, message)| fail(path, message))
+        Compiler::default().compile(spec, text).map_err(|failures| {
+            let mut errors: Vec<PatternError> =
+                failures.into_iter().map(|(path, message)| fail(path, message)).collect();
+            // Stable: errors at the same place keep the order they were found in.
+            errors.sort_by_key(|error| (error.line.is_none(), error.line, error.column));
+            errors
+        })
     }
 
     /// The lowercase hex SHA-256 of the YAML text.
@@ -421,31 +436,41 @@ fn render_path(path: &[Step]) -> String {
 
 type Failure = (Vec<Step>, String);
 
+/// Compiles a pattern's spec, checking everything it can: a failed check
+/// is noted and the rest goes on (with a stand-in where a value is
+/// needed), so that one reading finds every error.
 #[derive(Default)]
 struct Compiler {
     services: Vec<Service>,
     nodes: Vec<Node>,
     flags: BTreeSet<String>,
+    failures: Vec<Failure>,
 }
 
 impl Compiler {
-    fn compile(mut self, spec: PatternSpec, text: &str) -> Result<Pattern, Failure> {
+    fn fail(&mut self, path: Vec<Step>, message: impl Into<String>) {
+        self.failures.push((path, message.into()));
+    }
+
+    fn compile(mut self, spec: PatternSpec, text: &str) -> Result<Pattern, Vec<Failure>> {
         let key = |name: &'static str| vec![Step::Key(name)];
         if spec.name.trim().is_empty() {
-            return Err((key("name"), "a pattern needs a name".to_owned()));
+            self.fail(key("name"), "a pattern needs a name");
         }
         if spec.services.is_empty() {
-            return Err((key("services"), "a pattern needs at least one service".to_owned()));
+            self.fail(key("services"), "a pattern needs at least one service");
         }
         for (index, service) in spec.services.into_iter().enumerate() {
             if service.name.trim().is_empty() {
-                return Err((vec![Step::Key("services"), Step::Index(index), Step::Key("name")], "empty name".into()));
+                self.fail(vec![Step::Key("services"), Step::Index(index), Step::Key("name")], "empty name");
+                continue;
             }
             if self.services.iter().any(|known| known.name == service.name) {
-                return Err((
+                self.fail(
                     vec![Step::Key("services"), Step::Index(index), Step::Key("name")],
                     format!("a second service named {:?}", service.name),
-                ));
+                );
+                continue;
             }
             let mut resource = vec![("service.name".to_owned(), Value::String(service.name.clone()))];
             if let Some(version) = service.version {
@@ -457,20 +482,19 @@ impl Compiler {
         }
 
         if spec.phases.is_empty() {
-            return Err((key("phases"), "a pattern needs at least one phase".to_owned()));
+            self.fail(key("phases"), "a pattern needs at least one phase");
         }
         let mut phases = Vec::with_capacity(spec.phases.len());
         for (index, phase) in spec.phases.into_iter().enumerate() {
             let path = |field| vec![Step::Key("phases"), Step::Index(index), Step::Key(field)];
             if !valid_label(&phase.name) {
-                return Err((path("name"), format!("phase name {:?} must be letters, digits, '_' or '-'", phase.name)));
-            }
-            if phases.iter().any(|known: &Phase| known.name == phase.name) {
-                return Err((path("name"), format!("a second phase named {:?}", phase.name)));
+                self.fail(path("name"), format!("phase name {:?} must be letters, digits, '_' or '-'", phase.name));
+            } else if phases.iter().any(|known: &Phase| known.name == phase.name) {
+                self.fail(path("name"), format!("a second phase named {:?}", phase.name));
             }
             for flag in &phase.flags {
                 if !valid_label(flag) {
-                    return Err((path("flags"), format!("flag {flag:?} must be letters, digits, '_' or '-'")));
+                    self.fail(path("flags"), format!("flag {flag:?} must be letters, digits, '_' or '-'"));
                 }
             }
             self.flags.extend(phase.flags.iter().cloned());
@@ -484,23 +508,24 @@ impl Compiler {
         let phase_total: u64 = phases.iter().map(|phase| phase.nominal_nanos).sum();
 
         if spec.entrypoints.is_empty() {
-            return Err((key("entrypoints"), "a pattern needs at least one entry point".to_owned()));
+            self.fail(key("entrypoints"), "a pattern needs at least one entry point");
         }
         let mut entrypoints = Vec::with_capacity(spec.entrypoints.len());
         for (index, entry) in spec.entrypoints.into_iter().enumerate() {
             let path = vec![Step::Key("entrypoints"), Step::Index(index)];
             if entry.weight == 0 {
-                let mut path = path;
+                let mut path = path.clone();
                 path.push(Step::Key("weight"));
-                return Err((path, "weight must be at least 1".to_owned()));
+                self.fail(path, "weight must be at least 1");
             }
             let mut span_path = path.clone();
             span_path.push(Step::Key("span"));
             if entry.span.async_.is_some() {
-                span_path.push(Step::Key("async"));
-                return Err((span_path, "an entry point's span has no parent to follow".to_owned()));
+                let mut async_path = span_path.clone();
+                async_path.push(Step::Key("async"));
+                self.fail(async_path, "an entry point's span has no parent to follow");
             }
-            let root = self.node(entry.span, &mut span_path, 1)?;
+            let root = self.node(entry.span, &mut span_path, 1);
             let entrypoint = Entrypoint { name: entry.name, weight: entry.weight, root };
             entrypoints.push(entrypoint);
         }
@@ -509,15 +534,21 @@ impl Compiler {
         if let Some(interval) = metrics.interval
             && !interval.0.is_multiple_of(1_000_000_000)
         {
-            return Err((
+            self.fail(
                 vec![Step::Key("metrics"), Step::Key("interval")],
-                "the metrics interval must be a whole number of seconds".to_owned(),
-            ));
+                "the metrics interval must be a whole number of seconds",
+            );
         }
         let mut gauges = Vec::with_capacity(metrics.gauges.len());
         for (index, gauge) in metrics.gauges.into_iter().enumerate() {
             let path = |field| vec![Step::Key("metrics"), Step::Key("gauges"), Step::Index(index), Step::Key(field)];
-            let service = self.service_index(&gauge.service).map_err(|message| (path("service"), message))?;
+            let service = match self.service_index(&gauge.service) {
+                Ok(service) => service,
+                Err(message) => {
+                    self.fail(path("service"), message);
+                    continue;
+                }
+            };
             let value = match gauge.value {
                 spec::GaugeValue::Utilization => GaugeKind::Utilization {
                     capacity: gauge.capacity.map_or(1.0, |capacity| capacity.0),
@@ -536,6 +567,9 @@ impl Compiler {
             });
         }
 
+        if !self.failures.is_empty() {
+            return Err(self.failures);
+        }
         let pattern = Pattern {
             name: spec.name,
             description: spec.description,
@@ -557,18 +591,23 @@ impl Compiler {
             },
             source: text.to_owned(),
         };
-        for (index, entry) in pattern.entrypoints.iter().enumerate() {
-            let spans = pattern.spans_per_trace(entry);
-            if spans > MAX_SPANS_PER_TRACE {
-                return Err((
-                    vec![Step::Key("entrypoints"), Step::Index(index)],
-                    format!(
-                        "a trace of this entry point can have {spans} spans, above the limit of {MAX_SPANS_PER_TRACE}; lower some `repeat`"
-                    ),
-                ));
-            }
-        }
-        Ok(pattern)
+        let too_large: Vec<Failure> = pattern
+            .entrypoints
+            .iter()
+            .enumerate()
+            .filter_map(|(index, entry)| {
+                let spans = pattern.spans_per_trace(entry);
+                (spans > MAX_SPANS_PER_TRACE).then(|| {
+                    (
+                        vec![Step::Key("entrypoints"), Step::Index(index)],
+                        format!(
+                            "a trace of this entry point can have {spans} spans, above the limit of {MAX_SPANS_PER_TRACE}; lower some `repeat`"
+                        ),
+                    )
+                })
+            })
+            .collect();
+        if too_large.is_empty() { Ok(pattern) } else { Err(too_large) }
     }
 
     fn service_index(&self, name: &str) -> Result<usize, String> {
@@ -578,19 +617,25 @@ impl Compiler {
         })
     }
 
-    fn node(&mut self, spec: NodeSpec, path: &mut Vec<Step>, depth: usize) -> Result<usize, Failure> {
+    /// Compiles a span and its children; returns its node's index. A failed
+    /// check is noted, and a stand-in used, so that the rest is checked too.
+    fn node(&mut self, spec: NodeSpec, path: &mut Vec<Step>, depth: usize) -> usize {
         let at = |path: &Vec<Step>, field: &'static str| {
             let mut path = path.clone();
             path.push(Step::Key(field));
             path
         };
         if depth > MAX_DEPTH {
-            return Err((path.clone(), format!("call trees may nest at most {MAX_DEPTH} deep")));
+            self.fail(path.clone(), format!("call trees may nest at most {MAX_DEPTH} deep"));
+            return 0;
         }
-        let service = self.service_index(&spec.service).map_err(|message| (at(path, "service"), message))?;
+        let service = self.service_index(&spec.service).unwrap_or_else(|message| {
+            self.fail(at(path, "service"), message);
+            0
+        });
         let protocols = [spec.http.is_some(), spec.rpc.is_some(), spec.db.is_some(), spec.messaging.is_some()];
         if protocols.iter().filter(|&&set| set).count() > 1 {
-            return Err((path.clone(), "a span has at most one of http, rpc, db and messaging".to_owned()));
+            self.fail(path.clone(), "a span has at most one of http, rpc, db and messaging");
         }
 
         let mut attributes: Attributes = Vec::new();
@@ -613,10 +658,11 @@ impl Compiler {
                     (Protocol::Http, Some(http.method.clone()), KindSpec::Client, StatusAttribute::Http)
                 }
                 _ => {
-                    return Err((
+                    self.fail(
                         at(path, "http"),
-                        "give `route` for a server span or `url` for a client span (one of them)".to_owned(),
-                    ));
+                        "give `route` for a server span or `url` for a client span (one of them)",
+                    );
+                    (Protocol::Http, Some(http.method.clone()), KindSpec::Server, StatusAttribute::Http)
                 }
             }
         } else if let Some(rpc) = &spec.rpc {
@@ -660,12 +706,15 @@ impl Compiler {
         };
         merge(&mut attributes, spec.attributes);
 
-        let Some(name) = spec.name.or(derived_name) else {
-            return Err((path.clone(), "a span without http, rpc, db or messaging needs a `name`".to_owned()));
+        let name = if let Some(name) = spec.name.or(derived_name) {
+            if name.is_empty() {
+                self.fail(at(path, "name"), "a span name cannot be empty");
+            }
+            name
+        } else {
+            self.fail(path.clone(), "a span without http, rpc, db or messaging needs a `name`");
+            String::new()
         };
-        if name.is_empty() {
-            return Err((at(path, "name"), "a span name cannot be empty".to_owned()));
-        }
         let kind = match spec.kind.unwrap_or(derived_kind) {
             KindSpec::Internal => SpanKind::Internal,
             KindSpec::Server => SpanKind::Server,
@@ -675,7 +724,10 @@ impl Compiler {
         };
         let latency = match spec.latency {
             None => Latency::Fixed(1_000_000),
-            Some(spec) => to_latency(spec).map_err(|message| (at(path, "latency"), message))?,
+            Some(spec) => to_latency(spec).unwrap_or_else(|message| {
+                self.fail(at(path, "latency"), message);
+                Latency::Fixed(1_000_000)
+            }),
         };
         let error = spec.error.map(|error| {
             let failure_status = match status_attribute {
@@ -702,15 +754,14 @@ impl Compiler {
                 } else {
                     format!("phases set {}", known.join(", "))
                 };
-                return Err((flag_path, format!("flag {flag:?} is not set by any phase; {known}")));
+                self.fail(flag_path, format!("flag {flag:?} is not set by any phase; {known}"));
+                continue;
             }
             if error_probability.is_some() && error.is_none() {
                 let mut flag_path = at(path, "when");
                 flag_path.push(Step::Name(flag.clone()));
-                return Err((
-                    flag_path,
-                    "error_probability needs an `error` block on the span that says how it fails".to_owned(),
-                ));
+                self.fail(flag_path, "error_probability needs an `error` block on the span that says how it fails");
+                continue;
             }
             effects.push(Effect {
                 flag,
@@ -722,10 +773,14 @@ impl Compiler {
         for (index, log) in spec.logs.into_iter().enumerate() {
             let mut log_path = at(path, "logs");
             log_path.push(Step::Index(index));
-            let body = template(&log.body, &attributes).map_err(|message| {
-                log_path.push(Step::Key("body"));
-                (log_path.clone(), message)
-            })?;
+            let body = match template(&log.body, &attributes) {
+                Ok(body) => body,
+                Err(message) => {
+                    log_path.push(Step::Key("body"));
+                    self.fail(log_path, message);
+                    continue;
+                }
+            };
             let severity = log.severity.unwrap_or(match log.on {
                 LogOn::Error => spec::Severity { number: 17, text: "ERROR" },
                 LogOn::Start | LogOn::End | LogOn::Ok => spec::Severity { number: 9, text: "INFO" },
@@ -747,11 +802,17 @@ impl Compiler {
         }
         let repeat = spec.repeat.unwrap_or(1);
         if !(1..=1000).contains(&repeat) {
-            return Err((at(path, "repeat"), format!("repeat {repeat} is outside 1..1000")));
+            self.fail(at(path, "repeat"), format!("repeat {repeat} is outside 1..1000"));
         }
         let async_delay = match spec.async_ {
             None => None,
-            Some(spec) => Some(to_latency(spec.delay).map_err(|message| (at(path, "async"), message))?),
+            Some(spec) => match to_latency(spec.delay) {
+                Ok(delay) => Some(delay),
+                Err(message) => {
+                    self.fail(at(path, "async"), message);
+                    None
+                }
+            },
         };
 
         let index = self.nodes.len();
@@ -775,11 +836,11 @@ impl Compiler {
         for (child_index, child) in spec.children.into_iter().enumerate() {
             path.push(Step::Key("children"));
             path.push(Step::Index(child_index));
-            children.push(self.node(child, path, depth + 1)?);
+            children.push(self.node(child, path, depth + 1));
             path.truncate(path.len() - 2);
         }
         self.nodes[index].children = children;
-        Ok(index)
+        index
     }
 }
 

@@ -443,3 +443,28 @@ fn the_annotated_example_in_the_documentation_is_basic_topology() {
     documented.source.clone_from(&builtin.source);
     assert_eq!(documented, builtin);
 }
+
+#[test]
+fn every_error_of_a_file_is_found_in_file_order() {
+    // Three mistakes: the flag's name (line 8), an unknown service (line
+    // 15) and a repeat out of range (line 20); and metrics listed first.
+    let text = VALID
+        .replace("    flags: [slow]\n", "    flags: [\"slow down\"]\n")
+        .replace("        - service: web\n", "        - service: nowhere\n")
+        .replace("latency: 3ms", "latency: 3ms\n              repeat: 0");
+    let text = format!("metrics:\n  interval: 1500ms\n{text}");
+    let Err(errors) = Pattern::parse_all("bad.yaml", &text) else { panic!("accepted:\n{text}") };
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "bad.yaml:2:13: metrics.interval: the metrics interval must be a whole number of seconds",
+            "bad.yaml:10:12: phases[0].flags: flag \"slow down\" must be letters, digits, '_' or '-'",
+            "bad.yaml:17:20: entrypoints[0].span.children[0].service: unknown service \"nowhere\"; the services are web, api",
+            "bad.yaml:23:23: entrypoints[0].span.children[0].children[0].repeat: repeat 0 is outside 1..1000",
+        ],
+        "{shown:#?}"
+    );
+    // parse gives the first.
+    assert_eq!(Pattern::parse("bad.yaml", &text).unwrap_err(), errors[0]);
+}

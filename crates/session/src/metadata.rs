@@ -185,8 +185,17 @@ pub struct SessionMetadata {
     pub session_id: SessionId,
     /// Where the session came from.
     pub session_type: SessionType,
-    /// When the session started.
+    /// When the session started: for captures the wall clock, for seeds the
+    /// start of their virtual clock (2026-01-01 by default), for imports the
+    /// first record's receive time.
     pub start_time: Timestamp,
+    /// When the session was made, by the wall clock of the machine that
+    /// made it: a seed's generation, a capture's start, an import. Absent
+    /// in sessions written before it was recorded; see
+    /// [`created`](SessionMetadata::created) for what stands in for it.
+    /// Not part of the content hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
     /// When the session ended; absent while active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<Timestamp>,
@@ -244,7 +253,10 @@ pub enum MetadataError {
 }
 
 impl SessionMetadata {
-    /// The metadata of a new, active, empty session.
+    /// The metadata of a new, active, empty session, created at
+    /// `start_time`: a writer whose start is not the wall clock (a seed on
+    /// its virtual clock) sets [`created_at`](SessionMetadata::created_at)
+    /// to the wall clock itself.
     pub fn new(session_id: SessionId, session_type: SessionType, start_time: Timestamp, created_by: String) -> Self {
         SessionMetadata {
             format_version: FORMAT_VERSION,
@@ -252,6 +264,7 @@ impl SessionMetadata {
             session_id,
             session_type,
             start_time,
+            created_at: Some(start_time),
             end_time: None,
             status: SessionStatus::Active,
             enabled_flags: Vec::new(),
@@ -370,12 +383,40 @@ impl SessionMetadata {
         SignalCounts { traces: self.captured_traces, metrics: self.captured_metrics, logs: self.captured_logs }
     }
 
+    /// When the session was made: `createdAt`, or for a session written
+    /// before it was recorded, the best time known instead: the time in
+    /// its id when otlp-tape generated the id (`<prefix>-YYYYMMDD-HHMMSS-<8
+    /// hex digits>`, made from the wall clock), else its `startTime`.
+    pub fn created(&self) -> Timestamp {
+        self.created_at.or_else(|| time_in_generated_id(self.session_id.as_str())).unwrap_or(self.start_time)
+    }
+
     /// Marks the session finished at `end_time` with `status`.
     pub fn finish(&mut self, end_time: Timestamp, status: SessionStatus) {
         self.end_time = Some(end_time);
         self.status = status;
         self.update_totals();
     }
+}
+
+/// The time in an id made by [`SessionId::generate`]: its
+/// `-YYYYMMDD-HHMMSS-<8 hex digits>` tail, in UTC.
+fn time_in_generated_id(id: &str) -> Option<Timestamp> {
+    // `-20261204-083900-1a2b3c4d`: 25 bytes.
+    let tail = id.len().checked_sub(25).and_then(|start| id.get(start..))?;
+    let bytes = tail.as_bytes();
+    let shape_ok = bytes[0] == b'-'
+        && bytes[9] == b'-'
+        && bytes[16] == b'-'
+        && bytes[1..9].iter().chain(&bytes[10..16]).all(u8::is_ascii_digit)
+        && bytes[17..].iter().all(|byte| byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase());
+    if !shape_ok {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| tail[range].parse::<u32>().ok();
+    let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(number(1..5)?).ok()?, number(5..7)?, number(7..9)?)?;
+    let time = date.and_hms_opt(number(10..12)?, number(12..14)?, number(14..16)?)?;
+    Timestamp::from_datetime(time.and_utc())
 }
 
 /// The content hash of a blob list: lowercase hex SHA-256 over, for each

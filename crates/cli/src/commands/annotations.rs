@@ -28,7 +28,7 @@ pub async fn list(
 ) -> anyhow::Result<ExitCode> {
     let metadata = store.read_metadata(id).await?;
     let (annotations, from) = match source {
-        AnnotationSource::Session => (session_annotations(store, id).await?, format!("session {id}")),
+        AnnotationSource::Session => (session_annotations(store, id).await?, "annotations.jsonl".to_owned()),
         AnnotationSource::Clickhouse => {
             let sink = ClickHouseSink::connect(required(clickhouse)?).await?;
             (sink.list(id).await?, format!("ClickHouse {}", sink.location()))
@@ -62,7 +62,11 @@ pub async fn list(
             annotation.value_text(),
         );
     }
-    note(format!("{} annotations of session {id} in {from}.", annotations.len()));
+    note(format!(
+        "{} of session {id} in {}",
+        crate::output::count(annotations.len(), "annotation", "annotations"),
+        crate::output::full_stop(from)
+    ));
     Ok(ExitCode::SUCCESS)
 }
 

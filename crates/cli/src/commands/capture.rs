@@ -80,6 +80,18 @@ pub async fn run(
     if let Some(addr) = capture.http_addr() {
         listening.push(format!("OTLP/HTTP on {addr}"));
     }
+    // Started on port 0, a script learns the ports from one
+    // machine-readable line first on stdout, as serve prints it.
+    let chosen_port = [args.grpc.0, args.http.0].into_iter().flatten().any(|addr| addr.port() == 0);
+    if chosen_port {
+        println!(
+            "{}",
+            serde_json::json!({
+                "grpc": capture.grpc_addr().map(|addr| addr.to_string()),
+                "http": capture.http_addr().map(|addr| addr.to_string()),
+            })
+        );
+    }
     note(format!("Capturing into session {id} in {location}: {}.", listening.join(", ")));
     if let Some(forward) = &args.forward.url {
         note(format!("Forwarding every accepted request to {forward} ({}).", args.forward.protocol));
@@ -136,11 +148,11 @@ pub async fn run(
 fn print_summary(summary: &CaptureSummary) {
     println!("{}", summary.session_id);
     note(format!(
-        "Captured session {} ({}, {}) in {:.1} s: {} spans, {} data points, {} log records in {} requests; {} in {} blobs.",
+        "Captured session {} ({}, {}) in {}: {} spans, {} data points, {} log records in {} requests; {} in {} blobs.",
         summary.session_id,
         summary.status,
         summary.reason,
-        summary.duration_seconds,
+        crate::output::seconds(summary.duration_seconds),
         summary.items.traces,
         summary.items.metrics,
         summary.items.logs,

@@ -25,7 +25,7 @@ use tape_store::StoreLocation;
 
 use crate::cli::{DemoArgs, LiveArgs, OutputFormat, SeedArgs};
 use crate::commands::seed;
-use crate::output::{note, print_json};
+use crate::output::{note, print_json, seconds};
 
 /// What the demo did and found.
 #[derive(Debug, Serialize)]
@@ -253,8 +253,8 @@ fn print_report(report: &DemoReport) {
     );
     println!();
     let width = report.seed_session.as_str().len().max(report.capture_session.as_str().len());
-    println!("  seed     {:<width$}  written in {:.2} s", report.seed_session, report.seed_seconds);
-    println!("  capture  {:<width$}  replayed in {:.2} s", report.capture_session, report.replay_seconds);
+    println!("  seed     {:<width$}  written in {}", report.seed_session, seconds(report.seed_seconds));
+    println!("  capture  {:<width$}  replayed in {}", report.capture_session, seconds(report.replay_seconds));
     println!();
     println!("  {:<8} {:>13} {:>9} {:>12} {:>9}", "SIGNAL", "SEED REQUESTS", "CAPTURED", "SEED ITEMS", "CAPTURED");
     for signal in &report.signals {
@@ -284,7 +284,7 @@ fn print_report(report: &DemoReport) {
             println!("  FAILED    after {} matching records: {difference}", verification.records_compared);
         }
     }
-    println!("  Done in {:.2} s.", report.elapsed_seconds);
+    println!("  Done in {}.", seconds(report.elapsed_seconds));
     println!();
     println!("Explore:");
     for command in &report.explore {

@@ -90,8 +90,8 @@ pub async fn run(store: &dyn SessionStore, args: ImportArgs, format: OutputForma
     } else {
         println!("{}", summary.session_id);
         note(format!(
-            "Imported {} file(s) into session {} in {}: {} spans, {} data points, {} log records in {} requests.",
-            summary.files,
+            "Imported {} into session {} in {}: {} spans, {} data points, {} log records in {} requests.",
+            crate::output::count(summary.files, "file", "files"),
             summary.session_id,
             summary.store,
             summary.items.traces,

@@ -235,17 +235,27 @@ pub fn show(spec: &str, format: OutputFormat) -> anyhow::Result<ExitCode> {
 /// `patterns validate FILE`
 pub fn validate(file: &Path, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let name = file.display().to_string();
-    let checked = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read the pattern file {name}"))
-        .and_then(|text| Ok(Pattern::parse(&name, &text)?));
-    let pattern = match checked {
-        Ok(pattern) => pattern,
-        Err(error) => {
-            if format == OutputFormat::Json {
-                print_json(&serde_json::json!({ "file": name, "valid": false, "error": format!("{error:#}") }))?;
+    let refuse = |errors: Vec<String>| -> anyhow::Result<ExitCode> {
+        if format == OutputFormat::Json {
+            print_json(&serde_json::json!({ "file": name, "valid": false, "error": errors[0], "errors": errors }))?;
+        } else if errors.len() > 1 {
+            // Every error in file order, one a line, as a compiler lists them.
+            for error in &errors {
+                eprintln!("{error}");
             }
-            return Err(error);
         }
+        match errors.len() {
+            1 => Err(anyhow::anyhow!("{}", errors[0])),
+            count => Err(anyhow::anyhow!("{name} is not a valid pattern: {count} errors (listed above)")),
+        }
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(error) => return refuse(vec![format!("cannot read the pattern file {name}: {error}")]),
+    };
+    let pattern = match Pattern::parse_all(&name, &text) {
+        Ok(pattern) => pattern,
+        Err(errors) => return refuse(errors.iter().map(ToString::to_string).collect()),
     };
     let summary = summary(&pattern, name.clone());
     if format == OutputFormat::Json {

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -165,7 +166,7 @@ pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat)
         refuse_target_flags_without_live(&args.live);
         None
     };
-    let (mut summary, elapsed) = generate_session(store, &args, live).await?;
+    let (mut summary, elapsed) = generate_session(store, &args, live, &CancellationToken::new()).await?;
     summary.clickhouse = push_phases(store, &args, &summary.session_id).await;
     if format == OutputFormat::Json {
         print_json(&summary)?;
@@ -174,12 +175,12 @@ pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat)
     println!("{}", summary.session_id);
     let verb = if summary.live.is_some() { "Seeded live" } else { "Generated" };
     note(format!(
-        "{verb} {} session {} from pattern {} with seed {} in {:.2} s: {} at {} traces/s from {}, error rate {}.",
+        "{verb} {} session {} from pattern {} with seed {} in {}: {} at {} traces/s from {}, error rate {}.",
         summary.session_type,
         summary.session_id,
         summary.pattern,
         summary.seed,
-        elapsed.as_secs_f64(),
+        crate::output::seconds(elapsed.as_secs_f64()),
         summary.duration,
         summary.rate,
         summary.start,
@@ -295,20 +296,30 @@ struct Live {
     stop: CancellationToken,
 }
 
-/// Generates and stores the session `args` describe, as fast as it can
-/// (`--live` is ignored); returns its summary and how long it took.
+/// A seed stopped on request before its end; its partial session was
+/// removed.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped on request before the end; the partial session was removed")]
+pub struct SeedStopped;
+
 /// Generates the session `args` describe and, when ClickHouse is
 /// configured, writes its phases there (a failure there is in the summary,
-/// not an error): what `seed` does, for `serve`.
-pub async fn generate_and_push(store: &dyn SessionStore, args: &SeedArgs) -> anyhow::Result<SeedSummary> {
-    let (mut summary, _) = generate_session(store, args, None).await?;
+/// not an error): what `seed` does, for `serve`. Cancelling `stop` ends
+/// generation between two records and removes the partial session; the
+/// error's chain then holds [`SeedStopped`].
+pub async fn generate_and_push(
+    store: &dyn SessionStore,
+    args: &SeedArgs,
+    stop: &CancellationToken,
+) -> anyhow::Result<SeedSummary> {
+    let (mut summary, _) = generate_session(store, args, None, stop).await?;
     summary.clickhouse = push_phases(store, args, &summary.session_id).await;
     Ok(summary)
 }
 
 /// Checks the pattern and the parameters of `args` as `seed` does, without
-/// generating anything.
-pub fn check(args: &SeedArgs) -> anyhow::Result<()> {
+/// generating anything; returns the number of traces they give.
+pub fn check(args: &SeedArgs) -> anyhow::Result<u64> {
     let pattern = patterns::load(&args.pattern)?;
     let params = Params {
         seed: args.seed.unwrap_or(0),
@@ -327,23 +338,26 @@ pub fn check(args: &SeedArgs) -> anyhow::Result<()> {
         signals: args.signals,
     };
     let invalid = |error: ParamsError| anyhow!("cannot generate pattern {}: {error}", pattern.name);
-    params.check().map_err(invalid)?;
+    let traces = params.check().map_err(invalid)?;
     Generator::new(&pattern, params).map_err(invalid)?;
-    Ok(())
+    Ok(traces)
 }
 
 /// Generates the session `args` describe; returns its summary and how long
 /// it took.
 pub async fn generate(store: &dyn SessionStore, args: &SeedArgs) -> anyhow::Result<(SeedSummary, Duration)> {
-    generate_session(store, args, None).await
+    generate_session(store, args, None, &CancellationToken::new()).await
 }
 
 /// Generates and stores the session `args` describe, live when `live` is
-/// given; returns its summary and how long it took.
+/// given (a live run stops on its own signal, keeping what it wrote), else
+/// until `stop` is cancelled (nothing is kept); returns its summary and how
+/// long it took.
 async fn generate_session(
     store: &dyn SessionStore,
     args: &SeedArgs,
     live: Option<Live>,
+    stop: &CancellationToken,
 ) -> anyhow::Result<(SeedSummary, Duration)> {
     // Everything is checked before anything is written.
     let pattern = patterns::load(&args.pattern)?;
@@ -395,6 +409,9 @@ async fn generate_session(
         .map(|(entry, phase)| Annotation::phase(&id, entry, &phase.description, params.start, GENERATOR))
         .collect();
     let mut metadata = SessionMetadata::new(id.clone(), pattern.session_type, params.start, created_by());
+    // Made now, whatever the virtual clock says; not in the content hash,
+    // so regeneration still matches.
+    metadata.created_at = Some(now);
     metadata.description.clone_from(&args.description);
     metadata.enabled_flags = pattern.flags();
     metadata.parameters = parameters(&pattern, &params);
@@ -411,7 +428,7 @@ async fn generate_session(
     let mut live_summary = None;
     let written = async {
         let last = match &live {
-            None => write_generated(&mut writer, Arc::clone(&pattern), params.clone()).await?,
+            None => write_generated(&mut writer, Arc::clone(&pattern), params.clone(), stop).await?,
             Some(live) => {
                 // The session's start is due now when it is now; otherwise
                 // when writing starts.
@@ -541,23 +558,41 @@ fn reproduce_command(pattern: &str, params: &Params) -> String {
     command
 }
 
-/// Runs the generator on a blocking thread, feeding a bounded channel, and
-/// returns the channel and the thread. Generation stops early when the
-/// receiver is dropped.
-fn spawn_generator(
-    pattern: Arc<Pattern>,
-    params: Params,
-) -> (tokio::sync::mpsc::Receiver<Batch>, tokio::task::JoinHandle<Result<(), ParamsError>>) {
-    let (sender, receiver) = tokio::sync::mpsc::channel(CHANNEL_BATCHES);
-    let producer = tokio::task::spawn_blocking(move || {
-        for batch in Generator::new(&pattern, params)? {
+/// A generator running on a blocking thread.
+struct Producer {
+    /// Its batches; generation stops early when this is dropped.
+    batches: tokio::sync::mpsc::Receiver<Batch>,
+    /// The thread.
+    thread: tokio::task::JoinHandle<Result<(), ParamsError>>,
+    /// Set to stop it before its next trace, however long its current
+    /// second of traces is.
+    halt: Arc<AtomicBool>,
+}
+
+impl Producer {
+    /// Stops the generator and waits for its thread.
+    async fn stop(self) -> anyhow::Result<()> {
+        self.halt.store(true, Ordering::Relaxed);
+        drop(self.batches);
+        self.thread.await.context("the generator stopped unexpectedly")??;
+        Ok(())
+    }
+}
+
+/// Runs the generator on a blocking thread, feeding a bounded channel.
+fn spawn_generator(pattern: Arc<Pattern>, params: Params) -> Producer {
+    let (sender, batches) = tokio::sync::mpsc::channel(CHANNEL_BATCHES);
+    let halt = Arc::new(AtomicBool::new(false));
+    let stop = Arc::clone(&halt);
+    let thread = tokio::task::spawn_blocking(move || {
+        for batch in Generator::new(&pattern, params)?.stop_when(stop) {
             if sender.blocking_send(batch).is_err() {
                 break;
             }
         }
         Ok(())
     });
-    (receiver, producer)
+    Producer { batches, thread, halt }
 }
 
 /// Generates and appends every batch; returns the last receive time.
@@ -565,23 +600,30 @@ async fn write_generated(
     writer: &mut SessionWriter<'_>,
     pattern: Arc<Pattern>,
     params: Params,
+    stop: &CancellationToken,
 ) -> anyhow::Result<Option<Timestamp>> {
-    let (mut receiver, producer) = spawn_generator(pattern, params);
+    let mut producer = spawn_generator(pattern, params);
     let mut last: Option<Timestamp> = None;
     let appended = async {
-        while let Some(batch) = receiver.recv().await {
+        loop {
+            let batch = tokio::select! {
+                biased;
+                () = stop.cancelled() => return Err(anyhow::Error::new(SeedStopped)),
+                batch = producer.batches.recv() => match batch {
+                    Some(batch) => batch,
+                    None => return anyhow::Ok(()),
+                },
+            };
             writer
                 .append(batch.signal, batch.receive_time, batch.items, &batch.payload)
                 .await
                 .with_context(|| format!("cannot store the {} request at {}", batch.signal, batch.receive_time))?;
             last = Some(last.map_or(batch.receive_time, |last| last.max(batch.receive_time)));
         }
-        anyhow::Ok(())
     }
     .await;
-    // A failed write drops the receiver, which stops the generator.
-    drop(receiver);
-    let generated = producer.await.context("the generator stopped unexpectedly")?;
+    // A stop or a failed write stops the generator before its next trace.
+    let generated = producer.stop().await;
     appended?;
     generated?;
     Ok(last)
@@ -601,7 +643,7 @@ async fn write_live(
     live: &Live,
     pacer: Pacer,
 ) -> anyhow::Result<(Option<Timestamp>, LiveSummary)> {
-    let (mut receiver, producer) = spawn_generator(pattern, params);
+    let mut producer = spawn_generator(pattern, params);
     let summary = Arc::new(Mutex::new(LiveSummary { target: live.targets.describe(), ..LiveSummary::default() }));
     let (queue, queued) = mpsc::channel(LIVE_QUEUE_REQUESTS);
     let sender = tokio::spawn(send_live(live.targets.clone(), live.concurrency, queued, Arc::clone(&summary)));
@@ -616,7 +658,7 @@ async fn write_live(
                     stopped_early = true;
                     break;
                 }
-                batch = receiver.recv() => match batch {
+                batch = producer.batches.recv() => match batch {
                     Some(batch) => batch,
                     None => break,
                 },
@@ -655,10 +697,9 @@ async fn write_live(
         anyhow::Ok(())
     }
     .await;
-    // A failed write drops the receiver, which stops the generator.
-    drop(receiver);
+    // A stop or a failed write stops the generator before its next trace.
     drop(queue);
-    let generated = producer.await.context("the generator stopped unexpectedly")?;
+    let generated = producer.stop().await;
     let abort = sender.abort_handle();
     let drained = tokio::time::timeout(LIVE_DRAIN_TIMEOUT, sender).await.is_ok();
     if !drained {
@@ -677,7 +718,7 @@ async fn write_live(
                     records - done,
                     items.saturating_sub(done_items),
                     format!(
-                        "requests were still queued or in flight {} s after the last one was written",
+                        "requests were still queued or in flight {}s after the last one was written",
                         LIVE_DRAIN_TIMEOUT.as_secs()
                     ),
                 );
@@ -899,7 +940,7 @@ async fn compare_records(
     let mut compared = [0u64; 3];
     let mut difference: Option<Difference> = None;
     let mut failure: Option<String> = None;
-    let (mut receiver, producer) = spawn_generator(pattern, params);
+    let Producer { batches: mut receiver, thread: producer, halt } = spawn_generator(pattern, params);
     while let Some(batch) = receiver.recv().await {
         let index = slot(batch.signal);
         let record = compared[index];
@@ -929,6 +970,8 @@ async fn compare_records(
         }
         compared[index] += 1;
     }
+    // Stopped at the first difference, before its next trace.
+    halt.store(true, Ordering::Relaxed);
     drop(receiver);
     match producer.await {
         Ok(Ok(())) => {}

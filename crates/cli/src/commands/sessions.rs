@@ -36,7 +36,7 @@ pub async fn list(
         return Ok(ExitCode::SUCCESS);
     }
     if listing.sessions.is_empty() {
-        note(format!("No sessions in {}.", store.location()));
+        note(crate::output::full_stop(format!("No sessions in {}", store.location())));
         return Ok(ExitCode::SUCCESS);
     }
     // Ids longer than 40 characters (generated seed ids can be) widen the column.
@@ -143,7 +143,7 @@ pub async fn delete(
     if format == OutputFormat::Json {
         print_json(&serde_json::json!({ "deleted": id }))?;
     } else {
-        note(format!("Deleted session {id} from {}.", store.location()));
+        note(crate::output::full_stop(format!("Deleted session {id} from {}", store.location())));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -333,7 +333,10 @@ fn print_verify(
         if report.active {
             bail!("session {id} is active, so it cannot be verified yet");
         }
-        bail!("session {id} failed verification: {} problem(s)", report.problems.len())
+        bail!(
+            "session {id} failed verification: {}",
+            crate::output::count(report.problems.len(), "problem", "problems")
+        )
     }
 }
 

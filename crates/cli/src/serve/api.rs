@@ -43,6 +43,20 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, message)
     }
 
+    /// As many jobs of a kind run as `serve` allows: 429, to be tried again
+    /// once one has ended.
+    fn too_many(running: usize, kind: &str, flag: &str) -> Self {
+        let running_now =
+            if running == 1 { format!("1 {kind} is running") } else { format!("{running} {kind}s are running") };
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{running_now}, the most this serve allows at once ({flag} {running}); \
+                 wait for one to end or stop one, then try again"
+            ),
+        )
+    }
+
     /// A store error: unknown sessions are 404, invalid ids 400, the rest
     /// 500 (the store, not the request, failed).
     fn store(error: &StoreError) -> Self {
@@ -103,6 +117,7 @@ pub fn router(state: Arc<State>, max_body_bytes: usize) -> Router {
         .route("/api/v1/replays/{id}/stop", post(stop_replay))
         .route("/api/v1/seeds", get(seeds).post(start_seed))
         .route("/api/v1/seeds/{id}", get(seed))
+        .route("/api/v1/seeds/{id}/stop", post(stop_seed))
         .route("/api/v1/patterns", get(patterns))
         .route("/api/v1/patterns/{name}", get(pattern))
         .route("/api/v1/retention/prune", post(prune))
@@ -220,6 +235,7 @@ async fn list(
                 "sessionType": session.session_type,
                 "status": session.status,
                 "startTime": session.start_time,
+                "createdAt": session.created(),
                 "endTime": session.end_time,
                 "description": session.description,
                 "items": session.item_counts(),
@@ -559,12 +575,23 @@ async fn start_replay(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, 
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
     }
     let args = options::replay(&body(bytes)?).map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let limit = state.limits.max_concurrent_replays;
+    let running = |replays: &std::collections::BTreeMap<String, ReplayJob>| {
+        replays.values().filter(|job| job.state == JobState::Running).count()
+    };
+    if running(&lock(&state.replays)) >= limit {
+        return Err(ApiError::too_many(limit, "replay", "--max-concurrent-replays"));
+    }
     if let crate::commands::replay::SessionChoice::Id(id) = &args.session {
         state.store.read_metadata(id).await.map_err(|error| ApiError::store(&error))?;
     }
     let prepared = crate::commands::replay::prepare(state.store.as_ref(), &args)
         .await
         .map_err(|error| ApiError::command(&error))?;
+    for signal in tape_otlp::Signal::ALL {
+        super::limits::check_target(prepared.targets.exporter(signal).endpoint(), &state.limits.allowed_targets)
+            .map_err(|message| ApiError::new(StatusCode::FORBIDDEN, message))?;
+    }
     let id = job_id("replay");
     let id_seed = args.id_seed.unwrap_or_else(|| u64::from(rand::random::<u32>()));
     let options = prepared.options(&args, id_seed, None);
@@ -586,6 +613,11 @@ async fn start_replay(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, 
     let body = replay_json(&job);
     {
         let mut replays = lock(&state.replays);
+        // Counted again with the insert, so that replays started at the
+        // same moment cannot all pass.
+        if running(&replays) >= limit {
+            return Err(ApiError::too_many(limit, "replay", "--max-concurrent-replays"));
+        }
         replays.insert(id.clone(), job);
         trim(&mut replays, |job| job.state == JobState::Running, |job| job.started_at);
     }
@@ -631,6 +663,13 @@ async fn start_replay(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, 
     accepted(body)
 }
 
+async fn stop_seed(Extract(state): Extract<Arc<State>>, Path(id): Path<String>) -> ApiResult {
+    let seeds = lock(&state.seeds);
+    let job = seeds.get(&id).ok_or_else(|| ApiError::not_found(format!("no seed {id:?}")))?;
+    job.stop.cancel();
+    accepted(seed_json(job))
+}
+
 fn seed_json(job: &SeedJob) -> Value {
     json!({
         "id": job.id,
@@ -669,7 +708,21 @@ async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, By
         )));
     }
     // Bad parameters are refused now, not in the job.
-    crate::commands::seed::check(&args).map_err(|error| ApiError::command(&error))?;
+    let traces = crate::commands::seed::check(&args).map_err(|error| ApiError::command(&error))?;
+    if traces > state.limits.max_seed_traces {
+        return Err(ApiError::bad_request(format!(
+            "this seed would generate {traces} traces (duration × rate), more than the {} this serve allows \
+             (--max-seed-traces); lower the duration or the rate",
+            state.limits.max_seed_traces
+        )));
+    }
+    let limit = state.limits.max_concurrent_seeds;
+    let running = |seeds: &std::collections::BTreeMap<String, SeedJob>| {
+        seeds.values().filter(|job| job.state == JobState::Running).count()
+    };
+    if running(&lock(&state.seeds)) >= limit {
+        return Err(ApiError::too_many(limit, "seed", "--max-concurrent-seeds"));
+    }
     if let Some(id) = &args.session_id {
         match state.store.read_metadata(id).await {
             Ok(_) => return Err(ApiError::conflict(format!("session {id} exists already"))),
@@ -678,9 +731,11 @@ async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, By
         }
     }
     let id = job_id("seed");
+    let stop = tokio_util::sync::CancellationToken::new();
     let job = SeedJob {
         id: id.clone(),
         state: JobState::Running,
+        stop: stop.clone(),
         started_at: tape_capture::now(),
         ended_at: None,
         summary: None,
@@ -689,13 +744,16 @@ async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, By
     let body = seed_json(&job);
     {
         let mut seeds = lock(&state.seeds);
+        if running(&seeds) >= limit {
+            return Err(ApiError::too_many(limit, "seed", "--max-concurrent-seeds"));
+        }
         seeds.insert(id.clone(), job);
         trim(&mut seeds, |job| job.state == JobState::Running, |job| job.started_at);
     }
     let runner = Arc::clone(&state);
     state.tasks.spawn(async move {
         let generated =
-            std::panic::AssertUnwindSafe(crate::commands::seed::generate_and_push(runner.store.as_ref(), &args))
+            std::panic::AssertUnwindSafe(crate::commands::seed::generate_and_push(runner.store.as_ref(), &args, &stop))
                 .catch_unwind()
                 .await;
         let mut seeds = lock(&runner.seeds);
@@ -705,6 +763,11 @@ async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, By
                 Ok(Ok(summary)) => {
                     job.state = JobState::Completed;
                     job.summary = serde_json::to_value(&summary).ok();
+                }
+                Ok(Err(error))
+                    if error.chain().any(<dyn std::error::Error>::is::<crate::commands::seed::SeedStopped>) =>
+                {
+                    job.state = JobState::Stopped;
                 }
                 Ok(Err(error)) => {
                     job.state = JobState::Failed;

@@ -2,6 +2,7 @@
 //! the HTTP control API (`docs/API.md`, `docs/openapi.json`).
 
 mod api;
+mod limits;
 mod metrics;
 pub mod options;
 
@@ -23,6 +24,7 @@ use tracing::{info, warn};
 use crate::cli::ServeArgs;
 use crate::output::note;
 
+pub use limits::{AllowedTarget, Limits};
 pub use metrics::{MeteredStore, StoreCounters};
 
 const MIB: u64 = 1024 * 1024;
@@ -76,6 +78,9 @@ pub struct ReplayJob {
 pub struct SeedJob {
     pub id: String,
     pub state: JobState,
+    /// Cancelled to stop it: generation stops between two records and the
+    /// partial session is removed.
+    pub stop: CancellationToken,
     pub started_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub summary: Option<Value>,
@@ -129,6 +134,8 @@ pub struct State {
     pub retention: Option<crate::retention::RetentionPolicy>,
     /// Where capture locks are kept (and S3 spool files).
     pub spool_dir: PathBuf,
+    /// What the API lets a caller start.
+    pub limits: Limits,
 }
 
 impl State {
@@ -286,6 +293,12 @@ pub async fn run(
         shutting_down: CancellationToken::new(),
         retention,
         spool_dir,
+        limits: Limits {
+            max_concurrent_replays: args.max_concurrent_replays as usize,
+            max_concurrent_seeds: args.max_concurrent_seeds as usize,
+            max_seed_traces: args.max_seed_traces,
+            allowed_targets: args.allow_targets.clone(),
+        },
     });
 
     // The policy applies at once, then every interval.
@@ -315,12 +328,12 @@ pub async fn run(
             "http": state.receivers.http_addr().map(|addr| addr.to_string()),
         })
     );
-    note(format!(
-        "Serving the control API on http://{api_addr}{} and {} (idle until a capture starts); store {}.",
+    note(crate::output::full_stop(format!(
+        "Serving the control API on http://{api_addr}{} and {} (idle until a capture starts); store {}",
         if state.token.is_some() { " (bearer token required)" } else { "" },
         receiving.join(", "),
         location
-    ));
+    )));
     note("Stop with Ctrl-C or SIGTERM: captures are finished, replays stopped with their reports written.");
 
     let mut stop_signals = crate::signals::StopSignals::register()?;
@@ -344,10 +357,13 @@ pub async fn run(
 }
 
 /// Stops everything still running: replays (their reports are written),
-/// seeds (they finish), the capture (its session is finished), then the
-/// receivers.
+/// seeds (stopped, their partial sessions removed), the capture (its
+/// session is finished), then the receivers.
 async fn shutdown(state: &Arc<State>) {
     for job in lock(&state.replays).values() {
+        job.stop.cancel();
+    }
+    for job in lock(&state.seeds).values() {
         job.stop.cancel();
     }
     state.tasks.close();

@@ -2,9 +2,9 @@
 //! SIGTERM or a limit, and that loses nothing it acknowledged when it is
 //! killed and its session repaired.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tape_otlp::{ExportRequest, Signal};
@@ -16,6 +16,8 @@ struct Capturing {
     child: Child,
     grpc: Option<String>,
     http: Option<String>,
+    /// What follows the first line, which says where it listens.
+    stdout: BufReader<ChildStdout>,
 }
 
 fn spawn_capture(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Capturing {
@@ -34,7 +36,8 @@ fn spawn_capture_in(store: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]
     let mut child = command.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
-    let mut capturing = Capturing { child, grpc: None, http: None };
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut capturing = Capturing { child, grpc: None, http: None, stdout };
     for line in lines.by_ref() {
         let line = line.unwrap();
         if line.starts_with("Capturing into session") {
@@ -51,6 +54,14 @@ fn spawn_capture_in(store: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]
         }
     }
     assert!(capturing.http.is_some() || capturing.grpc.is_some(), "capture did not start");
+    // Port 0: the first line on stdout says where it listens, as serve's.
+    let mut first = String::new();
+    capturing.stdout.read_line(&mut first).unwrap();
+    let listening: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|_| panic!("not the listening line: {first:?}"));
+    let url = |addr: &serde_json::Value| addr.as_str().map(|addr| format!("http://{addr}"));
+    assert_eq!(url(&listening["grpc"]), capturing.grpc, "{first}");
+    assert_eq!(url(&listening["http"]), capturing.http, "{first}");
     // Keep draining stderr so the process never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     capturing
@@ -67,10 +78,12 @@ impl Capturing {
         assert!(status.success());
     }
 
-    /// Waits for the process to exit and returns its stdout.
-    fn wait(self) -> (std::process::ExitStatus, String) {
-        let output = self.child.wait_with_output().unwrap();
-        (output.status, String::from_utf8(output.stdout).unwrap())
+    /// Waits for the process to exit and returns its stdout after the
+    /// listening line.
+    fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let mut stdout = String::new();
+        self.stdout.read_to_string(&mut stdout).unwrap();
+        (self.child.wait().unwrap(), stdout)
     }
 }
 

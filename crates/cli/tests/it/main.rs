@@ -1,12 +1,14 @@
 //! End-to-end tests: the real `otlp-tape` binary in a temporary directory.
 
 mod annotations;
+mod api_limits;
 mod bad_input;
 mod bench;
 mod capture;
 mod demo;
 mod disk_full;
 mod import_export;
+mod messages;
 mod openapi;
 mod prune;
 mod repair;

@@ -1,5 +1,6 @@
 //! `sessions prune`: sessions are seeded with fixed start times in 2025, long
-//! before the real clock's now, or with `--start now`, so their ages are
+//! before the real clock's now, and their `createdAt` set to that start as
+//! if they had been made then, or with `--start now`, so their ages are
 //! known whatever day the tests run.
 
 use std::path::Path;
@@ -10,9 +11,13 @@ use serde_json::Value;
 
 use crate::{tape, tape_json};
 
-/// Seeds a small session `id` that starts at `start` (RFC 3339 or `now`).
+/// Seeds a small session `id` that starts at `start` (RFC 3339 or `now`)
+/// and, unless `now`, records it as made then.
 fn seed_at(store: &Path, id: &str, start: &str) {
     tape_json(store, &["seed", "--duration", "2s", "--rate", "2", "--seed", "7", "--start", start, "--session-id", id]);
+    if start != "now" {
+        set_field(store, id, "createdAt", start);
+    }
 }
 
 /// Sets one field of a session's `metadata.json`.
@@ -97,6 +102,41 @@ fn dry_run_lists_the_old_sessions_and_the_real_run_deletes_them() {
     let report = prune_json(store, &["--older-than", "30d"]);
     assert_eq!(deleted(&report), Vec::<&str>::new());
     assert_eq!(report["kept"], 2);
+}
+
+/// Finding 11: a seed starts on its virtual clock (2026-01-01 by default),
+/// but its age is counted from when it was made.
+#[test]
+fn a_seed_made_now_is_not_older_than_an_hour_whatever_its_virtual_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    // A capture made a day ago (an import standing in for it).
+    crate::import_samples(store, "yesterdays-capture");
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    set_field(store, "yesterdays-capture", "startTime", &yesterday);
+    set_field(store, "yesterdays-capture", "createdAt", &yesterday);
+    let before = chrono::Utc::now();
+    tape_json(store, &["seed", "--duration", "2s", "--rate", "2", "--seed", "7", "--session-id", "fresh-seed"]);
+    let metadata = tape_json(store, &["sessions", "show", "fresh-seed"]);
+    assert_eq!(metadata["startTime"], "2026-01-01T00:00:00Z", "the virtual start is kept");
+    let created = chrono::DateTime::parse_from_rfc3339(metadata["createdAt"].as_str().unwrap()).unwrap();
+    assert!(created >= before && created <= chrono::Utc::now(), "{created}");
+
+    let report = prune_json(store, &["--older-than", "1h", "--dry-run"]);
+    assert_eq!(deleted(&report), ["yesterdays-capture"]);
+    assert_eq!(report["deleted"][0]["createdAt"], yesterday.as_str());
+    let report = prune_json(store, &["--keep-last", "1", "--dry-run"]);
+    assert_eq!(deleted(&report), ["yesterdays-capture"]);
+    // The seed is also the one replay's --strategy latest picks.
+    let summary = tape_json(
+        store,
+        &["replay", "--session", "auto", "--strategy", "latest", "--dry-run", "--endpoint", "http://127.0.0.1:9"],
+    );
+    assert_eq!(summary["session"]["id"], "fresh-seed");
+
+    let report = prune_json(store, &["--older-than", "1h"]);
+    assert_eq!(deleted(&report), ["yesterdays-capture"]);
+    assert_eq!(listed(store), ["fresh-seed"]);
 }
 
 #[test]

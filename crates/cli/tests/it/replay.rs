@@ -257,12 +257,13 @@ fn the_orchestrator_picks_by_strategy_and_session_type() {
     let dir = dir.path();
     seed_with(dir, "small", &["--pattern", "basic-topology", "--duration", "3s", "--seed", "1"]);
     seed_with(dir, "large", &["--pattern", "basic-topology", "--duration", "20s", "--seed", "1"]);
+    seed_with(dir, "training", &["--pattern", "training-phases", "--duration", "2s", "--seed", "1"]);
+    // Made last (latest goes by createdAt), though its clock starts earliest.
     seed_with(
         dir,
         "newest",
-        &["--pattern", "basic-topology", "--duration", "5s", "--seed", "1", "--start", "2026-06-01T00:00:00Z"],
+        &["--pattern", "basic-topology", "--duration", "5s", "--seed", "1", "--start", "2025-06-01T00:00:00Z"],
     );
-    seed_with(dir, "training", &["--pattern", "training-phases", "--duration", "2s", "--seed", "1"]);
 
     assert_eq!(picked(dir, &[]), "newest", "latest is the default");
     assert_eq!(picked(dir, &["--strategy", "latest"]), "newest");

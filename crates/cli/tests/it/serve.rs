@@ -213,7 +213,8 @@ async fn a_full_cycle_through_the_api() {
     assert_eq!(metric(&metrics, "otlp_tape_active_captures"), 0);
     assert!(metric(&metrics, "otlp_tape_store_written_bytes_total") > 0);
 
-    // A seed through the API, then a prune that removes only it.
+    // A seed through the API, then a prune that removes only it: not by age
+    // (it was made now, though its virtual clock starts on 2026-01-01), by size.
     let (status, seed) = served
         .call(
             reqwest::Method::POST,
@@ -226,8 +227,16 @@ async fn a_full_cycle_through_the_api() {
     assert_eq!(seed["state"], "completed", "{seed}");
     let listed = served.get("/api/v1/sessions?type=seed").await;
     assert_eq!(listed["total"], 1);
+    assert_eq!(listed["sessions"][0]["startTime"], "2026-01-01T00:00:00Z");
+    let created = listed["sessions"][0]["createdAt"].as_str().unwrap();
+    assert!(created > "2026-01-02", "{created}");
     let (status, pruned) = served
         .call(reqwest::Method::POST, "/api/v1/retention/prune", Some(json!({"olderThan": "1d", "types": ["seed"]})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{pruned}");
+    assert_eq!(pruned["deleted"], json!([]), "{pruned}");
+    let (status, pruned) = served
+        .call(reqwest::Method::POST, "/api/v1/retention/prune", Some(json!({"maxTotalSize": "0", "types": ["seed"]})))
         .await;
     assert_eq!(status, StatusCode::OK, "{pruned}");
     let ids: Vec<String> = served.get("/api/v1/sessions").await["sessions"]
@@ -388,6 +397,11 @@ async fn the_retention_policy_applies_at_start_and_spares_other_types() {
             ])
             .assert()
             .success();
+        // Made then, too: age goes by createdAt.
+        let path = dir.path().join("sessions").join(id).join("metadata.json");
+        let mut metadata: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        metadata["createdAt"] = json!("2025-01-01T00:00:00Z");
+        std::fs::write(&path, serde_json::to_vec_pretty(&metadata).unwrap()).unwrap();
     }
     crate::import_samples(dir.path(), "old-capture");
     let served = Served::start(

@@ -79,7 +79,7 @@ fn the_json_uses_the_camel_case_names_of_the_earlier_system() {
         "description",
         "diagnosticSessionId",
     ];
-    let added = ["formatVersion", "requestCounts", "blobs", "contentHash"];
+    let added = ["formatVersion", "createdAt", "requestCounts", "blobs", "contentHash"];
     assert_eq!(keys(&json), earlier.iter().chain(&added).copied().collect());
     assert_eq!(
         keys(&json["blobs"][0]),
@@ -126,6 +126,46 @@ fn an_active_session_leaves_out_what_it_does_not_have() {
     assert_eq!(json["blobs"], json!([]));
     assert_eq!(json["contentHash"], json!(hex::encode(Sha256::digest(b""))));
     assert_eq!(SessionMetadata::from_json(&metadata.to_json()).unwrap(), metadata);
+}
+
+#[test]
+fn created_at_is_recorded_and_kept_out_of_the_content_hash() {
+    let mut metadata = completed();
+    assert_eq!(metadata.created_at, Some(Timestamp::from_unix_nanos(START)), "new() records its start");
+    assert_eq!(json_of(&metadata)["createdAt"], json!("2026-01-01T00:00:00Z"));
+    let hash = metadata.content_hash.clone();
+    metadata.created_at = Some(Timestamp::from_unix_nanos(START + 86_400_000_000_000));
+    metadata.update_totals();
+    assert_eq!(metadata.content_hash, hash);
+    assert_eq!(metadata.created(), Timestamp::from_unix_nanos(START + 86_400_000_000_000));
+    assert_eq!(SessionMetadata::from_json(&metadata.to_json()).unwrap(), metadata);
+}
+
+#[test]
+fn sessions_without_created_at_read_and_fall_back_to_the_best_known_time() {
+    // Written before createdAt was recorded.
+    let mut json = json_of(&completed());
+    json.as_object_mut().unwrap().remove("createdAt");
+    let old = parse(&json).unwrap();
+    assert_eq!(old.created_at, None);
+    assert!(json_of(&old).get("createdAt").is_none(), "not invented on a rewrite");
+    // Its start time, when the id says nothing.
+    assert_eq!(old.created(), old.start_time);
+    // The time of an id otlp-tape generated, which is the wall clock's.
+    for (id, expected) in [
+        ("seed-basic-topology-20261204-083900-1a2b3c4d", Some("2026-12-04T08:39:00Z")),
+        ("capture-20250102-030405-00000000", Some("2025-01-02T03:04:05Z")),
+        ("seed-20261204-083900-1A2B3C4D", None),
+        ("seed-20261304-083900-1a2b3c4d", None),
+        ("x20261204-083900-1a2b3c4d", None),
+        ("20261204-083900-1a2b3c4d", None),
+    ] {
+        json["sessionId"] = json!(id);
+        json["s3Prefix"] = json!(format!("sessions/{id}/"));
+        let old = parse(&json).unwrap();
+        let expected = expected.map_or(old.start_time, |time| Timestamp::parse_rfc3339(time).unwrap());
+        assert_eq!(old.created(), expected, "{id}");
+    }
 }
 
 #[test]

@@ -30,7 +30,8 @@ pub fn parse_session_choice(text: &str) -> Result<SessionChoice, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
-    /// The newest start time (then the greatest id).
+    /// The newest creation time (`createdAt`, then the greatest id): the
+    /// session made last, whatever clock its records are on.
     #[default]
     Latest,
     /// Any one, at random.
@@ -143,7 +144,7 @@ pub fn choose(
     };
     match strategy {
         Strategy::Latest => {
-            sessions.iter().max_by(|a, b| a.start_time.cmp(&b.start_time).then_with(|| a.session_id.cmp(&b.session_id)))
+            sessions.iter().max_by(|a, b| a.created().cmp(&b.created()).then_with(|| a.session_id.cmp(&b.session_id)))
         }
         Strategy::Random if sessions.is_empty() => None,
         Strategy::Random => sessions.get(random(sessions.len())),
@@ -179,12 +180,25 @@ mod tests {
             session("d", 20, 500, 5),
             session("e", 5, 50, 30),
         ];
-        assert_eq!(chosen(&sessions, Strategy::Latest), "c", "newest start, then the greatest id");
+        assert_eq!(chosen(&sessions, Strategy::Latest), "c", "newest creation, then the greatest id");
         assert_eq!(chosen(&sessions, Strategy::Largest), "b", "most items, then the most bytes");
         assert_eq!(chosen(&sessions, Strategy::Smallest), "c", "fewest items, fewest bytes, then the least id");
         assert_eq!(chosen(&sessions, Strategy::Random), "b", "the index drawn");
         assert!(choose(&[], Strategy::Random, |_| unreachable!()).is_none());
         assert!(choose(&[], Strategy::Latest, |_| 0).is_none());
+    }
+
+    #[test]
+    fn latest_is_the_session_made_last_not_the_latest_start() {
+        // A capture made (and started) at second 1000, and a seed made after
+        // it whose virtual clock starts at second 10.
+        let capture = session("capture", 1000, 1, 1);
+        let mut seed = session("seed", 10, 1, 1);
+        seed.created_at = Some(Timestamp::from_unix_nanos(2000 * 1_000_000_000));
+        assert_eq!(chosen(&[capture.clone(), seed.clone()], Strategy::Latest), "seed");
+        // Without createdAt (written before it was recorded), the start time.
+        seed.created_at = None;
+        assert_eq!(chosen(&[capture, seed], Strategy::Latest), "capture");
     }
 
     #[test]

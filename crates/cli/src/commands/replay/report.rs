@@ -137,13 +137,13 @@ impl Report {
     pub fn print(&self) {
         let plural = if self.passes == 1 { "pass" } else { "passes" };
         println!(
-            "Replayed session {} ({}) to {}: {} after {} {plural} in {:.1} s, {:.0} items/s.",
+            "Replayed session {} ({}) to {}: {} after {} {plural} in {}, {:.0} items/s.",
             self.session.id,
             self.session.session_type,
             self.targets.description,
             self.reason,
             self.passes,
-            self.duration_seconds,
+            crate::output::seconds(self.duration_seconds),
             self.achieved_items_per_second,
         );
         for (signal, counts) in [
@@ -312,7 +312,9 @@ impl DryRunPlan {
             println!("Corrupt    {} {blobs} damaged; what follows the damage would be skipped", self.corrupt_blobs);
         }
         match (self.first_receive, self.last_receive) {
-            (Some(first), Some(last)) => println!("Time span  {first} .. {last} ({:.1} s)", self.span_seconds),
+            (Some(first), Some(last)) => {
+                println!("Time span  {first} .. {last} ({})", crate::output::seconds(self.span_seconds));
+            }
             _ => println!("Time span  none: nothing is selected"),
         }
         println!("Pacing     {}", self.pacing.description);
@@ -328,7 +330,7 @@ fn pacing(span_nanos: u64, items: u64, speed: Speed, options: &OptionsRecord) ->
         Speed::Max => (None, "as fast as the target accepts".to_owned()),
         Speed::Factor(factor) => {
             let seconds = seconds(span_nanos) / factor;
-            (Some(seconds), format!("{factor}x the recorded pace: about {seconds:.1} s"))
+            (Some(seconds), format!("{factor}x the recorded pace: about {}", crate::output::seconds(seconds)))
         }
     };
     let mut estimate = match (paced, limited) {
@@ -338,14 +340,14 @@ fn pacing(span_nanos: u64, items: u64, speed: Speed, options: &OptionsRecord) ->
     if let (Some(limited), Some(rate)) = (limited, options.rate_limit)
         && paced.is_none_or(|paced| limited > paced)
     {
-        description = format!("{description}; at most {rate} items/s: about {limited:.1} s");
+        description = format!("{description}; at most {rate} items/s: about {}", crate::output::seconds(limited));
     }
     let limit = options.duration_seconds;
     if options.looping {
-        description = format!("{description} a pass, looping until --duration ({limit:.0} s) or Ctrl-C");
+        description = format!("{description} a pass, looping until --duration ({limit:.0}s) or Ctrl-C");
         estimate = Some(limit);
     } else if estimate.is_some_and(|estimate| estimate > limit) {
-        description = format!("{description}, but --duration stops it after {limit:.0} s");
+        description = format!("{description}, but --duration stops it after {limit:.0}s");
         estimate = Some(limit);
     }
     Pacing { estimated_seconds: estimate, description }
