@@ -332,6 +332,7 @@ pub async fn replay<S: Sink>(
         deadline: options.duration.map(|duration| started + duration),
         in_flight: FuturesUnordered::new(),
         done: DoneTracker::default(),
+        series: wire::SeriesStarts::new(),
         failures: 0,
         error: None,
         hash: None,
@@ -377,6 +378,8 @@ struct Engine<'a, S> {
     deadline: Option<Instant>,
     in_flight: InFlight<'a>,
     done: DoneTracker,
+    /// The start times of the cumulative metric series of this pass.
+    series: wire::SeriesStarts,
     failures: u64,
     error: Option<ReplayError>,
     hash: Option<String>,
@@ -439,6 +442,7 @@ impl<S: Sink> Engine<'_, S> {
             let skip = start.record;
             self.progress.start_pass(pass);
             self.done.start(&start);
+            self.series.clear();
             self.progress.set_done(start.clone());
             let remap = match (options.ids, pass) {
                 (IdRegeneration::Never, _) | (IdRegeneration::FromSecondPass, 0) => None,
@@ -512,7 +516,14 @@ impl<S: Sink> Engine<'_, S> {
                 }
                 // Timestamps and ids, as of the moment it is sent.
                 let send = self.send_time_nanos();
-                let payload = match rewrite(signal, payload, options.timestamps, receive, send, remap.as_ref()) {
+                let payload = match rewrite(
+                    signal,
+                    payload,
+                    options.timestamps,
+                    (receive, send),
+                    remap.as_ref(),
+                    &mut self.series,
+                ) {
                     Ok(payload) => payload,
                     Err(error) => {
                         self.invalid(signal, receive, &error);
@@ -760,14 +771,15 @@ fn scale(nanos: u128, factor: f64) -> Duration {
 }
 
 /// Adjusts timestamps and ids on the wire; the payload is copied only when
-/// something changes.
+/// something changes. Cumulative metric series keep the start time they
+/// were first sent with in this pass (`series`), when timestamps move.
 fn rewrite(
     signal: Signal,
     payload: Bytes,
     mode: TimestampMode,
-    receive: u64,
-    send: u64,
+    (receive, send): (u64, u64),
     remap: Option<&IdRemap>,
+    series: &mut wire::SeriesStarts,
 ) -> Result<Bytes, wire::WireError> {
     let from = match mode {
         TimestampMode::None => None,
@@ -778,11 +790,16 @@ fn rewrite(
         let delta = i128::from(send) - i128::from(from);
         i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX })
     });
-    if delta == 0 && remap.is_none() {
+    let series_starts = signal == Signal::Metrics && mode != TimestampMode::None;
+    if delta == 0 && remap.is_none() && !series_starts {
         return Ok(payload);
     }
     let mut bytes = BytesMut::from(&payload[..]);
-    wire::rewrite_in_place(signal, &mut bytes, delta, remap)?;
+    if series_starts {
+        wire::rewrite_metrics_in_place(&mut bytes, delta, remap, series)?;
+    } else {
+        wire::rewrite_in_place(signal, &mut bytes, delta, remap)?;
+    }
     Ok(bytes.freeze())
 }
 

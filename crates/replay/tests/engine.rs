@@ -597,3 +597,92 @@ async fn a_resume_sends_only_what_was_not_done_though_a_slow_request_held_the_po
     want.sort();
     assert_eq!(all, want, "every record is delivered once");
 }
+
+/// The start times of the cumulative points of metrics requests, per
+/// series (resource, scope, metric name, point attributes).
+fn cumulative_starts(payloads: &[bytes::Bytes]) -> Vec<(String, u64)> {
+    use tape_otlp::proto::metrics::v1::AggregationTemporality;
+    use tape_otlp::proto::metrics::v1::metric::Data;
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    let mut starts = Vec::new();
+    for payload in payloads {
+        let ExportRequest::Metrics(request) = ExportRequest::decode_protobuf(Signal::Metrics, payload).unwrap() else {
+            unreachable!()
+        };
+        for resource in &request.resource_metrics {
+            for scope in &resource.scope_metrics {
+                for metric in &scope.metrics {
+                    let series = |attributes: &dyn std::fmt::Debug| {
+                        format!("{:?} {:?} {} {attributes:?}", resource.resource, scope.scope, metric.name)
+                    };
+                    match metric.data.as_ref().unwrap() {
+                        Data::Sum(sum) if sum.aggregation_temporality == cumulative => starts
+                            .extend(sum.data_points.iter().map(|p| (series(&p.attributes), p.start_time_unix_nano))),
+                        Data::Histogram(histogram) if histogram.aggregation_temporality == cumulative => starts.extend(
+                            histogram.data_points.iter().map(|p| (series(&p.attributes), p.start_time_unix_nano)),
+                        ),
+                        Data::ExponentialHistogram(histogram) if histogram.aggregation_temporality == cumulative => {
+                            starts.extend(
+                                histogram.data_points.iter().map(|p| (series(&p.attributes), p.start_time_unix_nano)),
+                            );
+                        }
+                        Data::Summary(summary) => starts.extend(
+                            summary.data_points.iter().map(|p| (series(&p.attributes), p.start_time_unix_nano)),
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    starts
+}
+
+#[tokio::test(start_paused = true)]
+async fn cumulative_series_keep_one_start_time_per_pass_under_relative_and_current() {
+    let (_dir, store) = local_store();
+    let metrics = SignalSet::NONE.with(Signal::Metrics);
+    let metadata = seed(store.as_ref(), "cumulative", "payment-failure", 6, 10.0, metrics).await;
+    let expected = records(store.as_ref(), &metadata).await;
+    let per_pass = expected.len();
+    let recorded: Vec<_> = expected.iter().map(|(_, record)| record.payload.clone()).collect();
+    let recorded_starts = cumulative_starts(&recorded);
+    let series: HashSet<&String> = recorded_starts.iter().map(|(series, _)| series).collect();
+    assert!(series.len() >= 3, "the seed has cumulative series: {}", series.len());
+
+    let receives: Vec<u64> = expected.iter().map(|(_, record)| record.receive_time_unix_nano).collect();
+    let span = receives.last().unwrap() - receives[0];
+    let period = span + span / (per_pass as u64 - 1);
+    let factor = 7.0;
+    // Two whole passes and a part of the third.
+    #[allow(clippy::cast_precision_loss)]
+    let duration = Duration::from_secs_f64((2.5 * period as f64) / 1e9 / factor);
+    for mode in [TimestampMode::Relative, TimestampMode::Current] {
+        let sink = RecordingSink::default();
+        let options = ReplayOptions {
+            looping: true,
+            duration: Some(duration),
+            timestamps: mode,
+            ..options(Speed::Factor(factor))
+        };
+        let outcome =
+            replay(Arc::clone(&store), &metadata, &sink, &options, &Progress::new(), &CancellationToken::new()).await;
+        assert_eq!(outcome.reason, EndReason::Duration);
+        let sent: Vec<_> = sink.sent().into_iter().map(|sent| sent.payload).collect();
+        assert!(sent.len() > 2 * per_pass, "{mode:?}: {} requests", sent.len());
+        let mut per_series: HashMap<(String, usize), HashSet<u64>> = HashMap::new();
+        for (index, payload) in sent.iter().enumerate() {
+            for (series, start) in cumulative_starts(std::slice::from_ref(payload)) {
+                per_series.entry((series, index / per_pass)).or_default().insert(start);
+            }
+        }
+        for ((series, pass), starts) in &per_series {
+            assert_eq!(starts.len(), 1, "{mode:?}: series {series} has {} start times in pass {pass}", starts.len());
+        }
+        // Each pass starts its series anew, later than the pass before.
+        for name in &series {
+            let start = |pass: usize| *per_series[&((*name).clone(), pass)].iter().next().unwrap();
+            assert!(start(0) < start(1) && start(1) < start(2), "{mode:?}: {name}");
+        }
+    }
+}

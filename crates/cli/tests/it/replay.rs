@@ -715,3 +715,74 @@ async fn a_resume_after_a_stalled_request_and_a_failure_sends_again_at_most_the_
         target.shutdown().await;
     }
 }
+
+/// Distinct start times of each cumulative series (resource, scope,
+/// metric name, point attributes) in metrics requests.
+fn start_times_per_series(received: &[ReceivedRequest]) -> BTreeMap<String, std::collections::BTreeSet<u64>> {
+    use tape_otlp::ExportRequest;
+    use tape_otlp::proto::metrics::v1::AggregationTemporality;
+    use tape_otlp::proto::metrics::v1::metric::Data;
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    let mut starts: BTreeMap<String, std::collections::BTreeSet<u64>> = BTreeMap::new();
+    for request in received.iter().filter(|request| request.signal == Signal::Metrics) {
+        let ExportRequest::Metrics(request) = request.request() else { unreachable!() };
+        for resource in &request.resource_metrics {
+            for scope in &resource.scope_metrics {
+                for metric in &scope.metrics {
+                    let mut add = |attributes: &dyn std::fmt::Debug, start: u64| {
+                        let series =
+                            format!("{:?} {:?} {} {attributes:?}", resource.resource, scope.scope, metric.name);
+                        starts.entry(series).or_default().insert(start);
+                    };
+                    match metric.data.as_ref().unwrap() {
+                        Data::Sum(sum) if sum.aggregation_temporality == cumulative => {
+                            sum.data_points.iter().for_each(|p| add(&p.attributes, p.start_time_unix_nano));
+                        }
+                        Data::Histogram(histogram) if histogram.aggregation_temporality == cumulative => {
+                            histogram.data_points.iter().for_each(|p| add(&p.attributes, p.start_time_unix_nano));
+                        }
+                        Data::ExponentialHistogram(histogram) if histogram.aggregation_temporality == cumulative => {
+                            histogram.data_points.iter().for_each(|p| add(&p.attributes, p.start_time_unix_nano));
+                        }
+                        Data::Summary(summary) => {
+                            summary.data_points.iter().for_each(|p| add(&p.attributes, p.start_time_unix_nano));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    starts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_replay_keeps_one_start_time_per_cumulative_series_and_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path(), "S");
+    for speed in ["max", "4"] {
+        let target = target().await;
+        let summary = replay_json(
+            dir.path(),
+            &["--metrics", "--timestamps", "relative", "--speed", speed, "--endpoint", target.http_endpoint()],
+        );
+        assert_eq!(summary["reason"], "finished");
+        let starts = start_times_per_series(&target.received());
+        assert!(starts.len() >= 3, "the seed has cumulative series: {starts:?}");
+        let most = starts.values().map(std::collections::BTreeSet::len).max().unwrap();
+        eprintln!("--speed {speed}: {} cumulative series, at most {most} start times each", starts.len());
+        assert_eq!(most, 1, "--speed {speed}: {starts:?}");
+        target.shutdown().await;
+    }
+    // A loop: one start time per series and pass, a new one each pass.
+    let target = target().await;
+    let summary = replay_json(
+        dir.path(),
+        &["--metrics", "--speed", "20", "--loop", "--duration", "2500ms", "--endpoint", target.http_endpoint()],
+    );
+    let passes = summary["passes"].as_u64().unwrap();
+    assert!(passes >= 2, "{summary}");
+    for (series, starts) in start_times_per_series(&target.received()) {
+        assert!(starts.len() as u64 <= passes && starts.len() >= 2, "{series}: {starts:?} in {passes} passes");
+    }
+}
