@@ -266,7 +266,7 @@ pub async fn run(
     // Until now Ctrl-C ends the process as usual: there is nothing to
     // finish. From here on it stops the replay cleanly.
     let stop_signals = StopSignals::register()?;
-    note("Stop with Ctrl-C (or SIGTERM): the requests in flight finish, then the replay is summarised.");
+    note("Stop with Ctrl-C (or SIGTERM): the requests in flight get up to 5 s, then the replay is summarised.");
 
     let stop = CancellationToken::new();
     let signal_task = tokio::spawn(watch_signals(stop_signals, stop.clone(), args.checkpoint.is_some()));
@@ -539,7 +539,10 @@ fn check_directory(flag: &str, path: &Path) -> anyhow::Result<()> {
 /// Cancels `stop` at the first Ctrl-C or SIGTERM and exits at the second.
 async fn watch_signals(mut signals: StopSignals, stop: CancellationToken, checkpointing: bool) {
     signals.next().await;
-    note("Stopping: the requests in flight finish first (Ctrl-C again to quit at once).");
+    note(
+        "Stopping: no more retries; the requests in flight get up to 5 s, a resume sends the rest (Ctrl-C again \
+         to quit at once).",
+    );
     stop.cancel();
     signals.next().await;
     let checkpoint = if checkpointing {
