@@ -47,7 +47,7 @@ mod retain;
 mod rewrite;
 
 pub use retain::retain_resources;
-pub use rewrite::{newest_timestamp, rewrite_in_place};
+pub use rewrite::{SeriesStarts, newest_timestamp, rewrite_in_place, rewrite_metrics_in_place};
 
 use crate::Signal;
 

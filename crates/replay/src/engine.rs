@@ -32,7 +32,7 @@ pub use selection::{Selected, Selection};
 use crate::error::ExportError;
 use crate::exporter::{ExportOutcome, Exporter};
 use crate::pacing::{RateLimiter, Speed};
-use crate::retry::{RetryPolicy, export_with_retry};
+use crate::retry::{Delivery, RetryPolicy, export_until_stopped};
 use crate::timestamps::TimestampMode;
 
 /// Where a replay sends: an [`Exporter`], or anything that accepts
@@ -107,7 +107,9 @@ pub struct ReplayOptions {
     /// Failed requests tolerated; one more stops the replay. `None`: no
     /// limit.
     pub max_failures: Option<u64>,
-    /// How long requests in flight may take to finish after a stop.
+    /// How long requests in flight may take to finish after a stop (or a
+    /// failure that stops the replay); then they are abandoned. Retry
+    /// waits end at once. Default 5 s.
     pub drain_timeout: Duration,
     /// Start here instead of at the beginning (a checkpoint's position).
     pub resume: Option<Position>,
@@ -130,7 +132,7 @@ impl Default for ReplayOptions {
             skip_corrupt: false,
             retry: RetryPolicy::default(),
             max_failures: Some(0),
-            drain_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(5),
             resume: None,
             hash_sent: false,
         }
@@ -238,8 +240,9 @@ pub struct ReplayOutcome {
     pub elapsed: Duration,
     /// The counts at the end.
     pub progress: ProgressSnapshot,
-    /// Requests still in flight when the drain timeout ran out: neither
-    /// sent nor failed; a resume sends them again.
+    /// Requests neither sent nor failed when the replay ended: still in
+    /// flight when the drain timeout ran out, or waiting for a retry when
+    /// it was stopped. A resume sends them again.
     pub abandoned_records: u64,
     /// SHA-256 over what was sent, in the order it was sent (each request
     /// as its signal's name, a NUL byte, its length as 8 bytes big-endian,
@@ -314,22 +317,29 @@ pub async fn replay<S: Sink>(
 ) -> ReplayOutcome {
     let started = Instant::now();
     let started_at_unix_nanos = unix_nanos_now();
+    // Cancelled by a stop, or when a failure stops the replay: either way
+    // no request waits to be retried.
+    let halt = stop.child_token();
     let mut engine = Engine {
         sink,
         options,
         progress,
         stop,
+        halt: &halt,
+        interrupted: 0,
         started,
         started_at_unix_nanos,
         deadline: options.duration.map(|duration| started + duration),
         in_flight: FuturesUnordered::new(),
         done: DoneTracker::default(),
+        series: wire::SeriesStarts::new(),
         failures: 0,
         error: None,
         hash: None,
     };
     let reason = engine.run(store, metadata).await;
-    let abandoned_records = engine.drain().await;
+    halt.cancel();
+    let abandoned_records = engine.drain().await + engine.interrupted;
     let reason = if engine.error.is_some() { EndReason::Failed } else { reason };
     ReplayOutcome {
         reason,
@@ -347,7 +357,7 @@ struct Completion {
     index: u64,
     signal: Signal,
     items: u64,
-    result: Result<ExportOutcome, ExportError>,
+    delivery: Delivery<ExportOutcome>,
 }
 
 type InFlight<'a> = FuturesUnordered<Pin<Box<dyn Future<Output = Completion> + Send + 'a>>>;
@@ -360,42 +370,53 @@ struct Engine<'a, S> {
     options: &'a ReplayOptions,
     progress: &'a Progress,
     stop: &'a CancellationToken,
+    halt: &'a CancellationToken,
+    /// Requests whose retry a stop cut short.
+    interrupted: u64,
     started: Instant,
     started_at_unix_nanos: u64,
     deadline: Option<Instant>,
     in_flight: InFlight<'a>,
     done: DoneTracker,
+    /// The start times of the cumulative metric series of this pass.
+    series: wire::SeriesStarts,
     failures: u64,
     error: Option<ReplayError>,
     hash: Option<String>,
 }
 
-/// The records of the current pass that are done, so that the position
-/// before which all are done can be checkpointed.
+/// Which records of the current pass are done, so that a checkpoint can
+/// say exactly which are not: the records past the last one done, and the
+/// few before it still open (in flight, or failed past the limit).
 #[derive(Debug, Default)]
 struct DoneTracker {
     pass: u64,
-    next: u64,
-    ahead: BTreeSet<u64>,
+    /// One past the last record done.
+    high: u64,
+    /// Records sent and not done, and the ones a resume must still send.
+    open: BTreeSet<u64>,
 }
 
 impl DoneTracker {
-    fn start(&mut self, position: Position) {
+    fn start(&mut self, position: &Position) {
         self.pass = position.pass;
-        self.next = position.record;
-        self.ahead.clear();
+        self.high = position.record;
+        self.open = position.pending.iter().copied().collect();
+    }
+
+    /// Record `index` is on its way.
+    fn dispatch(&mut self, index: u64) {
+        self.open.insert(index);
     }
 
     fn finish(&mut self, index: u64) -> Position {
-        if index == self.next {
-            self.next += 1;
-            while self.ahead.remove(&self.next) {
-                self.next += 1;
-            }
-        } else if index > self.next {
-            self.ahead.insert(index);
-        }
-        Position { pass: self.pass, record: self.next }
+        self.open.remove(&index);
+        self.high = self.high.max(index + 1);
+        self.position()
+    }
+
+    fn position(&self) -> Position {
+        Position { pass: self.pass, record: self.high, pending: self.open.range(..self.high).copied().collect() }
     }
 }
 
@@ -412,15 +433,17 @@ impl<S: Sink> Engine<'_, S> {
         };
         let mut hasher = options.hash_sent.then(Sha256::new);
         let mut limiter = options.rate_limit.map(RateLimiter::new);
-        let resume = options.resume.unwrap_or_default();
+        let resume = options.resume.clone().unwrap_or_default();
         // The schedule's origin: the first record sent is due at once.
         let mut origin: Option<(Instant, u128)> = None;
         let mut pass = resume.pass;
         let reason = loop {
-            let skip = if pass == resume.pass { resume.record } else { 0 };
+            let start = if pass == resume.pass { resume.clone() } else { Position::start_of(pass) };
+            let skip = start.record;
             self.progress.start_pass(pass);
-            self.done.start(Position { pass, record: skip });
-            self.progress.set_done(Position { pass, record: skip });
+            self.done.start(&start);
+            self.series.clear();
+            self.progress.set_done(start.clone());
             let remap = match (options.ids, pass) {
                 (IdRegeneration::Never, _) | (IdRegeneration::FromSecondPass, 0) => None,
                 _ => Some(IdRemap::new(options.id_seed, pass)),
@@ -450,7 +473,7 @@ impl<S: Sink> Engine<'_, S> {
                 let this = index;
                 index += 1;
                 self.progress.read(record.item_count);
-                if this < skip {
+                if start.is_done(this) {
                     continue;
                 }
                 let receive = record.receive_time_unix_nano;
@@ -493,7 +516,14 @@ impl<S: Sink> Engine<'_, S> {
                 }
                 // Timestamps and ids, as of the moment it is sent.
                 let send = self.send_time_nanos();
-                let payload = match rewrite(signal, payload, options.timestamps, receive, send, remap.as_ref()) {
+                let payload = match rewrite(
+                    signal,
+                    payload,
+                    options.timestamps,
+                    (receive, send),
+                    remap.as_ref(),
+                    &mut self.series,
+                ) {
                     Ok(payload) => payload,
                     Err(error) => {
                         self.invalid(signal, receive, &error);
@@ -508,23 +538,21 @@ impl<S: Sink> Engine<'_, S> {
                     hasher.update(&payload);
                 }
                 dispatched += 1;
-                let (sink, retry) = (self.sink, &options.retry);
+                self.done.dispatch(this);
+                let (sink, retry, halt) = (self.sink, &options.retry, self.halt);
                 self.in_flight.push(Box::pin(async move {
-                    let result = export_with_retry(sink, retry, signal, payload).await;
-                    Completion { index: this, signal, items, result }
+                    let delivery = export_until_stopped(sink, retry, halt, signal, payload).await;
+                    Completion { index: this, signal, items, delivery }
                 }));
             };
             if let Some(reason) = halt {
                 break reason;
             }
             // The pass is read: finish it before the next one starts.
-            while let Some(completion) = self.in_flight.next().await {
-                self.complete(completion);
+            if let Err(halt) = self.wait_for_in_flight().await {
+                break halt;
             }
-            if self.error.is_some() {
-                break EndReason::Failed;
-            }
-            self.progress.set_done(Position { pass: pass + 1, record: 0 });
+            self.progress.set_done(Position::start_of(pass + 1));
             // A pass that selected nothing would loop without end.
             if !options.looping || self.stop.is_cancelled() || (dispatched == 0 && skip == 0) {
                 break if self.stop.is_cancelled() { EndReason::Stopped } else { EndReason::Finished };
@@ -609,6 +637,23 @@ impl<S: Sink> Engine<'_, S> {
         Ok(())
     }
 
+    /// Waits until no request is in flight.
+    async fn wait_for_in_flight(&mut self) -> Result<(), Halt> {
+        while !self.in_flight.is_empty() {
+            tokio::select! {
+                biased;
+                () = self.stop.cancelled() => return Err(EndReason::Stopped),
+                Some(completion) = self.in_flight.next() => {
+                    self.complete(completion);
+                    if self.error.is_some() {
+                        return Err(EndReason::Failed);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The wall-clock time now, on the replay's clock: its start plus
     /// Tokio's elapsed time (so paused-time tests see exact send times).
     fn send_time_nanos(&self) -> u64 {
@@ -617,8 +662,14 @@ impl<S: Sink> Engine<'_, S> {
     }
 
     fn complete(&mut self, completion: Completion) {
-        let Completion { index, signal, items, result } = completion;
-        match result {
+        let Completion { index, signal, items, delivery } = completion;
+        self.progress.retried(signal, u64::from(delivery.attempts.saturating_sub(1)));
+        if delivery.interrupted {
+            // Neither sent nor failed: it stays open, for a resume.
+            self.interrupted += 1;
+            return;
+        }
+        match delivery.result {
             Ok(outcome) => {
                 if outcome.rejected_items > 0 || outcome.message.is_some() {
                     let message = outcome.message.as_deref().unwrap_or("no message");
@@ -643,6 +694,7 @@ impl<S: Sink> Engine<'_, S> {
                     if self.error.is_none() {
                         self.error = Some(ReplayError::Failures { failed: self.failures, last: error });
                     }
+                    self.halt.cancel();
                     return;
                 }
             }
@@ -719,14 +771,15 @@ fn scale(nanos: u128, factor: f64) -> Duration {
 }
 
 /// Adjusts timestamps and ids on the wire; the payload is copied only when
-/// something changes.
+/// something changes. Cumulative metric series keep the start time they
+/// were first sent with in this pass (`series`), when timestamps move.
 fn rewrite(
     signal: Signal,
     payload: Bytes,
     mode: TimestampMode,
-    receive: u64,
-    send: u64,
+    (receive, send): (u64, u64),
     remap: Option<&IdRemap>,
+    series: &mut wire::SeriesStarts,
 ) -> Result<Bytes, wire::WireError> {
     let from = match mode {
         TimestampMode::None => None,
@@ -737,11 +790,16 @@ fn rewrite(
         let delta = i128::from(send) - i128::from(from);
         i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX })
     });
-    if delta == 0 && remap.is_none() {
+    let series_starts = signal == Signal::Metrics && mode != TimestampMode::None;
+    if delta == 0 && remap.is_none() && !series_starts {
         return Ok(payload);
     }
     let mut bytes = BytesMut::from(&payload[..]);
-    wire::rewrite_in_place(signal, &mut bytes, delta, remap)?;
+    if series_starts {
+        wire::rewrite_metrics_in_place(&mut bytes, delta, remap, series)?;
+    } else {
+        wire::rewrite_in_place(signal, &mut bytes, delta, remap)?;
+    }
     Ok(bytes.freeze())
 }
 

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use rand::Rng;
 use tape_otlp::Signal;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::engine::Sink;
 use crate::error::{ExportError, ExportErrorKind};
@@ -17,7 +18,7 @@ use crate::exporter::ExportOutcome;
 /// How [`export_with_retry`] retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first one included; 1 (or 0) means no retry.
+    /// Delivery in all, the first one included; 1 (or 0) means no retry.
     /// Default 5.
     pub max_attempts: u32,
     /// The backoff ceiling after the first failure; it doubles after each
@@ -71,7 +72,31 @@ pub async fn export_with_retry<S: Sink + ?Sized>(
     signal: Signal,
     payload: Bytes,
 ) -> Result<ExportOutcome, ExportError> {
-    retry(policy, full_jitter, || exporter.export(signal, payload.clone())).await
+    retry(policy, full_jitter, &CancellationToken::new(), || exporter.export(signal, payload.clone())).await.result
+}
+
+/// How a request sent with retries ended.
+#[derive(Debug)]
+pub(crate) struct Delivery<T> {
+    /// The first success, or the last error.
+    pub result: Result<T, ExportError>,
+    /// Delivery made, the first included.
+    pub attempts: u32,
+    /// A stop came while the request could still be retried: the last
+    /// error is retryable and the request is neither sent nor failed.
+    pub interrupted: bool,
+}
+
+/// [`export_with_retry`] that gives up when `stop` is cancelled: a retry
+/// wait ends at once, and no further attempt starts.
+pub(crate) async fn export_until_stopped<S: Sink + ?Sized>(
+    exporter: &S,
+    policy: &RetryPolicy,
+    stop: &CancellationToken,
+    signal: Signal,
+    payload: Bytes,
+) -> Delivery<ExportOutcome> {
+    retry(policy, full_jitter, stop, || exporter.export(signal, payload.clone())).await
 }
 
 /// A wait drawn uniformly from zero to `ceiling` ("full jitter"), so that
@@ -84,11 +109,15 @@ fn full_jitter(ceiling: Duration) -> Duration {
 }
 
 /// The retry loop, with the jitter given so tests can make waits exact.
+/// An attempt under way when `stop` is cancelled runs on (the caller
+/// bounds it); a retryable failure after the stop is not retried and
+/// comes back `interrupted`.
 async fn retry<T, F, Attempt>(
     policy: &RetryPolicy,
     mut jitter: impl FnMut(Duration) -> Duration,
+    stop: &CancellationToken,
     mut attempt: F,
-) -> Result<T, ExportError>
+) -> Delivery<T>
 where
     F: FnMut() -> Attempt,
     Attempt: Future<Output = Result<T, ExportError>>,
@@ -96,21 +125,25 @@ where
     let start = Instant::now();
     let max_attempts = policy.max_attempts.max(1);
     let mut attempts = 0_u32;
+    let end = |result, attempts, interrupted| Delivery { result, attempts, interrupted };
     loop {
         attempts += 1;
         let error = match attempt().await {
-            Ok(value) => return Ok(value),
+            Ok(value) => return end(Ok(value), attempts, false),
             Err(error) => error,
         };
         let ExportErrorKind::Retryable { retry_after } = error.kind else {
-            return Err(error);
+            return end(Err(error), attempts, false);
         };
+        if stop.is_cancelled() {
+            return end(Err(error), attempts, true);
+        }
         if attempts >= max_attempts {
-            return Err(give_up(error, attempts, None));
+            return end(Err(give_up(error, attempts, None)), attempts, false);
         }
         let delay = retry_after.unwrap_or_else(|| jitter(policy.backoff_ceiling(attempts)));
         if start.elapsed() + delay > policy.max_elapsed {
-            return Err(give_up(error, attempts, Some(policy.max_elapsed)));
+            return end(Err(give_up(error, attempts, Some(policy.max_elapsed))), attempts, false);
         }
         tracing::debug!(
             attempt = attempts,
@@ -118,7 +151,10 @@ where
             error = %error.message,
             "Export failed; retrying."
         );
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            () = stop.cancelled() => return end(Err(error), attempts, true),
+            () = tokio::time::sleep(delay) => {}
+        }
     }
 }
 
@@ -186,8 +222,15 @@ mod tests {
     async fn retryable_errors_are_retried_with_exponential_backoff() {
         let (calls, attempt) = script(vec![ExportError::retryable("down", None); 10]);
         let start = Instant::now();
-        let error =
-            retry(&policy(5, 100, 300, 10_000), |ceiling| ceiling, || async { attempt(&calls) }).await.unwrap_err();
+        let error = retry(
+            &policy(5, 100, 300, 10_000),
+            |ceiling| ceiling,
+            &CancellationToken::new(),
+            || async { attempt(&calls) },
+        )
+        .await
+        .result
+        .unwrap_err();
         assert_eq!(calls.get(), 5);
         assert_eq!(start.elapsed(), Duration::from_millis(100 + 200 + 300 + 300));
         assert_eq!(error.message, "down (gave up after 5 attempts)");
@@ -199,7 +242,14 @@ mod tests {
         let asked = Duration::from_secs(7);
         let (calls, attempt) = script(vec![ExportError::retryable("busy", Some(asked))]);
         let start = Instant::now();
-        let value = retry(&policy(3, 100, 300, 60_000), |ceiling| ceiling, || async { attempt(&calls) }).await;
+        let value = retry(
+            &policy(3, 100, 300, 60_000),
+            |ceiling| ceiling,
+            &CancellationToken::new(),
+            || async { attempt(&calls) },
+        )
+        .await
+        .result;
         assert_eq!(value.unwrap(), 7);
         assert_eq!(calls.get(), 2);
         assert_eq!(start.elapsed(), asked);
@@ -209,8 +259,15 @@ mod tests {
     async fn permanent_errors_are_not_retried() {
         let (calls, attempt) = script(vec![ExportError::permanent("bad request")]);
         let start = Instant::now();
-        let error =
-            retry(&policy(5, 100, 300, 10_000), |ceiling| ceiling, || async { attempt(&calls) }).await.unwrap_err();
+        let error = retry(
+            &policy(5, 100, 300, 10_000),
+            |ceiling| ceiling,
+            &CancellationToken::new(),
+            || async { attempt(&calls) },
+        )
+        .await
+        .result
+        .unwrap_err();
         assert_eq!((calls.get(), start.elapsed()), (1, Duration::ZERO));
         assert_eq!(error.message, "bad request");
     }
@@ -219,9 +276,15 @@ mod tests {
     async fn no_attempt_starts_after_the_elapsed_limit() {
         let (calls, attempt) = script(vec![ExportError::retryable("down", None); 10]);
         let start = Instant::now();
-        let error = retry(&policy(10, 1_000, 60_000, 2_500), |ceiling| ceiling, || async { attempt(&calls) })
-            .await
-            .unwrap_err();
+        let error = retry(
+            &policy(10, 1_000, 60_000, 2_500),
+            |ceiling| ceiling,
+            &CancellationToken::new(),
+            || async { attempt(&calls) },
+        )
+        .await
+        .result
+        .unwrap_err();
         // Waits of 1 s then 2 s: the third attempt would start at 3 s.
         assert_eq!((calls.get(), start.elapsed()), (2, Duration::from_secs(1)));
         assert!(
@@ -233,7 +296,10 @@ mod tests {
     async fn jittered_waits_stay_under_their_ceilings() {
         let (calls, attempt) = script(vec![ExportError::retryable("down", None); 3]);
         let start = Instant::now();
-        let value = retry(&policy(5, 100, 300, 10_000), full_jitter, || async { attempt(&calls) }).await;
+        let value =
+            retry(&policy(5, 100, 300, 10_000), full_jitter, &CancellationToken::new(), || async { attempt(&calls) })
+                .await
+                .result;
         assert_eq!(value.unwrap(), 7);
         assert_eq!(calls.get(), 4);
         assert!(start.elapsed() <= Duration::from_millis(100 + 200 + 300));
@@ -242,8 +308,42 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn no_retry_means_one_attempt() {
         let (calls, attempt) = script(vec![ExportError::retryable("down", None)]);
-        let error = retry(&RetryPolicy::NO_RETRY, |ceiling| ceiling, || async { attempt(&calls) }).await.unwrap_err();
+        let error =
+            retry(&RetryPolicy::NO_RETRY, |ceiling| ceiling, &CancellationToken::new(), || async { attempt(&calls) })
+                .await
+                .result
+                .unwrap_err();
         assert_eq!(calls.get(), 1);
         assert_eq!(error, ExportError::retryable("down", None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_ends_the_retry_wait_at_once_and_starts_no_attempt() {
+        let (calls, attempt) = script(vec![ExportError::retryable("down", None); 10_000]);
+        let stop = CancellationToken::new();
+        let start = Instant::now();
+        let stopping = async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            stop.cancel();
+        };
+        // A minute between attempts, and thousands of them.
+        let policy = policy(10_000, 60_000, 60_000, 3_600_000);
+        let (attempts, ()) =
+            tokio::join!(retry(&policy, |ceiling| ceiling, &stop, || async { attempt(&calls) }), stopping);
+        assert_eq!(start.elapsed(), Duration::from_secs(3), "the wait ended with the stop");
+        assert_eq!((calls.get(), attempts.attempts, attempts.interrupted), (1, 1, true));
+        assert_eq!(attempts.result.unwrap_err(), ExportError::retryable("down", None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retryable_failure_after_a_stop_is_interrupted_not_failed() {
+        let (calls, attempt) = script(vec![ExportError::retryable("down", None); 3]);
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let attempts = retry(&policy(1, 0, 0, 0), |ceiling| ceiling, &stop, || async { attempt(&calls) }).await;
+        assert_eq!((calls.get(), attempts.interrupted), (1, true));
+        let (calls, attempt) = script(vec![ExportError::permanent("bad")]);
+        let attempts = retry(&policy(5, 0, 0, 0), |ceiling| ceiling, &stop, || async { attempt(&calls) }).await;
+        assert_eq!((calls.get(), attempts.interrupted), (1, false), "a permanent failure is a failure");
     }
 }

@@ -226,7 +226,7 @@ async fn a_stop_ends_the_replay_and_its_position_resumes_it_without_gaps_or_repe
     assert_eq!(outcome.reason, EndReason::Stopped);
     let first = sink.sent();
     assert!(!first.is_empty() && first.len() < expected.len());
-    assert_eq!(outcome.progress.done, Position { pass: 0, record: first.len() as u64 });
+    assert_eq!(outcome.progress.done, Position { pass: 0, record: first.len() as u64, pending: Vec::new() });
 
     let resumed = RecordingSink::default();
     let options = ReplayOptions { resume: Some(outcome.progress.done), ..options(Speed::Max) };
@@ -431,7 +431,7 @@ async fn the_failure_that_stops_a_replay_is_sent_again_by_a_resume() {
     let outcome =
         replay(Arc::clone(&store), &metadata, &sink, &options, &Progress::new(), &CancellationToken::new()).await;
     assert_eq!(outcome.reason, EndReason::Failed);
-    assert_eq!(outcome.progress.done, Position { pass: 0, record: 5 });
+    assert_eq!(outcome.progress.done, Position { pass: 0, record: 5, pending: Vec::new() });
     assert_eq!(outcome.progress.total().failed_records, 1);
 
     let resumed = RecordingSink::default();
@@ -442,4 +442,247 @@ async fn the_failure_that_stops_a_replay_is_sent_again_by_a_resume() {
     let all: Vec<_> = sink.inner.sent().iter().chain(&resumed.sent()).map(|sent| sent.payload.clone()).collect();
     let want: Vec<_> = expected.iter().map(|(_, record)| record.payload.clone()).collect();
     assert_eq!(all, want);
+}
+
+/// A target that is down: every request fails as retryable (after
+/// `retry_after`, when given), or gets no answer at all (`stall`).
+#[derive(Debug, Default)]
+struct DeadSink {
+    retry_after: Option<Duration>,
+    stall: bool,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl tape_replay::Sink for DeadSink {
+    async fn export(&self, _: Signal, _: bytes::Bytes) -> Result<tape_replay::ExportOutcome, tape_replay::ExportError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.stall {
+            std::future::pending::<()>().await;
+        }
+        Err(tape_replay::ExportError::retryable("connection refused", self.retry_after))
+    }
+}
+
+/// Replays to `sink` and cancels the stop at `stop_at`; returns the outcome
+/// and how long the replay went on after the stop.
+async fn replay_stopped_at(
+    store: &Arc<dyn SessionStore>,
+    metadata: &tape_session::SessionMetadata,
+    sink: &DeadSink,
+    options: &ReplayOptions,
+    stop_at: Duration,
+) -> (tape_replay::ReplayOutcome, Duration) {
+    let stop = CancellationToken::new();
+    let stopper = async {
+        tokio::time::sleep(stop_at).await;
+        stop.cancel();
+        Instant::now()
+    };
+    let progress = Progress::new();
+    let (outcome, stopped_at) =
+        tokio::join!(replay(Arc::clone(store), metadata, sink, options, &progress, &stop), stopper);
+    (outcome, stopped_at.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_ends_a_replay_to_a_dead_target_at_once_whatever_the_attempts() {
+    let (_dir, store) = local_store();
+    let metadata = seed(store.as_ref(), "dead", "basic-topology", 4, 5.0, SignalSet::ALL).await;
+    let sink = DeadSink::default();
+    // Ten thousand attempts a minute apart: hours of retries per request.
+    let retry = tape_replay::RetryPolicy {
+        max_attempts: 10_000,
+        initial_backoff: Duration::from_mins(1),
+        max_backoff: Duration::from_mins(1),
+        max_elapsed: Duration::from_hours(24),
+    };
+    let options = ReplayOptions { concurrency: 4, retry, ..options(Speed::Max) };
+    let (outcome, after_stop) = replay_stopped_at(&store, &metadata, &sink, &options, Duration::from_secs(30)).await;
+    assert_eq!(after_stop, Duration::ZERO, "the retry waits end with the stop");
+    assert_eq!(outcome.reason, EndReason::Stopped, "{:?}", outcome.error);
+    assert!(outcome.error.is_none());
+    let total = outcome.progress.total();
+    assert_eq!((total.sent_records, total.failed_records), (0, 0), "neither sent nor failed");
+    assert_eq!(outcome.abandoned_records, 4, "the requests in flight are left for a resume");
+    let calls = sink.calls.load(std::sync::atomic::Ordering::SeqCst) as u64;
+    assert_eq!(total.retries, calls - 4, "attempts after the first of each request");
+    assert_eq!(outcome.progress.done, Position { pass: 0, record: 0, pending: Vec::new() });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_with_the_default_attempts_ends_stopped_not_failed() {
+    let (_dir, store) = local_store();
+    let metadata = seed(store.as_ref(), "dead-default", "basic-topology", 4, 5.0, SignalSet::ALL).await;
+    // The target asks for 1 s between attempts: the fifth and last would
+    // fail at 4 s; the stop comes at 2.5 s.
+    let sink = DeadSink { retry_after: Some(Duration::from_secs(1)), ..DeadSink::default() };
+    let options = ReplayOptions { concurrency: 4, ..options(Speed::Max) };
+    let (outcome, after_stop) =
+        replay_stopped_at(&store, &metadata, &sink, &options, Duration::from_millis(2_500)).await;
+    assert_eq!(after_stop, Duration::ZERO);
+    assert_eq!(outcome.reason, EndReason::Stopped, "{:?}", outcome.error);
+    assert_eq!(outcome.progress.total().failed_records, 0);
+    assert_eq!(outcome.progress.total().retries, 4 * 2, "two retries each, at 1 s and 2 s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_abandons_requests_that_get_no_answer_after_the_drain_timeout() {
+    let (_dir, store) = local_store();
+    let metadata = seed(store.as_ref(), "stalled", "basic-topology", 4, 5.0, SignalSet::ALL).await;
+    let sink = DeadSink { stall: true, ..DeadSink::default() };
+    let options = ReplayOptions { concurrency: 3, ..options(Speed::Max) };
+    let (outcome, after_stop) = replay_stopped_at(&store, &metadata, &sink, &options, Duration::from_mins(1)).await;
+    assert_eq!(after_stop, options.drain_timeout);
+    assert!(options.drain_timeout < Duration::from_secs(10), "a stop is over within 10 s");
+    assert_eq!(outcome.reason, EndReason::Stopped);
+    assert_eq!(outcome.abandoned_records, 3);
+    assert_eq!(outcome.progress.total().failed_records, 0);
+}
+
+/// A target that never answers its first request and refuses for good
+/// every request from the `fail_from`-th on.
+#[derive(Debug, Default)]
+struct StallingThenRefusingSink {
+    inner: RecordingSink,
+    calls: std::sync::atomic::AtomicUsize,
+    fail_from: usize,
+}
+
+impl tape_replay::Sink for StallingThenRefusingSink {
+    async fn export(
+        &self,
+        signal: Signal,
+        payload: bytes::Bytes,
+    ) -> Result<tape_replay::ExportOutcome, tape_replay::ExportError> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if call == 0 {
+            std::future::pending::<()>().await;
+        }
+        if call >= self.fail_from {
+            return Err(tape_replay::ExportError::permanent("refused by the test"));
+        }
+        self.inner.export(signal, payload).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resume_sends_only_what_was_not_done_though_a_slow_request_held_the_position() {
+    let (_dir, store) = local_store();
+    let metadata = seed(store.as_ref(), "exact", "payment-failure", 6, 10.0, SignalSet::ALL).await;
+    let expected = records(store.as_ref(), &metadata).await;
+    assert!(expected.len() > 60, "{}", expected.len());
+    let concurrency = 4;
+    let sink = StallingThenRefusingSink { fail_from: 40, ..StallingThenRefusingSink::default() };
+    let options = ReplayOptions { concurrency, ..options(Speed::Max) };
+    let outcome =
+        replay(Arc::clone(&store), &metadata, &sink, &options, &Progress::new(), &CancellationToken::new()).await;
+    assert_eq!(outcome.reason, EndReason::Failed);
+    let position = outcome.progress.done.clone();
+    assert!(position.record >= 38, "the records after the slow one count as done: {position:?}");
+    assert!(position.pending.contains(&0), "the slow one is not done: {position:?}");
+    assert!(position.pending.len() <= concurrency, "{position:?}");
+
+    let resumed = RecordingSink::default();
+    let options = ReplayOptions { resume: Some(position), ..options };
+    let outcome =
+        replay(Arc::clone(&store), &metadata, &resumed, &options, &Progress::new(), &CancellationToken::new()).await;
+    assert_eq!(outcome.reason, EndReason::Finished, "{:?}", outcome.error);
+    let first: Vec<_> = sink.inner.sent().iter().map(|sent| sent.payload.clone()).collect();
+    let again: Vec<_> = resumed.sent().iter().map(|sent| sent.payload.clone()).collect();
+    let duplicates = again.iter().filter(|payload| first.contains(payload)).count();
+    assert_eq!(duplicates, 0, "nothing the target accepted is sent again");
+    let mut all: Vec<_> = first.into_iter().chain(again).collect();
+    let mut want: Vec<_> = expected.iter().map(|(_, record)| record.payload.clone()).collect();
+    all.sort();
+    want.sort();
+    assert_eq!(all, want, "every record is delivered once");
+}
+
+/// The start times of the cumulative points of metrics requests, per
+/// series (resource, scope, metric name, point attributes).
+fn cumulative_starts(payloads: &[bytes::Bytes]) -> Vec<(String, u64)> {
+    use tape_otlp::proto::metrics::v1::AggregationTemporality;
+    use tape_otlp::proto::metrics::v1::metric::Data;
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    let mut starts = Vec::new();
+    for payload in payloads {
+        let ExportRequest::Metrics(request) = ExportRequest::decode_protobuf(Signal::Metrics, payload).unwrap() else {
+            unreachable!()
+        };
+        for resource in &request.resource_metrics {
+            for scope in &resource.scope_metrics {
+                for metric in &scope.metrics {
+                    let series = |attributes: &dyn std::fmt::Debug| {
+                        format!("{:?} {:?} {} {attributes:?}", resource.resource, scope.scope, metric.name)
+                    };
+                    match metric.data.as_ref().unwrap() {
+                        Data::Sum(sum) if sum.aggregation_temporality == cumulative => starts
+                            .extend(sum.data_points.iter().map(|p| (series(&p.attributes), p.start_time_unix_nano))),
+                        Data::Histogram(histogram) if histogram.aggregation_temporality == cumulative => starts.extend(
+                            histogram.data_points.iter().map(|p| (series(&p.attributes), p.start_time_unix_nano)),
+                        ),
+                        Data::ExponentialHistogram(histogram) if histogram.aggregation_temporality == cumulative => {
+                            starts.extend(
+                                histogram.data_points.iter().map(|p| (series(&p.attributes), p.start_time_unix_nano)),
+                            );
+                        }
+                        Data::Summary(summary) => starts.extend(
+                            summary.data_points.iter().map(|p| (series(&p.attributes), p.start_time_unix_nano)),
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    starts
+}
+
+#[tokio::test(start_paused = true)]
+async fn cumulative_series_keep_one_start_time_per_pass_under_relative_and_current() {
+    let (_dir, store) = local_store();
+    let metrics = SignalSet::NONE.with(Signal::Metrics);
+    let metadata = seed(store.as_ref(), "cumulative", "payment-failure", 6, 10.0, metrics).await;
+    let expected = records(store.as_ref(), &metadata).await;
+    let per_pass = expected.len();
+    let recorded: Vec<_> = expected.iter().map(|(_, record)| record.payload.clone()).collect();
+    let recorded_starts = cumulative_starts(&recorded);
+    let series: HashSet<&String> = recorded_starts.iter().map(|(series, _)| series).collect();
+    assert!(series.len() >= 3, "the seed has cumulative series: {}", series.len());
+
+    let receives: Vec<u64> = expected.iter().map(|(_, record)| record.receive_time_unix_nano).collect();
+    let span = receives.last().unwrap() - receives[0];
+    let period = span + span / (per_pass as u64 - 1);
+    let factor = 7.0;
+    // Two whole passes and a part of the third.
+    #[allow(clippy::cast_precision_loss)]
+    let duration = Duration::from_secs_f64((2.5 * period as f64) / 1e9 / factor);
+    for mode in [TimestampMode::Relative, TimestampMode::Current] {
+        let sink = RecordingSink::default();
+        let options = ReplayOptions {
+            looping: true,
+            duration: Some(duration),
+            timestamps: mode,
+            ..options(Speed::Factor(factor))
+        };
+        let outcome =
+            replay(Arc::clone(&store), &metadata, &sink, &options, &Progress::new(), &CancellationToken::new()).await;
+        assert_eq!(outcome.reason, EndReason::Duration);
+        let sent: Vec<_> = sink.sent().into_iter().map(|sent| sent.payload).collect();
+        assert!(sent.len() > 2 * per_pass, "{mode:?}: {} requests", sent.len());
+        let mut per_series: HashMap<(String, usize), HashSet<u64>> = HashMap::new();
+        for (index, payload) in sent.iter().enumerate() {
+            for (series, start) in cumulative_starts(std::slice::from_ref(payload)) {
+                per_series.entry((series, index / per_pass)).or_default().insert(start);
+            }
+        }
+        for ((series, pass), starts) in &per_series {
+            assert_eq!(starts.len(), 1, "{mode:?}: series {series} has {} start times in pass {pass}", starts.len());
+        }
+        // Each pass starts its series anew, later than the pass before.
+        for name in &series {
+            let start = |pass: usize| *per_series[&((*name).clone(), pass)].iter().next().unwrap();
+            assert!(start(0) < start(1) && start(1) < start(2), "{mode:?}: {name}");
+        }
+    }
 }

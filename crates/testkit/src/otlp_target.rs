@@ -122,7 +122,8 @@ pub enum Failure {
     /// details (`grpc-status-details-bin`).
     Grpc(tonic::Code, Option<Duration>),
     /// A request of either transport gets no answer until the target
-    /// stops, for timeout tests.
+    /// stops or [`OtlpTarget::release_stalled`] is called (then it is
+    /// answered as unavailable), for timeout tests.
     Stall,
 }
 
@@ -154,6 +155,10 @@ struct Shared {
     state: Mutex<Recorded>,
     /// The number of accepted requests, for `wait_for`.
     accepted: watch::Sender<usize>,
+    /// The number of attempts, for `wait_for_attempts`.
+    attempted: watch::Sender<usize>,
+    /// Counts calls of `release_stalled`: stalls end when it moves.
+    released: watch::Sender<u64>,
     /// Becomes `true` when the target stops, releasing stalled requests.
     stopped: watch::Receiver<bool>,
 }
@@ -163,6 +168,9 @@ struct Recorded {
     received: Vec<ReceivedRequest>,
     attempts: usize,
     failures: VecDeque<Failure>,
+    /// Once this many requests are accepted, every further one that the
+    /// failure applies to gets it.
+    fail_after: Option<(usize, Failure)>,
     partial_success: u64,
 }
 
@@ -179,8 +187,13 @@ impl OtlpTarget {
     /// a test helper.
     pub async fn start(options: OtlpTargetOptions) -> OtlpTarget {
         let (stop, stopped) = watch::channel(false);
-        let shared =
-            Arc::new(Shared { state: Mutex::new(Recorded::default()), accepted: watch::Sender::new(0), stopped });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Recorded::default()),
+            accepted: watch::Sender::new(0),
+            attempted: watch::Sender::new(0),
+            released: watch::Sender::new(0),
+            stopped,
+        });
 
         let grpc_listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind the OTLP/gRPC test server");
         let grpc_address = grpc_listener.local_addr().expect("the OTLP/gRPC test server's address");
@@ -237,6 +250,36 @@ impl OtlpTarget {
             self.received().len()
         );
         self.received()
+    }
+
+    /// Waits until at least `n` requests have reached the target, refused
+    /// ones included. Panics after 10 seconds without them.
+    pub async fn wait_for_attempts(&self, n: usize) {
+        let mut attempted = self.shared.attempted.subscribe();
+        let arrived = tokio::time::timeout(WAIT_LIMIT, attempted.wait_for(|count| *count >= n)).await.is_ok();
+        assert!(arrived, "{} of {n} requests reached the OTLP test target within {WAIT_LIMIT:?}", self.attempts());
+    }
+
+    /// Once `accepted` requests have been accepted (counting those already
+    /// accepted), answers every further request the failure applies to
+    /// with `failure`, until [`recover`](Self::recover). Failures queued
+    /// by [`fail_next`](Self::fail_next) come first.
+    pub fn fail_after(&self, accepted: usize, failure: Failure) {
+        self.shared.lock().fail_after = Some((accepted, failure));
+    }
+
+    /// Ends [`fail_after`](Self::fail_after) and drops the queued
+    /// failures: every following request is accepted.
+    pub fn recover(&self) {
+        let mut state = self.shared.lock();
+        state.fail_after = None;
+        state.failures.clear();
+    }
+
+    /// Answers the requests stalled so far as unavailable (HTTP 503,
+    /// gRPC `UNAVAILABLE`).
+    pub fn release_stalled(&self) {
+        self.shared.released.send_modify(|generation| *generation += 1);
     }
 
     /// Answers the next `n` requests the failure applies to with `failure`
@@ -302,14 +345,25 @@ impl Shared {
         let failure = {
             let mut state = self.lock();
             state.attempts += 1;
+            self.attempted.send_replace(state.attempts);
             let position = state.failures.iter().position(|failure| failure.applies_to(transport));
-            position.and_then(|position| state.failures.remove(position))
+            let queued = position.and_then(|position| state.failures.remove(position));
+            let after = state
+                .fail_after
+                .filter(|(accepted, failure)| state.received.len() >= *accepted && failure.applies_to(transport))
+                .map(|(_, failure)| failure);
+            queued.or(after)
         };
         match failure {
             Some(Failure::Stall) => {
                 let mut stopped = self.stopped.clone();
+                let mut released = self.released.subscribe();
+                released.borrow_and_update();
                 // An error means the target is gone: stop stalling as well.
-                let _ = stopped.wait_for(|stopped| *stopped).await;
+                tokio::select! {
+                    _ = stopped.wait_for(|stopped| *stopped) => {}
+                    _ = released.changed() => {}
+                }
                 Verdict::Failed(Failure::Stall)
             }
             Some(failure) => Verdict::Failed(failure),

@@ -378,8 +378,18 @@ fn record_shift(signal: Signal, want: &Record, have: &Record) -> Result<Option<i
     }
     let mut expected = ExportRequest::decode_protobuf(signal, &want.payload)
         .map_err(|error| format!("the seed's request does not decode: {error}"))?;
-    let actual = ExportRequest::decode_protobuf(signal, &have.payload)
+    let mut actual = ExportRequest::decode_protobuf(signal, &have.payload)
         .map_err(|error| format!("the captured request does not decode: {error}"))?;
+    // A replay keeps one start time per cumulative series and pass, not
+    // one shift per record: those start times are compared apart, as set
+    // or unset.
+    let mut want_starts = Vec::new();
+    for_each_cumulative_start(&mut expected, |start| want_starts.push(std::mem::take(start) != 0));
+    let mut have_starts = Vec::new();
+    for_each_cumulative_start(&mut actual, |start| have_starts.push(std::mem::take(start) != 0));
+    if want_starts != have_starts {
+        return Err("the start times of its cumulative metric points were set or unset".to_owned());
+    }
     let before = timestamps(&mut expected);
     let after = timestamps(&mut actual.clone());
     if before.len() != after.len() {
@@ -414,6 +424,34 @@ fn record_shift(signal: Signal, want: &Record, have: &Record) -> Result<Option<i
         return Err("the content differs, not only the timestamps".to_owned());
     }
     Ok(shift)
+}
+
+/// Calls `each` with the start time of every point of a cumulative metric
+/// series (cumulative sums, histograms and exponential histograms;
+/// summaries) of a metrics request.
+fn for_each_cumulative_start(request: &mut ExportRequest, mut each: impl FnMut(&mut u64)) {
+    use tape_otlp::proto::metrics::v1::AggregationTemporality;
+    use tape_otlp::proto::metrics::v1::metric::Data;
+    let ExportRequest::Metrics(request) = request else { return };
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    let metrics = request.resource_metrics.iter_mut().flat_map(|r| &mut r.scope_metrics).flat_map(|s| &mut s.metrics);
+    for metric in metrics {
+        match &mut metric.data {
+            Some(Data::Sum(sum)) if sum.aggregation_temporality == cumulative => {
+                sum.data_points.iter_mut().for_each(|point| each(&mut point.start_time_unix_nano));
+            }
+            Some(Data::Histogram(histogram)) if histogram.aggregation_temporality == cumulative => {
+                histogram.data_points.iter_mut().for_each(|point| each(&mut point.start_time_unix_nano));
+            }
+            Some(Data::ExponentialHistogram(histogram)) if histogram.aggregation_temporality == cumulative => {
+                histogram.data_points.iter_mut().for_each(|point| each(&mut point.start_time_unix_nano));
+            }
+            Some(Data::Summary(summary)) => {
+                summary.data_points.iter_mut().for_each(|point| each(&mut point.start_time_unix_nano));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Every timestamp of a request, in a fixed order.

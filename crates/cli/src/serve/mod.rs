@@ -32,6 +32,11 @@ const MIB: u64 = 1024 * 1024;
 /// How many finished replays, seeds and captures are kept for listing.
 const HISTORY: usize = 100;
 
+/// How long the control API may take to close after SIGTERM before the
+/// requests still open are cut; replays stop meanwhile (within their
+/// drain timeout), so that serve exits within 10 s.
+const API_CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Where a long operation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -337,16 +342,31 @@ pub async fn run(
     note("Stop with Ctrl-C or SIGTERM: captures are finished, replays stopped with their reports written.");
 
     let mut stop_signals = crate::signals::StopSignals::register()?;
-    let shutting_down = state.shutting_down.clone();
+    let signalled = Arc::clone(&state);
     tokio::spawn(async move {
         stop_signals.next().await;
-        shutting_down.cancel();
+        signalled.shutting_down.cancel();
+        // Replays stop now, not once the API is closed: a client waiting
+        // on one (`?wait=`) gets its answer, and the API closes sooner.
+        stop_jobs(&signalled);
     });
 
     let router = api::router(Arc::clone(&state), args.max_body_kb.saturating_mul(1024));
     let shutting_down = state.shutting_down.clone();
-    let served =
-        axum::serve(listener, router).with_graceful_shutdown(async move { shutting_down.cancelled().await }).await;
+    let graceful = axum::serve(listener, router).with_graceful_shutdown(async move { shutting_down.cancelled().await });
+    // Requests still open some time after the stop (a long `?wait=`) are
+    // cut, so that serve exits within 10 s of SIGTERM.
+    let shutting_down = state.shutting_down.clone();
+    let served = tokio::select! {
+        served = graceful => served,
+        () = async {
+            shutting_down.cancelled().await;
+            tokio::time::sleep(API_CLOSE_TIMEOUT).await;
+        } => {
+            warn!("Closing the control API with requests still open.");
+            Ok(())
+        }
+    };
     if let Some(task) = retention_task {
         task.abort();
     }
@@ -360,12 +380,7 @@ pub async fn run(
 /// seeds (stopped, their partial sessions removed), the capture (its
 /// session is finished), then the receivers.
 async fn shutdown(state: &Arc<State>) {
-    for job in lock(&state.replays).values() {
-        job.stop.cancel();
-    }
-    for job in lock(&state.seeds).values() {
-        job.stop.cancel();
-    }
+    stop_jobs(state);
     state.tasks.close();
     state.tasks.wait().await;
     for job in lock(&state.captures).values() {
@@ -376,6 +391,17 @@ async fn shutdown(state: &Arc<State>) {
     state.capture_tasks.close();
     state.capture_tasks.wait().await;
     state.receivers.shutdown().await;
+}
+
+/// Stops every running replay: each ends within the drain timeout and
+/// writes its report.
+fn stop_jobs(state: &State) {
+    for job in lock(&state.replays).values() {
+        job.stop.cancel();
+    }
+    for job in lock(&state.seeds).values() {
+        job.stop.cancel();
+    }
 }
 
 /// Applies the retention policy every `interval`, after the first time.

@@ -507,8 +507,18 @@ async fn retryable_failures_are_retried_and_partial_successes_counted() {
     let summary = replay_json(dir.path(), &["--speed", "max", "--endpoint", target.http_endpoint()]);
     assert_eq!(summary["reason"], "finished");
     assert_eq!(summary["counts"]["total"]["failedRecords"], 0);
+    assert_eq!(summary["counts"]["total"]["retries"], 1, "{summary}");
     assert_eq!(target.received().len(), SEED_TOTAL);
     assert_eq!(target.attempts(), SEED_TOTAL + 1);
+    // The text summary says so too.
+    target.fail_next(1, Failure::Http(503, None));
+    let output = run_to_end(&mut replay(dir.path(), &["--speed", "max", "--endpoint", target.http_endpoint()]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(", 1 retry\n"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 
     let target = self::target().await;
     target.partial_success(1);
@@ -517,7 +527,9 @@ async fn retryable_failures_are_retried_and_partial_successes_counted() {
     assert_eq!(summary["reason"], "finished");
     assert_eq!(summary["counts"]["total"]["rejectedItems"], SEED_TOTAL);
     assert_eq!(summary["counts"]["traces"]["rejectedItems"], SEED_REQUESTS[0]);
-    assert!(summary["error"].as_str().unwrap().contains("rejected"), "{summary}");
+    // The replay finished: a partial success is no error, but is kept.
+    assert_eq!(summary["error"], Value::Null, "{summary}");
+    assert!(summary["warning"].as_str().unwrap().contains("rejected"), "{summary}");
 }
 
 /// The traces blob of session `id`.
@@ -565,4 +577,213 @@ async fn a_corrupt_blob_stops_the_replay_unless_skipped() {
     assert_eq!(received["metrics"], SEED_REQUESTS[1] as usize);
     assert_eq!(received["logs"], SEED_REQUESTS[2] as usize);
     assert!(received.get("traces").copied().unwrap_or(0) < SEED_REQUESTS[0] as usize);
+}
+
+/// Sends SIGTERM to a child.
+fn terminate(child: &std::process::Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+/// Waits for a child to exit, failing the test if it has not after
+/// `limit`: a guard against a hang, not a measure of time.
+fn exit_within(child: std::process::Child, limit: std::time::Duration) -> Output {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let id = child.id();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    let Ok(output) = tokio::task::block_in_place(|| receiver.recv_timeout(limit)) else {
+        let _ = Command::new("kill").args(["-KILL", &id.to_string()]).status();
+        panic!("the process did not exit within {limit:?}");
+    };
+    output.unwrap()
+}
+
+/// Starts a replay and waits until it says that a signal stops it.
+fn spawn_until_stoppable(mut command: Command) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    use std::io::BufRead as _;
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    assert!(seen.contains("Stop with Ctrl-C"), "the replay did not start: {seen}");
+    // The rest of stderr, read so that the replay never blocks on it.
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    (child, rest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_a_replay_to_a_failing_target_stopped_whatever_the_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path(), "S");
+    for attempts in ["1000", "5"] {
+        // Every request is answered 503: retried again and again.
+        let target = target().await;
+        target.fail_after(0, Failure::Http(503, None));
+        let report = format!("stopped-{attempts}.json");
+        let mut command =
+            replay(dir.path(), &["--speed", "max", "--endpoint", target.http_endpoint(), "--report", &report]);
+        command.args(["--max-attempts", attempts, "--checkpoint", "failing.json"]);
+        let (child, rest) = spawn_until_stoppable(command);
+        // Retries are under way: more attempts than requests in flight.
+        target.wait_for_attempts(40).await;
+        let started = std::time::Instant::now();
+        terminate(&child);
+        let output = exit_within(child, std::time::Duration::from_secs(30));
+        let stderr = rest.join().unwrap();
+        eprintln!("--max-attempts {attempts}: exited {:?} after SIGTERM", started.elapsed());
+        assert!(output.status.success(), "a stopped replay exits 0: {stderr}");
+        let report: Value = serde_json::from_slice(&std::fs::read(dir.path().join(&report)).unwrap()).unwrap();
+        assert_eq!(report["reason"], "stopped", "{report}");
+        assert_eq!(report["error"], Value::Null, "{report}");
+        assert_eq!(report["counts"]["total"]["failedRecords"], 0, "{report}");
+        assert!(report["counts"]["total"]["retries"].as_u64().unwrap() >= 8, "{report}");
+        let checkpoint: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("failing.json")).unwrap()).unwrap();
+        assert_eq!(checkpoint["position"]["record"], 0, "nothing was done: {checkpoint}");
+        // A dead endpoint ends the same way.
+        let mut command =
+            replay(dir.path(), &["--speed", "max", "--endpoint", &closed_endpoint(), "--max-attempts", attempts]);
+        command.args(["--output", "json"]);
+        let (child, rest) = spawn_until_stoppable(command);
+        terminate(&child);
+        let output = exit_within(child, std::time::Duration::from_secs(30));
+        assert!(output.status.success(), "{}", rest.join().unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_after_a_stalled_request_and_a_failure_sends_again_at_most_the_concurrency() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path(), "S");
+    let concurrency = 8;
+    for (protocol, refusal) in [
+        ("grpc", Failure::Grpc(tonic::Code::InvalidArgument, None)),
+        ("http/protobuf", Failure::Http(400, None)),
+        ("http/json", Failure::Http(400, None)),
+    ] {
+        let target = target().await;
+        let endpoint = if protocol == "grpc" { target.grpc_endpoint() } else { target.http_endpoint() };
+        let checkpoint = format!("{}.json", protocol.replace('/', "-"));
+        let common = [
+            "--speed",
+            "max",
+            "--timestamps",
+            "none",
+            "--concurrency",
+            "8",
+            "--protocol",
+            protocol,
+            "--endpoint",
+            endpoint,
+            "--checkpoint",
+            &checkpoint,
+        ];
+        // The first request gets no answer; 100 others go through, then
+        // the target refuses everything.
+        target.fail_next(1, Failure::Stall);
+        target.fail_after(100, refusal);
+        let mut first = replay(dir.path(), &common);
+        first.stdout(Stdio::null()).stderr(Stdio::piped());
+        let child = first.spawn().unwrap();
+        // The stalled request, 100 accepted and a refused one.
+        target.wait_for_attempts(102).await;
+        target.release_stalled();
+        let output = exit_within(child, std::time::Duration::from_secs(30));
+        assert_eq!(output.status.code(), Some(1), "{protocol}: the refusal fails the replay: {}", stderr(&output));
+        let accepted = target.received().len();
+        assert!((100..SEED_TOTAL).contains(&accepted), "{protocol}: {accepted}");
+        let saved: Value = serde_json::from_slice(&std::fs::read(dir.path().join(&checkpoint)).unwrap()).unwrap();
+        assert!(saved["position"]["record"].as_u64().unwrap() >= 100, "{protocol}: {saved}");
+
+        target.recover();
+        let summary = replay_json(dir.path(), &[&common[..], &["--resume"]].concat());
+        assert_eq!(summary["reason"], "finished", "{protocol}: {summary}");
+        let received = target.received();
+        let distinct: std::collections::HashSet<_> = bodies(&received).into_iter().collect();
+        assert_eq!(distinct.len(), SEED_TOTAL, "{protocol}: every record is delivered");
+        let duplicates = received.len() - distinct.len();
+        eprintln!("{protocol}: {duplicates} requests sent twice after a resume");
+        assert!(duplicates <= concurrency, "{protocol}: {duplicates} requests were sent twice");
+        target.shutdown().await;
+    }
+}
+
+/// Distinct start times of each cumulative series (resource, scope,
+/// metric name, point attributes) in metrics requests.
+fn start_times_per_series(received: &[ReceivedRequest]) -> BTreeMap<String, std::collections::BTreeSet<u64>> {
+    use tape_otlp::ExportRequest;
+    use tape_otlp::proto::metrics::v1::AggregationTemporality;
+    use tape_otlp::proto::metrics::v1::metric::Data;
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    let mut starts: BTreeMap<String, std::collections::BTreeSet<u64>> = BTreeMap::new();
+    for request in received.iter().filter(|request| request.signal == Signal::Metrics) {
+        let ExportRequest::Metrics(request) = request.request() else { unreachable!() };
+        for resource in &request.resource_metrics {
+            for scope in &resource.scope_metrics {
+                for metric in &scope.metrics {
+                    let mut add = |attributes: &dyn std::fmt::Debug, start: u64| {
+                        let series =
+                            format!("{:?} {:?} {} {attributes:?}", resource.resource, scope.scope, metric.name);
+                        starts.entry(series).or_default().insert(start);
+                    };
+                    match metric.data.as_ref().unwrap() {
+                        Data::Sum(sum) if sum.aggregation_temporality == cumulative => {
+                            sum.data_points.iter().for_each(|p| add(&p.attributes, p.start_time_unix_nano));
+                        }
+                        Data::Histogram(histogram) if histogram.aggregation_temporality == cumulative => {
+                            histogram.data_points.iter().for_each(|p| add(&p.attributes, p.start_time_unix_nano));
+                        }
+                        Data::ExponentialHistogram(histogram) if histogram.aggregation_temporality == cumulative => {
+                            histogram.data_points.iter().for_each(|p| add(&p.attributes, p.start_time_unix_nano));
+                        }
+                        Data::Summary(summary) => {
+                            summary.data_points.iter().for_each(|p| add(&p.attributes, p.start_time_unix_nano));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    starts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_replay_keeps_one_start_time_per_cumulative_series_and_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path(), "S");
+    for speed in ["max", "4"] {
+        let target = target().await;
+        let summary = replay_json(
+            dir.path(),
+            &["--metrics", "--timestamps", "relative", "--speed", speed, "--endpoint", target.http_endpoint()],
+        );
+        assert_eq!(summary["reason"], "finished");
+        let starts = start_times_per_series(&target.received());
+        assert!(starts.len() >= 3, "the seed has cumulative series: {starts:?}");
+        let most = starts.values().map(std::collections::BTreeSet::len).max().unwrap();
+        eprintln!("--speed {speed}: {} cumulative series, at most {most} start times each", starts.len());
+        assert_eq!(most, 1, "--speed {speed}: {starts:?}");
+        target.shutdown().await;
+    }
+    // A loop: one start time per series and pass, a new one each pass.
+    let target = target().await;
+    let summary = replay_json(
+        dir.path(),
+        &["--metrics", "--speed", "20", "--loop", "--duration", "2500ms", "--endpoint", target.http_endpoint()],
+    );
+    let passes = summary["passes"].as_u64().unwrap();
+    assert!(passes >= 2, "{summary}");
+    for (series, starts) in start_times_per_series(&target.received()) {
+        assert!(starts.len() as u64 <= passes && starts.len() >= 2, "{series}: {starts:?} in {passes} passes");
+    }
 }

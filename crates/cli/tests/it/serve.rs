@@ -475,3 +475,71 @@ async fn captures_through_the_api_on_an_s3_store() {
     assert!(s3.bucket_dir().join("team/sessions/s3-cap/metadata.json").is_file());
     assert!(tokio::task::block_in_place(|| served.terminate()).success());
 }
+
+// Several threads: the target must go on answering while this one waits
+// for serve to exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_stop_ends_a_retrying_replay_stopped_and_sigterm_ends_serve_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::tape(dir.path())
+        .args(["seed", "--pattern", "payment-failure", "--duration", "20s", "--session-id", "S"])
+        .assert()
+        .success();
+    // Every export is answered 503: retried again and again.
+    let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
+    target.fail_after(0, tape_testkit::otlp_target::Failure::Http(503, None));
+    let served = Served::start(dir.path(), &[]);
+    let start = |attempts: u32| {
+        let body = json!({"session": "S", "endpoint": target.http_endpoint(), "speed": "max", "maxAttempts": attempts});
+        let served = &served;
+        async move {
+            let (status, replay) = served.call(reqwest::Method::POST, "/api/v1/replays", Some(body)).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{replay}");
+            replay["id"].as_str().unwrap().to_owned()
+        }
+    };
+
+    // The default attempts: the stop comes while requests wait to be retried.
+    let id = start(5).await;
+    target.wait_for_attempts(40).await;
+    let (status, _) = served.call(reqwest::Method::POST, &format!("/api/v1/replays/{id}/stop"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let job = served.until_done(&format!("/api/v1/replays/{id}")).await;
+    assert_eq!(job["state"], "stopped", "{job}");
+    assert_eq!(job["error"], Value::Null, "{job}");
+    assert_eq!(job["report"]["reason"], "stopped", "{job}");
+
+    // SIGTERM with a replay retrying for ever and a client waiting on it.
+    let attempts = target.attempts();
+    let id = start(1_000_000).await;
+    target.wait_for_attempts(attempts + 40).await;
+    let waiting = served.request(reqwest::Method::GET, &format!("/api/v1/replays/{id}?wait=60")).send();
+    let waiting = tokio::spawn(waiting);
+    let started = std::time::Instant::now();
+    let status = exit_within(served, std::time::Duration::from_secs(30));
+    eprintln!("serve exited {:?} after SIGTERM", started.elapsed());
+    assert!(status.success());
+    let waited = waiting.await.unwrap().unwrap().json::<Value>().await.unwrap();
+    assert_eq!(waited["state"], "stopped", "{waited}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("reports").join(format!("{id}.json"))).unwrap()).unwrap();
+    assert_eq!(report["reason"], "stopped", "{report}");
+    target.shutdown().await;
+}
+
+/// Sends SIGTERM to serve and waits for it to exit, failing the test if it
+/// has not after `limit`: a guard against a hang, not a measure of time.
+fn exit_within(mut served: Served, limit: std::time::Duration) -> std::process::ExitStatus {
+    Command::new("kill").args(["-TERM", &served.child.id().to_string()]).status().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let id = served.child.id();
+    let mut child = std::mem::replace(&mut served.child, Command::new("true").spawn().unwrap());
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait());
+    });
+    let Ok(status) = tokio::task::block_in_place(|| receiver.recv_timeout(limit)) else {
+        let _ = Command::new("kill").args(["-KILL", &id.to_string()]).status();
+        panic!("serve did not exit within {limit:?} of SIGTERM");
+    };
+    status.unwrap()
+}

@@ -13,7 +13,10 @@
 //! types the last type counts. A rewrite patches every copy, which decodes
 //! to what the decoded rewrite gives.
 
-use super::{FIXED64, FieldAt, LEN, WireError, next_field};
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hasher};
+
+use super::{FIXED64, FieldAt, LEN, VARINT, WireError, next_field, varint};
 use crate::rewrite::shift_timestamp;
 use crate::{IdRemap, Signal};
 
@@ -56,6 +59,56 @@ trait Visitor {
     fn metric_data(&mut self, _number: u64) {}
     /// The end of a message.
     fn end(&mut self, _message: End) {}
+
+    /// Whether the walk reports what identifies a metric series (the
+    /// calls below); only the series rewrite needs it, and it costs a
+    /// second look at the fields of resources, scopes and metrics.
+    const SERIES: bool = false;
+    /// The resource of the metrics that follow, at `start..end` (empty
+    /// when there is none).
+    fn resource(&mut self, _start: usize, _end: usize) {}
+    /// The scope of the metrics that follow.
+    fn scope(&mut self, _start: usize, _end: usize) {}
+    /// The name of the metric whose points follow.
+    fn metric_name(&mut self, _start: usize, _end: usize) {}
+    /// Whether the data whose points follow is cumulative: a sum,
+    /// histogram or exponential histogram of cumulative temporality, or a
+    /// summary.
+    fn cumulative(&mut self, _cumulative: bool) {}
+    /// One attribute (a `KeyValue`) of the data point being read.
+    fn point_attribute(&mut self, _start: usize, _end: usize) {}
+}
+
+/// The last field `number` of the message at `start..end` (a decode keeps
+/// the last), with the offset of its key.
+fn last_field(bytes: &[u8], start: usize, end: usize, number: u64) -> Result<Option<(usize, FieldAt)>, WireError> {
+    let mut at = start;
+    let mut found = None;
+    loop {
+        let key_at = at;
+        let Some(field) = next_field(&bytes[..end], &mut at)? else { return Ok(found) };
+        if field.number == number {
+            found = Some((key_at, field));
+        }
+    }
+}
+
+/// Whether the metric data at `start..end` (field `number` of a `Metric`)
+/// is cumulative: `aggregation_temporality` (field 2) is
+/// `AGGREGATION_TEMPORALITY_CUMULATIVE` (2) for sums, histograms and
+/// exponential histograms; summaries always are; gauges never.
+fn is_cumulative(bytes: &[u8], number: u64, start: usize, end: usize) -> Result<bool, WireError> {
+    match number {
+        7 | 9 | 10 => match last_field(bytes, start, end, 2)? {
+            Some((mut at, field)) if field.wire_type == VARINT => {
+                varint(bytes, &mut at)?;
+                Ok(varint(bytes, &mut at)? == 2)
+            }
+            _ => Ok(false),
+        },
+        11 => Ok(true),
+        _ => Ok(false),
+    }
 }
 
 /// Calls `each` with every field of the message at `start..end`.
@@ -110,10 +163,24 @@ fn walk<V: Visitor>(signal: Signal, visitor: &mut V) -> Result<(), WireError> {
             return Ok(());
         }
         let (start, end) = resource.message()?;
+        if V::SERIES && signal == Signal::Metrics {
+            let (from, to) = match last_field(visitor.bytes(), start, end, 1)? {
+                Some((_, field)) => field.message()?,
+                None => (start, start),
+            };
+            visitor.resource(from, to);
+        }
         fields(visitor, start, end, |visitor, scope| match scope.number {
             1 => well_formed(visitor, scope),
             2 => {
                 let (start, end) = scope.message()?;
+                if V::SERIES && signal == Signal::Metrics {
+                    let (from, to) = match last_field(visitor.bytes(), start, end, 1)? {
+                        Some((_, field)) => field.message()?,
+                        None => (start, start),
+                    };
+                    visitor.scope(from, to);
+                }
                 fields(visitor, start, end, |visitor, item| match item.number {
                     1 => well_formed(visitor, item),
                     2 => {
@@ -186,23 +253,35 @@ fn span<V: Visitor>(visitor: &mut V, start: usize, end: usize) -> Result<(), Wir
 /// A `Metric`: its data (gauge 5, sum 7, histogram 9, exponential
 /// histogram 10, summary 11) holds data points at field 1.
 fn metric<V: Visitor>(visitor: &mut V, start: usize, end: usize) -> Result<(), WireError> {
+    if V::SERIES {
+        let (from, to) = match last_field(visitor.bytes(), start, end, 1)? {
+            Some((_, field)) if field.wire_type == LEN => (field.start, field.end),
+            _ => (start, start),
+        };
+        visitor.metric_name(from, to);
+    }
     fields(visitor, start, end, |visitor, data| {
         // Where each type of data point keeps its exemplars: number points
         // (gauge and sum) 5, histogram points 8, exponential histogram
-        // points 11; summary points have none (their 5 is the sum).
-        let exemplars = match data.number {
-            5 | 7 => Some(5),
-            9 => Some(8),
-            10 => Some(11),
-            11 => None,
+        // points 11; summary points have none (their 5 is the sum). And
+        // its attributes: 7, 9, 1 and 7.
+        let (exemplars, attributes) = match data.number {
+            5 | 7 => (Some(5), 7),
+            9 => (Some(8), 9),
+            10 => (Some(11), 1),
+            11 => (None, 7),
             _ => return Ok(()),
         };
         let (start, end) = data.message()?;
         visitor.metric_data(data.number);
+        if V::SERIES {
+            let cumulative = is_cumulative(visitor.bytes(), data.number, start, end)?;
+            visitor.cumulative(cumulative);
+        }
         fields(visitor, start, end, |visitor, point| {
             if point.number == 1 {
                 let (start, end) = point.message()?;
-                data_point(visitor, start, end, exemplars)?;
+                data_point(visitor, start, end, exemplars, attributes)?;
             }
             Ok(())
         })
@@ -212,8 +291,14 @@ fn metric<V: Visitor>(visitor: &mut V, start: usize, end: usize) -> Result<(), W
 }
 
 /// A data point of any type: start time 2, time 3, exemplars at
-/// `exemplars`.
-fn data_point<V: Visitor>(visitor: &mut V, start: usize, end: usize, exemplars: Option<u64>) -> Result<(), WireError> {
+/// `exemplars`, attributes at `attributes`.
+fn data_point<V: Visitor>(
+    visitor: &mut V,
+    start: usize,
+    end: usize,
+    exemplars: Option<u64>,
+    attributes: u64,
+) -> Result<(), WireError> {
     fields(visitor, start, end, |visitor, field| {
         match field.number {
             2 => visitor.time(timestamp(field)?, Time::PointStart),
@@ -236,6 +321,9 @@ fn data_point<V: Visitor>(visitor: &mut V, start: usize, end: usize, exemplars: 
                     }
                     Ok(())
                 })?;
+            }
+            number if V::SERIES && number == attributes && field.wire_type == LEN => {
+                visitor.point_attribute(field.start, field.end);
             }
             _ => {}
         }
@@ -338,6 +426,194 @@ pub fn rewrite_in_place(
     remap: Option<&IdRemap>,
 ) -> Result<(), WireError> {
     walk(signal, &mut Rewrite { bytes, delta, remap })
+}
+
+/// The start times of the cumulative metric series of one replay pass:
+/// each series (resource, scope, metric name and point attributes) and
+/// recorded start time keeps the first shifted start time it was sent
+/// with, so that a backend sees one start per series, not a counter reset
+/// on every export. A new start time in the recording (a reset) gets its
+/// own. It holds one entry per series and recorded start time.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesStarts {
+    first: HashMap<(u64, u64), u64>,
+}
+
+impl SeriesStarts {
+    /// No series seen yet.
+    pub fn new() -> Self {
+        SeriesStarts::default()
+    }
+
+    /// Forgets every series: for a new pass, whose series start anew.
+    pub fn clear(&mut self) {
+        self.first.clear();
+    }
+
+    /// Series (and recorded start times) seen.
+    pub fn len(&self) -> usize {
+        self.first.len()
+    }
+
+    /// Whether no series was seen.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_empty()
+    }
+}
+
+/// A hash of bytes.
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
+/// A hash of the fields of the message at `start..end` that does not
+/// depend on their order (attributes may come in any order).
+fn hash_message(bytes: &[u8], start: usize, end: usize) -> u64 {
+    let mut at = start;
+    let mut sum = 0_u64;
+    while let Ok(Some(field)) = next_field(&bytes[..end], &mut at) {
+        let mut hasher = DefaultHasher::new();
+        hasher.write_u64(field.number);
+        hasher.write(&bytes[field.start..field.end]);
+        sum = sum.wrapping_add(hasher.finish());
+    }
+    sum
+}
+
+/// [`Rewrite`], and the start times of cumulative points through
+/// [`SeriesStarts`].
+struct SeriesRewrite<'a> {
+    rewrite: Rewrite<'a>,
+    starts: &'a mut SeriesStarts,
+    resource: u64,
+    scope: u64,
+    metric: u64,
+    cumulative: bool,
+    /// Of the point being read: its attributes' hash, where its start
+    /// time lies (every copy) and what it was, and its shifted time.
+    attributes: u64,
+    start_at: Vec<usize>,
+    start: u64,
+    time: u64,
+}
+
+impl Visitor for SeriesRewrite<'_> {
+    const SERIES: bool = true;
+
+    fn bytes(&self) -> &[u8] {
+        self.rewrite.bytes
+    }
+
+    fn time(&mut self, at: usize, time: Time) {
+        match time {
+            Time::PointStart if self.cumulative => {
+                if let Some(slot) = self.rewrite.bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+                    self.start = u64::from_le_bytes(*slot);
+                    self.start_at.push(at);
+                }
+            }
+            Time::Point => {
+                self.rewrite.time(at, time);
+                if let Some(slot) = self.rewrite.bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+                    self.time = u64::from_le_bytes(*slot);
+                }
+            }
+            _ => self.rewrite.time(at, time),
+        }
+    }
+
+    fn trace_id(&mut self, start: usize, end: usize) {
+        self.rewrite.trace_id(start, end);
+    }
+
+    fn span_id(&mut self, start: usize, end: usize) {
+        self.rewrite.span_id(start, end);
+    }
+
+    fn end(&mut self, message: End) {
+        match message {
+            End::Point => {
+                if !self.start_at.is_empty() && self.start != 0 {
+                    let mut series = DefaultHasher::new();
+                    for part in [self.resource, self.scope, self.metric, self.attributes] {
+                        series.write_u64(part);
+                    }
+                    let delta = self.rewrite.delta;
+                    let start = self.start;
+                    let first = *self
+                        .starts
+                        .first
+                        .entry((series.finish(), start))
+                        .or_insert_with(|| shift_timestamp(start, delta));
+                    // A start after its point's time is not valid OTLP: in
+                    // the rare case that the first shift puts it there, the
+                    // point's time bounds it.
+                    let value = if self.time != 0 { first.min(self.time) } else { first };
+                    for &at in &self.start_at {
+                        if let Some(slot) = self.rewrite.bytes.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<8>) {
+                            *slot = value.to_le_bytes();
+                        }
+                    }
+                }
+                self.start_at.clear();
+                (self.attributes, self.start, self.time) = (0, 0, 0);
+            }
+            End::Metric => self.cumulative = false,
+            _ => {}
+        }
+    }
+
+    fn resource(&mut self, start: usize, end: usize) {
+        self.resource = hash_message(self.rewrite.bytes, start, end);
+    }
+
+    fn scope(&mut self, start: usize, end: usize) {
+        self.scope = hash_message(self.rewrite.bytes, start, end);
+    }
+
+    fn metric_name(&mut self, start: usize, end: usize) {
+        self.metric = hash_bytes(&self.rewrite.bytes[start..end]);
+    }
+
+    fn cumulative(&mut self, cumulative: bool) {
+        self.cumulative = cumulative;
+    }
+
+    fn point_attribute(&mut self, start: usize, end: usize) {
+        self.attributes = self.attributes.wrapping_add(hash_bytes(&self.rewrite.bytes[start..end]));
+    }
+}
+
+/// [`rewrite_in_place`] of an `ExportMetricsServiceRequest`, except for
+/// the start time of every point of a cumulative series (sums, histograms
+/// and exponential histograms of cumulative temporality, and summaries):
+/// the first time `starts` sees a series (resource, scope, metric name and
+/// point attributes, in any order) with a recorded start time, it shifts
+/// that start by `delta` and remembers it; later requests of the series
+/// get the start time remembered, whatever their own `delta`, so the
+/// series keeps one start time while its points' times move. A start time
+/// is never put after its point's time. Zero start times stay zero.
+pub fn rewrite_metrics_in_place(
+    bytes: &mut [u8],
+    delta: i64,
+    remap: Option<&IdRemap>,
+    starts: &mut SeriesStarts,
+) -> Result<(), WireError> {
+    let mut visitor = SeriesRewrite {
+        rewrite: Rewrite { bytes, delta, remap },
+        starts,
+        resource: 0,
+        scope: 0,
+        metric: 0,
+        cumulative: false,
+        attributes: 0,
+        start_at: Vec::new(),
+        start: 0,
+        time: 0,
+    };
+    walk(Signal::Metrics, &mut visitor)
 }
 
 /// Keeps the newest time the decoded request's `newest_timestamp` sees.

@@ -8,16 +8,34 @@ use tape_otlp::Signal;
 use tokio::sync::watch;
 
 /// Where a replay is: records of pass `pass` before `record` (counted in
-/// the order the session is read, over the selected signals) are done.
-/// Resuming from a position sends nothing before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+/// the order the session is read, over the selected signals) are done,
+/// except those listed in `pending`. Resuming from a position sends the
+/// pending records and those from `record` on, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Position {
     /// The pass, from 0.
     pub pass: u64,
-    /// Records of the pass that are done (sent, failed or not selected),
-    /// all of them before any that is not.
+    /// One past the last record of the pass that is done (sent, failed or
+    /// not selected): every record from here on is not done.
     pub record: u64,
+    /// Records before `record` that are not done: requests that were in
+    /// flight (at most the concurrency) or whose failure stopped the
+    /// replay. In ascending order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<u64>,
+}
+
+impl Position {
+    /// The start of `pass`: nothing of it is done.
+    pub fn start_of(pass: u64) -> Self {
+        Position { pass, record: 0, pending: Vec::new() }
+    }
+
+    /// Whether record `index` of this position's pass is done.
+    pub fn is_done(&self, index: u64) -> bool {
+        index < self.record && self.pending.binary_search(&index).is_err()
+    }
 }
 
 /// Counts of one signal.
@@ -29,6 +47,7 @@ struct SignalCounters {
     failed_records: AtomicU64,
     failed_items: AtomicU64,
     invalid_records: AtomicU64,
+    retries: AtomicU64,
 }
 
 /// Counts of one signal at a moment.
@@ -47,6 +66,10 @@ pub struct SignalProgress {
     pub failed_items: u64,
     /// Records whose payload is not a valid request and were not sent.
     pub invalid_records: u64,
+    /// Attempts after the first: requests sent again after a retryable
+    /// failure.
+    #[serde(default)]
+    pub retries: u64,
 }
 
 impl SignalProgress {
@@ -140,6 +163,7 @@ impl ProgressSnapshot {
             sum.failed_records += counts.failed_records;
             sum.failed_items += counts.failed_items;
             sum.invalid_records += counts.invalid_records;
+            sum.retries += counts.retries;
         }
         sum
     }
@@ -170,6 +194,7 @@ impl Progress {
                 failed_records: counters.failed_records.load(Ordering::Relaxed),
                 failed_items: counters.failed_items.load(Ordering::Relaxed),
                 invalid_records: counters.invalid_records.load(Ordering::Relaxed),
+                retries: counters.retries.load(Ordering::Relaxed),
             }
         };
         ProgressSnapshot {
@@ -184,7 +209,7 @@ impl Progress {
             corrupt_blobs: self.corrupt_blobs.load(Ordering::Relaxed),
             lag_millis: self.lag_nanos.load(Ordering::Relaxed) / 1_000_000,
             last_error: self.last_error.lock().map(|error| error.clone()).unwrap_or_default(),
-            done: *self.done.borrow(),
+            done: self.done.borrow().clone(),
         }
     }
 
@@ -205,6 +230,7 @@ impl Progress {
             to.failed_records.store(from.failed_records, Ordering::Relaxed);
             to.failed_items.store(from.failed_items, Ordering::Relaxed);
             to.invalid_records.store(from.invalid_records, Ordering::Relaxed);
+            to.retries.store(from.retries, Ordering::Relaxed);
         }
         self.corrupt_blobs.store(counts.corrupt_blobs, Ordering::Relaxed);
     }
@@ -230,6 +256,12 @@ impl Progress {
         counters.sent_records.fetch_add(1, Ordering::Relaxed);
         counters.sent_items.fetch_add(items, Ordering::Relaxed);
         counters.rejected_items.fetch_add(rejected, Ordering::Relaxed);
+    }
+
+    pub(super) fn retried(&self, signal: Signal, retries: u64) {
+        if retries > 0 {
+            self.signals[index(signal)].retries.fetch_add(retries, Ordering::Relaxed);
+        }
     }
 
     pub(super) fn failed(&self, signal: Signal, items: u64, error: String) {

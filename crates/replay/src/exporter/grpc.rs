@@ -1,11 +1,14 @@
 //! OTLP/gRPC: a unary `Export` call of the signal's collector service,
 //! whose request message is the stored protobuf bytes, sent as they are.
 
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::uri::PathAndQuery;
+use http_body_util::BodyExt as _;
 use prost::Message;
 use tape_otlp::Signal;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -69,16 +72,25 @@ impl GrpcExporter {
     pub(super) async fn export(&self, signal: Signal, payload: Bytes) -> Result<ExportOutcome, ExportError> {
         let failed = |what: String| format!("export of {signal} to {} failed: {what}", self.endpoint);
         let channel = self.channel.get_or_init(|| self.target.connect_lazy()).clone();
+        let gzip = self.compression == Compression::Gzip;
+        // tonic compresses at gzip level 6 only: the request is compressed
+        // here, at the fast level, and the channel marks it compressed.
+        let payload = if gzip {
+            match super::gzip(&payload) {
+                Ok(compressed) => Bytes::from(compressed),
+                Err(error) => return Err(ExportError::permanent(failed(format!("cannot gzip the request: {error}")))),
+            }
+        } else {
+            payload
+        };
+        let channel = PreCompressed { channel, gzip };
         let mut client = tonic::client::Grpc::new(channel).accept_compressed(CompressionEncoding::Gzip);
-        if self.compression == Compression::Gzip {
-            client = client.send_compressed(CompressionEncoding::Gzip);
-        }
         let mut request = tonic::Request::new(payload);
         *request.metadata_mut() = self.metadata.clone();
         request.set_timeout(self.timeout);
 
         let call = async {
-            client.ready().await.map_err(|error| Status::unavailable(error_chain(&error)))?;
+            client.ready().await.map_err(|error| Status::unavailable(error_chain(error.as_ref())))?;
             client.unary(request, PathAndQuery::from_static(export_path(signal)), RawRequestCodec).await
         };
         let timed_out = || {
@@ -215,6 +227,47 @@ fn code_name(code: Code) -> &'static str {
 /// `Export*ServiceResponse`.
 #[derive(Debug, Clone, Copy, Default)]
 struct RawRequestCodec;
+
+/// A channel for requests whose message the exporter has gzipped already
+/// (`gzip`): it sets the message's compressed flag and `grpc-encoding`,
+/// as tonic does for what it compresses itself.
+#[derive(Clone)]
+struct PreCompressed {
+    channel: Channel,
+    gzip: bool,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower::Service<http::Request<tonic::body::Body>> for PreCompressed {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.channel.poll_ready(context).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        // The channel that was made ready serves this call.
+        let ready = self.channel.clone();
+        let mut channel = std::mem::replace(&mut self.channel, ready);
+        if !self.gzip {
+            return Box::pin(async move { channel.call(request).await.map_err(Into::into) });
+        }
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            let mut framed = BytesMut::from(body.collect().await?.to_bytes());
+            // The gRPC message header: a compressed flag, then the length.
+            if let Some(flag) = framed.first_mut() {
+                *flag = 1;
+            }
+            parts.headers.insert("grpc-encoding", http::HeaderValue::from_static("gzip"));
+            let body = tonic::body::Body::new(http_body_util::Full::new(framed.freeze()));
+            channel.call(http::Request::from_parts(parts, body)).await.map_err(Into::into)
+        })
+    }
+}
 
 impl Codec for RawRequestCodec {
     type Encode = Bytes;

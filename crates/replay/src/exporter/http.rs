@@ -1,7 +1,7 @@
 //! OTLP/HTTP: `POST <endpoint>/v1/<signal>` with a protobuf or OTLP/JSON
 //! body, per the OTLP specification.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -83,7 +83,7 @@ impl HttpExporter {
         let mut request = self.client.post(url.clone()).header(CONTENT_TYPE, self.encoding.content_type());
         request = match self.compression {
             Compression::Gzip => {
-                let compressed = gzip(&body)
+                let compressed = super::gzip(&body)
                     .map_err(|error| ExportError::permanent(failed(format!("cannot gzip the body: {error}"))))?;
                 request.header(CONTENT_ENCODING, "gzip").body(compressed)
             }
@@ -168,13 +168,6 @@ fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, ConfigError> {
         map.append(header_name, header_value);
     }
     Ok(map)
-}
-
-fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut encoder =
-        flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 2 + 64), flate2::Compression::default());
-    encoder.write_all(body)?;
-    encoder.finish()
 }
 
 /// The response body, gunzipped when the target gzipped it. A body that

@@ -14,8 +14,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-/// The version of the checkpoint format this build writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// The version of the checkpoint format this build writes: 2 added the
+/// position's `pending` records (done records may follow them), which a
+/// reader of version 1 would skip.
+pub const CHECKPOINT_VERSION: u32 = 2;
+
+/// The oldest version this build reads: version 1 has no `pending`.
+const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// What a replay must keep to resume the same replay: the selection and
 /// the options that change what is sent. (Speed, rate limit, concurrency
@@ -152,9 +157,10 @@ impl Checkpoint {
         };
         let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
             .with_context(|| format!("the checkpoint file {} is not a replay checkpoint", path.display()))?;
-        if checkpoint.version != CHECKPOINT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=CHECKPOINT_VERSION).contains(&checkpoint.version) {
             bail!(
-                "the checkpoint file {} has version {}; this otlp-tape reads version {CHECKPOINT_VERSION}",
+                "the checkpoint file {} has version {}; this otlp-tape reads versions \
+                 {OLDEST_READABLE_VERSION} to {CHECKPOINT_VERSION}",
                 path.display(),
                 checkpoint.version
             );
@@ -255,7 +261,7 @@ impl CheckpointWriter {
                     () = stop.cancelled() => return,
                     changed = done.changed() => if changed.is_err() { return },
                 }
-                let position = *done.borrow_and_update();
+                let position = done.borrow_and_update().clone();
                 let counts = progress.snapshot();
                 let writer = Arc::clone(&self);
                 let written = tokio::task::spawn_blocking(move || writer.write(position, counts, false)).await;
@@ -320,10 +326,11 @@ mod tests {
         let path = directory.path().join("replay.checkpoint.json");
         let selection = fingerprinted(SignalSet::ALL, TimestampMode::None);
         let writer = CheckpointWriter::new(path.clone(), Checkpoint::new(&metadata(), selection.clone(), 42));
-        writer.write(Position { pass: 0, record: 7 }, ProgressSnapshot::default(), false).unwrap();
-        writer.write(Position { pass: 0, record: 9 }, ProgressSnapshot::default(), false).unwrap();
+        writer.write(Position { pass: 0, record: 7, pending: Vec::new() }, ProgressSnapshot::default(), false).unwrap();
+        let position = Position { pass: 0, record: 9, pending: vec![2, 5] };
+        writer.write(position.clone(), ProgressSnapshot::default(), false).unwrap();
         let read = Checkpoint::read(&path).unwrap();
-        assert_eq!((read.position, read.id_seed, read.complete), (Position { pass: 0, record: 9 }, 42, false));
+        assert_eq!((&read.position, read.id_seed, read.complete), (&position, 42, false));
         read.check(&path, &metadata(), &selection, None).unwrap();
         read.check(&path, &metadata(), &selection, Some(42)).unwrap();
         let names: Vec<_> =

@@ -238,10 +238,10 @@ pub async fn run(
         }
         None => args.id_seed.unwrap_or_else(|| u64::from(rand::random::<u32>())),
     };
-    let resume = resumed.as_ref().map(|(_, checkpoint)| checkpoint.position);
-    prepared.options_record.resumed_from = resume;
+    let resume = resumed.as_ref().map(|(_, checkpoint)| checkpoint.position.clone());
+    prepared.options_record.resumed_from.clone_from(&resume);
 
-    let mut options = prepared.options(&args, id_seed, resume);
+    let mut options = prepared.options(&args, id_seed, resume.clone());
     options.hash_sent = args.report.is_some();
     let progress = Arc::new(Progress::new());
     if let Some((_, checkpoint)) = &resumed {
@@ -260,13 +260,13 @@ pub async fn run(
         "Replaying session {} ({}) to {target} {pace}{looping}: {selection}; id seed {id_seed}.",
         metadata.session_id, metadata.session_type
     ));
-    if let Some(position) = resume {
-        note(format!("Resuming at record {} of pass {}.", position.record, position.pass + 1));
+    if let Some(position) = &resume {
+        note(format!("Resuming at {}.", report::describe_position(position)));
     }
     // Until now Ctrl-C ends the process as usual: there is nothing to
     // finish. From here on it stops the replay cleanly.
     let stop_signals = StopSignals::register()?;
-    note("Stop with Ctrl-C (or SIGTERM): the requests in flight finish, then the replay is summarised.");
+    note("Stop with Ctrl-C (or SIGTERM): the requests in flight get up to 5 s, then the replay is summarised.");
 
     let stop = CancellationToken::new();
     let signal_task = tokio::spawn(watch_signals(stop_signals, stop.clone(), args.checkpoint.is_some()));
@@ -298,7 +298,7 @@ pub async fn run(
     let mut problems = Vec::new();
     if let Some(writer) = &writer {
         let complete = outcome.reason == EndReason::Finished;
-        if let Err(error) = writer.write(outcome.progress.done, outcome.progress.clone(), complete) {
+        if let Err(error) = writer.write(outcome.progress.done.clone(), outcome.progress.clone(), complete) {
             problems.push(error);
         }
     }
@@ -461,12 +461,12 @@ fn build_report(
     let seconds = outcome.elapsed.as_secs_f64();
     #[allow(clippy::cast_precision_loss)] // a rate for people
     let rate = if seconds > 0.0 { total.sent_items.saturating_sub(items_before) as f64 / seconds } else { 0.0 };
-    let error = failure.map(|error| format!("{error:#}")).or_else(|| {
-        // A replay that did not fail may still have met problems worth keeping.
-        (total.rejected_items > 0 || total.invalid_records > 0 || progress.corrupt_blobs > 0)
-            .then(|| progress.last_error.clone())
-            .flatten()
-    });
+    let error = failure.map(|error| format!("{error:#}"));
+    // A replay that did not fail may still have met problems worth keeping.
+    let warning = (error.is_none()
+        && (total.rejected_items > 0 || total.invalid_records > 0 || progress.corrupt_blobs > 0))
+        .then(|| progress.last_error.clone())
+        .flatten();
     Report {
         session,
         targets: TargetsRecord::new(targets),
@@ -483,6 +483,7 @@ fn build_report(
         id_seed,
         content_hash: outcome.content_hash.clone(),
         error,
+        warning,
     }
 }
 
@@ -538,7 +539,10 @@ fn check_directory(flag: &str, path: &Path) -> anyhow::Result<()> {
 /// Cancels `stop` at the first Ctrl-C or SIGTERM and exits at the second.
 async fn watch_signals(mut signals: StopSignals, stop: CancellationToken, checkpointing: bool) {
     signals.next().await;
-    note("Stopping: the requests in flight finish first (Ctrl-C again to quit at once).");
+    note(
+        "Stopping: no more retries; the requests in flight get up to 5 s, a resume sends the rest (Ctrl-C again \
+         to quit at once).",
+    );
     stop.cancel();
     signals.next().await;
     let checkpoint = if checkpointing {

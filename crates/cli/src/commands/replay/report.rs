@@ -122,14 +122,20 @@ pub struct Report {
     /// Counts over the whole replay (with `--resume`, every earlier run included).
     pub counts: Counts,
     pub corrupt_blobs: u64,
-    /// Requests still in flight when the drain after a stop timed out: neither sent nor failed.
+    /// Requests neither sent nor failed when the replay ended (in flight past the drain timeout, or waiting
+    /// for a retry at a stop); a resume sends them.
     pub abandoned_records: u64,
     /// Items sent in this run over its duration.
     pub achieved_items_per_second: f64,
     pub id_seed: u64,
-    /// SHA-256 of what was sent in this run, in order (with `--report`).
+    /// SHA-256 of what was sent in this run, in order (with `--report`);
+    /// README says which bytes.
     pub content_hash: Option<String>,
+    /// Why the replay failed, when it did.
     pub error: Option<String>,
+    /// The last problem met by a replay that did not fail: a partial
+    /// success, a record that is not a valid request, a corrupt blob.
+    pub warning: Option<String>,
 }
 
 impl Report {
@@ -161,19 +167,26 @@ impl Report {
         }
         if self.abandoned_records > 0 {
             println!(
-                "  {} requests were still in flight when the replay stopped waiting for them: neither sent nor failed.",
+                "  {} requests were in flight or waiting for a retry when the replay stopped: neither sent nor \
+                 failed; a resume sends them.",
                 self.abandoned_records
             );
         }
-        if let Some(position) = self.options.resumed_from {
-            println!(
-                "  Resumed at record {} of pass {}; the counts include the earlier runs.",
-                position.record,
-                position.pass + 1
-            );
+        if let Some(position) = &self.options.resumed_from {
+            println!("  Resumed at {}; the counts include the earlier runs.", describe_position(position));
         }
         println!("  Id seed {}.", self.id_seed);
     }
+}
+
+/// `record 120 of pass 1 (and 3 records before it)`.
+pub fn describe_position(position: &Position) -> String {
+    let pending = match position.pending.len() {
+        0 => String::new(),
+        1 => " (and 1 record before it that was not done)".to_owned(),
+        count => format!(" (and {count} records before it that were not done)"),
+    };
+    format!("record {} of pass {}{pending}", position.record, position.pass + 1)
 }
 
 /// `124 requests (5248 spans) sent, 3 spans rejected, 1 request (40 spans) failed`: the parts that are
@@ -190,6 +203,10 @@ fn signal_line(signal: Signal, counts: &SignalProgress) -> String {
     }
     if counts.invalid_records > 0 {
         parts.push(format!("{} invalid records not sent", counts.invalid_records));
+    }
+    if counts.retries > 0 {
+        let retries = if counts.retries == 1 { "1 retry".to_owned() } else { format!("{} retries", counts.retries) };
+        parts.push(retries);
     }
     parts.join(", ")
 }

@@ -723,3 +723,108 @@ fn keeps_attribute_values_that_look_like_timestamps() {
     assert!(wire == decoded_rewrite(Signal::Traces, &bytes, 5, None).encode_protobuf());
     assert!(wire.windows(lookalike.len()).any(|window| window == lookalike));
 }
+
+mod series {
+    use super::*;
+    use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+    use crate::wire::{SeriesStarts, rewrite_metrics_in_place};
+
+    const SECOND: i64 = 1_000_000_000;
+
+    fn bytes(request: ExportMetricsServiceRequest) -> Vec<u8> {
+        ExportRequest::from(request).encode_protobuf()
+    }
+
+    fn series_rewrite(bytes: &[u8], delta: i64, starts: &mut SeriesStarts) -> ExportRequest {
+        let mut bytes = bytes.to_vec();
+        rewrite_metrics_in_place(&mut bytes, delta, None, starts).unwrap();
+        ExportRequest::decode_protobuf(Signal::Metrics, &bytes).unwrap()
+    }
+
+    /// `request` shifted by `delta`, with the start of every cumulative
+    /// point (the sum, the histogram's and the summary's; the sample's
+    /// exponential histogram is a delta one) set to `start`.
+    fn expected(request: &[u8], delta: i64, start: u64) -> ExportRequest {
+        let mut request = decoded_rewrite(Signal::Metrics, request, delta, None);
+        let ExportRequest::Metrics(metrics) = &mut request else { unreachable!() };
+        for metric in
+            metrics.resource_metrics.iter_mut().flat_map(|r| &mut r.scope_metrics).flat_map(|s| &mut s.metrics)
+        {
+            match metric.data.as_mut().unwrap() {
+                Data::Sum(sum) => sum.data_points.iter_mut().for_each(|point| point.start_time_unix_nano = start),
+                Data::Histogram(histogram) => {
+                    histogram.data_points.iter_mut().for_each(|point| point.start_time_unix_nano = start);
+                }
+                Data::Summary(summary) => {
+                    summary.data_points.iter_mut().for_each(|point| point.start_time_unix_nano = start);
+                }
+                Data::Gauge(_) | Data::ExponentialHistogram(_) => {}
+            }
+        }
+        request
+    }
+
+    #[test]
+    fn a_cumulative_series_keeps_its_first_shifted_start_while_its_times_move() {
+        let first = bytes(sample::metrics("checkout", 0));
+        let later = bytes(sample::metrics("checkout", 10 * SECOND.cast_unsigned()));
+        let mut starts = SeriesStarts::new();
+        let (d1, d2) = (3_600 * SECOND, 3_600 * SECOND + 250_000_000);
+        let shifted = BASE + d1.cast_unsigned();
+        // The first request of a series is shifted as rewrite_in_place does.
+        assert_eq!(series_rewrite(&first, d1, &mut starts), decoded_rewrite(Signal::Metrics, &first, d1, None));
+        assert_eq!(starts.len(), 4, "a sum, two histogram points and a summary");
+        // A later one with another shift keeps the series' start.
+        assert_eq!(series_rewrite(&later, d2, &mut starts), expected(&later, d2, shifted));
+        assert_eq!(starts.len(), 4);
+
+        // Another resource is another series.
+        let cart = bytes(sample::metrics("cart", 10 * SECOND.cast_unsigned()));
+        let cart_shifted = BASE + d2.cast_unsigned();
+        assert_eq!(series_rewrite(&cart, d2, &mut starts), expected(&cart, d2, cart_shifted));
+        assert_eq!(starts.len(), 8);
+
+        // A new pass starts anew.
+        starts.clear();
+        assert_eq!(series_rewrite(&later, d2, &mut starts), expected(&later, d2, BASE + d2.cast_unsigned()));
+    }
+
+    #[test]
+    fn a_reset_in_the_recording_is_kept_and_attribute_order_does_not_matter() {
+        let mut starts = SeriesStarts::new();
+        let first = bytes(sample::metrics("checkout", 0));
+        series_rewrite(&first, SECOND, &mut starts);
+        // The recording's series restarted 5 s later: a new start, shifted
+        // by the shift of the request that carries it.
+        let mut reset = sample::metrics("checkout", 20 * SECOND.cast_unsigned());
+        let reset_start = BASE + 5 * SECOND.cast_unsigned();
+        let metrics = &mut reset.resource_metrics[0].scope_metrics[0].metrics;
+        let Some(Data::Sum(sum)) = &mut metrics[1].data else { panic!("the sample's second metric is a sum") };
+        sum.data_points[0].start_time_unix_nano = reset_start;
+        let rewritten = series_rewrite(&bytes(reset), 2 * SECOND, &mut starts);
+        let ExportRequest::Metrics(rewritten) = rewritten else { unreachable!() };
+        let metrics = &rewritten.resource_metrics[0].scope_metrics[0].metrics;
+        let Some(Data::Sum(sum)) = &metrics[1].data else { unreachable!() };
+        assert_eq!(sum.data_points[0].start_time_unix_nano, reset_start + 2 * SECOND.cast_unsigned());
+        let Some(Data::Histogram(histogram)) = &metrics[2].data else { unreachable!() };
+        assert_eq!(histogram.data_points[0].start_time_unix_nano, BASE + SECOND.cast_unsigned());
+
+        // The same resource with its attributes in another order is the
+        // same series.
+        let mut reordered = sample::metrics("checkout", 30 * SECOND.cast_unsigned());
+        reordered.resource_metrics[0].resource.as_mut().unwrap().attributes.reverse();
+        let before = starts.len();
+        series_rewrite(&bytes(reordered), 3 * SECOND, &mut starts);
+        assert_eq!(starts.len(), before);
+    }
+
+    #[test]
+    fn malformed_metrics_are_errors_not_panics() {
+        let mut starts = SeriesStarts::new();
+        let good = bytes(sample::metrics("checkout", 0));
+        for cut in 1..good.len() {
+            let mut bytes = good[..cut].to_vec();
+            let _ = rewrite_metrics_in_place(&mut bytes, SECOND, None, &mut starts);
+        }
+    }
+}
