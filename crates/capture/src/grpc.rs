@@ -10,11 +10,19 @@
 //! undecompressable messages are refused by tonic before the handler runs
 //! (`OUT_OF_RANGE`, `RESOURCE_EXHAUSTED` without `RetryInfo`); they are
 //! counted as rejected all the same.
+//!
+//! The message is read within the intake's limits: its bytes are taken
+//! from the gRPC receiver's budget as they arrive (`UNAVAILABLE` when it is
+//! full), it must arrive within the read timeout (`DEADLINE_EXCEEDED`), and
+//! a `Content-Length`, when the client sends one, over the limit is refused
+//! before the body is read (`RESOURCE_EXHAUSTED` without `RetryInfo`).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,7 +32,7 @@ use tape_otlp::Signal;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
-use crate::intake::Intake;
+use crate::intake::{Held, Intake};
 use crate::recorder::Refusal;
 
 /// How long a throttled client is told to wait before it retries.
@@ -126,10 +134,109 @@ impl<S: OtlpService> tonic::server::NamedService for ExportService<S> {
     const NAME: &'static str = S::NAME;
 }
 
-/// Set by the handler, so that refusals made by tonic before the handler
-/// ran can be counted.
-#[derive(Clone, Default)]
-struct Handled(Arc<AtomicBool>);
+/// What the receiver knows of one request while tonic reads it: whether
+/// the handler ran (refusals made by tonic before it are counted as
+/// rejected), the bytes of the receive budget its body holds (given back
+/// when the handler starts: the message is decoded by then), and why its
+/// body was refused, if it was.
+#[derive(Default)]
+struct Reading {
+    handled: AtomicBool,
+    held: Mutex<Option<Held>>,
+    refused: Mutex<Option<BodyRefusal>>,
+}
+
+/// Why the receiver stopped reading a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyRefusal {
+    /// The receive budget was full.
+    Overloaded,
+    /// It did not arrive in time.
+    TimedOut,
+}
+
+impl Reading {
+    fn release(&self) {
+        if let Some(mut held) = self.held.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            held.release();
+        }
+    }
+
+    fn refuse(&self, refusal: BodyRefusal) {
+        *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = Some(refusal);
+        self.release();
+    }
+
+    fn refused(&self) -> Option<BodyRefusal> {
+        *self.refused.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A request body that takes its bytes from the receive budget as they
+/// arrive, and fails once the budget is full or its deadline passes: tonic
+/// then answers with the [`Status`] it fails with.
+struct BudgetedBody {
+    inner: tonic::body::Body,
+    reading: Arc<Reading>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    read_timeout: Duration,
+    budget: usize,
+    failed: bool,
+}
+
+impl http_body::Body for BudgetedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let Some(data) = frame.data_ref() else {
+                    return Poll::Ready(Some(Ok(frame)));
+                };
+                let taken = {
+                    let mut held = self.reading.held.lock().unwrap_or_else(PoisonError::into_inner);
+                    held.as_mut().is_some_and(|held| held.take(data.len()))
+                };
+                if taken {
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                self.failed = true;
+                self.reading.refuse(BodyRefusal::Overloaded);
+                Poll::Ready(Some(Err(Status::unavailable(format!(
+                    "the capture is reading {} bytes of request bodies already; retry later",
+                    self.budget
+                )))))
+            }
+            Poll::Pending => {
+                if self.deadline.as_mut().poll(cx).is_ready() {
+                    self.failed = true;
+                    self.reading.refuse(BodyRefusal::TimedOut);
+                    return Poll::Ready(Some(Err(Status::deadline_exceeded(format!(
+                        "the request message did not arrive within {:?}; send it again",
+                        self.read_timeout
+                    )))));
+                }
+                Poll::Pending
+            }
+            other @ Poll::Ready(_) => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 impl<S: OtlpService> tower::Service<http::Request<tonic::body::Body>> for ExportService<S> {
     type Response = http::Response<tonic::body::Body>;
@@ -140,40 +247,74 @@ impl<S: OtlpService> tower::Service<http::Request<tonic::body::Body>> for Export
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let intake = self.intake.clone();
         Box::pin(async move {
             if request.uri().path().rsplit('/').next() != Some("Export") {
                 return Ok(Status::unimplemented("OTLP services have one method, Export").into_http());
             }
-            let Some(_slot) = intake.begin_request() else {
-                return Ok(Status::unavailable("too many requests in flight; retry later").into_http());
-            };
-            let handled = Handled::default();
-            request.extensions_mut().insert(handled.clone());
+            let max = intake.max_request_bytes();
+            // The message and its 5-byte prefix: a declared length over the
+            // limit is refused before a byte of the body is read.
+            if let Some(length) = content_length(request.headers())
+                && length > max as u64 + 5
+            {
+                intake.stats().signal(S::SIGNAL).rejected();
+                return Ok(Status::resource_exhausted(format!(
+                    "Content-Length {length} is more than the limit of {max} bytes; send smaller requests"
+                ))
+                .into_http());
+            }
+            let budget = intake.grpc_budget();
+            let reading = Arc::new(Reading { held: Mutex::new(Some(budget.hold())), ..Reading::default() });
+            let read_timeout = intake.read_timeout();
+            let mut request = request.map(|body| {
+                tonic::body::Body::new(BudgetedBody {
+                    inner: body,
+                    reading: Arc::clone(&reading),
+                    deadline: Box::pin(tokio::time::sleep(read_timeout)),
+                    read_timeout,
+                    budget: budget.total(),
+                    failed: false,
+                })
+            });
+            request.extensions_mut().insert(Arc::clone(&reading));
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
             let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .apply_compression_config(accept, EnabledCompressionEncodings::default())
-                .apply_max_message_size_config(Some(intake.max_request_bytes()), None);
+                .apply_max_message_size_config(Some(max), None);
             let handler_intake = intake.clone();
             let method = tower::service_fn(move |request: tonic::Request<Bytes>| {
                 let intake = handler_intake.clone();
                 async move {
-                    if let Some(handled) = request.extensions().get::<Handled>() {
-                        handled.0.store(true, Ordering::Relaxed);
+                    if let Some(reading) = request.extensions().get::<Arc<Reading>>() {
+                        reading.handled.store(true, Ordering::Relaxed);
+                        // The message is read and decoded; the recorder's
+                        // queue budget counts what it keeps.
+                        reading.release();
                     }
                     export(&intake, S::SIGNAL, request.into_inner()).await.map(tonic::Response::new)
                 }
             });
             let response = grpc.unary(method, request).await;
+            reading.release();
             let refused = response.headers().get(Status::GRPC_STATUS).is_some_and(|status| status.as_bytes() != b"0");
-            if refused && !handled.0.load(Ordering::Relaxed) {
-                intake.stats().signal(S::SIGNAL).rejected();
+            if refused && !reading.handled.load(Ordering::Relaxed) {
+                let stats = intake.stats();
+                match reading.refused() {
+                    Some(BodyRefusal::Overloaded) => stats.signal(S::SIGNAL).throttled(),
+                    _ => stats.signal(S::SIGNAL).rejected(),
+                }
             }
             Ok(response)
         })
     }
+}
+
+/// The request's `Content-Length`, if it has a valid one.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// Checks, counts and hands on one request.
