@@ -13,14 +13,14 @@
 //!
 //! The message is read within the intake's limits: its bytes are taken
 //! from the gRPC receiver's budget as they arrive (`UNAVAILABLE` when it is
-//! full), it must arrive within the read timeout (`DEADLINE_EXCEEDED`), and
+//! full, or, for a request whose first bytes arrive, when the budget has no
+//! room for the message it announces), it must arrive within the read
+//! timeout (`DEADLINE_EXCEEDED`), and
 //! a `Content-Length`, when the client sends one, over the limit is refused
 //! before the body is read (`RESOURCE_EXHAUSTED` without `RetryInfo`).
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use futures::future::BoxFuture;
+use http_body::Frame;
 use tape_otlp::Signal;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
 use tonic::{Code, Status};
@@ -134,25 +135,14 @@ impl<S: OtlpService> tonic::server::NamedService for ExportService<S> {
     const NAME: &'static str = S::NAME;
 }
 
-/// What the receiver knows of one request while tonic reads it: whether
+/// What the receiver knows of one request while tonic decodes it: whether
 /// the handler ran (refusals made by tonic before it are counted as
-/// rejected), the bytes of the receive budget its body holds (given back
-/// when the handler starts: the message is decoded by then), and why its
-/// body was refused, if it was.
+/// rejected), and the bytes of the receive budget its body holds (given
+/// back when the handler starts: the message is decoded by then).
 #[derive(Default)]
 struct Reading {
     handled: AtomicBool,
     held: Mutex<Option<Held>>,
-    refused: Mutex<Option<BodyRefusal>>,
-}
-
-/// Why the receiver stopped reading a body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyRefusal {
-    /// The receive budget was full.
-    Overloaded,
-    /// It did not arrive in time.
-    TimedOut,
 }
 
 impl Reading {
@@ -161,81 +151,67 @@ impl Reading {
             held.release();
         }
     }
-
-    fn refuse(&self, refusal: BodyRefusal) {
-        *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = Some(refusal);
-        self.release();
-    }
-
-    fn refused(&self) -> Option<BodyRefusal> {
-        *self.refused.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
-/// A request body that takes its bytes from the receive budget as they
-/// arrive, and fails once the budget is full or its deadline passes: tonic
-/// then answers with the [`Status`] it fails with.
-struct BudgetedBody {
-    inner: tonic::body::Body,
-    reading: Arc<Reading>,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    read_timeout: Duration,
-    budget: usize,
-    failed: bool,
+/// Why the receiver stopped reading a body.
+enum BodyError {
+    /// The receive budget could not hold it.
+    Overloaded,
+    /// It did not arrive in time.
+    TimedOut,
+    /// The stream failed (the client reset it, the connection broke).
+    Failed(Status),
 }
 
-impl http_body::Body for BudgetedBody {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
-        if self.failed {
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let Some(data) = frame.data_ref() else {
-                    return Poll::Ready(Some(Ok(frame)));
-                };
-                let taken = {
-                    let mut held = self.reading.held.lock().unwrap_or_else(PoisonError::into_inner);
-                    held.as_mut().is_some_and(|held| held.take(data.len()))
-                };
-                if taken {
-                    return Poll::Ready(Some(Ok(frame)));
-                }
-                self.failed = true;
-                self.reading.refuse(BodyRefusal::Overloaded);
-                Poll::Ready(Some(Err(Status::unavailable(format!(
-                    "the capture is reading {} bytes of request bodies already; retry later",
-                    self.budget
-                )))))
+/// Reads a request body by `deadline`, taking its bytes from `held`'s
+/// budget as they arrive, and stops once it has more than `limit` bytes
+/// (tonic then refuses the message by its length prefix). A request is
+/// taken on only if the budget has room for its message (as its length
+/// prefix announces, or `limit` until it is known) when its first bytes
+/// come, so that the requests being read can finish rather than all share
+/// a budget too small for them; after that it is refused only when the
+/// budget is full.
+async fn read_body(
+    mut body: tonic::body::Body,
+    limit: usize,
+    held: &mut Held,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<Bytes>, BodyError> {
+    use http_body_util::BodyExt;
+    let mut chunks = Vec::new();
+    let mut length = 0usize;
+    while length <= limit {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(BodyError::TimedOut),
+            Ok(None) => break,
+            Ok(Some(Err(status))) => return Err(BodyError::Failed(status)),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if length == 0 && !data.is_empty() {
+            // The 5-byte prefix: a compression flag, then the length.
+            let announced = data.get(1..5).map_or(limit, |prefix| {
+                let announced = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                usize::try_from(announced).map_or(usize::MAX, |announced| announced.saturating_add(5))
+            });
+            if announced > limit {
+                // Over the limit: tonic refuses it by its prefix.
+                chunks.push(data);
+                break;
             }
-            Poll::Pending => {
-                if self.deadline.as_mut().poll(cx).is_ready() {
-                    self.failed = true;
-                    self.reading.refuse(BodyRefusal::TimedOut);
-                    return Poll::Ready(Some(Err(Status::deadline_exceeded(format!(
-                        "the request message did not arrive within {:?}; send it again",
-                        self.read_timeout
-                    )))));
-                }
-                Poll::Pending
+            if !held.admit(announced) {
+                return Err(BodyError::Overloaded);
             }
-            other @ Poll::Ready(_) => other,
         }
+        if !held.take(data.len()) {
+            return Err(BodyError::Overloaded);
+        }
+        length += data.len();
+        chunks.push(data);
     }
-
-    fn is_end_stream(&self) -> bool {
-        self.failed || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
+    Ok(chunks)
 }
 
 impl<S: OtlpService> tower::Service<http::Request<tonic::body::Body>> for ExportService<S> {
@@ -253,6 +229,7 @@ impl<S: OtlpService> tower::Service<http::Request<tonic::body::Body>> for Export
             if request.uri().path().rsplit('/').next() != Some("Export") {
                 return Ok(Status::unimplemented("OTLP services have one method, Export").into_http());
             }
+            let deadline = tokio::time::Instant::now() + intake.read_timeout();
             let max = intake.max_request_bytes();
             // The message and its 5-byte prefix: a declared length over the
             // limit is refused before a byte of the body is read.
@@ -265,19 +242,38 @@ impl<S: OtlpService> tower::Service<http::Request<tonic::body::Body>> for Export
                 ))
                 .into_http());
             }
-            let budget = intake.grpc_budget();
-            let reading = Arc::new(Reading { held: Mutex::new(Some(budget.hold())), ..Reading::default() });
-            let read_timeout = intake.read_timeout();
-            let mut request = request.map(|body| {
-                tonic::body::Body::new(BudgetedBody {
-                    inner: body,
-                    reading: Arc::clone(&reading),
-                    deadline: Box::pin(tokio::time::sleep(read_timeout)),
-                    read_timeout,
-                    budget: budget.total(),
-                    failed: false,
-                })
-            });
+            // The body is read here, within the budget and the deadline, and
+            // handed to tonic whole: tonic would set aside the length its
+            // prefix announces as soon as it arrives.
+            let (parts, body) = request.into_parts();
+            let mut held = intake.grpc_budget().hold();
+            let chunks = match read_body(body, max.saturating_add(5), &mut held, deadline).await {
+                Ok(chunks) => chunks,
+                Err(error) => {
+                    let counters = intake.stats();
+                    let refusal = match error {
+                        BodyError::Overloaded => {
+                            counters.signal(S::SIGNAL).throttled();
+                            return Ok(Status::unavailable(format!(
+                                "the capture is reading {} bytes of request bodies already; retry later",
+                                intake.grpc_budget().total()
+                            ))
+                            .into_http());
+                        }
+                        BodyError::TimedOut => Status::deadline_exceeded(format!(
+                            "the request message did not arrive within {:?}; send it again",
+                            intake.read_timeout()
+                        )),
+                        BodyError::Failed(failure) => failure,
+                    };
+                    counters.signal(S::SIGNAL).rejected();
+                    return Ok(refusal.into_http());
+                }
+            };
+            let frames = futures::stream::iter(chunks.into_iter().map(|chunk| Ok::<_, Infallible>(Frame::data(chunk))));
+            let body = tonic::body::Body::new(http_body_util::StreamBody::new(frames));
+            let mut request = http::Request::from_parts(parts, body);
+            let reading = Arc::new(Reading { held: Mutex::new(Some(held)), ..Reading::default() });
             request.extensions_mut().insert(Arc::clone(&reading));
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
@@ -301,11 +297,7 @@ impl<S: OtlpService> tower::Service<http::Request<tonic::body::Body>> for Export
             reading.release();
             let refused = response.headers().get(Status::GRPC_STATUS).is_some_and(|status| status.as_bytes() != b"0");
             if refused && !reading.handled.load(Ordering::Relaxed) {
-                let stats = intake.stats();
-                match reading.refused() {
-                    Some(BodyRefusal::Overloaded) => stats.signal(S::SIGNAL).throttled(),
-                    _ => stats.signal(S::SIGNAL).rejected(),
-                }
+                intake.stats().signal(S::SIGNAL).rejected();
             }
             Ok(response)
         })

@@ -7,7 +7,8 @@
 //! Bodies are read within the intake's limits: a `Content-Length` over the
 //! request size limit gets 413 before the body is read; the bytes of a body
 //! are taken from the receiver's budget as they arrive (503 with
-//! `Retry-After` when it is full); a body that takes longer than the read
+//! `Retry-After` when it is full, or, for a new request, when it has no room
+//! for the body its `Content-Length` announces); a body that takes longer than the read
 //! timeout gets 408 and the connection is closed.
 
 use std::sync::Arc;
@@ -90,7 +91,15 @@ async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body
             encoding,
         });
     }
-    let (bytes, mut held) = match read_body(body, max, intake.http_budget().hold(), deadline).await {
+    // Taken on only if the budget has room for the body now, so that the
+    // bodies being read can finish (its bytes are taken as they arrive).
+    let held = intake.http_budget().hold();
+    let announced = content_length(headers).map_or(max, |length| usize::try_from(length).unwrap_or(max));
+    if !held.admit(announced) {
+        intake.stats().signal(signal).throttled();
+        return overloaded(intake, encoding);
+    }
+    let (bytes, mut held) = match read_body(body, max, held, deadline).await {
         Ok(read) => read,
         Err(error) => {
             let stats = intake.stats();
@@ -103,13 +112,7 @@ async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body
                 },
                 BodyError::Overloaded => {
                     stats.signal(signal).throttled();
-                    let budget = intake.http_budget().total();
-                    return rejected(&Rejection::unavailable(
-                        format!(
-                            "the capture is reading {budget} bytes of request bodies already; retry after the delay in Retry-After"
-                        ),
-                        encoding,
-                    ));
+                    return overloaded(intake, encoding);
                 }
                 BodyError::TimedOut => Rejection {
                     status: 408,
@@ -160,6 +163,17 @@ async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body
             received.encoding,
         )),
     }
+}
+
+/// The answer to a request the receive budget has no room for.
+fn overloaded(intake: &Intake, encoding: Encoding) -> Response {
+    let budget = intake.http_budget().total();
+    rejected(&Rejection::unavailable(
+        format!(
+            "the capture is reading {budget} bytes of request bodies already; retry after the delay in Retry-After"
+        ),
+        encoding,
+    ))
 }
 
 /// `google.rpc.Code` of a body over the limit.

@@ -105,6 +105,15 @@ impl Held {
         }
     }
 
+    /// Whether a request may start being read: the budget has `needed`
+    /// bytes free now (without taking them). Checked when its first bytes
+    /// arrive, with the size it announces, so that a full budget's room goes
+    /// to the requests being read rather than to new ones; a client that
+    /// stalls still holds only what it sent.
+    pub fn admit(&self, needed: usize) -> bool {
+        self.bytes.available_permits() >= needed
+    }
+
     /// The bytes held.
     pub fn bytes(&self) -> usize {
         self.held

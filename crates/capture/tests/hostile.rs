@@ -241,11 +241,12 @@ async fn small_budget(read_timeout: Duration) -> Running {
 async fn an_http_flood_cannot_starve_grpc() {
     let running = small_budget(Duration::from_mins(1)).await;
     let addr = running.capture.http_addr().unwrap();
-    // 70 uploads of 32 KiB each, stalled: more than the budget holds, and
-    // more than the 64 requests the receivers once read at most together.
+    // 70 uploads of 32 KiB each, stalled before their last byte: more than
+    // the budget holds, and more than the 64 requests the receivers once
+    // read at most together.
     let mut stalled = Vec::new();
     for _ in 0..70 {
-        if let Ok(stream) = stalled_http(addr, 1024 * 1024, 32 * 1024).await {
+        if let Ok(stream) = stalled_http(addr, 32 * 1024 + 1, 32 * 1024).await {
             stalled.push(stream);
         }
     }
@@ -278,7 +279,7 @@ async fn a_grpc_flood_cannot_starve_http() {
     for _ in 0..7 {
         let channel = channel(&running).await;
         for _ in 0..10 {
-            stalled.push(stalled_grpc(&channel, 1024 * 1024, 32 * 1024));
+            stalled.push(stalled_grpc(&channel, 32 * 1024 + 1, 32 * 1024));
         }
     }
     let (probe, _) = traces_of_size(64 * 1024);
@@ -303,13 +304,13 @@ async fn a_grpc_flood_cannot_starve_http() {
 async fn uploads_beyond_the_budget_get_retryable_refusals_and_every_accepted_one_is_recorded() {
     let running = small_budget(Duration::from_mins(1)).await;
     let http_addr = running.capture.http_addr().unwrap();
-    // Stalled uploads hold 1.5 MiB of each receiver's 2 MiB.
+    // Stalled uploads, each a byte short, hold 1.5 MiB of each receiver's 2 MiB.
     let mut http_stalled = Vec::new();
     let mut grpc_stalled = Vec::new();
     let grpc_channel = channel(&running).await;
     for _ in 0..3 {
-        http_stalled.push(stalled_http(http_addr, 1024 * 1024, 512 * 1024).await.unwrap());
-        grpc_stalled.push(stalled_grpc(&grpc_channel, 1024 * 1024, 512 * 1024));
+        http_stalled.push(stalled_http(http_addr, 512 * 1024 + 1, 512 * 1024).await.unwrap());
+        grpc_stalled.push(stalled_grpc(&grpc_channel, 512 * 1024 - 4, 512 * 1024 - 5));
     }
     // Eight uploads of 900 KB, four on each protocol: beyond the bound,
     // they are refused with retryable codes, never taken in part.
