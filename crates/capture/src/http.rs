@@ -97,6 +97,7 @@ async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body
     let announced = content_length(headers).map_or(max, |length| usize::try_from(length).unwrap_or(max));
     if !held.admit(announced) {
         intake.stats().signal(signal).throttled();
+        discard_body(body, max, deadline).await;
         return overloaded(intake, encoding);
     }
     let (bytes, mut held) = match read_body(body, max, held, deadline).await {
@@ -110,8 +111,9 @@ async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body
                     message: format!("the request body is more than the limit of {max} bytes"),
                     encoding,
                 },
-                BodyError::Overloaded => {
+                BodyError::Overloaded(rest) => {
                     stats.signal(signal).throttled();
+                    discard_body(rest, max, deadline).await;
                     return overloaded(intake, encoding);
                 }
                 BodyError::TimedOut => Rejection {
@@ -165,6 +167,20 @@ async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body
     }
 }
 
+/// Reads the rest of a refused body (up to `max` bytes, by `deadline`)
+/// without keeping it, so that an HTTP/1.1 client still sending it reads
+/// the retryable answer rather than a reset connection, and can reuse the
+/// connection.
+async fn discard_body(mut body: Body, max: usize, deadline: tokio::time::Instant) {
+    let mut length = 0usize;
+    while length <= max {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => length += frame.data_ref().map_or(0, Bytes::len),
+            _ => return,
+        }
+    }
+}
+
 /// The answer to a request the receive budget has no room for.
 fn overloaded(intake: &Intake, encoding: Encoding) -> Response {
     let budget = intake.http_budget().total();
@@ -192,8 +208,8 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 enum BodyError {
     /// It passed the request size limit.
     TooLarge,
-    /// The receiver's budget could not hold it.
-    Overloaded,
+    /// The receiver's budget could not hold it; the rest of the body.
+    Overloaded(Body),
     /// It did not arrive by the deadline.
     TimedOut,
     /// The connection failed.
@@ -225,7 +241,7 @@ async fn read_body(
             return Err(BodyError::TooLarge);
         }
         if !held.take(data.len()) {
-            return Err(BodyError::Overloaded);
+            return Err(BodyError::Overloaded(body));
         }
         length += data.len();
         chunks.push(data);

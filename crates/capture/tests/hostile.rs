@@ -282,6 +282,9 @@ async fn a_grpc_flood_cannot_starve_http() {
             stalled.push(stalled_grpc(&channel, 32 * 1024 + 1, 32 * 1024));
         }
     }
+    // Streams arriving together may be refused part way, giving their
+    // bytes back: more stall until a request that does not fit is refused.
+    let channel = channel(&running).await;
     let (probe, _) = traces_of_size(64 * 1024);
     let mut refused = None;
     for _ in 0..1000 {
@@ -289,6 +292,7 @@ async fn a_grpc_flood_cannot_starve_http() {
             refused = Some(status);
             break;
         }
+        stalled.push(stalled_grpc(&channel, 32 * 1024 + 1, 32 * 1024));
     }
     let refused = refused.expect("the gRPC budget fills up");
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
