@@ -21,8 +21,8 @@ use crate::forward::Forwarder;
 use crate::recorder::{Recorder, Refusal};
 use crate::stats::Stats;
 
-/// The default [`ReceiveLimits::budget_bytes`]: 64 MiB per receiver.
-pub const DEFAULT_RECEIVE_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+/// The default [`ReceiveLimits::budget_bytes`]: 48 MiB per receiver.
+pub const DEFAULT_RECEIVE_BUDGET_BYTES: usize = 48 * 1024 * 1024;
 
 /// The default [`ReceiveLimits::read_timeout`]: 30 s.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);

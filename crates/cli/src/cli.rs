@@ -848,7 +848,7 @@ pub struct ReceiveArgs {
     /// MiB of request bodies each receiver (gRPC and HTTP each) may hold while reading them, taken as bytes arrive;
     /// a body that does not fit is refused with HTTP 503 + Retry-After or gRPC UNAVAILABLE. At least
     /// --max-request-size-mb.
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    #[arg(long, value_name = "MIB", default_value_t = 48)]
     pub receive_budget_mb: u64,
     /// Longest time a request body may take to arrive after its headers; later, HTTP 408 or gRPC DEADLINE_EXCEEDED.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
