@@ -8,7 +8,7 @@ use tape_session::{SessionMetadata, SessionStore};
 use tokio::task::JoinHandle;
 
 use crate::forward::{ForwardConfig, Upstream, forwarder};
-use crate::intake::Intake;
+use crate::intake::{Intake, ReceiveLimits};
 use crate::receivers::{Forwarding, Listeners, Servers};
 use crate::recorder::{RecorderConfig, RecordingOutcome, StopHandle, recorder};
 use crate::stats::{Stats, StatsSnapshot};
@@ -21,6 +21,8 @@ pub struct CaptureConfig {
     pub http: Option<SocketAddr>,
     /// The largest request accepted, after decompression.
     pub max_request_bytes: usize,
+    /// How much request bodies being read may hold, and for how long.
+    pub receive: ReceiveLimits,
     /// How the session is written.
     pub recorder: RecorderConfig,
     /// Pass-through, if any.
@@ -88,7 +90,8 @@ impl Capture {
             }
             None => (None, None),
         };
-        let intake = Intake::new(Some(recorder), forwarder, Arc::clone(&stats), config.max_request_bytes);
+        let intake =
+            Intake::new(Some(recorder), forwarder, Arc::clone(&stats), config.max_request_bytes, config.receive);
         let servers = Servers::spawn(listeners, intake);
         let final_stats = Arc::clone(&stats);
         let (started, created) = tokio::sync::oneshot::channel();

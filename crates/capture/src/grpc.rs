@@ -10,21 +10,30 @@
 //! undecompressable messages are refused by tonic before the handler runs
 //! (`OUT_OF_RANGE`, `RESOURCE_EXHAUSTED` without `RetryInfo`); they are
 //! counted as rejected all the same.
+//!
+//! The message is read within the intake's limits: its bytes are taken
+//! from the gRPC receiver's budget as they arrive (`UNAVAILABLE` when it is
+//! full, or, for a request whose first bytes arrive, when the budget has no
+//! room for the message it announces), it must arrive within the read
+//! timeout (`DEADLINE_EXCEEDED`), and
+//! a `Content-Length`, when the client sends one, over the limit is refused
+//! before the body is read (`RESOURCE_EXHAUSTED` without `RetryInfo`).
 
 use std::convert::Infallible;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use futures::future::BoxFuture;
+use http_body::Frame;
 use tape_otlp::Signal;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
-use crate::intake::Intake;
+use crate::intake::{Held, Intake};
 use crate::recorder::Refusal;
 
 /// How long a throttled client is told to wait before it retries.
@@ -126,10 +135,84 @@ impl<S: OtlpService> tonic::server::NamedService for ExportService<S> {
     const NAME: &'static str = S::NAME;
 }
 
-/// Set by the handler, so that refusals made by tonic before the handler
-/// ran can be counted.
-#[derive(Clone, Default)]
-struct Handled(Arc<AtomicBool>);
+/// What the receiver knows of one request while tonic decodes it: whether
+/// the handler ran (refusals made by tonic before it are counted as
+/// rejected), and the bytes of the receive budget its body holds (given
+/// back when the handler starts: the message is decoded by then).
+#[derive(Default)]
+struct Reading {
+    handled: AtomicBool,
+    held: Mutex<Option<Held>>,
+}
+
+impl Reading {
+    fn release(&self) {
+        if let Some(mut held) = self.held.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            held.release();
+        }
+    }
+}
+
+/// Why the receiver stopped reading a body.
+enum BodyError {
+    /// The receive budget could not hold it.
+    Overloaded,
+    /// It did not arrive in time.
+    TimedOut,
+    /// The stream failed (the client reset it, the connection broke).
+    Failed(Status),
+}
+
+/// Reads a request body by `deadline`, taking its bytes from `held`'s
+/// budget as they arrive, and stops once it has more than `limit` bytes
+/// (tonic then refuses the message by its length prefix). A request is
+/// taken on only if the budget has room for its message (as its length
+/// prefix announces, or `limit` until it is known) when its first bytes
+/// come, so that the requests being read can finish rather than all share
+/// a budget too small for them; after that it is refused only when the
+/// budget is full.
+async fn read_body(
+    mut body: tonic::body::Body,
+    limit: usize,
+    held: &mut Held,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<Bytes>, BodyError> {
+    use http_body_util::BodyExt;
+    let mut chunks = Vec::new();
+    let mut length = 0usize;
+    while length <= limit {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(BodyError::TimedOut),
+            Ok(None) => break,
+            Ok(Some(Err(status))) => return Err(BodyError::Failed(status)),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if length == 0 && !data.is_empty() {
+            // The 5-byte prefix: a compression flag, then the length.
+            let announced = data.get(1..5).map_or(limit, |prefix| {
+                let announced = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                usize::try_from(announced).map_or(usize::MAX, |announced| announced.saturating_add(5))
+            });
+            if announced > limit {
+                // Over the limit: tonic refuses it by its prefix.
+                chunks.push(data);
+                break;
+            }
+            if !held.admit(announced) {
+                return Err(BodyError::Overloaded);
+            }
+        }
+        if !held.take(data.len()) {
+            return Err(BodyError::Overloaded);
+        }
+        length += data.len();
+        chunks.push(data);
+    }
+    Ok(chunks)
+}
 
 impl<S: OtlpService> tower::Service<http::Request<tonic::body::Body>> for ExportService<S> {
     type Response = http::Response<tonic::body::Body>;
@@ -140,40 +223,90 @@ impl<S: OtlpService> tower::Service<http::Request<tonic::body::Body>> for Export
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let intake = self.intake.clone();
         Box::pin(async move {
             if request.uri().path().rsplit('/').next() != Some("Export") {
                 return Ok(Status::unimplemented("OTLP services have one method, Export").into_http());
             }
-            let Some(_slot) = intake.begin_request() else {
-                return Ok(Status::unavailable("too many requests in flight; retry later").into_http());
+            let deadline = tokio::time::Instant::now() + intake.read_timeout();
+            let max = intake.max_request_bytes();
+            // The message and its 5-byte prefix: a declared length over the
+            // limit is refused before a byte of the body is read.
+            if let Some(length) = content_length(request.headers())
+                && length > max as u64 + 5
+            {
+                intake.stats().signal(S::SIGNAL).rejected();
+                return Ok(Status::resource_exhausted(format!(
+                    "Content-Length {length} is more than the limit of {max} bytes; send smaller requests"
+                ))
+                .into_http());
+            }
+            // The body is read here, within the budget and the deadline, and
+            // handed to tonic whole: tonic would set aside the length its
+            // prefix announces as soon as it arrives.
+            let (parts, body) = request.into_parts();
+            let mut held = intake.grpc_budget().hold();
+            let chunks = match read_body(body, max.saturating_add(5), &mut held, deadline).await {
+                Ok(chunks) => chunks,
+                Err(error) => {
+                    let counters = intake.stats();
+                    let refusal = match error {
+                        BodyError::Overloaded => {
+                            counters.signal(S::SIGNAL).throttled();
+                            return Ok(Status::unavailable(format!(
+                                "the capture is reading {} bytes of request bodies already; retry later",
+                                intake.grpc_budget().total()
+                            ))
+                            .into_http());
+                        }
+                        BodyError::TimedOut => Status::deadline_exceeded(format!(
+                            "the request message did not arrive within {:?}; send it again",
+                            intake.read_timeout()
+                        )),
+                        BodyError::Failed(failure) => failure,
+                    };
+                    counters.signal(S::SIGNAL).rejected();
+                    return Ok(refusal.into_http());
+                }
             };
-            let handled = Handled::default();
-            request.extensions_mut().insert(handled.clone());
+            let frames = futures::stream::iter(chunks.into_iter().map(|chunk| Ok::<_, Infallible>(Frame::data(chunk))));
+            let body = tonic::body::Body::new(http_body_util::StreamBody::new(frames));
+            let mut request = http::Request::from_parts(parts, body);
+            let reading = Arc::new(Reading { held: Mutex::new(Some(held)), ..Reading::default() });
+            request.extensions_mut().insert(Arc::clone(&reading));
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
             let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .apply_compression_config(accept, EnabledCompressionEncodings::default())
-                .apply_max_message_size_config(Some(intake.max_request_bytes()), None);
+                .apply_max_message_size_config(Some(max), None);
             let handler_intake = intake.clone();
             let method = tower::service_fn(move |request: tonic::Request<Bytes>| {
                 let intake = handler_intake.clone();
                 async move {
-                    if let Some(handled) = request.extensions().get::<Handled>() {
-                        handled.0.store(true, Ordering::Relaxed);
+                    if let Some(reading) = request.extensions().get::<Arc<Reading>>() {
+                        reading.handled.store(true, Ordering::Relaxed);
+                        // The message is read and decoded; the recorder's
+                        // queue budget counts what it keeps.
+                        reading.release();
                     }
                     export(&intake, S::SIGNAL, request.into_inner()).await.map(tonic::Response::new)
                 }
             });
             let response = grpc.unary(method, request).await;
+            reading.release();
             let refused = response.headers().get(Status::GRPC_STATUS).is_some_and(|status| status.as_bytes() != b"0");
-            if refused && !handled.0.load(Ordering::Relaxed) {
+            if refused && !reading.handled.load(Ordering::Relaxed) {
                 intake.stats().signal(S::SIGNAL).rejected();
             }
             Ok(response)
         })
     }
+}
+
+/// The request's `Content-Length`, if it has a valid one.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// Checks, counts and hands on one request.

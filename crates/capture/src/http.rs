@@ -3,6 +3,13 @@
 //! specification says (see [`decode_body`] for the body rules). A throttled
 //! request gets 429 and an unavailable capture 503, both with
 //! `Retry-After`; an unknown path gets 404 and a wrong method 405.
+//!
+//! Bodies are read within the intake's limits: a `Content-Length` over the
+//! request size limit gets 413 before the body is read; the bytes of a body
+//! are taken from the receiver's budget as they arrive (503 with
+//! `Retry-After` when it is full, or, for a new request, when it has no room
+//! for the body its `Content-Length` announces); a body that takes longer than the read
+//! timeout gets 408 and the connection is closed.
 
 use std::sync::Arc;
 
@@ -12,12 +19,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use tape_otlp::{Encoding, Signal};
 
 use crate::grpc::RETRY_DELAY;
 use crate::http_body::{Rejection, decode_body, error_response, success_response};
-use crate::intake::Intake;
+use crate::intake::{Held, Intake};
 use crate::recorder::Refusal;
 
 /// The router of the OTLP/HTTP receiver.
@@ -66,18 +74,76 @@ fn plain_error(status: StatusCode, code: i32, message: String) -> Response {
 }
 
 async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body) -> Response {
-    let Some(_slot) = intake.begin_request() else {
-        return rejected(&Rejection::unavailable(
-            "too many requests in flight; retry after the delay in Retry-After".to_owned(),
-            encoding_of(headers),
-        ));
-    };
+    let deadline = tokio::time::Instant::now() + intake.read_timeout();
     let text = |name| headers.get(name).and_then(|value: &HeaderValue| value.to_str().ok());
     let max = intake.max_request_bytes();
-    let received = match read_body(body, max).await {
-        Ok(bytes) => decode_body(signal, text(header::CONTENT_TYPE), text(header::CONTENT_ENCODING), bytes, max),
-        Err(message) => Err(Rejection { status: 413, code: 8, message, encoding: encoding_of(headers) }),
+    let encoding = encoding_of(headers);
+    // Refused before a byte of the body is read (and before any
+    // `100 Continue`): the client is not made to send what is refused.
+    if let Some(length) = content_length(headers)
+        && length > max as u64
+    {
+        intake.stats().signal(signal).rejected();
+        return rejected(&Rejection {
+            status: 413,
+            code: CODE_RESOURCE_EXHAUSTED,
+            message: format!("Content-Length {length} is more than the limit of {max} bytes; send smaller requests"),
+            encoding,
+        });
+    }
+    // Taken on only if the budget has room for the body now, so that the
+    // bodies being read can finish (its bytes are taken as they arrive).
+    let held = intake.http_budget().hold();
+    let announced = content_length(headers).map_or(max, |length| usize::try_from(length).unwrap_or(max));
+    if !held.admit(announced) {
+        intake.stats().signal(signal).throttled();
+        discard_body(body, max, deadline).await;
+        return overloaded(intake, encoding);
+    }
+    let (bytes, mut held) = match read_body(body, max, held, deadline).await {
+        Ok(read) => read,
+        Err(error) => {
+            let stats = intake.stats();
+            let rejection = match error {
+                BodyError::TooLarge => Rejection {
+                    status: 413,
+                    code: CODE_RESOURCE_EXHAUSTED,
+                    message: format!("the request body is more than the limit of {max} bytes"),
+                    encoding,
+                },
+                BodyError::Overloaded(rest) => {
+                    stats.signal(signal).throttled();
+                    discard_body(rest, max, deadline).await;
+                    return overloaded(intake, encoding);
+                }
+                BodyError::TimedOut => Rejection {
+                    status: 408,
+                    code: CODE_DEADLINE_EXCEEDED,
+                    message: format!(
+                        "the request body did not arrive within {:?}; send it again",
+                        intake.read_timeout()
+                    ),
+                    encoding,
+                },
+                BodyError::Failed(error) => Rejection {
+                    status: 400,
+                    code: CODE_INVALID_ARGUMENT,
+                    message: format!("the request body could not be read: {error}"),
+                    encoding,
+                },
+            };
+            stats.signal(signal).rejected();
+            let mut response = rejected(&rejection);
+            if rejection.status == 408 {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return response;
+        }
     };
+    let received = decode_body(signal, text(header::CONTENT_TYPE), text(header::CONTENT_ENCODING), bytes, max);
+    // Decoded: the body's bytes are the payload's now, or gone; the
+    // recorder's queue budget counts what it keeps.
+    held.release();
     let received = match received {
         Ok(received) => received,
         Err(rejection) => {
@@ -105,11 +171,95 @@ async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body
     }
 }
 
-/// Reads the body, refusing it as soon as it passes `max` bytes.
-async fn read_body(body: Body, max: usize) -> Result<Bytes, String> {
-    axum::body::to_bytes(body, max).await.map_err(|error| {
-        format!("the request body is more than the limit of {max} bytes, or could not be read: {error}")
-    })
+/// Reads the rest of a refused body (up to `max` bytes, by `deadline`)
+/// without keeping it, so that an HTTP/1.1 client still sending it reads
+/// the retryable answer rather than a reset connection, and can reuse the
+/// connection.
+async fn discard_body(mut body: Body, max: usize, deadline: tokio::time::Instant) {
+    let mut length = 0usize;
+    while length <= max {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => length += frame.data_ref().map_or(0, Bytes::len),
+            _ => return,
+        }
+    }
+}
+
+/// The answer to a request the receive budget has no room for.
+fn overloaded(intake: &Intake, encoding: Encoding) -> Response {
+    let budget = intake.http_budget().total();
+    rejected(&Rejection::unavailable(
+        format!(
+            "the capture is reading {budget} bytes of request bodies already; retry after the delay in Retry-After"
+        ),
+        encoding,
+    ))
+}
+
+/// `google.rpc.Code` of a body over the limit.
+const CODE_RESOURCE_EXHAUSTED: i32 = 8;
+/// `google.rpc.Code` of a body that could not be read.
+const CODE_INVALID_ARGUMENT: i32 = 3;
+/// `google.rpc.Code` of a body that did not arrive in time.
+const CODE_DEADLINE_EXCEEDED: i32 = 4;
+
+/// The request's `Content-Length`, if it has a valid one.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Why a body was not read to its end.
+enum BodyError {
+    /// It passed the request size limit.
+    TooLarge,
+    /// The receiver's budget could not hold it; the rest of the body.
+    Overloaded(Body),
+    /// It did not arrive by the deadline.
+    TimedOut,
+    /// The connection failed.
+    Failed(String),
+}
+
+/// Reads the body by `deadline`, refusing it as soon as it passes `max`
+/// bytes or `held`'s budget runs out; the bytes are taken from the budget
+/// as they arrive and stay held by the returned [`Held`].
+async fn read_body(
+    mut body: Body,
+    max: usize,
+    mut held: Held,
+    deadline: tokio::time::Instant,
+) -> Result<(Bytes, Held), BodyError> {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(BodyError::TimedOut),
+            Ok(None) => break,
+            Ok(Some(Err(error))) => return Err(BodyError::Failed(error.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if length.saturating_add(data.len()) > max {
+            return Err(BodyError::TooLarge);
+        }
+        if !held.take(data.len()) {
+            return Err(BodyError::Overloaded(body));
+        }
+        length += data.len();
+        chunks.push(data);
+    }
+    let bytes = if chunks.len() == 1 {
+        chunks.pop().unwrap_or_default()
+    } else {
+        let mut joined = BytesMut::with_capacity(length);
+        for chunk in chunks {
+            joined.extend_from_slice(&chunk);
+        }
+        joined.freeze()
+    };
+    Ok((bytes, held))
 }
 
 /// The encoding a response to a request with these headers should use.

@@ -1,21 +1,138 @@
 //! What the receivers hand every valid request to: the recorder, when a
-//! recording is attached, and the forwarder, when pass-through is on.
+//! recording is attached, and the forwarder, when pass-through is on; and
+//! the limits on reading request bodies, which each receiver applies.
+//!
+//! A request body is held in memory while it arrives. Each receiver has a
+//! [`ReceiveBudget`] of bytes for the bodies it is reading, taken chunk by
+//! chunk as the bytes arrive and given back once the request is decoded:
+//! a client that stalls holds only the bytes it sent, for at most the read
+//! timeout, and a body that does not fit in the budget is refused with a
+//! retryable code instead of waiting. gRPC and HTTP have a budget each, so
+//! a flood on one does not starve the other.
 
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tape_otlp::Signal;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::forward::Forwarder;
 use crate::recorder::{Recorder, Refusal};
 use crate::stats::Stats;
 
-/// Requests read and decoded at once, over both receivers, at most: with
-/// the request size limit, this bounds the memory of requests not yet
-/// queued (64 × 16 MiB at the defaults in the worst case). Beyond it,
-/// clients are told to retry (HTTP 503, gRPC `UNAVAILABLE`).
-pub const MAX_REQUESTS_IN_FLIGHT: usize = 64;
+/// The default [`ReceiveLimits::budget_bytes`]: 48 MiB per receiver.
+pub const DEFAULT_RECEIVE_BUDGET_BYTES: usize = 48 * 1024 * 1024;
+
+/// The default [`ReceiveLimits::read_timeout`]: 30 s.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much request bodies may hold, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiveLimits {
+    /// Bytes of request bodies being read at once, per receiver (gRPC and
+    /// HTTP each have this much): taken as bytes arrive, given back once a
+    /// request is decoded. A body that would pass it is refused with a
+    /// retryable code (HTTP 503 with `Retry-After`, gRPC `UNAVAILABLE`).
+    /// At least the largest request, so that one always fits.
+    pub budget_bytes: usize,
+    /// The longest a request's body may take to arrive, from the moment its
+    /// headers are read; a body still incomplete then is refused (HTTP 408,
+    /// gRPC `DEADLINE_EXCEEDED`) and its bytes given back.
+    pub read_timeout: Duration,
+}
+
+impl Default for ReceiveLimits {
+    fn default() -> Self {
+        ReceiveLimits { budget_bytes: DEFAULT_RECEIVE_BUDGET_BYTES, read_timeout: DEFAULT_READ_TIMEOUT }
+    }
+}
+
+/// Bytes of request bodies one receiver may hold while reading them.
+#[derive(Debug, Clone)]
+pub struct ReceiveBudget {
+    bytes: Arc<Semaphore>,
+    total: usize,
+}
+
+impl ReceiveBudget {
+    /// A budget of `total` bytes.
+    pub fn new(total: usize) -> Self {
+        ReceiveBudget { bytes: Arc::new(Semaphore::new(total.min(Semaphore::MAX_PERMITS))), total }
+    }
+
+    /// The bytes of the whole budget.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The bytes not held by any request now.
+    pub fn available(&self) -> usize {
+        self.bytes.available_permits()
+    }
+
+    /// An empty hold on this budget, for one request's body.
+    pub fn hold(&self) -> Held {
+        Held { bytes: Arc::clone(&self.bytes), held: 0 }
+    }
+}
+
+/// The bytes of a budget one request holds; given back when dropped.
+#[derive(Debug)]
+pub struct Held {
+    bytes: Arc<Semaphore>,
+    held: usize,
+}
+
+impl Held {
+    /// Takes `bytes` more from the budget, without waiting: `false` when
+    /// the budget does not have them (the request should then be refused,
+    /// which gives back what it holds).
+    pub fn take(&mut self, bytes: usize) -> bool {
+        if bytes == 0 {
+            return true;
+        }
+        let Ok(count) = u32::try_from(bytes) else {
+            return false;
+        };
+        match self.bytes.try_acquire_many(count) {
+            Ok(permit) => {
+                permit.forget();
+                self.held += bytes;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether a request may start being read: the budget has `needed`
+    /// bytes free now (without taking them). Checked when its first bytes
+    /// arrive, with the size it announces, so that a full budget's room goes
+    /// to the requests being read rather than to new ones; a client that
+    /// stalls still holds only what it sent.
+    pub fn admit(&self, needed: usize) -> bool {
+        self.bytes.available_permits() >= needed
+    }
+
+    /// The bytes held.
+    pub fn bytes(&self) -> usize {
+        self.held
+    }
+
+    /// Gives back everything held.
+    pub fn release(&mut self) {
+        if self.held > 0 {
+            self.bytes.add_permits(self.held);
+            self.held = 0;
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
 
 /// Shared by the gRPC and HTTP receivers.
 #[derive(Clone)]
@@ -24,7 +141,9 @@ pub struct Intake {
     forwarder: Option<Forwarder>,
     stats: Arc<Stats>,
     max_request_bytes: usize,
-    in_flight: Arc<Semaphore>,
+    read_timeout: Duration,
+    grpc_budget: ReceiveBudget,
+    http_budget: ReceiveBudget,
 }
 
 /// The recorder an intake and its clones hand requests to, if any; it can
@@ -65,19 +184,25 @@ impl RecorderSlot {
 impl Intake {
     /// An intake that records with `recorder` (none: acknowledge without
     /// recording) and forwards with `forwarder`, refusing requests over
-    /// `max_request_bytes` after decompression.
+    /// `max_request_bytes` after decompression, and reading bodies within
+    /// `limits`. A budget smaller than `max_request_bytes` is raised to it,
+    /// so that the largest request fits.
     pub fn new(
         recorder: Option<Recorder>,
         forwarder: Option<Forwarder>,
         stats: Arc<Stats>,
         max_request_bytes: usize,
+        limits: ReceiveLimits,
     ) -> Self {
+        let budget = limits.budget_bytes.max(max_request_bytes);
         Intake {
             recorder: RecorderSlot { recorder: Arc::new(RwLock::new(recorder)) },
             forwarder,
             stats,
             max_request_bytes,
-            in_flight: Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
+            read_timeout: limits.read_timeout,
+            grpc_budget: ReceiveBudget::new(budget),
+            http_budget: ReceiveBudget::new(budget),
         }
     }
 
@@ -87,10 +212,19 @@ impl Intake {
         self.recorder.clone()
     }
 
-    /// A slot for one request being read, or `None` when
-    /// [`MAX_REQUESTS_IN_FLIGHT`] are: the request is then refused unread.
-    pub fn begin_request(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.in_flight).try_acquire_owned().ok()
+    /// The budget of the bodies the gRPC receiver is reading.
+    pub fn grpc_budget(&self) -> &ReceiveBudget {
+        &self.grpc_budget
+    }
+
+    /// The budget of the bodies the HTTP receiver is reading.
+    pub fn http_budget(&self) -> &ReceiveBudget {
+        &self.http_budget
+    }
+
+    /// The longest a request's body may take to arrive.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
     }
 
     /// The counters to count a request in now: the attached recorder's

@@ -26,7 +26,7 @@ pub use forward::{ForwardConfig, Forwarder, Upstream, forwarder};
 pub use http_body::{
     DEFAULT_MAX_REQUEST_BYTES, ReceivedBody, Rejection, decode_body, error_response, success_response,
 };
-pub use intake::{Intake, MAX_REQUESTS_IN_FLIGHT};
+pub use intake::{DEFAULT_READ_TIMEOUT, DEFAULT_RECEIVE_BUDGET_BYTES, Held, Intake, ReceiveBudget, ReceiveLimits};
 pub use receivers::{AttachError, AttachedCapture, Receivers, ReceiversConfig};
 pub use recorder::{
     Admitted, Recorder, RecorderConfig, RecordingOutcome, RecordingTask, Refusal, StopHandle, StopReason, now, recorder,

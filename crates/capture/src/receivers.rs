@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::capture::{CaptureOutcome, StartError};
 use crate::forward::{ForwardConfig, ForwardTask, Upstream, forwarder};
-use crate::intake::{Intake, RecorderSlot};
+use crate::intake::{Intake, ReceiveLimits, RecorderSlot};
 use crate::recorder::{Recorder, RecorderConfig, StopHandle, recorder};
 use crate::stats::Stats;
 use crate::{grpc, http};
@@ -41,6 +41,8 @@ pub struct ReceiversConfig {
     pub http: Option<SocketAddr>,
     /// The largest request accepted, after decompression.
     pub max_request_bytes: usize,
+    /// How much request bodies being read may hold, and for how long.
+    pub receive: ReceiveLimits,
     /// Pass-through, if any: every acknowledged request, recorded or not.
     pub forward: Option<(Arc<dyn Upstream>, ForwardConfig)>,
 }
@@ -104,7 +106,7 @@ impl Receivers {
             }
             None => (None, None),
         };
-        let intake = Intake::new(None, forwarder, Arc::clone(&stats), config.max_request_bytes);
+        let intake = Intake::new(None, forwarder, Arc::clone(&stats), config.max_request_bytes, config.receive);
         let slot = intake.recorder_slot();
         // The servers hold the only intakes, and with them the only
         // forwarder handles: once they end, the forwarder drains.

@@ -170,9 +170,12 @@ pub struct SignalSnapshot {
     pub ignored_requests: u64,
     /// Items in them.
     pub ignored_items: u64,
-    /// Requests refused as invalid (malformed, too large, wrong type).
+    /// Requests refused as invalid (malformed, too large, wrong type), or
+    /// whose body did not arrive within the read timeout.
     pub rejected: u64,
-    /// Requests refused with a retryable code because the store was behind.
+    /// Requests refused with a retryable code because the capture was
+    /// overloaded: the store behind, or the receiver's budget of bodies
+    /// being read full.
     pub throttled: u64,
     /// Requests the upstream accepted.
     pub forwarded: u64,

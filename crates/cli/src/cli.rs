@@ -88,6 +88,9 @@ pub enum BenchCommand {
     /// Capture throughput with nothing lost (closed-loop OTLP/gRPC senders on loopback), acknowledgement
     /// latency at half that load, and peak memory, senders included; sessions go to a temporary directory.
     Capture(BenchCaptureArgs),
+    /// Resident memory of a capture process (peak, and after the load) under many concurrent large uploads over
+    /// OTLP/gRPC and OTLP/HTTP, each sent again after a retryable refusal until accepted; a temporary store.
+    CaptureMemory(BenchCaptureMemoryArgs),
     /// Replay throughput (full speed into a discarding OTLP/gRPC receiver in the process), peak memory of a
     /// large replay, and pacing accuracy at 1x and 10x; sessions go to a temporary directory.
     Replay(BenchReplayArgs),
@@ -134,6 +137,26 @@ pub struct BenchCaptureArgs {
     /// Distinct trace requests (pattern high-load, up to 512 spans each) generated before sending and sent in turn.
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub requests: usize,
+}
+
+/// `otlp-tape bench capture-memory`
+#[derive(Debug, Args)]
+pub struct BenchCaptureMemoryArgs {
+    /// Uploads sent at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub uploads: usize,
+    /// Size of each upload (one OTLP trace request, protobuf), in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 15)]
+    pub upload_size_mb: u64,
+    /// Where the uploads go: grpc, http (protobuf), or both (half each).
+    #[arg(long, value_name = "grpc|http|both", value_parser = ["grpc", "http", "both"], default_value = "both")]
+    pub protocol: String,
+    /// How long after the last upload is acknowledged the memory is read again.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3s")]
+    pub settle: u64,
+    /// The otlp-tape binary whose `capture` is measured (to compare versions); default: this one.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
 }
 
 /// `otlp-tape bench replay`
@@ -479,6 +502,9 @@ pub struct CaptureArgs {
     /// Largest request accepted, in MiB after decompression; larger ones get 413 (HTTP) or RESOURCE_EXHAUSTED/OUT_OF_RANGE (gRPC).
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     pub max_request_size_mb: u64,
+    /// How request bodies are read.
+    #[command(flatten)]
+    pub receive: ReceiveArgs,
     /// Acknowledge a request only once it is on stable storage (fsync), not just handed to the operating system.
     #[arg(long)]
     pub durable: bool,
@@ -789,6 +815,9 @@ pub struct ServeArgs {
     /// Largest OTLP request accepted, after decompression, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     pub max_request_size_mb: u64,
+    /// How request bodies are read.
+    #[command(flatten)]
+    pub receive: ReceiveArgs,
     /// Pass-through.
     #[command(flatten)]
     pub forward: ForwardArgs,
@@ -831,6 +860,19 @@ pub struct ServeArgs {
 
 fn parse_allowed_target(text: &str) -> Result<crate::serve::AllowedTarget, String> {
     text.parse()
+}
+
+/// How the OTLP receivers read request bodies, for `capture` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ReceiveArgs {
+    /// MiB of request bodies each receiver (gRPC and HTTP each) may hold while reading them, taken as bytes arrive;
+    /// a body that does not fit is refused with HTTP 503 + Retry-After or gRPC UNAVAILABLE. At least
+    /// --max-request-size-mb.
+    #[arg(long, value_name = "MIB", default_value_t = 48)]
+    pub receive_budget_mb: u64,
+    /// Longest time a request body may take to arrive after its headers; later, HTTP 408 or gRPC DEADLINE_EXCEEDED.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub request_read_timeout: u64,
 }
 
 /// `--forward` and its options, of `capture` and `serve`.

@@ -50,6 +50,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Patterns(PatternsCommand::Validate { file }) => return commands::patterns::validate(file, format),
         Command::Bench(BenchCommand::Seed(args)) => return commands::bench::seed(args, format).await,
         Command::Bench(BenchCommand::Capture(args)) => return commands::bench::capture(args, format).await,
+        Command::Bench(BenchCommand::CaptureMemory(args)) => {
+            return commands::bench::capture_memory(args, format).await;
+        }
         Command::Bench(BenchCommand::Replay(args)) => return commands::bench_replay::run(args, format).await,
         _ => {}
     }

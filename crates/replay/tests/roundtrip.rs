@@ -32,6 +32,7 @@ async fn capture(store: &Arc<dyn SessionStore>, id: &str) -> Capture {
         grpc: Some(LOOPBACK.parse::<SocketAddr>().unwrap()),
         http: Some(LOOPBACK.parse::<SocketAddr>().unwrap()),
         max_request_bytes: 64 * 1024 * 1024,
+        receive: tape_capture::ReceiveLimits::default(),
         recorder: RecorderConfig::default(),
         forward: None,
     };

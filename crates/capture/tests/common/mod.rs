@@ -26,6 +26,7 @@ pub fn default_config() -> CaptureConfig {
         grpc: Some("127.0.0.1:0".parse().unwrap()),
         http: Some("127.0.0.1:0".parse().unwrap()),
         max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+        receive: tape_capture::ReceiveLimits::default(),
         recorder: RecorderConfig::default(),
         forward: None,
     }

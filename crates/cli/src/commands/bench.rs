@@ -5,6 +5,8 @@
 //! - `bench capture`: how many spans per second a capture records over
 //!   OTLP/gRPC on loopback with nothing lost, how fast it acknowledges at
 //!   half that load, and the peak memory, sender included;
+//! - `bench capture-memory`: the resident memory of a capture process
+//!   (peak, and after the load) under many concurrent large uploads;
 //! - `bench replay` (in `bench_replay`): replay throughput, peak memory and
 //!   pacing accuracy.
 //!
@@ -28,7 +30,7 @@ use tape_session::{SessionId, SessionMetadata, SessionStore, SessionType};
 use tape_store::LocalStore;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::cli::{BenchCaptureArgs, BenchSeedArgs, OutputFormat, SeedArgs};
+use crate::cli::{BenchCaptureArgs, BenchCaptureMemoryArgs, BenchSeedArgs, OutputFormat, SeedArgs};
 use crate::commands::patterns::{self, DEFAULT_ERROR_RATE, DEFAULT_RATE};
 use crate::commands::seed;
 use crate::output::{human_bytes, note, print_json};
@@ -500,6 +502,7 @@ async fn start_capture(
         grpc: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
         http: None,
         max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+        receive: tape_capture::ReceiveLimits::default(),
         recorder,
         forward: None,
     };
@@ -675,5 +678,236 @@ pub(crate) fn peak_memory_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// What `bench capture-memory` measured.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CaptureMemoryBench {
+    /// The binary whose `capture` was measured.
+    binary: String,
+    /// `grpc`, `http` or `both` (half of the uploads each, gRPC first).
+    protocol: String,
+    uploads: usize,
+    upload_bytes: usize,
+    spans_per_upload: u64,
+    /// Resident memory of the capture process once it listens, before the load.
+    idle_rss_bytes: u64,
+    /// Peak resident memory of the capture process (Linux `VmHWM`).
+    peak_rss_bytes: u64,
+    /// Resident memory of the capture process `settle` after the last upload was acknowledged.
+    after_load_rss_bytes: u64,
+    settle_seconds: f64,
+    /// From the first upload sent to the last acknowledged.
+    seconds: f64,
+    /// Refusals with a retryable code, each upload sent again after a pause.
+    retryable_refusals: u64,
+    /// Requests the finished session holds: every upload, once.
+    recorded_requests: u64,
+    cpus: usize,
+}
+
+/// How long an upload waits before it is sent again after a retryable
+/// refusal: shorter than the capture's `Retry-After` of 1 s, so that the
+/// load stays on.
+const UPLOAD_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// `bench capture-memory`
+#[allow(clippy::cast_precision_loss)] // sizes are for reading
+pub async fn capture_memory(args: &BenchCaptureMemoryArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    ensure!(args.uploads > 0, "--uploads must be at least 1");
+    ensure!(args.upload_size_mb > 0, "--upload-size-mb must be more than zero");
+    let binary = match &args.binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().context("cannot find this otlp-tape binary to run a capture with")?,
+    };
+    let upload_bytes = usize::try_from(args.upload_size_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+    let (payload, spans_per_upload) = upload_of_size(upload_bytes).await?;
+    let dir = tempfile::Builder::new()
+        .prefix("otlp-tape-bench-")
+        .tempdir()
+        .context("cannot create a temporary directory for the benchmark session")?;
+    let (grpc_port, http_port) = (free_port()?, free_port()?);
+    let mut child = tokio::process::Command::new(&binary)
+        .arg("--store")
+        .arg(dir.path())
+        .args(["--output", "json", "capture", "--session-id", "bench-memory", "--no-progress"])
+        .args(["--grpc", &format!("127.0.0.1:{grpc_port}"), "--http", &format!("127.0.0.1:{http_port}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot run {}", binary.display()))?;
+    let pid = child.id().context("the capture process ended at once")?;
+    wait_until_listening(&[grpc_port, http_port]).await?;
+    let idle_rss_bytes = process_memory(pid, "VmRSS:").context("cannot read the capture process's memory")?;
+    note(format!(
+        "bench capture-memory: {} concurrent uploads of {} ({} spans each) over {} to {} (pid {pid})...",
+        args.uploads,
+        human_bytes(payload.len() as u64),
+        spans_per_upload,
+        args.protocol,
+        binary.display()
+    ));
+
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    for upload in 0..args.uploads {
+        let grpc = match args.protocol.as_str() {
+            "grpc" => true,
+            "http" => false,
+            _ => upload < args.uploads / 2,
+        };
+        let (endpoint, protocol) = if grpc {
+            (format!("http://127.0.0.1:{grpc_port}"), Protocol::Grpc)
+        } else {
+            (format!("http://127.0.0.1:{http_port}"), Protocol::HttpProtobuf)
+        };
+        let mut config = ExporterConfig::new(endpoint, protocol);
+        config.timeout = Duration::from_mins(2);
+        let exporter = Exporter::new(config).context("cannot make an exporter for the uploads")?;
+        let payload = payload.clone();
+        senders.push(tokio::spawn(async move { upload_until_accepted(&exporter, payload).await }));
+    }
+    let mut retryable_refusals = 0;
+    let mut failure = None;
+    for sender in senders {
+        match sender.await {
+            Ok(Ok(refusals)) => retryable_refusals += refusals,
+            Ok(Err(error)) => failure = failure.or(Some(error)),
+            Err(error) => failure = failure.or(Some(anyhow!("an upload stopped unexpectedly: {error}"))),
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let settle = Duration::from_nanos(args.settle);
+    tokio::time::sleep(settle).await;
+    let after_load_rss_bytes = process_memory(pid, "VmRSS:");
+    let peak_rss_bytes = process_memory(pid, "VmHWM:");
+    // SIGTERM: the capture finishes its session and prints its summary.
+    let _ = tokio::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+    let output = tokio::time::timeout(Duration::from_mins(2), async {
+        let mut stdout = Vec::new();
+        if let Some(mut out) = child.stdout.take() {
+            tokio::io::AsyncReadExt::read_to_end(&mut out, &mut stdout).await?;
+        }
+        child.wait().await?;
+        std::io::Result::Ok(stdout)
+    })
+    .await
+    .context("the capture did not finish within 2 minutes of SIGTERM")?
+    .context("cannot read the capture's summary")?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&output).context("the capture's summary is not the JSON it should be")?;
+    let recorded_requests = summary["requests"]["traces"].as_u64().unwrap_or_default();
+    let report = CaptureMemoryBench {
+        binary: binary.display().to_string(),
+        protocol: args.protocol.clone(),
+        uploads: args.uploads,
+        upload_bytes: payload.len(),
+        spans_per_upload,
+        idle_rss_bytes,
+        peak_rss_bytes: peak_rss_bytes.context("cannot read the capture process's peak memory")?,
+        after_load_rss_bytes: after_load_rss_bytes.context("cannot read the capture process's memory")?,
+        settle_seconds: settle.as_secs_f64(),
+        seconds,
+        retryable_refusals,
+        recorded_requests,
+        cpus: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+    };
+    if format == OutputFormat::Json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "bench capture-memory: {} concurrent uploads of {} over {} into {}, on {} CPUs",
+            report.uploads,
+            human_bytes(report.upload_bytes as u64),
+            report.protocol,
+            report.binary,
+            report.cpus
+        );
+        println!(
+            "  all acknowledged in {:.1} s after {} retryable refusals; {} requests recorded",
+            report.seconds, report.retryable_refusals, report.recorded_requests
+        );
+        println!(
+            "  capture process resident memory: {} idle, {} peak, {} {:.0} s after the load",
+            human_bytes(report.idle_rss_bytes),
+            human_bytes(report.peak_rss_bytes),
+            human_bytes(report.after_load_rss_bytes),
+            report.settle_seconds
+        );
+    }
+    ensure!(
+        report.recorded_requests == report.uploads as u64,
+        "the capture recorded {} requests of the {} uploads it acknowledged",
+        report.recorded_requests,
+        report.uploads
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One trace request of at least `bytes` bytes: the benchmark pattern's
+/// requests one after another (a protobuf message's repeated fields
+/// concatenate), and its spans.
+async fn upload_of_size(bytes: usize) -> anyhow::Result<(Bytes, u64)> {
+    let requests = trace_requests(2000).await?;
+    let mut payload = Vec::with_capacity(bytes + 64 * 1024);
+    let mut spans = 0;
+    for request in requests.iter().cycle() {
+        if payload.len() >= bytes {
+            break;
+        }
+        payload.extend_from_slice(&request.payload);
+        spans += request.spans;
+    }
+    Ok((Bytes::from(payload), spans))
+}
+
+/// Sends `payload` until it is accepted, pausing after each retryable
+/// refusal; returns how many there were.
+async fn upload_until_accepted(exporter: &Exporter, payload: Bytes) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    let mut refusals = 0;
+    loop {
+        match exporter.export(Signal::Traces, payload.clone()).await {
+            Ok(_) => return Ok(refusals),
+            Err(error) if error.is_retryable() && started.elapsed() < Duration::from_mins(5) => {
+                refusals += 1;
+                tokio::time::sleep(UPLOAD_RETRY_PAUSE).await;
+            }
+            Err(error) => return Err(anyhow::Error::new(error).context("the capture did not accept an upload")),
+        }
+    }
+}
+
+/// A loopback port free now.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Waits until something listens on each of `ports` on loopback.
+async fn wait_until_listening(ports: &[u16]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for &port in ports {
+        while tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await.is_err() {
+            ensure!(Instant::now() < deadline, "the capture did not listen on port {port} within 30 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
+}
+
+/// A memory figure of process `pid` (`VmRSS:`, `VmHWM:`) from
+/// `/proc/<pid>/status` (Linux), in bytes.
+fn process_memory(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    let kib: u64 = line.trim_start_matches(field).trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)
 }

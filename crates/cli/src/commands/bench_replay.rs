@@ -743,7 +743,13 @@ impl DiscardingReceiver {
             .context("cannot listen on 127.0.0.1 for the discarding receiver")?;
         let addr = listener.local_addr().context("cannot read the discarding receiver's address")?;
         let stats = Arc::new(Stats::default());
-        let intake = Intake::new(None, None, Arc::clone(&stats), DEFAULT_MAX_REQUEST_BYTES);
+        let intake = Intake::new(
+            None,
+            None,
+            Arc::clone(&stats),
+            DEFAULT_MAX_REQUEST_BYTES,
+            tape_capture::ReceiveLimits::default(),
+        );
         let stop = CancellationToken::new();
         let shutdown = stop.clone().cancelled_owned();
         let server = tokio::spawn(async move {

@@ -9,7 +9,8 @@ use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use serde::Serialize;
 use tape_capture::{
-    Capture, CaptureConfig, ForwardConfig, RecorderConfig, SignalSnapshot, Stats, StatsSnapshot, StopReason, Upstream,
+    Capture, CaptureConfig, ForwardConfig, ReceiveLimits, RecorderConfig, SignalSnapshot, Stats, StatsSnapshot,
+    StopReason, Upstream,
 };
 use tape_otlp::Signal;
 use tape_session::{SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType, Timestamp, WriterOptions};
@@ -17,7 +18,7 @@ use tape_session::{SessionId, SessionMetadata, SessionStatus, SessionStore, Sess
 use tape_store::{SpooledStore, StoreLocation};
 use tracing::warn;
 
-use crate::cli::{CaptureArgs, ForwardArgs, OutputFormat};
+use crate::cli::{CaptureArgs, ForwardArgs, OutputFormat, ReceiveArgs};
 use crate::env;
 use crate::output::{human_bytes, note, print_json};
 
@@ -196,13 +197,33 @@ fn capture_config(args: &CaptureArgs) -> anyhow::Result<CaptureConfig> {
         return Err(anyhow!("--max-request-size-mb must be more than zero"));
     }
     let forward = forward_config(&args.forward)?;
+    let max_request_bytes = usize::try_from(args.max_request_size_mb.saturating_mul(MIB)).unwrap_or(usize::MAX);
     Ok(CaptureConfig {
         grpc: args.grpc.0,
         http: args.http.0,
-        max_request_bytes: usize::try_from(args.max_request_size_mb.saturating_mul(MIB)).unwrap_or(usize::MAX),
+        max_request_bytes,
+        receive: receive_limits(&args.receive, max_request_bytes)?,
         recorder,
         forward,
     })
+}
+
+/// How the receivers read request bodies, from `--receive-budget-mb` and
+/// `--request-read-timeout`; the budget must hold the largest request.
+pub(crate) fn receive_limits(args: &ReceiveArgs, max_request_bytes: usize) -> anyhow::Result<ReceiveLimits> {
+    let budget_bytes = usize::try_from(args.receive_budget_mb.saturating_mul(MIB)).unwrap_or(usize::MAX);
+    if budget_bytes < max_request_bytes {
+        return Err(anyhow!(
+            "--receive-budget-mb {} is less than the largest request (--max-request-size-mb, {} MiB); a request that \
+             size could never be read",
+            args.receive_budget_mb,
+            max_request_bytes as u64 / MIB
+        ));
+    }
+    if args.request_read_timeout == 0 {
+        return Err(anyhow!("--request-read-timeout must be more than zero"));
+    }
+    Ok(ReceiveLimits { budget_bytes, read_timeout: Duration::from_nanos(args.request_read_timeout) })
 }
 
 /// The metadata a capture with `args` starts session `id` with.

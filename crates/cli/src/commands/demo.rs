@@ -143,6 +143,7 @@ pub async fn run(
         grpc: if grpc { loopback } else { None },
         http: if grpc { None } else { loopback },
         max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+        receive: tape_capture::ReceiveLimits::default(),
         recorder: RecorderConfig::default(),
         forward: None,
     };

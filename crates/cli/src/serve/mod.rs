@@ -245,6 +245,8 @@ pub async fn run(
     if args.max_request_size_mb == 0 {
         bail!("--max-request-size-mb must be more than zero");
     }
+    let max_request_bytes = usize::try_from(args.max_request_size_mb.saturating_mul(MIB)).unwrap_or(usize::MAX);
+    let receive = crate::commands::capture::receive_limits(&args.receive, max_request_bytes)?;
     let retention = policy_from_flags(
         args.retention_older_than.as_deref(),
         args.retention_keep_last,
@@ -269,14 +271,10 @@ pub async fn run(
     let forward = crate::commands::capture::forward_config(&args.forward)?;
     let store_counters = Arc::new(StoreCounters::default());
     let store: Arc<dyn SessionStore> = Arc::new(MeteredStore::new(store, Arc::clone(&store_counters)));
-    let receivers = Receivers::start(ReceiversConfig {
-        grpc: args.grpc.0,
-        http: args.http.0,
-        max_request_bytes: usize::try_from(args.max_request_size_mb.saturating_mul(MIB)).unwrap_or(usize::MAX),
-        forward,
-    })
-    .await
-    .context("cannot start the OTLP receivers")?;
+    let receivers =
+        Receivers::start(ReceiversConfig { grpc: args.grpc.0, http: args.http.0, max_request_bytes, receive, forward })
+            .await
+            .context("cannot start the OTLP receivers")?;
     let listener = tokio::net::TcpListener::bind(args.api)
         .await
         .with_context(|| format!("cannot listen for the control API on {}", args.api))?;

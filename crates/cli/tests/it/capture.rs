@@ -391,3 +391,22 @@ async fn forward_passes_every_accepted_request_to_the_collector_and_says_so() {
     let stored = std::thread::scope(|scope| scope.spawn(|| session_payloads(dir.path(), "forwarded")).join().unwrap());
     assert_eq!(stored, sent);
 }
+
+#[test]
+fn receive_limits_that_cannot_work_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::tape(dir.path())
+        .current_dir(dir.path())
+        .args(["capture", "--grpc", "127.0.0.1:0", "--http", "off", "--receive-budget-mb", "8"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "--receive-budget-mb 8 is less than the largest request (--max-request-size-mb, 16 MiB)",
+        ));
+    crate::tape(dir.path())
+        .current_dir(dir.path())
+        .args(["capture", "--grpc", "127.0.0.1:0", "--http", "off", "--request-read-timeout", "0s"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("--request-read-timeout must be more than zero"));
+}
