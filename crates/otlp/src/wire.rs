@@ -45,9 +45,11 @@
 
 mod retain;
 mod rewrite;
+mod validate;
 
 pub use retain::retain_resources;
 pub use rewrite::{newest_timestamp, rewrite_in_place};
+pub use validate::{FieldName, InvalidRequest, Problem, RECURSION_LIMIT, validate_request};
 
 use crate::Signal;
 
@@ -179,6 +181,10 @@ fn varint_slow(bytes: &[u8], at: &mut usize) -> Result<u64, WireError> {
         *at += 1;
         value |= u64::from(byte & 0x7f) << (shift * 7);
         if byte < 0x80 {
+            // The tenth byte holds the 64th bit and no more, as prost reads it.
+            if shift == 9 && byte > 1 {
+                return Err(WireError { offset: start, message: "varint overflows 64 bits" });
+            }
             return Ok(value);
         }
     }

@@ -1,0 +1,741 @@
+//! Checking that bytes are an export request the full decoder accepts,
+//! without decoding them.
+//!
+//! [`validate_request`] walks every field of every message against the
+//! OTLP schema (the messages of `opentelemetry-proto` that
+//! [`ExportRequest::decode_protobuf`](crate::ExportRequest::decode_protobuf)
+//! builds): each known field must have the wire type its type is written
+//! with (a repeated number may be packed or not, as protobuf allows),
+//! strings must be UTF-8, messages may nest as deep as prost's recursion
+//! limit lets them (100) and no deeper, and a `Metric` may hold one kind
+//! of data (two of gauge, sum, histogram, exponential histogram and summary
+//! would decode to the last, with other points than the bytes hold).
+//! Unknown fields are skipped as the decoder skips them, except groups,
+//! which OTLP never writes and which the wire rewrites of a replay do not
+//! read.
+//!
+//! What it accepts, the full decoder accepts too, and the items it counts
+//! are the items of the decoded request: the tests of this crate check
+//! both on valid, truncated and mutated requests of every signal. It does
+//! so about as fast as [`count_items`](super::count_items), which checks
+//! only the path down to the items, so that a receiver can check every
+//! request in full before it acknowledges it.
+
+use std::fmt;
+
+use super::{FIXED32, FIXED64, LEN, VARINT};
+use crate::Signal;
+
+/// prost's recursion limit: a message may sit at most this many levels
+/// below the request, and the fields of a message at this depth are
+/// decoded but unknown ones are not skipped.
+pub const RECURSION_LIMIT: u32 = 100;
+
+/// Why bytes are not an export request the full decoder of their signal
+/// accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRequest {
+    /// The signal the bytes were checked as.
+    pub signal: Signal,
+    /// Offset in the request of the field or value at fault.
+    pub offset: usize,
+    /// The field at fault, when the fault is in one.
+    pub field: Option<FieldName>,
+    /// What is wrong.
+    pub problem: Problem,
+    /// Another signal whose request the bytes are (with at least one item),
+    /// when they are one: most often a request sent to the wrong endpoint.
+    pub decodes_as: Option<Signal>,
+}
+
+/// A field of an OTLP message, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldName {
+    /// The message, as the OTLP protos name it (`Span`, `Metric`).
+    pub message: &'static str,
+    /// The field number.
+    pub number: u32,
+    /// The field, as the OTLP protos name it; empty for a field the schema
+    /// does not have.
+    pub name: &'static str,
+}
+
+/// What is wrong with a request, for [`InvalidRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// The bytes are not protobuf: a varint or length that runs past the
+    /// end, an invalid key, a group.
+    Malformed(&'static str),
+    /// A known field with another wire type than its type is written with.
+    WireType {
+        /// The wire type found.
+        found: u8,
+        /// What the schema has.
+        expected: &'static str,
+    },
+    /// A string field that is not UTF-8.
+    NotUtf8,
+    /// A message nested deeper than the decoder's recursion limit.
+    TooDeep,
+    /// A packed repeated fixed64 or double whose length is not a multiple
+    /// of 8.
+    PackedLength,
+    /// A `Metric` with a second kind of data.
+    SecondMetricData {
+        /// The kind of data the metric had first.
+        first: &'static str,
+    },
+}
+
+impl fmt::Display for FieldName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.name.is_empty() {
+            write!(f, "{} field {}", self.message, self.number)
+        } else {
+            write!(f, "{}.{} (field {})", self.message, self.name, self.number)
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Malformed(message) => f.write_str(message),
+            Problem::WireType { found, expected } => {
+                write!(f, "has wire type {} where the schema has {expected}", wire_type_name(*found))
+            }
+            Problem::NotUtf8 => f.write_str("is a string that is not valid UTF-8"),
+            Problem::TooDeep => {
+                write!(f, "nests messages deeper than the protobuf decoder's limit of {RECURSION_LIMIT} levels")
+            }
+            Problem::PackedLength => {
+                f.write_str("is a packed list of 8-byte numbers whose length is not a multiple of 8")
+            }
+            Problem::SecondMetricData { first } => {
+                write!(f, "is a second kind of data in a metric that already has {first} (a metric has one)")
+            }
+        }
+    }
+}
+
+impl fmt::Display for InvalidRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field} {} at byte {}", self.problem, self.offset)?,
+            None => write!(f, "{} at byte {}", self.problem, self.offset)?,
+        }
+        if let Some(other) = self.decodes_as {
+            write!(
+                f,
+                " (the bytes are a valid OTLP {other} export request, not a {} one: sent to the wrong endpoint?)",
+                self.signal
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InvalidRequest {}
+
+fn wire_type_name(wire_type: u8) -> &'static str {
+    match wire_type {
+        VARINT => "varint",
+        FIXED64 => "64-bit",
+        LEN => "length-delimited",
+        3 => "start group",
+        4 => "end group",
+        FIXED32 => "32-bit",
+        _ => "invalid",
+    }
+}
+
+/// The messages of the three requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Type {
+    TraceRequest,
+    ResourceSpans,
+    ScopeSpans,
+    Span,
+    Event,
+    Link,
+    Status,
+    MetricsRequest,
+    ResourceMetrics,
+    ScopeMetrics,
+    Metric,
+    Gauge,
+    Sum,
+    Histogram,
+    ExponentialHistogram,
+    Summary,
+    NumberDataPoint,
+    HistogramDataPoint,
+    ExponentialHistogramDataPoint,
+    Buckets,
+    SummaryDataPoint,
+    ValueAtQuantile,
+    Exemplar,
+    LogsRequest,
+    ResourceLogs,
+    ScopeLogs,
+    LogRecord,
+    Resource,
+    EntityRef,
+    InstrumentationScope,
+    KeyValue,
+    AnyValue,
+    ArrayValue,
+    KeyValueList,
+}
+
+const TYPES: usize = Type::KeyValueList as usize + 1;
+
+/// How a field is written, and what it means to the walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Not in the schema: skipped.
+    Unknown,
+    /// int32, int64, uint32, uint64, sint32, bool, enum.
+    Varint,
+    /// fixed64, sfixed64, double.
+    Fixed64,
+    /// fixed32.
+    Fixed32,
+    /// bytes.
+    Bytes,
+    /// string: UTF-8.
+    Str,
+    /// An embedded message.
+    Message(Type),
+    /// An embedded message that is one item (span, data point, log record).
+    Item(Type),
+    /// One kind of a metric's data (a oneof).
+    Data(Type),
+    /// repeated uint64: packed or not.
+    PackedVarint,
+    /// repeated fixed64 or double: packed or not.
+    PackedFixed64,
+}
+
+/// The largest field number in the schema, plus one.
+const WIDTH: usize = 17;
+
+struct Schema {
+    name: &'static str,
+    fields: &'static [(u8, &'static str, Kind)],
+}
+
+const fn schema(ty: Type) -> Schema {
+    use Kind::{Bytes, Data, Fixed32, Fixed64, Item, Message, PackedFixed64, PackedVarint, Str, Varint};
+    use Type::{
+        AnyValue, ArrayValue, Buckets, EntityRef, Event, Exemplar, ExponentialHistogramDataPoint, Gauge, Histogram,
+        HistogramDataPoint, InstrumentationScope, KeyValue, KeyValueList, Link, LogRecord, NumberDataPoint, Resource,
+        ResourceLogs, ResourceMetrics, ResourceSpans, ScopeLogs, ScopeMetrics, ScopeSpans, Span, Status, Sum, Summary,
+        SummaryDataPoint, ValueAtQuantile,
+    };
+    let (name, fields): (&'static str, &'static [(u8, &'static str, Kind)]) = match ty {
+        Type::TraceRequest => ("ExportTraceServiceRequest", &[(1, "resource_spans", Message(ResourceSpans))]),
+        Type::ResourceSpans => (
+            "ResourceSpans",
+            &[(1, "resource", Message(Resource)), (2, "scope_spans", Message(ScopeSpans)), (3, "schema_url", Str)],
+        ),
+        Type::ScopeSpans => (
+            "ScopeSpans",
+            &[(1, "scope", Message(InstrumentationScope)), (2, "spans", Item(Span)), (3, "schema_url", Str)],
+        ),
+        Type::Span => (
+            "Span",
+            &[
+                (1, "trace_id", Bytes),
+                (2, "span_id", Bytes),
+                (3, "trace_state", Str),
+                (4, "parent_span_id", Bytes),
+                (5, "name", Str),
+                (6, "kind", Varint),
+                (7, "start_time_unix_nano", Fixed64),
+                (8, "end_time_unix_nano", Fixed64),
+                (9, "attributes", Message(KeyValue)),
+                (10, "dropped_attributes_count", Varint),
+                (11, "events", Message(Event)),
+                (12, "dropped_events_count", Varint),
+                (13, "links", Message(Link)),
+                (14, "dropped_links_count", Varint),
+                (15, "status", Message(Status)),
+                (16, "flags", Fixed32),
+            ],
+        ),
+        Type::Event => (
+            "Span.Event",
+            &[
+                (1, "time_unix_nano", Fixed64),
+                (2, "name", Str),
+                (3, "attributes", Message(KeyValue)),
+                (4, "dropped_attributes_count", Varint),
+            ],
+        ),
+        Type::Link => (
+            "Span.Link",
+            &[
+                (1, "trace_id", Bytes),
+                (2, "span_id", Bytes),
+                (3, "trace_state", Str),
+                (4, "attributes", Message(KeyValue)),
+                (5, "dropped_attributes_count", Varint),
+                (6, "flags", Fixed32),
+            ],
+        ),
+        Type::Status => ("Status", &[(2, "message", Str), (3, "code", Varint)]),
+        Type::MetricsRequest => ("ExportMetricsServiceRequest", &[(1, "resource_metrics", Message(ResourceMetrics))]),
+        Type::ResourceMetrics => (
+            "ResourceMetrics",
+            &[(1, "resource", Message(Resource)), (2, "scope_metrics", Message(ScopeMetrics)), (3, "schema_url", Str)],
+        ),
+        Type::ScopeMetrics => (
+            "ScopeMetrics",
+            &[
+                (1, "scope", Message(InstrumentationScope)),
+                (2, "metrics", Message(Type::Metric)),
+                (3, "schema_url", Str),
+            ],
+        ),
+        Type::Metric => (
+            "Metric",
+            &[
+                (1, "name", Str),
+                (2, "description", Str),
+                (3, "unit", Str),
+                (5, "gauge", Data(Gauge)),
+                (7, "sum", Data(Sum)),
+                (9, "histogram", Data(Histogram)),
+                (10, "exponential_histogram", Data(Type::ExponentialHistogram)),
+                (11, "summary", Data(Summary)),
+                (12, "metadata", Message(KeyValue)),
+            ],
+        ),
+        Type::Gauge => ("Gauge", &[(1, "data_points", Item(NumberDataPoint))]),
+        Type::Sum => (
+            "Sum",
+            &[
+                (1, "data_points", Item(NumberDataPoint)),
+                (2, "aggregation_temporality", Varint),
+                (3, "is_monotonic", Varint),
+            ],
+        ),
+        Type::Histogram => {
+            ("Histogram", &[(1, "data_points", Item(HistogramDataPoint)), (2, "aggregation_temporality", Varint)])
+        }
+        Type::ExponentialHistogram => (
+            "ExponentialHistogram",
+            &[(1, "data_points", Item(ExponentialHistogramDataPoint)), (2, "aggregation_temporality", Varint)],
+        ),
+        Type::Summary => ("Summary", &[(1, "data_points", Item(SummaryDataPoint))]),
+        Type::NumberDataPoint => (
+            "NumberDataPoint",
+            &[
+                (2, "start_time_unix_nano", Fixed64),
+                (3, "time_unix_nano", Fixed64),
+                (4, "as_double", Fixed64),
+                (5, "exemplars", Message(Exemplar)),
+                (6, "as_int", Fixed64),
+                (7, "attributes", Message(KeyValue)),
+                (8, "flags", Varint),
+            ],
+        ),
+        Type::HistogramDataPoint => (
+            "HistogramDataPoint",
+            &[
+                (2, "start_time_unix_nano", Fixed64),
+                (3, "time_unix_nano", Fixed64),
+                (4, "count", Fixed64),
+                (5, "sum", Fixed64),
+                (6, "bucket_counts", PackedFixed64),
+                (7, "explicit_bounds", PackedFixed64),
+                (8, "exemplars", Message(Exemplar)),
+                (9, "attributes", Message(KeyValue)),
+                (10, "flags", Varint),
+                (11, "min", Fixed64),
+                (12, "max", Fixed64),
+            ],
+        ),
+        Type::ExponentialHistogramDataPoint => (
+            "ExponentialHistogramDataPoint",
+            &[
+                (1, "attributes", Message(KeyValue)),
+                (2, "start_time_unix_nano", Fixed64),
+                (3, "time_unix_nano", Fixed64),
+                (4, "count", Fixed64),
+                (5, "sum", Fixed64),
+                (6, "scale", Varint),
+                (7, "zero_count", Fixed64),
+                (8, "positive", Message(Buckets)),
+                (9, "negative", Message(Buckets)),
+                (10, "flags", Varint),
+                (11, "exemplars", Message(Exemplar)),
+                (12, "min", Fixed64),
+                (13, "max", Fixed64),
+                (14, "zero_threshold", Fixed64),
+            ],
+        ),
+        Type::Buckets => {
+            ("ExponentialHistogramDataPoint.Buckets", &[(1, "offset", Varint), (2, "bucket_counts", PackedVarint)])
+        }
+        Type::SummaryDataPoint => (
+            "SummaryDataPoint",
+            &[
+                (2, "start_time_unix_nano", Fixed64),
+                (3, "time_unix_nano", Fixed64),
+                (4, "count", Fixed64),
+                (5, "sum", Fixed64),
+                (6, "quantile_values", Message(ValueAtQuantile)),
+                (7, "attributes", Message(KeyValue)),
+                (8, "flags", Varint),
+            ],
+        ),
+        Type::ValueAtQuantile => {
+            ("SummaryDataPoint.ValueAtQuantile", &[(1, "quantile", Fixed64), (2, "value", Fixed64)])
+        }
+        Type::Exemplar => (
+            "Exemplar",
+            &[
+                (2, "time_unix_nano", Fixed64),
+                (3, "as_double", Fixed64),
+                (4, "span_id", Bytes),
+                (5, "trace_id", Bytes),
+                (6, "as_int", Fixed64),
+                (7, "filtered_attributes", Message(KeyValue)),
+            ],
+        ),
+        Type::LogsRequest => ("ExportLogsServiceRequest", &[(1, "resource_logs", Message(ResourceLogs))]),
+        Type::ResourceLogs => (
+            "ResourceLogs",
+            &[(1, "resource", Message(Resource)), (2, "scope_logs", Message(ScopeLogs)), (3, "schema_url", Str)],
+        ),
+        Type::ScopeLogs => (
+            "ScopeLogs",
+            &[(1, "scope", Message(InstrumentationScope)), (2, "log_records", Item(LogRecord)), (3, "schema_url", Str)],
+        ),
+        Type::LogRecord => (
+            "LogRecord",
+            &[
+                (1, "time_unix_nano", Fixed64),
+                (2, "severity_number", Varint),
+                (3, "severity_text", Str),
+                (5, "body", Message(AnyValue)),
+                (6, "attributes", Message(KeyValue)),
+                (7, "dropped_attributes_count", Varint),
+                (8, "flags", Fixed32),
+                (9, "trace_id", Bytes),
+                (10, "span_id", Bytes),
+                (11, "observed_time_unix_nano", Fixed64),
+                (12, "event_name", Str),
+            ],
+        ),
+        Type::Resource => (
+            "Resource",
+            &[
+                (1, "attributes", Message(KeyValue)),
+                (2, "dropped_attributes_count", Varint),
+                (3, "entity_refs", Message(EntityRef)),
+            ],
+        ),
+        Type::EntityRef => (
+            "EntityRef",
+            &[(1, "schema_url", Str), (2, "type", Str), (3, "id_keys", Str), (4, "description_keys", Str)],
+        ),
+        Type::InstrumentationScope => (
+            "InstrumentationScope",
+            &[
+                (1, "name", Str),
+                (2, "version", Str),
+                (3, "attributes", Message(KeyValue)),
+                (4, "dropped_attributes_count", Varint),
+            ],
+        ),
+        Type::KeyValue => {
+            ("KeyValue", &[(1, "key", Str), (2, "value", Message(AnyValue)), (3, "key_strindex", Varint)])
+        }
+        Type::AnyValue => (
+            "AnyValue",
+            &[
+                (1, "string_value", Str),
+                (2, "bool_value", Varint),
+                (3, "int_value", Varint),
+                (4, "double_value", Fixed64),
+                (5, "array_value", Message(ArrayValue)),
+                (6, "kvlist_value", Message(KeyValueList)),
+                (7, "bytes_value", Bytes),
+                (8, "string_value_strindex", Varint),
+            ],
+        ),
+        Type::ArrayValue => ("ArrayValue", &[(1, "values", Message(AnyValue))]),
+        Type::KeyValueList => ("KeyValueList", &[(1, "values", Message(KeyValue))]),
+    };
+    Schema { name, fields }
+}
+
+/// Every type's fields by number, for the walk.
+static KINDS: [[Kind; WIDTH]; TYPES] = {
+    let mut table = [[Kind::Unknown; WIDTH]; TYPES];
+    let mut ty = 0;
+    while ty < TYPES {
+        let fields = schema(TYPE_ORDER[ty]).fields;
+        let mut i = 0;
+        while i < fields.len() {
+            table[ty][fields[i].0 as usize] = fields[i].2;
+            i += 1;
+        }
+        ty += 1;
+    }
+    table
+};
+
+/// The types by their number, for building [`KINDS`].
+const TYPE_ORDER: [Type; TYPES] = [
+    Type::TraceRequest,
+    Type::ResourceSpans,
+    Type::ScopeSpans,
+    Type::Span,
+    Type::Event,
+    Type::Link,
+    Type::Status,
+    Type::MetricsRequest,
+    Type::ResourceMetrics,
+    Type::ScopeMetrics,
+    Type::Metric,
+    Type::Gauge,
+    Type::Sum,
+    Type::Histogram,
+    Type::ExponentialHistogram,
+    Type::Summary,
+    Type::NumberDataPoint,
+    Type::HistogramDataPoint,
+    Type::ExponentialHistogramDataPoint,
+    Type::Buckets,
+    Type::SummaryDataPoint,
+    Type::ValueAtQuantile,
+    Type::Exemplar,
+    Type::LogsRequest,
+    Type::ResourceLogs,
+    Type::ScopeLogs,
+    Type::LogRecord,
+    Type::Resource,
+    Type::EntityRef,
+    Type::InstrumentationScope,
+    Type::KeyValue,
+    Type::AnyValue,
+    Type::ArrayValue,
+    Type::KeyValueList,
+];
+
+fn field_name(ty: Type, number: u64) -> FieldName {
+    let schema = schema(ty);
+    let name = schema.fields.iter().find(|field| u64::from(field.0) == number).map_or("", |field| field.1);
+    FieldName { message: schema.name, number: number as u32, name }
+}
+
+/// A fault found by the walk, before it is named for the caller.
+struct Fault {
+    offset: usize,
+    field: Option<(Type, u64)>,
+    problem: Problem,
+}
+
+impl Fault {
+    fn malformed(offset: usize, message: &'static str) -> Self {
+        Fault { offset, field: None, problem: Problem::Malformed(message) }
+    }
+
+    fn in_field(ty: Type, number: u64, offset: usize, problem: Problem) -> Self {
+        Fault { offset, field: Some((ty, number)), problem }
+    }
+}
+
+/// Checks that `bytes` is a protobuf `Export*ServiceRequest` of `signal`
+/// that [`ExportRequest::decode_protobuf`](crate::ExportRequest::decode_protobuf)
+/// decodes, as the module says, and returns its items (spans, metric data
+/// points, log records).
+pub fn validate_request(signal: Signal, bytes: &[u8]) -> Result<u64, InvalidRequest> {
+    validate(signal, bytes).map_err(|fault| {
+        let decodes_as = Signal::ALL
+            .into_iter()
+            .filter(|other| *other != signal)
+            .find(|other| validate(*other, bytes).is_ok_and(|items| items > 0));
+        InvalidRequest {
+            signal,
+            offset: fault.offset,
+            field: fault.field.map(|(ty, number)| field_name(ty, number)),
+            problem: fault.problem,
+            decodes_as,
+        }
+    })
+}
+
+fn validate(signal: Signal, bytes: &[u8]) -> Result<u64, Fault> {
+    let ty = match signal {
+        Signal::Traces => Type::TraceRequest,
+        Signal::Metrics => Type::MetricsRequest,
+        Signal::Logs => Type::LogsRequest,
+    };
+    let mut items = 0;
+    check(bytes, 0, ty, 0, &mut items)?;
+    Ok(items)
+}
+
+/// Reads a varint as prost does: at most 10 bytes, the tenth at most 1.
+#[inline]
+fn varint(bytes: &[u8], at: &mut usize) -> Result<u64, Fault> {
+    if let Some(&byte) = bytes.get(*at)
+        && byte < 0x80
+    {
+        *at += 1;
+        return Ok(u64::from(byte));
+    }
+    super::varint_slow(bytes, at).map_err(|error| Fault::malformed(error.offset, error.message))
+}
+
+/// The length of a length-delimited value starting at `*at` (its length
+/// varint); moves `*at` past the length and returns the value's range.
+#[inline]
+fn length_delimited(bytes: &[u8], at: &mut usize) -> Result<(usize, usize), Fault> {
+    let length_at = *at;
+    let len = varint(bytes, at)?;
+    let start = *at;
+    let end = usize::try_from(len).ok().and_then(|len| start.checked_add(len)).filter(|end| *end <= bytes.len());
+    let Some(end) = end else {
+        return Err(Fault::malformed(length_at, "length runs past the end of its message"));
+    };
+    *at = end;
+    Ok((start, end))
+}
+
+#[inline]
+fn skip_fixed(bytes: &[u8], at: &mut usize, len: usize) -> Result<(), Fault> {
+    match at.checked_add(len).filter(|end| *end <= bytes.len()) {
+        Some(end) => {
+            *at = end;
+            Ok(())
+        }
+        None => Err(Fault::malformed(*at, "a fixed-size value runs past the end of its message")),
+    }
+}
+
+/// Checks the message `bytes` of type `ty` at `depth` below the request
+/// (which starts at `base` in it), adding its items to `items`.
+fn check(bytes: &[u8], base: usize, ty: Type, depth: u32, items: &mut u64) -> Result<(), Fault> {
+    let kinds = &KINDS[ty as usize];
+    let rebase = |fault: Fault| Fault { offset: fault.offset + base, ..fault };
+    let mut at = 0;
+    let mut data: u64 = 0;
+    while at < bytes.len() {
+        let key_at = at;
+        let key = varint(bytes, &mut at).map_err(rebase)?;
+        if key > u64::from(u32::MAX) || key >> 3 == 0 {
+            return Err(rebase(Fault::malformed(key_at, "invalid field number")));
+        }
+        let number = key >> 3;
+        let wire_type = (key & 7) as u8;
+        let kind = kinds.get(number as usize).copied().unwrap_or(Kind::Unknown);
+        let wrong = |expected: &'static str| {
+            Fault::in_field(ty, number, base + key_at, Problem::WireType { found: wire_type, expected })
+        };
+        match kind {
+            Kind::Unknown => {
+                if depth >= RECURSION_LIMIT {
+                    return Err(Fault::in_field(ty, number, base + key_at, Problem::TooDeep));
+                }
+                match wire_type {
+                    VARINT => {
+                        varint(bytes, &mut at).map_err(rebase)?;
+                    }
+                    FIXED64 => skip_fixed(bytes, &mut at, 8).map_err(rebase)?,
+                    FIXED32 => skip_fixed(bytes, &mut at, 4).map_err(rebase)?,
+                    LEN => {
+                        length_delimited(bytes, &mut at).map_err(rebase)?;
+                    }
+                    3 | 4 => {
+                        return Err(rebase(Fault::malformed(key_at, "a group (OTLP has none) in an unknown field")));
+                    }
+                    _ => return Err(rebase(Fault::malformed(key_at, "invalid wire type"))),
+                }
+            }
+            Kind::Varint => {
+                if wire_type != VARINT {
+                    return Err(wrong("varint"));
+                }
+                varint(bytes, &mut at).map_err(rebase)?;
+            }
+            Kind::Fixed64 => {
+                if wire_type != FIXED64 {
+                    return Err(wrong("64-bit"));
+                }
+                skip_fixed(bytes, &mut at, 8).map_err(rebase)?;
+            }
+            Kind::Fixed32 => {
+                if wire_type != FIXED32 {
+                    return Err(wrong("32-bit"));
+                }
+                skip_fixed(bytes, &mut at, 4).map_err(rebase)?;
+            }
+            Kind::Bytes => {
+                if wire_type != LEN {
+                    return Err(wrong("length-delimited"));
+                }
+                length_delimited(bytes, &mut at).map_err(rebase)?;
+            }
+            Kind::Str => {
+                if wire_type != LEN {
+                    return Err(wrong("length-delimited"));
+                }
+                let (start, end) = length_delimited(bytes, &mut at).map_err(rebase)?;
+                if std::str::from_utf8(&bytes[start..end]).is_err() {
+                    return Err(Fault::in_field(ty, number, base + start, Problem::NotUtf8));
+                }
+            }
+            Kind::Message(inner) | Kind::Item(inner) | Kind::Data(inner) => {
+                if wire_type != LEN {
+                    return Err(wrong("length-delimited (a message)"));
+                }
+                let (start, end) = length_delimited(bytes, &mut at).map_err(rebase)?;
+                if depth >= RECURSION_LIMIT {
+                    return Err(Fault::in_field(ty, number, base + key_at, Problem::TooDeep));
+                }
+                check(&bytes[start..end], base + start, inner, depth + 1, items)?;
+                if let Kind::Item(_) = kind {
+                    *items += 1;
+                } else if let Kind::Data(_) = kind {
+                    if data != 0 && data != number {
+                        let first = field_name(ty, data).name;
+                        return Err(Fault::in_field(ty, number, base + key_at, Problem::SecondMetricData { first }));
+                    }
+                    data = number;
+                }
+            }
+            Kind::PackedVarint => match wire_type {
+                VARINT => {
+                    varint(bytes, &mut at).map_err(rebase)?;
+                }
+                LEN => {
+                    let (start, end) = length_delimited(bytes, &mut at).map_err(rebase)?;
+                    let packed = &bytes[..end];
+                    let mut inside = start;
+                    while inside < end {
+                        varint(packed, &mut inside).map_err(rebase)?;
+                    }
+                }
+                _ => return Err(wrong("varint or length-delimited (packed)")),
+            },
+            Kind::PackedFixed64 => match wire_type {
+                FIXED64 => skip_fixed(bytes, &mut at, 8).map_err(rebase)?,
+                LEN => {
+                    let (start, end) = length_delimited(bytes, &mut at).map_err(rebase)?;
+                    if (end - start) % 8 != 0 {
+                        return Err(Fault::in_field(ty, number, base + key_at, Problem::PackedLength));
+                    }
+                }
+                _ => return Err(wrong("64-bit or length-delimited (packed)")),
+            },
+        }
+    }
+    Ok(())
+}
