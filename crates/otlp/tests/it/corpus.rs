@@ -247,12 +247,8 @@ pub fn invalid_utf8(bytes: &[u8], marker: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// One mutation of a protobuf request: what was done, and the bytes.
-pub fn mutate_protobuf(
-    rng: &mut impl Rng,
-    signal: Signal,
-    bytes: &[u8],
-    others: &[ExportRequest],
-) -> (&'static str, Vec<u8>) {
+pub fn mutate_protobuf(rng: &mut impl Rng, seed: &Seed, others: &[Seed]) -> (&'static str, Vec<u8>) {
+    let (signal, bytes) = (seed.signal, seed.protobuf.as_slice());
     let mut out = bytes.to_vec();
     let len = out.len().max(1);
     match rng.random_range(0..12) {
@@ -301,9 +297,9 @@ pub fn mutate_protobuf(
             ("field key swap", out)
         }
         6 => {
-            let other = others.iter().filter(|other| other.signal() != signal).collect::<Vec<_>>();
+            let other = others.iter().filter(|other| other.signal != signal).collect::<Vec<_>>();
             let other = other.choose(rng).expect("requests of other signals");
-            ("wrong-signal body", other.encode_protobuf())
+            ("wrong-signal body", other.protobuf.clone())
         }
         7 => ("deep nesting", nested(signal, rng.random_range(42..52))),
         8 => {
@@ -389,11 +385,10 @@ fn at_path<'a>(value: &'a mut Json, path: &[PathStep]) -> Option<&'a mut Json> {
 }
 
 /// One mutation of an OTLP/JSON request: what was done, and the body.
-pub fn mutate_json(rng: &mut impl Rng, request: &ExportRequest, others: &[ExportRequest]) -> (&'static str, Vec<u8>) {
-    let text = request.encode_json().expect("samples encode");
-    let mut json: Json = serde_json::from_slice(&text).expect("samples are JSON");
-    let mut all = Vec::new();
-    paths(&json, &mut Vec::new(), &mut all);
+pub fn mutate_json(rng: &mut impl Rng, seed: &Seed, others: &[Seed]) -> (&'static str, Vec<u8>) {
+    let text = &seed.json_text;
+    let mut json = seed.json.clone();
+    let all = &seed.paths;
     match rng.random_range(0..8) {
         0..=2 => {
             let path = all.choose(rng).expect("paths").clone();
@@ -432,10 +427,10 @@ pub fn mutate_json(rng: &mut impl Rng, request: &ExportRequest, others: &[Export
             ("JSON byte change", bytes)
         }
         6 => {
-            let other = others.iter().filter(|other| other.signal() != request.signal()).collect::<Vec<_>>();
-            ("wrong-signal JSON body", other.choose(rng).expect("others").encode_json().expect("JSON"))
+            let other = others.iter().filter(|other| other.signal != seed.signal).collect::<Vec<_>>();
+            ("wrong-signal JSON body", other.choose(rng).expect("others").json_text.clone())
         }
-        _ => ("unchanged JSON", text),
+        _ => ("unchanged JSON", text.clone()),
     }
 }
 
@@ -468,13 +463,32 @@ pub fn json_items(signal: Signal, body: &[u8]) -> Option<u64> {
     Some(count)
 }
 
+/// A request the mutations start from, in both encodings.
+pub struct Seed {
+    pub request: ExportRequest,
+    pub signal: Signal,
+    pub protobuf: Vec<u8>,
+    pub json_text: Vec<u8>,
+    json: Json,
+    paths: Vec<Vec<PathStep>>,
+}
+
 /// Requests of every signal in every shape the mutations start from.
-pub fn seeds() -> Vec<ExportRequest> {
-    let mut seeds = rich_requests();
-    seeds.push(sample::traces("checkout", 3, 7).into());
-    seeds.push(sample::metrics("checkout", 7).into());
-    seeds.push(sample::logs("checkout", 3, 7).into());
-    seeds.push(ExportTraceServiceRequest::default().into());
-    seeds.push(ExportLogsServiceRequest::default().into());
-    seeds
+pub fn seeds() -> Vec<Seed> {
+    let mut requests = rich_requests();
+    requests.push(sample::traces("checkout", 3, 7).into());
+    requests.push(sample::metrics("checkout", 7).into());
+    requests.push(sample::logs("checkout", 3, 7).into());
+    requests.push(ExportTraceServiceRequest::default().into());
+    requests.push(ExportLogsServiceRequest::default().into());
+    requests
+        .into_iter()
+        .map(|request| {
+            let json_text = request.encode_json().expect("samples encode");
+            let json: Json = serde_json::from_slice(&json_text).expect("samples are JSON");
+            let mut all = Vec::new();
+            paths(&json, &mut Vec::new(), &mut all);
+            Seed { signal: request.signal(), protobuf: request.encode_protobuf(), request, json_text, json, paths: all }
+        })
+        .collect()
 }

@@ -89,9 +89,9 @@ fn mutated_json_is_refused_or_kept_whole() {
     let seeds = corpus::seeds();
     let (mut accepted, mut refused) = (0, 0);
     for round in 0..4_000 {
-        let request = &seeds[round % seeds.len()];
-        let signal = request.signal();
-        let (label, body) = corpus::mutate_json(&mut rng, request, &seeds);
+        let seed = &seeds[round % seeds.len()];
+        let signal = seed.signal;
+        let (label, body) = corpus::mutate_json(&mut rng, seed, &seeds);
         let Ok(decoded) = ExportRequest::decode(signal, Encoding::Json, &body) else {
             refused += 1;
             continue;
