@@ -8,8 +8,10 @@
 //! resources, scopes, metrics, and the items themselves) must be well formed
 //! (valid tags and wire types, varints that end, lengths inside their
 //! message), and the fields on that path must have the wire type of the
-//! OTLP schema. What it does not check is what only a full decode can: the
-//! UTF-8 of strings and the wire types of fields inside an item.
+//! OTLP schema. What it does not check is the UTF-8 of strings, the wire
+//! types of fields inside an item, nesting and a metric's kinds of data:
+//! [`validate_request`] checks all of that, as the full decoder would, and
+//! is what the receivers of a capture use.
 //!
 //! A replay rewrites every stored request it sends, at millions of items a
 //! second, so it does the same: [`rewrite_in_place`] patches timestamps

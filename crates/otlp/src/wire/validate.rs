@@ -541,15 +541,9 @@ struct Fault {
     problem: Problem,
 }
 
-impl Fault {
-    fn malformed(offset: usize, message: &'static str) -> Self {
-        Fault { offset, field: None, problem: Problem::Malformed(message) }
-    }
-
-    fn in_field(ty: Type, number: u64, offset: usize, problem: Problem) -> Self {
-        Fault { offset, field: Some((ty, number)), problem }
-    }
-}
+/// The walk stopped at a fault, which it keeps: the error is a unit so that
+/// the hot path passes no more than a flag up the stack.
+struct Stop;
 
 /// Checks that `bytes` is a protobuf `Export*ServiceRequest` of `signal`
 /// that [`ExportRequest::decode_protobuf`](crate::ExportRequest::decode_protobuf)
@@ -577,165 +571,262 @@ fn validate(signal: Signal, bytes: &[u8]) -> Result<u64, Fault> {
         Signal::Metrics => Type::MetricsRequest,
         Signal::Logs => Type::LogsRequest,
     };
-    let mut items = 0;
-    check(bytes, 0, ty, 0, &mut items)?;
-    Ok(items)
-}
-
-/// Reads a varint as prost does: at most 10 bytes, the tenth at most 1.
-#[inline]
-fn varint(bytes: &[u8], at: &mut usize) -> Result<u64, Fault> {
-    if let Some(&byte) = bytes.get(*at)
-        && byte < 0x80
-    {
-        *at += 1;
-        return Ok(u64::from(byte));
-    }
-    super::varint_slow(bytes, at).map_err(|error| Fault::malformed(error.offset, error.message))
-}
-
-/// The length of a length-delimited value starting at `*at` (its length
-/// varint); moves `*at` past the length and returns the value's range.
-#[inline]
-fn length_delimited(bytes: &[u8], at: &mut usize) -> Result<(usize, usize), Fault> {
-    let length_at = *at;
-    let len = varint(bytes, at)?;
-    let start = *at;
-    let end = usize::try_from(len).ok().and_then(|len| start.checked_add(len)).filter(|end| *end <= bytes.len());
-    let Some(end) = end else {
-        return Err(Fault::malformed(length_at, "length runs past the end of its message"));
-    };
-    *at = end;
-    Ok((start, end))
-}
-
-#[inline]
-fn skip_fixed(bytes: &[u8], at: &mut usize, len: usize) -> Result<(), Fault> {
-    match at.checked_add(len).filter(|end| *end <= bytes.len()) {
-        Some(end) => {
-            *at = end;
-            Ok(())
+    let mut walk = Walk { items: 0, fault: None };
+    match walk.message(bytes, 0, ty, 0) {
+        Ok(()) => Ok(walk.items),
+        Err(Stop) => {
+            Err(walk.fault.unwrap_or(Fault { offset: 0, field: None, problem: Problem::Malformed("invalid") }))
         }
-        None => Err(Fault::malformed(*at, "a fixed-size value runs past the end of its message")),
     }
 }
 
-/// Checks the message `bytes` of type `ty` at `depth` below the request
-/// (which starts at `base` in it), adding its items to `items`.
-fn check(bytes: &[u8], base: usize, ty: Type, depth: u32, items: &mut u64) -> Result<(), Fault> {
-    let kinds = &KINDS[ty as usize];
-    let rebase = |fault: Fault| Fault { offset: fault.offset + base, ..fault };
-    let mut at = 0;
-    let mut data: u64 = 0;
-    while at < bytes.len() {
-        let key_at = at;
-        let key = varint(bytes, &mut at).map_err(rebase)?;
-        if key > u64::from(u32::MAX) || key >> 3 == 0 {
-            return Err(rebase(Fault::malformed(key_at, "invalid field number")));
-        }
-        let number = key >> 3;
-        let wire_type = (key & 7) as u8;
-        let kind = kinds.get(number as usize).copied().unwrap_or(Kind::Unknown);
-        let wrong = |expected: &'static str| {
-            Fault::in_field(ty, number, base + key_at, Problem::WireType { found: wire_type, expected })
+/// Whether `bytes` is UTF-8; most strings of telemetry are ASCII, which is
+/// quicker to tell.
+#[inline]
+fn is_utf8(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
+}
+
+/// The walk: every message is read from the request cut at its end, so that
+/// positions (and the offsets of faults) are the request's.
+struct Walk {
+    items: u64,
+    fault: Option<Fault>,
+}
+
+impl Walk {
+    #[cold]
+    fn fail(&mut self, offset: usize, field: Option<(Type, u64)>, problem: Problem) -> Stop {
+        self.fault = Some(Fault { offset, field, problem });
+        Stop
+    }
+
+    /// A malformed varint at `at`: says why.
+    #[cold]
+    fn bad_varint(&mut self, bytes: &[u8], at: usize) -> Stop {
+        let mut position = at;
+        let message = match super::varint_slow(bytes, &mut position) {
+            Err(error) => error.message,
+            Ok(_) => "invalid varint",
         };
-        match kind {
-            Kind::Unknown => {
-                if depth >= RECURSION_LIMIT {
-                    return Err(Fault::in_field(ty, number, base + key_at, Problem::TooDeep));
-                }
-                match wire_type {
-                    VARINT => {
-                        varint(bytes, &mut at).map_err(rebase)?;
-                    }
-                    FIXED64 => skip_fixed(bytes, &mut at, 8).map_err(rebase)?,
-                    FIXED32 => skip_fixed(bytes, &mut at, 4).map_err(rebase)?,
-                    LEN => {
-                        length_delimited(bytes, &mut at).map_err(rebase)?;
-                    }
-                    3 | 4 => {
-                        return Err(rebase(Fault::malformed(key_at, "a group (OTLP has none) in an unknown field")));
-                    }
-                    _ => return Err(rebase(Fault::malformed(key_at, "invalid wire type"))),
-                }
-            }
-            Kind::Varint => {
-                if wire_type != VARINT {
-                    return Err(wrong("varint"));
-                }
-                varint(bytes, &mut at).map_err(rebase)?;
-            }
-            Kind::Fixed64 => {
-                if wire_type != FIXED64 {
-                    return Err(wrong("64-bit"));
-                }
-                skip_fixed(bytes, &mut at, 8).map_err(rebase)?;
-            }
-            Kind::Fixed32 => {
-                if wire_type != FIXED32 {
-                    return Err(wrong("32-bit"));
-                }
-                skip_fixed(bytes, &mut at, 4).map_err(rebase)?;
-            }
-            Kind::Bytes => {
-                if wire_type != LEN {
-                    return Err(wrong("length-delimited"));
-                }
-                length_delimited(bytes, &mut at).map_err(rebase)?;
-            }
-            Kind::Str => {
-                if wire_type != LEN {
-                    return Err(wrong("length-delimited"));
-                }
-                let (start, end) = length_delimited(bytes, &mut at).map_err(rebase)?;
-                if std::str::from_utf8(&bytes[start..end]).is_err() {
-                    return Err(Fault::in_field(ty, number, base + start, Problem::NotUtf8));
-                }
-            }
-            Kind::Message(inner) | Kind::Item(inner) | Kind::Data(inner) => {
-                if wire_type != LEN {
-                    return Err(wrong("length-delimited (a message)"));
-                }
-                let (start, end) = length_delimited(bytes, &mut at).map_err(rebase)?;
-                if depth >= RECURSION_LIMIT {
-                    return Err(Fault::in_field(ty, number, base + key_at, Problem::TooDeep));
-                }
-                check(&bytes[start..end], base + start, inner, depth + 1, items)?;
-                if let Kind::Item(_) = kind {
-                    *items += 1;
-                } else if let Kind::Data(_) = kind {
-                    if data != 0 && data != number {
-                        let first = field_name(ty, data).name;
-                        return Err(Fault::in_field(ty, number, base + key_at, Problem::SecondMetricData { first }));
-                    }
-                    data = number;
-                }
-            }
-            Kind::PackedVarint => match wire_type {
-                VARINT => {
-                    varint(bytes, &mut at).map_err(rebase)?;
-                }
-                LEN => {
-                    let (start, end) = length_delimited(bytes, &mut at).map_err(rebase)?;
-                    let packed = &bytes[..end];
-                    let mut inside = start;
-                    while inside < end {
-                        varint(packed, &mut inside).map_err(rebase)?;
-                    }
-                }
-                _ => return Err(wrong("varint or length-delimited (packed)")),
-            },
-            Kind::PackedFixed64 => match wire_type {
-                FIXED64 => skip_fixed(bytes, &mut at, 8).map_err(rebase)?,
-                LEN => {
-                    let (start, end) = length_delimited(bytes, &mut at).map_err(rebase)?;
-                    if (end - start) % 8 != 0 {
-                        return Err(Fault::in_field(ty, number, base + key_at, Problem::PackedLength));
-                    }
-                }
-                _ => return Err(wrong("64-bit or length-delimited (packed)")),
-            },
+        self.fail(at, None, Problem::Malformed(message))
+    }
+
+    /// Reads a varint as prost does: at most 10 bytes, the tenth at most 1.
+    // Inlined into the walks, as `next_field` is: the walk is the receivers'
+    // work on every request.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn varint(&mut self, bytes: &[u8], at: &mut usize) -> Result<u64, Stop> {
+        if let Some(&byte) = bytes.get(*at)
+            && byte < 0x80
+        {
+            *at += 1;
+            return Ok(u64::from(byte));
+        }
+        let start = *at;
+        super::varint_slow(bytes, at).map_err(|_| self.bad_varint(bytes, start))
+    }
+
+    /// A length-delimited value whose length varint is at `*at`: moves `*at`
+    /// past it and returns where the value ends.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn length_delimited(&mut self, bytes: &[u8], at: &mut usize) -> Result<usize, Stop> {
+        let length_at = *at;
+        let len = self.varint(bytes, at)?;
+        match usize::try_from(len).ok().and_then(|len| at.checked_add(len)).filter(|end| *end <= bytes.len()) {
+            Some(end) => Ok(end),
+            None => Err(self.fail(length_at, None, Problem::Malformed("length runs past the end of its message"))),
         }
     }
-    Ok(())
+
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn skip_fixed(&mut self, bytes: &[u8], at: &mut usize, len: usize) -> Result<(), Stop> {
+        if bytes.len() - *at >= len {
+            *at += len;
+            Ok(())
+        } else {
+            Err(self.fail(*at, None, Problem::Malformed("a fixed-size value runs past the end of its message")))
+        }
+    }
+
+    /// Checks the message of type `ty` in `bytes[at..]`, `depth` levels
+    /// below the request.
+    fn message(&mut self, bytes: &[u8], mut at: usize, ty: Type, depth: u32) -> Result<(), Stop> {
+        let kinds = &KINDS[ty as usize];
+        let mut data: u64 = 0;
+        while at < bytes.len() {
+            let key_at = at;
+            let key = self.varint(bytes, &mut at)?;
+            if key > u64::from(u32::MAX) || key >> 3 == 0 {
+                return Err(self.fail(key_at, None, Problem::Malformed("invalid field number")));
+            }
+            let number = key >> 3;
+            let wire_type = (key & 7) as u8;
+            let kind = kinds.get(number as usize).copied().unwrap_or(Kind::Unknown);
+            match kind {
+                Kind::Varint | Kind::PackedVarint if wire_type == VARINT => {
+                    self.varint(bytes, &mut at)?;
+                }
+                Kind::Fixed64 | Kind::PackedFixed64 if wire_type == FIXED64 => self.skip_fixed(bytes, &mut at, 8)?,
+                Kind::Fixed32 if wire_type == FIXED32 => self.skip_fixed(bytes, &mut at, 4)?,
+                Kind::Bytes if wire_type == LEN => at = self.length_delimited(bytes, &mut at)?,
+                Kind::Str if wire_type == LEN => {
+                    let end = self.length_delimited(bytes, &mut at)?;
+                    if !is_utf8(&bytes[at..end]) {
+                        return Err(self.fail(at, Some((ty, number)), Problem::NotUtf8));
+                    }
+                    at = end;
+                }
+                Kind::Message(inner) | Kind::Item(inner) | Kind::Data(inner) if wire_type == LEN => {
+                    let end = self.length_delimited(bytes, &mut at)?;
+                    if depth >= RECURSION_LIMIT {
+                        return Err(self.fail(key_at, Some((ty, number)), Problem::TooDeep));
+                    }
+                    if inner == Type::KeyValue {
+                        self.key_value(&bytes[..end], at, depth + 1)?;
+                    } else if inner == Type::AnyValue {
+                        self.any_value(&bytes[..end], at, depth + 1)?;
+                    } else {
+                        self.message(&bytes[..end], at, inner, depth + 1)?;
+                    }
+                    at = end;
+                    if let Kind::Item(_) = kind {
+                        self.items += 1;
+                    } else if let Kind::Data(_) = kind {
+                        if data != 0 && data != number {
+                            let first = field_name(ty, data).name;
+                            return Err(self.fail(key_at, Some((ty, number)), Problem::SecondMetricData { first }));
+                        }
+                        data = number;
+                    }
+                }
+                Kind::PackedVarint if wire_type == LEN => {
+                    let end = self.length_delimited(bytes, &mut at)?;
+                    let packed = &bytes[..end];
+                    while at < end {
+                        self.varint(packed, &mut at)?;
+                    }
+                }
+                Kind::PackedFixed64 if wire_type == LEN => {
+                    let end = self.length_delimited(bytes, &mut at)?;
+                    if !(end - at).is_multiple_of(8) {
+                        return Err(self.fail(key_at, Some((ty, number)), Problem::PackedLength));
+                    }
+                    at = end;
+                }
+                Kind::Unknown => self.unknown(bytes, &mut at, key_at, (ty, number), wire_type, depth)?,
+                _ => return Err(self.wrong_wire_type(key_at, (ty, number), kind, wire_type)),
+            }
+        }
+        Ok(())
+    }
+
+    /// A field the schema does not have, which the decoder skips.
+    fn unknown(
+        &mut self,
+        bytes: &[u8],
+        at: &mut usize,
+        key_at: usize,
+        field: (Type, u64),
+        wire_type: u8,
+        depth: u32,
+    ) -> Result<(), Stop> {
+        if depth >= RECURSION_LIMIT {
+            return Err(self.fail(key_at, Some(field), Problem::TooDeep));
+        }
+        match wire_type {
+            VARINT => self.varint(bytes, at).map(|_| ()),
+            FIXED64 => self.skip_fixed(bytes, at, 8),
+            FIXED32 => self.skip_fixed(bytes, at, 4),
+            LEN => {
+                *at = self.length_delimited(bytes, at)?;
+                Ok(())
+            }
+            3 | 4 => Err(self.fail(key_at, None, Problem::Malformed("a group (OTLP has none) in an unknown field"))),
+            _ => Err(self.fail(key_at, None, Problem::Malformed("invalid wire type"))),
+        }
+    }
+
+    #[cold]
+    fn wrong_wire_type(&mut self, key_at: usize, field: (Type, u64), kind: Kind, found: u8) -> Stop {
+        let expected = match kind {
+            Kind::Varint => "varint",
+            Kind::Fixed64 => "64-bit",
+            Kind::Fixed32 => "32-bit",
+            Kind::Bytes | Kind::Str => "length-delimited",
+            Kind::Message(_) | Kind::Item(_) | Kind::Data(_) => "length-delimited (a message)",
+            Kind::PackedVarint => "varint or length-delimited (packed)",
+            Kind::PackedFixed64 => "64-bit or length-delimited (packed)",
+            Kind::Unknown => "any",
+        };
+        self.fail(key_at, Some(field), Problem::WireType { found, expected })
+    }
+
+    /// A `KeyValue` (most of a request's bytes), with its `AnyValue` read in
+    /// the same loop unless it holds an array or a list: the same checks as
+    /// [`Walk::message`], with less work per attribute.
+    #[inline]
+    fn key_value(&mut self, bytes: &[u8], mut at: usize, depth: u32) -> Result<(), Stop> {
+        while at < bytes.len() {
+            let key_at = at;
+            let key = self.varint(bytes, &mut at)?;
+            match key {
+                // key: string
+                0x0a => {
+                    let end = self.length_delimited(bytes, &mut at)?;
+                    if !is_utf8(&bytes[at..end]) {
+                        return Err(self.fail(at, Some((Type::KeyValue, 1)), Problem::NotUtf8));
+                    }
+                    at = end;
+                }
+                // value: AnyValue
+                0x12 => {
+                    let end = self.length_delimited(bytes, &mut at)?;
+                    if depth >= RECURSION_LIMIT {
+                        return Err(self.fail(key_at, Some((Type::KeyValue, 2)), Problem::TooDeep));
+                    }
+                    self.any_value(&bytes[..end], at, depth + 1)?;
+                    at = end;
+                }
+                _ => {
+                    // Anything else, as any message.
+                    return self.message(bytes, key_at, Type::KeyValue, depth);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An `AnyValue`: a scalar read here, an array or list by
+    /// [`Walk::message`].
+    #[inline]
+    fn any_value(&mut self, bytes: &[u8], mut at: usize, depth: u32) -> Result<(), Stop> {
+        while at < bytes.len() {
+            let key_at = at;
+            let key = self.varint(bytes, &mut at)?;
+            match key {
+                // string_value
+                0x0a => {
+                    let end = self.length_delimited(bytes, &mut at)?;
+                    if !is_utf8(&bytes[at..end]) {
+                        return Err(self.fail(at, Some((Type::AnyValue, 1)), Problem::NotUtf8));
+                    }
+                    at = end;
+                }
+                // bool_value, int_value, string_value_strindex
+                0x10 | 0x18 | 0x40 => {
+                    self.varint(bytes, &mut at)?;
+                }
+                // double_value
+                0x21 => self.skip_fixed(bytes, &mut at, 8)?,
+                // bytes_value
+                0x3a => at = self.length_delimited(bytes, &mut at)?,
+                _ => return self.message(bytes, key_at, Type::AnyValue, depth),
+            }
+        }
+        Ok(())
+    }
 }
