@@ -474,15 +474,39 @@ const fn schema(ty: Type) -> Schema {
     Schema { name, fields }
 }
 
+/// A field as the walk reads it: the wire type its type is written with
+/// (packed repeated numbers: the unpacked one; fields the schema does not
+/// have: none), and what it is.
+#[derive(Debug, Clone, Copy)]
+struct Spec {
+    wire_type: u8,
+    kind: Kind,
+}
+
+/// The wire type of no field: every wire type of an unknown field goes the
+/// slow way.
+const ANY: u8 = 0xff;
+
+const fn spec(kind: Kind) -> Spec {
+    let wire_type = match kind {
+        Kind::Unknown => ANY,
+        Kind::Varint | Kind::PackedVarint => VARINT,
+        Kind::Fixed64 | Kind::PackedFixed64 => FIXED64,
+        Kind::Fixed32 => FIXED32,
+        Kind::Bytes | Kind::Str | Kind::Message(_) | Kind::Item(_) | Kind::Data(_) => LEN,
+    };
+    Spec { wire_type, kind }
+}
+
 /// Every type's fields by number, for the walk.
-static KINDS: [[Kind; WIDTH]; TYPES] = {
-    let mut table = [[Kind::Unknown; WIDTH]; TYPES];
+static SPECS: [[Spec; WIDTH]; TYPES] = {
+    let mut table = [[spec(Kind::Unknown); WIDTH]; TYPES];
     let mut ty = 0;
     while ty < TYPES {
         let fields = schema(TYPE_ORDER[ty]).fields;
         let mut i = 0;
         while i < fields.len() {
-            table[ty][fields[i].0 as usize] = fields[i].2;
+            table[ty][fields[i].0 as usize] = spec(fields[i].2);
             i += 1;
         }
         ty += 1;
@@ -490,7 +514,7 @@ static KINDS: [[Kind; WIDTH]; TYPES] = {
     table
 };
 
-/// The types by their number, for building [`KINDS`].
+/// The types by their number, for building [`SPECS`].
 const TYPE_ORDER: [Type; TYPES] = [
     Type::TraceRequest,
     Type::ResourceSpans,
@@ -654,8 +678,12 @@ impl Walk {
 
     /// Checks the message of type `ty` in `bytes[at..]`, `depth` levels
     /// below the request.
+    ///
+    /// A field whose wire type is the one its type is written with is read
+    /// by wire type, with a few well-predicted branches; anything else
+    /// (unknown fields, packed lists, faults) by [`Walk::other_field`].
     fn message(&mut self, bytes: &[u8], mut at: usize, ty: Type, depth: u32) -> Result<(), Stop> {
-        let kinds = &KINDS[ty as usize];
+        let specs = &SPECS[ty as usize];
         let mut data: u64 = 0;
         while at < bytes.len() {
             let key_at = at;
@@ -665,23 +693,29 @@ impl Walk {
             }
             let number = key >> 3;
             let wire_type = (key & 7) as u8;
-            let kind = kinds.get(number as usize).copied().unwrap_or(Kind::Unknown);
-            match kind {
-                Kind::Varint | Kind::PackedVarint if wire_type == VARINT => {
-                    self.varint(bytes, &mut at)?;
-                }
-                Kind::Fixed64 | Kind::PackedFixed64 if wire_type == FIXED64 => self.skip_fixed(bytes, &mut at, 8)?,
-                Kind::Fixed32 if wire_type == FIXED32 => self.skip_fixed(bytes, &mut at, 4)?,
-                Kind::Bytes if wire_type == LEN => at = self.length_delimited(bytes, &mut at)?,
-                Kind::Str if wire_type == LEN => {
-                    let end = self.length_delimited(bytes, &mut at)?;
+            let spec = specs.get(number as usize).copied().unwrap_or(spec(Kind::Unknown));
+            if spec.wire_type != wire_type {
+                self.other_field(bytes, &mut at, key_at, (ty, number), wire_type, spec.kind, depth)?;
+                continue;
+            }
+            if wire_type == VARINT {
+                self.varint(bytes, &mut at)?;
+                continue;
+            }
+            if wire_type != LEN {
+                // FIXED64 or FIXED32: the spec has no other wire type.
+                let len = if wire_type == FIXED64 { 8 } else { 4 };
+                self.skip_fixed(bytes, &mut at, len)?;
+                continue;
+            }
+            let end = self.length_delimited(bytes, &mut at)?;
+            match spec.kind {
+                Kind::Str => {
                     if !is_utf8(&bytes[at..end]) {
                         return Err(self.fail(at, Some((ty, number)), Problem::NotUtf8));
                     }
-                    at = end;
                 }
-                Kind::Message(inner) | Kind::Item(inner) | Kind::Data(inner) if wire_type == LEN => {
-                    let end = self.length_delimited(bytes, &mut at)?;
+                Kind::Message(inner) | Kind::Item(inner) | Kind::Data(inner) => {
                     if depth >= RECURSION_LIMIT {
                         return Err(self.fail(key_at, Some((ty, number)), Problem::TooDeep));
                     }
@@ -692,10 +726,9 @@ impl Walk {
                     } else {
                         self.message(&bytes[..end], at, inner, depth + 1)?;
                     }
-                    at = end;
-                    if let Kind::Item(_) = kind {
+                    if let Kind::Item(_) = spec.kind {
                         self.items += 1;
-                    } else if let Kind::Data(_) = kind {
+                    } else if let Kind::Data(_) = spec.kind {
                         if data != 0 && data != number {
                             let first = field_name(ty, data).name;
                             return Err(self.fail(key_at, Some((ty, number)), Problem::SecondMetricData { first }));
@@ -703,25 +736,46 @@ impl Walk {
                         data = number;
                     }
                 }
-                Kind::PackedVarint if wire_type == LEN => {
-                    let end = self.length_delimited(bytes, &mut at)?;
-                    let packed = &bytes[..end];
-                    while at < end {
-                        self.varint(packed, &mut at)?;
-                    }
-                }
-                Kind::PackedFixed64 if wire_type == LEN => {
-                    let end = self.length_delimited(bytes, &mut at)?;
-                    if !(end - at).is_multiple_of(8) {
-                        return Err(self.fail(key_at, Some((ty, number)), Problem::PackedLength));
-                    }
-                    at = end;
-                }
-                Kind::Unknown => self.unknown(bytes, &mut at, key_at, (ty, number), wire_type, depth)?,
-                _ => return Err(self.wrong_wire_type(key_at, (ty, number), kind, wire_type)),
+                _ => {}
             }
+            at = end;
         }
         Ok(())
+    }
+
+    /// A field not written with the wire type of its type: a packed list, a
+    /// field the schema does not have, or a fault.
+    #[allow(clippy::too_many_arguments)]
+    fn other_field(
+        &mut self,
+        bytes: &[u8],
+        at: &mut usize,
+        key_at: usize,
+        field: (Type, u64),
+        wire_type: u8,
+        kind: Kind,
+        depth: u32,
+    ) -> Result<(), Stop> {
+        match kind {
+            Kind::Unknown => self.unknown(bytes, at, key_at, field, wire_type, depth),
+            Kind::PackedVarint if wire_type == LEN => {
+                let end = self.length_delimited(bytes, at)?;
+                let packed = &bytes[..end];
+                while *at < end {
+                    self.varint(packed, at)?;
+                }
+                Ok(())
+            }
+            Kind::PackedFixed64 if wire_type == LEN => {
+                let end = self.length_delimited(bytes, at)?;
+                if !(end - *at).is_multiple_of(8) {
+                    return Err(self.fail(key_at, Some(field), Problem::PackedLength));
+                }
+                *at = end;
+                Ok(())
+            }
+            _ => Err(self.wrong_wire_type(key_at, field, kind, wire_type)),
+        }
     }
 
     /// A field the schema does not have, which the decoder skips.
