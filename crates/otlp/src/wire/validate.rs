@@ -710,10 +710,8 @@ impl Walk {
             }
             let end = self.length_delimited(bytes, &mut at)?;
             match spec.kind {
-                Kind::Str => {
-                    if !is_utf8(&bytes[at..end]) {
-                        return Err(self.fail(at, Some((ty, number)), Problem::NotUtf8));
-                    }
+                Kind::Str if !is_utf8(&bytes[at..end]) => {
+                    return Err(self.fail(at, Some((ty, number)), Problem::NotUtf8));
                 }
                 Kind::Message(inner) | Kind::Item(inner) | Kind::Data(inner) => {
                     if depth >= RECURSION_LIMIT {
