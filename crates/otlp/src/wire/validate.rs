@@ -16,10 +16,11 @@
 //!
 //! What it accepts, the full decoder accepts too, and the items it counts
 //! are the items of the decoded request: the tests of this crate check
-//! both on valid, truncated and mutated requests of every signal. It does
-//! so about as fast as [`count_items`](super::count_items), which checks
-//! only the path down to the items, so that a receiver can check every
-//! request in full before it acknowledges it.
+//! both on valid, truncated and mutated requests of every signal. It takes
+//! two to four times as long as [`count_items`](super::count_items), which
+//! checks only the path down to the items, and a fifth of a full decode, so
+//! that a receiver can check every request in full before it acknowledges
+//! it (`docs/PERFORMANCE.md`, issue 13).
 
 use std::fmt;
 
