@@ -317,7 +317,7 @@ async fn export(intake: &Intake, signal: Signal, payload: Bytes) -> Result<Bytes
             "the request is empty; send an OTLP {signal} export request with data"
         )));
     }
-    let items = match tape_otlp::wire::count_items(signal, &payload) {
+    let items = match tape_otlp::wire::validate_request(signal, &payload) {
         Ok(items) => items,
         Err(error) => {
             intake.stats().signal(signal).rejected();

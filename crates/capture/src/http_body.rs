@@ -125,15 +125,22 @@ pub fn decode_body(
         ));
     }
     let decoded_bytes = bytes.len();
-    // Protobuf is checked and counted on the wire and kept as it came; JSON
-    // is decoded and stored as its protobuf.
+    // Protobuf is checked and counted on the wire, as the full decoder would
+    // read it, and kept as it came; JSON is decoded and stored as its
+    // protobuf, which gets the same check (the decoder's nesting limit is
+    // not JSON's).
     let received = match encoding {
-        Encoding::Protobuf => {
-            tape_otlp::wire::count_items(signal, &bytes).map(|items| (bytes, items)).map_err(|error| error.to_string())
-        }
-        Encoding::Json => ExportRequest::decode(signal, encoding, &bytes)
-            .map(|request| (Bytes::from(request.encode_protobuf()), request.item_count()))
+        Encoding::Protobuf => tape_otlp::wire::validate_request(signal, &bytes)
+            .map(|items| (bytes, items))
             .map_err(|error| error.to_string()),
+        Encoding::Json => {
+            ExportRequest::decode(signal, encoding, &bytes).map_err(|error| error.to_string()).and_then(|request| {
+                let payload = Bytes::from(request.encode_protobuf());
+                tape_otlp::wire::validate_request(signal, &payload)
+                    .map(|items| (payload, items))
+                    .map_err(|error| format!("as protobuf, {error}"))
+            })
+        }
     };
     match received {
         Ok((payload, items)) => Ok(ReceivedBody { payload, items, encoding, decoded_bytes }),

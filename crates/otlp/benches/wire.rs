@@ -1,7 +1,8 @@
 //! The wire-level work of a replay, per span: shifting every timestamp and
 //! remapping every id of a request in place, and finding its newest
 //! timestamp (for `--timestamps current`). `otlp-tape bench replay`
-//! measures the whole replay path.
+//! measures the whole replay path. And the check of a capture's receivers,
+//! beside counting and a full decode.
 
 #![allow(missing_docs, reason = "criterion_group! defines an undocumented public function")]
 
@@ -23,6 +24,18 @@ fn rewrite(c: &mut Criterion) {
     });
     group.bench_function(format!("newest_timestamp ({spans} spans)"), |b| {
         b.iter(|| wire::newest_timestamp(Signal::Traces, std::hint::black_box(&bytes)).unwrap());
+    });
+    // What a capture's receivers do to every request: check it as the full
+    // decoder would (validate_request), against counting only the path down
+    // to the items (count_items) and decoding it in full.
+    group.bench_function(format!("validate_request ({spans} spans)"), |b| {
+        b.iter(|| wire::validate_request(Signal::Traces, std::hint::black_box(&bytes)).unwrap());
+    });
+    group.bench_function(format!("count_items ({spans} spans)"), |b| {
+        b.iter(|| wire::count_items(Signal::Traces, std::hint::black_box(&bytes)).unwrap());
+    });
+    group.bench_function(format!("decode_protobuf ({spans} spans)"), |b| {
+        b.iter(|| ExportRequest::decode_protobuf(Signal::Traces, std::hint::black_box(&bytes)).unwrap());
     });
     group.finish();
 }

@@ -1,3 +1,5 @@
+mod metrics_json;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -65,7 +67,9 @@ impl ExportRequest {
     ///
     /// OTLP/JSON follows the specification's mapping: unknown fields are
     /// ignored, 64-bit integers are accepted as strings or numbers, trace and
-    /// span ids are hex strings.
+    /// span ids are hex strings. A value of the wrong type anywhere, or two
+    /// members of a metric's oneofs (its kind of data, a point's value),
+    /// refuses the whole request: nothing is dropped.
     pub fn decode(signal: Signal, encoding: Encoding, bytes: &[u8]) -> Result<Self, Error> {
         match encoding {
             Encoding::Protobuf => Self::decode_protobuf(signal, bytes),
@@ -93,7 +97,11 @@ impl ExportRequest {
         }
         Ok(match signal {
             Signal::Traces => Self::Traces(serde_json::from_slice(bytes).map_err(wrap)?),
-            Signal::Metrics => Self::Metrics(serde_json::from_slice(bytes).map_err(wrap)?),
+            Signal::Metrics => {
+                let mut request = serde_json::from_slice(bytes).map_err(wrap)?;
+                metrics_json::check(bytes, &mut request).map_err(|message| wrap(serde::de::Error::custom(message)))?;
+                Self::Metrics(request)
+            }
             Signal::Logs => Self::Logs(serde_json::from_slice(bytes).map_err(wrap)?),
         })
     }

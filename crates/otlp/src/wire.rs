@@ -8,8 +8,10 @@
 //! resources, scopes, metrics, and the items themselves) must be well formed
 //! (valid tags and wire types, varints that end, lengths inside their
 //! message), and the fields on that path must have the wire type of the
-//! OTLP schema. What it does not check is what only a full decode can: the
-//! UTF-8 of strings and the wire types of fields inside an item.
+//! OTLP schema. What it does not check is the UTF-8 of strings, the wire
+//! types of fields inside an item, nesting and a metric's kinds of data:
+//! [`validate_request`] checks all of that, as the full decoder would, and
+//! is what the receivers of a capture use.
 //!
 //! A replay rewrites every stored request it sends, at millions of items a
 //! second, so it does the same: [`rewrite_in_place`] patches timestamps
@@ -45,9 +47,11 @@
 
 mod retain;
 mod rewrite;
+mod validate;
 
 pub use retain::retain_resources;
 pub use rewrite::{SeriesStarts, newest_timestamp, rewrite_in_place, rewrite_metrics_in_place};
+pub use validate::{FieldName, InvalidRequest, Problem, RECURSION_LIMIT, validate_request};
 
 use crate::Signal;
 
@@ -179,6 +183,10 @@ fn varint_slow(bytes: &[u8], at: &mut usize) -> Result<u64, WireError> {
         *at += 1;
         value |= u64::from(byte & 0x7f) << (shift * 7);
         if byte < 0x80 {
+            // The tenth byte holds the 64th bit and no more, as prost reads it.
+            if shift == 9 && byte > 1 {
+                return Err(WireError { offset: start, message: "varint overflows 64 bits" });
+            }
             return Ok(value);
         }
     }

@@ -390,7 +390,11 @@ async fn read_blob_facts(
             }
             facts.first.get_or_insert(time);
             facts.last = Some(time);
-            match ExportRequest::decode_protobuf(blob.signal, &record.payload) {
+            // The receivers' check (what capture accepts), then the full decoder.
+            let checked = tape_otlp::wire::validate_request(blob.signal, &record.payload)
+                .map_err(|error| format!("not a request capture would accept: {error}"))
+                .and_then(|_| ExportRequest::decode_protobuf(blob.signal, &record.payload).map_err(|e| e.to_string()));
+            match checked {
                 Ok(request) if request.item_count() != record.item_count => problems.push(format!(
                     "blob {}: record {} says {} items but its payload holds {}",
                     blob.key,

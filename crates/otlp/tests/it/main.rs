@@ -1,5 +1,9 @@
 //! Integration tests of the OTLP codecs and item counting.
 
+mod corpus;
+mod json;
+mod validate;
+
 use tape_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use tape_otlp::proto::common::v1::any_value::Value;
 use tape_otlp::{Encoding, ExportRequest, Signal, sample};
