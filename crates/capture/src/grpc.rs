@@ -1,10 +1,12 @@
 //! The OTLP/gRPC receiver: the `Export` method of the trace, metrics and
 //! logs services, gzip accepted.
 //!
-//! The request message is taken as raw bytes, checked and counted by
-//! walking its wire format ([`tape_otlp::wire::count_items`]), and kept as
-//! it is, so the session holds exactly the bytes the client sent. Status codes follow the OTLP specification: `INVALID_ARGUMENT` for
-//! a request that does not decode, `RESOURCE_EXHAUSTED` with a
+//! The request message is taken as raw bytes, checked against the OTLP
+//! schema as the full decoder would and counted by walking its wire format
+//! ([`tape_otlp::wire::validate_request`]), and kept as it is, so the
+//! session holds exactly the bytes the client sent. Status codes follow the
+//! OTLP specification: `INVALID_ARGUMENT` for a request that the full
+//! decoder would refuse, `RESOURCE_EXHAUSTED` with a
 //! `google.rpc.RetryInfo` when the recorder is behind (retryable),
 //! `UNAVAILABLE` when the capture is stopping (retryable). Oversized and
 //! undecompressable messages are refused by tonic before the handler runs
@@ -15,8 +17,7 @@
 //! from the gRPC receiver's budget as they arrive (`UNAVAILABLE` when it is
 //! full, or, for a request whose first bytes arrive, when the budget has no
 //! room for the message it announces), it must arrive within the read
-//! timeout (`DEADLINE_EXCEEDED`), and
-//! a `Content-Length`, when the client sends one, over the limit is refused
+//! timeout (`DEADLINE_EXCEEDED`), and a `Content-Length`, when the client sends one, over the limit is refused
 //! before the body is read (`RESOURCE_EXHAUSTED` without `RetryInfo`).
 
 use std::convert::Infallible;
