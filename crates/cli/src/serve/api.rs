@@ -64,7 +64,7 @@ impl ApiError {
         match error {
             StoreError::NotFound(_) => ApiError::not_found(message),
             StoreError::InvalidSessionId(_) | StoreError::InvalidBlobKey(_) => ApiError::bad_request(message),
-            StoreError::AlreadyExists(_) => ApiError::conflict(message),
+            StoreError::AlreadyExists(_) | StoreError::Symlink { .. } => ApiError::conflict(message),
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
         }
     }

@@ -153,7 +153,7 @@ async fn the_api_refuses_a_symlinked_session_directory() {
         (reqwest::Method::POST, "/api/v1/sessions/linked/verify"),
     ] {
         let (status, body) = served.call(method.clone(), path, None).await;
-        assert!(!status.is_success(), "{method} {path}: {status} {body}");
+        assert_eq!(status, reqwest::StatusCode::CONFLICT, "{method} {path}: {body}");
         let text = body.to_string();
         assert!(text.contains("symbolic link") && text.contains("sessions/linked"), "{method} {path}: {text}");
     }
