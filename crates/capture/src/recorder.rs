@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tape_otlp::{Signal, SignalSet};
-use tape_session::{SessionMetadata, SessionStatus, SessionStore, SessionWriter, Timestamp, WriterOptions};
+use tape_session::{
+    SessionMetadata, SessionStatus, SessionStore, SessionWriter, Timestamp, WriterOptions, error_chain,
+};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -595,18 +597,6 @@ impl Writing<'_> {
         }
         Ok(RecordingOutcome { metadata, reason })
     }
-}
-
-/// An error and its causes on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -96,3 +96,15 @@ impl Error {
         matches!(self, Error::NotFound(_) | Error::BlobNotFound { .. })
     }
 }
+
+/// An error and its causes on one line.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -38,7 +38,7 @@ pub use annotation::{
     check_phase_name, parse_jsonl, to_jsonl,
 };
 pub use blob::{BlobDecoder, BlobError, BlobReader, BlobSummary, BlobWriter, Record};
-pub use error::{BoxError, Error};
+pub use error::{BoxError, Error, error_chain};
 pub use id::{InvalidSessionId, MAX_SESSION_ID_LEN, SessionId};
 pub use key::{BlobKey, InvalidBlobKey};
 pub use metadata::{

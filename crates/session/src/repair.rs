@@ -244,13 +244,7 @@ pub async fn repair_session(store: &dyn SessionStore, id: &SessionId, now: Times
 async fn read_metadata(store: &dyn SessionStore, id: &SessionId) -> Result<(SessionMetadata, Option<String>), Error> {
     match store.read_metadata(id).await {
         Err(error @ Error::Metadata { .. }) => {
-            let mut problem = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                problem.push_str(": ");
-                problem.push_str(&cause.to_string());
-                source = cause.source();
-            }
+            let problem = crate::error_chain(&error);
             let committed = store.list_blobs(id).await?;
             let partials = store.list_partial_blobs(id).await?;
             let first = committed

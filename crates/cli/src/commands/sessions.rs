@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+pub use tape_session::error_chain;
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
@@ -484,16 +485,4 @@ fn check_totals(metadata: &SessionMetadata, problems: &mut Vec<String>) {
     if hash != metadata.content_hash {
         problems.push(format!("contentHash is {} but the blob list hashes to {hash}", metadata.content_hash));
     }
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
