@@ -273,7 +273,11 @@ fn print_report(report: &DemoReport) {
     if let Some(shift) = report.shift {
         println!("  Shift     {} .. {}", human_shift(shift.min_nanos), human_shift(shift.max_nanos));
         println!("            one per record: every duration and offset inside a record is intact, while the");
-        println!("            spacing between records follows the replay at {}", report.speed);
+        println!(
+            "            spacing between records follows the replay at {}; a cumulative metric series",
+            report.speed
+        );
+        println!("            keeps the start time it was first sent with");
     }
     let verification = &report.verification;
     match &verification.first_difference {
