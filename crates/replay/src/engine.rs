@@ -622,24 +622,18 @@ impl<S: Sink> Engine<'_, S> {
 
     /// Waits until fewer than `concurrency` requests are in flight.
     async fn wait_for_slot(&mut self) -> Result<(), Halt> {
-        while self.in_flight.len() >= self.options.concurrency.max(1) {
-            tokio::select! {
-                biased;
-                () = self.stop.cancelled() => return Err(EndReason::Stopped),
-                Some(completion) = self.in_flight.next() => {
-                    self.complete(completion);
-                    if self.error.is_some() {
-                        return Err(EndReason::Failed);
-                    }
-                }
-            }
-        }
-        Ok(())
+        self.wait_until_in_flight_at_most(self.options.concurrency.max(1) - 1).await
     }
 
     /// Waits until no request is in flight.
     async fn wait_for_in_flight(&mut self) -> Result<(), Halt> {
-        while !self.in_flight.is_empty() {
+        self.wait_until_in_flight_at_most(0).await
+    }
+
+    /// Completes requests until at most `most` are in flight; ends early
+    /// on a stop or on a failure that ends the replay.
+    async fn wait_until_in_flight_at_most(&mut self, most: usize) -> Result<(), Halt> {
+        while self.in_flight.len() > most {
             tokio::select! {
                 biased;
                 () = self.stop.cancelled() => return Err(EndReason::Stopped),
