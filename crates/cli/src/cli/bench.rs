@@ -1,0 +1,117 @@
+//! `otlp-tape bench`: its flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::parse::parse_duration;
+
+/// `otlp-tape bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Seed generation throughput (spans per second written to a compressed
+    /// local session) and peak memory, in a temporary directory that is removed afterwards.
+    Seed(BenchSeedArgs),
+    /// Capture throughput with nothing lost (closed-loop OTLP/gRPC senders on loopback), acknowledgement
+    /// latency at half that load, and peak memory, senders included; sessions go to a temporary directory.
+    Capture(BenchCaptureArgs),
+    /// Resident memory of a capture process (peak, and after the load) under many concurrent large uploads over
+    /// OTLP/gRPC and OTLP/HTTP, each sent again after a retryable refusal until accepted; a temporary store.
+    CaptureMemory(BenchCaptureMemoryArgs),
+    /// Replay throughput (full speed into a discarding OTLP/gRPC receiver in the process), peak memory of a
+    /// large replay, and pacing accuracy at 1x and 10x; sessions go to a temporary directory.
+    Replay(BenchReplayArgs),
+}
+
+/// `otlp-tape bench seed`
+#[derive(Debug, Args)]
+pub struct BenchSeedArgs {
+    /// Pattern to generate: a built-in name or a YAML file.
+    #[arg(long, value_name = "NAME|FILE", default_value = "high-load")]
+    pub pattern: String,
+    /// Virtual duration of the session (such as 60s or 10m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub duration: u64,
+    /// Traces per second; default: the pattern's.
+    #[arg(long, value_name = "TRACES_PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Seed of the generator.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// `otlp-tape bench capture`
+#[derive(Debug, Args)]
+pub struct BenchCaptureArgs {
+    /// Senders, each with an OTLP/gRPC connection of its own.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub connections: usize,
+    /// Length of the throughput phase, in which each sender sends its next request as soon as the last is acknowledged.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s")]
+    pub duration: u64,
+    /// Length of the latency phase, in which the senders send at a fixed rate.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub latency_duration: u64,
+    /// Spans per second of the latency phase; default: half the throughput phase's.
+    #[arg(long, value_name = "SPANS_PER_SECOND")]
+    pub latency_rate: Option<f64>,
+    /// Compress the requests with gzip (off by default: compressing would make the sender the bottleneck).
+    #[arg(long)]
+    pub gzip: bool,
+    /// gzip level of the capture's blobs, 0 (stored, no compression) to 9.
+    #[arg(long, value_name = "0..9", value_parser = clap::value_parser!(u32).range(0..=9), default_value_t = 1)]
+    pub compression_level: u32,
+    /// Distinct trace requests (pattern high-load, up to 512 spans each) generated before sending and sent in turn.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub requests: usize,
+}
+
+/// `otlp-tape bench capture-memory`
+#[derive(Debug, Args)]
+pub struct BenchCaptureMemoryArgs {
+    /// Uploads sent at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub uploads: usize,
+    /// Size of each upload (one OTLP trace request, protobuf), in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 15)]
+    pub upload_size_mb: u64,
+    /// Where the uploads go: grpc, http (protobuf), or both (half each).
+    #[arg(long, value_name = "grpc|http|both", value_parser = ["grpc", "http", "both"], default_value = "both")]
+    pub protocol: String,
+    /// How long after the last upload is acknowledged the memory is read again.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3s")]
+    pub settle: u64,
+    /// The otlp-tape binary whose `capture` is measured (to compare versions); default: this one.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+}
+
+/// `otlp-tape bench replay`
+#[derive(Debug, Args)]
+pub struct BenchReplayArgs {
+    /// Virtual duration of the high-load session replayed at full speed for throughput (such as 60s or 10m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub duration: u64,
+    /// Traces per second of the high-load sessions (throughput and memory); default: the pattern's.
+    #[arg(long, value_name = "TRACES_PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Requests in flight at most (the default of `otlp-tape replay`).
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub concurrency: usize,
+    /// Compress the requests with gzip.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Payload (uncompressed) of the high-load session replayed for peak memory, in GB of 10^9 bytes; 0 skips it.
+    #[arg(long, value_name = "GB", default_value_t = 1.0)]
+    pub memory_gb: f64,
+    /// Virtual duration of the payment-failure session replayed at 1x and 10x for pacing accuracy; 0 skips it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s")]
+    pub pacing_duration: u64,
+    /// Seed of the generator.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    pub seed: u64,
+    /// Internal, for the memory measurement's child process: only replay session bench-memory of the local
+    /// store in DIR and print the report as JSON.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub replay_only: Option<PathBuf>,
+}

@@ -1,0 +1,98 @@
+//! Value parsers of the flags.
+
+use tape_otlp::{Signal, SignalSet};
+use tape_replay::{Speed, TimestampMode};
+use tape_session::{SessionType, Timestamp};
+
+use super::{FailureLimit, Listen, SessionChoice, Start, TimeBound};
+
+pub(super) fn parse_duration(text: &str) -> Result<u64, String> {
+    // A bare number is seconds, as the earlier system's --duration 60.
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit() || byte == b'.') {
+        tape_seed_generator::parse_duration(&format!("{text}s"))
+    } else {
+        tape_seed_generator::parse_duration(text)
+    }
+}
+
+pub(super) fn parse_listen(text: &str) -> Result<Listen, String> {
+    let text = text.trim();
+    if matches!(text.to_ascii_lowercase().as_str(), "off" | "none" | "false") {
+        return Ok(Listen(None));
+    }
+    // `localhost:4317` is common; resolve it without DNS to loopback.
+    let normalised =
+        text.strip_prefix("localhost:").map_or_else(|| text.to_owned(), |port| format!("127.0.0.1:{port}"));
+    normalised
+        .parse()
+        .map(|addr| Listen(Some(addr)))
+        .map_err(|_| format!("invalid address {text:?}: expected HOST:PORT such as 127.0.0.1:4317, or off"))
+}
+
+pub(super) fn parse_header(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.trim().to_owned())),
+        _ => Err(format!("invalid header {text:?}: expected KEY=VALUE")),
+    }
+}
+
+pub(super) fn parse_start(text: &str) -> Result<Start, String> {
+    if text.trim().eq_ignore_ascii_case("now") {
+        return Ok(Start::Now);
+    }
+    Timestamp::parse_rfc3339(text.trim()).map(Start::At).ok_or_else(|| {
+        format!("invalid start {text:?}: expected `now` or an RFC 3339 time such as 2026-01-01T00:00:00Z")
+    })
+}
+
+pub(super) fn parse_signals(list: &str) -> Result<SignalSet, String> {
+    list.parse().map_err(|error: tape_otlp::ParseSignalError| error.to_string())
+}
+
+pub(super) fn parse_session_type(name: &str) -> Result<SessionType, String> {
+    name.parse()
+}
+
+pub(super) fn parse_keep_last(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("--keep-last 0 would keep nothing: give at least 1".to_owned()),
+        Ok(count) => Ok(count),
+        Err(_) => Err(format!("invalid count {text:?}: expected a whole number, at least 1")),
+    }
+}
+
+pub(super) fn parse_signal(name: &str) -> Result<Signal, String> {
+    name.parse().map_err(|error: tape_otlp::ParseSignalError| error.to_string())
+}
+
+pub(super) fn parse_session_choice(text: &str) -> Result<SessionChoice, String> {
+    crate::commands::replay::parse_session_choice(text)
+}
+
+pub(super) fn parse_time_bound(text: &str) -> Result<TimeBound, String> {
+    crate::commands::replay::parse_time_bound(text)
+}
+
+pub(super) fn parse_failure_limit(text: &str) -> Result<FailureLimit, String> {
+    crate::commands::replay::parse_failure_limit(text)
+}
+
+pub(super) fn parse_speed(text: &str) -> Result<Speed, String> {
+    crate::commands::replay::parse_speed(text)
+}
+
+pub(super) fn parse_demo_protocol(text: &str) -> Result<tape_replay::Protocol, String> {
+    text.parse().map_err(|_| "expected grpc, http/protobuf or http/json".to_owned())
+}
+
+pub(super) fn parse_timestamps(text: &str) -> Result<TimestampMode, String> {
+    text.parse::<TimestampMode>().map_err(|_| "expected none, relative or current".to_owned())
+}
+
+pub(super) fn parse_rate_limit(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err("expected items per second above 0, such as 500 or 2.5".to_owned()),
+    }
+}

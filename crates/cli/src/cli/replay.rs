@@ -1,0 +1,127 @@
+//! `otlp-tape replay`: its flags.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use tape_replay::{Speed, TimestampMode};
+use tape_session::SessionType;
+
+use super::parse::{
+    parse_duration, parse_failure_limit, parse_rate_limit, parse_session_choice, parse_session_type, parse_speed,
+    parse_time_bound, parse_timestamps,
+};
+use super::{FailureLimit, SessionChoice, Strategy, TargetArgs, TimeBound};
+
+/// `otlp-tape replay`
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // independent switches
+pub struct ReplayArgs {
+    /// The session to replay, or auto to pick one of the store's completed sessions by --strategy and
+    /// --filter-type (with --resume: the checkpoint's session).
+    #[arg(long, value_name = "ID|auto", value_parser = parse_session_choice, default_value = "auto")]
+    pub session: SessionChoice,
+    /// How --session auto picks: latest (newest start time), random, largest or smallest (by items, then
+    /// size, then id). [default: latest]
+    #[arg(long, value_enum)]
+    pub strategy: Option<Strategy>,
+    /// Only sessions of this type: seed, capture or training (for --session auto; an explicit session
+    /// must be of this type).
+    #[arg(long, value_name = "TYPE", value_parser = parse_session_type)]
+    pub filter_type: Option<SessionType>,
+
+    /// Where the requests go.
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Pace: the recorded pace times FACTOR (0.5 is half as fast, 10 ten times as fast), or max for as fast
+    /// as the target accepts. [env: REPLAY_DEFAULT_SPEED] [default: 1]
+    #[arg(long, value_name = "FACTOR|max", value_parser = parse_speed, allow_hyphen_values = true)]
+    pub speed: Option<Speed>,
+    /// How timestamps move: none (kept as recorded), relative (moved by as much as each record's send time
+    /// is after its receive time) or current (each record's newest timestamp becomes its send time).
+    #[arg(long, value_name = "MODE", value_parser = parse_timestamps, default_value = "relative")]
+    pub timestamps: TimestampMode,
+    /// Replay the session again and again, each pass after the one before, until --duration or Ctrl-C;
+    /// passes after the first get new trace and span ids.
+    #[arg(long = "loop")]
+    pub looping: bool,
+    /// The longest the whole replay runs, looping or not, such as 90s, 10m or 2h (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3600s")]
+    pub duration: u64,
+
+    /// Replay traces (with --metrics and --logs: only the signals named; none of the three: all).
+    #[arg(long)]
+    pub traces: bool,
+    /// Replay metrics (see --traces).
+    #[arg(long)]
+    pub metrics: bool,
+    /// Replay logs (see --traces).
+    #[arg(long)]
+    pub logs: bool,
+    /// Only these services, by the resource attribute service.name, comma-separated; resources of other
+    /// services are cut out of each request. [default: every service]
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub services: Vec<String>,
+    /// Only records received at or after this point: an offset into the session from its start time
+    /// (30s, 1m30s; a bare number is seconds) or an RFC 3339 time.
+    #[arg(long, value_name = "OFFSET|TIME", value_parser = parse_time_bound)]
+    pub from: Option<TimeBound>,
+    /// Only records received before this point: an offset into the session from its start time or an RFC
+    /// 3339 time.
+    #[arg(long, value_name = "OFFSET|TIME", value_parser = parse_time_bound)]
+    pub until: Option<TimeBound>,
+    /// Only records received during this phase of the session (its test.phase.NAME annotation, else its
+    /// metadata's phases), within --from and --until.
+    #[arg(long, value_name = "NAME")]
+    pub phase: Option<String>,
+
+    /// Items (spans, data points, log records) per second at most, on top of the pace. [default: no limit]
+    #[arg(long, value_name = "ITEMS_PER_SECOND", value_parser = parse_rate_limit, allow_hyphen_values = true)]
+    pub rate_limit: Option<f64>,
+    /// Requests in flight at most, 1 to 256. Real-time replay of a session whose requests come in bursts needs at
+    /// least the burst's size, or the rest of the burst waits for answers (see docs/PERFORMANCE.md).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), default_value_t = 32)]
+    pub concurrency: u16,
+    /// Give trace and span ids new values on every pass, the first included (by default only passes after
+    /// the first get new ids).
+    #[arg(long, conflicts_with = "keep_ids")]
+    pub regenerate_ids: bool,
+    /// Send the recorded trace and span ids on every pass, also when looping.
+    #[arg(long)]
+    pub keep_ids: bool,
+    /// Seed of the new ids: the same seed gives the same ids. [default: random, printed in the summary]
+    #[arg(long, value_name = "N")]
+    pub id_seed: Option<u64>,
+    /// Attempts per request, the first included, before it counts as failed; retryable failures (HTTP 429,
+    /// 502, 503, 504, gRPC UNAVAILABLE and the like) are retried with backoff or after the delay the target asks for.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 5)]
+    pub max_attempts: u32,
+    /// Failed requests tolerated before the replay stops, or unlimited; 0 stops at the first request
+    /// that still fails after its retries.
+    #[arg(long, value_name = "N|unlimited", value_parser = parse_failure_limit, default_value = "0")]
+    pub max_failures: FailureLimit,
+    /// Skip the rest of a damaged blob (counted and reported) instead of stopping there.
+    #[arg(long)]
+    pub skip_corrupt: bool,
+
+    /// How often a status line is written to stderr when stderr is not a terminal (on a terminal a
+    /// progress bar is shown instead).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub log_interval: u64,
+    /// No progress bar and no status lines.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Read the session and say what would be sent, where and how long it would take, without connecting.
+    #[arg(long, conflicts_with = "resume")]
+    pub dry_run: bool,
+    /// Write a JSON report of the replay to this file when it ends (also when it fails or is stopped).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Keep the replay's position in this JSON file, rewritten as records are done, so that --resume can
+    /// go on from there.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Go on from the position in --checkpoint, with its counts and id seed, instead of starting over.
+    #[arg(long, requires = "checkpoint")]
+    pub resume: bool,
+}

@@ -1,0 +1,212 @@
+//! `otlp-tape sessions`, `import`, `export` and `annotations`: their flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use tape_otlp::Signal;
+use tape_session::{SessionId, SessionType};
+
+use super::TimeBound;
+use super::parse::{parse_keep_last, parse_session_type, parse_signal, parse_time_bound};
+
+/// `otlp-tape sessions ...`
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List complete sessions, oldest first.
+    List {
+        /// Only sessions of this type.
+        #[arg(long = "type", value_name = "TYPE", value_parser = parse_session_type)]
+        session_type: Option<SessionType>,
+    },
+    /// Show a session's metadata and blobs.
+    Show {
+        /// The session id.
+        id: SessionId,
+    },
+    /// Delete a session and everything stored under it.
+    Delete {
+        /// The session id.
+        id: SessionId,
+        /// Delete even a session whose status is still `active` (never one a running capture holds).
+        #[arg(long)]
+        force: bool,
+        /// Where capture keeps its session locks (a session a running capture holds is not deleted); default: OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool in the working directory.
+        #[arg(long, value_name = "DIR")]
+        spool_dir: Option<PathBuf>,
+    },
+    /// Check every blob's SHA-256, size and counts against the metadata; regenerate seed sessions and compare.
+    Verify {
+        /// The session id.
+        id: SessionId,
+    },
+    /// Finish a session that a crash left `active`: keep the complete part of the blobs it was writing, recount every blob and mark it completed.
+    Repair {
+        /// The session id.
+        id: SessionId,
+        /// Where capture spools the blobs it writes, used when it exists; default: OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool in the working directory.
+        #[arg(long, value_name = "DIR")]
+        spool_dir: Option<PathBuf>,
+    },
+    /// Delete sessions by age, count and total size; `active` sessions and those a running capture holds are kept.
+    Prune(PruneArgs),
+}
+
+/// `otlp-tape sessions prune`: at least one of --older-than, --keep-last and --max-total-size.
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("criterion").required(true).multiple(true).args(["older_than", "keep_last", "max_total_size"])
+))]
+pub struct PruneArgs {
+    /// Delete sessions that ended longer ago than this, such as 30d, 12h or 1d12h.
+    #[arg(long, value_name = "AGE", value_parser = crate::retention::parse_age)]
+    pub older_than: Option<std::time::Duration>,
+    /// Always keep the N newest sessions (of the --type); as the only criterion, delete all the others.
+    #[arg(long, value_name = "N", value_parser = parse_keep_last)]
+    pub keep_last: Option<usize>,
+    /// Then delete the oldest sessions until all sessions of the store take at most this much, such as 50GB, 500MB
+    /// or 1.5GiB (KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB of 1024).
+    #[arg(long, value_name = "SIZE", value_parser = crate::retention::parse_size)]
+    pub max_total_size: Option<u64>,
+    /// Only delete sessions of these types (repeat or comma-separate: seed, capture, training); default: all.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_session_type, value_delimiter = ',')]
+    pub types: Vec<SessionType>,
+    /// List what would be deleted and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where capture keeps its session locks (sessions a running capture holds are kept); default: OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool in the working directory.
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+}
+
+/// File formats of import and export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FileFormat {
+    /// JSON Lines, one OTLP/JSON request per line, one signal per file.
+    OtlpJson,
+    /// Length-prefixed protobuf: each request preceded by its 4-byte big-endian length.
+    OtlpProto,
+}
+
+/// `otlp-tape import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Format of the files.
+    #[arg(long, value_enum)]
+    pub format: FileFormat,
+    /// Id of the new session; generated when absent.
+    #[arg(long)]
+    pub session_id: Option<SessionId>,
+    /// Type of the new session.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_session_type, default_value = "capture")]
+    pub session_type: SessionType,
+    /// Signal of every file; otherwise taken from the JSON, or for otlp-proto from a file name that contains traces, metrics or logs.
+    #[arg(long, value_parser = parse_signal)]
+    pub signal: Option<Signal>,
+    /// Human-readable description of the session.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// The files (plain, .gz or .zst).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// `otlp-tape export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The session to export.
+    #[arg(long)]
+    pub session: SessionId,
+    /// Format of the files.
+    #[arg(long, value_enum)]
+    pub format: FileFormat,
+    /// Directory for the files (created when missing): traces, metrics and logs files, one per signal present.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Training data: one directory per phase of the session's annotations (records by receive time), one for
+    /// records outside every phase (unlabelled), and a labels.json manifest.
+    #[arg(long)]
+    pub by_phase: bool,
+    /// Replace files (with --by-phase, phase directories and labels.json) that exist in the directory.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Where the ClickHouse `annotations` table is.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "ClickHouse")]
+#[allow(clippy::struct_field_names)] // the flags' names: --clickhouse-url, ...
+pub struct ClickHouseArgs {
+    /// HTTP URL of ClickHouse, such as http://localhost:8123; CLICKHOUSE_URL. Without it, annotations stay in
+    /// the session only.
+    #[arg(long, value_name = "URL")]
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse user; CLICKHOUSE_USER, else `default`. The password comes from CLICKHOUSE_PASSWORD only.
+    #[arg(long, value_name = "USER")]
+    pub clickhouse_user: Option<String>,
+    /// Database of the annotations table, created when missing; CLICKHOUSE_DATABASE, else `otel`.
+    #[arg(long, value_name = "NAME")]
+    pub clickhouse_database: Option<String>,
+}
+
+/// Where `annotations list` reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnnotationSource {
+    /// The session's annotations.jsonl.
+    Session,
+    /// The ClickHouse annotations table.
+    Clickhouse,
+}
+
+/// `otlp-tape annotations ...`
+#[derive(Debug, Subcommand)]
+pub enum AnnotationsCommand {
+    /// A session's annotations, by start of their time range.
+    List {
+        /// The session.
+        #[arg(long)]
+        session: SessionId,
+        /// Read them from the session (default) or from ClickHouse.
+        #[arg(long, value_enum, default_value_t = AnnotationSource::Session)]
+        source: AnnotationSource,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// Add an annotation to a session, such as an incident an operator marks in a capture
+    /// (--key test.phase.incident); it is also pushed to ClickHouse when that is configured.
+    Add {
+        /// The session.
+        #[arg(long)]
+        session: SessionId,
+        /// Its key: test.phase.<name> makes a phase (the name: letters, digits, '_' and '-').
+        #[arg(long)]
+        key: String,
+        /// Start of its range: an offset into the session (30s, 1m30s, 90) or an RFC 3339 time.
+        #[arg(long, value_name = "OFFSET|TIME", value_parser = parse_time_bound)]
+        from: TimeBound,
+        /// End of its range (exclusive): an offset into the session or an RFC 3339 time.
+        #[arg(long, value_name = "OFFSET|TIME", value_parser = parse_time_bound)]
+        until: TimeBound,
+        /// Its value, JSON; default for a phase {"sessionId", "phase", "flags": [], "description"}, else {}.
+        #[arg(long, value_name = "JSON")]
+        value: Option<String>,
+        /// Its type; default `test` for test.* keys, else the key's first part.
+        #[arg(long = "type", value_name = "TYPE")]
+        annotation_type: Option<String>,
+        /// What a phase is about (goes into the default value).
+        #[arg(long, conflicts_with = "value")]
+        description: Option<String>,
+        /// Who adds it.
+        #[arg(long, value_name = "NAME", default_value = "otlp-tape annotations add")]
+        created_by: String,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// Write a session's annotations to ClickHouse; those already there are not written again.
+    Push {
+        /// The session.
+        #[arg(long)]
+        session: SessionId,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+}
