@@ -1,6 +1,7 @@
 //! otlp-tape's annotations beyond the session: the ClickHouse sink that
 //! keeps them in an `annotations` table for training pipelines
-//! ([`clickhouse`]), and the training-data reader that labels a session's
+//! ([`clickhouse`]), a session's annotations on their way there
+//! ([`session`]), and the training-data reader that labels a session's
 //! records with their phases ([`reader`]).
 //!
 //! ```no_run
@@ -19,6 +20,11 @@
 
 pub mod clickhouse;
 pub mod reader;
+pub mod session;
 
 pub use crate::clickhouse::{ClickHouseConfig, ClickHouseSink, PushOutcome, SinkError};
 pub use crate::reader::{Label, Labelled, Phase, PhaseError, PhasesError, by_phase, phases_of, session_phases};
+pub use crate::session::{
+    CLICKHOUSE_DATABASE, CLICKHOUSE_PASSWORD, CLICKHOUSE_URL, CLICKHOUSE_USER, ClickHouseReport, ClickHouseSettings,
+    SessionAnnotationsError, push, push_and_report, session_annotations,
+};

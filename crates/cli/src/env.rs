@@ -132,15 +132,8 @@ pub fn first_set(names: &[&str]) -> Option<String> {
     names.iter().find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
 }
 
-/// HTTP URL of the ClickHouse server holding the `annotations` table, such as
-/// `http://localhost:8123`; unset means annotations stay in the session only.
-pub const CLICKHOUSE_URL: &str = "CLICKHOUSE_URL";
-/// ClickHouse user (default `default`).
-pub const CLICKHOUSE_USER: &str = "CLICKHOUSE_USER";
-/// Password of the ClickHouse user (default none).
-pub const CLICKHOUSE_PASSWORD: &str = "CLICKHOUSE_PASSWORD";
-/// Database of the `annotations` table, created when missing (default `otel`).
-pub const CLICKHOUSE_DATABASE: &str = "CLICKHOUSE_DATABASE";
+// The ClickHouse variables (`CLICKHOUSE_URL`, `_USER`, `_PASSWORD`,
+// `_DATABASE`) are `tape_annotations`'s, where they are read.
 
 /// `serve`: the bearer token every control API call must carry.
 pub const OTLP_TAPE_API_TOKEN: &str = "OTLP_TAPE_API_TOKEN";

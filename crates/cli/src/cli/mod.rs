@@ -11,6 +11,7 @@ use crate::target::TargetArgs;
 
 mod bench;
 mod capture;
+mod demo;
 mod parse;
 mod replay;
 mod seed;
@@ -19,6 +20,7 @@ mod sessions;
 
 pub use bench::*;
 pub use capture::*;
+pub use demo::*;
 pub use replay::*;
 pub use seed::*;
 pub use serve::*;

@@ -2,10 +2,9 @@
 
 use clap::{Args, ValueEnum};
 use tape_otlp::SignalSet;
-use tape_replay::Speed;
 use tape_session::{SessionId, Timestamp};
 
-use super::parse::{parse_demo_protocol, parse_duration, parse_signals, parse_speed, parse_start};
+use super::parse::{parse_duration, parse_signals, parse_start};
 use super::{ClickHouseArgs, TargetArgs};
 
 /// `otlp-tape seed`
@@ -63,26 +62,6 @@ pub struct LiveArgs {
     /// Where the requests go (only with --live).
     #[command(flatten)]
     pub target: TargetArgs,
-}
-
-/// `otlp-tape demo`
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// The pattern to seed: a built-in pattern's name or a pattern file.
-    #[arg(long, value_name = "NAME|FILE", default_value = "payment-failure")]
-    pub pattern: String,
-    /// Seed of the generator.
-    #[arg(long, value_name = "N", default_value_t = 42)]
-    pub seed: u64,
-    /// Length of the seed session on its virtual clock, such as 30s or 2m (a bare number is seconds).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
-    pub duration: u64,
-    /// Replay pace: the recorded pace times FACTOR (50 replays 30s in 0.6s), or max for as fast as it goes.
-    #[arg(long, value_name = "FACTOR|max", value_parser = parse_speed, default_value = "50")]
-    pub speed: Speed,
-    /// OTLP protocol of the replay into the capture: grpc, http/protobuf or http/json.
-    #[arg(long, value_name = "PROTOCOL", value_parser = parse_demo_protocol, default_value = "grpc")]
-    pub protocol: tape_replay::Protocol,
 }
 
 /// Preset durations of `seed`, as the earlier system's `seed:quick` and `seed:basic`.

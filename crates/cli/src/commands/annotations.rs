@@ -14,7 +14,9 @@ use tape_session::{
 };
 
 use crate::cli::{AnnotationSource, ClickHouseArgs, OutputFormat};
-use crate::clickhouse::{ClickHouseReport, push, push_or_warn, required, session_annotations};
+use tape_annotations::{ClickHouseReport, push, session_annotations};
+
+use crate::clickhouse::{push_or_warn, required};
 use crate::commands::replay::TimeBound;
 use crate::output::{note, print_json};
 

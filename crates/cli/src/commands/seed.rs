@@ -29,9 +29,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{LiveArgs, OutputFormat, Preset, SeedArgs, Start};
-use crate::clickhouse::ClickHouseReport;
 use crate::commands::patterns::{self, DEFAULT_ERROR_RATE, DEFAULT_RATE};
 use crate::output::{human_bytes, note, print_json};
+use tape_annotations::ClickHouseReport;
 
 /// The `generator` parameter of sessions this command writes.
 pub const GENERATOR: &str = "otlp-tape seed";
@@ -101,7 +101,7 @@ pub struct SeedSummary {
 /// failure is a warning: the session is stored either way.
 pub async fn push_phases(store: &dyn SessionStore, args: &SeedArgs, id: &SessionId) -> Option<ClickHouseReport> {
     let config = crate::clickhouse::config(&args.clickhouse)?;
-    let annotations = match crate::clickhouse::session_annotations(store, id).await {
+    let annotations = match tape_annotations::session_annotations(store, id).await {
         Ok(annotations) => annotations,
         Err(error) => {
             note(format!("warning: the phases of session {id} were not written to ClickHouse: {error:#}"));

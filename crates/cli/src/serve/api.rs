@@ -291,9 +291,9 @@ async fn annotations(
     state.store.read_metadata(&id).await.map_err(|error| ApiError::store(&error))?;
     match query.source.as_deref().unwrap_or("session") {
         "session" => {
-            let annotations = crate::clickhouse::session_annotations(state.store.as_ref(), &id)
+            let annotations = tape_annotations::session_annotations(state.store.as_ref(), &id)
                 .await
-                .map_err(|error| ApiError::command(&error))?;
+                .map_err(|error| ApiError::command(&error.into()))?;
             ok(annotations)
         }
         "clickhouse" => {
@@ -358,10 +358,10 @@ async fn push_annotations(Extract(state): Extract<Arc<State>>, Path(id): Path<St
     let id = session_id(&id)?;
     state.store.read_metadata(&id).await.map_err(|error| ApiError::store(&error))?;
     let config = clickhouse_config()?;
-    let annotations = crate::clickhouse::session_annotations(state.store.as_ref(), &id)
+    let annotations = tape_annotations::session_annotations(state.store.as_ref(), &id)
         .await
-        .map_err(|error| ApiError::command(&error))?;
-    let (table, outcome) = crate::clickhouse::push(config, &id, &annotations)
+        .map_err(|error| ApiError::command(&error.into()))?;
+    let (table, outcome) = tape_annotations::push(config, &id, &annotations)
         .await
         .map_err(|error| ApiError::new(StatusCode::BAD_GATEWAY, format!("{error:#}")))?;
     ok(
