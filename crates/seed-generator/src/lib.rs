@@ -20,7 +20,7 @@
 //! ```
 
 mod builtin;
-mod duration;
+
 mod generator;
 mod latency;
 mod logs;
@@ -33,7 +33,6 @@ mod spec;
 mod wire;
 
 pub use builtin::{BUILTIN_PATTERNS, builtin_pattern};
-pub use duration::{format_duration, parse_duration};
 pub use generator::{
     Batch, DEFAULT_START, GENERATOR_VERSION, Generator, MAX_ITEMS_PER_REQUEST, MAX_TRACES, Params, ParamsError,
     PhaseWindow, SCOPE_NAME, TICK_NANOS, from_parameters, parameters,
@@ -47,3 +46,4 @@ pub use pattern::{
 };
 pub use phases::{Phase, PhaseError, Timeline};
 pub use random::SeedRng;
+pub use tape_session::{format_duration, parse_duration};

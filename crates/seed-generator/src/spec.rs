@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::duration::parse_duration;
+use tape_session::parse_duration;
 
 /// A whole pattern file.
 #[derive(Debug, Deserialize)]

@@ -22,6 +22,8 @@
 
 mod annotation;
 pub mod blob;
+pub mod config;
+mod duration;
 mod error;
 mod id;
 mod key;
@@ -38,6 +40,7 @@ pub use annotation::{
     check_phase_name, parse_jsonl, to_jsonl,
 };
 pub use blob::{BlobDecoder, BlobError, BlobReader, BlobSummary, BlobWriter, Record};
+pub use duration::{format_duration, parse_duration};
 pub use error::{BoxError, Error, error_chain};
 pub use id::{InvalidSessionId, MAX_SESSION_ID_LEN, SessionId};
 pub use key::{BlobKey, InvalidBlobKey};

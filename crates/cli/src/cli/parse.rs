@@ -8,12 +8,7 @@ use super::{FailureLimit, Listen, SessionChoice, Start, TimeBound};
 
 pub(super) fn parse_duration(text: &str) -> Result<u64, String> {
     // A bare number is seconds, as the earlier system's --duration 60.
-    let text = text.trim();
-    if !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit() || byte == b'.') {
-        tape_seed_generator::parse_duration(&format!("{text}s"))
-    } else {
-        tape_seed_generator::parse_duration(text)
-    }
+    tape_session::config::parse_duration_flag(text)
 }
 
 pub(super) fn parse_listen(text: &str) -> Result<Listen, String> {
