@@ -22,6 +22,7 @@
 
 mod annotation;
 pub mod blob;
+mod bound;
 pub mod config;
 mod duration;
 mod error;
@@ -40,6 +41,7 @@ pub use annotation::{
     check_phase_name, parse_jsonl, to_jsonl,
 };
 pub use blob::{BlobDecoder, BlobError, BlobReader, BlobSummary, BlobWriter, Record};
+pub use bound::TimeBound;
 pub use duration::{format_duration, parse_duration};
 pub use error::{BoxError, Error, error_chain};
 pub use id::{InvalidSessionId, MAX_SESSION_ID_LEN, SessionId};

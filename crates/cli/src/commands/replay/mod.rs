@@ -28,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use checkpoint::write_atomically as write_report;
 pub use pick::{SessionChoice, Strategy, parse_session_choice};
-pub use window::{TimeBound, parse_time_bound};
+pub use tape_session::TimeBound;
+pub use window::parse_time_bound;
 
 use self::checkpoint::{Checkpoint, CheckpointWriter, Fingerprinted, ids_name, timestamp_mode_name, write_atomically};
 use self::report::{Counts, DryRunPlan, OptionsRecord, Report, SessionRecord, TargetsRecord};

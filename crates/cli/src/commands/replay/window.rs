@@ -1,58 +1,14 @@
 //! The window of receive times a replay sends: `--from`, `--until` and
 //! `--phase`, resolved against the session.
 
-use std::fmt;
-
 use anyhow::{Context, anyhow, bail};
 use tape_annotations::Phase as SessionPhase;
-use tape_session::{SessionMetadata, SessionStore, Timestamp};
-
-/// A point of `--from` or `--until`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeBound {
-    /// Nanoseconds after the session's start time.
-    Offset(u64),
-    /// A point in time.
-    At(Timestamp),
-}
-
-impl TimeBound {
-    /// The point as unix nanoseconds, for a session that starts at `start`.
-    pub fn resolve(self, start: Timestamp) -> u64 {
-        match self {
-            TimeBound::Offset(nanos) => start.unix_nanos().saturating_add(nanos),
-            TimeBound::At(time) => time.unix_nanos(),
-        }
-    }
-}
-
-impl fmt::Display for TimeBound {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TimeBound::Offset(nanos) => write!(f, "{}", tape_seed_generator::format_duration(*nanos)),
-            TimeBound::At(time) => write!(f, "{time}"),
-        }
-    }
-}
+use tape_session::{SessionMetadata, SessionStore, TimeBound, Timestamp};
 
 /// `--from` and `--until`: an RFC 3339 time, or an offset such as `30s`,
 /// `1m30s` or a bare number of seconds.
 pub fn parse_time_bound(text: &str) -> Result<TimeBound, String> {
-    let text = text.trim();
-    if let Some(time) = Timestamp::parse_rfc3339(text) {
-        return Ok(TimeBound::At(time));
-    }
-    let bare = !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit() || byte == b'.');
-    let offset = if bare {
-        tape_seed_generator::parse_duration(&format!("{text}s"))
-    } else {
-        tape_seed_generator::parse_duration(text)
-    };
-    offset.map(TimeBound::Offset).map_err(|_| {
-        "expected an offset into the session such as 30s, 1m30s or 90 (seconds), \
-         or an RFC 3339 time such as 2026-01-01T00:00:30Z"
-            .to_owned()
-    })
+    text.parse()
 }
 
 /// A phase of a session.
