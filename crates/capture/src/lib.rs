@@ -9,7 +9,9 @@
 //!   without holding up recording;
 //! - [`Capture`] starts and stops them together;
 //! - [`Receivers`] keep serving while captures are attached and stopped,
-//!   one at a time, for a long-running server.
+//!   one at a time, for a long-running server;
+//! - [`CaptureSettings`] is one capture as people describe it (the control
+//!   API's options, the command line's flags), checked into a [`CapturePlan`].
 
 mod capture;
 mod forward;
@@ -19,6 +21,7 @@ mod http_body;
 mod intake;
 mod receivers;
 mod recorder;
+mod settings;
 mod stats;
 
 pub use capture::{Capture, CaptureConfig, CaptureOutcome, StartError};
@@ -30,5 +33,10 @@ pub use intake::{DEFAULT_READ_TIMEOUT, DEFAULT_RECEIVE_BUDGET_BYTES, Held, Intak
 pub use receivers::{AttachError, AttachedCapture, Receivers, ReceiversConfig};
 pub use recorder::{
     Admitted, Recorder, RecorderConfig, RecordingOutcome, RecordingTask, Refusal, StopHandle, StopReason, now, recorder,
+};
+pub use settings::{
+    CAPTURE_COMPRESSION_ENABLED, CAPTURE_MAX_DURATION_MINUTES, CAPTURE_MAX_SIZE_MB, CaptureEndpoints, CapturePlan,
+    CaptureSettings, DEFAULT_BLOB_MAX_AGE, DEFAULT_BLOB_MAX_SIZE_MB, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_SIZE_MB,
+    SettingsError, max_request_bytes, receive_limits,
 };
 pub use stats::{SignalSnapshot, Stats, StatsSnapshot};

@@ -31,6 +31,7 @@ mod key;
 mod metadata;
 mod read;
 mod repair;
+pub mod retention;
 mod salvage;
 mod store;
 mod time;
