@@ -2,15 +2,17 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::Args;
-use tape_replay::{Speed, TimestampMode};
+use tape_replay::{FailureLimit, ReplayConfig, RunOptions, SessionChoice, Speed, Strategy, TimestampMode};
 use tape_session::SessionType;
 
 use super::parse::{
     parse_duration, parse_failure_limit, parse_rate_limit, parse_session_choice, parse_session_type, parse_speed,
-    parse_time_bound, parse_timestamps,
+    parse_time_bound, parse_timestamps, strategy_parser,
 };
-use super::{FailureLimit, SessionChoice, Strategy, TargetArgs, TimeBound};
+use super::{TargetArgs, TimeBound};
 
 /// `otlp-tape replay`
 #[derive(Debug, Args)]
@@ -22,7 +24,7 @@ pub struct ReplayArgs {
     pub session: SessionChoice,
     /// How --session auto picks: latest (newest start time), random, largest or smallest (by items, then
     /// size, then id). [default: latest]
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = strategy_parser())]
     pub strategy: Option<Strategy>,
     /// Only sessions of this type: seed, capture or training (for --session auto; an explicit session
     /// must be of this type).
@@ -124,4 +126,51 @@ pub struct ReplayArgs {
     /// Go on from the position in --checkpoint, with its counts and id seed, instead of starting over.
     #[arg(long, requires = "checkpoint")]
     pub resume: bool,
+}
+
+impl ReplayArgs {
+    /// The replay's options, as the control API takes them too.
+    pub fn config(&self) -> ReplayConfig {
+        let target = self.target.config();
+        ReplayConfig {
+            session: Some(self.session.clone()),
+            strategy: self.strategy,
+            filter_type: self.filter_type,
+            endpoint: target.endpoint,
+            protocol: target.protocol,
+            headers: target.headers,
+            compression: target.compression,
+            timeout: target.timeout,
+            insecure: target.insecure,
+            speed: self.speed,
+            timestamps: Some(self.timestamps),
+            looping: self.looping,
+            duration: Some(Duration::from_nanos(self.duration)),
+            traces: self.traces,
+            metrics: self.metrics,
+            logs: self.logs,
+            services: self.services.clone(),
+            from: self.from,
+            until: self.until,
+            phase: self.phase.clone(),
+            rate_limit: self.rate_limit,
+            concurrency: Some(self.concurrency),
+            regenerate_ids: self.regenerate_ids,
+            keep_ids: self.keep_ids,
+            id_seed: self.id_seed,
+            max_failures: Some(self.max_failures),
+            max_attempts: Some(self.max_attempts),
+            skip_corrupt: self.skip_corrupt,
+        }
+    }
+
+    /// What the run takes besides its options: the files on this host.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            checkpoint: self.checkpoint.clone(),
+            resume: self.resume,
+            ca_file: self.target.ca_file.clone(),
+            content_hash: self.report.is_some(),
+        }
+    }
 }
