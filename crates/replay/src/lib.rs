@@ -76,11 +76,11 @@ pub use pacing::{Pacer, RateLimiter, Speed};
 pub use retry::{RetryPolicy, export_with_retry};
 pub use session_replay::{
     AlreadyComplete, CHECKPOINT_VERSION, Checkpoint, CheckpointWriter, Counts, DEFAULT_CONCURRENCY, DEFAULT_DURATION,
-    DEFAULT_MAX_ATTEMPTS, DryRunPlan, Error, Failure, FailureLimit, Fingerprinted, MAX_CONCURRENCY, OptionsRecord,
-    Pacing, Phase, Picked, PlanCounts, Prepared, Ready, ReplayConfig, Report, RunOptions, RunOutcome, SessionChoice,
-    SessionRecord, SignalPlan, Start, Strategy, TargetRecord, TargetsRecord, ValidReplayConfig, Window, choose,
-    describe_position, find_phase, parse_rate_limit, phases, pick, prepare, replay_session, report_json, window,
-    write_atomically, write_report,
+    DEFAULT_MAX_ATTEMPTS, DryRunPlan, Error, Failure, FailureLimit, Fingerprinted, Finished, MAX_CONCURRENCY,
+    OptionsRecord, Pacing, Phase, Picked, PlanCounts, Prepared, Ready, ReplayConfig, Report, RunOptions, RunOutcome,
+    SessionChoice, SessionRecord, SignalPlan, Start, Strategy, TargetRecord, TargetsRecord, ValidReplayConfig, Window,
+    choose, describe_position, find_phase, parse_rate_limit, phases, pick, prepare, replay_session, report_json,
+    window, write_atomically, write_report,
 };
 pub use target::{
     DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, TargetConfig, TargetError, parse_compression, parse_header,
