@@ -7,7 +7,6 @@ mod env;
 mod lock;
 mod output;
 mod retention;
-mod serve;
 mod signals;
 mod store;
 mod target;
@@ -61,7 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Capture(args) => return commands::capture::run(&cli.store, store, args, format).await,
         Command::Replay(args) => return commands::replay::run(store, args, format, cli.quiet).await,
         Command::Demo(args) => return commands::demo::run(&cli.store, store, args, format).await,
-        Command::Serve(args) => return serve::run(&cli.store, store, args).await,
+        Command::Serve(args) => return commands::serve::run(&cli.store, store, args).await,
         command => command,
     };
     let store = store.as_ref();

@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn the_control_api_options_are_exactly_the_config_keys() {
-        for name in crate::serve::options::REPLAY_OPTIONS {
+        for name in tape_server::request::fields::<ReplayConfig>() {
             let body = serde_json::json!({ *name: null });
             serde_json::from_value::<ReplayConfig>(body).unwrap_or_else(|error| panic!("{name}: {error}"));
         }

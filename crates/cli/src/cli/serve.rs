@@ -73,9 +73,9 @@ pub struct ServeArgs {
     /// Where replays started through the API may send: HOST, HOST:PORT, [IPv6]:PORT or a CIDR such as
     /// 10.0.0.0/8 (repeat the flag for more); any other target is refused with 403. Anywhere when absent.
     #[arg(long = "allow-target", value_name = "HOST[:PORT]|CIDR", value_parser = parse_allowed_target)]
-    pub allow_targets: Vec<crate::serve::AllowedTarget>,
+    pub allow_targets: Vec<tape_server::AllowedTarget>,
 }
 
-fn parse_allowed_target(text: &str) -> Result<crate::serve::AllowedTarget, String> {
+fn parse_allowed_target(text: &str) -> Result<tape_server::AllowedTarget, String> {
     text.parse()
 }

@@ -10,4 +10,5 @@ pub mod import;
 pub mod patterns;
 pub mod replay;
 pub mod seed;
+pub mod serve;
 pub mod sessions;

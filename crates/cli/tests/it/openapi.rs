@@ -1,6 +1,7 @@
 //! `docs/openapi.json`: a well-formed OpenAPI 3 description whose routes are
-//! exactly those of the router in `crates/cli/src/serve/api.rs`, which the
-//! running `serve` answers as documented, and which `docs/API.md` covers.
+//! exactly those of the router in `crates/server/src/api.rs`, whose request
+//! bodies take exactly the documented options, which the running `serve`
+//! answers as documented, and which `docs/API.md` covers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
@@ -214,7 +215,7 @@ fn router_routes(source: &str) -> BTreeSet<(String, String)> {
 
 #[test]
 fn the_description_covers_exactly_the_routes_of_the_router() {
-    let routes = router_routes(&read("crates/cli/src/serve/api.rs"));
+    let routes = router_routes(&read("crates/server/src/api.rs"));
     assert!(routes.contains(&("GET".to_owned(), "/healthz".to_owned())), "the router parse found {routes:?}");
     let doc = openapi();
     let documented: BTreeSet<(String, String)> = operations(&doc).into_keys().collect();
@@ -224,29 +225,24 @@ fn the_description_covers_exactly_the_routes_of_the_router() {
     assert!(gone.is_empty(), "docs/openapi.json documents routes api.rs does not have: {gone:?}");
 }
 
-/// The names in `pub const NAME: &[&str] = &[...];` of `source`.
-fn string_list(source: &str, name: &str) -> BTreeSet<String> {
-    let start = source.find(&format!("const {name}: &[&str]")).unwrap_or_else(|| panic!("no {name} in options.rs"));
-    let list = &source[start..];
-    let list = &list[list.find('=').unwrap_or_else(|| panic!("{name} has no value"))..];
-    let list = &list[..list.find("];").unwrap_or_else(|| panic!("{name} does not end"))];
-    list.split('"').skip(1).step_by(2).map(str::to_owned).collect()
-}
-
 #[test]
 fn the_request_bodies_document_exactly_the_allowed_options() {
-    let source = read("crates/cli/src/serve/options.rs");
+    use tape_server::request::{CaptureOptions, ReplayOptions, SeedOptions, fields};
     let doc = openapi();
-    for (list, schema) in
-        [("CAPTURE_OPTIONS", "CaptureOptions"), ("REPLAY_OPTIONS", "ReplayOptions"), ("SEED_OPTIONS", "SeedOptions")]
-    {
-        let allowed = string_list(&source, list);
-        assert!(!allowed.is_empty(), "{list} is empty");
+    // The options a body may set are the fields of the component's config
+    // it is deserialized into.
+    for (list, fields, schema) in [
+        ("CaptureOptions", fields::<CaptureOptions>(), "CaptureOptions"),
+        ("ReplayOptions", fields::<ReplayOptions>(), "ReplayOptions"),
+        ("SeedOptions", fields::<SeedOptions>(), "SeedOptions"),
+    ] {
+        let allowed: BTreeSet<String> = fields.iter().map(|&field| field.to_owned()).collect();
+        assert!(!allowed.is_empty(), "{list} has no fields");
         let properties = doc["components"]["schemas"][schema]["properties"]
             .as_object()
             .unwrap_or_else(|| panic!("no properties in schema {schema}"));
         let documented: BTreeSet<String> = properties.keys().cloned().collect();
-        assert_eq!(allowed, documented, "{list} of options.rs and schema {schema} of docs/openapi.json differ");
+        assert_eq!(allowed, documented, "the fields of {list} and schema {schema} of docs/openapi.json differ");
         for (name, property) in properties {
             assert!(property["description"].is_string(), "{schema}.{name} has no description");
         }

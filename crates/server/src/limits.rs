@@ -10,7 +10,7 @@ use axum::http::Uri;
 
 /// The caps of `serve`'s flags.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Replays started through the API that may run at once.
     pub max_concurrent_replays: usize,
     /// Seeds started through the API that may run at once.
@@ -22,16 +22,41 @@ pub struct Limits {
 }
 
 /// One `--allow-target`: a host (a name or an IP address) with an optional
-/// port, or a network of IP addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// port, or a network of IP addresses. In a config, it is written as the
+/// flag takes it (`"collector:4317"`, `"10.0.0.0/8"`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum AllowedTarget {
     /// A host name, matched as written (case-insensitive), with any port
     /// or only `port`.
-    Name { name: String, port: Option<u16> },
+    Name {
+        /// The name, in lowercase, without a final dot.
+        name: String,
+        /// The only port allowed; any when `None`.
+        port: Option<u16>,
+    },
     /// An IP address, with any port or only `port`.
-    Address { address: IpAddr, port: Option<u16> },
+    Address {
+        /// The address.
+        address: IpAddr,
+        /// The only port allowed; any when `None`.
+        port: Option<u16>,
+    },
     /// Every IP address of a network, any port.
-    Network { address: IpAddr, prefix: u8 },
+    Network {
+        /// The network's address.
+        address: IpAddr,
+        /// The length of its prefix, in bits.
+        prefix: u8,
+    },
+}
+
+impl TryFrom<String> for AllowedTarget {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
 }
 
 impl FromStr for AllowedTarget {
@@ -142,7 +167,7 @@ fn in_network(address: IpAddr, network: IpAddr, prefix: u8) -> bool {
 
 /// Checks an endpoint URL against `allowed` (anything goes when it is
 /// empty); the error says which endpoint and what is allowed.
-pub fn check_target(endpoint: &str, allowed: &[AllowedTarget]) -> Result<(), String> {
+pub(crate) fn check_target(endpoint: &str, allowed: &[AllowedTarget]) -> Result<(), String> {
     if allowed.is_empty() {
         return Ok(());
     }

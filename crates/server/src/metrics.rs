@@ -14,7 +14,7 @@ use tape_session::{BlobKey, BlobSink, ByteStream, Error, PartialBlob, SessionId,
 
 /// Store writes: how many, how long they took in all, and bytes written.
 #[derive(Debug, Default)]
-pub struct StoreCounters {
+pub(crate) struct StoreCounters {
     writes: AtomicU64,
     write_nanos: AtomicU64,
     bytes: AtomicU64,
@@ -32,7 +32,7 @@ impl StoreCounters {
 /// A store that counts its writes (metadata, annotations, blob chunks and
 /// commits) into [`StoreCounters`], and otherwise is the store it wraps.
 #[derive(Debug)]
-pub struct MeteredStore {
+pub(crate) struct MeteredStore {
     inner: Arc<dyn SessionStore>,
     counters: Arc<StoreCounters>,
 }
@@ -148,7 +148,7 @@ impl BlobSink for MeteredSink {
 }
 
 /// Everything `/metrics` shows at one moment.
-pub struct Sample<'a> {
+pub(crate) struct Sample<'a> {
     /// The receivers' counters since `serve` started.
     pub received: StatsSnapshot,
     /// The progress of the running replays, and of the ended ones summed.
@@ -179,7 +179,7 @@ fn per_signal(out: &mut String, name: &str, help: &str, value: impl Fn(Signal) -
 
 /// The metrics in the Prometheus text format.
 #[allow(clippy::cast_precision_loss)] // seconds for Prometheus
-pub fn render(sample: &Sample<'_>) -> String {
+pub(crate) fn render(sample: &Sample<'_>) -> String {
     let mut out = String::new();
     let received = &sample.received;
     let received_requests =

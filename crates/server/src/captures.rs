@@ -1,0 +1,126 @@
+//! The capture jobs: a capture started through the API records what the
+//! receivers take into a new session until it is stopped or reaches a
+//! limit.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State as Extract};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use crate::api::{ApiError, ApiResult, WaitParam, accepted, job_view, ok, options, session_id};
+use crate::request::CaptureOptions;
+use crate::state::{CaptureJob, JobState, JobStatus, State, insert, lock};
+
+fn capture_json(job: &CaptureJob) -> Value {
+    let stats = job.live.as_ref().map(|(_, stats)| stats.snapshot()).or(job.stats);
+    job.status.json(json!({
+        "id": job.session_id,
+        "sessionId": job.session_id,
+        "counts": stats,
+        "session": job.session,
+    }))
+}
+
+pub(crate) async fn captures(Extract(state): Extract<Arc<State>>) -> ApiResult {
+    let captures = lock(&state.captures);
+    let mut jobs: Vec<&CaptureJob> = captures.values().collect();
+    jobs.sort_by(|a, b| b.status.started_at.cmp(&a.status.started_at).then_with(|| b.session_id.cmp(&a.session_id)));
+    let captures: Vec<Value> = jobs.into_iter().map(capture_json).collect();
+    ok(json!({ "captures": captures }))
+}
+
+pub(crate) async fn capture(Extract(state): Extract<Arc<State>>, Path(id): Path<String>, wait: WaitParam) -> ApiResult {
+    let id = session_id(&id)?;
+    job_view(&state, wait, || {
+        let captures = lock(&state.captures);
+        let job = captures.get(&id).ok_or_else(|| ApiError::not_found(format!("no capture of session {id}")))?;
+        Ok((job.status.is_running(), capture_json(job)))
+    })
+    .await
+}
+
+pub(crate) async fn start_capture(
+    Extract(state): Extract<Arc<State>>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    if state.shutting_down.is_cancelled() {
+        return Err(ApiError::shutting_down());
+    }
+    let settings: CaptureOptions = options(bytes)?;
+    let plan = settings.validate(|name| (state.env)(name)).map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let now = tape_capture::now();
+    let id = plan.session_id(now);
+    if lock(&state.captures).get(&id).is_some() {
+        return Err(ApiError::conflict(format!("a capture of session {id} exists already")));
+    }
+    // The same lock as `capture` takes: no other process captures this id,
+    // and retention leaves it alone, until the session is finished.
+    let capture_lock = match tape_store::try_lock(&state.spool_dir, &id) {
+        Ok(Some(held)) => held,
+        Ok(None) => {
+            return Err(ApiError::conflict(format!("session {id} is being captured by another running otlp-tape")));
+        }
+        Err(error) => return Err(ApiError::internal(tape_session::error_chain(&error))),
+    };
+    // The addresses are serve's, not the capture command's defaults.
+    let endpoints = tape_capture::CaptureEndpoints {
+        grpc: state.receivers.grpc_addr(),
+        http: state.receivers.http_addr(),
+        forward: None,
+    };
+    let metadata = plan.metadata(id.clone(), now, &endpoints);
+    let recorder = plan.recorder;
+    let live =
+        state.receivers.attach(Arc::clone(&state.store), metadata, recorder).await.map_err(|error| match error {
+            tape_capture::AttachError::Busy { session } => ApiError::conflict(format!(
+                "session {session} is being captured; stop it before starting another capture"
+            )),
+            tape_capture::AttachError::Session(error) => ApiError::store(&error),
+            tape_capture::AttachError::ShutDown => ApiError::shutting_down(),
+        })?;
+    let job = CaptureJob {
+        session_id: id.clone(),
+        status: JobStatus::started(now),
+        live: Some((live.stop_handle(), Arc::clone(live.stats()))),
+        stats: None,
+        session: None,
+    };
+    let body = capture_json(&job);
+    insert(&mut lock(&state.captures), id.clone(), job);
+    let waiter = Arc::clone(&state);
+    state.capture_tasks.spawn(async move {
+        let outcome = live.wait().await;
+        drop(capture_lock);
+        let mut captures = lock(&waiter.captures);
+        if let Some(job) = captures.get_mut(&id) {
+            if let Some((_, stats)) = job.live.take() {
+                job.stats = Some(stats.snapshot());
+            }
+            match outcome {
+                Ok(outcome) => {
+                    job.status.end(JobState::Completed, None);
+                    job.stats = Some(outcome.stats);
+                    job.session = serde_json::to_value(&outcome.recording.metadata).ok();
+                }
+                Err(error) => job.status.end(JobState::Failed, Some(error.to_string())),
+            }
+        }
+        drop(captures);
+        waiter.job_ended();
+    });
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+pub(crate) async fn stop_capture(Extract(state): Extract<Arc<State>>, Path(id): Path<String>) -> ApiResult {
+    let id = session_id(&id)?;
+    let captures = lock(&state.captures);
+    let job = captures.get(&id).ok_or_else(|| ApiError::not_found(format!("no capture of session {id}")))?;
+    if let Some((stop, _)) = &job.live {
+        stop.stop();
+    }
+    accepted(capture_json(job))
+}

@@ -1,0 +1,68 @@
+//! The control API of otlp-tape (`otlp-tape serve`): OTLP receivers that
+//! record while a capture runs, and an HTTP API (`docs/API.md`,
+//! `docs/openapi.json`) that lists and deletes sessions, starts and stops
+//! captures, replays and seeds, prunes by a retention policy and shows
+//! Prometheus metrics.
+//!
+//! The API is a thin front over the components: a request body is
+//! deserialized directly into the component's `Config` (a capture's into
+//! `tape_capture`'s, a replay's into [`tape_replay::ReplayConfig`], a
+//! seed's into `tape_seed::SeedConfig`), validated as the command line
+//! validates it, and run as a job. A config's fields are exactly what the
+//! API accepts, so a body that names a file of this host (`report`,
+//! `checkpoint`) is refused as an unknown option; see [`request`].
+//!
+//! `serve`'s own settings are a [`ServeConfig`]; [`ServeConfig::validate`]
+//! checks them into [`ServeSettings`]; [`Server::start`] binds, and
+//! [`Server::run`] serves until its shutdown token is cancelled, then
+//! finishes captures and stops replays (their reports written) and seeds.
+//! The caller picks the store and the pass-through, and passes the
+//! environment the components read (`OTEL_EXPORTER_OTLP_*`, `CAPTURE_*`,
+//! `CLICKHOUSE_*`) as a lookup.
+//!
+//! ```no_run
+//! # async fn example(store: std::sync::Arc<dyn tape_session::SessionStore>) -> Result<(), tape_server::Error> {
+//! use std::sync::Arc;
+//!
+//! use tape_server::{Server, ServeConfig};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let config: ServeConfig = serde_json::from_str(r#"{"api": "127.0.0.1:8080", "maxConcurrentReplays": 2}"#)
+//!     .expect("a valid config");
+//! let settings = config.validate()?;
+//! let server = Server::start(store, settings, None, Arc::new(|name| std::env::var(name).ok())).await?;
+//! println!("the control API is on http://{}", server.addresses().api);
+//! let shutdown = CancellationToken::new();
+//! let stop = shutdown.clone();
+//! tokio::spawn(async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     stop.cancel();
+//! });
+//! server.run(shutdown).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod api;
+mod captures;
+mod config;
+mod error;
+mod limits;
+mod metrics;
+mod replays;
+pub mod request;
+mod seeds;
+mod server;
+mod sessions;
+mod state;
+
+use std::sync::Arc;
+
+pub use config::{ServeConfig, ServeSettings};
+pub use error::Error;
+pub use limits::AllowedTarget;
+pub use server::{Addresses, Server};
+
+/// How the server reads environment variables: a lookup by name (the
+/// process environment in `serve`, a map in tests).
+pub type Environment = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;

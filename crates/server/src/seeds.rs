@@ -1,0 +1,101 @@
+//! The seed jobs: a seed started through the API generates a session from
+//! a built-in pattern into the store, as `otlp-tape seed` does.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State as Extract};
+use futures::FutureExt;
+use serde_json::{Value, json};
+use tape_session::Error as StoreError;
+
+use crate::api::{ApiError, ApiResult, JobLimit, WaitParam, accepted, job_id, job_view, ok, options};
+use crate::request::SeedOptions;
+use crate::state::{JobState, JobStatus, SeedJob, State, lock};
+
+fn seed_json(job: &SeedJob) -> Value {
+    job.status.json(json!({ "id": job.id, "summary": job.summary }))
+}
+
+pub(crate) async fn seeds(Extract(state): Extract<Arc<State>>) -> ApiResult {
+    let seeds: Vec<Value> = lock(&state.seeds).values().rev().map(seed_json).collect();
+    ok(json!({ "seeds": seeds }))
+}
+
+pub(crate) async fn seed(Extract(state): Extract<Arc<State>>, Path(id): Path<String>, wait: WaitParam) -> ApiResult {
+    job_view(&state, wait, || {
+        let seeds = lock(&state.seeds);
+        let job = seeds.get(&id).ok_or_else(|| ApiError::not_found(format!("no seed {id:?}")))?;
+        Ok((job.status.is_running(), seed_json(job)))
+    })
+    .await
+}
+
+pub(crate) async fn stop_seed(Extract(state): Extract<Arc<State>>, Path(id): Path<String>) -> ApiResult {
+    let seeds = lock(&state.seeds);
+    let job = seeds.get(&id).ok_or_else(|| ApiError::not_found(format!("no seed {id:?}")))?;
+    job.stop.cancel();
+    accepted(seed_json(job))
+}
+
+pub(crate) async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, BytesRejection>) -> ApiResult {
+    if state.shutting_down.is_cancelled() {
+        return Err(ApiError::shutting_down());
+    }
+    let config: SeedOptions = options(bytes)?;
+    // The API reads no files of this host: built-in patterns only.
+    if tape_seed_generator::builtin_pattern(&config.pattern).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "unknown pattern {:?}: the API takes a built-in pattern's name (GET /api/v1/patterns lists them), not a file",
+            config.pattern
+        )));
+    }
+    // Bad parameters are refused now, not in the job.
+    let checked = config.validate().map_err(|error| ApiError::component(&error))?;
+    if checked.traces() > state.limits.max_seed_traces {
+        return Err(ApiError::bad_request(format!(
+            "this seed would generate {} traces (duration × rate), more than the {} this serve allows \
+             (--max-seed-traces); lower the duration or the rate",
+            checked.traces(),
+            state.limits.max_seed_traces
+        )));
+    }
+    let limit = JobLimit { most: state.limits.max_concurrent_seeds, kind: "seed", flag: "--max-concurrent-seeds" };
+    limit.check(&lock(&state.seeds))?;
+    if let Some(id) = &config.session_id {
+        match state.store.read_metadata(id).await {
+            Ok(_) => return Err(ApiError::conflict(format!("session {id} exists already"))),
+            Err(StoreError::NotFound(_)) => {}
+            Err(error) => return Err(ApiError::store(&error)),
+        }
+    }
+    let id = job_id("seed");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let job =
+        SeedJob { id: id.clone(), status: JobStatus::started(tape_capture::now()), stop: stop.clone(), summary: None };
+    let body = seed_json(&job);
+    limit.admit(&state.seeds, id.clone(), job)?;
+    let runner = Arc::clone(&state);
+    state.tasks.spawn(async move {
+        // The phases go to ClickHouse when serve's environment names one.
+        let clickhouse = tape_annotations::ClickHouseSettings::default().resolve(|name| (runner.env)(name));
+        let generated =
+            std::panic::AssertUnwindSafe(tape_seed::run(runner.store.as_ref(), &checked, None, clickhouse, &stop))
+                .catch_unwind()
+                .await;
+        runner.end_job(&runner.seeds, &id, |job| match generated {
+            Ok(Ok(summary)) => {
+                for warning in &summary.warnings {
+                    tracing::warn!("{warning}");
+                }
+                job.summary = serde_json::to_value(&summary).ok();
+                job.status.end(JobState::Completed, None);
+            }
+            Ok(Err(error)) if error.is_stopped() => job.status.end(JobState::Stopped, None),
+            Ok(Err(error)) => job.status.end(JobState::Failed, Some(tape_session::error_chain(&error))),
+            Err(_) => job.status.end(JobState::Failed, Some("the seed task panicked".to_owned())),
+        });
+    });
+    accepted(body)
+}
