@@ -177,10 +177,7 @@ pub struct CaptureEndpoints {
 pub struct CapturePlan {
     /// How the session is written: limits, flushing, compression, blobs.
     pub recorder: RecorderConfig,
-    session_id: Option<SessionId>,
-    description: Option<String>,
-    diagnostic_session_id: Option<String>,
-    flags: Vec<String>,
+    settings: CaptureSettings,
 }
 
 impl CaptureSettings {
@@ -260,30 +257,20 @@ impl CaptureSettings {
                 ..WriterOptions::default()
             },
         };
-        Ok(CapturePlan {
-            recorder,
-            session_id: self.session_id.clone(),
-            description: self.description.clone(),
-            diagnostic_session_id: self.diagnostic_session_id.clone(),
-            flags: self.flags.iter().map(|flag| flag.trim().to_owned()).filter(|flag| !flag.is_empty()).collect(),
-        })
-    }
-}
-
-impl CapturePlan {
-    /// The session's id: the one given, else one generated from `now` and a
-    /// random number.
-    pub fn session_id(&self, now: Timestamp) -> SessionId {
-        self.session_id.clone().unwrap_or_else(|| SessionId::generate("capture", now, rand::random()))
+        Ok(CapturePlan { recorder, settings: self.clone() })
     }
 
-    /// The metadata the capture starts session `id` with at `now`: its
-    /// description, flags and options (`endpoints` among them).
+    /// The metadata a capture with these settings starts session `id` with
+    /// at `now`: its description, flags (trimmed, empty ones left out) and
+    /// options (`endpoints` among them). It needs no validation, so a front
+    /// can describe a capture it refuses; [`CapturePlan::metadata`] is the
+    /// same for checked settings.
     pub fn metadata(&self, id: SessionId, now: Timestamp, endpoints: &CaptureEndpoints) -> SessionMetadata {
         let mut metadata = SessionMetadata::new(id, SessionType::Capture, now, created_by());
         metadata.description.clone_from(&self.description);
         metadata.diagnostic_session_id.clone_from(&self.diagnostic_session_id);
-        metadata.enabled_flags.clone_from(&self.flags);
+        metadata.enabled_flags =
+            self.flags.iter().map(|flag| flag.trim().to_owned()).filter(|flag| !flag.is_empty()).collect();
         metadata.parameters = self.parameters(endpoints);
         metadata
     }
@@ -296,13 +283,28 @@ impl CapturePlan {
         };
         put("grpc", endpoints.grpc.map_or(Value::Null, |addr| addr.to_string().into()));
         put("http", endpoints.http.map_or(Value::Null, |addr| addr.to_string().into()));
-        put("signals", self.recorder.signals.iter().map(Signal::as_str).collect::<Vec<_>>().join(",").into());
-        put("durable", self.recorder.durable.into());
+        let signals = self.signals.unwrap_or(SignalSet::ALL);
+        put("signals", signals.iter().map(Signal::as_str).collect::<Vec<_>>().join(",").into());
+        put("durable", self.durable.into());
         if let Some((url, protocol)) = &endpoints.forward {
             put("forward", url.clone().into());
             put("forwardProtocol", protocol.clone().into());
         }
         parameters
+    }
+}
+
+impl CapturePlan {
+    /// The session's id: the one given, else one generated from `now` and a
+    /// random number.
+    pub fn session_id(&self, now: Timestamp) -> SessionId {
+        self.settings.session_id.clone().unwrap_or_else(|| SessionId::generate("capture", now, rand::random()))
+    }
+
+    /// The metadata the capture starts session `id` with at `now`: its
+    /// description, flags and options (`endpoints` among them).
+    pub fn metadata(&self, id: SessionId, now: Timestamp, endpoints: &CaptureEndpoints) -> SessionMetadata {
+        self.settings.metadata(id, now, endpoints)
     }
 }
 
