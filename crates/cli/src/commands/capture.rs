@@ -6,18 +6,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use bytes::Bytes;
 use serde::Serialize;
 use tape_capture::{
-    Capture, CaptureConfig, CaptureEndpoints, CaptureSettings, ForwardConfig, ReceiveLimits, RecorderConfig,
-    SignalSnapshot, Stats, StatsSnapshot, StopReason, Upstream,
+    Capture, CaptureConfig, CaptureEndpoints, CaptureSettings, ReceiveLimits, SignalSnapshot, Stats, StatsSnapshot,
+    StopReason,
 };
 use tape_otlp::Signal;
-use tape_session::{SessionId, SessionMetadata, SessionStatus, SessionStore, Timestamp};
+use tape_session::{SessionId, SessionStatus, SessionStore, Timestamp};
 
 use tape_store::{SpooledStore, StoreLocation};
 
-use crate::cli::{CaptureArgs, ForwardArgs, OutputFormat, ReceiveArgs};
+use crate::cli::{CaptureArgs, OutputFormat, ReceiveArgs};
 use crate::env;
 use crate::output::{human_bytes, note, print_json};
 
@@ -221,7 +220,7 @@ fn endpoints(args: &CaptureArgs) -> CaptureEndpoints {
 fn capture_config(args: &CaptureArgs) -> anyhow::Result<(tape_capture::CapturePlan, CaptureConfig)> {
     let plan = settings(args).validate(env::variable)?;
     let max_request_bytes = tape_capture::max_request_bytes(args.max_request_size_mb)?;
-    let forward = forward_config(&args.forward)?;
+    let forward = crate::forward::forward_config(&args.forward)?;
     let config = CaptureConfig {
         grpc: args.grpc.0,
         http: args.http.0,
@@ -237,65 +236,6 @@ fn capture_config(args: &CaptureArgs) -> anyhow::Result<(tape_capture::CapturePl
 /// `--request-read-timeout`; the budget must hold the largest request.
 pub(crate) fn receive_limits(args: &ReceiveArgs, max_request_bytes: usize) -> anyhow::Result<ReceiveLimits> {
     Ok(tape_capture::receive_limits(args.receive_budget_mb, args.request_read_timeout, max_request_bytes)?)
-}
-
-/// The metadata a capture with `args` starts session `id` with (for
-/// `serve`, until it moves to its own crate).
-pub(crate) fn capture_metadata(args: &CaptureArgs, id: SessionId, now: Timestamp) -> SessionMetadata {
-    settings(args).metadata(id, now, &endpoints(args))
-}
-
-/// How a capture with `args` writes its session (for `serve`, until it
-/// moves to its own crate).
-pub(crate) fn recorder_config(args: &CaptureArgs) -> anyhow::Result<RecorderConfig> {
-    Ok(settings(args).validate(env::variable)?.recorder)
-}
-
-/// Pass-through (`--forward` and its options): the exporter and the
-/// queue, or `None` without `--forward`.
-pub(crate) fn forward_config(args: &ForwardArgs) -> anyhow::Result<Option<(Arc<dyn Upstream>, ForwardConfig)>> {
-    let Some(url) = args.url.as_deref() else { return Ok(None) };
-    let protocol: tape_replay::Protocol =
-        args.protocol.parse().map_err(|error| anyhow!("invalid --forward-protocol: {error}"))?;
-    let config = tape_replay::ExporterConfig {
-        endpoint: url.to_owned(),
-        append_signal_path: true,
-        protocol,
-        headers: args.headers.clone(),
-        compression: tape_replay::Compression::Gzip,
-        timeout: Duration::from_nanos(args.timeout),
-        tls: tape_replay::TlsOptions::default(),
-    };
-    let exporter = tape_replay::Exporter::new(config).with_context(|| format!("invalid --forward {url}"))?;
-    let upstream: Arc<dyn Upstream> = Arc::new(ForwardExporter { exporter, endpoint: url.to_owned() });
-    Ok(Some((upstream, ForwardConfig { queue_requests: args.queue.max(1), ..ForwardConfig::default() })))
-}
-
-/// Pass-through with the replay crate's exporter: a few quick retries,
-/// since a forwarded request must not wait long in the queue.
-struct ForwardExporter {
-    exporter: tape_replay::Exporter,
-    endpoint: String,
-}
-
-#[async_trait::async_trait]
-impl Upstream for ForwardExporter {
-    fn describe(&self) -> String {
-        self.endpoint.clone()
-    }
-
-    async fn send(&self, signal: Signal, payload: Bytes) -> Result<(), String> {
-        let policy = tape_replay::RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(1),
-            max_elapsed: Duration::from_secs(5),
-        };
-        tape_replay::export_with_retry(&self.exporter, &policy, signal, payload)
-            .await
-            .map(|_| ())
-            .map_err(|error| error.to_string())
-    }
 }
 
 /// Redraws one status line on the terminal every second.

@@ -58,7 +58,7 @@ pub async fn run(
     } else {
         store
     };
-    let forward = crate::commands::capture::forward_config(&forward)?;
+    let forward = crate::forward::forward_config(&forward)?;
     let token = settings.has_token();
     let server = Server::start(store, settings, forward, Arc::new(|name| crate::env::first_set(&[name]))).await?;
 
