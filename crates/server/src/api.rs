@@ -4,7 +4,7 @@
 //! the problem; input errors are 4xx, never 500.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -24,7 +24,7 @@ use crate::seeds::{seed, seeds, start_seed, stop_seed};
 use crate::sessions::{
     add_annotation, annotations, delete, list, pattern, patterns, prune, push_annotations, show, verify,
 };
-use crate::state::State;
+use crate::state::{Job, State, insert, lock, running};
 
 /// An API error: a status and a message for people.
 #[derive(Debug)]
@@ -222,13 +222,45 @@ pub(crate) struct WaitQuery {
 
 pub(crate) type WaitParam = Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>;
 
+/// The jobs of `jobs` as JSON, the last id first.
+pub(crate) fn list_jobs<K, V: Job>(jobs: &Mutex<BTreeMap<K, V>>) -> Vec<Value> {
+    lock(jobs).values().rev().map(Job::json).collect()
+}
+
+/// Answers with job `key` of `jobs` at once, or with `?wait=N` once it is
+/// no longer running (or after N seconds, at most 60); 404 with `missing`
+/// when there is no such job.
+pub(crate) async fn show_job<K: Ord, V: Job>(
+    state: &State,
+    jobs: &Mutex<BTreeMap<K, V>>,
+    key: &K,
+    wait: WaitParam,
+    missing: impl Fn() -> ApiError,
+) -> ApiResult {
+    job_view(state, wait, || {
+        let jobs = lock(jobs);
+        let job = jobs.get(key).ok_or_else(&missing)?;
+        Ok((job.status().is_running(), job.json()))
+    })
+    .await
+}
+
+/// Asks job `key` of `jobs` to stop: 202 with the job as it is; 404 with
+/// `missing` when there is no such job.
+pub(crate) fn stop_job<K: Ord, V: Job>(
+    jobs: &Mutex<BTreeMap<K, V>>,
+    key: &K,
+    missing: impl Fn() -> ApiError,
+) -> ApiResult {
+    let jobs = lock(jobs);
+    let job = jobs.get(key).ok_or_else(missing)?;
+    job.stop();
+    accepted(job.json())
+}
+
 /// Answers with `view` of a job at once, or with `?wait=N` once it is no
 /// longer running (or after N seconds, at most 60).
-pub(crate) async fn job_view(
-    state: &State,
-    wait: WaitParam,
-    view: impl Fn() -> Result<(bool, Value), ApiError>,
-) -> ApiResult {
+async fn job_view(state: &State, wait: WaitParam, view: impl Fn() -> Result<(bool, Value), ApiError>) -> ApiResult {
     let Query(query) = wait.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let limit = match query.wait {
         None => 0,
@@ -266,8 +298,8 @@ pub(crate) struct JobLimit {
 
 impl JobLimit {
     /// 429 when `jobs` runs as many as allowed.
-    pub fn check<K, V: crate::state::Job>(&self, jobs: &BTreeMap<K, V>) -> Result<(), ApiError> {
-        if crate::state::running(jobs) >= self.most {
+    pub fn check<K, V: Job>(&self, jobs: &BTreeMap<K, V>) -> Result<(), ApiError> {
+        if running(jobs) >= self.most {
             return Err(ApiError::too_many(self.most, self.kind, self.flag));
         }
         Ok(())
@@ -275,15 +307,10 @@ impl JobLimit {
 
     /// Adds a job under `limit`, counted again with the insert so that jobs
     /// started at the same moment cannot all pass.
-    pub fn admit<K: Ord + Clone, V: crate::state::Job>(
-        &self,
-        jobs: &std::sync::Mutex<BTreeMap<K, V>>,
-        key: K,
-        job: V,
-    ) -> Result<(), ApiError> {
-        let mut jobs = crate::state::lock(jobs);
+    pub fn admit<K: Ord + Clone, V: Job>(&self, jobs: &Mutex<BTreeMap<K, V>>, key: K, job: V) -> Result<(), ApiError> {
+        let mut jobs = lock(jobs);
         self.check(&jobs)?;
-        crate::state::insert(&mut jobs, key, job);
+        insert(&mut jobs, key, job);
         Ok(())
     }
 }

@@ -10,37 +10,50 @@ use axum::extract::{Path, State as Extract};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
+use tape_session::SessionId;
 
-use crate::api::{ApiError, ApiResult, WaitParam, accepted, job_view, ok, options, session_id};
+use crate::api::{ApiError, ApiResult, WaitParam, ok, options, session_id, show_job, stop_job};
 use crate::request::CaptureOptions;
-use crate::state::{CaptureJob, JobState, JobStatus, State, insert, lock};
+use crate::state::{CaptureJob, Job, JobState, JobStatus, State, insert, lock};
 
-fn capture_json(job: &CaptureJob) -> Value {
-    let stats = job.live.as_ref().map(|(_, stats)| stats.snapshot()).or(job.stats);
-    job.status.json(json!({
-        "id": job.session_id,
-        "sessionId": job.session_id,
-        "counts": stats,
-        "session": job.session,
-    }))
+impl Job for CaptureJob {
+    fn status(&self) -> &JobStatus {
+        &self.status
+    }
+
+    fn json(&self) -> Value {
+        let stats = self.live.as_ref().map(|(_, stats)| stats.snapshot()).or(self.stats);
+        self.status.json(json!({
+            "id": self.session_id,
+            "sessionId": self.session_id,
+            "counts": stats,
+            "session": self.session,
+        }))
+    }
+
+    /// The session is finished.
+    fn stop(&self) {
+        if let Some((stop, _)) = &self.live {
+            stop.stop();
+        }
+    }
+}
+
+fn missing(id: &SessionId) -> ApiError {
+    ApiError::not_found(format!("no capture of session {id}"))
 }
 
 pub(crate) async fn captures(Extract(state): Extract<Arc<State>>) -> ApiResult {
     let captures = lock(&state.captures);
     let mut jobs: Vec<&CaptureJob> = captures.values().collect();
     jobs.sort_by(|a, b| b.status.started_at.cmp(&a.status.started_at).then_with(|| b.session_id.cmp(&a.session_id)));
-    let captures: Vec<Value> = jobs.into_iter().map(capture_json).collect();
+    let captures: Vec<Value> = jobs.into_iter().map(Job::json).collect();
     ok(json!({ "captures": captures }))
 }
 
 pub(crate) async fn capture(Extract(state): Extract<Arc<State>>, Path(id): Path<String>, wait: WaitParam) -> ApiResult {
     let id = session_id(&id)?;
-    job_view(&state, wait, || {
-        let captures = lock(&state.captures);
-        let job = captures.get(&id).ok_or_else(|| ApiError::not_found(format!("no capture of session {id}")))?;
-        Ok((job.status.is_running(), capture_json(job)))
-    })
-    .await
+    show_job(&state, &state.captures, &id, wait, || missing(&id)).await
 }
 
 pub(crate) async fn start_capture(
@@ -89,7 +102,7 @@ pub(crate) async fn start_capture(
         stats: None,
         session: None,
     };
-    let body = capture_json(&job);
+    let body = job.json();
     insert(&mut lock(&state.captures), id.clone(), job);
     let waiter = Arc::clone(&state);
     state.capture_tasks.spawn(async move {
@@ -117,10 +130,5 @@ pub(crate) async fn start_capture(
 
 pub(crate) async fn stop_capture(Extract(state): Extract<Arc<State>>, Path(id): Path<String>) -> ApiResult {
     let id = session_id(&id)?;
-    let captures = lock(&state.captures);
-    let job = captures.get(&id).ok_or_else(|| ApiError::not_found(format!("no capture of session {id}")))?;
-    if let Some((stop, _)) = &job.live {
-        stop.stop();
-    }
-    accepted(capture_json(job))
+    stop_job(&state.captures, &id, || missing(&id))
 }

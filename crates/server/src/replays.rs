@@ -11,40 +11,48 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tape_replay::{EndReason, RunOptions, SessionChoice};
 
-use crate::api::{ApiError, ApiResult, JobLimit, WaitParam, accepted, job_id, job_view, ok, options};
+use crate::api::{
+    ApiError, ApiResult, JobLimit, WaitParam, accepted, job_id, list_jobs, ok, options, show_job, stop_job,
+};
 use crate::limits::check_target;
 use crate::request::ReplayOptions;
-use crate::state::{JobState, JobStatus, ReplayJob, State, lock};
+use crate::state::{Job, JobState, JobStatus, ReplayJob, State, lock};
 
-fn replay_json(job: &ReplayJob) -> Value {
-    job.status.json(json!({
-        "id": job.id,
-        "sessionId": job.session_id,
-        "progress": job.progress.snapshot(),
-        "report": job.report,
-        "reportFile": job.report_file,
-    }))
+impl Job for ReplayJob {
+    fn status(&self) -> &JobStatus {
+        &self.status
+    }
+
+    fn json(&self) -> Value {
+        self.status.json(json!({
+            "id": self.id,
+            "sessionId": self.session_id,
+            "progress": self.progress.snapshot(),
+            "report": self.report,
+            "reportFile": self.report_file,
+        }))
+    }
+
+    /// It ends within its drain timeout and writes its report.
+    fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+fn missing(id: &str) -> ApiError {
+    ApiError::not_found(format!("no replay {id:?}"))
 }
 
 pub(crate) async fn replays(Extract(state): Extract<Arc<State>>) -> ApiResult {
-    let replays: Vec<Value> = lock(&state.replays).values().rev().map(replay_json).collect();
-    ok(json!({ "replays": replays }))
+    ok(json!({ "replays": list_jobs(&state.replays) }))
 }
 
 pub(crate) async fn replay(Extract(state): Extract<Arc<State>>, Path(id): Path<String>, wait: WaitParam) -> ApiResult {
-    job_view(&state, wait, || {
-        let replays = lock(&state.replays);
-        let job = replays.get(&id).ok_or_else(|| ApiError::not_found(format!("no replay {id:?}")))?;
-        Ok((job.status.is_running(), replay_json(job)))
-    })
-    .await
+    show_job(&state, &state.replays, &id, wait, || missing(&id)).await
 }
 
 pub(crate) async fn stop_replay(Extract(state): Extract<Arc<State>>, Path(id): Path<String>) -> ApiResult {
-    let replays = lock(&state.replays);
-    let job = replays.get(&id).ok_or_else(|| ApiError::not_found(format!("no replay {id:?}")))?;
-    job.stop.cancel();
-    accepted(replay_json(job))
+    stop_job(&state.replays, &id, || missing(&id))
 }
 
 /// A replay's error: a store's (a missing session is 404) as the store
@@ -102,7 +110,7 @@ pub(crate) async fn start_replay(
         report: None,
         report_file: None,
     };
-    let body = replay_json(&job);
+    let body = job.json();
     limit.admit(&state.replays, id.clone(), job)?;
     let runner = Arc::clone(&state);
     state.tasks.spawn(async move {

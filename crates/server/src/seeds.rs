@@ -10,33 +10,42 @@ use futures::FutureExt;
 use serde_json::{Value, json};
 use tape_session::Error as StoreError;
 
-use crate::api::{ApiError, ApiResult, JobLimit, WaitParam, accepted, job_id, job_view, ok, options};
+use crate::api::{
+    ApiError, ApiResult, JobLimit, WaitParam, accepted, job_id, list_jobs, ok, options, show_job, stop_job,
+};
 use crate::request::SeedOptions;
-use crate::state::{JobState, JobStatus, SeedJob, State, lock};
+use crate::state::{Job, JobState, JobStatus, SeedJob, State, lock};
 
-fn seed_json(job: &SeedJob) -> Value {
-    job.status.json(json!({ "id": job.id, "summary": job.summary }))
+impl Job for SeedJob {
+    fn status(&self) -> &JobStatus {
+        &self.status
+    }
+
+    fn json(&self) -> Value {
+        self.status.json(json!({ "id": self.id, "summary": self.summary }))
+    }
+
+    /// Generation stops between two records; the partial session is
+    /// removed.
+    fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+fn missing(id: &str) -> ApiError {
+    ApiError::not_found(format!("no seed {id:?}"))
 }
 
 pub(crate) async fn seeds(Extract(state): Extract<Arc<State>>) -> ApiResult {
-    let seeds: Vec<Value> = lock(&state.seeds).values().rev().map(seed_json).collect();
-    ok(json!({ "seeds": seeds }))
+    ok(json!({ "seeds": list_jobs(&state.seeds) }))
 }
 
 pub(crate) async fn seed(Extract(state): Extract<Arc<State>>, Path(id): Path<String>, wait: WaitParam) -> ApiResult {
-    job_view(&state, wait, || {
-        let seeds = lock(&state.seeds);
-        let job = seeds.get(&id).ok_or_else(|| ApiError::not_found(format!("no seed {id:?}")))?;
-        Ok((job.status.is_running(), seed_json(job)))
-    })
-    .await
+    show_job(&state, &state.seeds, &id, wait, || missing(&id)).await
 }
 
 pub(crate) async fn stop_seed(Extract(state): Extract<Arc<State>>, Path(id): Path<String>) -> ApiResult {
-    let seeds = lock(&state.seeds);
-    let job = seeds.get(&id).ok_or_else(|| ApiError::not_found(format!("no seed {id:?}")))?;
-    job.stop.cancel();
-    accepted(seed_json(job))
+    stop_job(&state.seeds, &id, || missing(&id))
 }
 
 pub(crate) async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, BytesRejection>) -> ApiResult {
@@ -74,7 +83,7 @@ pub(crate) async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Resul
     let stop = tokio_util::sync::CancellationToken::new();
     let job =
         SeedJob { id: id.clone(), status: JobStatus::started(tape_capture::now()), stop: stop.clone(), summary: None };
-    let body = seed_json(&job);
+    let body = job.json();
     limit.admit(&state.seeds, id.clone(), job)?;
     let runner = Arc::clone(&state);
     state.tasks.spawn(async move {

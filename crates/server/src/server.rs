@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::config::ServeSettings;
 use crate::metrics::{MeteredStore, StoreCounters};
-use crate::state::{State, lock};
+use crate::state::{Job, State, lock};
 use crate::{Environment, Error, api};
 
 /// How long the control API may take to close after the stop before the
@@ -158,9 +158,7 @@ async fn shut_down(state: &Arc<State>) {
     state.tasks.close();
     state.tasks.wait().await;
     for job in lock(&state.captures).values() {
-        if let Some((stop, _)) = &job.live {
-            stop.stop();
-        }
+        job.stop();
     }
     state.capture_tasks.close();
     state.capture_tasks.wait().await;

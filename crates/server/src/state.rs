@@ -78,9 +78,16 @@ impl JobStatus {
     }
 }
 
-/// A job of the API: something with a [`JobStatus`].
+/// A job of the API: something with a [`JobStatus`] that shows as JSON and
+/// can be stopped.
 pub(crate) trait Job {
     fn status(&self) -> &JobStatus;
+
+    /// What the API shows of it.
+    fn json(&self) -> Value;
+
+    /// Asks it to stop; it ends on its own soon after.
+    fn stop(&self);
 }
 
 /// A capture started through the API.
@@ -113,24 +120,6 @@ pub(crate) struct SeedJob {
     /// partial session is removed.
     pub stop: CancellationToken,
     pub summary: Option<Value>,
-}
-
-impl Job for CaptureJob {
-    fn status(&self) -> &JobStatus {
-        &self.status
-    }
-}
-
-impl Job for ReplayJob {
-    fn status(&self) -> &JobStatus {
-        &self.status
-    }
-}
-
-impl Job for SeedJob {
-    fn status(&self) -> &JobStatus {
-        &self.status
-    }
 }
 
 /// The summed progress of the replays that ended.
@@ -213,10 +202,10 @@ impl State {
     /// timeout and writes its report; a seed removes its partial session.
     pub fn stop_jobs(&self) {
         for job in lock(&self.replays).values() {
-            job.stop.cancel();
+            job.stop();
         }
         for job in lock(&self.seeds).values() {
-            job.stop.cancel();
+            job.stop();
         }
     }
 
