@@ -3,12 +3,8 @@
 
 use std::collections::HashSet;
 
-use bytes::Bytes;
 use tape_session::retention::{Decision, RetentionPolicy, prune};
-use tape_session::{
-    BlobKey, BlobSink, ByteStream, Error, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType,
-    Timestamp,
-};
+use tape_session::{Error, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType, Timestamp};
 use tape_store::LocalStore;
 
 const NOW: u64 = 1_800_000_000 * 1_000_000_000;
@@ -40,37 +36,11 @@ struct FailingStore {
 }
 
 #[async_trait::async_trait]
-impl SessionStore for FailingStore {
-    fn location(&self) -> String {
-        self.inner.location()
+impl tape_session::StoreLayer for FailingStore {
+    fn inner(&self) -> &dyn SessionStore {
+        &self.inner
     }
-    async fn create_session(&self, id: &SessionId) -> Result<(), Error> {
-        self.inner.create_session(id).await
-    }
-    async fn list_session_ids(&self) -> Result<Vec<SessionId>, Error> {
-        self.inner.list_session_ids().await
-    }
-    async fn read_metadata(&self, id: &SessionId) -> Result<SessionMetadata, Error> {
-        self.inner.read_metadata(id).await
-    }
-    async fn write_metadata(&self, metadata: &SessionMetadata) -> Result<(), Error> {
-        self.inner.write_metadata(metadata).await
-    }
-    async fn create_blob(&self, id: &SessionId, key: &BlobKey) -> Result<Box<dyn BlobSink>, Error> {
-        self.inner.create_blob(id, key).await
-    }
-    async fn open_blob(&self, id: &SessionId, key: &BlobKey) -> Result<ByteStream, Error> {
-        self.inner.open_blob(id, key).await
-    }
-    async fn list_blobs(&self, id: &SessionId) -> Result<Vec<BlobKey>, Error> {
-        self.inner.list_blobs(id).await
-    }
-    async fn read_annotations(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
-        self.inner.read_annotations(id).await
-    }
-    async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
-        self.inner.write_annotations(id, contents).await
-    }
+
     async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {
         if *id == self.failing {
             return Err(Error::backend(
