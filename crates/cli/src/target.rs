@@ -9,7 +9,7 @@ use tape_replay::{Compression, Protocol, TargetConfig, Targets};
 
 /// Where and how to send OTLP: the flags `replay` and `seed --live`
 /// flatten. Every flag is optional, so that the environment can fill it;
-/// see [`resolve`].
+/// see [`tape_replay::resolve`].
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TargetArgs {
     /// Base URL of the OTLP target; OTLP/HTTP appends /v1/traces, /v1/metrics or /v1/logs to its path.

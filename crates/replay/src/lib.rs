@@ -8,7 +8,7 @@
 //! resolved) → [`Prepared::start`] (checkpoint, id seed) → [`Ready::run`],
 //! which returns the [`Finished`] replay with its [`Report`]. Nothing here
 //! reads the process environment or prints: variables come through a
-//! lookup the caller gives (names in [`env`]), and notes come back in the
+//! lookup the caller gives (names in [`env`](mod@env)), and notes come back in the
 //! outcome.
 //!
 //! Replaying a stored session from Rust:
@@ -67,8 +67,8 @@ mod targets;
 mod timestamps;
 
 pub use engine::{
-    EndReason, IdRegeneration, Plan, Position, Progress, ProgressSnapshot, ReplayError, ReplayOptions, ReplayOutcome,
-    Selected, Selection, SignalProgress, Sink, plan, replay,
+    Completed, EndReason, IdRegeneration, Plan, Position, Progress, ProgressSnapshot, ReplayError, ReplayOptions,
+    ReplayOutcome, Selected, Selection, SendOutcome, Sender, SignalProgress, Sink, plan, replay,
 };
 pub use error::{ConfigError, ExportError, ExportErrorKind};
 pub use exporter::{Compression, ExportOutcome, Exporter, ExporterConfig, Protocol, TlsOptions};

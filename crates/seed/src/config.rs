@@ -284,7 +284,7 @@ mod tests {
             (SeedConfig { pattern: "nope".to_owned(), ..SeedConfig::default() }, "unknown pattern \"nope\""),
             (
                 SeedConfig { preset: Some(Preset::Quick), duration: Some(1), ..SeedConfig::default() },
-                "preset and duration cannot be used together",
+                "the argument '--preset <PRESET>' cannot be used with '--duration <DURATION>'",
             ),
         ] {
             let error = config.validate().unwrap_err().to_string();

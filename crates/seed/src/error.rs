@@ -44,8 +44,9 @@ pub enum SeedError {
     /// The pattern cannot be read.
     #[error(transparent)]
     Pattern(#[from] PatternError),
-    /// The preset and the duration were both given.
-    #[error("preset and duration cannot be used together: give one of them")]
+    /// The preset and the duration were both given (the words of the
+    /// command line's refusal, which the control API has always answered).
+    #[error("the argument '--preset <PRESET>' cannot be used with '--duration <DURATION>'")]
     PresetAndDuration,
     /// Parameters the pattern cannot be generated with, found by
     /// [`SeedConfig::validate`](crate::SeedConfig::validate).

@@ -2,17 +2,15 @@
 //! can or, live, in real time while each request is also sent to an OTLP
 //! target; then its phases to ClickHouse.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use serde::Serialize;
 use tape_annotations::{ClickHouseConfig, ClickHouseReport};
 use tape_otlp::Signal;
-use tape_replay::{Pacer, RetryPolicy, Speed, Targets, export_with_retry};
+use tape_replay::{Pacer, Progress, ProgressSnapshot, RetryPolicy, SendOutcome, Sender, Speed, Targets};
 use tape_seed_generator::{
     Batch, DEFAULT_START, Generator, Params, ParamsError, Pattern, PhaseWindow, format_duration, parameters,
 };
@@ -175,16 +173,18 @@ pub struct LiveSummary {
 }
 
 impl LiveSummary {
-    fn sent_record(&mut self, signal: Signal, items: u64, rejected: u64) {
-        self.sent.add(signal, 1);
-        self.sent_items.add(signal, items);
-        self.rejected_items.add(signal, rejected);
-    }
-
-    fn failed_records(&mut self, signal: Signal, records: u64, items: u64, error: String) {
-        self.failed.add(signal, records);
-        self.failed_items.add(signal, items);
-        self.last_error = Some(error);
+    /// The counts of a live run's sender.
+    fn of(target: String, progress: &ProgressSnapshot) -> Self {
+        let mut summary = LiveSummary { target, last_error: progress.last_error.clone(), ..LiveSummary::default() };
+        for signal in Signal::ALL {
+            let counts = progress.signal(signal);
+            summary.sent.add(signal, counts.sent_records);
+            summary.sent_items.add(signal, counts.sent_items);
+            summary.rejected_items.add(signal, counts.rejected_items);
+            summary.failed.add(signal, counts.failed_records);
+            summary.failed_items.add(signal, counts.failed_items);
+        }
+        summary
     }
 }
 
@@ -480,10 +480,11 @@ async fn write_live(
     pacer: Pacer,
 ) -> Result<(Option<Timestamp>, LiveSummary), SeedError> {
     let mut producer = spawn_generator(pattern, params);
-    let summary = Arc::new(Mutex::new(LiveSummary { target: live.targets.describe(), ..LiveSummary::default() }));
+    // What the sender did, and the requests that never reached it.
+    let progress = Arc::new(Progress::new());
     let (queue, queued) = mpsc::channel(LIVE_QUEUE_REQUESTS);
     let concurrency = usize::from(live.concurrency.unwrap_or(LIVE_CONCURRENCY).max(1));
-    let sender = tokio::spawn(send_live(live.targets.clone(), concurrency, queued, Arc::clone(&summary)));
+    let sender = tokio::spawn(send_live(live.targets.clone(), concurrency, queued, Arc::clone(&progress)));
     let mut enqueued = [(0_u64, 0_u64); 3];
     let mut last: Option<Timestamp> = None;
     let mut stopped_early = false;
@@ -523,11 +524,11 @@ async fn write_live(
                     let message = format!(
                         "not sent: the send queue was full ({LIVE_QUEUE_REQUESTS} requests), the target is slower than the session"
                     );
-                    lock(&summary).failed_records(request.signal, 1, request.items, message);
+                    progress.failed_unsent(request.signal, 1, request.items, message);
                 }
                 Err(mpsc::error::TrySendError::Closed(request)) => {
                     let message = "not sent: the sender stopped unexpectedly".to_owned();
-                    lock(&summary).failed_records(request.signal, 1, request.items, message);
+                    progress.failed_unsent(request.signal, 1, request.items, message);
                 }
             }
         }
@@ -542,15 +543,16 @@ async fn write_live(
     if !drained {
         abort.abort();
     }
-    let mut summary = lock(&summary).clone();
     if !drained {
         // What the sender had not sent when it was stopped.
+        let counts = progress.snapshot();
         for signal in Signal::ALL {
             let (records, items) = enqueued[slot(signal)];
-            let done = summary.sent.get(signal) + summary.failed.get(signal);
-            let done_items = summary.sent_items.get(signal) + summary.failed_items.get(signal);
+            let counts = counts.signal(signal);
+            let done = counts.sent_records + counts.failed_records;
+            let done_items = counts.sent_items + counts.failed_items;
             if records > done {
-                summary.failed_records(
+                progress.failed_unsent(
                     signal,
                     records - done,
                     items.saturating_sub(done_items),
@@ -564,6 +566,7 @@ async fn write_live(
     }
     appended?;
     generated?;
+    let mut summary = LiveSummary::of(live.targets.describe(), &progress.snapshot());
     summary.stopped_early = stopped_early;
     Ok((last, summary))
 }
@@ -575,49 +578,40 @@ struct LiveRequest {
     payload: Bytes,
 }
 
-/// Sends the queued requests, at most `concurrency` at a time, counting
-/// what became of each, until the queue is closed and empty.
+/// Sends the queued requests through the replay's [`Sender`], at most
+/// `concurrency` at a time, each with a few quick retries, counting what
+/// became of each into `progress`, until the queue is closed and empty.
 async fn send_live(
     targets: Targets,
     concurrency: usize,
     mut queued: mpsc::Receiver<LiveRequest>,
-    summary: Arc<Mutex<LiveSummary>>,
+    progress: Arc<Progress>,
 ) {
-    let targets = &targets;
-    let mut in_flight = FuturesUnordered::new();
+    // Never cancelled: a request written is sent, or waited for until the
+    // drain timeout.
+    let halt = CancellationToken::new();
+    let mut sender = Sender::new(&targets, &LIVE_RETRY, &halt, &progress, concurrency);
     let mut open = true;
     // The first failure is a warning; the rest are counted in the summary.
     let mut warned = false;
-    while open || !in_flight.is_empty() {
+    while open || !sender.is_idle() {
         tokio::select! {
-            Some((signal, items, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                let result: Result<tape_replay::ExportOutcome, tape_replay::ExportError> = result;
-                match result {
-                    Ok(outcome) => lock(&summary).sent_record(signal, items, outcome.rejected_items),
-                    Err(error) => {
-                        if warned {
-                            tracing::debug!("{error}");
-                        } else {
-                            tracing::warn!("{error} (further failures are counted in the summary)");
-                            warned = true;
-                        }
-                        lock(&summary).failed_records(signal, 1, items, error.to_string());
+            Some(completed) = sender.next(), if !sender.is_idle() => {
+                if let SendOutcome::Failed(error) = &completed.outcome {
+                    if warned {
+                        tracing::debug!("{error}");
+                    } else {
+                        tracing::warn!("{error} (further failures are counted in the summary)");
+                        warned = true;
                     }
                 }
             }
-            next = queued.recv(), if open && in_flight.len() < concurrency => match next {
-                Some(LiveRequest { signal, items, payload }) => in_flight.push(async move {
-                    (signal, items, export_with_retry(targets, &LIVE_RETRY, signal, payload).await)
-                }),
+            next = queued.recv(), if open && sender.has_room() => match next {
+                Some(LiveRequest { signal, items, payload }) => sender.send(0, signal, items, payload),
                 None => open = false,
             },
         }
     }
-}
-
-/// The live summary, whatever a panicking holder left in it.
-fn lock(summary: &Mutex<LiveSummary>) -> std::sync::MutexGuard<'_, LiveSummary> {
-    summary.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub(crate) fn slot(signal: Signal) -> usize {

@@ -9,6 +9,11 @@ use tape_session::{SessionId, SessionType};
 use crate::engine::ReplayError;
 use crate::target::TargetError;
 
+/// A cause kept boxed, so that the error stays small while the cause is
+/// still found in the chain by its own type (`downcast_ref` on a
+/// `source()` gives the store's [`tape_session::Error`], not a box).
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// A replay of a stored session that cannot start, or that failed around
 /// the engine (its checkpoint).
 #[derive(Debug, thiserror::Error)]
@@ -83,9 +88,9 @@ pub enum Error {
     ListSessions {
         /// The store.
         location: String,
-        /// What the store said.
+        /// What the store said: a [`tape_session::Error`].
         #[source]
-        source: Box<tape_session::Error>,
+        source: Cause,
     },
     /// `--session auto` found no session to pick.
     #[error(
@@ -124,9 +129,9 @@ pub enum Error {
         id: SessionId,
         /// The store.
         location: String,
-        /// What the store said.
+        /// What the store said: a [`tape_session::Error`].
         #[source]
-        source: Box<tape_session::Error>,
+        source: Cause,
     },
     /// The session named is not of the `--filter-type`.
     #[error("session {id} is a {actual} session, not {wanted} (--filter-type {wanted})")]
@@ -154,9 +159,9 @@ pub enum Error {
         id: SessionId,
         /// The store.
         location: String,
-        /// Why.
+        /// Why: a [`tape_annotations::PhasesError`].
         #[source]
-        source: Box<tape_annotations::PhasesError>,
+        source: Cause,
     },
     /// `--phase`, `--from` and `--until` select nothing, or a phase that is
     /// not one range; the message says why.
@@ -168,9 +173,9 @@ pub enum Error {
     ReadRecords {
         /// `cannot read session ID`, or the damaged blob's sentence.
         message: String,
-        /// What the store said.
+        /// What the store said: a [`tape_session::Error`].
         #[source]
-        source: Box<tape_session::Error>,
+        source: Cause,
     },
     /// The engine stopped a dry run.
     #[error(transparent)]
@@ -183,13 +188,13 @@ impl Error {
     /// such as a 404 for [`tape_session::Error::NotFound`].
     pub fn store_error(&self) -> Option<&tape_session::Error> {
         match self {
-            Error::SessionNotFound { store: source, .. }
-            | Error::ListSessions { source, .. }
+            Error::SessionNotFound { store, .. } => Some(store),
+            Error::ListSessions { source, .. }
             | Error::ReadSession { source, .. }
-            | Error::ReadRecords { source, .. } => Some(source),
-            Error::Phases { source, .. } => match source.as_ref() {
-                tape_annotations::PhasesError::Store(source) => Some(source),
-                tape_annotations::PhasesError::Invalid { .. } => None,
+            | Error::ReadRecords { source, .. } => source.downcast_ref(),
+            Error::Phases { source, .. } => match source.downcast_ref() {
+                Some(tape_annotations::PhasesError::Store(source)) => Some(source),
+                _ => None,
             },
             _ => None,
         }
@@ -255,7 +260,23 @@ impl Failure {
 
 #[cfg(test)]
 mod tests {
+    use std::error::Error as _;
+
     use super::*;
+
+    #[test]
+    fn a_store_error_is_found_in_the_chain_by_its_type() {
+        let id: SessionId = "s".parse().unwrap();
+        let store = || tape_session::Error::NotFound("s".parse().unwrap());
+        let error = Error::ReadSession { id, location: "here".to_owned(), source: Box::new(store()) };
+        let cause = error.source().expect("a cause");
+        assert!(matches!(cause.downcast_ref::<tape_session::Error>(), Some(tape_session::Error::NotFound(_))));
+        assert!(matches!(error.store_error(), Some(tape_session::Error::NotFound(_))));
+        let error =
+            Error::SessionNotFound { id: "s".parse().unwrap(), location: "here".to_owned(), store: Box::new(store()) };
+        assert!(error.is_not_found() && error.source().is_none(), "the message says it all");
+        assert!(matches!(error.store_error(), Some(tape_session::Error::NotFound(_))));
+    }
 
     #[test]
     fn an_error_chain_keeps_each_message_once() {

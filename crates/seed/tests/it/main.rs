@@ -59,3 +59,43 @@ async fn verifying_a_missing_session_is_an_error() {
     let id = SessionId::new("missing").unwrap();
     assert!(matches!(verify(&store, &id).await, Err(tape_session::Error::NotFound(_))));
 }
+
+#[tokio::test]
+async fn a_live_seed_sends_what_it_writes_and_counts_the_failures() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use tape_replay::{ExporterConfig, Protocol, Targets};
+    use tape_seed::{LiveOptions, Start};
+    use tape_testkit::otlp_target::{Failure, OtlpTarget, OtlpTargetOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path());
+    let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
+    // Two permanent failures: counted, not retried, and the rest delivered.
+    target.fail_next(2, Failure::Http(400, None));
+    let targets = Targets::single(ExporterConfig::new(target.http_endpoint(), Protocol::HttpProtobuf)).unwrap();
+    let mut config = config(r#"{"duration": "1s", "rate": 5, "seed": 3, "sessionId": "live"}"#);
+    config.start = Some(Start::At(tape_seed_generator::DEFAULT_START));
+    let seed = config.validate().unwrap();
+    let started = Arc::new(AtomicBool::new(false));
+    let announced = Arc::clone(&started);
+    let live = LiveOptions {
+        targets,
+        concurrency: Some(1),
+        stop: CancellationToken::new(),
+        on_start: Some(Box::new(move |start| {
+            assert_eq!(start.session_id.as_str(), "live");
+            assert_eq!(start.duration, "1s");
+            announced.store(true, Ordering::Relaxed);
+        })),
+    };
+    let summary = run(&store, &seed, Some(live), None, &CancellationToken::new()).await.unwrap();
+    assert!(started.load(Ordering::Relaxed));
+    let live = summary.live.unwrap();
+    assert!(!live.stopped_early);
+    assert_eq!(live.failed.total(), 2);
+    assert_eq!(live.sent.total() + 2, summary.requests.total());
+    assert_eq!(target.received().len() as u64, live.sent.total());
+    assert!(live.last_error.unwrap().contains("400"));
+}
