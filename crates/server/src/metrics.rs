@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tape_capture::StatsSnapshot;
 use tape_otlp::Signal;
 use tape_replay::ProgressSnapshot;
-use tape_session::{BlobKey, BlobSink, ByteStream, Error, PartialBlob, SessionId, SessionMetadata, SessionStore};
+use tape_session::{BlobKey, BlobSink, Error, SessionId, SessionMetadata, SessionStore, StoreLayer};
 
 /// Store writes: how many, how long they took in all, and bytes written.
 #[derive(Debug, Default)]
@@ -45,21 +45,9 @@ impl MeteredStore {
 }
 
 #[async_trait::async_trait]
-impl SessionStore for MeteredStore {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-
-    async fn create_session(&self, id: &SessionId) -> Result<(), Error> {
-        self.inner.create_session(id).await
-    }
-
-    async fn list_session_ids(&self) -> Result<Vec<SessionId>, Error> {
-        self.inner.list_session_ids().await
-    }
-
-    async fn read_metadata(&self, id: &SessionId) -> Result<SessionMetadata, Error> {
-        self.inner.read_metadata(id).await
+impl StoreLayer for MeteredStore {
+    fn inner(&self) -> &dyn SessionStore {
+        self.inner.as_ref()
     }
 
     async fn write_metadata(&self, metadata: &SessionMetadata) -> Result<(), Error> {
@@ -74,40 +62,12 @@ impl SessionStore for MeteredStore {
         Ok(Box::new(MeteredSink { inner: sink, counters: Arc::clone(&self.counters) }))
     }
 
-    async fn open_blob(&self, id: &SessionId, key: &BlobKey) -> Result<ByteStream, Error> {
-        self.inner.open_blob(id, key).await
-    }
-
-    async fn list_blobs(&self, id: &SessionId) -> Result<Vec<BlobKey>, Error> {
-        self.inner.list_blobs(id).await
-    }
-
-    async fn read_annotations(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
-        self.inner.read_annotations(id).await
-    }
-
     async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
         let started = Instant::now();
         let len = contents.len();
         let result = self.inner.write_annotations(id, contents).await;
         self.counters.record(started, len);
         result
-    }
-
-    async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {
-        self.inner.delete_session(id).await
-    }
-
-    async fn list_partial_blobs(&self, id: &SessionId) -> Result<Vec<PartialBlob>, Error> {
-        self.inner.list_partial_blobs(id).await
-    }
-
-    async fn read_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<Bytes, Error> {
-        self.inner.read_partial_blob(id, partial).await
-    }
-
-    async fn remove_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<(), Error> {
-        self.inner.remove_partial_blob(id, partial).await
     }
 }
 
