@@ -15,7 +15,7 @@ use crate::limits::{AllowedTarget, Limits};
 /// `serve`'s settings, as its flags give them (each field's flag is its
 /// kebab-case name, `maxBodyKb` is `--max-body-kb`), with the flags'
 /// defaults.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServeConfig {
     /// Address of the HTTP control API; `127.0.0.1:8080`.
@@ -265,5 +265,94 @@ impl ServeConfig {
                 allowed_targets: self.allow_targets,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> ServeConfig {
+        serde_json::from_str(json).unwrap_or_else(|error| panic!("{json}: {error}"))
+    }
+
+    fn refused(config: ServeConfig) -> String {
+        config.validate().map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_empty_config_is_the_defaults() {
+        assert_eq!(parse("{}"), ServeConfig::default());
+        let settings = ServeConfig::default().validate().unwrap();
+        assert_eq!(settings.api, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(settings.max_body_bytes, 64 * 1024);
+        assert_eq!(settings.max_request_bytes, 16 * 1024 * 1024);
+        assert_eq!(settings.receive.read_timeout, Duration::from_secs(30));
+        assert!(settings.token.is_none() && settings.retention.is_none() && settings.retention_interval.is_none());
+        assert_eq!((settings.limits.max_concurrent_replays, settings.limits.max_concurrent_seeds), (4, 2));
+    }
+
+    #[test]
+    fn values_take_the_forms_of_the_flags() {
+        let config = parse(
+            r#"{"api": "0.0.0.0:9000", "apiToken": "t", "grpc": null, "requestReadTimeout": "10s",
+                "retentionInterval": "1h", "retentionOlderThan": "30d", "retentionKeepLast": "3",
+                "retentionTypes": "seed,capture", "allowTargets": ["10.0.0.0/8", "collector:4317"]}"#,
+        );
+        assert_eq!(config.grpc, None);
+        assert_eq!(config.http, default_http());
+        assert_eq!(config.request_read_timeout, 10_000_000_000);
+        assert_eq!(config.retention_types, [SessionType::Seed, SessionType::Capture]);
+        assert_eq!(config.allow_targets.len(), 2);
+        let settings = config.validate().unwrap();
+        assert_eq!(settings.token.as_deref(), Some("t"));
+        assert_eq!(settings.retention_interval, Some(Duration::from_secs(3600)));
+        let policy = settings.retention.unwrap();
+        assert_eq!(policy.keep_last, Some(3));
+        assert_eq!(policy.types, [SessionType::Seed, SessionType::Capture]);
+        let error = serde_json::from_str::<ServeConfig>(r#"{"allowTargets": "http://x"}"#).unwrap_err().to_string();
+        assert!(error.contains("a URL, where only its host and port are wanted"), "{error}");
+        let error = serde_json::from_str::<ServeConfig>(r#"{"maxBodyKB": 1}"#).unwrap_err().to_string();
+        assert!(error.contains("unknown field `maxBodyKB`"), "{error}");
+    }
+
+    #[test]
+    fn bad_settings_are_refused_naming_the_flag() {
+        let api = SocketAddr::from(([0, 0, 0, 0], 8080));
+        let error = refused(ServeConfig { api, ..ServeConfig::default() });
+        assert!(error.starts_with("refusing to serve the control API on 0.0.0.0:8080"), "{error}");
+        assert!(error.contains("--api-token") && error.contains("--insecure-api"), "{error}");
+        let blank = ServeConfig { api, api_token: Some(" ".to_owned()), ..ServeConfig::default() };
+        assert!(refused(blank).starts_with("refusing"));
+        assert!(ServeConfig { api, insecure_api: true, ..ServeConfig::default() }.validate().is_ok());
+        assert!(ServeConfig { api, api_token: Some("t".to_owned()), ..ServeConfig::default() }.validate().is_ok());
+        for (config, expected) in [
+            (ServeConfig { max_body_kb: 0, ..ServeConfig::default() }, "--max-body-kb must be more than zero"),
+            (
+                ServeConfig { max_request_size_mb: 0, ..ServeConfig::default() },
+                "--max-request-size-mb must be more than zero",
+            ),
+            (ServeConfig { receive_budget_mb: 8, ..ServeConfig::default() }, "--receive-budget-mb 8"),
+            (
+                ServeConfig { request_read_timeout: 0, ..ServeConfig::default() },
+                "--request-read-timeout must be more than zero",
+            ),
+            (
+                ServeConfig { retention_older_than: Some("soon".to_owned()), ..ServeConfig::default() },
+                "older-than \"soon\": ",
+            ),
+            (
+                ServeConfig { retention_interval: Some(1), ..ServeConfig::default() },
+                "--retention-interval needs a policy",
+            ),
+            (
+                ServeConfig { max_concurrent_replays: 0, ..ServeConfig::default() },
+                "--max-concurrent-replays must be more than zero",
+            ),
+            (ServeConfig { max_seed_traces: 0, ..ServeConfig::default() }, "--max-seed-traces must be more than zero"),
+        ] {
+            let error = refused(config);
+            assert!(error.starts_with(expected), "{expected}: {error}");
+        }
     }
 }

@@ -94,3 +94,61 @@ pub async fn run(
     note("Stopped.");
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn flags(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(["otlp-tape", "serve"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Serve(args) => args,
+            _ => unreachable!("parsed as serve"),
+        }
+    }
+
+    #[test]
+    fn the_flags_defaults_are_the_configs() {
+        let config = config(flags(&["--spool-dir", ".otlp-tape/spool"]));
+        assert_eq!(config, ServeConfig::default());
+    }
+
+    #[test]
+    fn every_flag_reaches_the_config() {
+        let config = config(flags(&[
+            "--api=0.0.0.0:1",
+            "--api-token=t",
+            "--insecure-api",
+            "--max-body-kb=2",
+            "--grpc=off",
+            "--http=127.0.0.1:3",
+            "--max-request-size-mb=4",
+            "--receive-budget-mb=5",
+            "--request-read-timeout=6s",
+            "--reports-dir=r",
+            "--spool-dir=s",
+            "--retention-interval=7s",
+            "--retention-older-than=8d",
+            "--retention-keep-last=9",
+            "--retention-max-total-size=10GB",
+            "--retention-type=seed",
+            "--max-concurrent-replays=11",
+            "--max-concurrent-seeds=12",
+            "--max-seed-traces=13",
+            "--allow-target=10.0.0.0/8",
+        ]));
+        let json: ServeConfig = serde_json::from_str(
+            r#"{"api": "0.0.0.0:1", "apiToken": "t", "insecureApi": true, "maxBodyKb": 2, "grpc": null,
+                "http": "127.0.0.1:3", "maxRequestSizeMb": 4, "receiveBudgetMb": 5, "requestReadTimeout": "6s",
+                "reportsDir": "r", "spoolDir": "s", "retentionInterval": "7s", "retentionOlderThan": "8d",
+                "retentionKeepLast": 9, "retentionMaxTotalSize": "10GB", "retentionTypes": ["seed"],
+                "maxConcurrentReplays": 11, "maxConcurrentSeeds": 12, "maxSeedTraces": 13,
+                "allowTargets": ["10.0.0.0/8"]}"#,
+        )
+        .unwrap();
+        assert_eq!(config, json);
+    }
+}
