@@ -306,7 +306,7 @@ mod tests {
         assert_eq!(config.allow_targets.len(), 2);
         let settings = config.validate().unwrap();
         assert_eq!(settings.token.as_deref(), Some("t"));
-        assert_eq!(settings.retention_interval, Some(Duration::from_secs(3600)));
+        assert_eq!(settings.retention_interval, Some(Duration::from_hours(1)));
         let policy = settings.retention.unwrap();
         assert_eq!(policy.keep_last, Some(3));
         assert_eq!(policy.types, [SessionType::Seed, SessionType::Capture]);
