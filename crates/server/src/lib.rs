@@ -16,21 +16,26 @@
 //! checks them into [`ServeSettings`]; [`Server::start`] binds, and
 //! [`Server::run`] serves until its shutdown token is cancelled, then
 //! finishes captures and stops replays (their reports written) and seeds.
-//! The caller picks the store and the pass-through, and passes the
+//! The caller picks the store and the pass-through, passes the
 //! environment the components read (`OTEL_EXPORTER_OTLP_*`, `CAPTURE_*`,
-//! `CLICKHOUSE_*`) as a lookup.
+//! `CLICKHOUSE_*`) as a lookup, and says where warnings go ([`Host`]).
 //!
 //! ```no_run
 //! # async fn example(store: std::sync::Arc<dyn tape_session::SessionStore>) -> Result<(), tape_server::Error> {
 //! use std::sync::Arc;
 //!
-//! use tape_server::{Server, ServeConfig};
+//! use tape_server::{Host, Server, ServeConfig};
 //! use tokio_util::sync::CancellationToken;
 //!
 //! let config: ServeConfig = serde_json::from_str(r#"{"api": "127.0.0.1:8080", "maxConcurrentReplays": 2}"#)
 //!     .expect("a valid config");
 //! let settings = config.validate()?;
-//! let server = Server::start(store, settings, None, Arc::new(|name| std::env::var(name).ok())).await?;
+//! let host = Host {
+//!     forward: None,
+//!     env: Arc::new(|name| std::env::var(name).ok().filter(|value| !value.is_empty())),
+//!     warn: Arc::new(|warning| eprintln!("{warning}")),
+//! };
+//! let server = Server::start(store, settings, host).await?;
 //! println!("the control API is on http://{}", server.addresses().api);
 //! let shutdown = CancellationToken::new();
 //! let stop = shutdown.clone();
@@ -64,5 +69,20 @@ pub use limits::AllowedTarget;
 pub use server::{Addresses, Server};
 
 /// How the server reads environment variables: a lookup by name (the
-/// process environment in `serve`, a map in tests).
+/// process environment in `serve`, a map in tests); `None` for a variable
+/// that is unset or empty.
 pub type Environment = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// What the process around the server gives it besides the store.
+pub struct Host {
+    /// The pass-through of every acknowledged request, if any: where the
+    /// receivers forward (`--forward`), chosen by the caller.
+    pub forward: Option<(Arc<dyn tape_capture::Upstream>, tape_capture::ForwardConfig)>,
+    /// The environment the components read: the replay targets'
+    /// `OTEL_EXPORTER_OTLP_*` and `REPLAY_DEFAULT_*`, `CAPTURE_*`,
+    /// `CLICKHOUSE_*`.
+    pub env: Environment,
+    /// Tells the operator a warning of a job, such as annotations that did
+    /// not reach ClickHouse (`serve` prints it on stderr as it is).
+    pub warn: Arc<dyn Fn(&str) + Send + Sync>,
+}

@@ -96,7 +96,7 @@ pub(crate) async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Resul
         runner.end_job(&runner.seeds, &id, |job| match generated {
             Ok(Ok(summary)) => {
                 for warning in &summary.warnings {
-                    tracing::warn!("{warning}");
+                    (runner.warn)(warning);
                 }
                 job.summary = serde_json::to_value(&summary).ok();
                 job.status.end(JobState::Completed, None);

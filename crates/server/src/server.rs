@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tape_capture::{ForwardConfig, Receivers, ReceiversConfig, Upstream};
+use tape_capture::{Receivers, ReceiversConfig};
 use tape_session::SessionStore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::config::ServeSettings;
 use crate::metrics::{MeteredStore, StoreCounters};
 use crate::state::{Job, State, lock};
-use crate::{Environment, Error, api};
+use crate::{Error, Host, api};
 
 /// How long the control API may take to close after the stop before the
 /// requests still open are cut; replays stop meanwhile (within their
@@ -43,16 +43,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the receivers and the API over `store`, with `forward` as the
-    /// pass-through of every acknowledged request, if any; `env` is serve's
-    /// environment (replay targets, `CAPTURE_*`, `CLICKHOUSE_*`). Applies
-    /// the retention policy once if it has an interval.
-    pub async fn start(
-        store: Arc<dyn SessionStore>,
-        settings: ServeSettings,
-        forward: Option<(Arc<dyn Upstream>, ForwardConfig)>,
-        env: Environment,
-    ) -> Result<Server, Error> {
+    /// Binds the receivers and the API over `store`, with what `host`
+    /// gives (the pass-through, the environment, where warnings go).
+    /// Applies the retention policy once if it has an interval.
+    pub async fn start(store: Arc<dyn SessionStore>, settings: ServeSettings, host: Host) -> Result<Server, Error> {
+        let Host { forward, env, warn } = host;
         let store_counters = Arc::new(StoreCounters::default());
         let store: Arc<dyn SessionStore> = Arc::new(MeteredStore::new(store, Arc::clone(&store_counters)));
         let receivers = Receivers::start(ReceiversConfig {
@@ -89,6 +84,7 @@ impl Server {
             spool_dir: settings.spool_dir,
             limits: settings.limits,
             env,
+            warn,
         });
         // The policy applies at once, then every interval.
         if settings.retention_interval.is_some() {

@@ -168,7 +168,7 @@ pub(crate) async fn add_annotation(
     .await
     .map_err(|error| ApiError::component(&error))?;
     if let Some(warning) = added.clickhouse.as_ref().and_then(|report| report.warning("the annotation", &id)) {
-        tracing::warn!(session = %id, "{warning}");
+        (state.warn)(&warning);
     }
     Ok((StatusCode::CREATED, axum::Json(added)).into_response())
 }

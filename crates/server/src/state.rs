@@ -173,6 +173,8 @@ pub(crate) struct State {
     pub limits: Limits,
     /// serve's environment: target resolution, `CAPTURE_*`, `CLICKHOUSE_*`.
     pub env: Environment,
+    /// Where warnings of jobs go.
+    pub warn: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 impl State {

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tape_server::{ServeConfig, Server};
+use tape_server::{Host, ServeConfig, Server};
 use tape_session::SessionStore;
 
 use crate::cli::ServeArgs;
@@ -60,7 +60,9 @@ pub async fn run(
     };
     let forward = crate::forward::forward_config(&forward)?;
     let token = settings.has_token();
-    let server = Server::start(store, settings, forward, Arc::new(|name| crate::env::first_set(&[name]))).await?;
+    let host =
+        Host { forward, env: Arc::new(|name| crate::env::first_set(&[name])), warn: Arc::new(|warning| note(warning)) };
+    let server = Server::start(store, settings, host).await?;
 
     let addresses = server.addresses();
     let mut receiving = Vec::new();
