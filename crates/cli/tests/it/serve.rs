@@ -543,3 +543,36 @@ fn exit_within(mut served: Served, limit: std::time::Duration) -> std::process::
     };
     status.unwrap()
 }
+
+#[tokio::test]
+async fn annotations_added_through_the_api_name_a_missing_session_and_a_bad_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &[]);
+    let post = reqwest::Method::POST;
+    let phase = json!({"key": "test.phase.warmup", "from": "0s", "until": "1s"});
+    let (status, answer) = served.call(post.clone(), "/api/v1/sessions/nope/annotations", Some(phase)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("session nope not found"), "{answer}");
+
+    let (status, _) = served.call(post.clone(), "/api/v1/captures", Some(json!({"sessionId": "cap-n"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    export_spans(&served.http, 1).await;
+    served.call(post.clone(), "/api/v1/captures/cap-n/stop", None).await;
+    let done = served.until_done("/api/v1/captures/cap-n").await;
+    assert_eq!(done["state"], "completed", "{done}");
+
+    let bad = json!({"key": "test.phase.warmup", "from": "soon", "until": "1s"});
+    let (status, answer) = served.call(post.clone(), "/api/v1/sessions/cap-n/annotations", Some(bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().starts_with("from: "), "{answer}");
+    let (status, answer) =
+        served.call(post.clone(), "/api/v1/sessions/cap-n/annotations", Some(json!({"key": "k"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().starts_with("invalid annotation: "), "{answer}");
+    // The whole session, whose end is a time.
+    let phase = json!({"key": "test.phase.warmup", "from": "0s", "until": done["session"]["endTime"]});
+    let (status, added) = served.call(post, "/api/v1/sessions/cap-n/annotations", Some(phase)).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(added["annotation"]["createdBy"], "otlp-tape serve", "{added}");
+    assert!(served.terminate().success());
+}
