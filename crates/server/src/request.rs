@@ -108,7 +108,10 @@ pub fn options<T: DeserializeOwned>(body: &Value) -> Result<T, OptionsError> {
         Value::Object(object) => object.clone(),
         _ => return Err(OptionsError("the request body must be a JSON object of options".to_owned())),
     };
-    if let Some(name) = object.keys().find(|name| !allowed.contains(&name.as_str())) {
+    // A config whose fields cannot be read (a flattened one) is left to its
+    // own `deny_unknown_fields`.
+    let unknown = |name: &&String| !allowed.is_empty() && !allowed.contains(&name.as_str());
+    if let Some(name) = object.keys().find(unknown) {
         return Err(OptionsError(format!("unknown option {name:?}; the options here are: {}", allowed.join(", "))));
     }
     serde_path_to_error::deserialize(Value::Object(object)).map_err(|error| {
