@@ -35,7 +35,7 @@ impl FromStr for Speed {
         }
         match text.parse::<f64>() {
             Ok(factor) if factor.is_finite() && factor > 0.0 => Ok(Speed::Factor(factor)),
-            _ => Err(format!("invalid speed {text:?}: expected a positive factor such as 0.5, 1 or 10, or max")),
+            _ => Err("expected a factor above 0 such as 0.5, 1 or 10, or max".to_owned()),
         }
     }
 }

@@ -33,7 +33,7 @@ impl FromStr for TimestampMode {
             "none" => Ok(TimestampMode::None),
             "relative" => Ok(TimestampMode::Relative),
             "current" => Ok(TimestampMode::Current),
-            _ => Err(format!("invalid timestamp mode {text:?}: expected none, relative or current")),
+            _ => Err("expected none, relative or current".to_owned()),
         }
     }
 }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use tape_store::StoreLocation;
 
-use crate::commands::replay::{FailureLimit, SessionChoice, Strategy, TimeBound};
 use crate::env;
 use crate::target::TargetArgs;
+use tape_session::TimeBound;
 
 mod bench;
 mod capture;

@@ -1,10 +1,10 @@
 //! Value parsers of the flags.
 
 use tape_otlp::{Signal, SignalSet};
-use tape_replay::{Speed, TimestampMode};
+use tape_replay::{FailureLimit, SessionChoice, Speed, Strategy, TimestampMode};
 use tape_session::{SessionType, Timestamp};
 
-use super::{FailureLimit, Listen, SessionChoice, Start, TimeBound};
+use super::{Listen, Start, TimeBound};
 
 pub(super) fn parse_duration(text: &str) -> Result<u64, String> {
     // A bare number is seconds, as the earlier system's --duration 60.
@@ -62,19 +62,40 @@ pub(super) fn parse_signal(name: &str) -> Result<Signal, String> {
 }
 
 pub(super) fn parse_session_choice(text: &str) -> Result<SessionChoice, String> {
-    crate::commands::replay::parse_session_choice(text)
+    text.parse()
 }
 
+/// `--from` and `--until`: an RFC 3339 time, or an offset such as `30s`,
+/// `1m30s` or a bare number of seconds.
 pub(super) fn parse_time_bound(text: &str) -> Result<TimeBound, String> {
-    crate::commands::replay::parse_time_bound(text)
+    text.parse()
 }
 
 pub(super) fn parse_failure_limit(text: &str) -> Result<FailureLimit, String> {
-    crate::commands::replay::parse_failure_limit(text)
+    text.parse()
 }
 
 pub(super) fn parse_speed(text: &str) -> Result<Speed, String> {
-    crate::commands::replay::parse_speed(text)
+    text.parse()
+}
+
+/// `--strategy`, with the possible values clap lists in the help and in
+/// its error.
+pub(super) fn strategy_parser() -> impl clap::builder::TypedValueParser<Value = Strategy> {
+    use clap::builder::{PossibleValue, TypedValueParser as _};
+    let help = |strategy: Strategy| match strategy {
+        Strategy::Latest => {
+            "The newest creation time (`createdAt`, then the greatest id): the session made last, whatever clock its \
+             records are on"
+        }
+        Strategy::Random => "Any one, at random",
+        Strategy::Largest => "The most items (then the most bytes, then the greatest id)",
+        Strategy::Smallest => "The fewest items (then the fewest bytes, then the least id)",
+    };
+    clap::builder::PossibleValuesParser::new(
+        Strategy::ALL.map(|strategy| PossibleValue::new(strategy.as_str()).help(help(strategy))),
+    )
+    .try_map(|name| name.parse::<Strategy>())
 }
 
 pub(super) fn parse_demo_protocol(text: &str) -> Result<tape_replay::Protocol, String> {
@@ -82,12 +103,9 @@ pub(super) fn parse_demo_protocol(text: &str) -> Result<tape_replay::Protocol, S
 }
 
 pub(super) fn parse_timestamps(text: &str) -> Result<TimestampMode, String> {
-    text.parse::<TimestampMode>().map_err(|_| "expected none, relative or current".to_owned())
+    text.parse()
 }
 
 pub(super) fn parse_rate_limit(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
-        _ => Err("expected items per second above 0, such as 500 or 2.5".to_owned()),
-    }
+    tape_replay::parse_rate_limit(text)
 }

@@ -2,15 +2,17 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::Args;
-use tape_replay::{Speed, TimestampMode};
+use tape_replay::{FailureLimit, ReplayConfig, RunOptions, SessionChoice, Speed, Strategy, TimestampMode};
 use tape_session::SessionType;
 
 use super::parse::{
     parse_duration, parse_failure_limit, parse_rate_limit, parse_session_choice, parse_session_type, parse_speed,
-    parse_time_bound, parse_timestamps,
+    parse_time_bound, parse_timestamps, strategy_parser,
 };
-use super::{FailureLimit, SessionChoice, Strategy, TargetArgs, TimeBound};
+use super::{TargetArgs, TimeBound};
 
 /// `otlp-tape replay`
 #[derive(Debug, Args)]
@@ -22,7 +24,7 @@ pub struct ReplayArgs {
     pub session: SessionChoice,
     /// How --session auto picks: latest (newest start time), random, largest or smallest (by items, then
     /// size, then id). [default: latest]
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = strategy_parser())]
     pub strategy: Option<Strategy>,
     /// Only sessions of this type: seed, capture or training (for --session auto; an explicit session
     /// must be of this type).
@@ -124,4 +126,158 @@ pub struct ReplayArgs {
     /// Go on from the position in --checkpoint, with its counts and id seed, instead of starting over.
     #[arg(long, requires = "checkpoint")]
     pub resume: bool,
+}
+
+impl ReplayArgs {
+    /// The replay's options, as the control API takes them too.
+    pub fn config(&self) -> ReplayConfig {
+        let target = self.target.config();
+        ReplayConfig {
+            session: Some(self.session.clone()),
+            strategy: self.strategy,
+            filter_type: self.filter_type,
+            endpoint: target.endpoint,
+            protocol: target.protocol,
+            headers: target.headers,
+            compression: target.compression,
+            timeout: target.timeout,
+            insecure: target.insecure,
+            speed: self.speed,
+            timestamps: Some(self.timestamps),
+            looping: self.looping,
+            duration: Some(Duration::from_nanos(self.duration)),
+            traces: self.traces,
+            metrics: self.metrics,
+            logs: self.logs,
+            services: self.services.clone(),
+            from: self.from,
+            until: self.until,
+            phase: self.phase.clone(),
+            rate_limit: self.rate_limit,
+            concurrency: Some(self.concurrency),
+            regenerate_ids: self.regenerate_ids,
+            keep_ids: self.keep_ids,
+            id_seed: self.id_seed,
+            max_failures: Some(self.max_failures),
+            max_attempts: Some(self.max_attempts),
+            skip_corrupt: self.skip_corrupt,
+        }
+    }
+
+    /// What the run takes besides its options: the files on this host.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            checkpoint: self.checkpoint.clone(),
+            resume: self.resume,
+            ca_file: self.target.ca_file.clone(),
+            content_hash: self.report.is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use tape_replay::ValidReplayConfig;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn flags(arguments: &[&str]) -> ReplayArgs {
+        let command_line = ["otlp-tape", "replay"].iter().chain(arguments);
+        match Cli::try_parse_from(command_line).unwrap().command {
+            Command::Replay(args) => args,
+            _ => unreachable!("parsed as replay"),
+        }
+    }
+
+    fn checked(config: ReplayConfig) -> ValidReplayConfig {
+        config.validate(|_| None).unwrap()
+    }
+
+    #[test]
+    fn the_flags_and_the_json_options_give_the_same_replay() {
+        let args = flags(&[
+            "--session",
+            "seed-1",
+            "--filter-type",
+            "seed",
+            "--endpoint",
+            "http://c:4318",
+            "--protocol",
+            "grpc",
+            "--header",
+            "a=1",
+            "--header",
+            "b=2",
+            "--compression",
+            "none",
+            "--timeout",
+            "5",
+            "--insecure",
+            "--speed",
+            "max",
+            "--timestamps",
+            "current",
+            "--loop",
+            "--duration",
+            "90s",
+            "--traces",
+            "--logs",
+            "--services",
+            "a,b",
+            "--from",
+            "30s",
+            "--until",
+            "2026-01-01T00:00:00Z",
+            "--phase",
+            "failure",
+            "--rate-limit",
+            "2.5",
+            "--concurrency",
+            "8",
+            "--regenerate-ids",
+            "--id-seed",
+            "42",
+            "--max-failures",
+            "unlimited",
+            "--max-attempts",
+            "2",
+            "--skip-corrupt",
+        ]);
+        let json: ReplayConfig = serde_json::from_str(
+            r#"{"session": "seed-1", "filterType": "seed", "endpoint": "http://c:4318", "protocol": "grpc",
+                "header": ["a=1", "b=2"], "compression": "none", "timeout": 5, "insecure": true, "speed": "max",
+                "timestamps": "current", "loop": true, "duration": "90s", "traces": true, "logs": true,
+                "services": "a,b", "from": "30s", "until": "2026-01-01T00:00:00Z", "phase": "failure",
+                "rateLimit": 2.5, "concurrency": 8, "regenerateIds": true, "idSeed": 42,
+                "maxFailures": "unlimited", "maxAttempts": 2, "skipCorrupt": true}"#,
+        )
+        .unwrap();
+        assert_eq!(checked(args.config()), checked(json));
+        assert_eq!(checked(flags(&[]).config()), checked(ReplayConfig::default()), "the same defaults");
+        let args = flags(&["--strategy", "largest", "--checkpoint", "c.json", "--resume", "--ca-file", "ca.pem"]);
+        assert_eq!(args.config().strategy, Some(Strategy::Largest));
+        let run = args.run_options();
+        assert_eq!((run.checkpoint.as_deref(), run.resume), (Some(std::path::Path::new("c.json")), true));
+        assert_eq!((run.ca_file.as_deref(), run.content_hash), (Some(std::path::Path::new("ca.pem")), false));
+    }
+
+    #[test]
+    fn the_control_api_options_are_exactly_the_config_keys() {
+        for name in crate::serve::options::REPLAY_OPTIONS {
+            let body = serde_json::json!({ *name: null });
+            serde_json::from_value::<ReplayConfig>(body).unwrap_or_else(|error| panic!("{name}: {error}"));
+        }
+        for name in ["report", "checkpoint", "resume", "dryRun", "logInterval", "noProgress", "caFile"] {
+            let error = serde_json::from_value::<ReplayConfig>(serde_json::json!({ name: true })).unwrap_err();
+            assert!(error.to_string().contains(&format!("unknown field `{name}`")), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_bad_strategy_lists_the_possible_values() {
+        let error = Cli::try_parse_from(["otlp-tape", "replay", "--strategy", "best"]).unwrap_err().to_string();
+        assert!(error.contains("[possible values: latest, random, largest, smallest]"), "{error}");
+    }
 }

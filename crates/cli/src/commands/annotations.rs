@@ -17,8 +17,8 @@ use crate::cli::{AnnotationSource, ClickHouseArgs, OutputFormat};
 use tape_annotations::{ClickHouseReport, push, session_annotations};
 
 use crate::clickhouse::{push_or_warn, required};
-use crate::commands::replay::TimeBound;
 use crate::output::{note, print_json};
+use tape_session::TimeBound;
 
 /// `annotations list`
 pub async fn list(

@@ -331,8 +331,7 @@ async fn add_annotation(
     let request: AddAnnotation = serde_json::from_value(body(bytes)?)
         .map_err(|error| ApiError::bad_request(format!("invalid annotation: {error}")))?;
     let bound = |flag: &str, text: &str| {
-        crate::commands::replay::parse_time_bound(text)
-            .map_err(|error| ApiError::bad_request(format!("{flag}: {error}")))
+        text.parse::<tape_session::TimeBound>().map_err(|error| ApiError::bad_request(format!("{flag}: {error}")))
     };
     let request = crate::commands::annotations::AddRequest {
         key: request.key,
@@ -570,6 +569,15 @@ fn job_id(kind: &str) -> String {
     format!("{kind}-{}-{:08x}", now.format("%Y%m%d-%H%M%S"), rand::random::<u32>())
 }
 
+/// An error of a replay that cannot start: a store's error keeps its
+/// status (a missing session is 404), bad options are 400.
+fn replay_error(error: tape_replay::Error) -> ApiError {
+    match error.store_error() {
+        Some(store) => ApiError::store(store),
+        None => ApiError::bad_request(format!("{:#}", anyhow::Error::new(error))),
+    }
+}
+
 async fn start_replay(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, BytesRejection>) -> ApiResult {
     if state.shutting_down.is_cancelled() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
@@ -582,24 +590,30 @@ async fn start_replay(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, 
     if running(&lock(&state.replays)) >= limit {
         return Err(ApiError::too_many(limit, "replay", "--max-concurrent-replays"));
     }
-    if let crate::commands::replay::SessionChoice::Id(id) = &args.session {
+    let env = |name: &str| std::env::var(name).ok();
+    let config = args.config().validate(env).map_err(replay_error)?;
+    if let tape_replay::SessionChoice::Id(id) = &config.session {
         state.store.read_metadata(id).await.map_err(|error| ApiError::store(&error))?;
     }
-    let prepared = crate::commands::replay::prepare(state.store.as_ref(), &args)
-        .await
-        .map_err(|error| ApiError::command(&error))?;
+    let run = tape_replay::RunOptions { content_hash: true, ..tape_replay::RunOptions::default() };
+    let prepared = tape_replay::prepare(state.store.as_ref(), config, run, env).await.map_err(replay_error)?;
     for signal in tape_otlp::Signal::ALL {
-        super::limits::check_target(prepared.targets.exporter(signal).endpoint(), &state.limits.allowed_targets)
+        super::limits::check_target(prepared.targets().exporter(signal).endpoint(), &state.limits.allowed_targets)
             .map_err(|message| ApiError::new(StatusCode::FORBIDDEN, message))?;
     }
+    let ready = match prepared.start().map_err(replay_error)? {
+        tape_replay::Start::Ready(ready) => ready,
+        // Only a resume finds a replay complete, and the API does not resume.
+        tape_replay::Start::AlreadyComplete(_) => {
+            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the replay is already complete"));
+        }
+    };
     let id = job_id("replay");
-    let id_seed = args.id_seed.unwrap_or_else(|| u64::from(rand::random::<u32>()));
-    let options = prepared.options(&args, id_seed, None);
-    let progress = Arc::new(tape_replay::Progress::new());
+    let progress = ready.progress();
     let stop = tokio_util::sync::CancellationToken::new();
     let job = ReplayJob {
         id: id.clone(),
-        session_id: prepared.metadata.session_id.clone(),
+        session_id: ready.prepared().session_id().clone(),
         state: JobState::Running,
         started_at: tape_capture::now(),
         started: std::time::Instant::now(),
@@ -623,32 +637,22 @@ async fn start_replay(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, 
     }
     let runner = Arc::clone(&state);
     state.tasks.spawn(async move {
-        let before = progress.snapshot().total();
-        let outcome = tape_replay::replay(
-            Arc::clone(&runner.store),
-            &prepared.metadata,
-            &prepared.targets,
-            &options,
-            &progress,
-            &stop,
-        )
-        .await;
-        let (report, failure) = prepared.report(&outcome, id_seed, &before);
-        let report = serde_json::to_value(&report).unwrap_or(Value::Null);
+        let finished = ready.run(Arc::clone(&runner.store), &stop).await;
+        let report = serde_json::to_value(&finished.report).unwrap_or(Value::Null);
         let path = runner.reports_dir.join(format!("{id}.json"));
         let written = std::fs::create_dir_all(&runner.reports_dir)
             .and_then(|()| serde_json::to_vec_pretty(&report).map_err(std::io::Error::other))
-            .and_then(|json| crate::commands::replay::write_report(&path, &json));
+            .and_then(|json| tape_replay::write_atomically(&path, &json));
         let mut replays = lock(&runner.replays);
-        lock(&runner.replay_totals).push(&outcome.progress);
+        lock(&runner.replay_totals).push(&finished.outcome.progress);
         if let Some(job) = replays.get_mut(&id) {
             job.ended_at = Some(tape_capture::now());
-            job.state = match (&failure, outcome.reason) {
+            job.state = match (&finished.failure, finished.reason()) {
                 (Some(_), _) => JobState::Failed,
                 (None, tape_replay::EndReason::Stopped) => JobState::Stopped,
                 (None, _) => JobState::Completed,
             };
-            job.error = failure.map(|error| format!("{error:#}"));
+            job.error = finished.failure.as_ref().map(tape_replay::Failure::full);
             job.report = Some(report);
             match written {
                 Ok(()) => job.report_file = Some(path),

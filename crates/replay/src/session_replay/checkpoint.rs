@@ -5,14 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tape_replay::{IdRegeneration, Position, Progress, ProgressSnapshot, Selection, TimestampMode};
 use tape_session::{SessionId, SessionMetadata, Timestamp};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
+
+use super::error::Error;
+use crate::engine::{IdRegeneration, Position, Progress, ProgressSnapshot, Selection};
+use crate::timestamps::TimestampMode;
 
 /// The version of the checkpoint format this build writes: 2 added the
 /// position's `pending` records (done records may follow them), which a
@@ -143,75 +145,75 @@ impl Checkpoint {
     }
 
     /// Reads and checks the version of the checkpoint in `path`.
-    pub fn read(path: &Path) -> anyhow::Result<Checkpoint> {
+    ///
+    /// # Errors
+    /// The file is missing, unreadable, not a checkpoint, or of a version
+    /// this build does not read.
+    pub fn read(path: &Path) -> Result<Checkpoint, Error> {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
-                "--resume: the checkpoint file {} does not exist (a replay with --checkpoint {} writes it)",
-                path.display(),
-                path.display()
-            ),
-            Err(error) => {
-                return Err(anyhow!(error).context(format!("cannot read the checkpoint file {}", path.display())));
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::CheckpointMissing { path: path.to_owned() });
             }
+            Err(source) => return Err(Error::CheckpointRead { path: path.to_owned(), source }),
         };
         let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
-            .with_context(|| format!("the checkpoint file {} is not a replay checkpoint", path.display()))?;
+            .map_err(|source| Error::CheckpointFormat { path: path.to_owned(), source })?;
         if !(OLDEST_READABLE_VERSION..=CHECKPOINT_VERSION).contains(&checkpoint.version) {
-            bail!(
-                "the checkpoint file {} has version {}; this otlp-tape reads versions \
-                 {OLDEST_READABLE_VERSION} to {CHECKPOINT_VERSION}",
-                path.display(),
-                checkpoint.version
-            );
+            return Err(Error::CheckpointVersion {
+                path: path.to_owned(),
+                version: checkpoint.version,
+                oldest: OLDEST_READABLE_VERSION,
+                newest: CHECKPOINT_VERSION,
+            });
         }
         Ok(checkpoint)
     }
 
     /// Checks that this checkpoint is of a replay of `metadata` with
     /// `selection`, and `id_seed` if one is given.
+    ///
+    /// # Errors
+    /// [`Error::CheckpointMismatch`], saying what differs and what to do.
     pub fn check(
         &self,
         path: &Path,
         metadata: &SessionMetadata,
         selection: &Fingerprinted,
         id_seed: Option<u64>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         let file = path.display();
         if self.session_id != metadata.session_id {
-            bail!(
+            return Err(Error::CheckpointMismatch(format!(
                 "the checkpoint {file} is of a replay of session {}, not {}; resume without --session, \
                  or start again without --resume",
-                self.session_id,
-                metadata.session_id
-            );
+                self.session_id, metadata.session_id
+            )));
         }
         if self.content_hash != metadata.content_hash {
-            bail!(
+            return Err(Error::CheckpointMismatch(format!(
                 "session {} changed since the checkpoint {file} was written (its content hash is {}, the \
                  checkpoint's {}): its position means nothing now; start again without --resume",
-                metadata.session_id,
-                metadata.content_hash,
-                self.content_hash
-            );
+                metadata.session_id, metadata.content_hash, self.content_hash
+            )));
         }
         if self.fingerprint != selection.fingerprint() {
             let differences = self.selection.differences(selection);
             let differences =
                 if differences.is_empty() { "its fingerprint differs".to_owned() } else { differences.join(", ") };
-            bail!(
+            return Err(Error::CheckpointMismatch(format!(
                 "the checkpoint {file} is of a replay with another selection: {differences}; resume with the \
                  same --traces/--metrics/--logs, --services, --from, --until, --phase, --timestamps and id \
                  options, or start again without --resume"
-            );
+            )));
         }
         if let Some(seed) = id_seed
             && seed != self.id_seed
         {
-            bail!(
+            return Err(Error::CheckpointMismatch(format!(
                 "the checkpoint {file} replays with --id-seed {}, not {seed}; leave --id-seed out to resume",
                 self.id_seed
-            );
+            )));
         }
         Ok(())
     }
@@ -236,16 +238,20 @@ impl CheckpointWriter {
     }
 
     /// Replaces the file with the checkpoint at `position` with `counts`.
-    pub fn write(&self, position: Position, counts: ProgressSnapshot, complete: bool) -> anyhow::Result<()> {
+    ///
+    /// # Errors
+    /// [`Error::CheckpointWrite`].
+    pub fn write(&self, position: Position, counts: ProgressSnapshot, complete: bool) -> Result<(), Error> {
         let mut checkpoint = self.template.clone();
         checkpoint.position = position;
         checkpoint.counts = counts;
         checkpoint.complete = complete;
         checkpoint.updated_at = Timestamp::from_unix_nanos(now_unix_nanos());
-        let mut json = serde_json::to_vec_pretty(&checkpoint)?;
-        json.push(b'\n');
-        write_atomically(&self.path, &json)
-            .with_context(|| format!("cannot write the checkpoint file {}", self.path.display()))
+        let written = serde_json::to_vec_pretty(&checkpoint).map_err(std::io::Error::other).and_then(|mut json| {
+            json.push(b'\n');
+            write_atomically(&self.path, &json)
+        });
+        written.map_err(|source| Error::CheckpointWrite { path: self.path.clone(), source })
     }
 
     /// Writes the checkpoint each time the done position advances (the
@@ -269,7 +275,8 @@ impl CheckpointWriter {
                     Ok(Ok(())) => warned = false,
                     Ok(Err(error)) if !warned => {
                         warned = true;
-                        warn!("{error:#}; the replay goes on and tries again at the next record");
+                        let error = super::error::Failure::of(&error).full();
+                        warn!("{error}; the replay goes on and tries again at the next record");
                     }
                     Ok(Err(_)) => {}
                     Err(error) => warn!("the checkpoint writer stopped: {error}"),
@@ -282,6 +289,9 @@ impl CheckpointWriter {
 /// Replaces `path` with `contents`: a temporary file in the same directory,
 /// synced, then renamed over it, so that readers see the old file or the
 /// new one, never part of one.
+///
+/// # Errors
+/// The temporary file cannot be created, written, synced or renamed.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let directory = match path.parent() {

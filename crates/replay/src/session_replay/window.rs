@@ -1,15 +1,10 @@
 //! The window of receive times a replay sends: `--from`, `--until` and
 //! `--phase`, resolved against the session.
 
-use anyhow::{Context, anyhow, bail};
 use tape_annotations::Phase as SessionPhase;
 use tape_session::{SessionMetadata, SessionStore, TimeBound, Timestamp};
 
-/// `--from` and `--until`: an RFC 3339 time, or an offset such as `30s`,
-/// `1m30s` or a bare number of seconds.
-pub fn parse_time_bound(text: &str) -> Result<TimeBound, String> {
-    text.parse()
-}
+use super::error::Error;
 
 /// A phase of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,35 +20,44 @@ pub struct Phase {
 /// The session's phases: the `test.phase.<name>` annotations of its
 /// `annotations.jsonl`, else the phases of its metadata (as the training
 /// reader reads them).
-pub async fn phases(store: &dyn SessionStore, metadata: &SessionMetadata) -> anyhow::Result<Vec<SessionPhase>> {
-    let id = &metadata.session_id;
-    tape_annotations::session_phases(store, metadata)
-        .await
-        .with_context(|| format!("cannot read the phases of session {id} in {}", store.location()))
+///
+/// # Errors
+/// [`Error::Phases`]: the annotations cannot be read or are not valid.
+pub async fn phases(store: &dyn SessionStore, metadata: &SessionMetadata) -> Result<Vec<SessionPhase>, Error> {
+    tape_annotations::session_phases(store, metadata).await.map_err(|source| Error::Phases {
+        id: metadata.session_id.clone(),
+        location: store.location(),
+        source: Box::new(source),
+    })
 }
 
 /// The phase called `name` as one range, or an error that lists the
 /// session's phases. A phase that several annotations give (two incidents
 /// of one name) has several ranges, and `--phase` cannot pick one.
-pub fn find_phase(metadata: &SessionMetadata, phases: &[SessionPhase], name: &str) -> anyhow::Result<Phase> {
+///
+/// # Errors
+/// [`Error::Window`]: no such phase, or one of several ranges.
+pub fn find_phase(metadata: &SessionMetadata, phases: &[SessionPhase], name: &str) -> Result<Phase, Error> {
     let id = &metadata.session_id;
     if let Some(phase) = phases.iter().find(|phase| phase.name == name) {
         if let [(start, end)] = phase.ranges[..] {
             return Ok(Phase { name: phase.name.clone(), start, end });
         }
         let ranges: Vec<String> = phase.ranges.iter().map(|(start, end)| format!("{start} .. {end}")).collect();
-        bail!(
+        return Err(Error::Window(format!(
             "phase {name} of session {id} has {} ranges ({}); --phase replays one range: give the one you want with \
              --from and --until",
             ranges.len(),
             ranges.join(", ")
-        );
+        )));
     }
     if phases.is_empty() {
-        bail!("session {id} has no phases, so --phase {name} selects nothing (phases come from seed patterns)");
+        return Err(Error::Window(format!(
+            "session {id} has no phases, so --phase {name} selects nothing (phases come from seed patterns)"
+        )));
     }
     let names: Vec<&str> = phases.iter().map(|phase| phase.name.as_str()).collect();
-    Err(anyhow!("session {id} has no phase {name:?}; its phases are {}", names.join(", ")))
+    Err(Error::Window(format!("session {id} has no phase {name:?}; its phases are {}", names.join(", "))))
 }
 
 /// Receive times `[from, until)` in unix nanoseconds; `None` is open.
@@ -67,34 +71,35 @@ pub struct Window {
 
 /// The window of `--from`, `--until` and `--phase` for a session that
 /// starts at `start`: the phase's range within `--from` and `--until`.
+///
+/// # Errors
+/// [`Error::Window`]: the window would be empty.
 pub fn window(
     start: Timestamp,
     from: Option<TimeBound>,
     until: Option<TimeBound>,
     phase: Option<&Phase>,
-) -> anyhow::Result<Window> {
+) -> Result<Window, Error> {
     let mut window =
         Window { from: from.map(|bound| bound.resolve(start)), until: until.map(|bound| bound.resolve(start)) };
     if let (Some(from_nanos), Some(until_nanos), Some(from), Some(until)) = (window.from, window.until, from, until)
         && from_nanos >= until_nanos
     {
-        bail!(
+        return Err(Error::Window(format!(
             "--from {from} ({}) is not before --until {until} ({}): the window would be empty",
             Timestamp::from_unix_nanos(from_nanos),
             Timestamp::from_unix_nanos(until_nanos)
-        );
+        )));
     }
     if let Some(phase) = phase {
         let (start, end) = (phase.start.unix_nanos(), phase.end.unix_nanos());
         window.from = Some(window.from.map_or(start, |from| from.max(start)));
         window.until = Some(window.until.map_or(end, |until| until.min(end)));
         if window.from >= window.until {
-            bail!(
+            return Err(Error::Window(format!(
                 "phase {} ({} .. {}) is outside --from and --until: the window would be empty",
-                phase.name,
-                phase.start,
-                phase.end
-            );
+                phase.name, phase.start, phase.end
+            )));
         }
     }
     Ok(window)
@@ -108,6 +113,10 @@ mod tests {
 
     fn start() -> Timestamp {
         Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap()
+    }
+
+    fn parse_time_bound(text: &str) -> Result<TimeBound, String> {
+        text.parse()
     }
 
     #[test]

@@ -3,55 +3,12 @@
 
 use std::cmp::Ordering;
 
-use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
-use tape_session::{Error, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType, list_sessions};
+use tape_session::{SessionMetadata, SessionStatus, SessionStore, SessionType, list_sessions};
 use tracing::warn;
 
-/// `--session`: a session id, or `auto`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionChoice {
-    /// Picked by the orchestrator.
-    Auto,
-    /// This session.
-    Id(SessionId),
-}
-
-/// `--session ID|auto`.
-pub fn parse_session_choice(text: &str) -> Result<SessionChoice, String> {
-    let text = text.trim();
-    if text.eq_ignore_ascii_case("auto") {
-        return Ok(SessionChoice::Auto);
-    }
-    SessionId::new(text).map(SessionChoice::Id).map_err(|error| format!("{error}; or auto to pick one"))
-}
-
-/// How `--session auto` picks among the candidates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// The newest creation time (`createdAt`, then the greatest id): the
-    /// session made last, whatever clock its records are on.
-    #[default]
-    Latest,
-    /// Any one, at random.
-    Random,
-    /// The most items (then the most bytes, then the greatest id).
-    Largest,
-    /// The fewest items (then the fewest bytes, then the least id).
-    Smallest,
-}
-
-impl Strategy {
-    fn as_str(self) -> &'static str {
-        match self {
-            Strategy::Latest => "latest",
-            Strategy::Random => "random",
-            Strategy::Largest => "largest",
-            Strategy::Smallest => "smallest",
-        }
-    }
-}
+use super::config::{SessionChoice, Strategy};
+use super::error::Error;
 
 /// How the orchestrator picked a session, for the summary and dry runs.
 #[derive(Debug, Clone, Serialize)]
@@ -75,20 +32,26 @@ impl Picked {
 }
 
 /// The session of `choice`, and how it was picked when the orchestrator
-/// picked it.
+/// picked it. A session the orchestrator skips because its metadata
+/// cannot be read is a warning (a `tracing` event).
+///
+/// # Errors
+/// No session to pick, a session named that does not exist
+/// ([`Error::SessionNotFound`]), cannot be read, is of another type than
+/// `filter_type` or is still active, or `strategy` with a named session.
 pub async fn pick(
     store: &dyn SessionStore,
     choice: &SessionChoice,
     strategy: Option<Strategy>,
     filter_type: Option<SessionType>,
-) -> anyhow::Result<(SessionMetadata, Option<Picked>)> {
+) -> Result<(SessionMetadata, Option<Picked>), Error> {
     let location = store.location();
     let id = match choice {
         SessionChoice::Id(id) => id,
         SessionChoice::Auto => {
             let listing = list_sessions(store, filter_type)
                 .await
-                .with_context(|| format!("cannot list the sessions in {location}"))?;
+                .map_err(|source| Error::ListSessions { location: location.clone(), source: Box::new(source) })?;
             for (id, error) in &listing.unreadable {
                 warn!(session = %id, "Skipped an unreadable session: {error}");
             }
@@ -96,35 +59,29 @@ pub async fn pick(
                 listing.sessions.into_iter().filter(|session| session.status == SessionStatus::Completed).collect();
             let strategy = strategy.unwrap_or_default();
             let Some(chosen) = choose(&candidates, strategy, |n| rand::random_range(0..n)) else {
-                let kind = filter_type.map_or(String::new(), |kind| format!(" {kind}"));
-                let filter = filter_type.map_or(String::new(), |kind| format!(" (--filter-type {kind})"));
-                bail!(
-                    "no completed{kind} sessions in {location}{filter} to replay: \
-                     create one with otlp-tape seed, capture or import, or name one with --session"
-                );
+                return Err(Error::NoSessions { location, filter_type });
             };
             let picked = Picked { strategy, filter_type, candidates: candidates.len() };
             return Ok((chosen.clone(), Some(picked)));
         }
     };
     if strategy.is_some() {
-        bail!("--strategy picks among sessions, so it goes with --session auto, not --session {id}");
+        return Err(Error::StrategyWithSession { id: id.clone() });
     }
     let metadata = match store.read_metadata(id).await {
         Ok(metadata) => metadata,
-        Err(Error::NotFound(_)) => bail!("session {id} not found in {location}"),
-        Err(error) => return Err(anyhow!(error).context(format!("cannot read session {id} in {location}"))),
+        Err(store @ tape_session::Error::NotFound(_)) => {
+            return Err(Error::SessionNotFound { id: id.clone(), location, store: Box::new(store) });
+        }
+        Err(source) => return Err(Error::ReadSession { id: id.clone(), location, source: Box::new(source) }),
     };
     if let Some(kind) = filter_type
         && metadata.session_type != kind
     {
-        bail!("session {id} is a {} session, not {kind} (--filter-type {kind})", metadata.session_type);
+        return Err(Error::WrongType { id: id.clone(), actual: metadata.session_type, wanted: kind });
     }
     if metadata.status == SessionStatus::Active {
-        bail!(
-            "session {id} is still active: a capture is writing it, or one stopped without finishing it \
-             (otlp-tape sessions repair {id} finishes it)"
-        );
+        return Err(Error::ActiveSession { id: id.clone() });
     }
     Ok((metadata, None))
 }
@@ -199,14 +156,6 @@ mod tests {
         // Without createdAt (written before it was recorded), the start time.
         seed.created_at = None;
         assert_eq!(chosen(&[capture, seed], Strategy::Latest), "capture");
-    }
-
-    #[test]
-    fn session_choices_parse() {
-        assert_eq!(parse_session_choice("auto"), Ok(SessionChoice::Auto));
-        assert_eq!(parse_session_choice(" AUTO "), Ok(SessionChoice::Auto));
-        assert_eq!(parse_session_choice("seed-1"), Ok(SessionChoice::Id("seed-1".parse().unwrap())));
-        assert!(parse_session_choice("no/slashes").unwrap_err().ends_with("; or auto to pick one"));
     }
 
     #[test]

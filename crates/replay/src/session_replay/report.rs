@@ -5,27 +5,36 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 use tape_otlp::Signal;
-use tape_replay::{Plan, Position, SignalProgress, Speed, Targets};
 use tape_session::{SessionMetadata, SessionStatus, SessionType, Timestamp};
 
 use super::pick::Picked;
+use crate::engine::{Plan, Position, SignalProgress};
+use crate::pacing::Speed;
+use crate::targets::Targets;
 
 /// The session replayed.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionRecord {
+    /// The session id.
     pub id: String,
+    /// Its type.
     #[serde(rename = "type")]
     pub session_type: SessionType,
+    /// Its status.
     pub status: SessionStatus,
+    /// Its start time.
     pub start_time: Timestamp,
+    /// Its end time, when it has one.
     pub end_time: Option<Timestamp>,
+    /// Its content hash.
     pub content_hash: String,
     /// How the orchestrator picked it, when it did.
     pub picked: Option<Picked>,
 }
 
 impl SessionRecord {
+    /// Built from what the replay resolved.
     pub fn new(metadata: &SessionMetadata, picked: Option<Picked>) -> Self {
         SessionRecord {
             id: metadata.session_id.to_string(),
@@ -43,7 +52,9 @@ impl SessionRecord {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetRecord {
+    /// The endpoint.
     pub endpoint: String,
+    /// The OTLP protocol.
     pub protocol: String,
 }
 
@@ -51,14 +62,18 @@ pub struct TargetRecord {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetsRecord {
+    /// Traces.
     pub traces: TargetRecord,
+    /// Metrics.
     pub metrics: TargetRecord,
+    /// Logs.
     pub logs: TargetRecord,
     /// In words: one endpoint, or one per signal.
     pub description: String,
 }
 
 impl TargetsRecord {
+    /// Built from what the replay resolved.
     pub fn new(targets: &Targets) -> Self {
         let [traces, metrics, logs] = Signal::ALL.map(|signal| {
             let exporter = targets.exporter(signal);
@@ -74,22 +89,36 @@ impl TargetsRecord {
 pub struct OptionsRecord {
     /// A factor such as `1` or `0.5`, or `max`.
     pub speed: String,
+    /// `none`, `relative` or `current`.
     pub timestamps: &'static str,
+    /// Whether it loops.
     #[serde(rename = "loop")]
     pub looping: bool,
+    /// The longest it runs, in seconds.
     pub duration_seconds: f64,
+    /// The signals sent.
     pub signals: Vec<Signal>,
+    /// The services sent; empty for every service.
     pub services: Vec<String>,
+    /// Records received at or after this.
     pub from: Option<Timestamp>,
+    /// Records received before this.
     pub until: Option<Timestamp>,
+    /// The phase, when one was given.
     pub phase: Option<String>,
+    /// Items per second at most.
     pub rate_limit: Option<f64>,
+    /// Requests in flight at most.
     pub concurrency: usize,
+    /// `from-second-pass`, `always` or `never`.
     pub ids: &'static str,
+    /// Attempts per request.
     pub max_attempts: u32,
     /// `None`: unlimited.
     pub max_failures: Option<u64>,
+    /// Whether damaged blobs are skipped.
     pub skip_corrupt: bool,
+    /// The checkpoint file, when one is kept.
     pub checkpoint: Option<PathBuf>,
     /// Where a resumed replay started.
     pub resumed_from: Option<Position>,
@@ -98,9 +127,13 @@ pub struct OptionsRecord {
 /// Counts per signal and in all.
 #[derive(Debug, Clone, Serialize)]
 pub struct Counts {
+    /// Traces.
     pub traces: SignalProgress,
+    /// Metrics.
     pub metrics: SignalProgress,
+    /// Logs.
     pub logs: SignalProgress,
+    /// All signals together.
     pub total: SignalProgress,
 }
 
@@ -109,11 +142,17 @@ pub struct Counts {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The session.
     pub session: SessionRecord,
+    /// Where each signal goes.
     pub targets: TargetsRecord,
+    /// The options.
     pub options: OptionsRecord,
+    /// When it started.
     pub started_at: Timestamp,
+    /// When it ended.
     pub ended_at: Timestamp,
+    /// The longest it runs, in seconds.
     pub duration_seconds: f64,
     /// `finished`, `duration`, `stopped` or `failed`.
     pub reason: String,
@@ -121,12 +160,14 @@ pub struct Report {
     pub passes: u64,
     /// Counts over the whole replay (with `--resume`, every earlier run included).
     pub counts: Counts,
+    /// Blobs damaged (skipped with `--skip-corrupt`).
     pub corrupt_blobs: u64,
     /// Requests neither sent nor failed when the replay ended (in flight past the drain timeout, or waiting
     /// for a retry at a stop); a resume sends them.
     pub abandoned_records: u64,
     /// Items sent in this run over its duration.
     pub achieved_items_per_second: f64,
+    /// The seed of new ids.
     pub id_seed: u64,
     /// SHA-256 of what was sent in this run, in order (with `--report`);
     /// README says which bytes.
@@ -136,47 +177,6 @@ pub struct Report {
     /// The last problem met by a replay that did not fail: a partial
     /// success, a record that is not a valid request, a corrupt blob.
     pub warning: Option<String>,
-}
-
-impl Report {
-    /// The summary for people, on stdout.
-    pub fn print(&self) {
-        let plural = if self.passes == 1 { "pass" } else { "passes" };
-        println!(
-            "Replayed session {} ({}) to {}: {} after {} {plural} in {}, {:.0} items/s.",
-            self.session.id,
-            self.session.session_type,
-            self.targets.description,
-            self.reason,
-            self.passes,
-            crate::output::seconds(self.duration_seconds),
-            self.achieved_items_per_second,
-        );
-        for (signal, counts) in [
-            (Signal::Traces, &self.counts.traces),
-            (Signal::Metrics, &self.counts.metrics),
-            (Signal::Logs, &self.counts.logs),
-        ] {
-            if self.options.signals.contains(&signal) {
-                println!("  {:<8} {}", signal.as_str(), signal_line(signal, counts));
-            }
-        }
-        if self.corrupt_blobs > 0 {
-            let blobs = if self.corrupt_blobs == 1 { "blob" } else { "blobs" };
-            println!("  Skipped the damaged part of {} corrupt {blobs} (--skip-corrupt).", self.corrupt_blobs);
-        }
-        if self.abandoned_records > 0 {
-            println!(
-                "  {} requests were in flight or waiting for a retry when the replay stopped: neither sent nor \
-                 failed; a resume sends them.",
-                self.abandoned_records
-            );
-        }
-        if let Some(position) = &self.options.resumed_from {
-            println!("  Resumed at {}; the counts include the earlier runs.", describe_position(position));
-        }
-        println!("  Id seed {}.", self.id_seed);
-    }
 }
 
 /// `record 120 of pass 1 (and 3 records before it)`.
@@ -189,60 +189,55 @@ pub fn describe_position(position: &Position) -> String {
     format!("record {} of pass {}{pending}", position.record, position.pass + 1)
 }
 
-/// `124 requests (5248 spans) sent, 3 spans rejected, 1 request (40 spans) failed`: the parts that are
-/// not zero, but always what was sent.
-fn signal_line(signal: Signal, counts: &SignalProgress) -> String {
-    let requests = |count: u64| if count == 1 { "1 request".to_owned() } else { format!("{count} requests") };
-    let noun = signal.item_noun();
-    let mut parts = vec![format!("{} ({} {noun}) sent", requests(counts.sent_records), counts.sent_items)];
-    if counts.rejected_items > 0 {
-        parts.push(format!("{} {noun} rejected by the target", counts.rejected_items));
-    }
-    if counts.failed_records > 0 {
-        parts.push(format!("{} ({} {noun}) failed", requests(counts.failed_records), counts.failed_items));
-    }
-    if counts.invalid_records > 0 {
-        parts.push(format!("{} invalid records not sent", counts.invalid_records));
-    }
-    if counts.retries > 0 {
-        let retries = if counts.retries == 1 { "1 retry".to_owned() } else { format!("{} retries", counts.retries) };
-        parts.push(retries);
-    }
-    parts.join(", ")
-}
-
 /// What a replay would send, from a dry run.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DryRunPlan {
+    /// Always `true`: this is a plan.
     pub dry_run: bool,
+    /// The session.
     pub session: SessionRecord,
+    /// Where each signal goes.
     pub targets: TargetsRecord,
     /// The selection in words.
     pub selection: String,
+    /// Requests (records) and items that would be sent.
     pub records: PlanCounts,
+    /// Records that are not valid requests and would not be sent.
     pub invalid_records: u64,
+    /// Blobs damaged (skipped with `--skip-corrupt`).
     pub corrupt_blobs: u64,
+    /// The first selected record's receive time.
     pub first_receive: Option<Timestamp>,
+    /// The last selected record's receive time.
     pub last_receive: Option<Timestamp>,
+    /// The time between them, in seconds.
     pub span_seconds: f64,
+    /// How long it would take.
     pub pacing: Pacing,
+    /// The options.
     pub options: OptionsRecord,
 }
 
 /// Requests and items of one signal.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct SignalPlan {
+    /// Requests (records) and items that would be sent.
     pub records: u64,
+    /// Items in them.
     pub items: u64,
 }
 
 /// Requests and items per signal and in all.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanCounts {
+    /// Traces.
     pub traces: SignalPlan,
+    /// Metrics.
     pub metrics: SignalPlan,
+    /// Logs.
     pub logs: SignalPlan,
+    /// All signals together.
     pub total: SignalPlan,
 }
 
@@ -266,6 +261,7 @@ pub struct Pacing {
 }
 
 impl DryRunPlan {
+    /// Built from what the replay resolved.
     pub fn new(
         session: SessionRecord,
         targets: TargetsRecord,
@@ -295,47 +291,6 @@ impl DryRunPlan {
             options,
         }
     }
-
-    /// The plan for people, on stdout.
-    pub fn print(&self) {
-        let session = &self.session;
-        let end = session.end_time.map_or_else(|| "?".to_owned(), |end| end.to_string());
-        println!(
-            "Session    {} ({}, {}): {} .. {end}",
-            session.id, session.session_type, session.status, session.start_time
-        );
-        if let Some(picked) = &session.picked {
-            println!("Picked     {}", picked.describe());
-        }
-        println!("Target     {}", self.targets.description);
-        println!("Selection  {}", self.selection);
-        for (index, (name, counts)) in [
-            ("traces", self.records.traces),
-            ("metrics", self.records.metrics),
-            ("logs", self.records.logs),
-            ("total", self.records.total),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let label = if index == 0 { "Records" } else { "" };
-            println!("{label:<10} {name:<8} {:>8} requests {:>10} items", counts.records, counts.items);
-        }
-        if self.invalid_records > 0 {
-            println!("Invalid    {} records are not valid requests and would not be sent", self.invalid_records);
-        }
-        if self.corrupt_blobs > 0 {
-            let blobs = if self.corrupt_blobs == 1 { "blob is" } else { "blobs are" };
-            println!("Corrupt    {} {blobs} damaged; what follows the damage would be skipped", self.corrupt_blobs);
-        }
-        match (self.first_receive, self.last_receive) {
-            (Some(first), Some(last)) => {
-                println!("Time span  {first} .. {last} ({})", crate::output::seconds(self.span_seconds));
-            }
-            _ => println!("Time span  none: nothing is selected"),
-        }
-        println!("Pacing     {}", self.pacing.description);
-    }
 }
 
 /// How long the replay of `span_nanos` of records holding `items` items
@@ -347,7 +302,7 @@ fn pacing(span_nanos: u64, items: u64, speed: Speed, options: &OptionsRecord) ->
         Speed::Max => (None, "as fast as the target accepts".to_owned()),
         Speed::Factor(factor) => {
             let seconds = seconds(span_nanos) / factor;
-            (Some(seconds), format!("{factor}x the recorded pace: about {}", crate::output::seconds(seconds)))
+            (Some(seconds), format!("{factor}x the recorded pace: about {}", seconds_text(seconds)))
         }
     };
     let mut estimate = match (paced, limited) {
@@ -357,7 +312,7 @@ fn pacing(span_nanos: u64, items: u64, speed: Speed, options: &OptionsRecord) ->
     if let (Some(limited), Some(rate)) = (limited, options.rate_limit)
         && paced.is_none_or(|paced| limited > paced)
     {
-        description = format!("{description}; at most {rate} items/s: about {}", crate::output::seconds(limited));
+        description = format!("{description}; at most {rate} items/s: about {}", seconds_text(limited));
     }
     let limit = options.duration_seconds;
     if options.looping {
@@ -373,4 +328,10 @@ fn pacing(span_nanos: u64, items: u64, speed: Speed, options: &OptionsRecord) ->
 #[allow(clippy::cast_precision_loss)] // seconds for people
 fn seconds(nanos: u64) -> f64 {
     nanos as f64 / 1e9
+}
+
+/// Seconds as the project writes durations, with two decimals and no
+/// space: `3.77s`.
+fn seconds_text(seconds: f64) -> String {
+    format!("{seconds:.2}s")
 }
