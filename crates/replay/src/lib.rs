@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+pub mod delivery;
 mod engine;
 mod error;
 mod exporter;
