@@ -53,7 +53,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::CaptureMemory(args)) => {
             return commands::bench::capture_memory(args, format).await;
         }
-        Command::Bench(BenchCommand::Replay(args)) => return commands::bench_replay::run(args, format).await,
+        Command::Bench(BenchCommand::Replay(args)) => return commands::bench::replay(args, format).await,
         _ => {}
     }
     let store: std::sync::Arc<dyn tape_session::SessionStore> = std::sync::Arc::from(store::open(&cli.store)?);
