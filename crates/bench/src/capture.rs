@@ -16,7 +16,7 @@ pub(crate) use self::send::trace_requests;
 use self::send::{
     Tally, deliver, difference, finish_capture, send_closed_loop, send_paced, spawn_senders, start_capture,
 };
-use crate::error::ensure;
+use crate::error::{ensure, invalid_if};
 use crate::system::{cpu_seconds, cpus, milliseconds, peak_memory_bytes, percentile, temp_dir};
 use crate::{Error, Host, Step, Valid};
 
@@ -153,10 +153,10 @@ pub struct LatencyPhase {
     pub from_send_p99_ms: f64,
 }
 
-impl CaptureBench {
+impl crate::Report for CaptureBench {
     /// Fails unless the capture recorded exactly what it acknowledged in
     /// both phases.
-    pub fn check(&self) -> Result<(), Error> {
+    fn check(&self) -> Result<(), Error> {
         let (lost, lost_paced) = (self.throughput.lost, self.latency.lost);
         ensure(lost == 0 && lost_paced == 0, || {
             format!(
@@ -169,29 +169,19 @@ impl CaptureBench {
 impl CaptureBenchConfig {
     /// Checks the config; the messages name the flags.
     pub fn validate(self) -> Result<Valid<Self>, Error> {
-        let invalid = |message: &str| Err(Error::Invalid(message.to_owned()));
-        if self.connections == 0 {
-            return invalid("--connections must be at least 1");
+        invalid_if(self.connections == 0, || "--connections must be at least 1".to_owned())?;
+        invalid_if(self.requests == 0, || "--requests must be at least 1".to_owned())?;
+        invalid_if(self.duration_nanos == 0 || self.latency_duration_nanos == 0, || {
+            "--duration and --latency-duration must be more than zero".to_owned()
+        })?;
+        if let Some(rate) = self.latency_rate {
+            invalid_if(!(rate.is_finite() && rate > 0.0), || {
+                format!("--latency-rate is {rate}; expected a positive number of spans per second")
+            })?;
         }
-        if self.requests == 0 {
-            return invalid("--requests must be at least 1");
-        }
-        if self.duration_nanos == 0 || self.latency_duration_nanos == 0 {
-            return invalid("--duration and --latency-duration must be more than zero");
-        }
-        if let Some(rate) = self.latency_rate
-            && !(rate.is_finite() && rate > 0.0)
-        {
-            return Err(Error::Invalid(format!(
-                "--latency-rate is {rate}; expected a positive number of spans per second"
-            )));
-        }
-        if self.compression_level > 9 {
-            return Err(Error::Invalid(format!(
-                "--compression-level is {}; expected 0 (stored) to 9",
-                self.compression_level
-            )));
-        }
+        invalid_if(self.compression_level > 9, || {
+            format!("--compression-level is {}; expected 0 (stored) to 9", self.compression_level)
+        })?;
         Ok(Valid(self))
     }
 }

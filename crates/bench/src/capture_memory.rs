@@ -13,7 +13,7 @@ use tape_replay::{Exporter, ExporterConfig, Protocol};
 use tokio::time::Instant;
 
 use crate::capture::trace_requests;
-use crate::error::ensure;
+use crate::error::{ensure, invalid_if};
 use crate::system::{cpus, process_memory, temp_dir};
 use crate::{Error, Host, Step, Valid};
 
@@ -108,9 +108,9 @@ pub struct CaptureMemoryBench {
     pub cpus: usize,
 }
 
-impl CaptureMemoryBench {
+impl crate::Report for CaptureMemoryBench {
     /// Fails unless the capture recorded every upload once.
-    pub fn check(&self) -> Result<(), Error> {
+    fn check(&self) -> Result<(), Error> {
         ensure(self.recorded_requests == self.uploads as u64, || {
             format!(
                 "the capture recorded {} requests of the {} uploads it acknowledged",
@@ -123,12 +123,8 @@ impl CaptureMemoryBench {
 impl CaptureMemoryBenchConfig {
     /// Checks the config; the messages name the flags.
     pub fn validate(self) -> Result<Valid<Self>, Error> {
-        if self.uploads == 0 {
-            return Err(Error::Invalid("--uploads must be at least 1".to_owned()));
-        }
-        if self.upload_size_mb == 0 {
-            return Err(Error::Invalid("--upload-size-mb must be more than zero".to_owned()));
-        }
+        invalid_if(self.uploads == 0, || "--uploads must be at least 1".to_owned())?;
+        invalid_if(self.upload_size_mb == 0, || "--upload-size-mb must be more than zero".to_owned())?;
         Ok(Valid(self))
     }
 }

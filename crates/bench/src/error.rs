@@ -112,3 +112,8 @@ impl Error {
 pub(crate) fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), Error> {
     if condition { Ok(()) } else { Err(Error::Measurement(message())) }
 }
+
+/// `Err(Error::Invalid)` with the message when `condition` holds.
+pub(crate) fn invalid_if(condition: bool, message: impl FnOnce() -> String) -> Result<(), Error> {
+    if condition { Err(Error::Invalid(message())) } else { Ok(()) }
+}

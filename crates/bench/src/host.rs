@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tape_seed_generator::Pattern;
-use tape_session::{SessionId, SessionStore};
+use tape_session::{SessionId, SessionStore, SignalCounts};
 
 use crate::BoxError;
 
@@ -143,14 +143,12 @@ pub struct GeneratedSession {
     pub rate: f64,
     /// Traces generated.
     pub traces: u64,
-    /// Spans generated.
-    pub spans: u64,
-    /// Spans, data points and log records generated.
-    pub items: u64,
-    /// Requests (records) stored.
-    pub requests: u64,
+    /// Items generated per signal: spans, data points, log records.
+    pub items: SignalCounts,
+    /// Requests (records) stored per signal.
+    pub requests: SignalCounts,
     /// Bytes stored.
-    pub stored_bytes: u64,
+    pub size_bytes: u64,
     /// How long generating took.
     pub elapsed: Duration,
 }

@@ -28,7 +28,7 @@
 //! let config = tape_bench::CaptureBenchConfig { connections: 2, ..Default::default() };
 //! let report = config.validate()?.run(host).await?;
 //! println!("{:.0} spans/s with nothing lost", report.throughput.spans_per_second);
-//! report.check()
+//! tape_bench::Report::check(&report)
 //! # }
 //! ```
 
@@ -50,6 +50,20 @@ pub use replay::{
 };
 pub use seed::{SeedBench, SeedBenchConfig};
 pub use system::{cpu_seconds, cpus, peak_memory_bytes, percentile, process_memory, steal_seconds};
+
+/// What every benchmark's report is: serializable (the `--output json`
+/// document), with a check of what the benchmark found.
+pub trait Report: serde::Serialize {
+    /// Fails when the benchmark found a problem (something lost, or not
+    /// counted); the report stands all the same.
+    fn check(&self) -> Result<(), Error>;
+}
+
+impl Report for SeedBench {
+    fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
 
 /// A config that its `validate` accepted; its `run` runs the benchmark.
 #[derive(Debug, Clone)]

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tape_replay::EndReason;
 use tape_session::SessionMetadata;
 
+use crate::error::invalid_if;
 use crate::system::{cpus, session_id, temp_dir};
 use crate::{Error, GeneratedSession, Host, Step, Valid};
 
@@ -117,11 +118,11 @@ impl SessionFacts {
             pattern: generated.pattern,
             duration: generated.duration,
             rate: generated.rate,
-            spans: generated.spans,
-            items: generated.items,
-            requests: generated.requests,
+            spans: generated.items.traces,
+            items: generated.items.total(),
+            requests: generated.requests.total(),
             uncompressed_bytes: metadata.blobs.iter().map(|blob| blob.uncompressed_bytes).sum(),
-            stored_bytes: generated.stored_bytes,
+            stored_bytes: generated.size_bytes,
             generation_seconds: generated.elapsed.as_secs_f64(),
         }
     }
@@ -272,9 +273,11 @@ impl ReplayBench {
         }
         problems
     }
+}
 
+impl crate::Report for ReplayBench {
     /// Fails with the [`problems`](ReplayBench::problems), if any.
-    pub fn check(&self) -> Result<(), Error> {
+    fn check(&self) -> Result<(), Error> {
         let problems = self.problems();
         if problems.is_empty() {
             return Ok(());
@@ -289,22 +292,18 @@ impl ReplayBench {
 impl ReplayBenchConfig {
     /// Checks the config; the messages name the flags.
     pub fn validate(self) -> Result<Valid<Self>, Error> {
-        if self.concurrency == 0 {
-            return Err(Error::Invalid("--concurrency must be at least 1".to_owned()));
-        }
-        if self.duration_nanos == 0 {
-            return Err(Error::Invalid("--duration must be more than zero".to_owned()));
-        }
-        if !(self.memory_gb.is_finite() && self.memory_gb >= 0.0) {
-            return Err(Error::Invalid(format!(
+        invalid_if(self.concurrency == 0, || "--concurrency must be at least 1".to_owned())?;
+        invalid_if(self.duration_nanos == 0, || "--duration must be more than zero".to_owned())?;
+        invalid_if(!(self.memory_gb.is_finite() && self.memory_gb >= 0.0), || {
+            format!(
                 "--memory-gb is {}; expected a number of GB (10^9 bytes), or 0 to skip the memory measurement",
                 self.memory_gb
-            )));
-        }
-        if let Some(rate) = self.rate
-            && !(rate.is_finite() && rate > 0.0)
-        {
-            return Err(Error::Invalid(format!("--rate is {rate}; expected a positive number of traces per second")));
+            )
+        })?;
+        if let Some(rate) = self.rate {
+            invalid_if(!(rate.is_finite() && rate > 0.0), || {
+                format!("--rate is {rate}; expected a positive number of traces per second")
+            })?;
         }
         Ok(Valid(self))
     }
@@ -394,6 +393,7 @@ async fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Report;
 
     fn session(spans: u64) -> SessionFacts {
         SessionFacts {

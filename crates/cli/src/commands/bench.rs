@@ -8,16 +8,15 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use serde::Serialize;
 use tape_bench::{
-    BoxError, CaptureBench, CaptureMemoryBench, GeneratedSession, Host, PatternDefaults, SeedBench, SeedRequest, Step,
+    BoxError, CaptureBench, CaptureMemoryBench, GeneratedSession, Host, PatternDefaults, Report, SeedBench,
+    SeedRequest, Step,
 };
 use tape_otlp::SignalSet;
 use tape_session::SessionStore;
 use tape_store::LocalStore;
 
-pub use self::replay::run as replay;
-use crate::cli::{BenchCaptureArgs, BenchCaptureMemoryArgs, BenchSeedArgs, OutputFormat, SeedArgs};
+use crate::cli::{BenchCommand, OutputFormat, SeedArgs};
 use crate::commands::patterns::{self, DEFAULT_ERROR_RATE, DEFAULT_RATE};
 use crate::commands::seed;
 use crate::output::{human_bytes, note, print_json};
@@ -55,10 +54,9 @@ impl Host for CliHost {
             duration: summary.duration,
             rate: summary.rate,
             traces: summary.traces,
-            spans: summary.items.traces,
-            items: summary.items.total(),
-            requests: summary.requests.total(),
-            stored_bytes: summary.size_bytes,
+            items: summary.items,
+            requests: summary.requests,
+            size_bytes: summary.size_bytes,
             elapsed,
         })
     }
@@ -106,21 +104,40 @@ fn describe_step(step: &Step<'_>) -> String {
     }
 }
 
-/// Prints `report` as JSON, or as text with `print_text`.
-fn print_report<R: Serialize>(report: &R, format: OutputFormat, print_text: fn(&R)) -> anyhow::Result<()> {
-    if format == OutputFormat::Json {
-        print_json(report)
-    } else {
-        print_text(report);
-        Ok(())
+/// `bench ...`
+pub async fn run(command: &BenchCommand, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::Seed(args) => {
+            print_report(&args.config().validate()?.run(&CliHost).await?, format, print_seed_bench)
+        }
+        BenchCommand::Capture(args) => {
+            print_report(&args.config().validate()?.run(&CliHost).await?, format, print_capture_bench)
+        }
+        BenchCommand::CaptureMemory(args) => {
+            print_report(&args.config().validate()?.run(&CliHost).await?, format, print_capture_memory_bench)
+        }
+        BenchCommand::Replay(args) => replay::run(args, format).await,
     }
 }
 
-/// `bench seed`
-pub async fn seed(args: &BenchSeedArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let report = args.config().validate()?.run(&CliHost).await?;
-    print_report(&report, format, print_seed_bench)?;
+/// Prints `report` as JSON, or as text with `print_text`; then fails if
+/// the benchmark found a problem.
+fn print_report<R: Report>(report: &R, format: OutputFormat, print_text: fn(&R)) -> anyhow::Result<ExitCode> {
+    if format == OutputFormat::Json {
+        print_json(report)?;
+    } else {
+        print_text(report);
+    }
+    report.check()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The peak memory line of a report.
+fn print_peak_memory(what: &str, bytes: Option<u64>) {
+    match bytes {
+        Some(bytes) => println!("  peak memory ({what}): {}", human_bytes(bytes)),
+        None => println!("  peak memory: not available on this system"),
+    }
 }
 
 fn print_seed_bench(report: &SeedBench) {
@@ -137,18 +154,7 @@ fn print_seed_bench(report: &SeedBench) {
         human_bytes(report.stored_bytes)
     );
     println!("  {:.0} spans/s, {:.0} items/s", report.spans_per_second, report.items_per_second);
-    match report.peak_memory_bytes {
-        Some(bytes) => println!("  peak memory (resident): {}", human_bytes(bytes)),
-        None => println!("  peak memory: not available on this system"),
-    }
-}
-
-/// `bench capture`
-pub async fn capture(args: &BenchCaptureArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let report = args.config().validate()?.run(&CliHost).await?;
-    print_report(&report, format, print_capture_bench)?;
-    report.check()?;
-    Ok(ExitCode::SUCCESS)
+    print_peak_memory("resident", report.peak_memory_bytes);
 }
 
 fn print_capture_bench(report: &CaptureBench) {
@@ -197,18 +203,7 @@ fn print_capture_bench(report: &CaptureBench) {
         "    acknowledged, from when due: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; from when sent: p50 {:.2} ms, p99 {:.2} ms",
         latency.p50_ms, latency.p99_ms, latency.max_ms, latency.from_send_p50_ms, latency.from_send_p99_ms
     );
-    match report.peak_memory_bytes {
-        Some(bytes) => println!("  peak memory (resident, senders included): {}", human_bytes(bytes)),
-        None => println!("  peak memory: not available on this system"),
-    }
-}
-
-/// `bench capture-memory`
-pub async fn capture_memory(args: &BenchCaptureMemoryArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let report = args.config().validate()?.run(&CliHost).await?;
-    print_report(&report, format, print_capture_memory_bench)?;
-    report.check()?;
-    Ok(ExitCode::SUCCESS)
+    print_peak_memory("resident, senders included", report.peak_memory_bytes);
 }
 
 fn print_capture_memory_bench(report: &CaptureMemoryBench) {
