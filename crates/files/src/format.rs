@@ -1,6 +1,7 @@
-//! The file formats, and how a record is written in each.
+//! The file formats, and how the records of one signal are written in each.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 
 use serde::{Deserialize, Serialize};
 use tape_otlp::{ExportRequest, Signal};
@@ -10,8 +11,10 @@ use crate::Error;
 
 /// A format of OTLP files, as the Collector's file exporter writes them.
 ///
-/// Another format (a columnar one, say) is a variant here, its file name in
-/// [`FileFormat::file_name`] and its writer in [`RecordWriter::new`]; the
+/// Another export format (a columnar one, say) is a variant here, its file
+/// name in [`FileFormat::file_name`], and a [`SignalWriter`] of its own
+/// made by [`FileFormat::writer`]: a writer owns its file and may hold
+/// records back until [`SignalWriter::finish`] (row groups, a footer). The
 /// import side names the formats it reads in its own match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -41,6 +44,11 @@ impl FileFormat {
             FileFormat::OtlpProto => format!("{signal}.pb"),
         }
     }
+
+    /// A writer of `signal`'s records into `file` in this format.
+    pub(crate) fn writer(self, signal: Signal, file: File) -> Box<dyn SignalWriter> {
+        Box::new(FramedWriter { format: self, signal, out: BufWriter::new(file) })
+    }
 }
 
 impl std::fmt::Display for FileFormat {
@@ -49,43 +57,58 @@ impl std::fmt::Display for FileFormat {
     }
 }
 
-/// Writes the records of one signal into one file, in one format.
-pub(crate) struct RecordWriter {
-    format: FileFormat,
-    signal: Signal,
+/// Why a [`SignalWriter`] failed: a record it cannot write, or its file.
+pub(crate) enum WriteError {
+    /// The record (the message names it).
+    Record(Error),
+    /// The file.
+    Io(std::io::Error),
 }
 
-impl RecordWriter {
-    pub(crate) fn new(format: FileFormat, signal: Signal) -> Self {
-        RecordWriter { format, signal }
-    }
+/// Writes the records of one signal into one file, in one format.
+pub(crate) trait SignalWriter {
+    /// Appends one record of session `session`.
+    fn write(&mut self, session: &SessionId, record: &Record) -> Result<(), WriteError>;
 
-    /// Appends one record. A record that cannot be encoded is an error
-    /// (`Ok(Err)` is a write that failed, for the caller to name its file).
-    pub(crate) fn write(
-        &self,
-        out: &mut impl Write,
-        session: &SessionId,
-        record: &Record,
-    ) -> Result<std::io::Result<()>, Error> {
-        let signal = self.signal;
-        Ok(match self.format {
+    /// Writes what is held back and returns the file, flushed but not yet
+    /// synced.
+    fn finish(self: Box<Self>) -> std::io::Result<File>;
+}
+
+/// The Collector's two formats: one record after another, each framed
+/// (a length prefix) or on its own line.
+struct FramedWriter {
+    format: FileFormat,
+    signal: Signal,
+    out: BufWriter<File>,
+}
+
+impl SignalWriter for FramedWriter {
+    fn write(&mut self, session: &SessionId, record: &Record) -> Result<(), WriteError> {
+        let out = &mut self.out;
+        let written = match self.format {
             FileFormat::OtlpProto => u32::try_from(record.payload.len())
                 .map_err(std::io::Error::other)
                 .and_then(|len| out.write_all(&len.to_be_bytes()))
                 .and_then(|()| out.write_all(&record.payload)),
             FileFormat::OtlpJson => {
+                let signal = self.signal;
                 let request = ExportRequest::decode_protobuf(signal, &record.payload).map_err(|source| {
-                    Error::UndecodableRecord {
+                    WriteError::Record(Error::UndecodableRecord {
                         session: session.clone(),
                         signal,
                         received: record.receive_time().to_string(),
                         source,
-                    }
+                    })
                 })?;
-                let json = request.encode_json()?;
+                let json = request.encode_json().map_err(|error| WriteError::Record(error.into()))?;
                 out.write_all(&json).and_then(|()| out.write_all(b"\n"))
             }
-        })
+        };
+        written.map_err(WriteError::Io)
+    }
+
+    fn finish(self: Box<Self>) -> std::io::Result<File> {
+        self.out.into_inner().map_err(std::io::IntoInnerError::into_error)
     }
 }
