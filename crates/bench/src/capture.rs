@@ -189,7 +189,7 @@ impl CaptureBenchConfig {
 impl Valid<CaptureBenchConfig> {
     /// Runs both phases against captures into a temporary local store,
     /// removed afterwards. The report is returned even when spans were lost:
-    /// [`CaptureBench::check`] says so.
+    /// [`Report::check`](crate::Report::check) says so.
     #[allow(clippy::cast_precision_loss)] // rates are for reading
     pub async fn run(&self, host: &impl Host) -> Result<CaptureBench, Error> {
         let config = &self.0;

@@ -132,7 +132,7 @@ impl CaptureMemoryBenchConfig {
 impl Valid<CaptureMemoryBenchConfig> {
     /// Runs a capture process into a temporary local store, loads it, reads
     /// its memory, and stops it with SIGTERM. The report is returned even
-    /// when an upload went missing: [`CaptureMemoryBench::check`] says so.
+    /// when an upload went missing: [`Report::check`](crate::Report::check) says so.
     #[allow(clippy::cast_precision_loss)] // sizes are for reading
     pub async fn run(&self, host: &impl Host) -> Result<CaptureMemoryBench, Error> {
         let config = &self.0;

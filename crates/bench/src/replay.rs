@@ -312,7 +312,7 @@ impl ReplayBenchConfig {
 impl Valid<ReplayBenchConfig> {
     /// Runs the measurements over sessions in a temporary local store,
     /// removed afterwards. The report is returned even when the receiver
-    /// missed something: [`ReplayBench::check`] says so.
+    /// missed something: [`Report::check`](crate::Report::check) says so.
     pub async fn run(&self, host: &impl Host) -> Result<ReplayBench, Error> {
         let config = &self.0;
         let dir = temp_dir("sessions")?;

@@ -12,9 +12,9 @@ use crate::Error;
 /// A format of OTLP files, as the Collector's file exporter writes them.
 ///
 /// Another export format (a columnar one, say) is a variant here, its file
-/// name in [`FileFormat::file_name`], and a [`SignalWriter`] of its own
-/// made by [`FileFormat::writer`]: a writer owns its file and may hold
-/// records back until [`SignalWriter::finish`] (row groups, a footer). The
+/// name in [`FileFormat::file_name`], and a `SignalWriter` of its own
+/// made by `FileFormat::writer`: a writer owns its file and may hold
+/// records back until `SignalWriter::finish` (row groups, a footer). The
 /// import side names the formats it reads in its own match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -57,7 +57,7 @@ impl std::fmt::Display for FileFormat {
     }
 }
 
-/// Why a [`SignalWriter`] failed: a record it cannot write, or its file.
+/// Why a `SignalWriter` failed: a record it cannot write, or its file.
 pub(crate) enum WriteError {
     /// The record (the message names it).
     Record(Error),
