@@ -9,16 +9,15 @@
 
 mod progress;
 mod selection;
+mod sender;
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use sha2::{Digest, Sha256};
 use tape_otlp::{IdRemap, Signal, wire};
 use tape_session::{BlobEntry, Record, SessionId, SessionMetadata, SessionStore, read_blobs_in_time_order};
@@ -28,11 +27,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use progress::{Position, Progress, ProgressSnapshot, SignalProgress};
 pub use selection::{Selected, Selection};
+pub use sender::{Completed, SendOutcome, Sender};
 
 use crate::error::ExportError;
 use crate::exporter::{ExportOutcome, Exporter};
 use crate::pacing::{RateLimiter, Speed};
-use crate::retry::{Delivery, RetryPolicy, export_until_stopped};
+use crate::retry::RetryPolicy;
 use crate::timestamps::TimestampMode;
 
 /// Where a replay sends: an [`Exporter`], or anything that accepts
@@ -321,7 +321,7 @@ pub async fn replay<S: Sink>(
     // no request waits to be retried.
     let halt = stop.child_token();
     let mut engine = Engine {
-        sink,
+        sender: Sender::new(sink, &options.retry, &halt, progress, options.concurrency),
         options,
         progress,
         stop,
@@ -330,7 +330,6 @@ pub async fn replay<S: Sink>(
         started,
         started_at_unix_nanos,
         deadline: options.duration.map(|duration| started + duration),
-        in_flight: FuturesUnordered::new(),
         done: DoneTracker::default(),
         series: wire::SeriesStarts::new(),
         failures: 0,
@@ -352,21 +351,12 @@ pub async fn replay<S: Sink>(
     }
 }
 
-/// A request in flight, and what became of it.
-struct Completion {
-    index: u64,
-    signal: Signal,
-    items: u64,
-    delivery: Delivery<ExportOutcome>,
-}
-
-type InFlight<'a> = FuturesUnordered<Pin<Box<dyn Future<Output = Completion> + Send + 'a>>>;
-
 /// Why the engine stopped sending before the end of a pass.
 type Halt = EndReason;
 
-struct Engine<'a, S> {
-    sink: &'a S,
+struct Engine<'a, S: Sink> {
+    /// Sends the requests, counting what became of each into `progress`.
+    sender: Sender<'a, S>,
     options: &'a ReplayOptions,
     progress: &'a Progress,
     stop: &'a CancellationToken,
@@ -376,7 +366,6 @@ struct Engine<'a, S> {
     started: Instant,
     started_at_unix_nanos: u64,
     deadline: Option<Instant>,
-    in_flight: InFlight<'a>,
     done: DoneTracker,
     /// The start times of the cumulative metric series of this pass.
     series: wire::SeriesStarts,
@@ -539,11 +528,7 @@ impl<S: Sink> Engine<'_, S> {
                 }
                 dispatched += 1;
                 self.done.dispatch(this);
-                let (sink, retry, halt) = (self.sink, &options.retry, self.halt);
-                self.in_flight.push(Box::pin(async move {
-                    let delivery = export_until_stopped(sink, retry, halt, signal, payload).await;
-                    Completion { index: this, signal, items, delivery }
-                }));
+                self.sender.send(this, signal, items, payload);
             };
             if let Some(reason) = halt {
                 break reason;
@@ -576,8 +561,8 @@ impl<S: Sink> Engine<'_, S> {
             tokio::select! {
                 biased;
                 () = self.stop.cancelled() => return Err(EndReason::Stopped),
-                Some(completion) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    self.complete(completion);
+                Some(completed) = self.sender.next(), if !self.sender.is_idle() => {
+                    self.complete(completed);
                     if self.error.is_some() {
                         return Err(EndReason::Failed);
                     }
@@ -595,8 +580,8 @@ impl<S: Sink> Engine<'_, S> {
             tokio::select! {
                 biased;
                 () = self.stop.cancelled() => return Err(EndReason::Stopped),
-                Some(completion) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    self.complete(completion);
+                Some(completed) = self.sender.next(), if !self.sender.is_idle() => {
+                    self.complete(completed);
                     if self.error.is_some() {
                         return Err(EndReason::Failed);
                     }
@@ -622,7 +607,7 @@ impl<S: Sink> Engine<'_, S> {
 
     /// Waits until fewer than `concurrency` requests are in flight.
     async fn wait_for_slot(&mut self) -> Result<(), Halt> {
-        self.wait_until_in_flight_at_most(self.options.concurrency.max(1) - 1).await
+        self.wait_until_in_flight_at_most(self.sender.concurrency() - 1).await
     }
 
     /// Waits until no request is in flight.
@@ -633,12 +618,12 @@ impl<S: Sink> Engine<'_, S> {
     /// Completes requests until at most `most` are in flight; ends early
     /// on a stop or on a failure that ends the replay.
     async fn wait_until_in_flight_at_most(&mut self, most: usize) -> Result<(), Halt> {
-        while self.in_flight.len() > most {
+        while self.sender.in_flight() > most {
             tokio::select! {
                 biased;
                 () = self.stop.cancelled() => return Err(EndReason::Stopped),
-                Some(completion) = self.in_flight.next() => {
-                    self.complete(completion);
+                Some(completed) = self.sender.next() => {
+                    self.complete(completed);
                     if self.error.is_some() {
                         return Err(EndReason::Failed);
                     }
@@ -655,16 +640,19 @@ impl<S: Sink> Engine<'_, S> {
         self.started_at_unix_nanos.saturating_add(elapsed)
     }
 
-    fn complete(&mut self, completion: Completion) {
-        let Completion { index, signal, items, delivery } = completion;
-        self.progress.retried(signal, u64::from(delivery.attempts.saturating_sub(1)));
-        if delivery.interrupted {
-            // Neither sent nor failed: it stays open, for a resume.
-            self.interrupted += 1;
-            return;
-        }
-        match delivery.result {
-            Ok(outcome) => {
+    /// What the engine makes of a finished request (the sender counted
+    /// it): a partial success noted, a failure counted against the limit,
+    /// and the record done, unless a failure past the limit stops the
+    /// replay.
+    fn complete(&mut self, completed: Completed) {
+        let Completed { tag: index, signal, items, outcome, .. } = completed;
+        match outcome {
+            SendOutcome::Interrupted(_) => {
+                // Neither sent nor failed: it stays open, for a resume.
+                self.interrupted += 1;
+                return;
+            }
+            SendOutcome::Sent(outcome) => {
                 if outcome.rejected_items > 0 || outcome.message.is_some() {
                     let message = outcome.message.as_deref().unwrap_or("no message");
                     tracing::debug!(%signal, rejected = outcome.rejected_items, "Partial success: {message}");
@@ -676,12 +664,10 @@ impl<S: Sink> Engine<'_, S> {
                         ));
                     }
                 }
-                self.progress.sent(signal, items, outcome.rejected_items);
             }
-            Err(error) => {
+            SendOutcome::Failed(error) => {
                 self.failures += 1;
                 tracing::debug!("{error}");
-                self.progress.failed(signal, items, error.message.clone());
                 if self.options.max_failures.is_some_and(|allowed| self.failures > allowed) {
                     // A failure past the limit is not done: the done
                     // position stays before it, so a resume sends it again.
@@ -715,15 +701,14 @@ impl<S: Sink> Engine<'_, S> {
     async fn drain(&mut self) -> u64 {
         let deadline = Instant::now() + self.options.drain_timeout;
         loop {
-            if self.in_flight.is_empty() {
+            if self.sender.is_idle() {
                 return 0;
             }
             tokio::select! {
-                Some(completion) = self.in_flight.next() => self.complete(completion),
+                Some(completed) = self.sender.next() => self.complete(completed),
                 () = tokio::time::sleep_until(deadline) => {
-                    let abandoned = self.in_flight.len() as u64;
+                    let abandoned = self.sender.abandon();
                     tracing::warn!("{abandoned} requests were still in flight after the drain timeout; they are not counted as sent.");
-                    self.in_flight.clear();
                     return abandoned;
                 }
             }

@@ -68,8 +68,8 @@ mod targets;
 mod timestamps;
 
 pub use engine::{
-    EndReason, IdRegeneration, Plan, Position, Progress, ProgressSnapshot, ReplayError, ReplayOptions, ReplayOutcome,
-    Selected, Selection, SignalProgress, Sink, plan, replay,
+    Completed, EndReason, IdRegeneration, Plan, Position, Progress, ProgressSnapshot, ReplayError, ReplayOptions,
+    ReplayOutcome, Selected, Selection, SendOutcome, Sender, SignalProgress, Sink, plan, replay,
 };
 pub use error::{ConfigError, ExportError, ExportErrorKind};
 pub use exporter::{Compression, ExportOutcome, Exporter, ExporterConfig, Protocol, TlsOptions};

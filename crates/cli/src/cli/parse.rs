@@ -2,7 +2,7 @@
 
 use tape_otlp::{Signal, SignalSet};
 use tape_replay::{FailureLimit, SessionChoice, Speed, Strategy, TimestampMode};
-use tape_session::{SessionType, Timestamp};
+use tape_session::SessionType;
 
 use super::{Listen, Start, TimeBound};
 
@@ -33,12 +33,7 @@ pub(super) fn parse_header(text: &str) -> Result<(String, String), String> {
 }
 
 pub(super) fn parse_start(text: &str) -> Result<Start, String> {
-    if text.trim().eq_ignore_ascii_case("now") {
-        return Ok(Start::Now);
-    }
-    Timestamp::parse_rfc3339(text.trim()).map(Start::At).ok_or_else(|| {
-        format!("invalid start {text:?}: expected `now` or an RFC 3339 time such as 2026-01-01T00:00:00Z")
-    })
+    text.parse()
 }
 
 pub(super) fn parse_signals(list: &str) -> Result<SignalSet, String> {

@@ -2,7 +2,9 @@
 
 use clap::{Args, ValueEnum};
 use tape_otlp::SignalSet;
-use tape_session::{SessionId, Timestamp};
+use tape_session::SessionId;
+
+pub use tape_seed::Start;
 
 use super::parse::{parse_duration, parse_signals, parse_start};
 use super::{ClickHouseArgs, TargetArgs};
@@ -71,23 +73,4 @@ pub enum Preset {
     Quick,
     /// 30 seconds.
     Basic,
-}
-
-impl Preset {
-    /// The preset's duration in nanoseconds.
-    pub fn duration_nanos(self) -> u64 {
-        match self {
-            Preset::Quick => 10_000_000_000,
-            Preset::Basic => 30_000_000_000,
-        }
-    }
-}
-
-/// Where a seed session starts on the virtual clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
-    /// The wall clock when the command runs.
-    Now,
-    /// A given time.
-    At(Timestamp),
 }

@@ -5,13 +5,9 @@ use std::process::ExitCode;
 pub use tape_session::error_chain;
 
 use anyhow::{Context, bail};
-use futures::StreamExt;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-use tape_otlp::ExportRequest;
+use tape_seed::VerifyReport;
 use tape_session::{
-    BlobDecoder, BlobEntry, Error, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType, SignalCounts,
-    Timestamp, content_hash, list_sessions, repair_session,
+    Error, SessionId, SessionStatus, SessionStore, SessionType, Timestamp, list_sessions, repair_session,
 };
 use tape_store::StoreLocation;
 use tracing::warn;
@@ -217,97 +213,13 @@ fn print_prune_report(report: &PruneReport) {
     }
 }
 
-/// What `sessions verify` found.
-#[derive(Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VerifyReport {
-    session_id: Option<SessionId>,
-    blobs_checked: usize,
-    records: u64,
-    items: u64,
-    problems: Vec<String>,
-    /// Whether the session is `active`: not checked, as its metadata is not final.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    active: bool,
-    /// For seed sessions: the outcome of regenerating and comparing.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    regeneration: Option<crate::commands::seed::Regeneration>,
-}
-
-/// What one blob holds, as read.
-#[derive(Debug, Default)]
-struct BlobFacts {
-    records: u64,
-    items: u64,
-    first: Option<Timestamp>,
-    last: Option<Timestamp>,
-    compressed_bytes: u64,
-    uncompressed_bytes: u64,
-    sha256: String,
-}
-
 /// `sessions verify ID`
 pub async fn verify(store: &dyn SessionStore, id: &SessionId, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let (report, metadata) = check_session(store, id).await?;
-    print_verify(&report, &metadata, id, format)
+    let report = tape_seed::verify(store, id).await?;
+    print_verify(&report, id, format)
 }
 
-/// What `sessions verify` finds, for `serve`: every blob checked, and a
-/// seed session regenerated and compared.
-pub async fn verify_report(store: &dyn SessionStore, id: &SessionId) -> anyhow::Result<VerifyReport> {
-    Ok(check_session(store, id).await?.0)
-}
-
-async fn check_session(store: &dyn SessionStore, id: &SessionId) -> anyhow::Result<(VerifyReport, SessionMetadata)> {
-    let metadata = store.read_metadata(id).await?;
-    let mut report = VerifyReport { session_id: Some(id.clone()), ..VerifyReport::default() };
-    if metadata.status == SessionStatus::Active {
-        // Its metadata lags behind its blobs while it is written, and after
-        // a crash until it is repaired: nothing to compare yet.
-        report.problems.push(format!(
-            "session {id} is active: it is being recorded, or its writer stopped without finishing it (run \
-             `otlp-tape sessions repair {id}` once no capture holds it)"
-        ));
-        report.active = true;
-        return Ok((report, metadata));
-    }
-    for blob in &metadata.blobs {
-        report.blobs_checked += 1;
-        match read_blob_facts(store, &metadata, blob, &mut report.problems).await {
-            Ok(facts) => {
-                report.records += facts.records;
-                report.items += facts.items;
-                compare(blob, &facts, &mut report.problems);
-            }
-            Err(error) => report.problems.push(error_chain(&error)),
-        }
-    }
-    check_totals(&metadata, &mut report.problems);
-    match store.list_blobs(id).await {
-        Ok(stored) => {
-            for key in stored {
-                if !metadata.blobs.iter().any(|blob| blob.key == key) {
-                    report.problems.push(format!("blob {key} is stored but not listed in metadata.json"));
-                }
-            }
-        }
-        Err(error) => report.problems.push(format!("cannot list the stored blobs: {}", error_chain(&error))),
-    }
-    check_annotations(store, id, &mut report.problems).await;
-    // A seed session is regenerated from its parameters and compared.
-    report.regeneration = crate::commands::seed::regenerate(store, &metadata).await;
-    if let Some(regeneration) = report.regeneration.as_ref().filter(|regeneration| regeneration.is_problem()) {
-        report.problems.push(regeneration.message.clone());
-    }
-    Ok((report, metadata))
-}
-
-fn print_verify(
-    report: &VerifyReport,
-    metadata: &SessionMetadata,
-    id: &SessionId,
-    format: OutputFormat,
-) -> anyhow::Result<ExitCode> {
+fn print_verify(report: &VerifyReport, id: &SessionId, format: OutputFormat) -> anyhow::Result<ExitCode> {
     if format == OutputFormat::Json {
         print_json(&report)?;
     } else {
@@ -321,7 +233,7 @@ fn print_verify(
         if report.problems.is_empty() {
             println!(
                 "Session {id} is intact: {} blobs, {} records, {} items, content hash {}.",
-                report.blobs_checked, report.records, report.items, metadata.content_hash
+                report.blobs_checked, report.records, report.items, report.content_hash
             );
         }
         if let Some(regeneration) = report.regeneration.as_ref().filter(|regeneration| !regeneration.is_problem()) {
@@ -367,122 +279,4 @@ pub async fn repair(
         print!("{report}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Streams one blob, hashing its bytes, decoding every record and every
-/// payload, and counting items for itself.
-async fn read_blob_facts(
-    store: &dyn SessionStore,
-    metadata: &SessionMetadata,
-    blob: &BlobEntry,
-    problems: &mut Vec<String>,
-) -> Result<BlobFacts, Error> {
-    let id = &metadata.session_id;
-    let mut bytes = store.open_blob(id, &blob.key).await?;
-    let mut decoder = BlobDecoder::new();
-    let mut hasher = Sha256::new();
-    let mut facts = BlobFacts::default();
-    let corrupt = |source| Error::CorruptBlob { session: id.clone(), key: blob.key.to_string(), source };
-    let mut check_records = |decoder: &mut BlobDecoder, facts: &mut BlobFacts| {
-        while let Some(record) = decoder.next_record() {
-            let time = record.receive_time();
-            if facts.last.is_some_and(|last| time < last) {
-                problems.push(format!("blob {}: record {} goes back in time to {time}", blob.key, facts.records));
-            }
-            facts.first.get_or_insert(time);
-            facts.last = Some(time);
-            // The receivers' check (what capture accepts), then the full decoder.
-            let checked = tape_otlp::wire::validate_request(blob.signal, &record.payload)
-                .map_err(|error| format!("not a request capture would accept: {error}"))
-                .and_then(|_| ExportRequest::decode_protobuf(blob.signal, &record.payload).map_err(|e| e.to_string()));
-            match checked {
-                Ok(request) if request.item_count() != record.item_count => problems.push(format!(
-                    "blob {}: record {} says {} items but its payload holds {}",
-                    blob.key,
-                    facts.records,
-                    record.item_count,
-                    request.item_count()
-                )),
-                Ok(_) => {}
-                Err(error) => problems.push(format!("blob {}: record {}: {error}", blob.key, facts.records)),
-            }
-            facts.records += 1;
-            facts.items += record.item_count;
-        }
-    };
-    while let Some(chunk) = bytes.next().await {
-        let chunk = chunk?;
-        hasher.update(&chunk);
-        facts.compressed_bytes += chunk.len() as u64;
-        let fed = decoder.feed(&chunk);
-        check_records(&mut decoder, &mut facts);
-        fed.map_err(corrupt)?;
-    }
-    let finished = decoder.finish();
-    check_records(&mut decoder, &mut facts);
-    finished.map_err(corrupt)?;
-    facts.uncompressed_bytes = decoder.uncompressed_offset();
-    facts.sha256 = hex::encode(hasher.finalize());
-    Ok(facts)
-}
-
-fn compare(blob: &BlobEntry, facts: &BlobFacts, problems: &mut Vec<String>) {
-    let mut differ = |what: &str, listed: String, found: String| {
-        if listed != found {
-            problems.push(format!("blob {}: {what} is {listed} in metadata.json but {found} in the blob", blob.key));
-        }
-    };
-    differ("sha256", blob.sha256.clone(), facts.sha256.clone());
-    differ("the size", blob.compressed_bytes.to_string(), facts.compressed_bytes.to_string());
-    differ("the uncompressed size", blob.uncompressed_bytes.to_string(), facts.uncompressed_bytes.to_string());
-    differ("the record count", blob.records.to_string(), facts.records.to_string());
-    differ("the item count", blob.items.to_string(), facts.items.to_string());
-    let time = |time: Option<Timestamp>| time.map_or_else(|| "none".to_owned(), |time| time.to_string());
-    if blob.records > 0 || facts.records > 0 {
-        differ("the first receive time", blob.first_receive_time.to_string(), time(facts.first));
-        differ("the last receive time", blob.last_receive_time.to_string(), time(facts.last));
-    }
-}
-
-/// Checks that every line of the session's `annotations.jsonl` is an
-/// annotation of the session, naming the line of each one that is not.
-async fn check_annotations(store: &dyn SessionStore, id: &SessionId, problems: &mut Vec<String>) {
-    let bytes = match store.read_annotations(id).await {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return,
-        Err(error) => {
-            problems.push(format!("cannot read annotations.jsonl: {}", error_chain(&error)));
-            return;
-        }
-    };
-    for (index, line) in bytes.split(|&byte| byte == b'\n').enumerate() {
-        if let Err(error) = tape_session::parse_jsonl(id, line) {
-            problems.push(format!("annotations.jsonl line {}: {}", index + 1, error.message));
-        }
-    }
-}
-
-fn check_totals(metadata: &SessionMetadata, problems: &mut Vec<String>) {
-    let mut items = SignalCounts::default();
-    let mut requests = SignalCounts::default();
-    for blob in &metadata.blobs {
-        items.add(blob.signal, blob.items);
-        requests.add(blob.signal, blob.records);
-    }
-    if items != metadata.item_counts() {
-        problems
-            .push(format!("the captured counts {:?} disagree with the blob list {items:?}", metadata.item_counts()));
-    }
-    if requests != metadata.request_counts {
-        problems
-            .push(format!("the request counts {:?} disagree with the blob list {requests:?}", metadata.request_counts));
-    }
-    let size: u64 = metadata.blobs.iter().map(|blob| blob.compressed_bytes).sum();
-    if size != metadata.total_size_bytes {
-        problems.push(format!("totalSizeBytes is {} but the blobs add up to {size}", metadata.total_size_bytes));
-    }
-    let hash = content_hash(&metadata.blobs);
-    if hash != metadata.content_hash {
-        problems.push(format!("contentHash is {} but the blob list hashes to {hash}", metadata.content_hash));
-    }
 }

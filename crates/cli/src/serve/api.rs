@@ -269,9 +269,7 @@ async fn delete(Extract(state): Extract<Arc<State>>, Path(id): Path<String>) -> 
 
 async fn verify(Extract(state): Extract<Arc<State>>, Path(id): Path<String>) -> ApiResult {
     let id = session_id(&id)?;
-    let report = crate::commands::sessions::verify_report(state.store.as_ref(), &id)
-        .await
-        .map_err(|error| ApiError::command(&error))?;
+    let report = tape_seed::verify(state.store.as_ref(), &id).await.map_err(|error| ApiError::store(&error))?;
     ok(report)
 }
 
@@ -712,7 +710,10 @@ async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, By
         )));
     }
     // Bad parameters are refused now, not in the job.
-    let traces = crate::commands::seed::check(&args).map_err(|error| ApiError::command(&error))?;
+    let seed = crate::commands::seed::config(&args)
+        .validate()
+        .map_err(|error| ApiError::command(&anyhow::Error::new(error)))?;
+    let traces = seed.traces();
     if traces > state.limits.max_seed_traces {
         return Err(ApiError::bad_request(format!(
             "this seed would generate {traces} traces (duration × rate), more than the {} this serve allows \
@@ -754,10 +755,12 @@ async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, By
         seeds.insert(id.clone(), job);
         trim(&mut seeds, |job| job.state == JobState::Running, |job| job.started_at);
     }
+    // CLICKHOUSE_URL and the other variables, as `seed` reads them.
+    let clickhouse = crate::clickhouse::config(&args.clickhouse);
     let runner = Arc::clone(&state);
     state.tasks.spawn(async move {
         let generated =
-            std::panic::AssertUnwindSafe(crate::commands::seed::generate_and_push(runner.store.as_ref(), &args, &stop))
+            std::panic::AssertUnwindSafe(tape_seed::run(runner.store.as_ref(), &seed, None, clickhouse, &stop))
                 .catch_unwind()
                 .await;
         let mut seeds = lock(&runner.seeds);
@@ -765,17 +768,16 @@ async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, By
             job.ended_at = Some(tape_capture::now());
             match generated {
                 Ok(Ok(summary)) => {
+                    for warning in &summary.warnings {
+                        crate::output::note(warning);
+                    }
                     job.state = JobState::Completed;
                     job.summary = serde_json::to_value(&summary).ok();
                 }
-                Ok(Err(error))
-                    if error.chain().any(<dyn std::error::Error>::is::<crate::commands::seed::SeedStopped>) =>
-                {
-                    job.state = JobState::Stopped;
-                }
+                Ok(Err(error)) if error.is_stopped() => job.state = JobState::Stopped,
                 Ok(Err(error)) => {
                     job.state = JobState::Failed;
-                    job.error = Some(format!("{error:#}"));
+                    job.error = Some(tape_session::error_chain(&error));
                 }
                 Err(_) => {
                     job.state = JobState::Failed;
@@ -790,12 +792,12 @@ async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Result<Bytes, By
 }
 
 async fn patterns() -> ApiResult {
-    let patterns = crate::commands::patterns::summaries().map_err(|error| ApiError::command(&error))?;
+    let patterns = tape_seed::patterns::summaries().map_err(|error| ApiError::command(&anyhow::Error::new(error)))?;
     ok(json!({ "patterns": patterns }))
 }
 
 async fn pattern(Path(name): Path<String>) -> ApiResult {
-    let pattern = crate::commands::patterns::built_in(&name)
+    let pattern = tape_seed::patterns::built_in(&name)
         .ok_or_else(|| ApiError::not_found(format!("no built-in pattern {name:?}; GET /api/v1/patterns lists them")))?;
     ok(pattern)
 }

@@ -271,6 +271,16 @@ impl Progress {
         self.set_error(error);
     }
 
+    /// Counts `records` requests of `signal`, holding `items` items, that
+    /// failed without being sent (a full queue, a drain that ran out);
+    /// `error` says why and becomes the last error.
+    pub fn failed_unsent(&self, signal: Signal, records: u64, items: u64, error: String) {
+        let counters = &self.signals[index(signal)];
+        counters.failed_records.fetch_add(records, Ordering::Relaxed);
+        counters.failed_items.fetch_add(items, Ordering::Relaxed);
+        self.set_error(error);
+    }
+
     pub(super) fn invalid(&self, signal: Signal, error: String) {
         self.signals[index(signal)].invalid_records.fetch_add(1, Ordering::Relaxed);
         self.set_error(error);
