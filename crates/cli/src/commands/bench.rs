@@ -12,13 +12,12 @@ use tape_bench::{
     BoxError, CaptureBench, CaptureMemoryBench, GeneratedSession, Host, PatternDefaults, Report, SeedBench,
     SeedRequest, Step,
 };
-use tape_otlp::SignalSet;
 use tape_session::SessionStore;
 use tape_store::LocalStore;
 
-use crate::cli::{BenchCommand, OutputFormat, SeedArgs};
-use crate::commands::patterns::{self, DEFAULT_ERROR_RATE, DEFAULT_RATE};
-use crate::commands::seed;
+use tape_seed::{DEFAULT_ERROR_RATE, DEFAULT_RATE, SeedConfig};
+
+use crate::cli::{BenchCommand, OutputFormat};
 use crate::output::{human_bytes, note, print_json};
 
 /// The benchmarks' host: `otlp-tape seed`'s patterns and seed run, local
@@ -27,28 +26,24 @@ struct CliHost;
 
 impl Host for CliHost {
     fn pattern(&self, name: &str) -> Result<PatternDefaults, BoxError> {
-        let pattern = patterns::load(name)?;
+        let pattern = tape_seed::patterns::load(name)?;
         let rate = pattern.default_rate.unwrap_or(DEFAULT_RATE);
         let error_rate = pattern.default_error_rate.unwrap_or(DEFAULT_ERROR_RATE);
         Ok(PatternDefaults { pattern, rate, error_rate })
     }
 
     async fn generate(&self, store: &dyn SessionStore, request: SeedRequest) -> Result<GeneratedSession, BoxError> {
-        let seed_args = SeedArgs {
-            pattern: request.pattern,
+        let config = SeedConfig {
             duration: Some(request.duration_nanos),
-            preset: None,
             rate: request.rate,
-            error_rate: None,
             seed: Some(request.seed),
-            start: None,
-            signals: SignalSet::ALL,
             session_id: Some(request.session_id),
             description: Some(request.description),
-            live: crate::cli::LiveArgs::default(),
-            clickhouse: crate::cli::ClickHouseArgs::default(),
+            pattern: request.pattern,
+            ..SeedConfig::default()
         };
-        let (summary, elapsed) = seed::generate(store, &seed_args).await?;
+        let summary = tape_seed::generate_session(store, &config).await?;
+        let elapsed = summary.elapsed;
         Ok(GeneratedSession {
             pattern: summary.pattern,
             duration: summary.duration,

@@ -23,8 +23,7 @@ use tape_replay::{
 use tape_session::{SessionId, SessionMetadata, SessionStore, SessionType};
 use tape_store::StoreLocation;
 
-use crate::cli::{DemoArgs, LiveArgs, OutputFormat, SeedArgs};
-use crate::commands::seed;
+use crate::cli::{DemoArgs, OutputFormat};
 use crate::output::{note, print_json, seconds};
 
 /// What the demo did and found.
@@ -77,21 +76,16 @@ pub async fn run(
     let started = Instant::now();
 
     // 1. The seed session, as `otlp-tape seed` writes it.
-    let seed_args = SeedArgs {
+    let config = tape_seed::SeedConfig {
         pattern: args.pattern.clone(),
         duration: Some(args.duration),
-        preset: None,
-        rate: None,
-        error_rate: None,
         seed: Some(args.seed),
-        start: None,
         signals: SignalSet::ALL,
-        session_id: None,
         description: Some("otlp-tape demo".to_owned()),
-        live: LiveArgs::default(),
-        clickhouse: crate::cli::ClickHouseArgs::default(),
+        ..tape_seed::SeedConfig::default()
     };
-    let (seeded, seed_elapsed) = seed::generate(store.as_ref(), &seed_args).await?;
+    let seeded = tape_seed::generate_session(store.as_ref(), &config).await?;
+    let seed_elapsed = seeded.elapsed;
     let seed_id = seeded.session_id.clone();
     let seed_metadata = store.read_metadata(&seed_id).await?;
     note(format!(
