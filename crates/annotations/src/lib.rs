@@ -1,4 +1,5 @@
-//! otlp-tape's annotations beyond the session: the ClickHouse sink that
+//! otlp-tape's annotations beyond the session: adding one to a session
+//! ([`add`]), the ClickHouse sink that
 //! keeps them in an `annotations` table for training pipelines
 //! ([`clickhouse`]), a session's annotations on their way there
 //! ([`session`]), and the training-data reader that labels a session's
@@ -18,10 +19,14 @@
 //! # }
 //! ```
 
+pub mod add;
 pub mod clickhouse;
 pub mod reader;
 pub mod session;
 
+pub use crate::add::{
+    AddAnnotationConfig, AddAnnotationError, AddOutcome, DEFAULT_CREATED_BY, add_annotation, parse_value_text,
+};
 pub use crate::clickhouse::{ClickHouseConfig, ClickHouseSink, PushOutcome, SinkError};
 pub use crate::reader::{Label, Labelled, Phase, PhaseError, PhasesError, by_phase, phases_of, session_phases};
 pub use crate::session::{

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use tape_otlp::{ExportRequest, Signal};
-use tape_session::{BlobKey, BlobSink, ByteStream, Error, PartialBlob, SessionId, SessionMetadata, SessionStore};
+use tape_session::{BlobKey, BlobSink, Error, SessionId, SessionMetadata, SessionStore};
 use tape_store::LocalStore;
 
 /// A local store whose writes (blob bytes, commits, metadata) fail while
@@ -73,21 +73,9 @@ impl BlobSink for FailingSink {
 }
 
 #[async_trait::async_trait]
-impl SessionStore for FailingStore {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-
-    async fn create_session(&self, id: &SessionId) -> Result<(), Error> {
-        self.inner.create_session(id).await
-    }
-
-    async fn list_session_ids(&self) -> Result<Vec<SessionId>, Error> {
-        self.inner.list_session_ids().await
-    }
-
-    async fn read_metadata(&self, id: &SessionId) -> Result<SessionMetadata, Error> {
-        self.inner.read_metadata(id).await
+impl tape_session::StoreLayer for FailingStore {
+    fn inner(&self) -> &dyn SessionStore {
+        &self.inner
     }
 
     async fn write_metadata(&self, metadata: &SessionMetadata) -> Result<(), Error> {
@@ -107,38 +95,6 @@ impl SessionStore for FailingStore {
             failing: Arc::clone(&self.failing),
             fail_next_commit: Arc::clone(&self.fail_next_commit),
         }))
-    }
-
-    async fn open_blob(&self, id: &SessionId, key: &BlobKey) -> Result<ByteStream, Error> {
-        self.inner.open_blob(id, key).await
-    }
-
-    async fn list_blobs(&self, id: &SessionId) -> Result<Vec<BlobKey>, Error> {
-        self.inner.list_blobs(id).await
-    }
-
-    async fn read_annotations(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
-        self.inner.read_annotations(id).await
-    }
-
-    async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
-        self.inner.write_annotations(id, contents).await
-    }
-
-    async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {
-        self.inner.delete_session(id).await
-    }
-
-    async fn list_partial_blobs(&self, id: &SessionId) -> Result<Vec<PartialBlob>, Error> {
-        self.inner.list_partial_blobs(id).await
-    }
-
-    async fn read_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<Bytes, Error> {
-        self.inner.read_partial_blob(id, partial).await
-    }
-
-    async fn remove_partial_blob(&self, id: &SessionId, partial: &PartialBlob) -> Result<(), Error> {
-        self.inner.remove_partial_blob(id, partial).await
     }
 }
 

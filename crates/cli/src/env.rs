@@ -3,12 +3,10 @@
 /// The session store location: a directory, `file://<path>` or `s3://<bucket>/<prefix>`.
 pub const OTLP_TAPE_STORE: &str = "OTLP_TAPE_STORE";
 
-/// `capture`: stop once this many MiB are recorded (the earlier system's variable).
-pub const CAPTURE_MAX_SIZE_MB: &str = "CAPTURE_MAX_SIZE_MB";
-/// `capture`: stop after this many minutes (the earlier system's variable).
-pub const CAPTURE_MAX_DURATION_MINUTES: &str = "CAPTURE_MAX_DURATION_MINUTES";
-/// `capture`: `false` stores blobs without compression (the earlier system's variable).
-pub const CAPTURE_COMPRESSION_ENABLED: &str = "CAPTURE_COMPRESSION_ENABLED";
+// `capture`'s variables (`CAPTURE_MAX_SIZE_MB`, `CAPTURE_MAX_DURATION_MINUTES`,
+// `CAPTURE_COMPRESSION_ENABLED`) are `tape_capture`'s, where they are read;
+// the flag `--max-size-mb` also takes the first from the environment itself.
+pub use tape_capture::CAPTURE_MAX_SIZE_MB;
 
 // `replay`'s variables (`REPLAY_DEFAULT_*`) and the OTLP exporter variables
 // read by `replay` and `seed --live` (`OTEL_EXPORTER_OTLP_*`) are
@@ -44,6 +42,12 @@ pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
 pub const DEFAULT_BUCKET: &str = "otel-data";
 /// The default region.
 pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// The value of variable `name`, or `None` when it is unset or empty: the
+/// lookup the components take.
+pub fn variable(name: &str) -> Option<String> {
+    first_set(&[name])
+}
 
 /// The first variable of `names` that is set and not empty.
 pub fn first_set(names: &[&str]) -> Option<String> {

@@ -28,9 +28,11 @@ mod duration;
 mod error;
 mod id;
 mod key;
+mod layer;
 mod metadata;
 mod read;
 mod repair;
+pub mod retention;
 mod salvage;
 mod store;
 mod time;
@@ -46,6 +48,7 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{BoxError, Error, error_chain};
 pub use id::{InvalidSessionId, MAX_SESSION_ID_LEN, SessionId};
 pub use key::{BlobKey, InvalidBlobKey};
+pub use layer::StoreLayer;
 pub use metadata::{
     BlobEntry, FORMAT_VERSION, MetadataError, PhaseEntry, SessionMetadata, SessionStatus, SessionType, SignalCounts,
     content_hash,

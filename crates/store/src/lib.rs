@@ -18,11 +18,15 @@
 
 mod local;
 mod location;
+mod lock;
 mod s3;
 mod sink_file;
 mod spool;
 
 pub use local::LocalStore;
 pub use location::{InvalidStoreLocation, StoreLocation};
+pub use lock::{
+    CaptureLock, LockError, RecoverError, RecoveredSpool, is_locked, locked_sessions, recover_spool, try_lock,
+};
 pub use s3::{S3Config, S3Store};
 pub use spool::{SpooledStore, spooled_sessions};

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tape_session::{BlobKey, BlobSink, ByteStream, Error, PartialBlob, SessionId, SessionMetadata, SessionStore};
+use tape_session::{BlobKey, BlobSink, Error, PartialBlob, SessionId, SessionStore};
 use tokio::fs;
 use tokio_util::io::ReaderStream;
 use tracing::warn;
@@ -135,25 +135,9 @@ pub async fn spooled_sessions(spool_dir: impl AsRef<Path>) -> Result<Vec<Session
 }
 
 #[async_trait::async_trait]
-impl SessionStore for SpooledStore {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-
-    async fn create_session(&self, id: &SessionId) -> Result<(), Error> {
-        self.inner.create_session(id).await
-    }
-
-    async fn list_session_ids(&self) -> Result<Vec<SessionId>, Error> {
-        self.inner.list_session_ids().await
-    }
-
-    async fn read_metadata(&self, id: &SessionId) -> Result<SessionMetadata, Error> {
-        self.inner.read_metadata(id).await
-    }
-
-    async fn write_metadata(&self, metadata: &SessionMetadata) -> Result<(), Error> {
-        self.inner.write_metadata(metadata).await
+impl tape_session::StoreLayer for SpooledStore {
+    fn inner(&self) -> &dyn SessionStore {
+        self.inner.as_ref()
     }
 
     async fn create_blob(&self, id: &SessionId, key: &BlobKey) -> Result<Box<dyn BlobSink>, Error> {
@@ -182,22 +166,6 @@ impl SessionStore for SpooledStore {
             path,
             inner: Some(inner),
         }))
-    }
-
-    async fn open_blob(&self, id: &SessionId, key: &BlobKey) -> Result<ByteStream, Error> {
-        self.inner.open_blob(id, key).await
-    }
-
-    async fn list_blobs(&self, id: &SessionId) -> Result<Vec<BlobKey>, Error> {
-        self.inner.list_blobs(id).await
-    }
-
-    async fn read_annotations(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
-        self.inner.read_annotations(id).await
-    }
-
-    async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
-        self.inner.write_annotations(id, contents).await
     }
 
     /// Deletes the session from the inner store, and its spool files.

@@ -135,25 +135,9 @@ impl GatedStore {
 }
 
 #[async_trait::async_trait]
-impl SessionStore for GatedStore {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-
-    async fn create_session(&self, id: &SessionId) -> Result<(), tape_session::Error> {
-        self.inner.create_session(id).await
-    }
-
-    async fn list_session_ids(&self) -> Result<Vec<SessionId>, tape_session::Error> {
-        self.inner.list_session_ids().await
-    }
-
-    async fn read_metadata(&self, id: &SessionId) -> Result<SessionMetadata, tape_session::Error> {
-        self.inner.read_metadata(id).await
-    }
-
-    async fn write_metadata(&self, metadata: &SessionMetadata) -> Result<(), tape_session::Error> {
-        self.inner.write_metadata(metadata).await
+impl tape_session::StoreLayer for GatedStore {
+    fn inner(&self) -> &dyn SessionStore {
+        &self.inner
     }
 
     async fn create_blob(
@@ -164,29 +148,5 @@ impl SessionStore for GatedStore {
         // Opened once, the gate stays open.
         let _ = self.gate.acquire().await;
         self.inner.create_blob(id, key).await
-    }
-
-    async fn open_blob(
-        &self,
-        id: &SessionId,
-        key: &tape_session::BlobKey,
-    ) -> Result<tape_session::ByteStream, tape_session::Error> {
-        self.inner.open_blob(id, key).await
-    }
-
-    async fn list_blobs(&self, id: &SessionId) -> Result<Vec<tape_session::BlobKey>, tape_session::Error> {
-        self.inner.list_blobs(id).await
-    }
-
-    async fn read_annotations(&self, id: &SessionId) -> Result<Option<Bytes>, tape_session::Error> {
-        self.inner.read_annotations(id).await
-    }
-
-    async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), tape_session::Error> {
-        self.inner.write_annotations(id, contents).await
-    }
-
-    async fn delete_session(&self, id: &SessionId) -> Result<(), tape_session::Error> {
-        self.inner.delete_session(id).await
     }
 }

@@ -58,14 +58,14 @@ pub enum SessionsCommand {
 ))]
 pub struct PruneArgs {
     /// Delete sessions that ended longer ago than this, such as 30d, 12h or 1d12h.
-    #[arg(long, value_name = "AGE", value_parser = crate::retention::parse_age)]
+    #[arg(long, value_name = "AGE", value_parser = tape_session::retention::parse_age)]
     pub older_than: Option<std::time::Duration>,
     /// Always keep the N newest sessions (of the --type); as the only criterion, delete all the others.
     #[arg(long, value_name = "N", value_parser = parse_keep_last)]
     pub keep_last: Option<usize>,
     /// Then delete the oldest sessions until all sessions of the store take at most this much, such as 50GB, 500MB
     /// or 1.5GiB (KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB of 1024).
-    #[arg(long, value_name = "SIZE", value_parser = crate::retention::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = tape_session::retention::parse_size)]
     pub max_total_size: Option<u64>,
     /// Only delete sessions of these types (repeat or comma-separate: seed, capture, training); default: all.
     #[arg(long = "type", value_name = "TYPE", value_parser = parse_session_type, value_delimiter = ',')]

@@ -3,20 +3,16 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow, bail};
-use bytes::Bytes;
+use anyhow::Context;
 use serde::Serialize;
-use tape_annotations::ClickHouseSink;
+use tape_annotations::{AddAnnotationConfig, AddAnnotationError, AddOutcome, ClickHouseSink, parse_value_text};
 use tape_seed_generator::format_duration;
-use tape_session::{
-    Annotation, PHASE_ANNOTATION_TYPE, PHASE_KEY_PREFIX, SessionId, SessionMetadata, SessionStore, Timestamp,
-    check_phase_name, to_jsonl,
-};
+use tape_session::{SessionId, SessionStore, Timestamp};
 
 use crate::cli::{AnnotationSource, ClickHouseArgs, OutputFormat};
 use tape_annotations::{ClickHouseReport, push, session_annotations};
 
-use crate::clickhouse::{push_or_warn, required};
+use crate::clickhouse::required;
 use crate::output::{note, print_json};
 use tape_session::TimeBound;
 
@@ -72,7 +68,8 @@ pub async fn list(
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `annotations add` was asked to add.
+/// What `annotations add` was asked to add (and the control API, until
+/// it moves to its own crate): the flags, `--value` as JSON text.
 pub struct AddRequest {
     pub key: String,
     pub from: TimeBound,
@@ -83,112 +80,44 @@ pub struct AddRequest {
     pub created_by: String,
 }
 
-/// What `annotations add` did, for `--output json`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AddOutcome {
-    session_id: SessionId,
-    annotation: Annotation,
-    /// False when the session held the same annotation already.
-    added: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    clickhouse: Option<ClickHouseReport>,
-}
-
-/// The annotation `request` describes for the session of `metadata`, or
-/// an error naming the flag that is wrong.
-fn build(metadata: &SessionMetadata, request: AddRequest, now: Timestamp) -> anyhow::Result<Annotation> {
-    let id = &metadata.session_id;
-    let key = request.key.trim().to_owned();
-    if key.is_empty() || key.len() > 256 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        bail!("--key {key:?} must be 1 to 256 characters without spaces, such as test.phase.incident");
-    }
-    let phase = key.strip_prefix(PHASE_KEY_PREFIX);
-    if let Some(name) = phase {
-        check_phase_name(name).map_err(|message| anyhow!("--key {key}: {message}"))?;
-    }
-    let annotation_type = match request.annotation_type {
-        Some(kind) if kind.trim().is_empty() => bail!("--type cannot be empty"),
-        Some(kind) => kind,
-        None if key.starts_with("test.") => PHASE_ANNOTATION_TYPE.to_owned(),
-        None => key.split('.').next().unwrap_or_default().to_owned(),
-    };
-    if phase.is_some() && annotation_type != PHASE_ANNOTATION_TYPE {
-        bail!("--key {key} is a phase, whose type is {PHASE_ANNOTATION_TYPE}, not {annotation_type}");
-    }
-
-    let start = Timestamp::from_unix_nanos(request.from.resolve(metadata.start_time));
-    let end = Timestamp::from_unix_nanos(request.until.resolve(metadata.start_time));
-    if end <= start {
-        bail!("--until {} ({end}) must be after --from {} ({start})", request.until, request.from);
-    }
-    let session_end = metadata.end_time.unwrap_or(now).max(metadata.start_time);
-    if start < metadata.start_time || end > session_end {
-        let span = format_duration(session_end.unix_nanos() - metadata.start_time.unix_nanos());
-        let ending = if metadata.end_time.is_some() { "" } else { " (it is still being recorded)" };
-        bail!(
-            "the range {start} .. {end} is outside session {id}, which spans {} .. {session_end} ({span}){ending}; \
-             give --from and --until as offsets such as 10s, or as times within it",
-            metadata.start_time
-        );
-    }
-
-    let annotation_value = match (request.value, phase) {
-        (Some(text), _) => {
-            serde_json::from_str(&text).map_err(|error| anyhow!("--value is not JSON: {error}: {text}"))?
-        }
-        (None, Some(name)) => serde_json::json!({
-            "sessionId": id,
-            "phase": name,
-            "flags": [],
-            "description": request.description.unwrap_or_default(),
-        }),
-        (None, None) => match request.description {
-            Some(description) => serde_json::json!({ "description": description }),
-            None => serde_json::json!({}),
-        },
-    };
-    let annotation = Annotation {
-        session_id: id.clone(),
-        annotation_type,
-        annotation_key: key,
-        annotation_value,
-        time_range_start: start,
-        time_range_end: end,
-        created_at: now,
-        created_by: request.created_by,
-    };
-    annotation.check(id).map_err(|message| anyhow!("the annotation is not valid: {message}"))?;
-    Ok(annotation)
-}
-
 /// Adds the annotation `request` describes to session `id` (unless it has
-/// it already) and pushes it to ClickHouse when configured; what `add`
-/// does without printing, for `serve` too.
+/// it already) and pushes it to ClickHouse when configured, warning when
+/// that fails; what `add` does without printing the outcome.
 pub async fn add_annotation(
     store: &dyn SessionStore,
     id: &SessionId,
     request: AddRequest,
     clickhouse: &ClickHouseArgs,
 ) -> anyhow::Result<AddOutcome> {
-    let metadata = store.read_metadata(id).await?;
-    let now = Timestamp::from_datetime(chrono::Utc::now()).context("the system clock is out of range")?;
-    let annotation = build(&metadata, request, now)?;
-    let mut annotations = session_annotations(store, id).await?;
-    let identity = annotation.identity();
-    let added = !annotations.iter().any(|known| known.identity() == identity);
-    if added {
-        annotations.push(annotation.clone());
-        store
-            .write_annotations(id, Bytes::from(to_jsonl(&annotations)))
-            .await
-            .with_context(|| format!("cannot write the annotations of session {id} in {}", store.location()))?;
-    }
-    let clickhouse = match crate::clickhouse::config(clickhouse) {
-        None => None,
-        Some(config) => Some(push_or_warn(config, id, std::slice::from_ref(&annotation), "the annotation").await),
+    let config = AddAnnotationConfig {
+        key: request.key,
+        from: request.from,
+        until: request.until,
+        value: request.value.as_deref().map(parse_value_text).transpose()?,
+        annotation_type: request.annotation_type,
+        description: request.description,
+        created_by: Some(request.created_by),
     };
-    Ok(AddOutcome { session_id: id.clone(), annotation, added, clickhouse })
+    let now = Timestamp::from_datetime(chrono::Utc::now()).context("the system clock is out of range")?;
+    let outcome = tape_annotations::add_annotation(store, id, config, crate::clickhouse::config(clickhouse), now)
+        .await
+        .map_err(store_error_in_chain)?;
+    if let Some(warning) = outcome.clickhouse.as_ref().and_then(|report| report.warning("the annotation", id)) {
+        note(warning);
+    }
+    Ok(outcome)
+}
+
+/// The error with the store's own error in its chain, where `serve` looks
+/// for it to answer 404 and the like.
+fn store_error_in_chain(error: AddAnnotationError) -> anyhow::Error {
+    let text = error.to_string();
+    match error {
+        AddAnnotationError::Session(error) => anyhow::Error::new(*error),
+        AddAnnotationError::Read(error) => anyhow::Error::new(*error),
+        AddAnnotationError::Write { source, .. } => anyhow::Error::new(*source).context(text),
+        error => error.into(),
+    }
 }
 
 /// `annotations add`

@@ -9,20 +9,17 @@ use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use serde::Serialize;
 use tape_capture::{
-    Capture, CaptureConfig, ForwardConfig, ReceiveLimits, RecorderConfig, SignalSnapshot, Stats, StatsSnapshot,
-    StopReason, Upstream,
+    Capture, CaptureConfig, CaptureEndpoints, CaptureSettings, ForwardConfig, ReceiveLimits, RecorderConfig,
+    SignalSnapshot, Stats, StatsSnapshot, StopReason, Upstream,
 };
 use tape_otlp::Signal;
-use tape_session::{SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType, Timestamp, WriterOptions};
+use tape_session::{SessionId, SessionMetadata, SessionStatus, SessionStore, Timestamp};
 
 use tape_store::{SpooledStore, StoreLocation};
-use tracing::warn;
 
 use crate::cli::{CaptureArgs, ForwardArgs, OutputFormat, ReceiveArgs};
 use crate::env;
 use crate::output::{human_bytes, note, print_json};
-
-const MIB: u64 = 1024 * 1024;
 
 /// What a capture recorded, for the summary.
 #[derive(Debug, Serialize)]
@@ -51,11 +48,11 @@ pub async fn run(
     args: CaptureArgs,
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
-    let config = capture_config(&args)?;
+    let (plan, config) = capture_config(&args)?;
     let now = tape_capture::now();
-    let id = args.session_id.clone().unwrap_or_else(|| SessionId::generate("capture", now, rand::random()));
+    let id = plan.session_id(now);
     let spool_dir = crate::store::spool_dir(args.spool_dir.as_deref());
-    let Some(_lock) = crate::lock::try_lock(&spool_dir, &id)? else {
+    let Some(_lock) = tape_store::try_lock(&spool_dir, &id)? else {
         return Err(anyhow!("session {id} is being captured by another running otlp-tape"));
     };
     // On S3 the open blobs are spooled to local files, so that a crash
@@ -67,7 +64,7 @@ pub async fn run(
     } else {
         store
     };
-    let metadata = capture_metadata(&args, id.clone(), now);
+    let metadata = plan.metadata(id.clone(), now, &endpoints(&args));
 
     let mut stop_signals = crate::signals::StopSignals::register()?;
     let location = store.location();
@@ -190,121 +187,68 @@ fn print_summary(summary: &CaptureSummary) {
     note(format!("  Explore with: otlp-tape sessions show {}", summary.session_id));
 }
 
-/// The capture's configuration from its flags and the environment.
-fn capture_config(args: &CaptureArgs) -> anyhow::Result<CaptureConfig> {
-    let recorder = recorder_config(args)?;
-    if args.max_request_size_mb == 0 {
-        return Err(anyhow!("--max-request-size-mb must be more than zero"));
+/// The capture's settings as its flags give them (the environment's
+/// `CAPTURE_*` variables are read when they are checked).
+fn settings(args: &CaptureArgs) -> CaptureSettings {
+    CaptureSettings {
+        session_id: args.session_id.clone(),
+        description: args.description.clone(),
+        diagnostic_session_id: args.diagnostic_session_id.clone(),
+        flags: args.flags.clone(),
+        signals: Some(args.signals),
+        max_size_mb: args.max_size_mb,
+        max_duration: args.max_duration,
+        durable: args.durable,
+        compression_level: args.compression_level,
+        queue_size_mb: Some(args.queue_size_mb),
+        flush_interval: Some(args.flush_interval),
+        blob_max_age: Some(args.blob_max_age),
+        blob_max_size_mb: Some(args.blob_max_size_mb),
     }
+}
+
+/// Where the capture of `args` receives and forwards, for its metadata.
+fn endpoints(args: &CaptureArgs) -> CaptureEndpoints {
+    CaptureEndpoints {
+        grpc: args.grpc.0,
+        http: args.http.0,
+        forward: args.forward.url.clone().map(|url| (url, args.forward.protocol.clone())),
+    }
+}
+
+/// The capture's checked settings and its configuration, from its flags
+/// and the environment.
+fn capture_config(args: &CaptureArgs) -> anyhow::Result<(tape_capture::CapturePlan, CaptureConfig)> {
+    let plan = settings(args).validate(env::variable)?;
+    let max_request_bytes = tape_capture::max_request_bytes(args.max_request_size_mb)?;
     let forward = forward_config(&args.forward)?;
-    let max_request_bytes = usize::try_from(args.max_request_size_mb.saturating_mul(MIB)).unwrap_or(usize::MAX);
-    Ok(CaptureConfig {
+    let config = CaptureConfig {
         grpc: args.grpc.0,
         http: args.http.0,
         max_request_bytes,
         receive: receive_limits(&args.receive, max_request_bytes)?,
-        recorder,
+        recorder: plan.recorder.clone(),
         forward,
-    })
+    };
+    Ok((plan, config))
 }
 
 /// How the receivers read request bodies, from `--receive-budget-mb` and
 /// `--request-read-timeout`; the budget must hold the largest request.
 pub(crate) fn receive_limits(args: &ReceiveArgs, max_request_bytes: usize) -> anyhow::Result<ReceiveLimits> {
-    let budget_bytes = usize::try_from(args.receive_budget_mb.saturating_mul(MIB)).unwrap_or(usize::MAX);
-    if budget_bytes < max_request_bytes {
-        return Err(anyhow!(
-            "--receive-budget-mb {} is less than the largest request (--max-request-size-mb, {} MiB); a request that \
-             size could never be read",
-            args.receive_budget_mb,
-            max_request_bytes as u64 / MIB
-        ));
-    }
-    if args.request_read_timeout == 0 {
-        return Err(anyhow!("--request-read-timeout must be more than zero"));
-    }
-    Ok(ReceiveLimits { budget_bytes, read_timeout: Duration::from_nanos(args.request_read_timeout) })
+    Ok(tape_capture::receive_limits(args.receive_budget_mb, args.request_read_timeout, max_request_bytes)?)
 }
 
-/// The metadata a capture with `args` starts session `id` with.
+/// The metadata a capture with `args` starts session `id` with (for
+/// `serve`, until it moves to its own crate).
 pub(crate) fn capture_metadata(args: &CaptureArgs, id: SessionId, now: Timestamp) -> SessionMetadata {
-    let mut metadata = SessionMetadata::new(id, SessionType::Capture, now, created_by());
-    metadata.description.clone_from(&args.description);
-    metadata.diagnostic_session_id.clone_from(&args.diagnostic_session_id);
-    metadata.enabled_flags = args.flags.iter().map(|flag| flag.trim().to_owned()).filter(|f| !f.is_empty()).collect();
-    metadata.parameters = parameters(args);
-    metadata
+    settings(args).metadata(id, now, &endpoints(args))
 }
 
-/// How a capture with `args` writes its session: limits, flushing,
-/// compression, blobs; also what `serve` uses for captures it starts.
+/// How a capture with `args` writes its session (for `serve`, until it
+/// moves to its own crate).
 pub(crate) fn recorder_config(args: &CaptureArgs) -> anyhow::Result<RecorderConfig> {
-    let max_duration = match args.max_duration {
-        Some(nanos) => Some(Duration::from_nanos(nanos)),
-        None => match env::first_set(&[env::CAPTURE_MAX_DURATION_MINUTES]) {
-            Some(text) => {
-                let minutes: f64 =
-                    text.trim().parse().ok().filter(|minutes: &f64| minutes.is_finite() && *minutes > 0.0).ok_or_else(
-                        || {
-                            anyhow!(
-                                "{} is {text:?}; expected a positive number of minutes",
-                                env::CAPTURE_MAX_DURATION_MINUTES
-                            )
-                        },
-                    )?;
-                Some(Duration::from_secs_f64(minutes * 60.0))
-            }
-            None => None,
-        },
-    };
-    if max_duration.is_some_and(|duration| duration.is_zero()) {
-        return Err(anyhow!("--max-duration must be more than zero"));
-    }
-    if args.max_size_mb == Some(0) {
-        return Err(anyhow!("--max-size-mb must be more than zero"));
-    }
-    if args.queue_size_mb == 0 || args.blob_max_size_mb == 0 {
-        return Err(anyhow!("--queue-size-mb and --blob-max-size-mb must be more than zero"));
-    }
-    if args.flush_interval == 0 || args.blob_max_age == 0 {
-        return Err(anyhow!("--flush-interval and --blob-max-age must be more than zero"));
-    }
-    let compression_level = match args.compression_level {
-        Some(level) => level,
-        None => {
-            match env::first_set(&[env::CAPTURE_COMPRESSION_ENABLED]).map(|text| text.trim().to_ascii_lowercase()) {
-                None => tape_session::blob::DEFAULT_COMPRESSION_LEVEL,
-                Some(text) if matches!(text.as_str(), "true" | "1" | "yes" | "on") => {
-                    tape_session::blob::DEFAULT_COMPRESSION_LEVEL
-                }
-                Some(text) if matches!(text.as_str(), "false" | "0" | "no" | "off") => 0,
-                Some(text) => {
-                    return Err(anyhow!("{} is {text:?}; expected true or false", env::CAPTURE_COMPRESSION_ENABLED));
-                }
-            }
-        }
-    };
-    if args.signals.is_empty() {
-        return Err(anyhow!("--signals names no signal; name traces, metrics, logs or all"));
-    }
-    let queue_bytes =
-        usize::try_from(args.queue_size_mb.saturating_mul(MIB)).unwrap_or(usize::MAX).min(u32::MAX as usize);
-    let recorder = RecorderConfig {
-        signals: args.signals,
-        queue_bytes,
-        flush_interval: Duration::from_nanos(args.flush_interval),
-        durable: args.durable,
-        max_bytes: args.max_size_mb.map(|mib| mib.saturating_mul(MIB)),
-        max_duration,
-        writer: WriterOptions {
-            compression_level,
-            max_blob_bytes: args.blob_max_size_mb.saturating_mul(MIB),
-            max_blob_age_nanos: Some(args.blob_max_age),
-            announce: true,
-            ..WriterOptions::default()
-        },
-    };
-    Ok(recorder)
+    Ok(settings(args).validate(env::variable)?.recorder)
 }
 
 /// Pass-through (`--forward` and its options): the exporter and the
@@ -354,23 +298,6 @@ impl Upstream for ForwardExporter {
     }
 }
 
-/// The capture's options, kept in the metadata.
-fn parameters(args: &CaptureArgs) -> std::collections::BTreeMap<String, serde_json::Value> {
-    let mut parameters = std::collections::BTreeMap::new();
-    let mut put = |key: &str, value: serde_json::Value| {
-        parameters.insert(key.to_owned(), value);
-    };
-    put("grpc", args.grpc.0.map_or(serde_json::Value::Null, |addr| addr.to_string().into()));
-    put("http", args.http.0.map_or(serde_json::Value::Null, |addr| addr.to_string().into()));
-    put("signals", args.signals.iter().map(Signal::as_str).collect::<Vec<_>>().join(",").into());
-    put("durable", args.durable.into());
-    if let Some(forward) = &args.forward.url {
-        put("forward", forward.clone().into());
-        put("forwardProtocol", args.forward.protocol.clone().into());
-    }
-    parameters
-}
-
 /// Redraws one status line on the terminal every second.
 async fn show_progress(stats: Arc<Stats>, started: Instant) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
@@ -393,24 +320,13 @@ async fn show_progress(stats: Arc<Stats>, started: Instant) {
 }
 
 /// Repairs every session with spool files left by a capture that is no
-/// longer running, so that what it flushed reaches the store.
+/// longer running, so that what it flushed reaches the store, and says so.
 pub(crate) async fn recover_spool(store: &Arc<dyn SessionStore>, spool_dir: &std::path::Path) -> anyhow::Result<()> {
-    let leftovers = tape_store::spooled_sessions(spool_dir)
-        .await
-        .with_context(|| format!("cannot look for leftover spool files in {}", spool_dir.display()))?;
-    for id in leftovers {
-        let Some(_lock) = crate::lock::try_lock(spool_dir, &id)? else { continue };
-        let spooled = SpooledStore::new(Arc::clone(store), spool_dir.to_owned());
-        match tape_session::repair_session(&spooled, &id, tape_capture::now()).await {
-            Ok(report) => {
-                note(format!("Recovered spool files of session {id} left by a capture that stopped:\n{report}"));
-            }
-            Err(error) => warn!(session = %id, "Cannot recover the spool files of session {id} yet: {error}"),
-        }
+    for recovered in tape_store::recover_spool(store, spool_dir, tape_capture::now()).await? {
+        note(format!(
+            "Recovered spool files of session {} left by a capture that stopped:\n{}",
+            recovered.session_id, recovered.report
+        ));
     }
     Ok(())
-}
-
-fn created_by() -> String {
-    format!("otlp-tape {} capture", env!("CARGO_PKG_VERSION"))
 }

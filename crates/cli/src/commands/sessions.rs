@@ -14,7 +14,7 @@ use tracing::warn;
 
 use crate::cli::{OutputFormat, PruneArgs};
 use crate::output::{human_bytes, note, print_json};
-use crate::retention::{self, PruneReport, RetentionPolicy};
+use tape_session::retention::{self, PruneReport, RetentionPolicy};
 
 /// `sessions list`
 pub async fn list(
@@ -121,7 +121,7 @@ pub async fn delete(
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
     let spool_dir = crate::store::spool_dir(spool_dir);
-    if crate::lock::is_locked(&spool_dir, id)? {
+    if tape_store::is_locked(&spool_dir, id)? {
         bail!(
             "session {id} is being captured by a running otlp-tape; stop that capture first (--force does not delete a session a capture holds)"
         );
@@ -262,7 +262,7 @@ pub async fn repair(
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
     let spool_dir = crate::store::spool_dir(spool_dir);
-    if crate::lock::is_locked(&spool_dir, id)? {
+    if tape_store::is_locked(&spool_dir, id)? {
         return Err(anyhow::anyhow!(
             "session {id} is being captured by a running otlp-tape; stop that capture first (repair finishes sessions whose capture has ended)"
         ));

@@ -6,5 +6,6 @@ mod blob;
 mod corruption;
 mod format;
 mod metadata;
+mod retention;
 mod robustness;
 mod support;
