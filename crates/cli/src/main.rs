@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{AnnotationsCommand, BenchCommand, Cli, Command, PatternsCommand, SessionsCommand};
+use crate::cli::{AnnotationsCommand, Cli, Command, PatternsCommand, SessionsCommand};
 
 /// Exit code of a run that failed: an error, or a check that found problems.
 const EXIT_FAILURE: u8 = 1;
@@ -47,12 +47,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Patterns(PatternsCommand::List) => return commands::patterns::list(format),
         Command::Patterns(PatternsCommand::Show { pattern }) => return commands::patterns::show(pattern, format),
         Command::Patterns(PatternsCommand::Validate { file }) => return commands::patterns::validate(file, format),
-        Command::Bench(BenchCommand::Seed(args)) => return commands::bench::seed(args, format).await,
-        Command::Bench(BenchCommand::Capture(args)) => return commands::bench::capture(args, format).await,
-        Command::Bench(BenchCommand::CaptureMemory(args)) => {
-            return commands::bench::capture_memory(args, format).await;
-        }
-        Command::Bench(BenchCommand::Replay(args)) => return commands::bench_replay::run(args, format).await,
+        Command::Bench(command) => return commands::bench::run(command, format).await,
         _ => {}
     }
     let store: std::sync::Arc<dyn tape_session::SessionStore> = std::sync::Arc::from(store::open(&cli.store)?);

@@ -55,6 +55,7 @@
 //! # }
 //! ```
 
+pub mod delivery;
 mod engine;
 pub mod env;
 mod error;

@@ -207,6 +207,16 @@ fn params(config: &SeedConfig, pattern: &Pattern, seed: u64, start: Timestamp) -
 }
 
 impl SeedConfig {
+    /// [`validate`](Self::validate) before writing the session at once:
+    /// parameters the pattern cannot be generated with are
+    /// [`SeedError::NotGenerated`] ("nothing was written").
+    pub fn validate_for_writing(&self) -> Result<CheckedSeed, SeedError> {
+        self.validate().map_err(|error| match error {
+            SeedError::InvalidParameters { pattern, problem } => SeedError::NotGenerated { pattern, problem },
+            other => other,
+        })
+    }
+
     /// Reads the pattern and checks the parameters as the seed would use
     /// them, without generating anything.
     pub fn validate(&self) -> Result<CheckedSeed, SeedError> {

@@ -40,6 +40,6 @@ pub use error::{PatternError, SeedError};
 pub use patterns::{DEFAULT_ERROR_RATE, DEFAULT_RATE};
 pub use run::{
     GENERATOR, LIVE_CONCURRENCY, LIVE_PARAMETER, LIVE_STOPPED_EARLY_PARAMETER, LiveOptions, LiveStart, LiveSummary,
-    OnLiveStart, SeedSummary, run,
+    OnLiveStart, SeedSummary, generate_session, run,
 };
 pub use verify::{Difference, Regeneration, VerifyReport, regenerate, verify};

@@ -21,7 +21,7 @@ use tape_session::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{CheckedSeed, Start};
+use crate::config::{CheckedSeed, SeedConfig, Start};
 use crate::error::SeedError;
 
 /// The `generator` parameter of sessions a seed writes.
@@ -206,6 +206,13 @@ pub async fn run(
         summary.clickhouse = Some(report);
     }
     Ok(summary)
+}
+
+/// Generates and stores the session `config` describes, at once (not live,
+/// nothing to ClickHouse), as the demo and the benchmarks do.
+pub async fn generate_session(store: &dyn SessionStore, config: &SeedConfig) -> Result<SeedSummary, SeedError> {
+    let seed = config.validate_for_writing()?;
+    run(store, &seed, None, None, &CancellationToken::new()).await
 }
 
 /// Pushes the session's phase annotations to ClickHouse; a failure is a

@@ -115,3 +115,62 @@ pub struct BenchReplayArgs {
     #[arg(long, value_name = "DIR", hide = true)]
     pub replay_only: Option<PathBuf>,
 }
+
+impl BenchSeedArgs {
+    /// The benchmark these flags ask for.
+    pub fn config(&self) -> tape_bench::SeedBenchConfig {
+        tape_bench::SeedBenchConfig {
+            pattern: self.pattern.clone(),
+            duration_nanos: self.duration,
+            rate: self.rate,
+            seed: self.seed,
+        }
+    }
+}
+
+impl BenchCaptureArgs {
+    /// The benchmark these flags ask for.
+    pub fn config(&self) -> tape_bench::CaptureBenchConfig {
+        tape_bench::CaptureBenchConfig {
+            connections: self.connections,
+            duration_nanos: self.duration,
+            latency_duration_nanos: self.latency_duration,
+            latency_rate: self.latency_rate,
+            gzip: self.gzip,
+            compression_level: self.compression_level,
+            requests: self.requests,
+        }
+    }
+}
+
+impl BenchCaptureMemoryArgs {
+    /// The benchmark these flags ask for.
+    pub fn config(&self) -> tape_bench::CaptureMemoryBenchConfig {
+        tape_bench::CaptureMemoryBenchConfig {
+            uploads: self.uploads,
+            upload_size_mb: self.upload_size_mb,
+            protocol: match self.protocol.as_str() {
+                "grpc" => tape_bench::UploadProtocol::Grpc,
+                "http" => tape_bench::UploadProtocol::Http,
+                _ => tape_bench::UploadProtocol::Both,
+            },
+            settle_nanos: self.settle,
+            binary: self.binary.clone(),
+        }
+    }
+}
+
+impl BenchReplayArgs {
+    /// The benchmark these flags ask for.
+    pub fn config(&self) -> tape_bench::ReplayBenchConfig {
+        tape_bench::ReplayBenchConfig {
+            duration_nanos: self.duration,
+            rate: self.rate,
+            concurrency: self.concurrency,
+            gzip: self.gzip,
+            memory_gb: self.memory_gb,
+            pacing_duration_nanos: self.pacing_duration,
+            seed: self.seed,
+        }
+    }
+}

@@ -131,6 +131,42 @@ pub struct ExportArgs {
     pub force: bool,
 }
 
+impl From<FileFormat> for tape_files::FileFormat {
+    fn from(format: FileFormat) -> Self {
+        match format {
+            FileFormat::OtlpJson => tape_files::FileFormat::OtlpJson,
+            FileFormat::OtlpProto => tape_files::FileFormat::OtlpProto,
+        }
+    }
+}
+
+impl ImportArgs {
+    /// The import these flags ask for.
+    pub fn config(self) -> tape_files::ImportConfig {
+        tape_files::ImportConfig {
+            format: self.format.into(),
+            session_id: self.session_id,
+            session_type: self.session_type,
+            signal: self.signal,
+            description: self.description,
+            files: self.files,
+        }
+    }
+}
+
+impl ExportArgs {
+    /// The export these flags ask for.
+    pub fn config(self) -> tape_files::ExportConfig {
+        tape_files::ExportConfig {
+            session: self.session,
+            format: self.format.into(),
+            out: self.out,
+            by_phase: self.by_phase,
+            force: self.force,
+        }
+    }
+}
+
 /// Where the ClickHouse `annotations` table is.
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "ClickHouse")]

@@ -12,19 +12,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
-use futures::{Stream, TryStreamExt};
 use serde::Serialize;
 use tape_capture::{Capture, CaptureConfig, DEFAULT_MAX_REQUEST_BYTES, RecorderConfig, StopReason};
-use tape_otlp::{ExportRequest, Signal, SignalSet};
+use tape_otlp::{Signal, SignalSet};
+use tape_replay::delivery::{self, DeliveryCheck, ShiftRange, Verification};
 use tape_replay::{
     Compression, EndReason, Exporter, ExporterConfig, IdRegeneration, Progress, Protocol, ReplayOptions, Speed,
     TimestampMode, replay,
 };
-use tape_session::{Record, SessionId, SessionMetadata, SessionStore, SessionType, read_session};
+use tape_session::{SessionId, SessionMetadata, SessionStore, SessionType};
 use tape_store::StoreLocation;
 
-use crate::cli::{DemoArgs, LiveArgs, OutputFormat, SeedArgs};
-use crate::commands::seed;
+use crate::cli::{DemoArgs, OutputFormat};
 use crate::output::{note, print_json, seconds};
 
 /// What the demo did and found.
@@ -64,26 +63,6 @@ struct SignalReport {
     captured_items: u64,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ShiftRange {
-    min_nanos: i64,
-    max_nanos: i64,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Verification {
-    /// Every record of the seed is in the capture, in order, with its
-    /// timestamps moved by one shift and nothing else changed.
-    ok: bool,
-    /// Record pairs that were compared and found right.
-    records_compared: u64,
-    /// The first record that is not right, and how.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_difference: Option<String>,
-}
-
 /// `demo`
 pub async fn run(
     location: &StoreLocation,
@@ -97,21 +76,16 @@ pub async fn run(
     let started = Instant::now();
 
     // 1. The seed session, as `otlp-tape seed` writes it.
-    let seed_args = SeedArgs {
+    let config = tape_seed::SeedConfig {
         pattern: args.pattern.clone(),
         duration: Some(args.duration),
-        preset: None,
-        rate: None,
-        error_rate: None,
         seed: Some(args.seed),
-        start: None,
         signals: SignalSet::ALL,
-        session_id: None,
         description: Some("otlp-tape demo".to_owned()),
-        live: LiveArgs::default(),
-        clickhouse: crate::cli::ClickHouseArgs::default(),
+        ..tape_seed::SeedConfig::default()
     };
-    let (seeded, seed_elapsed) = seed::generate(store.as_ref(), &seed_args).await?;
+    let seeded = tape_seed::generate_session(store.as_ref(), &config).await?;
+    let seed_elapsed = seeded.elapsed;
     let seed_id = seeded.session_id.clone();
     let seed_metadata = store.read_metadata(&seed_id).await?;
     note(format!(
@@ -192,7 +166,8 @@ pub async fn run(
     let capture_metadata = captured.recording.metadata;
 
     // 5. Record by record.
-    let (verification, shift) = verify(store.as_ref(), &seed_metadata, &capture_metadata).await;
+    let DeliveryCheck { verification, shift } =
+        delivery::verify(store.as_ref(), &seed_metadata, &capture_metadata).await;
     let signals = Signal::ALL
         .iter()
         .map(|&signal| SignalReport {
@@ -297,175 +272,6 @@ fn print_report(report: &DemoReport) {
     }
 }
 
-type Records<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<(Signal, Record), tape_session::Error>> + Send + 'a>>;
-
-/// Compares the capture with the seed, signal by signal, record by record
-/// in the order each was written; returns the verdict and the range of
-/// shifts.
-async fn verify(
-    store: &dyn SessionStore,
-    seed: &SessionMetadata,
-    captured: &SessionMetadata,
-) -> (Verification, Option<ShiftRange>) {
-    let mut compared = 0_u64;
-    let mut range: Option<ShiftRange> = None;
-    let verdict = |first_difference: Option<String>, compared: u64, range: Option<ShiftRange>| {
-        (Verification { ok: first_difference.is_none(), records_compared: compared, first_difference }, range)
-    };
-    for signal in Signal::ALL {
-        let mut expected: Records<'_> = Box::pin(read_session(store, seed, move |candidate| candidate == signal));
-        let mut actual: Records<'_> = Box::pin(read_session(store, captured, move |candidate| candidate == signal));
-        let mut index = 0_u64;
-        loop {
-            let want = match expected.try_next().await {
-                Ok(next) => next.map(|(_, record)| record),
-                Err(error) => {
-                    let message = format!("cannot read the seed session: {}", super::sessions::error_chain(&error));
-                    return verdict(Some(message), compared, range);
-                }
-            };
-            let have = match actual.try_next().await {
-                Ok(next) => next.map(|(_, record)| record),
-                Err(error) => {
-                    let message = format!("cannot read the capture session: {}", super::sessions::error_chain(&error));
-                    return verdict(Some(message), compared, range);
-                }
-            };
-            let (want, have) = match (want, have) {
-                (None, None) => break,
-                (Some(want), None) => {
-                    let message = format!(
-                        "{signal} record {index} of the seed (received {}) is missing: the capture holds {index} {signal} records, the seed {}",
-                        want.receive_time(),
-                        seed.request_counts.get(signal)
-                    );
-                    return verdict(Some(message), compared, range);
-                }
-                (None, Some(have)) => {
-                    let message = format!(
-                        "the capture holds more {signal} records than the seed's {index}: one more was received at {}",
-                        have.receive_time()
-                    );
-                    return verdict(Some(message), compared, range);
-                }
-                (Some(want), Some(have)) => (want, have),
-            };
-            match record_shift(signal, &want, &have) {
-                Ok(Some(shift)) => {
-                    let (min, max) = range.map_or((shift, shift), |range| (range.min_nanos, range.max_nanos));
-                    range = Some(ShiftRange { min_nanos: min.min(shift), max_nanos: max.max(shift) });
-                }
-                Ok(None) => {}
-                Err(what) => {
-                    let message =
-                        format!("{signal} record {index} (received {} in the seed): {what}", want.receive_time());
-                    return verdict(Some(message), compared, range);
-                }
-            }
-            index += 1;
-            compared += 1;
-        }
-    }
-    verdict(None, compared, range)
-}
-
-/// The one shift by which every timestamp of `want` moved to become
-/// `have`, with nothing else changed; `None` when the record has no
-/// timestamp set. The error says what differs.
-fn record_shift(signal: Signal, want: &Record, have: &Record) -> Result<Option<i64>, String> {
-    if want.item_count != have.item_count {
-        return Err(format!(
-            "the capture holds {} {}, the seed {}",
-            have.item_count,
-            signal.item_noun(),
-            want.item_count
-        ));
-    }
-    let mut expected = ExportRequest::decode_protobuf(signal, &want.payload)
-        .map_err(|error| format!("the seed's request does not decode: {error}"))?;
-    let mut actual = ExportRequest::decode_protobuf(signal, &have.payload)
-        .map_err(|error| format!("the captured request does not decode: {error}"))?;
-    // A replay keeps one start time per cumulative series and pass, not
-    // one shift per record: those start times are compared apart, as set
-    // or unset.
-    let mut want_starts = Vec::new();
-    for_each_cumulative_start(&mut expected, |start| want_starts.push(std::mem::take(start) != 0));
-    let mut have_starts = Vec::new();
-    for_each_cumulative_start(&mut actual, |start| have_starts.push(std::mem::take(start) != 0));
-    if want_starts != have_starts {
-        return Err("the start times of its cumulative metric points were set or unset".to_owned());
-    }
-    let before = timestamps(&mut expected);
-    let after = timestamps(&mut actual.clone());
-    if before.len() != after.len() {
-        return Err(format!("the capture's request has {} timestamps, the seed's {}", after.len(), before.len()));
-    }
-    let mut shift: Option<i128> = None;
-    for (position, (&old, &new)) in before.iter().zip(&after).enumerate() {
-        if (old == 0) != (new == 0) {
-            return Err(format!(
-                "timestamp {position} was {old} and is {new}: an unset timestamp was set, or a set one unset"
-            ));
-        }
-        if old == 0 {
-            continue;
-        }
-        let moved = i128::from(new) - i128::from(old);
-        match shift {
-            None => shift = Some(moved),
-            Some(first) if first != moved => {
-                return Err(format!(
-                    "timestamp {position} moved by {moved} ns, the first by {first} ns: a duration or an offset inside the record changed"
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    let shift = shift.map(|shift| i64::try_from(shift).unwrap_or(if shift < 0 { i64::MIN } else { i64::MAX }));
-    if let Some(shift) = shift {
-        expected.shift_timestamps(shift);
-    }
-    if expected != actual {
-        return Err("the content differs, not only the timestamps".to_owned());
-    }
-    Ok(shift)
-}
-
-/// Calls `each` with the start time of every point of a cumulative metric
-/// series (cumulative sums, histograms and exponential histograms;
-/// summaries) of a metrics request.
-fn for_each_cumulative_start(request: &mut ExportRequest, mut each: impl FnMut(&mut u64)) {
-    use tape_otlp::proto::metrics::v1::AggregationTemporality;
-    use tape_otlp::proto::metrics::v1::metric::Data;
-    let ExportRequest::Metrics(request) = request else { return };
-    let cumulative = AggregationTemporality::Cumulative as i32;
-    let metrics = request.resource_metrics.iter_mut().flat_map(|r| &mut r.scope_metrics).flat_map(|s| &mut s.metrics);
-    for metric in metrics {
-        match &mut metric.data {
-            Some(Data::Sum(sum)) if sum.aggregation_temporality == cumulative => {
-                sum.data_points.iter_mut().for_each(|point| each(&mut point.start_time_unix_nano));
-            }
-            Some(Data::Histogram(histogram)) if histogram.aggregation_temporality == cumulative => {
-                histogram.data_points.iter_mut().for_each(|point| each(&mut point.start_time_unix_nano));
-            }
-            Some(Data::ExponentialHistogram(histogram)) if histogram.aggregation_temporality == cumulative => {
-                histogram.data_points.iter_mut().for_each(|point| each(&mut point.start_time_unix_nano));
-            }
-            Some(Data::Summary(summary)) => {
-                summary.data_points.iter_mut().for_each(|point| each(&mut point.start_time_unix_nano));
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Every timestamp of a request, in a fixed order.
-fn timestamps(request: &mut ExportRequest) -> Vec<u64> {
-    let mut all = Vec::new();
-    request.for_each_timestamp_mut(|time| all.push(*time));
-    all
-}
-
 /// A shift for people: `+325d 9h 56m 1.234s`, `-2.500s`.
 fn human_shift(nanos: i64) -> String {
     let sign = if nanos < 0 { '-' } else { '+' };
@@ -520,40 +326,6 @@ mod tests {
         assert_eq!(human_shift(61_000_000_000), "+1m 1.000s");
         let shift = ((325 * 24 + 9) * 3600 + 56 * 60 + 1) * 1_000_000_000 + 234_000_000;
         assert_eq!(human_shift(shift), "+325d 9h 56m 1.234s");
-    }
-
-    fn record(request: &ExportRequest) -> Record {
-        let payload = request.encode_protobuf();
-        Record { receive_time_unix_nano: 1, item_count: request.item_count(), payload: payload.into() }
-    }
-
-    #[test]
-    fn a_record_moved_whole_gives_its_shift_and_any_other_change_is_named() {
-        let original = ExportRequest::Traces(tape_otlp::sample::traces("checkout", 3, 1_000));
-        let mut moved = original.clone();
-        moved.shift_timestamps(-250);
-        assert_eq!(record_shift(Signal::Traces, &record(&original), &record(&moved)), Ok(Some(-250)));
-        assert_eq!(record_shift(Signal::Traces, &record(&original), &record(&original)), Ok(Some(0)));
-
-        // One timestamp more: a duration changed.
-        let mut stretched = moved.clone();
-        let mut first = true;
-        stretched.for_each_timestamp_mut(|time| {
-            if std::mem::take(&mut first) {
-                *time += 1;
-            }
-        });
-        let error = record_shift(Signal::Traces, &record(&original), &record(&stretched)).unwrap_err();
-        assert!(error.contains("a duration or an offset inside the record changed"), "{error}");
-
-        // Same times, other content.
-        let other = ExportRequest::Traces(tape_otlp::sample::traces("payment", 3, 1_000));
-        let error = record_shift(Signal::Traces, &record(&original), &record(&other)).unwrap_err();
-        assert!(error.contains("the content differs"), "{error}");
-
-        let fewer = ExportRequest::Traces(tape_otlp::sample::traces("checkout", 2, 1_000));
-        let error = record_shift(Signal::Traces, &record(&original), &record(&fewer)).unwrap_err();
-        assert!(error.contains("the capture holds 2 spans, the seed 3"), "{error}");
     }
 
     #[test]

@@ -2,7 +2,6 @@
 
 pub mod annotations;
 pub mod bench;
-pub mod bench_replay;
 pub mod capture;
 pub mod demo;
 pub mod export;

@@ -10,14 +10,6 @@ use tape_seed_generator::{Pattern, builtin_pattern};
 use crate::cli::OutputFormat;
 use crate::output::print_json;
 
-pub use tape_seed::{DEFAULT_ERROR_RATE, DEFAULT_RATE};
-
-/// Reads the pattern `spec` names: a built-in pattern's name, else a path
-/// to a pattern file.
-pub fn load(spec: &str) -> anyhow::Result<Pattern> {
-    Ok(tape_seed::patterns::load(spec)?)
-}
-
 /// The first sentence of a text, at most 80 characters, for tables.
 fn first_sentence(text: &str) -> String {
     const MAX: usize = 80;
@@ -55,7 +47,7 @@ pub fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
 
 /// `patterns show NAME|FILE`
 pub fn show(spec: &str, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let pattern = load(spec)?;
+    let pattern = tape_seed::patterns::load(spec)?;
     if format == OutputFormat::Json {
         let source = if builtin_pattern(spec).is_some() { "built-in".to_owned() } else { spec.to_owned() };
         print_json(&summary(&pattern, source))?;

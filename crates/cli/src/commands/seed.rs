@@ -3,12 +3,11 @@
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::anyhow;
 use tape_annotations::ClickHouseReport;
 use tape_otlp::{Signal, SignalSet};
-use tape_seed::{CheckedSeed, LiveOptions, LiveStart, SeedConfig, SeedError};
+use tape_seed::{CheckedSeed, LiveOptions, LiveStart, SeedConfig};
 use tape_seed_generator::{DEFAULT_START, Params, format_duration};
 use tape_session::{SessionStore, SignalCounts};
 use tokio_util::sync::CancellationToken;
@@ -41,19 +40,7 @@ pub fn config(args: &SeedArgs) -> SeedConfig {
 /// The seed the flags describe, checked; parameters the pattern cannot be
 /// generated with say that nothing was written.
 fn check(args: &SeedArgs) -> anyhow::Result<CheckedSeed> {
-    config(args).validate().map_err(|error| match error {
-        SeedError::InvalidParameters { pattern, problem } => SeedError::NotGenerated { pattern, problem }.into(),
-        other => other.into(),
-    })
-}
-
-/// Generates the session `args` describe (never live, nothing to
-/// ClickHouse); returns its summary and how long it took.
-pub async fn generate(store: &dyn SessionStore, args: &SeedArgs) -> anyhow::Result<(SeedSummary, Duration)> {
-    let seed = check(args)?;
-    let summary = tape_seed::run(store, &seed, None, None, &CancellationToken::new()).await?;
-    let elapsed = summary.elapsed;
-    Ok((summary, elapsed))
+    Ok(config(args).validate_for_writing()?)
 }
 
 /// `seed`

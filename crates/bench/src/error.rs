@@ -1,0 +1,119 @@
+//! The errors of the benchmarks.
+
+use std::io;
+
+use tape_replay::{ConfigError, ExportError, ReplayError};
+
+/// A boxed error from elsewhere: the [`Host`](crate::Host), a receiver.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a benchmark could not run or measure. The messages say what was
+/// being done; the cause, when there is one, is the
+/// [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A config value out of range; the message names the flag.
+    #[error("{0}")]
+    Invalid(String),
+    /// The host failed: a pattern, or generating a seed session.
+    #[error(transparent)]
+    Host(BoxError),
+    /// A file, a directory, a socket or a child process failed.
+    #[error("{context}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The store failed.
+    #[error("{context}")]
+    Session {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: Box<tape_session::Error>,
+    },
+    /// A capture or a receiver being measured failed.
+    #[error("{context}")]
+    Capture {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: BoxError,
+    },
+    /// An exporter could not be made.
+    #[error("{context}")]
+    Exporter {
+        /// What it was for.
+        context: String,
+        /// Why.
+        #[source]
+        source: ConfigError,
+    },
+    /// A request was not accepted.
+    #[error("{context}")]
+    Export {
+        /// What was being sent.
+        context: String,
+        /// Why.
+        #[source]
+        source: ExportError,
+    },
+    /// A replay being measured failed.
+    #[error("{context}")]
+    Replay {
+        /// Which replay.
+        context: String,
+        /// Why.
+        #[source]
+        source: ReplayError,
+    },
+    /// A report could not be read.
+    #[error("{context}")]
+    Json {
+        /// Which report.
+        context: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A task of the benchmark stopped unexpectedly.
+    #[error("{context}")]
+    Task {
+        /// Which task.
+        context: String,
+        /// Why.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// A measurement went wrong: something was lost, refused, or out of order.
+    #[error("{0}")]
+    Measurement(String),
+}
+
+impl Error {
+    pub(crate) fn session(context: impl Into<String>) -> impl FnOnce(tape_session::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Session { context, source: Box::new(source) }
+    }
+
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}
+
+/// `Err(Error::Measurement)` with the message unless `condition` holds.
+pub(crate) fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), Error> {
+    if condition { Ok(()) } else { Err(Error::Measurement(message())) }
+}
+
+/// `Err(Error::Invalid)` with the message when `condition` holds.
+pub(crate) fn invalid_if(condition: bool, message: impl FnOnce() -> String) -> Result<(), Error> {
+    if condition { Err(Error::Invalid(message())) } else { Ok(()) }
+}

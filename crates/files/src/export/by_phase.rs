@@ -1,0 +1,268 @@
+//! Export by phase: everything is written under a staging directory inside
+//! the output directory and moved into place only when complete, so a
+//! failed export leaves nothing behind.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use futures::TryStreamExt;
+use serde::Serialize;
+use tape_annotations::{Label, Phase, by_phase, session_phases};
+use tape_otlp::Signal;
+use tape_session::{SessionId, SessionMetadata, SessionStore, SessionType, SignalCounts, Timestamp, UNLABELLED};
+
+use super::file::PendingFile;
+use super::{ExportConfig, ExportedFile};
+use crate::{Error, FileFormat};
+
+/// The manifest of a by-phase export.
+pub const LABELS_FILE: &str = "labels.json";
+
+/// A time range of a phase in `labels.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RangeEntry {
+    /// Its start, inclusive.
+    pub start: Timestamp,
+    /// Its end, exclusive.
+    pub end: Timestamp,
+}
+
+/// A file of a phase in `labels.json`, relative to the export directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileEntry {
+    /// Its signal.
+    pub signal: Signal,
+    /// Its path, relative to the export directory: `<phase>/<file>`.
+    pub file: String,
+    /// Requests in it.
+    pub requests: u64,
+    /// Items in it.
+    pub items: u64,
+}
+
+/// A phase (or `unlabelled`) in `labels.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelEntry {
+    /// The phase's name, or `unlabelled`.
+    pub phase: String,
+    /// Its directory, relative to the export directory (the phase's name).
+    pub directory: String,
+    /// Whether it is the records outside every phase.
+    pub unlabelled: bool,
+    /// Its time ranges; empty for `unlabelled`.
+    pub ranges: Vec<RangeEntry>,
+    /// The start of its first range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_range_start: Option<Timestamp>,
+    /// The end of its last range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_range_end: Option<Timestamp>,
+    /// The phase's flags.
+    pub flags: Vec<String>,
+    /// The phase's description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Requests in its files, per signal.
+    pub requests: SignalCounts,
+    /// Items in its files, per signal.
+    pub items: SignalCounts,
+    /// Its files.
+    pub files: Vec<FileEntry>,
+}
+
+/// `labels.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Labels {
+    /// The session.
+    pub session_id: SessionId,
+    /// Its type.
+    pub session_type: SessionType,
+    /// Its start.
+    pub session_start: Timestamp,
+    /// Its end, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_end: Option<Timestamp>,
+    /// The files' format.
+    pub format: FileFormat,
+    /// Records are put in a phase by their receive time, start inclusive,
+    /// end exclusive: `receiveTime`.
+    pub assigned_by: &'static str,
+    /// Whether phases overlap; then a record in several phases is in each of
+    /// their directories, and the phases' counts add up to more than the
+    /// session's.
+    pub overlapping: bool,
+    /// The session's own request counts.
+    pub requests: SignalCounts,
+    /// The session's own item counts.
+    pub items: SignalCounts,
+    /// The phases, in the session's order, then `unlabelled`.
+    pub phases: Vec<LabelEntry>,
+}
+
+/// Whether two of `phases` share an instant.
+fn overlapping(phases: &[Phase]) -> bool {
+    let mut ranges: Vec<(Timestamp, Timestamp)> =
+        phases.iter().flat_map(|phase| phase.ranges.iter().copied()).filter(|(start, end)| start < end).collect();
+    ranges.sort();
+    ranges.windows(2).any(|pair| pair[1].0 < pair[0].1)
+}
+
+/// Exports the session by phase; returns the manifest written.
+pub(super) async fn run(
+    store: &dyn SessionStore,
+    metadata: &SessionMetadata,
+    config: &ExportConfig,
+) -> Result<Labels, Error> {
+    let id = &metadata.session_id;
+    let phases =
+        session_phases(store, metadata).await.map_err(|source| Error::Phases { session: id.clone(), source })?;
+    let mut names: Vec<String> = phases.iter().map(|phase| phase.name.clone()).collect();
+    names.push(UNLABELLED.to_owned());
+    let out = &config.out;
+    fs::create_dir_all(out).map_err(|source| Error::CreateDirectory { path: out.clone(), source })?;
+    let targets: Vec<PathBuf> = names.iter().map(|name| out.join(name)).chain([out.join(LABELS_FILE)]).collect();
+    if !config.force
+        && let Some(existing) = targets.iter().find(|path| path.exists())
+    {
+        return Err(Error::Exists { path: existing.clone() });
+    }
+    let staging = out.join(format!(".otlp-tape-export-{}.partial", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    for name in &names {
+        let dir = staging.join(name);
+        fs::create_dir_all(&dir).map_err(|source| Error::CreateDirectory { path: dir, source })?;
+    }
+
+    let written = write_by_phase(store, metadata, &phases, &staging, config.format).await;
+    let labels = match written {
+        Ok(files) => labels(metadata, &phases, config.format, files),
+        Err(error) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(Error::ByPhaseFailed { session: id.clone(), source: Box::new(error) });
+        }
+    };
+    let moved = move_into_place(&labels, &staging, &names, &targets);
+    let _ = fs::remove_dir_all(&staging);
+    moved?;
+    tracing::info!(session = %id, phases = phases.len(), "Export by phase finished.");
+    Ok(labels)
+}
+
+/// Writes `labels.json` into `staging`, then moves every phase directory
+/// and the manifest to its target, replacing what is there.
+fn move_into_place(labels: &Labels, staging: &Path, names: &[String], targets: &[PathBuf]) -> Result<(), Error> {
+    let text = serde_json::to_vec_pretty(labels)?;
+    fs::write(staging.join(LABELS_FILE), text).map_err(|source| Error::WriteLabels { source })?;
+    for (name, target) in names.iter().map(String::as_str).chain([LABELS_FILE]).zip(targets) {
+        let replaced = if target.is_dir() {
+            fs::remove_dir_all(target)
+        } else if target.exists() {
+            fs::remove_file(target)
+        } else {
+            Ok(())
+        };
+        replaced.map_err(|source| Error::Replace { path: target.clone(), source })?;
+        fs::rename(staging.join(name), target).map_err(|source| Error::Move { path: target.clone(), source })?;
+    }
+    Ok(())
+}
+
+/// Writes every labelled record into `staging/<label>/<signal file>`;
+/// returns the finished files by label.
+async fn write_by_phase(
+    store: &dyn SessionStore,
+    metadata: &SessionMetadata,
+    phases: &[Phase],
+    staging: &Path,
+    format: FileFormat,
+) -> Result<BTreeMap<String, Vec<ExportedFile>>, Error> {
+    let mut files: BTreeMap<(Label, Signal), PendingFile> = BTreeMap::new();
+    let written = async {
+        let mut records = std::pin::pin!(by_phase(store, metadata, phases));
+        while let Some(labelled) = records.try_next().await? {
+            let file = match files.entry((labelled.label, labelled.signal)) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    let (label, signal) = entry.key();
+                    let path = staging.join(label.name()).join(format.file_name(*signal));
+                    let file = PendingFile::create(*signal, path, format)?;
+                    entry.insert(file)
+                }
+            };
+            file.write(&metadata.session_id, &labelled.record)?;
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(error) = written {
+        files.into_values().for_each(PendingFile::discard);
+        return Err(error);
+    }
+    let mut finished: BTreeMap<String, Vec<ExportedFile>> = BTreeMap::new();
+    for ((label, _), file) in files {
+        finished.entry(label.name().to_owned()).or_default().push(file.finish()?);
+    }
+    Ok(finished)
+}
+
+fn labels(
+    metadata: &SessionMetadata,
+    phases: &[Phase],
+    format: FileFormat,
+    mut files: BTreeMap<String, Vec<ExportedFile>>,
+) -> Labels {
+    let mut entry = |name: &str, phase: Option<&Phase>| {
+        let mut requests = SignalCounts::default();
+        let mut items = SignalCounts::default();
+        let files: Vec<FileEntry> = files
+            .remove(name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|file| {
+                requests.add(file.signal, file.requests);
+                items.add(file.signal, file.items);
+                FileEntry {
+                    signal: file.signal,
+                    file: format!("{name}/{}", format.file_name(file.signal)),
+                    requests: file.requests,
+                    items: file.items,
+                }
+            })
+            .collect();
+        LabelEntry {
+            phase: name.to_owned(),
+            directory: name.to_owned(),
+            unlabelled: phase.is_none(),
+            ranges: phase
+                .map(|phase| phase.ranges.iter().map(|&(start, end)| RangeEntry { start, end }).collect())
+                .unwrap_or_default(),
+            time_range_start: phase.map(Phase::start),
+            time_range_end: phase.map(Phase::end),
+            flags: phase.map(|phase| phase.flags.clone()).unwrap_or_default(),
+            description: phase.and_then(|phase| phase.description.clone()),
+            requests,
+            items,
+            files,
+        }
+    };
+    let mut entries: Vec<LabelEntry> = phases.iter().map(|phase| entry(&phase.name, Some(phase))).collect();
+    entries.push(entry(UNLABELLED, None));
+    Labels {
+        session_id: metadata.session_id.clone(),
+        session_type: metadata.session_type,
+        session_start: metadata.start_time,
+        session_end: metadata.end_time,
+        format,
+        assigned_by: "receiveTime",
+        overlapping: overlapping(phases),
+        requests: metadata.request_counts,
+        items: metadata.item_counts(),
+        phases: entries,
+    }
+}
