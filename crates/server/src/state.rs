@@ -129,20 +129,9 @@ pub(crate) struct ReplayTotals(pub ProgressSnapshot);
 impl ReplayTotals {
     /// Adds a replay's final progress.
     pub fn push(&mut self, progress: &ProgressSnapshot) {
-        for signal in tape_otlp::Signal::ALL {
-            let from = progress.signal(signal);
-            let into = match signal {
-                tape_otlp::Signal::Traces => &mut self.0.traces,
-                tape_otlp::Signal::Metrics => &mut self.0.metrics,
-                tape_otlp::Signal::Logs => &mut self.0.logs,
-            };
-            into.sent_records += from.sent_records;
-            into.sent_items += from.sent_items;
-            into.rejected_items += from.rejected_items;
-            into.failed_records += from.failed_records;
-            into.failed_items += from.failed_items;
-            into.invalid_records += from.invalid_records;
-        }
+        self.0.traces += &progress.traces;
+        self.0.metrics += &progress.metrics;
+        self.0.logs += &progress.logs;
     }
 }
 

@@ -72,6 +72,19 @@ pub struct SignalProgress {
     pub retries: u64,
 }
 
+/// Adds counts, such as those of another signal or another replay.
+impl std::ops::AddAssign<&SignalProgress> for SignalProgress {
+    fn add_assign(&mut self, other: &SignalProgress) {
+        self.sent_records += other.sent_records;
+        self.sent_items += other.sent_items;
+        self.rejected_items += other.rejected_items;
+        self.failed_records += other.failed_records;
+        self.failed_items += other.failed_items;
+        self.invalid_records += other.invalid_records;
+        self.retries += other.retries;
+    }
+}
+
 impl SignalProgress {
     /// Items delivered: sent and not rejected.
     pub fn delivered_items(&self) -> u64 {
@@ -157,13 +170,7 @@ impl ProgressSnapshot {
     pub fn total(&self) -> SignalProgress {
         let mut sum = SignalProgress::default();
         for counts in [&self.traces, &self.metrics, &self.logs] {
-            sum.sent_records += counts.sent_records;
-            sum.sent_items += counts.sent_items;
-            sum.rejected_items += counts.rejected_items;
-            sum.failed_records += counts.failed_records;
-            sum.failed_items += counts.failed_items;
-            sum.invalid_records += counts.invalid_records;
-            sum.retries += counts.retries;
+            sum += counts;
         }
         sum
     }
