@@ -3,7 +3,7 @@
 use predicates::str::contains;
 use serde_json::Value;
 
-use crate::{tape, tape_json};
+use crate::{fails_with, tape, tape_json};
 
 /// The sessions in the store, by type.
 fn sessions_by_type(store: &std::path::Path) -> (Value, Value) {
@@ -90,7 +90,7 @@ fn demo_flags_are_checked() {
         ("--speed", "0", "expected a factor above 0"),
         ("--duration", "soon", "soon"),
     ] {
-        tape(dir.path()).args(["demo", flag, value]).assert().code(2).stderr(contains(expected));
+        fails_with(tape(dir.path()).args(["demo", flag, value]), 2, &[expected]);
     }
     assert!(!dir.path().join("sessions").exists());
 }

@@ -22,7 +22,7 @@ mod store_paths;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use assert_cmd::{Command, assert::Assert};
 
 /// The sample OTLP files shipped in `tests/data`.
 pub fn data(name: &str) -> PathBuf {
@@ -65,4 +65,27 @@ pub fn import_samples(store: &Path, id: &str) -> serde_json::Value {
     let files: Vec<String> = files.iter().map(|path| path.display().to_string()).collect();
     args.extend(files.iter().map(String::as_str));
     tape_json(store, &args)
+}
+
+/// Runs `command`, asserts that it fails and that its stderr holds each of
+/// `fragments`, and hands back the outcome for further checks.
+pub fn fails(command: &mut Command, fragments: &[&str]) -> Assert {
+    stderr_holds(command.assert().failure(), fragments)
+}
+
+/// Runs `command`, asserts that it exits with `code` and that its stderr
+/// holds each of `fragments`, and hands back the outcome for further checks.
+pub fn fails_with(command: &mut Command, code: i32, fragments: &[&str]) -> Assert {
+    stderr_holds(command.assert().code(code), fragments)
+}
+
+fn stderr_holds(assert: Assert, fragments: &[&str]) -> Assert {
+    fragments.iter().fold(assert, |assert, fragment| assert.stderr(predicates::str::contains(*fragment)))
+}
+
+/// `otlp-tape` with its store in `dir` and `dir` as its working directory.
+pub fn tape_in(dir: &Path) -> Command {
+    let mut command = tape(dir);
+    command.current_dir(dir);
+    command
 }

@@ -6,10 +6,9 @@
 use std::path::Path;
 use std::process::Output;
 
-use predicates::str::contains;
 use serde_json::Value;
 
-use crate::{tape, tape_json};
+use crate::{fails_with, tape, tape_json};
 
 /// Seeds a small session `id` that starts at `start` (RFC 3339 or `now`)
 /// and, unless `now`, records it as made then.
@@ -278,7 +277,7 @@ fn bad_sizes_ages_and_counts_are_refused() {
         (&["--keep-last", "0"], "--keep-last 0 would keep nothing"),
         (&["--keep-last", "two"], "invalid count \"two\""),
     ] {
-        tape(store).args(["sessions", "prune"]).args(args).assert().code(2).stderr(contains(message));
+        fails_with(tape(store).args(["sessions", "prune"]).args(args), 2, &[message]);
     }
     assert_eq!(listed(store), ["old"]);
 }

@@ -9,7 +9,7 @@ use tape_session::{SessionId, SessionStore, SessionType, SessionWriter, WriterOp
 use tape_store::{LocalStore, SpooledStore};
 use tape_testkit::conformance::{new_metadata, sample_records};
 
-use crate::{tape, tape_json};
+use crate::{fails_with, tape, tape_json};
 
 /// Records flushed before the crash; the rest follow without a flush.
 const FLUSHED: usize = 30;
@@ -101,23 +101,14 @@ fn repair_salvages_spooled_blobs_from_the_default_or_given_spool_directory() {
 #[test]
 fn repair_of_a_bad_or_unknown_id_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    tape_in(dir.path())
-        .args(["sessions", "repair", "not/an id"])
-        .assert()
-        .code(2)
-        .stderr(contains("invalid session id \"not/an id\""));
-    tape_in(dir.path())
-        .args(["sessions", "repair", "missing"])
-        .assert()
-        .code(1)
-        .stderr(contains("session missing not found"));
+    fails_with(tape_in(dir.path()).args(["sessions", "repair", "not/an id"]), 2, &["invalid session id \"not/an id\""]);
+    fails_with(tape_in(dir.path()).args(["sessions", "repair", "missing"]), 1, &["session missing not found"]);
 
     // A session that was never announced has no metadata.json to repair from.
     std::fs::create_dir_all(dir.path().join("sessions/unannounced")).unwrap();
-    tape_in(dir.path())
-        .args(["sessions", "repair", "unannounced"])
-        .assert()
-        .code(1)
-        .stderr(contains("cannot repair session unannounced"))
-        .stderr(contains("no metadata.json"));
+    fails_with(
+        tape_in(dir.path()).args(["sessions", "repair", "unannounced"]),
+        1,
+        &["cannot repair session unannounced", "no metadata.json"],
+    );
 }

@@ -7,7 +7,7 @@ use predicates::prelude::PredicateBooleanExt as _;
 use predicates::str::contains;
 use serde_json::{Value, json};
 
-use crate::{tape, tape_json};
+use crate::{fails_with, tape, tape_json};
 
 const BUILTIN: [&str; 5] = ["basic-topology", "payment-failure", "high-load", "complex-topology", "training-phases"];
 
@@ -273,11 +273,11 @@ fn quiet_prints_only_the_session_id() {
 fn an_existing_session_is_neither_replaced_nor_removed() {
     let dir = tempfile::tempdir().unwrap();
     let first = seed(dir.path(), &["--seed", "1", "--session-id", "taken"]);
-    tape(dir.path())
-        .args(["seed", "--duration", "2s", "--seed", "2", "--session-id", "taken"])
-        .assert()
-        .code(1)
-        .stderr(contains("already exists"));
+    fails_with(
+        tape(dir.path()).args(["seed", "--duration", "2s", "--seed", "2", "--session-id", "taken"]),
+        1,
+        &["already exists"],
+    );
     assert_eq!(metadata(dir.path(), "taken")["contentHash"], first["contentHash"]);
     assert!(verify(dir.path(), "taken").0);
 }
@@ -308,7 +308,7 @@ fn bad_input_is_refused_clearly_and_nothing_is_written() {
         tape(dir.path()).arg("seed").args(args).assert().code(code).stderr(contains(message));
         no_sessions(dir.path());
     }
-    tape(dir.path()).args(["seed", "--duration", "-5s"]).assert().code(2).stderr(contains("invalid duration"));
+    fails_with(tape(dir.path()).args(["seed", "--duration", "-5s"]), 2, &["invalid duration"]);
     no_sessions(dir.path());
 }
 
@@ -356,11 +356,11 @@ fn patterns_show_prints_the_yaml_or_a_summary() {
     let file = pattern_file("basic-topology");
     let from_file = tape_json(dir.path(), &["patterns", "show", file.to_str().unwrap()]);
     assert_eq!(from_file["name"], "basic-topology");
-    tape(dir.path())
-        .args(["patterns", "show", "nope"])
-        .assert()
-        .code(1)
-        .stderr(contains("unknown pattern \"nope\"").and(contains("training-phases")));
+    fails_with(
+        tape(dir.path()).args(["patterns", "show", "nope"]),
+        1,
+        &["unknown pattern \"nope\"", "training-phases"],
+    );
 }
 
 #[test]
@@ -377,12 +377,11 @@ fn patterns_validate_accepts_good_files_and_points_at_errors() {
     }
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "name: bad\ndescription: x\nsession_type: sideways\n").unwrap();
-    tape(dir.path())
-        .args(["patterns", "validate"])
-        .arg(&bad)
-        .assert()
-        .code(1)
-        .stderr(contains("bad.yaml:3:15: session_type:").and(contains("expected `seed` or `training`")));
+    fails_with(
+        tape(dir.path()).args(["patterns", "validate"]).arg(&bad),
+        1,
+        &["bad.yaml:3:15: session_type:", "expected `seed` or `training`"],
+    );
     let report = tape(dir.path()).args(["--output", "json", "patterns", "validate"]).arg(&bad).output().unwrap();
     assert_eq!(report.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&report.stdout).unwrap();
@@ -390,12 +389,11 @@ fn patterns_validate_accepts_good_files_and_points_at_errors() {
     assert!(report["error"].as_str().unwrap().contains("bad.yaml:3:15"), "{report}");
     let good = tape_json(dir.path(), &["patterns", "validate", pattern_file("payment-failure").to_str().unwrap()]);
     assert_eq!((&good["valid"], &good["name"]), (&json!(true), &json!("payment-failure")));
-    tape(dir.path())
-        .args(["patterns", "validate"])
-        .arg(dir.path().join("missing.yaml"))
-        .assert()
-        .code(1)
-        .stderr(contains("cannot read the pattern file"));
+    fails_with(
+        tape(dir.path()).args(["patterns", "validate"]).arg(dir.path().join("missing.yaml")),
+        1,
+        &["cannot read the pattern file"],
+    );
 }
 
 /// Rewrites a session's `metadata.json` through `change`.
@@ -697,11 +695,11 @@ async fn sigint_stops_a_live_seed_and_leaves_a_completed_session_that_says_so() 
 #[test]
 fn target_flags_need_live() {
     let dir = tempfile::tempdir().unwrap();
-    tape(dir.path())
-        .args(["seed", "--endpoint", "http://localhost:4318"])
-        .assert()
-        .code(2)
-        .stderr(contains("--endpoint only applies with --live"));
-    tape(dir.path()).args(["seed", "--concurrency", "2"]).assert().code(2).stderr(contains("--live"));
+    fails_with(
+        tape(dir.path()).args(["seed", "--endpoint", "http://localhost:4318"]),
+        2,
+        &["--endpoint only applies with --live"],
+    );
+    fails_with(tape(dir.path()).args(["seed", "--concurrency", "2"]), 2, &["--live"]);
     no_sessions(dir.path());
 }

@@ -1,4 +1,4 @@
-use crate::{import_samples, tape, tape_json};
+use crate::{fails, import_samples, tape, tape_json};
 
 #[test]
 fn list_shows_sessions_and_filters_by_type() {
@@ -49,11 +49,7 @@ fn delete_removes_the_session() {
     import_samples(dir.path(), "doomed");
     tape(dir.path()).args(["sessions", "delete", "doomed"]).assert().success();
     assert!(!dir.path().join("sessions/doomed").exists());
-    tape(dir.path())
-        .args(["sessions", "show", "doomed"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("session doomed not found"));
+    fails(tape(dir.path()).args(["sessions", "show", "doomed"]), &["session doomed not found"]);
 }
 
 #[test]
@@ -63,11 +59,7 @@ fn active_sessions_are_deleted_only_with_force() {
     let path = dir.path().join("sessions/live/metadata.json");
     let text = std::fs::read_to_string(&path).unwrap().replace("\"completed\"", "\"active\"");
     std::fs::write(&path, text).unwrap();
-    tape(dir.path())
-        .args(["sessions", "delete", "live"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("active"));
+    fails(tape(dir.path()).args(["sessions", "delete", "live"]), &["active"]);
     tape(dir.path()).args(["sessions", "delete", "live", "--force"]).assert().success();
 }
 
