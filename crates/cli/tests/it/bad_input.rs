@@ -48,9 +48,7 @@ fn import_of_malformed_otlp_json_names_the_column() {
 #[test]
 fn import_of_a_truncated_proto_file_names_the_message_and_offset() {
     let dir = tempfile::tempdir().unwrap();
-    import_samples(dir.path(), "source");
-    let out = dir.path().join("out");
-    tape_json(dir.path(), &["export", "--session", "source", "--format", "otlp-proto", "--out", out.to_str().unwrap()]);
+    let out = crate::export_samples_as_proto(dir.path(), "source", "out");
     let bytes = std::fs::read(out.join("traces.pb")).unwrap();
     let cut = dir.path().join("traces-cut.pb");
     std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();

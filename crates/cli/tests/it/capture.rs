@@ -165,7 +165,7 @@ fn a_killed_capture_keeps_what_was_flushed_after_repair() {
     let (status, _) = capturing.wait();
     assert!(!status.success());
     assert_eq!(crate::tape_json(dir.path(), &["sessions", "show", "killed"])["status"], "active");
-    crate::tape(dir.path()).current_dir(dir.path()).args(["sessions", "repair", "killed"]).assert().success();
+    crate::tape_in(dir.path()).args(["sessions", "repair", "killed"]).assert().success();
     let show = crate::tape_json(dir.path(), &["sessions", "show", "killed"]);
     assert_eq!(show["status"], "completed");
     assert_eq!(show["capturedTraces"], 24);
@@ -183,7 +183,7 @@ fn a_durable_capture_killed_right_after_acknowledging_keeps_every_request() {
     capturing.signal("KILL");
     capturing.wait();
     assert_eq!(salvageable_records(dir.path(), "durable"), 6, "every acknowledged request is on disk");
-    crate::tape(dir.path()).current_dir(dir.path()).args(["sessions", "repair", "durable"]).assert().success();
+    crate::tape_in(dir.path()).args(["sessions", "repair", "durable"]).assert().success();
     assert_eq!(session_payloads(dir.path(), "durable"), (0..6).map(traces).collect::<Vec<_>>());
 }
 

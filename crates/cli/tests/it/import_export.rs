@@ -124,9 +124,7 @@ fn import_reads_gzip_and_zstd_files() {
 #[test]
 fn import_proto_needs_a_signal_it_can_tell() {
     let dir = tempfile::tempdir().unwrap();
-    import_samples(dir.path(), "sample");
-    let out = dir.path().join("proto");
-    tape_json(dir.path(), &["export", "--session", "sample", "--format", "otlp-proto", "--out", out.to_str().unwrap()]);
+    let out = crate::export_samples_as_proto(dir.path(), "sample", "proto");
     let anonymous = dir.path().join("data.bin");
     std::fs::copy(out.join("logs.pb"), &anonymous).unwrap();
     fails(tape(dir.path()).args(["import", "--format", "otlp-proto"]).arg(&anonymous), &["--signal"]);

@@ -67,6 +67,15 @@ pub fn import_samples(store: &Path, id: &str) -> serde_json::Value {
     tape_json(store, &args)
 }
 
+/// Imports the three sample files as session `id` and exports that session as
+/// OTLP protobuf into the folder `out` of `store`, whose path it hands back.
+pub fn export_samples_as_proto(store: &Path, id: &str, out: &str) -> PathBuf {
+    import_samples(store, id);
+    let out = store.join(out);
+    tape_json(store, &["export", "--session", id, "--format", "otlp-proto", "--out", out.to_str().unwrap()]);
+    out
+}
+
 /// Runs `command`, asserts that it fails and that its stderr holds each of
 /// `fragments`, and hands back the outcome for further checks.
 pub fn fails(command: &mut Command, fragments: &[&str]) -> Assert {
@@ -88,4 +97,12 @@ pub fn tape_in(dir: &Path) -> Command {
     let mut command = tape(dir);
     command.current_dir(dir);
     command
+}
+
+/// Runs `command`, asserts that it succeeds and that its stdout holds each of
+/// `fragments`, and hands back the outcome for further checks.
+pub fn succeeds(command: &mut Command, fragments: &[&str]) -> Assert {
+    fragments
+        .iter()
+        .fold(command.assert().success(), |assert, fragment| assert.stdout(predicates::str::contains(*fragment)))
 }

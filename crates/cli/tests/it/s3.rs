@@ -1,9 +1,8 @@
 //! The command line against an S3 store: the in-process S3 server.
 
-use predicates::str::contains;
 use tape_testkit::s3::S3TestServer;
 
-use crate::{data, fails, fails_with};
+use crate::{data, fails, fails_with, succeeds};
 
 pub fn tape_s3(server: &S3TestServer, store: &str) -> assert_cmd::Command {
     let mut command = assert_cmd::Command::cargo_bin("otlp-tape").unwrap();
@@ -41,17 +40,17 @@ async fn import_list_verify_export_and_delete_on_s3() {
 
         tape_s3(server, store).args(["sessions", "verify", "on-s3"]).assert().success();
         // The standard AWS variables stand in for the MINIO_* ones.
-        tape_s3(server, store)
-            .env_remove("MINIO_ENDPOINT")
-            .env_remove("MINIO_ACCESS_KEY")
-            .env_remove("MINIO_SECRET_KEY")
-            .env("AWS_ENDPOINT_URL", server.endpoint())
-            .env("AWS_ACCESS_KEY_ID", server.access_key())
-            .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
-            .args(["sessions", "show", "on-s3"])
-            .assert()
-            .success()
-            .stdout(contains("48 spans"));
+        succeeds(
+            tape_s3(server, store)
+                .env_remove("MINIO_ENDPOINT")
+                .env_remove("MINIO_ACCESS_KEY")
+                .env_remove("MINIO_SECRET_KEY")
+                .env("AWS_ENDPOINT_URL", server.endpoint())
+                .env("AWS_ACCESS_KEY_ID", server.access_key())
+                .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
+                .args(["sessions", "show", "on-s3"]),
+            &["48 spans"],
+        );
         tape_s3(server, store)
             .args(["export", "--session", "on-s3", "--format", "otlp-proto", "--out"])
             .arg(out.path())

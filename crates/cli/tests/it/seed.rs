@@ -7,7 +7,7 @@ use predicates::prelude::PredicateBooleanExt as _;
 use predicates::str::contains;
 use serde_json::{Value, json};
 
-use crate::{fails_with, tape, tape_json};
+use crate::{fails_with, succeeds, tape, tape_json};
 
 const BUILTIN: [&str; 5] = ["basic-topology", "payment-failure", "high-load", "complex-topology", "training-phases"];
 
@@ -66,6 +66,19 @@ fn verify(store: &Path, id: &str) -> (bool, Value) {
     (output.status.success(), serde_json::from_slice(&output.stdout).unwrap())
 }
 
+/// The `name` of each item of a JSON array.
+fn names(items: &Value) -> Vec<&str> {
+    items.as_array().unwrap().iter().map(|item| item["name"].as_str().unwrap()).collect()
+}
+
+/// Verifies session `id`, asserting that it passes and regenerates bit for bit.
+fn verify_regenerates(store: &Path, id: &str) -> Value {
+    let (ok, report) = verify(store, id);
+    assert!(ok, "{report:#}");
+    assert_eq!(report["regeneration"]["outcome"], "match");
+    report
+}
+
 #[test]
 fn the_same_seed_and_start_give_the_same_bytes_and_another_seed_does_not() {
     let one = tempfile::tempdir().unwrap();
@@ -115,18 +128,15 @@ fn counts_agree_with_the_blobs_and_verify_regenerates_bit_for_bit() {
     assert_eq!(summary["items"], json!({"traces": items[0], "metrics": items[1], "logs": items[2]}));
 
     // verify decodes every request and recounts its items, then regenerates.
-    let (ok, report) = verify(dir.path(), "counted");
-    assert!(ok, "{report:#}");
+    let report = verify_regenerates(dir.path(), "counted");
     assert_eq!(report["problems"], json!([]));
     assert_eq!(report["items"], items.iter().sum::<u64>());
     let requests = metadata["requestCounts"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum::<u64>();
-    assert_eq!(report["regeneration"]["outcome"], "match");
     assert_eq!(report["regeneration"]["records"], requests);
-    tape(dir.path())
-        .args(["sessions", "verify", "counted"])
-        .assert()
-        .success()
-        .stdout(contains(format!("Regenerated from seed 7: bit-for-bit match ({requests} records).")));
+    succeeds(
+        tape(dir.path()).args(["sessions", "verify", "counted"]),
+        &[&format!("Regenerated from seed 7: bit-for-bit match ({requests} records).")],
+    );
 }
 
 #[test]
@@ -158,9 +168,7 @@ fn start_now_uses_the_wall_clock_and_still_regenerates() {
     let start = chrono::DateTime::parse_from_rfc3339(summary["start"].as_str().unwrap()).unwrap();
     assert!(start >= before && start <= chrono::Utc::now(), "{start}");
     assert_eq!(metadata(dir.path(), "live-ish")["parameters"]["start"], summary["start"]);
-    let (ok, report) = verify(dir.path(), "live-ish");
-    assert!(ok, "{report:#}");
-    assert_eq!(report["regeneration"]["outcome"], "match");
+    verify_regenerates(dir.path(), "live-ish");
 }
 
 #[test]
@@ -170,8 +178,7 @@ fn payment_failure_has_three_phases_in_metadata_and_annotations() {
     let metadata = metadata(dir.path(), "checkout");
     assert_eq!(metadata["sessionType"], "seed");
     let phases = metadata["phases"].as_array().unwrap();
-    let names: Vec<&str> = phases.iter().map(|phase| phase["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["baseline", "failure", "rampdown"]);
+    assert_eq!(names(&metadata["phases"]), ["baseline", "failure", "rampdown"]);
     assert_eq!(phases[0]["start"], "2026-01-01T00:00:00Z");
     assert_eq!(phases[0]["end"], "2026-01-01T00:00:02Z");
     assert_eq!(phases[1]["end"], "2026-01-01T00:00:04Z");
@@ -211,8 +218,7 @@ fn training_phases_writes_a_training_session() {
     let metadata = metadata(dir.path(), "labelled");
     assert_eq!(metadata["sessionType"], "training");
     assert_eq!(metadata["parameters"]["duration"], "10s");
-    let names: Vec<&str> = metadata["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["baseline", "degraded", "failure"]);
+    assert_eq!(names(&metadata["phases"]), ["baseline", "degraded", "failure"]);
     let listed = tape_json(dir.path(), &["sessions", "list", "--type", "training"]);
     assert_eq!(listed[0]["sessionId"], "labelled");
 }
@@ -255,9 +261,7 @@ fn a_pattern_file_works_and_is_regenerated_from_the_recorded_source() {
     assert_eq!(metadata["parameters"]["pattern"], "mine");
     assert_eq!(metadata["parameters"]["patternSource"], text);
     std::fs::remove_file(&file).unwrap();
-    let (ok, report) = verify(dir.path(), "from-file");
-    assert!(ok, "{report:#}");
-    assert_eq!(report["regeneration"]["outcome"], "match");
+    verify_regenerates(dir.path(), "from-file");
 }
 
 #[test]
@@ -316,8 +320,7 @@ fn bad_input_is_refused_clearly_and_nothing_is_written() {
 fn patterns_list_names_every_builtin_pattern() {
     let dir = tempfile::tempdir().unwrap();
     let listed = tape_json(dir.path(), &["patterns", "list"]);
-    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(names, BUILTIN);
+    assert_eq!(names(&listed), BUILTIN);
     let payment = &listed[1];
     assert_eq!(payment["sessionType"], "seed");
     assert_eq!(payment["phases"], json!(["baseline", "failure", "rampdown"]));
@@ -348,8 +351,7 @@ fn patterns_show_prints_the_yaml_or_a_summary() {
         phases.iter().map(|p| (p["name"].as_str().unwrap(), p["duration"].as_str().unwrap())).collect();
     assert_eq!(phases, [("baseline", "10s"), ("failure", "10s"), ("rampdown", "10s")]);
     assert!(!summary["flags"].as_array().unwrap().is_empty());
-    let services: Vec<&str> =
-        summary["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let services = names(&summary["services"]);
     assert!(services.contains(&"payment") && services.contains(&"frontend"), "{services:?}");
     assert!(summary["entrypoints"].as_array().unwrap().iter().all(|entry| entry["maxSpans"].as_u64().unwrap() >= 1));
 
@@ -511,11 +513,7 @@ async fn seeds_on_s3_are_the_same_bytes_and_verify() {
         assert_eq!(metadata["contentHash"], local_summary["contentHash"]);
         let annotations = std::fs::read_to_string(session.join("annotations.jsonl")).unwrap();
         assert_eq!(annotations.lines().count(), 3);
-        crate::s3::tape_s3(server, store)
-            .args(["sessions", "verify", "remote"])
-            .assert()
-            .success()
-            .stdout(contains("bit-for-bit match"));
+        succeeds(crate::s3::tape_s3(server, store).args(["sessions", "verify", "remote"]), &["bit-for-bit match"]);
     });
 }
 

@@ -1,4 +1,4 @@
-use crate::{fails, import_samples, tape, tape_json};
+use crate::{fails, import_samples, succeeds, tape, tape_json};
 
 #[test]
 fn list_shows_sessions_and_filters_by_type() {
@@ -36,11 +36,7 @@ fn verify_passes_on_an_intact_session() {
     let report = tape_json(dir.path(), &["sessions", "verify", "intact"]);
     assert_eq!(report["problems"], serde_json::json!([]));
     assert_eq!(report["items"], 48 + 9 + 24);
-    tape(dir.path())
-        .args(["sessions", "verify", "intact"])
-        .assert()
-        .success()
-        .stdout(predicates::str::contains("intact"));
+    succeeds(tape(dir.path()).args(["sessions", "verify", "intact"]), &["intact"]);
 }
 
 #[test]
@@ -78,14 +74,9 @@ fn the_store_comes_from_the_environment_or_a_file_url() {
     assert_eq!(listed[0]["sessionId"], "elsewhere");
 
     let mut command = assert_cmd::Command::cargo_bin("otlp-tape").unwrap();
-    command
-        .env_remove("OTLP_TAPE_STORE")
-        .arg("--store")
-        .arg(format!("file://{}", dir.path().display()))
-        .args(["sessions", "show", "elsewhere"])
-        .assert()
-        .success()
-        .stdout(predicates::str::contains("48 spans, 9 data points, 24 log records"));
+    let store = format!("file://{}", dir.path().display());
+    command.env_remove("OTLP_TAPE_STORE").arg("--store").arg(store).args(["sessions", "show", "elsewhere"]);
+    succeeds(&mut command, &["48 spans, 9 data points, 24 log records"]);
 }
 
 #[test]
