@@ -51,6 +51,15 @@ fn prune_json(store: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// Runs `sessions prune ARGS --output json`, asserting that it deleted the
+/// sessions `gone` and left `left` listed, and returns the report.
+fn prunes(store: &Path, args: &[&str], gone: &[&str], left: &[&str]) -> Value {
+    let report = prune_json(store, args);
+    assert_eq!(deleted(&report), gone);
+    assert_eq!(listed(store), left);
+    report
+}
+
 /// The ids of a report's `deleted` list.
 fn deleted(report: &Value) -> Vec<&str> {
     report["deleted"].as_array().unwrap().iter().map(|decision| decision["sessionId"].as_str().unwrap()).collect()
@@ -133,9 +142,7 @@ fn a_seed_made_now_is_not_older_than_an_hour_whatever_its_virtual_start() {
     );
     assert_eq!(summary["session"]["id"], "fresh-seed");
 
-    let report = prune_json(store, &["--older-than", "1h"]);
-    assert_eq!(deleted(&report), ["yesterdays-capture"]);
-    assert_eq!(listed(store), ["fresh-seed"]);
+    prunes(store, &["--older-than", "1h"], &["yesterdays-capture"], &["fresh-seed"]);
 }
 
 #[test]
@@ -150,13 +157,9 @@ fn keep_last_keeps_the_newest() {
     assert_eq!(report["deleted"][0]["reason"], "not among the 2 newest");
 
     // With an age, keep-last shields the newest from it.
-    let report = prune_json(store, &["--keep-last", "3", "--older-than", "30d"]);
-    assert_eq!(deleted(&report), ["m1"]);
-    assert_eq!(listed(store), ["m2", "m3", "m4"]);
+    prunes(store, &["--keep-last", "3", "--older-than", "30d"], &["m1"], &["m2", "m3", "m4"]);
 
-    let report = prune_json(store, &["--keep-last", "1"]);
-    assert_eq!(deleted(&report), ["m2", "m3"]);
-    assert_eq!(listed(store), ["m4"]);
+    prunes(store, &["--keep-last", "1"], &["m2", "m3"], &["m4"]);
 }
 
 #[test]
@@ -179,9 +182,7 @@ fn max_total_size_deletes_the_oldest_until_every_session_fits() {
 
     // Exactly at the limit is within it.
     let limit = (sizes[1] + sizes[2] + sizes[3]).to_string();
-    let report = prune_json(store, &["--max-total-size", &limit, "--type", "seed"]);
-    assert_eq!(deleted(&report), ["first"]);
-    assert_eq!(listed(store), ["a-capture", "second", "third"]);
+    prunes(store, &["--max-total-size", &limit, "--type", "seed"], &["first"], &["a-capture", "second", "third"]);
 
     // Large enough: nothing goes.
     let report = prune_json(store, &["--max-total-size", "1GB"]);
@@ -198,9 +199,12 @@ fn only_the_given_types_are_pruned() {
     }
     let report = prune_json(store, &["--older-than", "30d", "--type", "capture,training", "--dry-run"]);
     assert_eq!(deleted(&report), ["old-capture", "old-training"]);
-    let report = prune_json(store, &["--older-than", "30d", "--type", "training", "--type", "seed"]);
-    assert_eq!(deleted(&report), ["old-seed", "old-training"]);
-    assert_eq!(listed(store), ["old-capture"]);
+    prunes(
+        store,
+        &["--older-than", "30d", "--type", "training", "--type", "seed"],
+        &["old-seed", "old-training"],
+        &["old-capture"],
+    );
     let output = prune(store, &["--older-than", "30d", "--type", "bogus"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown session type"));
@@ -235,17 +239,13 @@ fn active_locked_and_unreadable_sessions_are_never_deleted() {
         assert_eq!(deleted(&report), expected, "{args:?}");
         assert_eq!(report["skipped"][0]["sessionId"], "broken", "{args:?}");
     }
-    let report = prune_json(store, &["--max-total-size", "0"]);
-    assert_eq!(deleted(&report), ["plain-old", "plain"]);
+    let report = prunes(store, &["--max-total-size", "0"], &["plain-old", "plain"], &["active", "locked"]);
     assert_eq!(report["kept"], 2);
-    assert_eq!(listed(store), ["active", "locked"]);
     assert!(store.join("sessions/broken").exists());
 
     // Once the capture is over, its session can go.
     drop(lock);
-    let report = prune_json(store, &["--max-total-size", "0"]);
-    assert_eq!(deleted(&report), ["locked"]);
-    assert_eq!(listed(store), ["active"]);
+    prunes(store, &["--max-total-size", "0"], &["locked"], &["active"]);
 }
 
 #[test]
