@@ -69,10 +69,11 @@ fn deleted(report: &Value) -> Vec<&str> {
 fn dry_run_lists_the_old_sessions_and_the_real_run_deletes_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path();
-    seed_at(store, "old-a", "2025-01-01T00:00:00Z");
-    seed_at(store, "old-b", "2025-02-01T00:00:00Z");
-    seed_at(store, "new-a", "now");
-    seed_at(store, "new-b", "now");
+    for (id, start) in
+        [("old-a", "2025-01-01T00:00:00Z"), ("old-b", "2025-02-01T00:00:00Z"), ("new-a", "now"), ("new-b", "now")]
+    {
+        seed_at(store, id, start);
+    }
     let old_bytes = size(store, "old-a") + size(store, "old-b");
 
     let report = prune_json(store, &["--older-than", "30d", "--dry-run"]);
@@ -166,12 +167,12 @@ fn keep_last_keeps_the_newest() {
 fn max_total_size_deletes_the_oldest_until_every_session_fits() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path();
-    seed_at(store, "first", "2025-01-01T00:00:00Z");
-    seed_at(store, "second", "2025-02-01T00:00:00Z");
-    seed_at(store, "third", "2025-03-01T00:00:00Z");
-    seed_at(store, "a-capture", "2024-01-01T00:00:00Z");
+    let ids = ["first", "second", "third", "a-capture"];
+    for (id, start) in ids.iter().zip(["2025-01-01", "2025-02-01", "2025-03-01", "2024-01-01"]) {
+        seed_at(store, id, &format!("{start}T00:00:00Z"));
+    }
     set_field(store, "a-capture", "sessionType", "capture");
-    let sizes: Vec<u64> = ["first", "second", "third", "a-capture"].iter().map(|id| size(store, id)).collect();
+    let sizes: Vec<u64> = ids.iter().map(|id| size(store, id)).collect();
 
     // The capture is not pruned (--type seed) but its bytes count.
     let limit = (sizes[2] + sizes[3]).to_string();
