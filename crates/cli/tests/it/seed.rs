@@ -33,6 +33,12 @@ fn metadata(store: &Path, id: &str) -> Value {
     tape_json(store, &["sessions", "show", id])
 }
 
+/// Seeds session `id` with `seed ARGS --session-id ID` and returns its metadata.
+fn seeded(store: &Path, args: &[&str], id: &str) -> Value {
+    seed(store, &[args, &["--session-id", id]].concat());
+    metadata(store, id)
+}
+
 /// Every file under a session's `raw/`, by path relative to the session.
 fn blob_files(store: &Path, id: &str) -> BTreeMap<String, Vec<u8>> {
     fn walk(dir: &Path, base: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
@@ -174,8 +180,7 @@ fn start_now_uses_the_wall_clock_and_still_regenerates() {
 #[test]
 fn payment_failure_has_three_phases_in_metadata_and_annotations() {
     let dir = tempfile::tempdir().unwrap();
-    seed(dir.path(), &["--pattern", "payment-failure", "--duration", "6s", "--session-id", "checkout"]);
-    let metadata = metadata(dir.path(), "checkout");
+    let metadata = seeded(dir.path(), &["--pattern", "payment-failure", "--duration", "6s"], "checkout");
     assert_eq!(metadata["sessionType"], "seed");
     let phases = metadata["phases"].as_array().unwrap();
     assert_eq!(names(&metadata["phases"]), ["baseline", "failure", "rampdown"]);
@@ -214,8 +219,7 @@ fn payment_failure_has_three_phases_in_metadata_and_annotations() {
 #[test]
 fn training_phases_writes_a_training_session() {
     let dir = tempfile::tempdir().unwrap();
-    seed(dir.path(), &["--pattern", "training-phases", "--preset", "quick", "--session-id", "labelled"]);
-    let metadata = metadata(dir.path(), "labelled");
+    let metadata = seeded(dir.path(), &["--pattern", "training-phases", "--preset", "quick"], "labelled");
     assert_eq!(metadata["sessionType"], "training");
     assert_eq!(metadata["parameters"]["duration"], "10s");
     assert_eq!(names(&metadata["phases"]), ["baseline", "degraded", "failure"]);
@@ -256,8 +260,7 @@ fn a_pattern_file_works_and_is_regenerated_from_the_recorded_source() {
     let text =
         std::fs::read_to_string(pattern_file("basic-topology")).unwrap().replace("name: basic-topology", "name: mine");
     std::fs::write(&file, &text).unwrap();
-    seed(dir.path(), &["--pattern", file.to_str().unwrap(), "--session-id", "from-file"]);
-    let metadata = metadata(dir.path(), "from-file");
+    let metadata = seeded(dir.path(), &["--pattern", file.to_str().unwrap()], "from-file");
     assert_eq!(metadata["parameters"]["pattern"], "mine");
     assert_eq!(metadata["parameters"]["patternSource"], text);
     std::fs::remove_file(&file).unwrap();
