@@ -106,3 +106,12 @@ pub fn succeeds(command: &mut Command, fragments: &[&str]) -> Assert {
         .iter()
         .fold(command.assert().success(), |assert, fragment| assert.stdout(predicates::str::contains(*fragment)))
 }
+
+/// Rewrites session `id`'s `metadata.json` after `change`, as the tests'
+/// stand-in for a session damaged or made elsewhere.
+pub fn edit_metadata(store: &Path, id: &str, change: impl FnOnce(&mut serde_json::Value)) {
+    let path = store.join("sessions").join(id).join("metadata.json");
+    let mut metadata: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    change(&mut metadata);
+    std::fs::write(&path, serde_json::to_vec_pretty(&metadata).unwrap()).unwrap();
+}

@@ -21,10 +21,7 @@ fn seed_at(store: &Path, id: &str, start: &str) {
 
 /// Sets one field of a session's `metadata.json`.
 fn set_field(store: &Path, id: &str, field: &str, value: &str) {
-    let path = store.join("sessions").join(id).join("metadata.json");
-    let mut metadata: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    metadata[field] = Value::String(value.to_owned());
-    std::fs::write(&path, serde_json::to_vec_pretty(&metadata).unwrap()).unwrap();
+    crate::edit_metadata(store, id, |metadata| metadata[field] = Value::String(value.to_owned()));
 }
 
 /// The ids `sessions list` shows, in its order (oldest first).

@@ -401,19 +401,11 @@ fn patterns_validate_accepts_good_files_and_points_at_errors() {
     );
 }
 
-/// Rewrites a session's `metadata.json` through `change`.
-fn tamper(store: &Path, id: &str, change: impl FnOnce(&mut Value)) {
-    let path = store.join("sessions").join(id).join("metadata.json");
-    let mut metadata: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    change(&mut metadata);
-    std::fs::write(&path, serde_json::to_vec_pretty(&metadata).unwrap()).unwrap();
-}
-
 #[test]
 fn verify_reports_the_first_difference_from_the_regeneration() {
     let dir = tempfile::tempdir().unwrap();
     seed(dir.path(), &["--seed", "5", "--session-id", "tampered"]);
-    tamper(dir.path(), "tampered", |metadata| metadata["parameters"]["seed"] = json!(6));
+    crate::edit_metadata(dir.path(), "tampered", |metadata| metadata["parameters"]["seed"] = json!(6));
     let (ok, report) = verify(dir.path(), "tampered");
     assert!(!ok);
     let regeneration = &report["regeneration"];
@@ -432,7 +424,7 @@ fn verify_reports_the_first_difference_from_the_regeneration() {
         .stderr(contains("failed verification"));
 
     // A different rate moves the receive times.
-    tamper(dir.path(), "tampered", |metadata| {
+    crate::edit_metadata(dir.path(), "tampered", |metadata| {
         metadata["parameters"]["seed"] = json!(5);
         metadata["parameters"]["rate"] = json!(11.0);
     });
@@ -441,7 +433,7 @@ fn verify_reports_the_first_difference_from_the_regeneration() {
     assert_eq!(report["regeneration"]["outcome"], "difference");
 
     // An edited pattern source no longer matches its recorded hash.
-    tamper(dir.path(), "tampered", |metadata| {
+    crate::edit_metadata(dir.path(), "tampered", |metadata| {
         metadata["parameters"]["rate"] = json!(10.0);
         let source = format!("{}\n# edited\n", metadata["parameters"]["patternSource"].as_str().unwrap());
         metadata["parameters"]["patternSource"] = json!(source);
@@ -467,7 +459,7 @@ fn verify_finds_a_blob_swapped_for_another_seeds() {
     let session = |id: &str| dir.path().join("sessions").join(id).join(key);
     std::fs::copy(session("donor"), session("original")).unwrap();
     // Make the metadata agree with the swapped blob, as a careful forger would.
-    tamper(dir.path(), "original", |metadata| {
+    crate::edit_metadata(dir.path(), "original", |metadata| {
         metadata["blobs"] = donor["blobs"].clone();
         for field in
             ["capturedTraces", "capturedMetrics", "capturedLogs", "totalSizeBytes", "requestCounts", "contentHash"]
@@ -486,7 +478,7 @@ fn verify_finds_a_blob_swapped_for_another_seeds() {
 fn verify_does_not_regenerate_another_generator_versions_session() {
     let dir = tempfile::tempdir().unwrap();
     seed(dir.path(), &["--session-id", "old", "--duration", "2s"]);
-    tamper(dir.path(), "old", |metadata| metadata["parameters"]["generatorVersion"] = json!(999));
+    crate::edit_metadata(dir.path(), "old", |metadata| metadata["parameters"]["generatorVersion"] = json!(999));
     let (ok, report) = verify(dir.path(), "old");
     assert!(ok, "{report:#}");
     assert_eq!(report["regeneration"]["outcome"], "skipped");
