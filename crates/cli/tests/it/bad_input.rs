@@ -2,7 +2,7 @@ use std::path::Path;
 
 use predicates::str::contains;
 
-use crate::{data, import_samples, tape, tape_json};
+use crate::{data, fails, fails_with, import_samples, tape, tape_json};
 
 fn first_blob(store: &Path, id: &str) -> (String, std::path::PathBuf) {
     let metadata = tape_json(store, &["sessions", "show", id]);
@@ -27,13 +27,11 @@ fn import_of_a_file_that_is_not_otlp_names_file_and_line_and_stores_nothing() {
     let good = std::fs::read_to_string(data("traces.jsonl")).unwrap();
     let first_line = good.lines().next().unwrap();
     std::fs::write(&file, format!("{first_line}\n{{\"hello\": \"world\"}}\n")).unwrap();
-    tape(dir.path())
-        .args(["import", "--format", "otlp-json", "--session-id", "bad"])
-        .arg(&file)
-        .assert()
-        .code(1)
-        .stderr(contains("mixed.jsonl:2"))
-        .stderr(contains("nothing was stored"));
+    fails_with(
+        tape(dir.path()).args(["import", "--format", "otlp-json", "--session-id", "bad"]).arg(&file),
+        1,
+        &["mixed.jsonl:2", "nothing was stored"],
+    );
     no_sessions(dir.path());
 }
 
@@ -43,49 +41,36 @@ fn import_of_malformed_otlp_json_names_the_column() {
     let file = dir.path().join("broken.jsonl");
     std::fs::write(&file, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"not-hex\"}]}]}]}\n")
         .unwrap();
-    tape(dir.path())
-        .args(["import", "--format", "otlp-json"])
-        .arg(&file)
-        .assert()
-        .failure()
-        .stderr(contains("broken.jsonl:1"))
-        .stderr(contains("column"));
+    fails(tape(dir.path()).args(["import", "--format", "otlp-json"]).arg(&file), &["broken.jsonl:1", "column"]);
     no_sessions(dir.path());
 }
 
 #[test]
 fn import_of_a_truncated_proto_file_names_the_message_and_offset() {
     let dir = tempfile::tempdir().unwrap();
-    import_samples(dir.path(), "source");
-    let out = dir.path().join("out");
-    tape_json(dir.path(), &["export", "--session", "source", "--format", "otlp-proto", "--out", out.to_str().unwrap()]);
+    let out = crate::export_samples_as_proto(dir.path(), "source", "out");
     let bytes = std::fs::read(out.join("traces.pb")).unwrap();
     let cut = dir.path().join("traces-cut.pb");
     std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
-    tape(dir.path())
-        .args(["import", "--format", "otlp-proto", "--session-id", "cut"])
-        .arg(&cut)
-        .assert()
-        .failure()
-        .stderr(contains("traces-cut.pb: message 6 at byte"))
-        .stderr(contains("ends after"));
-    tape(dir.path()).args(["sessions", "show", "cut"]).assert().failure().stderr(contains("not found"));
+    fails(
+        tape(dir.path()).args(["import", "--format", "otlp-proto", "--session-id", "cut"]).arg(&cut),
+        &["traces-cut.pb: message 6 at byte", "ends after"],
+    );
+    fails(tape(dir.path()).args(["sessions", "show", "cut"]), &["not found"]);
 
     let json_as_proto = dir.path().join("traces.pb");
     std::fs::copy(data("traces.jsonl"), &json_as_proto).unwrap();
-    tape(dir.path())
-        .args(["import", "--format", "otlp-proto"])
-        .arg(&json_as_proto)
-        .assert()
-        .failure()
-        .stderr(contains("traces.pb: message 1 at byte 0"));
+    fails(
+        tape(dir.path()).args(["import", "--format", "otlp-proto"]).arg(&json_as_proto),
+        &["traces.pb: message 1 at byte 0"],
+    );
 }
 
 #[test]
 fn invalid_session_ids_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     for id in ["../escape", "a/b", "", "white space", &"x".repeat(129)] {
-        tape(dir.path()).args(["sessions", "show", id]).assert().code(2).stderr(contains("invalid session id"));
+        fails_with(tape(dir.path()).args(["sessions", "show", id]), 2, &["invalid session id"]);
         tape(dir.path())
             .args(["import", "--format", "otlp-json", "--session-id", id])
             .arg(data("traces.jsonl"))
@@ -100,12 +85,10 @@ fn invalid_session_ids_are_refused() {
 fn a_second_import_under_the_same_id_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     import_samples(dir.path(), "taken");
-    tape(dir.path())
-        .args(["import", "--format", "otlp-json", "--session-id", "taken"])
-        .arg(data("logs.jsonl"))
-        .assert()
-        .failure()
-        .stderr(contains("session taken already exists"));
+    fails(
+        tape(dir.path()).args(["import", "--format", "otlp-json", "--session-id", "taken"]).arg(data("logs.jsonl")),
+        &["session taken already exists"],
+    );
     let metadata = tape_json(dir.path(), &["sessions", "show", "taken"]);
     assert_eq!(metadata["capturedLogs"], 24, "the existing session changed");
 }
@@ -143,13 +126,10 @@ fn a_truncated_blob_is_named_with_its_offset() {
 
     // Export stops with the same precise error and leaves no file.
     let out = dir.path().join("out");
-    tape(dir.path())
-        .args(["export", "--session", "short", "--format", "otlp-json", "--out"])
-        .arg(&out)
-        .assert()
-        .failure()
-        .stderr(contains(format!("blob {key} is corrupt")))
-        .stderr(contains("compressed byte"));
+    fails(
+        tape(dir.path()).args(["export", "--session", "short", "--format", "otlp-json", "--out"]).arg(&out),
+        &[&format!("blob {key} is corrupt"), "compressed byte"],
+    );
     let files: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
     assert!(files.is_empty(), "export left files behind: {files:?}");
 }
@@ -162,15 +142,14 @@ fn damaged_metadata_is_reported_not_panicked_on() {
     let original = std::fs::read_to_string(&path).unwrap();
 
     std::fs::write(&path, "{ not json").unwrap();
-    tape(dir.path())
-        .args(["sessions", "show", "meta"])
-        .assert()
-        .code(1)
-        .stderr(contains("session meta: cannot read metadata.json"))
-        .stderr(contains("malformed metadata.json"));
+    fails_with(
+        tape(dir.path()).args(["sessions", "show", "meta"]),
+        1,
+        &["session meta: cannot read metadata.json", "malformed metadata.json"],
+    );
 
     std::fs::write(&path, original.replace("\"formatVersion\": 1", "\"formatVersion\": 99")).unwrap();
-    tape(dir.path()).args(["sessions", "show", "meta"]).assert().code(1).stderr(contains("format version 99"));
+    fails_with(tape(dir.path()).args(["sessions", "show", "meta"]), 1, &["format version 99"]);
 
     // The listing goes on without it, with a warning.
     import_samples(dir.path(), "fine");
@@ -181,7 +160,7 @@ fn damaged_metadata_is_reported_not_panicked_on() {
     assert!(String::from_utf8_lossy(&listed.stderr).contains("meta"));
 
     std::fs::remove_file(&path).unwrap();
-    tape(dir.path()).args(["sessions", "show", "meta"]).assert().code(1).stderr(contains("session meta not found"));
+    fails_with(tape(dir.path()).args(["sessions", "show", "meta"]), 1, &["session meta not found"]);
 }
 
 #[test]
@@ -201,10 +180,9 @@ fn metadata_that_names_another_session_is_refused() {
     import_samples(dir.path(), "second");
     let sessions = dir.path().join("sessions");
     std::fs::copy(sessions.join("first/metadata.json"), sessions.join("second/metadata.json")).unwrap();
-    tape(dir.path())
-        .args(["sessions", "show", "second"])
-        .assert()
-        .code(1)
-        .stderr(contains("session second: cannot read metadata.json"))
-        .stderr(contains("it names session first instead"));
+    fails_with(
+        tape(dir.path()).args(["sessions", "show", "second"]),
+        1,
+        &["session second: cannot read metadata.json", "it names session first instead"],
+    );
 }

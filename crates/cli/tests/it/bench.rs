@@ -2,13 +2,20 @@
 
 use crate::tape_json;
 
+/// Runs `otlp-tape --output json bench ARGS` on an empty store, asserts that
+/// it left nothing there (a benchmark's sessions live in a temporary directory
+/// of their own) and returns its report.
+pub fn bench_report(args: &[&str]) -> serde_json::Value {
+    let store = tempfile::tempdir().unwrap();
+    let report = tape_json(store.path(), &[&["bench"][..], args].concat());
+    assert!(!store.path().join("sessions").exists());
+    report
+}
+
 #[test]
 fn bench_capture_reports_both_phases_and_loses_nothing() {
-    let store = tempfile::tempdir().unwrap();
-    let report = tape_json(
-        store.path(),
-        &["bench", "capture", "--duration", "1s", "--latency-duration", "1s", "--connections", "2", "--requests", "20"],
-    );
+    let args = ["capture", "--duration", "1s", "--latency-duration", "1s", "--connections", "2", "--requests", "20"];
+    let report = bench_report(&args);
     assert_eq!(report["pattern"], "high-load");
     assert_eq!(report["connections"], 2);
     assert_eq!(report["requestCompression"], "none");
@@ -35,17 +42,21 @@ fn bench_capture_reports_both_phases_and_loses_nothing() {
         assert!(report["peakMemoryBytes"].as_u64().unwrap() > 0);
     }
     assert!(report["cpus"].as_u64().unwrap() > 0);
-    // The benchmark's sessions live in a temporary directory of their own.
-    assert!(!store.path().join("sessions").exists());
 }
 
 #[test]
 fn bench_replay_reports_every_measurement_and_counts_every_span() {
-    let store = tempfile::tempdir().unwrap();
-    let report = tape_json(
-        store.path(),
-        &["bench", "replay", "--duration", "2s", "--memory-gb", "0", "--pacing-duration", "2s", "--concurrency", "4"],
-    );
+    let report = bench_report(&[
+        "replay",
+        "--duration",
+        "2s",
+        "--memory-gb",
+        "0",
+        "--pacing-duration",
+        "2s",
+        "--concurrency",
+        "4",
+    ]);
     assert_eq!(report["concurrency"], 4);
     assert_eq!(report["requestCompression"], "none");
     assert!(report["cpus"].as_u64().unwrap() > 0);
@@ -84,6 +95,4 @@ fn bench_replay_reports_every_measurement_and_counts_every_span() {
             assert!(run[field].is_f64(), "{field}: {report}");
         }
     }
-    // The benchmark's sessions live in a temporary directory of their own.
-    assert!(!store.path().join("sessions").exists());
 }

@@ -165,7 +165,7 @@ fn a_killed_capture_keeps_what_was_flushed_after_repair() {
     let (status, _) = capturing.wait();
     assert!(!status.success());
     assert_eq!(crate::tape_json(dir.path(), &["sessions", "show", "killed"])["status"], "active");
-    crate::tape(dir.path()).current_dir(dir.path()).args(["sessions", "repair", "killed"]).assert().success();
+    crate::tape_in(dir.path()).args(["sessions", "repair", "killed"]).assert().success();
     let show = crate::tape_json(dir.path(), &["sessions", "show", "killed"]);
     assert_eq!(show["status"], "completed");
     assert_eq!(show["capturedTraces"], 24);
@@ -183,7 +183,7 @@ fn a_durable_capture_killed_right_after_acknowledging_keeps_every_request() {
     capturing.signal("KILL");
     capturing.wait();
     assert_eq!(salvageable_records(dir.path(), "durable"), 6, "every acknowledged request is on disk");
-    crate::tape(dir.path()).current_dir(dir.path()).args(["sessions", "repair", "durable"]).assert().success();
+    crate::tape_in(dir.path()).args(["sessions", "repair", "durable"]).assert().success();
     assert_eq!(session_payloads(dir.path(), "durable"), (0..6).map(traces).collect::<Vec<_>>());
 }
 
@@ -239,56 +239,27 @@ fn bad_capture_settings_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
-    crate::tape(dir.path())
-        .current_dir(dir.path())
-        .args(["capture", "--grpc", &address, "--http", "off"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains(format!("cannot listen for OTLP/gRPC on {address}")));
-    crate::tape(dir.path())
-        .current_dir(dir.path())
-        .args(["capture", "--grpc", "off", "--http", "off"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("both receivers are off"));
-    crate::tape(dir.path())
-        .current_dir(dir.path())
-        .args(["capture", "--grpc", "not-an-address"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("invalid address \"not-an-address\""));
-    crate::tape(dir.path())
-        .current_dir(dir.path())
-        .env("CAPTURE_MAX_DURATION_MINUTES", "soon")
-        .args(["capture", "--grpc", "127.0.0.1:0", "--http", "off"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("CAPTURE_MAX_DURATION_MINUTES is \"soon\""));
-    crate::tape(dir.path())
-        .current_dir(dir.path())
-        .env("CAPTURE_COMPRESSION_ENABLED", "maybe")
-        .args(["capture", "--grpc", "127.0.0.1:0", "--http", "off"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("CAPTURE_COMPRESSION_ENABLED is \"maybe\""));
-    crate::tape(dir.path())
-        .current_dir(dir.path())
-        .args(["capture", "--grpc", "127.0.0.1:0", "--http", "off", "--forward", "localhost:4318"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("--forward"));
+    let busy = format!("cannot listen for OTLP/gRPC on {address}");
+    let no_receiver = ["capture", "--grpc", "127.0.0.1:0", "--http", "off"];
+    let cases = [
+        (&[][..], &["capture", "--grpc", &address, "--http", "off"][..], busy.as_str()),
+        (&[], &["capture", "--grpc", "off", "--http", "off"], "both receivers are off"),
+        (&[], &["capture", "--grpc", "not-an-address"], "invalid address \"not-an-address\""),
+        (&[("CAPTURE_MAX_DURATION_MINUTES", "soon")], &no_receiver, "CAPTURE_MAX_DURATION_MINUTES is \"soon\""),
+        (&[("CAPTURE_COMPRESSION_ENABLED", "maybe")], &no_receiver, "CAPTURE_COMPRESSION_ENABLED is \"maybe\""),
+        (&[], &[&no_receiver[..], &["--forward", "localhost:4318"]].concat(), "--forward"),
+    ];
+    for (env, args, message) in cases {
+        crate::fails(crate::tape_in(dir.path()).envs(env.iter().copied()).args(args), &[message]);
+    }
 }
 
 #[test]
 fn a_second_capture_on_an_existing_session_id_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     crate::import_samples(dir.path(), "taken");
-    crate::tape(dir.path())
-        .current_dir(dir.path())
-        .args(["capture", "--session-id", "taken", "--grpc", "127.0.0.1:0", "--http", "off"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("taken"));
+    let args = ["capture", "--session-id", "taken", "--grpc", "127.0.0.1:0", "--http", "off"];
+    crate::fails(crate::tape_in(dir.path()).args(args), &["taken"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,18 +366,14 @@ async fn forward_passes_every_accepted_request_to_the_collector_and_says_so() {
 #[test]
 fn receive_limits_that_cannot_work_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    crate::tape(dir.path())
-        .current_dir(dir.path())
-        .args(["capture", "--grpc", "127.0.0.1:0", "--http", "off", "--receive-budget-mb", "8"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains(
+    for (flag, message) in [
+        (
+            ["--receive-budget-mb", "8"],
             "--receive-budget-mb 8 is less than the largest request (--max-request-size-mb, 16 MiB)",
-        ));
-    crate::tape(dir.path())
-        .current_dir(dir.path())
-        .args(["capture", "--grpc", "127.0.0.1:0", "--http", "off", "--request-read-timeout", "0s"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("--request-read-timeout must be more than zero"));
+        ),
+        (["--request-read-timeout", "0s"], "--request-read-timeout must be more than zero"),
+    ] {
+        let args = ["capture", "--grpc", "127.0.0.1:0", "--http", "off"];
+        crate::fails(crate::tape_in(dir.path()).args(args).args(flag), &[message]);
+    }
 }

@@ -295,7 +295,7 @@ fn repair_rebuilds_a_metadata_json_that_a_full_disk_left_empty() {
     let store = dir.path();
     crate::import_samples(store, "emptied");
     std::fs::write(store.join("sessions/emptied/metadata.json"), b"").unwrap();
-    let output = crate::tape(store).current_dir(store).args(["sessions", "repair", "emptied"]).output().unwrap();
+    let output = crate::tape_in(store).args(["sessions", "repair", "emptied"]).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("rebuilt metadata.json from the blobs"), "{stdout}");

@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use crate::{data, import_samples, tape, tape_json};
+use crate::{data, fails, import_samples, tape, tape_json};
 
 #[test]
 fn import_counts_items_not_requests() {
@@ -90,12 +90,10 @@ fn export_json_lines_are_otlp_json() {
     assert!(span["startTimeUnixNano"].is_string());
 
     // A second export into the same directory refuses to overwrite...
-    tape(dir.path())
-        .args(["export", "--session", "sample", "--format", "otlp-json", "--out"])
-        .arg(&out)
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("--force"));
+    fails(
+        tape(dir.path()).args(["export", "--session", "sample", "--format", "otlp-json", "--out"]).arg(&out),
+        &["--force"],
+    );
     // ...unless told to.
     tape(dir.path())
         .args(["export", "--session", "sample", "--format", "otlp-json", "--force", "--out"])
@@ -126,17 +124,10 @@ fn import_reads_gzip_and_zstd_files() {
 #[test]
 fn import_proto_needs_a_signal_it_can_tell() {
     let dir = tempfile::tempdir().unwrap();
-    import_samples(dir.path(), "sample");
-    let out = dir.path().join("proto");
-    tape_json(dir.path(), &["export", "--session", "sample", "--format", "otlp-proto", "--out", out.to_str().unwrap()]);
+    let out = crate::export_samples_as_proto(dir.path(), "sample", "proto");
     let anonymous = dir.path().join("data.bin");
     std::fs::copy(out.join("logs.pb"), &anonymous).unwrap();
-    tape(dir.path())
-        .args(["import", "--format", "otlp-proto"])
-        .arg(&anonymous)
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("--signal"));
+    fails(tape(dir.path()).args(["import", "--format", "otlp-proto"]).arg(&anonymous), &["--signal"]);
     let summary =
         tape_json(dir.path(), &["import", "--format", "otlp-proto", "--signal", "logs", anonymous.to_str().unwrap()]);
     assert_eq!(summary["items"]["logs"], 24);

@@ -22,7 +22,7 @@ mod store_paths;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use assert_cmd::{Command, assert::Assert};
 
 /// The sample OTLP files shipped in `tests/data`.
 pub fn data(name: &str) -> PathBuf {
@@ -65,4 +65,53 @@ pub fn import_samples(store: &Path, id: &str) -> serde_json::Value {
     let files: Vec<String> = files.iter().map(|path| path.display().to_string()).collect();
     args.extend(files.iter().map(String::as_str));
     tape_json(store, &args)
+}
+
+/// Imports the three sample files as session `id` and exports that session as
+/// OTLP protobuf into the folder `out` of `store`, whose path it hands back.
+pub fn export_samples_as_proto(store: &Path, id: &str, out: &str) -> PathBuf {
+    import_samples(store, id);
+    let out = store.join(out);
+    tape_json(store, &["export", "--session", id, "--format", "otlp-proto", "--out", out.to_str().unwrap()]);
+    out
+}
+
+/// Runs `command`, asserts that it fails and that its stderr holds each of
+/// `fragments`, and hands back the outcome for further checks.
+pub fn fails(command: &mut Command, fragments: &[&str]) -> Assert {
+    stderr_holds(command.assert().failure(), fragments)
+}
+
+/// Runs `command`, asserts that it exits with `code` and that its stderr
+/// holds each of `fragments`, and hands back the outcome for further checks.
+pub fn fails_with(command: &mut Command, code: i32, fragments: &[&str]) -> Assert {
+    stderr_holds(command.assert().code(code), fragments)
+}
+
+fn stderr_holds(assert: Assert, fragments: &[&str]) -> Assert {
+    fragments.iter().fold(assert, |assert, fragment| assert.stderr(predicates::str::contains(*fragment)))
+}
+
+/// `otlp-tape` with its store in `dir` and `dir` as its working directory.
+pub fn tape_in(dir: &Path) -> Command {
+    let mut command = tape(dir);
+    command.current_dir(dir);
+    command
+}
+
+/// Runs `command`, asserts that it succeeds and that its stdout holds each of
+/// `fragments`, and hands back the outcome for further checks.
+pub fn succeeds(command: &mut Command, fragments: &[&str]) -> Assert {
+    fragments
+        .iter()
+        .fold(command.assert().success(), |assert, fragment| assert.stdout(predicates::str::contains(*fragment)))
+}
+
+/// Rewrites session `id`'s `metadata.json` after `change`, as the tests'
+/// stand-in for a session damaged or made elsewhere.
+pub fn edit_metadata(store: &Path, id: &str, change: impl FnOnce(&mut serde_json::Value)) {
+    let path = store.join("sessions").join(id).join("metadata.json");
+    let mut metadata: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    change(&mut metadata);
+    std::fs::write(&path, serde_json::to_vec_pretty(&metadata).unwrap()).unwrap();
 }

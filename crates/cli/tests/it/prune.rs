@@ -6,10 +6,9 @@
 use std::path::Path;
 use std::process::Output;
 
-use predicates::str::contains;
 use serde_json::Value;
 
-use crate::{tape, tape_json};
+use crate::{fails_with, tape, tape_json};
 
 /// Seeds a small session `id` that starts at `start` (RFC 3339 or `now`)
 /// and, unless `now`, records it as made then.
@@ -22,10 +21,7 @@ fn seed_at(store: &Path, id: &str, start: &str) {
 
 /// Sets one field of a session's `metadata.json`.
 fn set_field(store: &Path, id: &str, field: &str, value: &str) {
-    let path = store.join("sessions").join(id).join("metadata.json");
-    let mut metadata: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    metadata[field] = Value::String(value.to_owned());
-    std::fs::write(&path, serde_json::to_vec_pretty(&metadata).unwrap()).unwrap();
+    crate::edit_metadata(store, id, |metadata| metadata[field] = Value::String(value.to_owned()));
 }
 
 /// The ids `sessions list` shows, in its order (oldest first).
@@ -52,6 +48,15 @@ fn prune_json(store: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// Runs `sessions prune ARGS --output json`, asserting that it deleted the
+/// sessions `gone` and left `left` listed, and returns the report.
+fn prunes(store: &Path, args: &[&str], gone: &[&str], left: &[&str]) -> Value {
+    let report = prune_json(store, args);
+    assert_eq!(deleted(&report), gone);
+    assert_eq!(listed(store), left);
+    report
+}
+
 /// The ids of a report's `deleted` list.
 fn deleted(report: &Value) -> Vec<&str> {
     report["deleted"].as_array().unwrap().iter().map(|decision| decision["sessionId"].as_str().unwrap()).collect()
@@ -61,10 +66,11 @@ fn deleted(report: &Value) -> Vec<&str> {
 fn dry_run_lists_the_old_sessions_and_the_real_run_deletes_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path();
-    seed_at(store, "old-a", "2025-01-01T00:00:00Z");
-    seed_at(store, "old-b", "2025-02-01T00:00:00Z");
-    seed_at(store, "new-a", "now");
-    seed_at(store, "new-b", "now");
+    for (id, start) in
+        [("old-a", "2025-01-01T00:00:00Z"), ("old-b", "2025-02-01T00:00:00Z"), ("new-a", "now"), ("new-b", "now")]
+    {
+        seed_at(store, id, start);
+    }
     let old_bytes = size(store, "old-a") + size(store, "old-b");
 
     let report = prune_json(store, &["--older-than", "30d", "--dry-run"]);
@@ -134,9 +140,7 @@ fn a_seed_made_now_is_not_older_than_an_hour_whatever_its_virtual_start() {
     );
     assert_eq!(summary["session"]["id"], "fresh-seed");
 
-    let report = prune_json(store, &["--older-than", "1h"]);
-    assert_eq!(deleted(&report), ["yesterdays-capture"]);
-    assert_eq!(listed(store), ["fresh-seed"]);
+    prunes(store, &["--older-than", "1h"], &["yesterdays-capture"], &["fresh-seed"]);
 }
 
 #[test]
@@ -151,25 +155,21 @@ fn keep_last_keeps_the_newest() {
     assert_eq!(report["deleted"][0]["reason"], "not among the 2 newest");
 
     // With an age, keep-last shields the newest from it.
-    let report = prune_json(store, &["--keep-last", "3", "--older-than", "30d"]);
-    assert_eq!(deleted(&report), ["m1"]);
-    assert_eq!(listed(store), ["m2", "m3", "m4"]);
+    prunes(store, &["--keep-last", "3", "--older-than", "30d"], &["m1"], &["m2", "m3", "m4"]);
 
-    let report = prune_json(store, &["--keep-last", "1"]);
-    assert_eq!(deleted(&report), ["m2", "m3"]);
-    assert_eq!(listed(store), ["m4"]);
+    prunes(store, &["--keep-last", "1"], &["m2", "m3"], &["m4"]);
 }
 
 #[test]
 fn max_total_size_deletes_the_oldest_until_every_session_fits() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path();
-    seed_at(store, "first", "2025-01-01T00:00:00Z");
-    seed_at(store, "second", "2025-02-01T00:00:00Z");
-    seed_at(store, "third", "2025-03-01T00:00:00Z");
-    seed_at(store, "a-capture", "2024-01-01T00:00:00Z");
+    let ids = ["first", "second", "third", "a-capture"];
+    for (id, start) in ids.iter().zip(["2025-01-01", "2025-02-01", "2025-03-01", "2024-01-01"]) {
+        seed_at(store, id, &format!("{start}T00:00:00Z"));
+    }
     set_field(store, "a-capture", "sessionType", "capture");
-    let sizes: Vec<u64> = ["first", "second", "third", "a-capture"].iter().map(|id| size(store, id)).collect();
+    let sizes: Vec<u64> = ids.iter().map(|id| size(store, id)).collect();
 
     // The capture is not pruned (--type seed) but its bytes count.
     let limit = (sizes[2] + sizes[3]).to_string();
@@ -180,9 +180,7 @@ fn max_total_size_deletes_the_oldest_until_every_session_fits() {
 
     // Exactly at the limit is within it.
     let limit = (sizes[1] + sizes[2] + sizes[3]).to_string();
-    let report = prune_json(store, &["--max-total-size", &limit, "--type", "seed"]);
-    assert_eq!(deleted(&report), ["first"]);
-    assert_eq!(listed(store), ["a-capture", "second", "third"]);
+    prunes(store, &["--max-total-size", &limit, "--type", "seed"], &["first"], &["a-capture", "second", "third"]);
 
     // Large enough: nothing goes.
     let report = prune_json(store, &["--max-total-size", "1GB"]);
@@ -199,9 +197,12 @@ fn only_the_given_types_are_pruned() {
     }
     let report = prune_json(store, &["--older-than", "30d", "--type", "capture,training", "--dry-run"]);
     assert_eq!(deleted(&report), ["old-capture", "old-training"]);
-    let report = prune_json(store, &["--older-than", "30d", "--type", "training", "--type", "seed"]);
-    assert_eq!(deleted(&report), ["old-seed", "old-training"]);
-    assert_eq!(listed(store), ["old-capture"]);
+    prunes(
+        store,
+        &["--older-than", "30d", "--type", "training", "--type", "seed"],
+        &["old-seed", "old-training"],
+        &["old-capture"],
+    );
     let output = prune(store, &["--older-than", "30d", "--type", "bogus"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown session type"));
@@ -236,17 +237,13 @@ fn active_locked_and_unreadable_sessions_are_never_deleted() {
         assert_eq!(deleted(&report), expected, "{args:?}");
         assert_eq!(report["skipped"][0]["sessionId"], "broken", "{args:?}");
     }
-    let report = prune_json(store, &["--max-total-size", "0"]);
-    assert_eq!(deleted(&report), ["plain-old", "plain"]);
+    let report = prunes(store, &["--max-total-size", "0"], &["plain-old", "plain"], &["active", "locked"]);
     assert_eq!(report["kept"], 2);
-    assert_eq!(listed(store), ["active", "locked"]);
     assert!(store.join("sessions/broken").exists());
 
     // Once the capture is over, its session can go.
     drop(lock);
-    let report = prune_json(store, &["--max-total-size", "0"]);
-    assert_eq!(deleted(&report), ["locked"]);
-    assert_eq!(listed(store), ["active"]);
+    prunes(store, &["--max-total-size", "0"], &["locked"], &["active"]);
 }
 
 #[test]
@@ -278,7 +275,7 @@ fn bad_sizes_ages_and_counts_are_refused() {
         (&["--keep-last", "0"], "--keep-last 0 would keep nothing"),
         (&["--keep-last", "two"], "invalid count \"two\""),
     ] {
-        tape(store).args(["sessions", "prune"]).args(args).assert().code(2).stderr(contains(message));
+        fails_with(tape(store).args(["sessions", "prune"]).args(args), 2, &[message]);
     }
     assert_eq!(listed(store), ["old"]);
 }

@@ -4,12 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use predicates::str::contains;
 use tape_session::{SessionId, SessionStore, SessionType, SessionWriter, WriterOptions};
 use tape_store::{LocalStore, SpooledStore};
 use tape_testkit::conformance::{new_metadata, sample_records};
 
-use crate::{tape, tape_json};
+use crate::{fails_with, succeeds, tape_json};
 
 /// Records flushed before the crash; the rest follow without a flush.
 const FLUSHED: usize = 30;
@@ -40,8 +39,8 @@ fn crash(root: &Path, spool: Option<&Path>, id: &str) {
 
 /// `otlp-tape` in `dir`, with no spool directory from the environment.
 fn tape_in(dir: &Path) -> assert_cmd::Command {
-    let mut command = tape(dir);
-    command.current_dir(dir).env_remove("OTLP_TAPE_SPOOL_DIR");
+    let mut command = crate::tape_in(dir);
+    command.env_remove("OTLP_TAPE_SPOOL_DIR");
     command
 }
 
@@ -51,23 +50,19 @@ fn repair_finishes_a_crashed_session_and_says_what_it_recovered() {
     crash(dir.path(), None, "crashed");
     assert_eq!(tape_json(dir.path(), &["sessions", "show", "crashed"])["status"], "active");
 
-    tape_in(dir.path())
-        .args(["sessions", "repair", "crashed"])
-        .assert()
-        .success()
-        .stdout(contains("Repaired session crashed: active -> completed"))
-        .stdout(contains("recovered raw/"))
-        .stdout(contains("After:"));
+    succeeds(
+        tape_in(dir.path()).args(["sessions", "repair", "crashed"]),
+        &["Repaired session crashed: active -> completed", "recovered raw/", "After:"],
+    );
     let metadata = tape_json(dir.path(), &["sessions", "show", "crashed"]);
     assert_eq!(metadata["status"], "completed");
     assert!(metadata["requestCounts"]["traces"].as_u64().unwrap() >= (FLUSHED / 3) as u64, "{metadata}");
     tape_in(dir.path()).args(["sessions", "verify", "crashed"]).assert().success();
 
-    tape_in(dir.path())
-        .args(["sessions", "repair", "crashed"])
-        .assert()
-        .success()
-        .stdout(contains("Session crashed is completed, with no partial or unlisted blobs: nothing to repair."));
+    succeeds(
+        tape_in(dir.path()).args(["sessions", "repair", "crashed"]),
+        &["Session crashed is completed, with no partial or unlisted blobs: nothing to repair."],
+    );
 }
 
 #[test]
@@ -89,35 +84,24 @@ fn repair_salvages_spooled_blobs_from_the_default_or_given_spool_directory() {
     let elsewhere = dir.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).unwrap();
     crash(dir.path(), Some(&elsewhere), "spooled-elsewhere");
-    tape_in(dir.path())
-        .args(["sessions", "repair", "spooled-elsewhere", "--spool-dir"])
-        .arg(&elsewhere)
-        .assert()
-        .success()
-        .stdout(contains("recovered raw/"));
+    succeeds(
+        tape_in(dir.path()).args(["sessions", "repair", "spooled-elsewhere", "--spool-dir"]).arg(&elsewhere),
+        &["recovered raw/"],
+    );
     tape_in(dir.path()).args(["sessions", "verify", "spooled-elsewhere"]).assert().success();
 }
 
 #[test]
 fn repair_of_a_bad_or_unknown_id_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    tape_in(dir.path())
-        .args(["sessions", "repair", "not/an id"])
-        .assert()
-        .code(2)
-        .stderr(contains("invalid session id \"not/an id\""));
-    tape_in(dir.path())
-        .args(["sessions", "repair", "missing"])
-        .assert()
-        .code(1)
-        .stderr(contains("session missing not found"));
+    fails_with(tape_in(dir.path()).args(["sessions", "repair", "not/an id"]), 2, &["invalid session id \"not/an id\""]);
+    fails_with(tape_in(dir.path()).args(["sessions", "repair", "missing"]), 1, &["session missing not found"]);
 
     // A session that was never announced has no metadata.json to repair from.
     std::fs::create_dir_all(dir.path().join("sessions/unannounced")).unwrap();
-    tape_in(dir.path())
-        .args(["sessions", "repair", "unannounced"])
-        .assert()
-        .code(1)
-        .stderr(contains("cannot repair session unannounced"))
-        .stderr(contains("no metadata.json"));
+    fails_with(
+        tape_in(dir.path()).args(["sessions", "repair", "unannounced"]),
+        1,
+        &["cannot repair session unannounced", "no metadata.json"],
+    );
 }

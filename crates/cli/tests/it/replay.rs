@@ -74,6 +74,24 @@ fn run_to_end(command: &mut Command) -> Output {
     tokio::task::block_in_place(|| command.output().unwrap())
 }
 
+/// Runs `command` to its end, asserting that it succeeds.
+fn run_ok(command: &mut Command) -> Output {
+    let output = run_to_end(command);
+    assert!(output.status.success(), "{}", stderr(&output));
+    output
+}
+
+/// Runs `command` to its end, asserting that it exits with 1 and that its
+/// stderr holds each of `fragments`.
+fn run_failing(command: &mut Command, fragments: &[&str]) {
+    let output = run_to_end(command);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    for fragment in fragments {
+        assert!(message.contains(fragment), "{message}");
+    }
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -238,8 +256,7 @@ async fn target_with_flags_over(dir: &Path, variables: &[(&str, &str)]) -> OtlpT
     let flags = ["--endpoint", target.grpc_endpoint(), "--protocol", "grpc", "--header", "x-tenant=red"];
     let mut command = replay(dir, &["--speed", "max", "--metrics"]);
     command.args(flags).envs(variables.iter().copied());
-    let output = run_to_end(&mut command);
-    assert!(output.status.success(), "{}", stderr(&output));
+    run_ok(&mut command);
     target
 }
 
@@ -322,8 +339,7 @@ async fn a_dry_run_connects_nowhere_and_says_what_it_would_send() {
     assert_eq!(within["options"]["until"], "2026-01-01T00:00:10Z");
     assert!(within["records"]["traces"]["records"].as_u64().unwrap() < spans);
 
-    let text = run_to_end(&mut replay(dir.path(), &["--dry-run", "--endpoint", &endpoint]));
-    assert!(text.status.success(), "{}", stderr(&text));
+    let text = run_ok(&mut replay(dir.path(), &["--dry-run", "--endpoint", &endpoint]));
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("Session    S (seed, completed)"), "{text}");
     assert!(text.contains(&format!("Target     {endpoint} (http/protobuf)")), "{text}");
@@ -340,8 +356,7 @@ async fn a_report_counts_what_was_sent_and_its_content_hash_is_stable() {
         let target = target().await;
         let args =
             ["--speed", "max", "--timestamps", "none", "--endpoint", target.grpc_endpoint(), "--protocol", "grpc"];
-        let output = run_to_end(replay(dir.path(), &args).args(["--report", name, "--id-seed", "99"]));
-        assert!(output.status.success(), "{}", stderr(&output));
+        run_ok(replay(dir.path(), &args).args(["--report", name, "--id-seed", "99"]));
         let report: Value = serde_json::from_slice(&std::fs::read(dir.path().join(name)).unwrap()).unwrap();
         assert_eq!(report["session"]["id"], "S");
         assert_eq!(report["session"]["type"], "seed");
@@ -410,8 +425,7 @@ async fn a_stopped_replay_resumes_from_its_checkpoint() {
     assert!(repeats <= 4, "{repeats} records were sent twice; at most the concurrency may be");
 
     // Resuming a replay that got to the end does nothing and says so.
-    let output = run_to_end(&mut replay(dir.path(), &[&common[..], &["--resume"]].concat()));
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run_ok(&mut replay(dir.path(), &[&common[..], &["--resume"]].concat()));
     assert!(stderr(&output).contains("nothing to resume"), "{}", stderr(&output));
     assert_eq!(target.received().len(), received.len());
 }
@@ -461,11 +475,11 @@ async fn bad_input_is_refused_with_a_clear_message() {
 
     // Unreachable: the message names the endpoint.
     let endpoint = closed_endpoint();
-    let output = run_to_end(&mut replay(dir, &["--speed", "max", "--endpoint", &endpoint, "--max-attempts", "1"]));
-    assert_eq!(output.status.code(), Some(1));
-    let message = stderr(&output);
-    assert!(message.contains(&format!("the replay of session S to {endpoint} (http/protobuf) failed")), "{message}");
-    assert!(message.contains("stopped after 1 failed request"), "{message}");
+    let failed = format!("the replay of session S to {endpoint} (http/protobuf) failed");
+    run_failing(
+        &mut replay(dir, &["--speed", "max", "--endpoint", &endpoint, "--max-attempts", "1"]),
+        &[&failed, "stopped after 1 failed request"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,14 +488,8 @@ async fn a_request_the_target_refuses_fails_the_replay() {
     seed(dir.path(), "S");
     let target = target().await;
     target.fail_next(1, Failure::Http(400, None));
-    let output = run_to_end(&mut replay(
-        dir.path(),
-        &["--speed", "max", "--endpoint", target.http_endpoint(), "--report", "r.json"],
-    ));
-    assert_eq!(output.status.code(), Some(1));
-    let message = stderr(&output);
-    assert!(message.contains("HTTP 400"), "{message}");
-    assert!(message.contains("stopped after 1 failed request"), "{message}");
+    let args = ["--speed", "max", "--endpoint", target.http_endpoint(), "--report", "r.json"];
+    run_failing(&mut replay(dir.path(), &args), &["HTTP 400", "stopped after 1 failed request"]);
     assert!(target.received().len() < SEED_TOTAL, "it stopped");
     let report: Value = serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
     assert_eq!(report["reason"], "failed");
@@ -492,9 +500,7 @@ async fn a_request_the_target_refuses_fails_the_replay() {
     let target = self::target().await;
     target.fail_next(1, Failure::Http(400, None));
     let args = ["--speed", "max", "--endpoint", target.http_endpoint(), "--max-failures", "unlimited"];
-    let output = run_to_end(&mut replay(dir.path(), &args));
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("1 request of the replay of session S"), "{}", stderr(&output));
+    run_failing(&mut replay(dir.path(), &args), &["1 request of the replay of session S"]);
     assert_eq!(target.received().len(), SEED_TOTAL - 1);
 }
 
@@ -512,8 +518,7 @@ async fn retryable_failures_are_retried_and_partial_successes_counted() {
     assert_eq!(target.attempts(), SEED_TOTAL + 1);
     // The text summary says so too.
     target.fail_next(1, Failure::Http(503, None));
-    let output = run_to_end(&mut replay(dir.path(), &["--speed", "max", "--endpoint", target.http_endpoint()]));
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run_ok(&mut replay(dir.path(), &["--speed", "max", "--endpoint", target.http_endpoint()]));
     assert!(
         String::from_utf8_lossy(&output.stdout).contains(", 1 retry\n"),
         "{}",
@@ -561,12 +566,9 @@ async fn a_corrupt_blob_stops_the_replay_unless_skipped() {
 
     let target = target().await;
     let args = ["--speed", "max", "--endpoint", target.http_endpoint()];
-    let output = run_to_end(&mut replay(dir.path(), &args));
-    assert_eq!(output.status.code(), Some(1));
-    let message = stderr(&output);
-    assert!(message.contains("stopped at a damaged blob; --skip-corrupt replays past it"), "{message}");
-    assert!(message.contains(&format!("blob {key} is corrupt")), "{message}");
-    assert!(message.contains("byte"), "{message}");
+    let corrupt = format!("blob {key} is corrupt");
+    let damaged = "stopped at a damaged blob; --skip-corrupt replays past it";
+    run_failing(&mut replay(dir.path(), &args), &[damaged, &corrupt, "byte"]);
 
     let target = self::target().await;
     let args = ["--speed", "max", "--endpoint", target.http_endpoint(), "--skip-corrupt"];

@@ -1,9 +1,8 @@
 //! The command line against an S3 store: the in-process S3 server.
 
-use predicates::str::contains;
 use tape_testkit::s3::S3TestServer;
 
-use crate::data;
+use crate::{data, fails, fails_with, succeeds};
 
 pub fn tape_s3(server: &S3TestServer, store: &str) -> assert_cmd::Command {
     let mut command = assert_cmd::Command::cargo_bin("otlp-tape").unwrap();
@@ -41,17 +40,17 @@ async fn import_list_verify_export_and_delete_on_s3() {
 
         tape_s3(server, store).args(["sessions", "verify", "on-s3"]).assert().success();
         // The standard AWS variables stand in for the MINIO_* ones.
-        tape_s3(server, store)
-            .env_remove("MINIO_ENDPOINT")
-            .env_remove("MINIO_ACCESS_KEY")
-            .env_remove("MINIO_SECRET_KEY")
-            .env("AWS_ENDPOINT_URL", server.endpoint())
-            .env("AWS_ACCESS_KEY_ID", server.access_key())
-            .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
-            .args(["sessions", "show", "on-s3"])
-            .assert()
-            .success()
-            .stdout(contains("48 spans"));
+        succeeds(
+            tape_s3(server, store)
+                .env_remove("MINIO_ENDPOINT")
+                .env_remove("MINIO_ACCESS_KEY")
+                .env_remove("MINIO_SECRET_KEY")
+                .env("AWS_ENDPOINT_URL", server.endpoint())
+                .env("AWS_ACCESS_KEY_ID", server.access_key())
+                .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
+                .args(["sessions", "show", "on-s3"]),
+            &["48 spans"],
+        );
         tape_s3(server, store)
             .args(["export", "--session", "on-s3", "--format", "otlp-proto", "--out"])
             .arg(out.path())
@@ -60,15 +59,13 @@ async fn import_list_verify_export_and_delete_on_s3() {
         assert!(out.path().join("traces.pb").is_file());
 
         // `s3://` alone takes the bucket from MINIO_BUCKET.
-        tape_s3(server, "s3://")
-            .env("MINIO_BUCKET", server.bucket())
-            .args(["sessions", "show", "on-s3"])
-            .assert()
-            .failure()
-            .stderr(contains("session on-s3 not found"));
+        fails(
+            tape_s3(server, "s3://").env("MINIO_BUCKET", server.bucket()).args(["sessions", "show", "on-s3"]),
+            &["session on-s3 not found"],
+        );
 
         tape_s3(server, store).args(["sessions", "delete", "on-s3"]).assert().success();
-        tape_s3(server, store).args(["sessions", "show", "on-s3"]).assert().failure().stderr(contains("not found"));
+        fails(tape_s3(server, store).args(["sessions", "show", "on-s3"]), &["not found"]);
     });
 }
 
@@ -79,28 +76,27 @@ async fn wrong_credentials_and_unreachable_endpoints_are_clear_errors() {
     let server = &server;
     let store = store.as_str();
     tokio::task::block_in_place(|| {
-        tape_s3(server, store)
-            .env("MINIO_SECRET_KEY", "wrong-secret")
-            .args(["sessions", "list"])
-            .assert()
-            .code(1)
-            .stderr(contains(server.endpoint()));
+        fails_with(
+            tape_s3(server, store).env("MINIO_SECRET_KEY", "wrong-secret").args(["sessions", "list"]),
+            1,
+            &[server.endpoint()],
+        );
         // A port that nothing listens on.
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        tape_s3(server, store)
-            .env("MINIO_ENDPOINT", format!("http://{closed}"))
-            .args(["sessions", "list"])
-            .assert()
-            .code(1)
-            .stderr(contains(closed.to_string()));
-        tape_s3(server, store)
-            .env_remove("MINIO_ACCESS_KEY")
-            .env_remove("MINIO_SECRET_KEY")
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .args(["sessions", "list"])
-            .assert()
-            .code(1)
-            .stderr(contains("MINIO_ACCESS_KEY"));
+        fails_with(
+            tape_s3(server, store).env("MINIO_ENDPOINT", format!("http://{closed}")).args(["sessions", "list"]),
+            1,
+            &[&closed.to_string()],
+        );
+        fails_with(
+            tape_s3(server, store)
+                .env_remove("MINIO_ACCESS_KEY")
+                .env_remove("MINIO_SECRET_KEY")
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .args(["sessions", "list"]),
+            1,
+            &["MINIO_ACCESS_KEY"],
+        );
     });
 }

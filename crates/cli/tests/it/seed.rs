@@ -7,7 +7,7 @@ use predicates::prelude::PredicateBooleanExt as _;
 use predicates::str::contains;
 use serde_json::{Value, json};
 
-use crate::{tape, tape_json};
+use crate::{fails_with, succeeds, tape, tape_json};
 
 const BUILTIN: [&str; 5] = ["basic-topology", "payment-failure", "high-load", "complex-topology", "training-phases"];
 
@@ -31,6 +31,12 @@ fn seed(store: &Path, args: &[&str]) -> Value {
 
 fn metadata(store: &Path, id: &str) -> Value {
     tape_json(store, &["sessions", "show", id])
+}
+
+/// Seeds session `id` with `seed ARGS --session-id ID` and returns its metadata.
+fn seeded(store: &Path, args: &[&str], id: &str) -> Value {
+    seed(store, &[args, &["--session-id", id]].concat());
+    metadata(store, id)
 }
 
 /// Every file under a session's `raw/`, by path relative to the session.
@@ -64,6 +70,19 @@ fn no_sessions(store: &Path) {
 fn verify(store: &Path, id: &str) -> (bool, Value) {
     let output = tape(store).args(["--output", "json", "sessions", "verify", id]).output().unwrap();
     (output.status.success(), serde_json::from_slice(&output.stdout).unwrap())
+}
+
+/// The `name` of each item of a JSON array.
+fn names(items: &Value) -> Vec<&str> {
+    items.as_array().unwrap().iter().map(|item| item["name"].as_str().unwrap()).collect()
+}
+
+/// Verifies session `id`, asserting that it passes and regenerates bit for bit.
+fn verify_regenerates(store: &Path, id: &str) -> Value {
+    let (ok, report) = verify(store, id);
+    assert!(ok, "{report:#}");
+    assert_eq!(report["regeneration"]["outcome"], "match");
+    report
 }
 
 #[test]
@@ -115,18 +134,15 @@ fn counts_agree_with_the_blobs_and_verify_regenerates_bit_for_bit() {
     assert_eq!(summary["items"], json!({"traces": items[0], "metrics": items[1], "logs": items[2]}));
 
     // verify decodes every request and recounts its items, then regenerates.
-    let (ok, report) = verify(dir.path(), "counted");
-    assert!(ok, "{report:#}");
+    let report = verify_regenerates(dir.path(), "counted");
     assert_eq!(report["problems"], json!([]));
     assert_eq!(report["items"], items.iter().sum::<u64>());
     let requests = metadata["requestCounts"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum::<u64>();
-    assert_eq!(report["regeneration"]["outcome"], "match");
     assert_eq!(report["regeneration"]["records"], requests);
-    tape(dir.path())
-        .args(["sessions", "verify", "counted"])
-        .assert()
-        .success()
-        .stdout(contains(format!("Regenerated from seed 7: bit-for-bit match ({requests} records).")));
+    succeeds(
+        tape(dir.path()).args(["sessions", "verify", "counted"]),
+        &[&format!("Regenerated from seed 7: bit-for-bit match ({requests} records).")],
+    );
 }
 
 #[test]
@@ -158,20 +174,16 @@ fn start_now_uses_the_wall_clock_and_still_regenerates() {
     let start = chrono::DateTime::parse_from_rfc3339(summary["start"].as_str().unwrap()).unwrap();
     assert!(start >= before && start <= chrono::Utc::now(), "{start}");
     assert_eq!(metadata(dir.path(), "live-ish")["parameters"]["start"], summary["start"]);
-    let (ok, report) = verify(dir.path(), "live-ish");
-    assert!(ok, "{report:#}");
-    assert_eq!(report["regeneration"]["outcome"], "match");
+    verify_regenerates(dir.path(), "live-ish");
 }
 
 #[test]
 fn payment_failure_has_three_phases_in_metadata_and_annotations() {
     let dir = tempfile::tempdir().unwrap();
-    seed(dir.path(), &["--pattern", "payment-failure", "--duration", "6s", "--session-id", "checkout"]);
-    let metadata = metadata(dir.path(), "checkout");
+    let metadata = seeded(dir.path(), &["--pattern", "payment-failure", "--duration", "6s"], "checkout");
     assert_eq!(metadata["sessionType"], "seed");
     let phases = metadata["phases"].as_array().unwrap();
-    let names: Vec<&str> = phases.iter().map(|phase| phase["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["baseline", "failure", "rampdown"]);
+    assert_eq!(names(&metadata["phases"]), ["baseline", "failure", "rampdown"]);
     assert_eq!(phases[0]["start"], "2026-01-01T00:00:00Z");
     assert_eq!(phases[0]["end"], "2026-01-01T00:00:02Z");
     assert_eq!(phases[1]["end"], "2026-01-01T00:00:04Z");
@@ -207,12 +219,10 @@ fn payment_failure_has_three_phases_in_metadata_and_annotations() {
 #[test]
 fn training_phases_writes_a_training_session() {
     let dir = tempfile::tempdir().unwrap();
-    seed(dir.path(), &["--pattern", "training-phases", "--preset", "quick", "--session-id", "labelled"]);
-    let metadata = metadata(dir.path(), "labelled");
+    let metadata = seeded(dir.path(), &["--pattern", "training-phases", "--preset", "quick"], "labelled");
     assert_eq!(metadata["sessionType"], "training");
     assert_eq!(metadata["parameters"]["duration"], "10s");
-    let names: Vec<&str> = metadata["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["baseline", "degraded", "failure"]);
+    assert_eq!(names(&metadata["phases"]), ["baseline", "degraded", "failure"]);
     let listed = tape_json(dir.path(), &["sessions", "list", "--type", "training"]);
     assert_eq!(listed[0]["sessionId"], "labelled");
 }
@@ -250,14 +260,11 @@ fn a_pattern_file_works_and_is_regenerated_from_the_recorded_source() {
     let text =
         std::fs::read_to_string(pattern_file("basic-topology")).unwrap().replace("name: basic-topology", "name: mine");
     std::fs::write(&file, &text).unwrap();
-    seed(dir.path(), &["--pattern", file.to_str().unwrap(), "--session-id", "from-file"]);
-    let metadata = metadata(dir.path(), "from-file");
+    let metadata = seeded(dir.path(), &["--pattern", file.to_str().unwrap()], "from-file");
     assert_eq!(metadata["parameters"]["pattern"], "mine");
     assert_eq!(metadata["parameters"]["patternSource"], text);
     std::fs::remove_file(&file).unwrap();
-    let (ok, report) = verify(dir.path(), "from-file");
-    assert!(ok, "{report:#}");
-    assert_eq!(report["regeneration"]["outcome"], "match");
+    verify_regenerates(dir.path(), "from-file");
 }
 
 #[test]
@@ -273,11 +280,11 @@ fn quiet_prints_only_the_session_id() {
 fn an_existing_session_is_neither_replaced_nor_removed() {
     let dir = tempfile::tempdir().unwrap();
     let first = seed(dir.path(), &["--seed", "1", "--session-id", "taken"]);
-    tape(dir.path())
-        .args(["seed", "--duration", "2s", "--seed", "2", "--session-id", "taken"])
-        .assert()
-        .code(1)
-        .stderr(contains("already exists"));
+    fails_with(
+        tape(dir.path()).args(["seed", "--duration", "2s", "--seed", "2", "--session-id", "taken"]),
+        1,
+        &["already exists"],
+    );
     assert_eq!(metadata(dir.path(), "taken")["contentHash"], first["contentHash"]);
     assert!(verify(dir.path(), "taken").0);
 }
@@ -308,7 +315,7 @@ fn bad_input_is_refused_clearly_and_nothing_is_written() {
         tape(dir.path()).arg("seed").args(args).assert().code(code).stderr(contains(message));
         no_sessions(dir.path());
     }
-    tape(dir.path()).args(["seed", "--duration", "-5s"]).assert().code(2).stderr(contains("invalid duration"));
+    fails_with(tape(dir.path()).args(["seed", "--duration", "-5s"]), 2, &["invalid duration"]);
     no_sessions(dir.path());
 }
 
@@ -316,8 +323,7 @@ fn bad_input_is_refused_clearly_and_nothing_is_written() {
 fn patterns_list_names_every_builtin_pattern() {
     let dir = tempfile::tempdir().unwrap();
     let listed = tape_json(dir.path(), &["patterns", "list"]);
-    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(names, BUILTIN);
+    assert_eq!(names(&listed), BUILTIN);
     let payment = &listed[1];
     assert_eq!(payment["sessionType"], "seed");
     assert_eq!(payment["phases"], json!(["baseline", "failure", "rampdown"]));
@@ -348,19 +354,18 @@ fn patterns_show_prints_the_yaml_or_a_summary() {
         phases.iter().map(|p| (p["name"].as_str().unwrap(), p["duration"].as_str().unwrap())).collect();
     assert_eq!(phases, [("baseline", "10s"), ("failure", "10s"), ("rampdown", "10s")]);
     assert!(!summary["flags"].as_array().unwrap().is_empty());
-    let services: Vec<&str> =
-        summary["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let services = names(&summary["services"]);
     assert!(services.contains(&"payment") && services.contains(&"frontend"), "{services:?}");
     assert!(summary["entrypoints"].as_array().unwrap().iter().all(|entry| entry["maxSpans"].as_u64().unwrap() >= 1));
 
     let file = pattern_file("basic-topology");
     let from_file = tape_json(dir.path(), &["patterns", "show", file.to_str().unwrap()]);
     assert_eq!(from_file["name"], "basic-topology");
-    tape(dir.path())
-        .args(["patterns", "show", "nope"])
-        .assert()
-        .code(1)
-        .stderr(contains("unknown pattern \"nope\"").and(contains("training-phases")));
+    fails_with(
+        tape(dir.path()).args(["patterns", "show", "nope"]),
+        1,
+        &["unknown pattern \"nope\"", "training-phases"],
+    );
 }
 
 #[test]
@@ -377,12 +382,11 @@ fn patterns_validate_accepts_good_files_and_points_at_errors() {
     }
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "name: bad\ndescription: x\nsession_type: sideways\n").unwrap();
-    tape(dir.path())
-        .args(["patterns", "validate"])
-        .arg(&bad)
-        .assert()
-        .code(1)
-        .stderr(contains("bad.yaml:3:15: session_type:").and(contains("expected `seed` or `training`")));
+    fails_with(
+        tape(dir.path()).args(["patterns", "validate"]).arg(&bad),
+        1,
+        &["bad.yaml:3:15: session_type:", "expected `seed` or `training`"],
+    );
     let report = tape(dir.path()).args(["--output", "json", "patterns", "validate"]).arg(&bad).output().unwrap();
     assert_eq!(report.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&report.stdout).unwrap();
@@ -390,27 +394,18 @@ fn patterns_validate_accepts_good_files_and_points_at_errors() {
     assert!(report["error"].as_str().unwrap().contains("bad.yaml:3:15"), "{report}");
     let good = tape_json(dir.path(), &["patterns", "validate", pattern_file("payment-failure").to_str().unwrap()]);
     assert_eq!((&good["valid"], &good["name"]), (&json!(true), &json!("payment-failure")));
-    tape(dir.path())
-        .args(["patterns", "validate"])
-        .arg(dir.path().join("missing.yaml"))
-        .assert()
-        .code(1)
-        .stderr(contains("cannot read the pattern file"));
-}
-
-/// Rewrites a session's `metadata.json` through `change`.
-fn tamper(store: &Path, id: &str, change: impl FnOnce(&mut Value)) {
-    let path = store.join("sessions").join(id).join("metadata.json");
-    let mut metadata: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    change(&mut metadata);
-    std::fs::write(&path, serde_json::to_vec_pretty(&metadata).unwrap()).unwrap();
+    fails_with(
+        tape(dir.path()).args(["patterns", "validate"]).arg(dir.path().join("missing.yaml")),
+        1,
+        &["cannot read the pattern file"],
+    );
 }
 
 #[test]
 fn verify_reports_the_first_difference_from_the_regeneration() {
     let dir = tempfile::tempdir().unwrap();
     seed(dir.path(), &["--seed", "5", "--session-id", "tampered"]);
-    tamper(dir.path(), "tampered", |metadata| metadata["parameters"]["seed"] = json!(6));
+    crate::edit_metadata(dir.path(), "tampered", |metadata| metadata["parameters"]["seed"] = json!(6));
     let (ok, report) = verify(dir.path(), "tampered");
     assert!(!ok);
     let regeneration = &report["regeneration"];
@@ -429,7 +424,7 @@ fn verify_reports_the_first_difference_from_the_regeneration() {
         .stderr(contains("failed verification"));
 
     // A different rate moves the receive times.
-    tamper(dir.path(), "tampered", |metadata| {
+    crate::edit_metadata(dir.path(), "tampered", |metadata| {
         metadata["parameters"]["seed"] = json!(5);
         metadata["parameters"]["rate"] = json!(11.0);
     });
@@ -438,7 +433,7 @@ fn verify_reports_the_first_difference_from_the_regeneration() {
     assert_eq!(report["regeneration"]["outcome"], "difference");
 
     // An edited pattern source no longer matches its recorded hash.
-    tamper(dir.path(), "tampered", |metadata| {
+    crate::edit_metadata(dir.path(), "tampered", |metadata| {
         metadata["parameters"]["rate"] = json!(10.0);
         let source = format!("{}\n# edited\n", metadata["parameters"]["patternSource"].as_str().unwrap());
         metadata["parameters"]["patternSource"] = json!(source);
@@ -464,7 +459,7 @@ fn verify_finds_a_blob_swapped_for_another_seeds() {
     let session = |id: &str| dir.path().join("sessions").join(id).join(key);
     std::fs::copy(session("donor"), session("original")).unwrap();
     // Make the metadata agree with the swapped blob, as a careful forger would.
-    tamper(dir.path(), "original", |metadata| {
+    crate::edit_metadata(dir.path(), "original", |metadata| {
         metadata["blobs"] = donor["blobs"].clone();
         for field in
             ["capturedTraces", "capturedMetrics", "capturedLogs", "totalSizeBytes", "requestCounts", "contentHash"]
@@ -483,7 +478,7 @@ fn verify_finds_a_blob_swapped_for_another_seeds() {
 fn verify_does_not_regenerate_another_generator_versions_session() {
     let dir = tempfile::tempdir().unwrap();
     seed(dir.path(), &["--session-id", "old", "--duration", "2s"]);
-    tamper(dir.path(), "old", |metadata| metadata["parameters"]["generatorVersion"] = json!(999));
+    crate::edit_metadata(dir.path(), "old", |metadata| metadata["parameters"]["generatorVersion"] = json!(999));
     let (ok, report) = verify(dir.path(), "old");
     assert!(ok, "{report:#}");
     assert_eq!(report["regeneration"]["outcome"], "skipped");
@@ -513,19 +508,14 @@ async fn seeds_on_s3_are_the_same_bytes_and_verify() {
         assert_eq!(metadata["contentHash"], local_summary["contentHash"]);
         let annotations = std::fs::read_to_string(session.join("annotations.jsonl")).unwrap();
         assert_eq!(annotations.lines().count(), 3);
-        crate::s3::tape_s3(server, store)
-            .args(["sessions", "verify", "remote"])
-            .assert()
-            .success()
-            .stdout(contains("bit-for-bit match"));
+        succeeds(crate::s3::tape_s3(server, store).args(["sessions", "verify", "remote"]), &["bit-for-bit match"]);
     });
 }
 
 #[test]
 fn bench_seed_reports_what_it_generated_and_leaves_nothing_in_the_store() {
-    let store = tempfile::tempdir().unwrap();
     let report =
-        tape_json(store.path(), &["bench", "seed", "--pattern", "basic-topology", "--duration", "3s", "--rate", "20"]);
+        crate::bench::bench_report(&["seed", "--pattern", "basic-topology", "--duration", "3s", "--rate", "20"]);
     assert_eq!(report["pattern"], "basic-topology");
     assert_eq!(report["traces"], 60);
     // basic-topology traces have four spans each.
@@ -536,8 +526,6 @@ fn bench_seed_reports_what_it_generated_and_leaves_nothing_in_the_store() {
     if cfg!(target_os = "linux") {
         assert!(report["peakMemoryBytes"].as_u64().unwrap() > 0);
     }
-    // The benchmark's session lives in a temporary directory of its own.
-    assert!(!store.path().join("sessions").exists());
 }
 
 /// `otlp-tape --store STORE --output json seed --live ARGS`, with nothing
@@ -697,11 +685,11 @@ async fn sigint_stops_a_live_seed_and_leaves_a_completed_session_that_says_so() 
 #[test]
 fn target_flags_need_live() {
     let dir = tempfile::tempdir().unwrap();
-    tape(dir.path())
-        .args(["seed", "--endpoint", "http://localhost:4318"])
-        .assert()
-        .code(2)
-        .stderr(contains("--endpoint only applies with --live"));
-    tape(dir.path()).args(["seed", "--concurrency", "2"]).assert().code(2).stderr(contains("--live"));
+    fails_with(
+        tape(dir.path()).args(["seed", "--endpoint", "http://localhost:4318"]),
+        2,
+        &["--endpoint only applies with --live"],
+    );
+    fails_with(tape(dir.path()).args(["seed", "--concurrency", "2"]), 2, &["--live"]);
     no_sessions(dir.path());
 }

@@ -1,4 +1,4 @@
-use crate::{import_samples, tape, tape_json};
+use crate::{fails, import_samples, succeeds, tape, tape_json};
 
 #[test]
 fn list_shows_sessions_and_filters_by_type() {
@@ -36,11 +36,7 @@ fn verify_passes_on_an_intact_session() {
     let report = tape_json(dir.path(), &["sessions", "verify", "intact"]);
     assert_eq!(report["problems"], serde_json::json!([]));
     assert_eq!(report["items"], 48 + 9 + 24);
-    tape(dir.path())
-        .args(["sessions", "verify", "intact"])
-        .assert()
-        .success()
-        .stdout(predicates::str::contains("intact"));
+    succeeds(tape(dir.path()).args(["sessions", "verify", "intact"]), &["intact"]);
 }
 
 #[test]
@@ -49,11 +45,7 @@ fn delete_removes_the_session() {
     import_samples(dir.path(), "doomed");
     tape(dir.path()).args(["sessions", "delete", "doomed"]).assert().success();
     assert!(!dir.path().join("sessions/doomed").exists());
-    tape(dir.path())
-        .args(["sessions", "show", "doomed"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("session doomed not found"));
+    fails(tape(dir.path()).args(["sessions", "show", "doomed"]), &["session doomed not found"]);
 }
 
 #[test]
@@ -63,11 +55,7 @@ fn active_sessions_are_deleted_only_with_force() {
     let path = dir.path().join("sessions/live/metadata.json");
     let text = std::fs::read_to_string(&path).unwrap().replace("\"completed\"", "\"active\"");
     std::fs::write(&path, text).unwrap();
-    tape(dir.path())
-        .args(["sessions", "delete", "live"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("active"));
+    fails(tape(dir.path()).args(["sessions", "delete", "live"]), &["active"]);
     tape(dir.path()).args(["sessions", "delete", "live", "--force"]).assert().success();
 }
 
@@ -86,14 +74,9 @@ fn the_store_comes_from_the_environment_or_a_file_url() {
     assert_eq!(listed[0]["sessionId"], "elsewhere");
 
     let mut command = assert_cmd::Command::cargo_bin("otlp-tape").unwrap();
-    command
-        .env_remove("OTLP_TAPE_STORE")
-        .arg("--store")
-        .arg(format!("file://{}", dir.path().display()))
-        .args(["sessions", "show", "elsewhere"])
-        .assert()
-        .success()
-        .stdout(predicates::str::contains("48 spans, 9 data points, 24 log records"));
+    let store = format!("file://{}", dir.path().display());
+    command.env_remove("OTLP_TAPE_STORE").arg("--store").arg(store).args(["sessions", "show", "elsewhere"]);
+    succeeds(&mut command, &["48 spans, 9 data points, 24 log records"]);
 }
 
 #[test]

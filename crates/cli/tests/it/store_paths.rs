@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::{import_samples, tape};
 
 fn stderr_of(store: &Path, args: &[&str]) -> String {
-    let output = tape(store).current_dir(store).args(args).output().unwrap();
+    let output = crate::tape_in(store).args(args).output().unwrap();
     assert!(!output.status.success(), "otlp-tape {args:?} succeeded");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
