@@ -4,7 +4,7 @@ use tape_otlp::{Signal, SignalSet};
 use tape_replay::{FailureLimit, SessionChoice, Speed, Strategy, TimestampMode};
 use tape_session::SessionType;
 
-use super::{Listen, Start, TimeBound};
+use super::{Listen, TimeBound};
 
 pub(super) fn parse_duration(text: &str) -> Result<u64, String> {
     // A bare number is seconds, as the earlier system's --duration 60.
@@ -30,10 +30,6 @@ pub(super) fn parse_header(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.trim().to_owned())),
         _ => Err(format!("invalid header {text:?}: expected KEY=VALUE")),
     }
-}
-
-pub(super) fn parse_start(text: &str) -> Result<Start, String> {
-    text.parse()
 }
 
 pub(super) fn parse_signals(list: &str) -> Result<SignalSet, String> {
