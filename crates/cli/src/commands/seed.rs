@@ -158,14 +158,14 @@ fn live_outcome(summary: &SeedSummary) -> anyhow::Result<ExitCode> {
 /// The target's flags mean nothing without --live: a command-line error
 /// (exit code 2) rather than flags silently ignored.
 fn refuse_target_flags_without_live(live: &LiveArgs) {
-    let target = &live.target;
+    let target = &live.target.config;
     let given = [
         ("--endpoint", target.endpoint.is_some()),
         ("--protocol", target.protocol.is_some()),
         ("--header", !target.headers.is_empty()),
         ("--compression", target.compression.is_some()),
         ("--timeout", target.timeout.is_some()),
-        ("--ca-file", target.ca_file.is_some()),
+        ("--ca-file", live.target.ca_file.is_some()),
         ("--insecure", target.insecure),
     ];
     if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
