@@ -40,14 +40,6 @@ pub(super) fn parse_session_type(name: &str) -> Result<SessionType, String> {
     name.parse()
 }
 
-pub(super) fn parse_keep_last(text: &str) -> Result<usize, String> {
-    match text.trim().parse::<usize>() {
-        Ok(0) => Err("--keep-last 0 would keep nothing: give at least 1".to_owned()),
-        Ok(count) => Ok(count),
-        Err(_) => Err(format!("invalid count {text:?}: expected a whole number, at least 1")),
-    }
-}
-
 pub(super) fn parse_signal(name: &str) -> Result<Signal, String> {
     name.parse().map_err(|error: tape_otlp::ParseSignalError| error.to_string())
 }
