@@ -3,93 +3,73 @@
 //! [`tape_replay::resolve_targets`]).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use tape_replay::{Compression, Protocol, TargetConfig, Targets};
+use tape_replay::{TargetConfig, Targets};
 
 /// Where and how to send OTLP: the flags `replay` and `seed --live`
-/// flatten. Every flag is optional, so that the environment can fill it;
-/// see [`tape_replay::resolve`].
-#[derive(Debug, Clone, Default, clap::Args)]
+/// flatten, [`TargetConfig`]'s (every one optional, so that the
+/// environment can fill it; see [`tape_replay::resolve`]) and `--ca-file`.
+#[derive(Debug, Clone, Default)]
 pub struct TargetArgs {
-    /// Base URL of the OTLP target; OTLP/HTTP appends /v1/traces, /v1/metrics or /v1/logs to its path.
-    /// [env: OTEL_EXPORTER_OTLP_ENDPOINT, REPLAY_DEFAULT_ENDPOINT; OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT is an
-    /// exact URL] [default: http://localhost:4318, or http://localhost:4317 for grpc]
-    #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
+    /// The target options, as the control API takes them too.
+    pub config: TargetConfig,
+    /// The CA file, an argument of [`tape_replay::resolve_targets`].
+    pub ca_file: Option<PathBuf>,
+}
 
-    /// OTLP protocol: grpc, http/protobuf or http/json.
-    /// [env: OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL] [default: http/protobuf]
-    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
-    pub protocol: Option<Protocol>,
-
-    /// A header (gRPC metadata) of every request, as KEY=VALUE; repeat for more. Replaces the variables'
-    /// headers. [env: OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_<SIGNAL>_HEADERS, as
-    /// key1=value1,key2=value2 with percent-encoded values] [default: none]
-    #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
-
-    /// Compression of request bodies: gzip or none.
-    /// [env: OTEL_EXPORTER_OTLP_COMPRESSION, OTEL_EXPORTER_OTLP_<SIGNAL>_COMPRESSION] [default: gzip]
-    #[arg(long, value_name = "gzip|none", value_parser = parse_compression)]
-    pub compression: Option<Compression>,
-
-    /// The longest one export may take, such as 10s or 500ms; a bare number is seconds.
-    /// [env: OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT, in milliseconds] [default: 10s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
-    pub timeout: Option<Duration>,
-
+/// `--ca-file`, the target flag that names a file on this host.
+#[derive(clap::Args)]
+struct CaFile {
     /// PEM file of the certificate authorities an https:// target is checked against, instead of the
     /// system's roots. [env: OTEL_EXPORTER_OTLP_CERTIFICATE, OTEL_EXPORTER_OTLP_<SIGNAL>_CERTIFICATE]
     #[arg(long, value_name = "PATH")]
-    pub ca_file: Option<PathBuf>,
-
-    /// Accept any certificate from an https:// target, for tests against self-signed targets only.
-    /// [env: OTEL_EXPORTER_OTLP_INSECURE, OTEL_EXPORTER_OTLP_<SIGNAL>_INSECURE, true or false] [default: false]
-    #[arg(long)]
-    pub insecure: bool,
+    ca_file: Option<PathBuf>,
 }
 
-impl TargetArgs {
-    /// The target options, without the CA file (a separate argument of
-    /// [`tape_replay::resolve_targets`]).
-    pub fn config(&self) -> TargetConfig {
-        TargetConfig {
-            endpoint: self.endpoint.clone(),
-            protocol: self.protocol,
-            headers: self.headers.clone(),
-            compression: self.compression,
-            timeout: self.timeout,
-            insecure: self.insecure,
-        }
+impl clap::FromArgMatches for TargetArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let ca_file = CaFile::from_arg_matches(matches)?.ca_file;
+        Ok(TargetArgs { config: TargetConfig::from_arg_matches(matches)?, ca_file })
     }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.config.update_from_arg_matches(matches)?;
+        let mut ca_file = CaFile { ca_file: self.ca_file.take() };
+        ca_file.update_from_arg_matches(matches)?;
+        self.ca_file = ca_file.ca_file;
+        Ok(())
+    }
+}
+
+impl clap::Args for TargetArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        ca_file_before_insecure(CaFile::augment_args(TargetConfig::augment_args(command)))
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        ca_file_before_insecure(CaFile::augment_args_for_update(TargetConfig::augment_args_for_update(command)))
+    }
+}
+
+/// The help lists `--ca-file` between `--timeout` and `--insecure`, as
+/// it always has: it takes `--insecure`'s place in the order, and
+/// `--insecure` the next.
+fn ca_file_before_insecure(command: clap::Command) -> clap::Command {
+    let place = command.get_arguments().find(|arg| arg.get_id() == "insecure").map_or(0, clap::Arg::get_display_order);
+    command.mut_arg("ca_file", |arg| arg.display_order(place)).mut_arg("insecure", |arg| arg.display_order(place + 1))
 }
 
 /// The targets of `args` and the process environment.
 pub fn targets(args: &TargetArgs) -> anyhow::Result<Targets> {
-    Ok(tape_replay::resolve_targets(&args.config(), args.ca_file.as_deref(), |name| std::env::var(name).ok())?)
-}
-
-fn parse_protocol(text: &str) -> Result<Protocol, String> {
-    tape_replay::parse_protocol(text)
-}
-
-fn parse_compression(text: &str) -> Result<Compression, String> {
-    tape_replay::parse_compression(text)
-}
-
-fn parse_timeout(text: &str) -> Result<Duration, String> {
-    tape_replay::parse_timeout(text)
-}
-
-fn parse_header(text: &str) -> Result<(String, String), String> {
-    tape_replay::parse_header(text)
+    Ok(tape_replay::resolve_targets(&args.config, args.ca_file.as_deref(), |name| std::env::var(name).ok())?)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use clap::Parser;
-    use tape_replay::env;
+    use tape_replay::{Compression, Protocol, env, parse_timeout};
 
     use super::*;
 
@@ -160,19 +140,19 @@ mod tests {
             "--insecure",
         ];
         let target = Command::try_parse_from(arguments).unwrap().target;
-        assert_eq!(target.endpoint.as_deref(), Some("https://collector:4318"));
-        assert_eq!(target.protocol, Some(Protocol::HttpJson));
+        assert_eq!(target.config.endpoint.as_deref(), Some("https://collector:4318"));
+        assert_eq!(target.config.protocol, Some(Protocol::HttpJson));
         assert_eq!(
-            target.headers,
+            target.config.headers,
             [("x-tenant".to_owned(), "blue".to_owned()), ("authorization".to_owned(), "Bearer a=b".to_owned())]
         );
-        assert_eq!(target.compression, Some(Compression::None));
-        assert_eq!(target.timeout, Some(Duration::from_millis(500)));
+        assert_eq!(target.config.compression, Some(Compression::None));
+        assert_eq!(target.config.timeout, Some(Duration::from_millis(500)));
         assert_eq!(target.ca_file, Some(PathBuf::from("ca.pem")));
-        assert!(target.insecure);
+        assert!(target.config.insecure);
 
         let target = Command::try_parse_from(["test"]).unwrap().target;
-        assert!(target.endpoint.is_none() && target.headers.is_empty() && !target.insecure);
+        assert!(target.config.endpoint.is_none() && target.config.headers.is_empty() && !target.config.insecure);
         assert_eq!(parse_timeout("2").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_timeout(" 1.5 ").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_timeout("1m30s").unwrap(), Duration::from_secs(90));

@@ -44,33 +44,74 @@ pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
 /// assert_eq!(config.headers, [("x-tenant".to_owned(), "blue".to_owned())]);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TargetConfig {
     /// Base URL of the OTLP target; OTLP/HTTP appends `/v1/traces`,
     /// `/v1/metrics` or `/v1/logs` to its path. Default: the variables,
     /// then `http://localhost:4318` (`http://localhost:4317` for gRPC).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "URL",
+            help = "Base URL of the OTLP target; OTLP/HTTP appends /v1/traces, /v1/metrics or /v1/logs to its path. \
+                [env: OTEL_EXPORTER_OTLP_ENDPOINT, REPLAY_DEFAULT_ENDPOINT; OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT is \
+                an exact URL] [default: http://localhost:4318, or http://localhost:4317 for grpc]",
+        )
+    )]
     pub endpoint: Option<String>,
     /// OTLP protocol: `grpc`, `http/protobuf` or `http/json`. Default: the
     /// variables, then `http/protobuf`.
     #[serde(default, deserialize_with = "protocol")]
+    #[cfg_attr(feature = "clap", arg(
+        long, value_name = "PROTOCOL", value_parser = parse_protocol,
+        help = "OTLP protocol: grpc, http/protobuf or http/json. \
+                [env: OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL] [default: http/protobuf]",
+    ))]
     pub protocol: Option<Protocol>,
     /// Headers (gRPC metadata) of every request, `KEY=VALUE` each (key
     /// `header`); they replace the variables' headers. Default: the
     /// variables', else none.
     #[serde(default, rename = "header", deserialize_with = "headers")]
+    #[cfg_attr(feature = "clap", arg(
+        long = "header", value_name = "KEY=VALUE", value_parser = parse_header,
+        help = "A header (gRPC metadata) of every request, as KEY=VALUE; repeat for more. Replaces the variables' \
+                headers. [env: OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_<SIGNAL>_HEADERS, as \
+                key1=value1,key2=value2 with percent-encoded values] [default: none]",
+    ))]
     pub headers: Vec<(String, String)>,
     /// Compression of request bodies: `gzip` or `none`. Default: the
     /// variables, then `gzip`.
     #[serde(default, deserialize_with = "tape_session::config::parsed")]
+    #[cfg_attr(feature = "clap", arg(
+        long, value_name = "gzip|none", value_parser = parse_compression,
+        help = "Compression of request bodies: gzip or none. \
+                [env: OTEL_EXPORTER_OTLP_COMPRESSION, OTEL_EXPORTER_OTLP_<SIGNAL>_COMPRESSION] [default: gzip]",
+    ))]
     pub compression: Option<Compression>,
     /// The longest one export may take, such as `10s` or `500ms` (a bare
     /// number is seconds). Default: the variables (milliseconds), then 10 s.
     #[serde(default, deserialize_with = "timeout")]
+    #[cfg_attr(feature = "clap", arg(
+        long, value_name = "DURATION", value_parser = parse_timeout,
+        help = "The longest one export may take, such as 10s or 500ms; a bare number is seconds. \
+                [env: OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT, in milliseconds] [default: 10s]",
+    ))]
     pub timeout: Option<Duration>,
     /// Accept any certificate from an `https://` target, for tests against
     /// self-signed targets only. Default: the variables, then `false`.
     #[serde(default, deserialize_with = "tape_session::config::switch")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            help = "Accept any certificate from an https:// target, for tests against self-signed targets only. \
+                [env: OTEL_EXPORTER_OTLP_INSECURE, OTEL_EXPORTER_OTLP_<SIGNAL>_INSECURE, true or false] \
+                [default: false]",
+        )
+    )]
     pub insecure: bool,
 }
 

@@ -24,43 +24,102 @@ pub const DEFAULT_PATTERN: &str = "basic-topology";
 /// (`"duration": "90s"` or `90`, `"rate": "2.5"` or `2.5`), and `null` is
 /// the same as leaving it out.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SeedConfig {
     /// A built-in pattern's name or a pattern file (YAML). Default
     /// [`DEFAULT_PATTERN`].
     #[serde(default = "default_pattern", deserialize_with = "pattern_name")]
+    #[cfg_attr(feature = "clap", arg(
+        long, value_name = "NAME|FILE", default_value = DEFAULT_PATTERN,
+        help = "A built-in pattern's name or a pattern file (YAML); `otlp-tape patterns list` shows the built-in ones",
+    ))]
     pub pattern: String,
     /// Length of the session on the virtual clock, in nanoseconds; default:
     /// the pattern's. Not together with `preset`.
     #[serde(default, deserialize_with = "config::duration")]
+    #[cfg_attr(feature = "clap", arg(
+        long, value_name = "DURATION", value_parser = config::parse_duration_flag, allow_hyphen_values = true,
+        help = "Length of the session on the virtual clock, such as 30s, 1m30s or 2h (a bare number is seconds); \
+                default: the pattern's",
+    ))]
     pub duration: Option<u64>,
     /// A preset duration instead of `duration`.
     #[serde(default, deserialize_with = "config::parsed")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_enum, conflicts_with = "duration", help = "A preset duration: quick (10s) or basic (30s)")
+    )]
     pub preset: Option<Preset>,
     /// Traces per second; default: the pattern's, else [`DEFAULT_RATE`].
     #[serde(default, deserialize_with = "config::parsed")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "TRACES_PER_SECOND",
+            allow_negative_numbers = true,
+            help = "Traces per second; default: the pattern's, else 10",
+        )
+    )]
     pub rate: Option<f64>,
     /// Error probability of spans whose pattern sets none, 0 to 1; default:
     /// the pattern's, else [`DEFAULT_ERROR_RATE`].
     #[serde(default, deserialize_with = "config::parsed")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "0..1",
+            allow_negative_numbers = true,
+            help = "Error probability of spans whose pattern sets none, 0 to 1; default: the pattern's, else 0.05",
+        )
+    )]
     pub error_rate: Option<f64>,
     /// Seed of every random choice; default: a random seed, recorded.
     #[serde(default, deserialize_with = "config::parsed")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "N",
+            help = "Seed of every random choice; default: a random seed, recorded and printed"
+        )
+    )]
     pub seed: Option<u64>,
     /// Start of the session on the virtual clock; default
     /// [`DEFAULT_START`] (2026-01-01T00:00:00Z), or now for a live run.
     #[serde(default, deserialize_with = "config::parsed")]
+    #[cfg_attr(feature = "clap", arg(
+        long, value_name = "TIME|now", value_parser = str::parse::<Start>,
+        help = "Start of the session on the virtual clock: an RFC 3339 time, or `now`; default 2026-01-01T00:00:00Z",
+    ))]
     pub start: Option<Start>,
     /// The signals to write. Default all.
     #[serde(default = "all_signals", deserialize_with = "signal_set")]
+    #[cfg_attr(feature = "clap", arg(
+        long, value_name = "LIST", value_parser = parse_signals, default_value = "all",
+        help = "Signals to write: a comma-separated list of traces, metrics and logs, or all",
+    ))]
     pub signals: SignalSet,
     /// Id of the new session; generated as
     /// `seed-<pattern>-YYYYMMDD-HHMMSS-xxxxxxxx` when absent.
     #[serde(default, deserialize_with = "config::parsed")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, help = "Id of the new session; generated as seed-<pattern>-YYYYMMDD-HHMMSS-xxxxxxxx when absent")
+    )]
     pub session_id: Option<SessionId>,
     /// Human-readable description of the session.
     #[serde(default, deserialize_with = "config::parsed")]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub description: Option<String>,
+}
+
+/// `--signals`, as the flag's value parser.
+#[cfg(feature = "clap")]
+fn parse_signals(list: &str) -> Result<SignalSet, String> {
+    list.parse().map_err(|error: tape_otlp::ParseSignalError| error.to_string())
 }
 
 impl Default for SeedConfig {
@@ -99,6 +158,7 @@ fn signal_set<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SignalSet, D
 /// Preset durations of a seed, as the earlier system's `seed:quick` and
 /// `seed:basic`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Preset {
     /// 10 seconds.
     Quick,

@@ -341,24 +341,63 @@ pub async fn prune(
 /// sizes are texts as [`parse_age`] and [`parse_size`] read them; `types`
 /// is a list (an array or a comma-separated string) of session types.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Delete sessions created longer ago than this, such as `30d` or `1d12h`.
     #[serde(default, deserialize_with = "crate::config::parsed")]
+    #[cfg_attr(feature = "clap", arg(
+        long, value_name = "AGE", value_parser = checked(parse_age),
+        help = "Delete sessions that ended longer ago than this, such as 30d, 12h or 1d12h",
+    ))]
     pub older_than: Option<String>,
     /// Keep this many of the newest sessions; alone, delete all others.
     #[serde(default, deserialize_with = "crate::config::parsed")]
+    #[cfg_attr(feature = "clap", arg(
+        long, value_name = "N", value_parser = parse_keep_last,
+        help = "Always keep the N newest sessions (of the --type); as the only criterion, delete all the others",
+    ))]
     pub keep_last: Option<usize>,
     /// Delete the oldest sessions until the store takes at most this much,
     /// such as `50GB` or `1.5GiB`.
     #[serde(default, deserialize_with = "crate::config::parsed")]
+    #[cfg_attr(feature = "clap", arg(
+        long, value_name = "SIZE", value_parser = checked(parse_size),
+        help = "Then delete the oldest sessions until all sessions of the store take at most this much, such as \
+                50GB, 500MB or 1.5GiB (KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB of 1024)",
+    ))]
     pub max_total_size: Option<String>,
     /// Only sessions of these types: `seed`, `capture`, `training`; default all.
     #[serde(default, deserialize_with = "crate::config::list")]
+    #[cfg_attr(feature = "clap", arg(
+        long = "type", value_name = "TYPE", value_parser = checked(str::parse::<SessionType>), value_delimiter = ',',
+        help = "Only delete sessions of these types (repeat or comma-separate: seed, capture, training); default: all",
+    ))]
     pub types: Vec<String>,
     /// List what would be deleted and delete nothing (default false).
     #[serde(default, deserialize_with = "crate::config::switch")]
+    #[cfg_attr(feature = "clap", arg(long, help = "List what would be deleted and delete nothing"))]
     pub dry_run: bool,
+}
+
+/// A flag's value parser that checks the text with `parse` and keeps it
+/// as given (the config holds the texts; [`RetentionConfig::validate`]
+/// reads them).
+#[cfg(feature = "clap")]
+fn checked<T: 'static>(
+    parse: fn(&str) -> Result<T, String>,
+) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync + 'static {
+    move |text| parse(text).map(|_| text.to_owned())
+}
+
+/// `--keep-last`: a whole number, at least 1.
+#[cfg(feature = "clap")]
+fn parse_keep_last(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("--keep-last 0 would keep nothing: give at least 1".to_owned()),
+        Ok(count) => Ok(count),
+        Err(_) => Err(format!("invalid count {text:?}: expected a whole number, at least 1")),
+    }
 }
 
 /// A [`RetentionConfig`] that is not a valid policy; the message names the field.

@@ -4,7 +4,7 @@ use tape_otlp::{Signal, SignalSet};
 use tape_replay::{FailureLimit, SessionChoice, Speed, Strategy, TimestampMode};
 use tape_session::SessionType;
 
-use super::{Listen, Start, TimeBound};
+use super::{Listen, TimeBound};
 
 pub(super) fn parse_duration(text: &str) -> Result<u64, String> {
     // A bare number is seconds, as the earlier system's --duration 60.
@@ -32,24 +32,12 @@ pub(super) fn parse_header(text: &str) -> Result<(String, String), String> {
     }
 }
 
-pub(super) fn parse_start(text: &str) -> Result<Start, String> {
-    text.parse()
-}
-
 pub(super) fn parse_signals(list: &str) -> Result<SignalSet, String> {
     list.parse().map_err(|error: tape_otlp::ParseSignalError| error.to_string())
 }
 
 pub(super) fn parse_session_type(name: &str) -> Result<SessionType, String> {
     name.parse()
-}
-
-pub(super) fn parse_keep_last(text: &str) -> Result<usize, String> {
-    match text.trim().parse::<usize>() {
-        Ok(0) => Err("--keep-last 0 would keep nothing: give at least 1".to_owned()),
-        Ok(count) => Ok(count),
-        Err(_) => Err(format!("invalid count {text:?}: expected a whole number, at least 1")),
-    }
 }
 
 pub(super) fn parse_signal(name: &str) -> Result<Signal, String> {

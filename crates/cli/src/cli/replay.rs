@@ -131,7 +131,7 @@ pub struct ReplayArgs {
 impl ReplayArgs {
     /// The replay's options, as the control API takes them too.
     pub fn config(&self) -> ReplayConfig {
-        let target = self.target.config();
+        let target = self.target.config.clone();
         ReplayConfig {
             session: Some(self.session.clone()),
             strategy: self.strategy,

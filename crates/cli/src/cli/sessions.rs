@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use tape_otlp::Signal;
+use tape_session::retention::RetentionConfig;
 use tape_session::{SessionId, SessionType};
 
 use super::TimeBound;
-use super::parse::{parse_keep_last, parse_session_type, parse_signal, parse_time_bound};
+use super::parse::{parse_session_type, parse_signal, parse_time_bound};
 
 /// `otlp-tape sessions ...`
 #[derive(Debug, Subcommand)]
@@ -57,22 +58,9 @@ pub enum SessionsCommand {
     clap::ArgGroup::new("criterion").required(true).multiple(true).args(["older_than", "keep_last", "max_total_size"])
 ))]
 pub struct PruneArgs {
-    /// Delete sessions that ended longer ago than this, such as 30d, 12h or 1d12h.
-    #[arg(long, value_name = "AGE", value_parser = tape_session::retention::parse_age)]
-    pub older_than: Option<std::time::Duration>,
-    /// Always keep the N newest sessions (of the --type); as the only criterion, delete all the others.
-    #[arg(long, value_name = "N", value_parser = parse_keep_last)]
-    pub keep_last: Option<usize>,
-    /// Then delete the oldest sessions until all sessions of the store take at most this much, such as 50GB, 500MB
-    /// or 1.5GiB (KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB of 1024).
-    #[arg(long, value_name = "SIZE", value_parser = tape_session::retention::parse_size)]
-    pub max_total_size: Option<u64>,
-    /// Only delete sessions of these types (repeat or comma-separate: seed, capture, training); default: all.
-    #[arg(long = "type", value_name = "TYPE", value_parser = parse_session_type, value_delimiter = ',')]
-    pub types: Vec<SessionType>,
-    /// List what would be deleted and delete nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    /// The retention policy, as the control API's prune request takes it.
+    #[command(flatten)]
+    pub policy: RetentionConfig,
     /// Where capture keeps its session locks (sessions a running capture holds are kept); default: OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool in the working directory.
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,

@@ -12,7 +12,7 @@ use tape_seed_generator::{DEFAULT_START, Params, format_duration};
 use tape_session::{SessionStore, SignalCounts};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{LiveArgs, OutputFormat, Preset, SeedArgs};
+use crate::cli::{LiveArgs, OutputFormat, SeedArgs};
 use crate::output::{human_bytes, note, print_json};
 
 pub use tape_seed::SeedSummary;
@@ -20,21 +20,7 @@ pub use tape_seed::SeedSummary;
 /// The seed the flags describe (without `--live` and ClickHouse, which are
 /// arguments of the run).
 pub fn config(args: &SeedArgs) -> SeedConfig {
-    SeedConfig {
-        pattern: args.pattern.clone(),
-        duration: args.duration,
-        preset: args.preset.map(|preset| match preset {
-            Preset::Quick => tape_seed::Preset::Quick,
-            Preset::Basic => tape_seed::Preset::Basic,
-        }),
-        rate: args.rate,
-        error_rate: args.error_rate,
-        seed: args.seed,
-        start: args.start,
-        signals: args.signals,
-        session_id: args.session_id.clone(),
-        description: args.description.clone(),
-    }
+    args.config.clone()
 }
 
 /// The seed the flags describe, checked; parameters the pattern cannot be
@@ -108,9 +94,9 @@ pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat)
     match &summary.live {
         Some(live) => {
             print_live(live, &summary);
-            note(format!("  Reproduce without sending: {}", reproduce_command(&args.pattern, &summary.params)));
+            note(format!("  Reproduce without sending: {}", reproduce_command(&args.config.pattern, &summary.params)));
         }
-        None => note(format!("  Reproduce with: {}", reproduce_command(&args.pattern, &summary.params))),
+        None => note(format!("  Reproduce with: {}", reproduce_command(&args.config.pattern, &summary.params))),
     }
     live_outcome(&summary)
 }
@@ -172,14 +158,14 @@ fn live_outcome(summary: &SeedSummary) -> anyhow::Result<ExitCode> {
 /// The target's flags mean nothing without --live: a command-line error
 /// (exit code 2) rather than flags silently ignored.
 fn refuse_target_flags_without_live(live: &LiveArgs) {
-    let target = &live.target;
+    let target = &live.target.config;
     let given = [
         ("--endpoint", target.endpoint.is_some()),
         ("--protocol", target.protocol.is_some()),
         ("--header", !target.headers.is_empty()),
         ("--compression", target.compression.is_some()),
         ("--timeout", target.timeout.is_some()),
-        ("--ca-file", target.ca_file.is_some()),
+        ("--ca-file", live.target.ca_file.is_some()),
         ("--insecure", target.insecure),
     ];
     if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {

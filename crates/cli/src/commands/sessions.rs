@@ -14,7 +14,7 @@ use tracing::warn;
 
 use crate::cli::{OutputFormat, PruneArgs};
 use crate::output::{human_bytes, note, print_json};
-use tape_session::retention::{self, PruneReport, RetentionPolicy};
+use tape_session::retention::{self, PruneReport};
 
 /// `sessions list`
 pub async fn list(
@@ -148,16 +148,11 @@ pub async fn delete(
 /// `sessions prune`: deletes what the retention policy of `args` says,
 /// keeping the sessions whose capture lock a running process holds.
 pub async fn prune(store: &dyn SessionStore, args: &PruneArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let policy = RetentionPolicy {
-        older_than: args.older_than,
-        keep_last: args.keep_last,
-        max_total_bytes: args.max_total_size,
-        types: args.types.clone(),
-    };
+    let policy = args.policy.validate()?;
     let spool_dir = crate::store::spool_dir(args.spool_dir.as_deref());
     let protected = crate::lock::locked_sessions(&spool_dir)?;
     let now = Timestamp::from_datetime(chrono::Utc::now()).context("the system clock is before 1970 or after 2554")?;
-    let report = retention::prune(store, &policy, now, &protected, args.dry_run).await?;
+    let report = retention::prune(store, &policy, now, &protected, args.policy.dry_run).await?;
     if format == OutputFormat::Json {
         print_json(&report)?;
     } else {
