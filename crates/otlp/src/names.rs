@@ -42,3 +42,45 @@ macro_rules! named_enum {
         }
     };
 }
+
+/// Serializes a type as the string its `Display` writes and, with
+/// `Deserialize` given too, deserializes it from a string by its `FromStr`
+/// (whose error is the message).
+///
+/// ```
+/// struct Port(u16);
+/// impl std::fmt::Display for Port {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         write!(f, ":{}", self.0)
+///     }
+/// }
+/// impl std::str::FromStr for Port {
+///     type Err = std::num::ParseIntError;
+///     fn from_str(text: &str) -> Result<Self, Self::Err> {
+///         text.trim_start_matches(':').parse().map(Port)
+///     }
+/// }
+/// tape_otlp::serde_as_text!(Port: Serialize, Deserialize);
+/// assert_eq!(serde_json::to_string(&Port(80)).unwrap(), r#"":80""#);
+/// assert_eq!(serde_json::from_str::<Port>(r#"":443""#).unwrap().0, 443);
+/// ```
+#[macro_export]
+macro_rules! serde_as_text {
+    ($name:ty: Serialize) => {
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+    };
+    ($name:ty: Serialize, Deserialize) => {
+        $crate::serde_as_text!($name: Serialize);
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <String as ::serde::Deserialize>::deserialize(deserializer)?;
+                text.parse().map_err(::serde::de::Error::custom)
+            }
+        }
+    };
+}

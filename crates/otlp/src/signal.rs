@@ -47,18 +47,7 @@ crate::named_enum! {
     Signal { Traces => "traces", Metrics => "metrics", Logs => "logs" }
 }
 
-impl serde::Serialize for Signal {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Signal {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::serde_as_text!(Signal: Serialize, Deserialize);
 
 /// A signal name that is not `traces`, `metrics` or `logs`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
