@@ -58,28 +58,27 @@ impl SignalStats {
         });
     }
 
-    pub(crate) fn rejected(&self) {
+    /// Adds one to the counter `counter` picks.
+    fn one_more(&self, counter: fn(&Counts) -> &AtomicU64) {
         self.count(&|counts| {
-            counts.rejected.fetch_add(1, Ordering::Relaxed);
+            counter(counts).fetch_add(1, Ordering::Relaxed);
         });
+    }
+
+    pub(crate) fn rejected(&self) {
+        self.one_more(|counts| &counts.rejected);
     }
 
     pub(crate) fn throttled(&self) {
-        self.count(&|counts| {
-            counts.throttled.fetch_add(1, Ordering::Relaxed);
-        });
+        self.one_more(|counts| &counts.throttled);
     }
 
     pub(crate) fn forwarded(&self) {
-        self.count(&|counts| {
-            counts.forwarded.fetch_add(1, Ordering::Relaxed);
-        });
+        self.one_more(|counts| &counts.forwarded);
     }
 
     pub(crate) fn forward_failed(&self) {
-        self.count(&|counts| {
-            counts.forward_failed.fetch_add(1, Ordering::Relaxed);
-        });
+        self.one_more(|counts| &counts.forward_failed);
     }
 
     fn snapshot(&self) -> SignalSnapshot {
@@ -131,11 +130,7 @@ impl Stats {
 
     /// The counters of `signal`.
     pub fn signal(&self, signal: Signal) -> &SignalStats {
-        match signal {
-            Signal::Traces => &self.signals[0],
-            Signal::Metrics => &self.signals[1],
-            Signal::Logs => &self.signals[2],
-        }
+        &self.signals[signal.index()]
     }
 
     pub(crate) fn unrouted(&self) {
@@ -200,11 +195,7 @@ pub struct StatsSnapshot {
 impl StatsSnapshot {
     /// The counters of `signal`.
     pub fn signal(&self, signal: Signal) -> &SignalSnapshot {
-        match signal {
-            Signal::Traces => &self.traces,
-            Signal::Metrics => &self.metrics,
-            Signal::Logs => &self.logs,
-        }
+        signal.pick(&self.traces, &self.metrics, &self.logs)
     }
 
     /// The sum over signals.

@@ -28,14 +28,6 @@ pub enum FileFormat {
 }
 
 impl FileFormat {
-    /// The format's name, as in configs and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileFormat::OtlpJson => "otlp-json",
-            FileFormat::OtlpProto => "otlp-proto",
-        }
-    }
-
     /// The name of the file that holds a signal's records in this format:
     /// `traces.jsonl`, `logs.pb`.
     pub fn file_name(self, signal: Signal) -> String {
@@ -51,10 +43,9 @@ impl FileFormat {
     }
 }
 
-impl std::fmt::Display for FileFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
+tape_otlp::named_enum! {
+    /// The format's name, as in configs and on the command line.
+    FileFormat { OtlpJson => "otlp-json", OtlpProto => "otlp-proto" }
 }
 
 /// Why a `SignalWriter` failed: a record it cannot write, or its file.

@@ -159,7 +159,7 @@ async fn write_files(
         let messages = read::read_file(path, config.format, config.signal)?;
         for message in messages {
             let message = message?;
-            let slot = Signal::ALL.iter().position(|signal| *signal == message.signal).unwrap_or(0);
+            let slot = message.signal.index();
             let time = message.request.newest_timestamp().unwrap_or_else(|| {
                 fallback += 1;
                 fallback

@@ -20,6 +20,7 @@
 mod codec;
 mod count;
 mod error;
+mod names;
 mod rewrite;
 pub mod rpc;
 mod signal;

@@ -16,52 +16,38 @@ impl Signal {
     /// Every signal, in the order otlp-tape lists them.
     pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
 
-    /// The lowercase name used in blob keys, flags and metadata.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Metrics => "metrics",
-            Signal::Logs => "logs",
-        }
+    /// The signal's place in [`Signal::ALL`]: 0, 1 or 2, to index arrays
+    /// of one thing per signal.
+    pub fn index(self) -> usize {
+        self.pick(0, 1, 2)
     }
 
     /// The OTLP/HTTP path of the signal, such as `/v1/traces`.
     pub fn http_path(self) -> &'static str {
+        self.pick("/v1/traces", "/v1/metrics", "/v1/logs")
+    }
+
+    /// Of `traces`, `metrics` and `logs`, the one of this signal.
+    pub fn pick<T>(self, traces: T, metrics: T, logs: T) -> T {
         match self {
-            Signal::Traces => "/v1/traces",
-            Signal::Metrics => "/v1/metrics",
-            Signal::Logs => "/v1/logs",
+            Signal::Traces => traces,
+            Signal::Metrics => metrics,
+            Signal::Logs => logs,
         }
     }
 
     /// What one item of the signal is called in messages and summaries.
     pub fn item_noun(self) -> &'static str {
-        match self {
-            Signal::Traces => "spans",
-            Signal::Metrics => "data points",
-            Signal::Logs => "log records",
-        }
+        self.pick("spans", "data points", "log records")
     }
 }
 
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
+crate::named_enum! {
+    /// The lowercase name used in blob keys, flags and metadata.
+    Signal { Traces => "traces", Metrics => "metrics", Logs => "logs" }
 }
 
-impl serde::Serialize for Signal {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Signal {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::serde_as_text!(Signal: Serialize, Deserialize);
 
 /// A signal name that is not `traces`, `metrics` or `logs`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

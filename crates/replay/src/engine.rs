@@ -12,7 +12,6 @@ mod selection;
 mod sender;
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -152,39 +151,14 @@ pub enum EndReason {
     Failed,
 }
 
-impl EndReason {
+tape_otlp::named_enum! {
     /// `finished`, `duration`, `stopped` or `failed`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::Finished => "finished",
-            EndReason::Duration => "duration",
-            EndReason::Stopped => "stopped",
-            EndReason::Failed => "failed",
-        }
-    }
+    EndReason { Finished => "finished", Duration => "duration", Stopped => "stopped", Failed => "failed" }
 }
 
-impl IdRegeneration {
+tape_otlp::named_enum! {
     /// `from-second-pass`, `always` or `never`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdRegeneration::FromSecondPass => "from-second-pass",
-            IdRegeneration::Always => "always",
-            IdRegeneration::Never => "never",
-        }
-    }
-}
-
-impl fmt::Display for IdRegeneration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl fmt::Display for EndReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
+    IdRegeneration { FromSecondPass => "from-second-pass", Always => "always", Never => "never" }
 }
 
 /// What stopped a replay early.
@@ -291,8 +265,8 @@ pub async fn plan(
         let receive = record.receive_time_unix_nano;
         match selection.apply(signal, receive, record.payload, record.item_count) {
             Selected::Send { items, .. } => {
-                plan.records[signal_index(signal)] += 1;
-                plan.items[signal_index(signal)] += items;
+                plan.records[signal.index()] += 1;
+                plan.items[signal.index()] += items;
                 plan.first_receive_nanos.get_or_insert(receive);
                 plan.last_receive_nanos = Some(receive);
             }
@@ -817,14 +791,6 @@ impl Drop for Reader {
 /// past (as opposed to a store that cannot be read at all).
 fn is_blob_damage(error: &tape_session::Error) -> bool {
     matches!(error, tape_session::Error::CorruptBlob { .. } | tape_session::Error::BlobNotFound { .. })
-}
-
-fn signal_index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
 }
 
 fn unix_nanos_now() -> u64 {

@@ -36,33 +36,16 @@ pub enum Protocol {
     HttpJson,
 }
 
-impl Protocol {
+tape_otlp::named_enum! {
     /// The specification's name: `grpc`, `http/protobuf` or `http/json`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Grpc => "grpc",
-            Protocol::HttpProtobuf => "http/protobuf",
-            Protocol::HttpJson => "http/json",
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
+    Protocol { Grpc => "grpc", HttpProtobuf => "http/protobuf", HttpJson => "http/json" }
 }
 
 impl FromStr for Protocol {
     type Err = ConfigError;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "grpc" => Ok(Protocol::Grpc),
-            "http/protobuf" => Ok(Protocol::HttpProtobuf),
-            "http/json" => Ok(Protocol::HttpJson),
-            _ => Err(ConfigError::Protocol(name.to_owned())),
-        }
+        Protocol::from_name(&name.trim().to_ascii_lowercase()).ok_or_else(|| ConfigError::Protocol(name.to_owned()))
     }
 }
 

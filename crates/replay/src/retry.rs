@@ -201,6 +201,17 @@ mod tests {
         })
     }
 
+    /// Runs `retry` under `policy` with waits at their ceilings, no stop and
+    /// attempts that fail with `errors` in turn: the result, how many
+    /// attempts were made and how long it took.
+    async fn run_script(policy: &RetryPolicy, errors: Vec<ExportError>) -> (Result<u32, ExportError>, usize, Duration) {
+        let (calls, attempt) = script(errors);
+        let start = Instant::now();
+        let result =
+            retry(policy, |ceiling| ceiling, &CancellationToken::new(), || async { attempt(&calls) }).await.result;
+        (result, calls.get(), start.elapsed())
+    }
+
     #[test]
     fn backoff_doubles_up_to_the_ceiling() {
         let policy = policy(10, 100, 300, 10_000);
@@ -220,19 +231,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retryable_errors_are_retried_with_exponential_backoff() {
-        let (calls, attempt) = script(vec![ExportError::retryable("down", None); 10]);
-        let start = Instant::now();
-        let error = retry(
-            &policy(5, 100, 300, 10_000),
-            |ceiling| ceiling,
-            &CancellationToken::new(),
-            || async { attempt(&calls) },
-        )
-        .await
-        .result
-        .unwrap_err();
-        assert_eq!(calls.get(), 5);
-        assert_eq!(start.elapsed(), Duration::from_millis(100 + 200 + 300 + 300));
+        let (result, calls, elapsed) =
+            run_script(&policy(5, 100, 300, 10_000), vec![ExportError::retryable("down", None); 10]).await;
+        let error = result.unwrap_err();
+        assert_eq!(calls, 5);
+        assert_eq!(elapsed, Duration::from_millis(100 + 200 + 300 + 300));
         assert_eq!(error.message, "down (gave up after 5 attempts)");
         assert!(error.is_retryable());
     }
@@ -240,53 +243,29 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_delay_the_target_asks_for_is_honoured() {
         let asked = Duration::from_secs(7);
-        let (calls, attempt) = script(vec![ExportError::retryable("busy", Some(asked))]);
-        let start = Instant::now();
-        let value = retry(
-            &policy(3, 100, 300, 60_000),
-            |ceiling| ceiling,
-            &CancellationToken::new(),
-            || async { attempt(&calls) },
-        )
-        .await
-        .result;
+        let (value, calls, elapsed) =
+            run_script(&policy(3, 100, 300, 60_000), vec![ExportError::retryable("busy", Some(asked))]).await;
         assert_eq!(value.unwrap(), 7);
-        assert_eq!(calls.get(), 2);
-        assert_eq!(start.elapsed(), asked);
+        assert_eq!(calls, 2);
+        assert_eq!(elapsed, asked);
     }
 
     #[tokio::test(start_paused = true)]
     async fn permanent_errors_are_not_retried() {
-        let (calls, attempt) = script(vec![ExportError::permanent("bad request")]);
-        let start = Instant::now();
-        let error = retry(
-            &policy(5, 100, 300, 10_000),
-            |ceiling| ceiling,
-            &CancellationToken::new(),
-            || async { attempt(&calls) },
-        )
-        .await
-        .result
-        .unwrap_err();
-        assert_eq!((calls.get(), start.elapsed()), (1, Duration::ZERO));
+        let (result, calls, elapsed) =
+            run_script(&policy(5, 100, 300, 10_000), vec![ExportError::permanent("bad request")]).await;
+        let error = result.unwrap_err();
+        assert_eq!((calls, elapsed), (1, Duration::ZERO));
         assert_eq!(error.message, "bad request");
     }
 
     #[tokio::test(start_paused = true)]
     async fn no_attempt_starts_after_the_elapsed_limit() {
-        let (calls, attempt) = script(vec![ExportError::retryable("down", None); 10]);
-        let start = Instant::now();
-        let error = retry(
-            &policy(10, 1_000, 60_000, 2_500),
-            |ceiling| ceiling,
-            &CancellationToken::new(),
-            || async { attempt(&calls) },
-        )
-        .await
-        .result
-        .unwrap_err();
+        let (result, calls, elapsed) =
+            run_script(&policy(10, 1_000, 60_000, 2_500), vec![ExportError::retryable("down", None); 10]).await;
+        let error = result.unwrap_err();
         // Waits of 1 s then 2 s: the third attempt would start at 3 s.
-        assert_eq!((calls.get(), start.elapsed()), (2, Duration::from_secs(1)));
+        assert_eq!((calls, elapsed), (2, Duration::from_secs(1)));
         assert!(
             error.message.ends_with("(gave up after 2 attempts: the next would start after the retry limit of 2.5s)")
         );
@@ -307,13 +286,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn no_retry_means_one_attempt() {
-        let (calls, attempt) = script(vec![ExportError::retryable("down", None)]);
-        let error =
-            retry(&RetryPolicy::NO_RETRY, |ceiling| ceiling, &CancellationToken::new(), || async { attempt(&calls) })
-                .await
-                .result
-                .unwrap_err();
-        assert_eq!(calls.get(), 1);
+        let (result, calls, _) = run_script(&RetryPolicy::NO_RETRY, vec![ExportError::retryable("down", None)]).await;
+        let error = result.unwrap_err();
+        assert_eq!(calls, 1);
         assert_eq!(error, ExportError::retryable("down", None));
     }
 

@@ -58,7 +58,7 @@ impl Targets {
 
     /// The exporter of `signal`.
     pub fn exporter(&self, signal: Signal) -> &Exporter {
-        &self.exporters[index(signal)]
+        &self.exporters[signal.index()]
     }
 
     /// Sends one `Export*ServiceRequest` of `signal`, given as protobuf
@@ -109,14 +109,6 @@ fn reuse_or_build(existing: &[&Exporter], config: ExporterConfig) -> Result<Expo
     match existing.iter().find(|exporter| *exporter.config() == config) {
         Some(exporter) => Ok((*exporter).clone()),
         None => Exporter::new(config),
-    }
-}
-
-fn index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
     }
 }
 

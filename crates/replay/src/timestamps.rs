@@ -19,35 +19,21 @@ pub enum TimestampMode {
     Current,
 }
 
-impl std::fmt::Display for TimestampMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
 impl FromStr for TimestampMode {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "none" => Ok(TimestampMode::None),
-            "relative" => Ok(TimestampMode::Relative),
-            "current" => Ok(TimestampMode::Current),
-            _ => Err("expected none, relative or current".to_owned()),
-        }
+        TimestampMode::from_name(&text.trim().to_ascii_lowercase())
+            .ok_or_else(|| "expected none, relative or current".to_owned())
     }
 }
 
-impl TimestampMode {
+tape_otlp::named_enum! {
     /// `none`, `relative` or `current`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimestampMode::None => "none",
-            TimestampMode::Relative => "relative",
-            TimestampMode::Current => "current",
-        }
-    }
+    TimestampMode { None => "none", Relative => "relative", Current => "current" }
+}
 
+impl TimestampMode {
     /// The shift, in nanoseconds, for a record received at `receive_nanos`
     /// and sent at `send_nanos`; `None` when nothing moves.
     pub fn shift(self, request: &ExportRequest, receive_nanos: u64, send_nanos: u64) -> Option<i64> {

@@ -792,18 +792,16 @@ pub fn from_parameters(parameters: &BTreeMap<String, serde_json::Value>) -> Resu
 mod tests {
     use super::*;
 
+    /// Parameters from the default start, with an error rate of 5 %.
+    fn params(seed: u64, duration_nanos: u64, rate: f64, signals: SignalSet) -> Params {
+        Params { seed, start: DEFAULT_START, duration_nanos, rate, error_rate: 0.05, signals }
+    }
+
     #[test]
     fn a_stop_ends_generation_before_the_next_trace() {
         let pattern = Pattern::parse("p", crate::builtin_pattern("basic-topology").unwrap()).unwrap();
         // 10^9 traces in the first second: the first batch would need them all.
-        let params = Params {
-            seed: 1,
-            start: DEFAULT_START,
-            duration_nanos: 1_000_000_000,
-            rate: 1e9,
-            error_rate: 0.05,
-            signals: SignalSet::ALL,
-        };
+        let params = params(1, 1_000_000_000, 1e9, SignalSet::ALL);
         let stop = Arc::new(AtomicBool::new(false));
         let mut generator = Generator::new(&pattern, params.clone()).unwrap().stop_when(Arc::clone(&stop));
         stop.store(true, Ordering::Relaxed);
@@ -826,14 +824,7 @@ mod tests {
     #[test]
     fn recorded_parameters_give_back_the_pattern_and_parameters() {
         let pattern = Pattern::parse("p", crate::builtin_pattern("payment-failure").unwrap()).unwrap();
-        let params = Params {
-            seed: 42,
-            start: DEFAULT_START,
-            duration_nanos: 12_345_678_901,
-            rate: 0.1 + 0.2,
-            error_rate: 0.05,
-            signals: "traces,logs".parse().unwrap(),
-        };
+        let params = params(42, 12_345_678_901, 0.1 + 0.2, "traces,logs".parse().unwrap());
         let recorded = parameters(&pattern, &params);
         let json = serde_json::to_string(&recorded).unwrap();
         let (again, params_again) = from_parameters(&serde_json::from_str(&json).unwrap()).unwrap();

@@ -522,7 +522,7 @@ async fn write_live(
                 .map_err(append_error(&batch))?;
             last = Some(last.map_or(batch.receive_time, |last| last.max(batch.receive_time)));
             let request = LiveRequest { signal: batch.signal, items: batch.items, payload: Bytes::from(batch.payload) };
-            let (records, items) = &mut enqueued[slot(request.signal)];
+            let (records, items) = &mut enqueued[request.signal.index()];
             *records += 1;
             *items += request.items;
             match queue.try_send(request) {
@@ -554,7 +554,7 @@ async fn write_live(
         // What the sender had not sent when it was stopped.
         let counts = progress.snapshot();
         for signal in Signal::ALL {
-            let (records, items) = enqueued[slot(signal)];
+            let (records, items) = enqueued[signal.index()];
             let counts = counts.signal(signal);
             let done = counts.sent_records + counts.failed_records;
             let done_items = counts.sent_items + counts.failed_items;
@@ -619,8 +619,4 @@ async fn send_live(
             },
         }
     }
-}
-
-pub(crate) fn slot(signal: Signal) -> usize {
-    Signal::ALL.iter().position(|known| *known == signal).unwrap_or(0)
 }

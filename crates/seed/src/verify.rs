@@ -16,7 +16,7 @@ use tape_session::{
     Timestamp, content_hash, error_chain, read_session,
 };
 
-use crate::run::{GENERATOR, LIVE_STOPPED_EARLY_PARAMETER, Producer, slot, spawn_generator};
+use crate::run::{GENERATOR, LIVE_STOPPED_EARLY_PARAMETER, Producer, spawn_generator};
 
 /// What verifying a session found: the JSON of `sessions verify --output
 /// json` and of the API's verify.
@@ -257,6 +257,10 @@ impl Regeneration {
     fn failed(seed: Option<u64>, message: String) -> Self {
         Regeneration { outcome: "failed", seed, records: 0, difference: None, message }
     }
+
+    fn skipped(seed: Option<u64>, message: String) -> Self {
+        Regeneration { outcome: "skipped", seed, records: 0, difference: None, message }
+    }
 }
 
 /// The first record where a session and its regeneration differ.
@@ -285,28 +289,22 @@ pub async fn regenerate(store: &dyn SessionStore, metadata: &SessionMetadata) ->
     let seed = parameters.get("seed").and_then(serde_json::Value::as_u64);
     if parameters.get(LIVE_STOPPED_EARLY_PARAMETER).and_then(serde_json::Value::as_bool) == Some(true) {
         let from = seed.map_or_else(String::new, |seed| format!(" with seed {seed}"));
-        return Some(Regeneration {
-            outcome: "skipped",
+        return Some(Regeneration::skipped(
             seed,
-            records: 0,
-            difference: None,
-            message: format!(
+            format!(
                 "cannot be regenerated: a live run (seed --live) that was stopped early wrote it, so it holds only the start of what its parameters{from} generate ({LIVE_STOPPED_EARLY_PARAMETER} in metadata.json)"
             ),
-        });
+        ));
     }
     let version = parameters.get("generatorVersion");
     if version.and_then(serde_json::Value::as_u64) != Some(GENERATOR_VERSION) {
         let found = version.map_or_else(|| "no version".to_owned(), |version| format!("version {version}"));
-        return Some(Regeneration {
-            outcome: "skipped",
+        return Some(Regeneration::skipped(
             seed,
-            records: 0,
-            difference: None,
-            message: format!(
+            format!(
                 "not regenerated: the session was made by seed generator {found}, and this build has version {GENERATOR_VERSION}, which need not give the same bytes"
             ),
-        });
+        ));
     }
     let (pattern, params) = match rebuild(metadata) {
         Ok(rebuilt) => rebuilt,
@@ -384,7 +382,7 @@ async fn compare_records(
     let mut failure: Option<String> = None;
     let Producer { batches: mut receiver, thread: producer, halt } = spawn_generator(pattern, params);
     while let Some(batch) = receiver.recv().await {
-        let index = slot(batch.signal);
+        let index = batch.signal.index();
         let record = compared[index];
         let differs = |receive_time, what: String| Difference { signal: batch.signal, record, receive_time, what };
         match stored[index].try_next().await {
@@ -418,7 +416,7 @@ async fn compare_records(
     }
     if difference.is_none() && failure.is_none() {
         for signal in Signal::ALL {
-            let index = slot(signal);
+            let index = signal.index();
             match stored[index].try_next().await {
                 Ok(Some((_, extra))) => {
                     difference = Some(Difference {

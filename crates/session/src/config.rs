@@ -106,22 +106,12 @@ where
     T: FromStr,
     T::Err: Display,
 {
-    let items = match Value::deserialize(deserializer)? {
-        Value::Array(items) => items,
-        other => vec![other],
-    };
-    let mut values = Vec::new();
-    for item in items {
-        let Some(text) = scalar_text::<D::Error>(item)
-            .map_err(|_| D::Error::custom("expected a string, a number or a list of them"))?
-        else {
-            continue;
-        };
+    list_items(deserializer, |text, values| {
         for part in text.split(',') {
             values.push(parse_text(part)?);
         }
-    }
-    Ok(values)
+        Ok(())
+    })
 }
 
 /// A list whose items are taken whole (not split at commas), for values
@@ -133,6 +123,22 @@ where
     T: FromStr,
     T::Err: Display,
 {
+    list_items(deserializer, |text, values| {
+        values.push(parse_text(text)?);
+        Ok(())
+    })
+}
+
+/// The values of a list (an array of strings or numbers, or one string or
+/// number): `take` parses the text of each item that is not null, in turn,
+/// into the values.
+fn list_items<'de, D, T>(
+    deserializer: D,
+    mut take: impl FnMut(&str, &mut Vec<T>) -> Result<(), D::Error>,
+) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+{
     let items = match Value::deserialize(deserializer)? {
         Value::Array(items) => items,
         other => vec![other],
@@ -142,7 +148,7 @@ where
         let text = scalar_text::<D::Error>(item)
             .map_err(|_| D::Error::custom("expected a string, a number or a list of them"))?;
         if let Some(text) = text {
-            values.push(parse_text(&text)?);
+            take(&text, &mut values)?;
         }
     }
     Ok(values)

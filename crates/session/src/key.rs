@@ -118,18 +118,7 @@ impl FromStr for BlobKey {
     }
 }
 
-impl serde::Serialize for BlobKey {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for BlobKey {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+tape_otlp::serde_as_text!(BlobKey: Serialize, Deserialize);
 
 #[cfg(test)]
 mod tests {

@@ -24,33 +24,17 @@ pub enum SessionType {
     Training,
 }
 
-impl SessionType {
+tape_otlp::named_enum! {
     /// The name used in metadata and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionType::Seed => "seed",
-            SessionType::Capture => "capture",
-            SessionType::Training => "training",
-        }
-    }
-}
-
-impl fmt::Display for SessionType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
+    SessionType { Seed => "seed", Capture => "capture", Training => "training" }
 }
 
 impl FromStr for SessionType {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name {
-            "seed" => Ok(SessionType::Seed),
-            "capture" => Ok(SessionType::Capture),
-            "training" => Ok(SessionType::Training),
-            other => Err(format!("unknown session type {other:?}: expected seed, capture or training")),
-        }
+        SessionType::from_name(name)
+            .ok_or_else(|| format!("unknown session type {name:?}: expected seed, capture or training"))
     }
 }
 

@@ -63,14 +63,6 @@ pub struct SessionWriter<'a> {
     uncommitted: Vec<BlobKey>,
 }
 
-fn slot(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
-}
-
 impl<'a> SessionWriter<'a> {
     /// Reserves the session's id in `store` and starts writing it.
     pub async fn create(
@@ -126,7 +118,7 @@ impl<'a> SessionWriter<'a> {
     ) -> Result<(), Error> {
         let partition = receive_time.hour_partition();
         let options = &self.options;
-        let roll = self.open[slot(signal)].as_ref().is_some_and(|blob| {
+        let roll = self.open[signal.index()].as_ref().is_some_and(|blob| {
             let summary = blob.writer.summary();
             let age = receive_time.unix_nanos().saturating_sub(summary.first_receive_time.unix_nanos());
             blob.partition != partition
@@ -136,16 +128,16 @@ impl<'a> SessionWriter<'a> {
         if roll {
             self.close(signal).await?;
         }
-        if self.open[slot(signal)].is_none() {
+        if self.open[signal.index()].is_none() {
             let blob_id = format!("{:06}", self.next_blob);
             let key = BlobKey::new(signal, receive_time, &blob_id)?;
             let sink = self.store.create_blob(&self.metadata.session_id, &key).await?;
             self.next_blob += 1;
             let writer = BlobWriter::new(Vec::with_capacity(self.options.chunk_bytes), self.options.compression_level);
-            self.open[slot(signal)] = Some(OpenBlob { key, partition, writer, sink });
+            self.open[signal.index()] = Some(OpenBlob { key, partition, writer, sink });
         }
         let session = &self.metadata.session_id;
-        let Some(blob) = self.open[slot(signal)].as_mut() else { unreachable!("opened above") };
+        let Some(blob) = self.open[signal.index()].as_mut() else { unreachable!("opened above") };
         blob.writer.append(receive_time, item_count, payload).map_err(|source| Error::Write {
             session: session.clone(),
             key: blob.key.to_string(),
@@ -224,7 +216,7 @@ impl<'a> SessionWriter<'a> {
     async fn close(&mut self, signal: Signal) -> Result<(), Error> {
         // Everything goes to the store while the blob is still open, so that
         // a failure here leaves it open, whole, to close again later.
-        let Some(blob) = self.open[slot(signal)].as_mut() else { return Ok(()) };
+        let Some(blob) = self.open[signal.index()].as_mut() else { return Ok(()) };
         let session = &self.metadata.session_id;
         blob.writer.finish_member().map_err(|source| Error::Write {
             session: session.clone(),
@@ -232,7 +224,7 @@ impl<'a> SessionWriter<'a> {
             source,
         })?;
         drain(blob).await?;
-        let Some(OpenBlob { key, writer, mut sink, .. }) = self.open[slot(signal)].take() else {
+        let Some(OpenBlob { key, writer, mut sink, .. }) = self.open[signal.index()].take() else {
             unreachable!("checked above")
         };
         let (rest, summary) = writer.finish().map_err(|source| Error::Write {

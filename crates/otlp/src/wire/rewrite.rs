@@ -146,6 +146,14 @@ fn id(field: FieldAt) -> Result<(usize, usize), WireError> {
     }
 }
 
+/// Hands the id in `field` to the visitor's `take`
+/// ([`Visitor::trace_id`] or [`Visitor::span_id`]).
+fn id_field<V: Visitor>(visitor: &mut V, field: FieldAt, take: fn(&mut V, usize, usize)) -> Result<(), WireError> {
+    let (start, end) = id(field)?;
+    take(visitor, start, end);
+    Ok(())
+}
+
 /// Checks that the field is a well-formed message, without looking inside
 /// its fields.
 fn well_formed<V: Visitor>(visitor: &mut V, field: FieldAt) -> Result<(), WireError> {
@@ -203,14 +211,8 @@ fn walk<V: Visitor>(signal: Signal, visitor: &mut V) -> Result<(), WireError> {
 fn span<V: Visitor>(visitor: &mut V, start: usize, end: usize) -> Result<(), WireError> {
     fields(visitor, start, end, |visitor, field| {
         match field.number {
-            1 => {
-                let (start, end) = id(field)?;
-                visitor.trace_id(start, end);
-            }
-            2 | 4 => {
-                let (start, end) = id(field)?;
-                visitor.span_id(start, end);
-            }
+            1 => id_field(visitor, field, V::trace_id)?,
+            2 | 4 => id_field(visitor, field, V::span_id)?,
             7 => visitor.time(timestamp(field)?, Time::SpanStart),
             8 => visitor.time(timestamp(field)?, Time::SpanEnd),
             11 => {
@@ -229,14 +231,8 @@ fn span<V: Visitor>(visitor: &mut V, start: usize, end: usize) -> Result<(), Wir
                 // Link: ids 1 and 2, no time.
                 fields(visitor, start, end, |visitor, field| {
                     match field.number {
-                        1 => {
-                            let (start, end) = id(field)?;
-                            visitor.trace_id(start, end);
-                        }
-                        2 => {
-                            let (start, end) = id(field)?;
-                            visitor.span_id(start, end);
-                        }
+                        1 => id_field(visitor, field, V::trace_id)?,
+                        2 => id_field(visitor, field, V::span_id)?,
                         _ => {}
                     }
                     Ok(())
@@ -309,14 +305,8 @@ fn data_point<V: Visitor>(
                 fields(visitor, start, end, |visitor, field| {
                     match field.number {
                         2 => visitor.time(timestamp(field)?, Time::Exemplar),
-                        4 => {
-                            let (start, end) = id(field)?;
-                            visitor.span_id(start, end);
-                        }
-                        5 => {
-                            let (start, end) = id(field)?;
-                            visitor.trace_id(start, end);
-                        }
+                        4 => id_field(visitor, field, V::span_id)?,
+                        5 => id_field(visitor, field, V::trace_id)?,
                         _ => {}
                     }
                     Ok(())
@@ -339,14 +329,8 @@ fn log_record<V: Visitor>(visitor: &mut V, start: usize, end: usize) -> Result<(
         match field.number {
             1 => visitor.time(timestamp(field)?, Time::Record),
             11 => visitor.time(timestamp(field)?, Time::RecordObserved),
-            9 => {
-                let (start, end) = id(field)?;
-                visitor.trace_id(start, end);
-            }
-            10 => {
-                let (start, end) = id(field)?;
-                visitor.span_id(start, end);
-            }
+            9 => id_field(visitor, field, V::trace_id)?,
+            10 => id_field(visitor, field, V::span_id)?,
             _ => {}
         }
         Ok(())

@@ -159,11 +159,7 @@ pub struct ProgressSnapshot {
 impl ProgressSnapshot {
     /// The counts of `signal`.
     pub fn signal(&self, signal: Signal) -> &SignalProgress {
-        match signal {
-            Signal::Traces => &self.traces,
-            Signal::Metrics => &self.metrics,
-            Signal::Logs => &self.logs,
-        }
+        signal.pick(&self.traces, &self.metrics, &self.logs)
     }
 
     /// Counts summed over the signals.
@@ -176,14 +172,6 @@ impl ProgressSnapshot {
     }
 }
 
-fn index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
-}
-
 impl Progress {
     /// A progress with nothing done.
     pub fn new() -> Self {
@@ -193,7 +181,7 @@ impl Progress {
     /// The counts now.
     pub fn snapshot(&self) -> ProgressSnapshot {
         let signal = |signal: Signal| {
-            let counters = &self.signals[index(signal)];
+            let counters = &self.signals[signal.index()];
             SignalProgress {
                 sent_records: counters.sent_records.load(Ordering::Relaxed),
                 sent_items: counters.sent_items.load(Ordering::Relaxed),
@@ -230,7 +218,7 @@ impl Progress {
     pub fn restore(&self, counts: &ProgressSnapshot) {
         for signal in Signal::ALL {
             let from = counts.signal(signal);
-            let to = &self.signals[index(signal)];
+            let to = &self.signals[signal.index()];
             to.sent_records.store(from.sent_records, Ordering::Relaxed);
             to.sent_items.store(from.sent_items, Ordering::Relaxed);
             to.rejected_items.store(from.rejected_items, Ordering::Relaxed);
@@ -259,7 +247,7 @@ impl Progress {
     }
 
     pub(super) fn sent(&self, signal: Signal, items: u64, rejected: u64) {
-        let counters = &self.signals[index(signal)];
+        let counters = &self.signals[signal.index()];
         counters.sent_records.fetch_add(1, Ordering::Relaxed);
         counters.sent_items.fetch_add(items, Ordering::Relaxed);
         counters.rejected_items.fetch_add(rejected, Ordering::Relaxed);
@@ -267,12 +255,12 @@ impl Progress {
 
     pub(super) fn retried(&self, signal: Signal, retries: u64) {
         if retries > 0 {
-            self.signals[index(signal)].retries.fetch_add(retries, Ordering::Relaxed);
+            self.signals[signal.index()].retries.fetch_add(retries, Ordering::Relaxed);
         }
     }
 
     pub(super) fn failed(&self, signal: Signal, items: u64, error: String) {
-        let counters = &self.signals[index(signal)];
+        let counters = &self.signals[signal.index()];
         counters.failed_records.fetch_add(1, Ordering::Relaxed);
         counters.failed_items.fetch_add(items, Ordering::Relaxed);
         self.set_error(error);
@@ -282,14 +270,14 @@ impl Progress {
     /// failed without being sent (a full queue, a drain that ran out);
     /// `error` says why and becomes the last error.
     pub fn failed_unsent(&self, signal: Signal, records: u64, items: u64, error: String) {
-        let counters = &self.signals[index(signal)];
+        let counters = &self.signals[signal.index()];
         counters.failed_records.fetch_add(records, Ordering::Relaxed);
         counters.failed_items.fetch_add(items, Ordering::Relaxed);
         self.set_error(error);
     }
 
     pub(super) fn invalid(&self, signal: Signal, error: String) {
-        self.signals[index(signal)].invalid_records.fetch_add(1, Ordering::Relaxed);
+        self.signals[signal.index()].invalid_records.fetch_add(1, Ordering::Relaxed);
         self.set_error(error);
     }
 

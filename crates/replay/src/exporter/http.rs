@@ -62,8 +62,7 @@ impl HttpExporter {
     }
 
     fn url(&self, signal: Signal) -> &reqwest::Url {
-        let index = Signal::ALL.iter().position(|candidate| *candidate == signal).unwrap_or_default();
-        &self.urls[index]
+        &self.urls[signal.index()]
     }
 
     pub(super) async fn export(&self, signal: Signal, payload: Bytes) -> Result<ExportOutcome, ExportError> {
