@@ -19,15 +19,6 @@ pub struct SeedArgs {
     pub clickhouse: ClickHouseArgs,
 }
 
-/// The seed's options are read as the args' own (`args.pattern`).
-impl std::ops::Deref for SeedArgs {
-    type Target = SeedConfig;
-
-    fn deref(&self) -> &SeedConfig {
-        &self.config
-    }
-}
-
 /// `seed --live`: real-time pacing and the OTLP target.
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Live")]
