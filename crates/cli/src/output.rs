@@ -81,3 +81,21 @@ mod tests {
         );
     }
 }
+
+/// What a session holds, as the summaries of `capture` and `seed` say it:
+/// `N spans, N data points, N log records in N requests; SIZE in N blobs`.
+pub fn session_contents(
+    items: &tape_session::SignalCounts,
+    requests: &tape_session::SignalCounts,
+    size_bytes: u64,
+    blobs: usize,
+) -> String {
+    format!(
+        "{} spans, {} data points, {} log records in {} requests; {} in {blobs} blobs",
+        items.traces,
+        items.metrics,
+        items.logs,
+        requests.total(),
+        human_bytes(size_bytes),
+    )
+}

@@ -145,17 +145,12 @@ pub async fn run(
 fn print_summary(summary: &CaptureSummary) {
     println!("{}", summary.session_id);
     note(format!(
-        "Captured session {} ({}, {}) in {}: {} spans, {} data points, {} log records in {} requests; {} in {} blobs.",
+        "Captured session {} ({}, {}) in {}: {}.",
         summary.session_id,
         summary.status,
         summary.reason,
         crate::output::seconds(summary.duration_seconds),
-        summary.items.traces,
-        summary.items.metrics,
-        summary.items.logs,
-        summary.requests.total(),
-        human_bytes(summary.size_bytes),
-        summary.blobs,
+        crate::output::session_contents(&summary.items, &summary.requests, summary.size_bytes, summary.blobs),
     ));
     let total = summary.received.total();
     note(format!(

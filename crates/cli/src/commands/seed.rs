@@ -13,7 +13,7 @@ use tape_session::{SessionStore, SignalCounts};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{LiveArgs, OutputFormat, SeedArgs};
-use crate::output::{human_bytes, note, print_json};
+use crate::output::{note, print_json};
 
 pub use tape_seed::SeedSummary;
 
@@ -72,13 +72,8 @@ pub async fn run(store: &dyn SessionStore, args: SeedArgs, format: OutputFormat)
         format!("  {} traces:", summary.traces)
     };
     note(format!(
-        "{traces} {} spans, {} data points, {} log records in {} requests; {} in {} blobs",
-        summary.items.traces,
-        summary.items.metrics,
-        summary.items.logs,
-        summary.requests.total(),
-        human_bytes(summary.size_bytes),
-        summary.blobs,
+        "{traces} {}",
+        crate::output::session_contents(&summary.items, &summary.requests, summary.size_bytes, summary.blobs)
     ));
     note(format!("  Stored in {}", summary.location));
     note("  Phases:");

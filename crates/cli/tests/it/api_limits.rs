@@ -85,10 +85,7 @@ async fn replays_are_capped_in_number_and_sent_only_to_allowed_targets() {
     let dir = tempfile::tempdir().unwrap();
     // A minute of data replayed at its recorded pace: still running when
     // the next replay is asked for.
-    crate::tape(dir.path())
-        .args(["seed", "--pattern", "payment-failure", "--duration", "60s", "--session-id", "long"])
-        .assert()
-        .success();
+    crate::seed_session(dir.path(), "payment-failure", "60s", "long");
     let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
     let allowed = target.http_endpoint().strip_prefix("http://").unwrap().to_owned();
     let served = Served::start(

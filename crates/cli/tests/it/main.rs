@@ -115,3 +115,28 @@ pub fn edit_metadata(store: &Path, id: &str, change: impl FnOnce(&mut serde_json
     change(&mut metadata);
     std::fs::write(&path, serde_json::to_vec_pretty(&metadata).unwrap()).unwrap();
 }
+
+/// Seeds `pattern` for `duration` as session `id` in `store`.
+pub fn seed_session(store: &Path, pattern: &str, duration: &str, id: &str) {
+    tape(store).args(["seed", "--pattern", pattern, "--duration", duration, "--session-id", id]).assert().success();
+}
+
+/// Runs `wait` (a wait for process `pid`) on a thread and returns what it
+/// returns; if it has not returned after `limit`, kills the process and
+/// fails the test with `hang`: a guard against a hang, not a measure of time.
+pub fn wait_within<T: Send + 'static>(
+    pid: u32,
+    limit: std::time::Duration,
+    hang: &str,
+    wait: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(wait());
+    });
+    let Ok(result) = tokio::task::block_in_place(|| receiver.recv_timeout(limit)) else {
+        let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        panic!("{hang}");
+    };
+    result
+}

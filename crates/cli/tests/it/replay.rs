@@ -590,16 +590,11 @@ fn terminate(child: &std::process::Child) {
 /// Waits for a child to exit, failing the test if it has not after
 /// `limit`: a guard against a hang, not a measure of time.
 fn exit_within(child: std::process::Child, limit: std::time::Duration) -> Output {
-    let (sender, receiver) = std::sync::mpsc::channel();
     let id = child.id();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    let Ok(output) = tokio::task::block_in_place(|| receiver.recv_timeout(limit)) else {
-        let _ = Command::new("kill").args(["-KILL", &id.to_string()]).status();
-        panic!("the process did not exit within {limit:?}");
-    };
-    output.unwrap()
+    crate::wait_within(id, limit, &format!("the process did not exit within {limit:?}"), move || {
+        child.wait_with_output()
+    })
+    .unwrap()
 }
 
 /// Starts a replay and waits until it says that a signal stops it.

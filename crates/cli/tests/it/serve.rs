@@ -425,10 +425,7 @@ async fn sigterm_stops_a_replay_and_writes_its_report() {
     let dir = tempfile::tempdir().unwrap();
     // A minute of data replayed at its recorded pace: still running when
     // SIGTERM comes.
-    crate::tape(dir.path())
-        .args(["seed", "--pattern", "payment-failure", "--duration", "60s", "--session-id", "long"])
-        .assert()
-        .success();
+    crate::seed_session(dir.path(), "payment-failure", "60s", "long");
     let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
     let served = Served::start(dir.path(), &[]);
     let (status, replay) = served
@@ -481,10 +478,7 @@ async fn captures_through_the_api_on_an_s3_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_stop_ends_a_retrying_replay_stopped_and_sigterm_ends_serve_promptly() {
     let dir = tempfile::tempdir().unwrap();
-    crate::tape(dir.path())
-        .args(["seed", "--pattern", "payment-failure", "--duration", "20s", "--session-id", "S"])
-        .assert()
-        .success();
+    crate::seed_session(dir.path(), "payment-failure", "20s", "S");
     // Every export is answered 503: retried again and again.
     let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
     target.fail_after(0, tape_testkit::otlp_target::Failure::Http(503, None));
@@ -531,17 +525,10 @@ async fn the_api_stop_ends_a_retrying_replay_stopped_and_sigterm_ends_serve_prom
 /// has not after `limit`: a guard against a hang, not a measure of time.
 fn exit_within(mut served: Served, limit: std::time::Duration) -> std::process::ExitStatus {
     Command::new("kill").args(["-TERM", &served.child.id().to_string()]).status().unwrap();
-    let (sender, receiver) = std::sync::mpsc::channel();
     let id = served.child.id();
     let mut child = std::mem::replace(&mut served.child, Command::new("true").spawn().unwrap());
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait());
-    });
-    let Ok(status) = tokio::task::block_in_place(|| receiver.recv_timeout(limit)) else {
-        let _ = Command::new("kill").args(["-KILL", &id.to_string()]).status();
-        panic!("serve did not exit within {limit:?} of SIGTERM");
-    };
-    status.unwrap()
+    crate::wait_within(id, limit, &format!("serve did not exit within {limit:?} of SIGTERM"), move || child.wait())
+        .unwrap()
 }
 
 #[tokio::test]

@@ -39,25 +39,31 @@ async fn show_bar(progress: Arc<Progress>, stop: CancellationToken) {
     if let Ok(style) = style {
         bar.set_style(style);
     }
-    let mut rate = Rate::new(&progress.snapshot());
-    let mut ticker = tokio::time::interval(Duration::from_millis(250));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        let snapshot = progress.snapshot();
+    let ticker = tokio::time::interval(Duration::from_millis(250));
+    each_tick(&progress, ticker, &stop, |snapshot, items_per_second| {
         bar.set_length(snapshot.total_records);
         bar.set_position(snapshot.records_read);
-        bar.set_message(counts(&snapshot, rate.update(&snapshot)));
-    }
+        bar.set_message(counts(snapshot, items_per_second));
+    })
+    .await;
     bar.finish_and_clear();
 }
 
 async fn show_lines(progress: Arc<Progress>, interval: Duration, stop: CancellationToken) {
+    let ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+    each_tick(&progress, ticker, &stop, |snapshot, items_per_second| note(status_line(snapshot, items_per_second)))
+        .await;
+}
+
+/// Calls `show` with the progress and the items per second since the tick
+/// before, at every tick of `ticker`, until `stop` is cancelled.
+async fn each_tick(
+    progress: &Progress,
+    mut ticker: tokio::time::Interval,
+    stop: &CancellationToken,
+    mut show: impl FnMut(&ProgressSnapshot, f64),
+) {
     let mut rate = Rate::new(&progress.snapshot());
-    let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -65,7 +71,8 @@ async fn show_lines(progress: Arc<Progress>, interval: Duration, stop: Cancellat
             _ = ticker.tick() => {}
         }
         let snapshot = progress.snapshot();
-        note(status_line(&snapshot, rate.update(&snapshot)));
+        let items_per_second = rate.update(&snapshot);
+        show(&snapshot, items_per_second);
     }
 }
 
