@@ -287,13 +287,9 @@ async fn otlp_json_bodies_are_stored_as_protobuf_and_answered_in_json() {
         (Signal::Logs, ExportRequest::Logs(tape_otlp::sample::logs("checkout", 3, 0))),
     ];
     for (signal, request) in &sent {
-        let response = client
-            .post(format!("{}{}", running.http(), signal.http_path()))
-            .header("content-type", "application/json")
-            .body(request.encode(Encoding::Json).unwrap())
-            .send()
-            .await
-            .unwrap();
+        let response = running
+            .post(&client, signal.http_path(), "application/json", request.encode(Encoding::Json).unwrap())
+            .await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "application/json");
         assert_eq!(response.text().await.unwrap(), "{}");
