@@ -139,13 +139,7 @@ async fn json_errors_are_answered_in_json_and_protobuf_errors_in_protobuf() {
     for (content_type, expected) in
         [("application/json", "application/json"), ("application/x-protobuf", "application/x-protobuf")]
     {
-        let response = client
-            .post(format!("{}/v1/logs", running.http()))
-            .header("content-type", content_type)
-            .body("not telemetry")
-            .send()
-            .await
-            .unwrap();
+        let response = running.post(&client, "/v1/logs", content_type, "not telemetry").await;
         assert_eq!(response.status(), 400);
         assert_eq!(response.headers()["content-type"], expected);
     }
@@ -193,13 +187,7 @@ async fn bad_grpc_requests_get_their_status_and_leave_recording_intact() {
 async fn a_json_body_of_the_wrong_signal_is_never_recorded_as_that_signal() {
     let running = start(|_| {}).await;
     let logs = ExportRequest::Logs(tape_otlp::sample::logs("checkout", 2, 0)).encode(Encoding::Json).unwrap();
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/traces", running.http()))
-        .header("content-type", "application/json")
-        .body(logs)
-        .send()
-        .await
-        .unwrap();
+    let response = running.post(&reqwest::Client::new(), "/v1/traces", "application/json", logs).await;
     // OTLP/JSON ignores unknown fields, so a logs body on /v1/traces is an
     // empty trace request: accepted with no items, never recorded as logs.
     let status = response.status().as_u16();

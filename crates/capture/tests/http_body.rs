@@ -25,6 +25,11 @@ fn refused(result: Result<tape_capture::ReceivedBody, Rejection>) -> Rejection {
     result.expect_err("the body must be refused")
 }
 
+/// The rejection of `body`, under the default size limit.
+fn refused_body(signal: Signal, content_type: Option<&str>, encoding: Option<&str>, body: Bytes) -> Rejection {
+    refused(decode_body(signal, content_type, encoding, body, DEFAULT_MAX_REQUEST_BYTES))
+}
+
 #[test]
 fn protobuf_and_json_bodies_decode_to_the_request_sent() {
     let request = traces();
@@ -91,23 +96,11 @@ fn a_body_over_the_limit_is_refused_with_413() {
 fn unsupported_content_types_and_encodings_are_refused_with_415() {
     let protobuf = traces().encode(Encoding::Protobuf).unwrap();
     for content_type in [None, Some("text/plain"), Some("application/grpc"), Some("")] {
-        let rejection = refused(decode_body(
-            Signal::Traces,
-            content_type,
-            None,
-            Bytes::copy_from_slice(&protobuf),
-            DEFAULT_MAX_REQUEST_BYTES,
-        ));
+        let rejection = refused_body(Signal::Traces, content_type, None, Bytes::copy_from_slice(&protobuf));
         assert_eq!(rejection.status, 415, "{content_type:?}");
         assert!(rejection.message.contains("application/x-protobuf or application/json"), "{rejection}");
     }
-    let rejection = refused(decode_body(
-        Signal::Traces,
-        PROTOBUF,
-        Some("br"),
-        Bytes::copy_from_slice(&protobuf),
-        DEFAULT_MAX_REQUEST_BYTES,
-    ));
+    let rejection = refused_body(Signal::Traces, PROTOBUF, Some("br"), Bytes::copy_from_slice(&protobuf));
     assert_eq!(rejection.status, 415);
     assert!(rejection.message.contains("\"br\""), "{rejection}");
 }
@@ -115,33 +108,15 @@ fn unsupported_content_types_and_encodings_are_refused_with_415() {
 #[test]
 fn malformed_bodies_are_refused_with_400_naming_the_problem() {
     let garbage = [0xff, 0xff, 0xff, 0xff, 0x0f];
-    let rejection = refused(decode_body(
-        Signal::Metrics,
-        PROTOBUF,
-        None,
-        Bytes::copy_from_slice(&garbage),
-        DEFAULT_MAX_REQUEST_BYTES,
-    ));
+    let rejection = refused_body(Signal::Metrics, PROTOBUF, None, Bytes::copy_from_slice(&garbage));
     assert_eq!((rejection.status, rejection.code, rejection.encoding), (400, 3, Encoding::Protobuf));
     assert!(rejection.message.contains("not a valid OTLP protobuf metrics export request"), "{rejection}");
 
-    let rejection = refused(decode_body(
-        Signal::Logs,
-        JSON,
-        None,
-        Bytes::from_static(b"{\"resourceLogs\": ["),
-        DEFAULT_MAX_REQUEST_BYTES,
-    ));
+    let rejection = refused_body(Signal::Logs, JSON, None, Bytes::from_static(b"{\"resourceLogs\": ["));
     assert_eq!((rejection.status, rejection.encoding), (400, Encoding::Json));
     assert!(rejection.message.contains("JSON logs"), "{rejection}");
 
-    let rejection = refused(decode_body(
-        Signal::Logs,
-        JSON,
-        Some("gzip"),
-        Bytes::from_static(b"not gzip"),
-        DEFAULT_MAX_REQUEST_BYTES,
-    ));
+    let rejection = refused_body(Signal::Logs, JSON, Some("gzip"), Bytes::from_static(b"not gzip"));
     assert_eq!(rejection.status, 400);
     assert!(rejection.message.contains("gzip"), "{rejection}");
 }
@@ -151,20 +126,13 @@ fn responses_are_encoded_like_the_request() {
     assert_eq!(success_response(Encoding::Protobuf), ("application/x-protobuf", Vec::new()));
     assert_eq!(success_response(Encoding::Json), ("application/json", b"{}".to_vec()));
 
-    let rejection = refused(decode_body(
-        Signal::Traces,
-        PROTOBUF,
-        None,
-        Bytes::copy_from_slice(&[0xff]),
-        DEFAULT_MAX_REQUEST_BYTES,
-    ));
+    let rejection = refused_body(Signal::Traces, PROTOBUF, None, Bytes::copy_from_slice(&[0xff]));
     let (content_type, body) = error_response(&rejection);
     assert_eq!(content_type, "application/x-protobuf");
     let status = RpcStatus::decode(body.as_slice()).unwrap();
     assert_eq!((status.code, status.message), (3, rejection.message.clone()));
 
-    let rejection =
-        refused(decode_body(Signal::Traces, JSON, None, Bytes::from_static(b"[]"), DEFAULT_MAX_REQUEST_BYTES));
+    let rejection = refused_body(Signal::Traces, JSON, None, Bytes::from_static(b"[]"));
     let (content_type, body) = error_response(&rejection);
     assert_eq!(content_type, "application/json");
     let status: serde_json::Value = serde_json::from_slice(&body).unwrap();

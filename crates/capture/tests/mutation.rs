@@ -294,13 +294,7 @@ async fn each_kind_of_request_the_decoder_refuses_is_refused_with_its_reason() {
         let status = common::grpc_export(&running.grpc(), signal, Bytes::from(body.clone()), false).await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{label}: {status:?}");
         assert!(status.message().contains(says), "{label}: {}", status.message());
-        let response = client
-            .post(format!("{}{}", running.http(), signal.http_path()))
-            .header("content-type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = running.post(&client, signal.http_path(), "application/x-protobuf", body).await;
         assert_eq!(response.status(), 400, "{label}");
         let status = <RpcStatus as prost::Message>::decode(response.bytes().await.unwrap()).unwrap();
         assert_eq!(status.code, 3, "{label}");
@@ -317,13 +311,7 @@ async fn each_kind_of_request_the_decoder_refuses_is_refused_with_its_reason() {
         let body = format!(
             r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"m","sum":{{"dataPoints":[{{"asDouble":2}},{point}]}}}}]}}]}}]}}"#
         );
-        let response = client
-            .post(format!("{}/v1/metrics", running.http()))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = running.post(&client, "/v1/metrics", "application/json", body).await;
         assert_eq!(response.status(), 400, "{point}");
         let status: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
         assert_eq!(status["code"], 3);

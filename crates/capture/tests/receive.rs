@@ -118,36 +118,37 @@ fn assert_spans_recorded(outcome: &CaptureOutcome, records: &[(Signal, Record)],
     assert_eq!(outcome.stats.traces.rejected, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sdk_span_exporter_over_grpc_plain_is_recorded_byte_for_byte() {
+/// Runs a capture, exports three batches of spans to it through the SDK's
+/// exporter over HTTP/protobuf or gRPC, and checks they are recorded byte for byte.
+async fn spans_are_recorded_byte_for_byte(http: bool, compression: Option<opentelemetry_otlp::Compression>) {
     let running = start(|_| {}).await;
-    export_spans_over_grpc(&running.grpc(), None, 3).await;
+    if http {
+        export_spans_over_http(&running.http(), compression, 3).await;
+    } else {
+        export_spans_over_grpc(&running.grpc(), compression, 3).await;
+    }
     let (outcome, records) = running.finish().await;
     assert_spans_recorded(&outcome, &records, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_span_exporter_over_grpc_plain_is_recorded_byte_for_byte() {
+    spans_are_recorded_byte_for_byte(false, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_span_exporter_over_grpc_gzip_is_recorded_byte_for_byte() {
-    let running = start(|_| {}).await;
-    export_spans_over_grpc(&running.grpc(), Some(opentelemetry_otlp::Compression::Gzip), 3).await;
-    let (outcome, records) = running.finish().await;
-    assert_spans_recorded(&outcome, &records, 3);
+    spans_are_recorded_byte_for_byte(false, Some(opentelemetry_otlp::Compression::Gzip)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_span_exporter_over_http_protobuf_plain_is_recorded_byte_for_byte() {
-    let running = start(|_| {}).await;
-    export_spans_over_http(&running.http(), None, 3).await;
-    let (outcome, records) = running.finish().await;
-    assert_spans_recorded(&outcome, &records, 3);
+    spans_are_recorded_byte_for_byte(true, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_span_exporter_over_http_protobuf_gzip_is_recorded_byte_for_byte() {
-    let running = start(|_| {}).await;
-    export_spans_over_http(&running.http(), Some(opentelemetry_otlp::Compression::Gzip), 3).await;
-    let (outcome, records) = running.finish().await;
-    assert_spans_recorded(&outcome, &records, 3);
+    spans_are_recorded_byte_for_byte(true, Some(opentelemetry_otlp::Compression::Gzip)).await;
 }
 
 /// Emits metrics and logs through SDK providers wired to exporters of the
@@ -286,13 +287,9 @@ async fn otlp_json_bodies_are_stored_as_protobuf_and_answered_in_json() {
         (Signal::Logs, ExportRequest::Logs(tape_otlp::sample::logs("checkout", 3, 0))),
     ];
     for (signal, request) in &sent {
-        let response = client
-            .post(format!("{}{}", running.http(), signal.http_path()))
-            .header("content-type", "application/json")
-            .body(request.encode(Encoding::Json).unwrap())
-            .send()
-            .await
-            .unwrap();
+        let response = running
+            .post(&client, signal.http_path(), "application/json", request.encode(Encoding::Json).unwrap())
+            .await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "application/json");
         assert_eq!(response.text().await.unwrap(), "{}");

@@ -81,6 +81,14 @@ impl Serving {
         grpc_export(&self.grpc(), signal, Bytes::from(payload), false).await.unwrap();
     }
 
+    /// Attaches a capture of session `id`, sends it `payload` over OTLP/gRPC
+    /// and finishes it.
+    async fn record_one(&self, id: &str, signal: Signal, payload: Vec<u8>) -> CaptureOutcome {
+        let capture = self.attach(id, RecorderConfig::default()).await.unwrap();
+        self.export(signal, payload).await;
+        finish(capture).await
+    }
+
     /// Every record of `outcome`'s session, read back from the store, in
     /// receive order.
     async fn records(&self, outcome: &CaptureOutcome) -> Vec<(Signal, Vec<u8>)> {
@@ -171,9 +179,7 @@ async fn an_attached_capture_records_exactly_what_arrives_until_it_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_capture_records_only_its_own_requests() {
     let serving = serve(config()).await;
-    let first = serving.attach("first", RecorderConfig::default()).await.unwrap();
-    serving.export(Signal::Traces, traces("first", 0)).await;
-    let first = finish(first).await;
+    let first = serving.record_one("first", Signal::Traces, traces("first", 0)).await;
     assert_eq!(serving.post(Signal::Traces, traces("between", 0)).await, 200);
 
     let second = serving.attach("second", RecorderConfig::default()).await.unwrap();
@@ -216,9 +222,7 @@ async fn one_capture_at_a_time_and_a_taken_session_id_leaves_the_receivers_idle(
     let metadata = serving.store.read_metadata(&id).await.unwrap();
     assert_eq!(metadata, outcome.recording.metadata, "the existing session is untouched");
 
-    let third = serving.attach("third", RecorderConfig::default()).await.unwrap();
-    serving.export(Signal::Traces, traces("third", 0)).await;
-    let third = finish(third).await;
+    let third = serving.record_one("third", Signal::Traces, traces("third", 0)).await;
     assert_eq!(serving.records(&third).await, vec![(Signal::Traces, traces("third", 0))]);
     serving.receivers.shutdown().await;
 }
@@ -254,9 +258,7 @@ async fn a_capture_that_reaches_a_limit_detaches_itself() {
         assert_eq!(serving.post(Signal::Traces, traces("idle", 0)).await, 200);
     }
     assert_eq!(serving.receivers.stats().snapshot().traces.ignored_requests, 2);
-    let next = serving.attach("next", RecorderConfig::default()).await.unwrap();
-    serving.export(Signal::Logs, logs("next", 0)).await;
-    let next = finish(next).await;
+    let next = serving.record_one("next", Signal::Logs, logs("next", 0)).await;
     assert_eq!(serving.records(&next).await, vec![(Signal::Logs, logs("next", 0))]);
     serving.receivers.shutdown().await;
 }

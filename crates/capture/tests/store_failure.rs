@@ -112,29 +112,51 @@ async fn post(client: &reqwest::Client, base: &str, payload: Vec<u8>) -> reqwest
         .unwrap()
 }
 
-async fn run(durable: bool) {
+/// A capture on a `FailingStore` in a temporary directory, flushing every
+/// 20 ms and configured further by `config`, with the store's `failing` and
+/// `fail_next_commit` switches.
+async fn start_failing(
+    config: impl FnOnce(&mut tape_capture::CaptureConfig),
+) -> (common::Running, Arc<AtomicBool>, Arc<AtomicBool>) {
     let dir = tempfile::tempdir().unwrap();
     let failing = Arc::new(AtomicBool::new(false));
+    let fail_next_commit = Arc::new(AtomicBool::new(false));
     let store: Arc<dyn SessionStore> = Arc::new(FailingStore {
         inner: LocalStore::new(dir.path()),
         failing: Arc::clone(&failing),
-        fail_next_commit: Arc::new(AtomicBool::new(false)),
+        fail_next_commit: Arc::clone(&fail_next_commit),
     });
-    let running = common::start_on(store, dir, |config| {
-        config.recorder.durable = durable;
-        config.recorder.flush_interval = std::time::Duration::from_millis(20);
+    let running = common::start_on(store, dir, |capture_config| {
+        capture_config.recorder.flush_interval = std::time::Duration::from_millis(20);
+        config(capture_config);
     })
     .await;
+    (running, failing, fail_next_commit)
+}
+
+/// Posts the requests of 10 spans numbered `numbers`, each of which must be
+/// acknowledged; returns how many spans that acknowledged.
+async fn post_acknowledged(client: &reqwest::Client, http: &str, numbers: std::ops::RangeInclusive<u64>) -> u64 {
+    let mut acknowledged = 0;
+    for n in numbers {
+        assert_eq!(post(client, http, traces(n)).await.status(), 200);
+        acknowledged += 10;
+    }
+    acknowledged
+}
+
+/// How many items the records of a session hold.
+fn stored(records: &[(Signal, tape_session::Record)]) -> u64 {
+    records.iter().map(|(_, record)| record.item_count).sum()
+}
+
+async fn run(durable: bool) {
+    let (running, failing, _) = start_failing(|config| config.recorder.durable = durable).await;
     let http = running.http();
     let grpc = running.grpc();
     let client = reqwest::Client::new();
-    let mut acknowledged = 0u64;
-    let mut n = 0;
-    for _ in 0..5 {
-        n += 1;
-        assert_eq!(post(&client, &http, traces(n)).await.status(), 200);
-        acknowledged += 10;
-    }
+    let mut acknowledged = post_acknowledged(&client, &http, 1..=5).await;
+    let mut n = 5;
 
     // The store fails: requests are refused, retryably, once the writer has
     // found out (a non-durable request may be taken before it has).
@@ -182,7 +204,7 @@ async fn run(durable: bool) {
     let (outcome, records) = running.finish().await;
     assert_eq!(outcome.recording.reason, tape_capture::StopReason::Requested);
     assert_eq!(outcome.recording.metadata.status, tape_session::SessionStatus::Completed);
-    let stored: u64 = records.iter().map(|(_, record)| record.item_count).sum();
+    let stored = stored(&records);
     if durable {
         assert!(stored >= acknowledged && stored - acknowledged <= refused, "{stored} stored, {acknowledged} acked");
     } else {
@@ -202,28 +224,15 @@ async fn a_failing_store_under_durable_capture_refuses_retryably_and_loses_nothi
 
 #[tokio::test]
 async fn a_blob_whose_commit_failed_is_in_the_finished_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let fail_next_commit = Arc::new(AtomicBool::new(false));
-    let store: Arc<dyn SessionStore> = Arc::new(FailingStore {
-        inner: LocalStore::new(dir.path()),
-        failing: Arc::new(AtomicBool::new(false)),
-        fail_next_commit: Arc::clone(&fail_next_commit),
-    });
-    let running = common::start_on(store, dir, |config| {
-        config.recorder.flush_interval = std::time::Duration::from_millis(20);
+    let (running, _, fail_next_commit) = start_failing(|config| {
         // Every record after a blob's first rolls it: one commit per request.
         config.recorder.writer.max_blob_age_nanos = Some(1);
     })
     .await;
     let http = running.http();
     let client = reqwest::Client::new();
-    let mut acknowledged = 0u64;
-    let mut n = 0;
-    for _ in 0..3 {
-        n += 1;
-        assert_eq!(post(&client, &http, traces(n)).await.status(), 200);
-        acknowledged += 10;
-    }
+    let mut acknowledged = post_acknowledged(&client, &http, 1..=3).await;
+    let mut n = 3;
     fail_next_commit.store(true, Ordering::SeqCst);
     let mut taken = 0;
     while taken < 5 {
@@ -236,32 +245,17 @@ async fn a_blob_whose_commit_failed_is_in_the_finished_session() {
     let (outcome, records) = running.finish().await;
     assert!(!fail_next_commit.load(Ordering::SeqCst), "no commit was tried");
     assert_eq!(outcome.recording.metadata.status, tape_session::SessionStatus::Completed);
-    let stored: u64 = records.iter().map(|(_, record)| record.item_count).sum();
-    assert_eq!(stored, acknowledged, "the blob whose commit failed is listed and read");
+    assert_eq!(stored(&records), acknowledged, "the blob whose commit failed is listed and read");
     assert_eq!(outcome.recording.metadata.captured_traces, acknowledged);
 }
 
 /// A capture whose store fails, with `requests` acknowledged before the
 /// failure, then asked to stop while it fails.
 async fn stop_while_failing() -> (common::Running, Arc<AtomicBool>, u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let failing = Arc::new(AtomicBool::new(false));
-    let store: Arc<dyn SessionStore> = Arc::new(FailingStore {
-        inner: LocalStore::new(dir.path()),
-        failing: Arc::clone(&failing),
-        fail_next_commit: Arc::new(AtomicBool::new(false)),
-    });
-    let running = common::start_on(store, dir, |config| {
-        config.recorder.flush_interval = std::time::Duration::from_millis(20);
-    })
-    .await;
+    let (running, failing, _) = start_failing(|_| {}).await;
     let http = running.http();
     let client = reqwest::Client::new();
-    let mut acknowledged = 0;
-    for n in 0..5 {
-        assert_eq!(post(&client, &http, traces(n)).await.status(), 200);
-        acknowledged += 10;
-    }
+    let acknowledged = post_acknowledged(&client, &http, 0..=4).await;
     failing.store(true, Ordering::SeqCst);
     running.capture.stop();
     (running, failing, acknowledged)
@@ -274,8 +268,7 @@ async fn a_capture_stopped_while_the_store_fails_finishes_once_it_works() {
     let (outcome, records) = running.finish().await;
     assert_eq!(outcome.recording.reason, tape_capture::StopReason::Requested);
     assert_eq!(outcome.recording.metadata.status, tape_session::SessionStatus::Completed);
-    let stored: u64 = records.iter().map(|(_, record)| record.item_count).sum();
-    assert_eq!(stored, acknowledged);
+    assert_eq!(stored(&records), acknowledged);
 }
 
 #[tokio::test]

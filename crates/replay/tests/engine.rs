@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{RecordingSink, local_store, records, seed};
+use common::{RecordingSink, local_store, records, replay_to, seed};
 use tape_otlp::{ExportRequest, Signal, SignalSet};
 use tape_replay::{
     EndReason, IdRegeneration, Position, Progress, ReplayError, ReplayOptions, Selection, Speed, TimestampMode, plan,
@@ -48,15 +48,7 @@ async fn records_are_sent_at_their_recorded_offsets_divided_by_the_speed() {
     for factor in [1.0, 10.0, 0.5] {
         let sink = RecordingSink::default();
         let started = Instant::now();
-        let outcome = replay(
-            Arc::clone(&store),
-            &metadata,
-            &sink,
-            &options(Speed::Factor(factor)),
-            &Progress::new(),
-            &CancellationToken::new(),
-        )
-        .await;
+        let outcome = replay_to(&store, &metadata, &sink, &options(Speed::Factor(factor))).await;
         assert_eq!(outcome.reason, EndReason::Finished, "{:?}", outcome.error);
         let sent = sink.sent();
         assert_eq!(sent.len(), expected.len());
@@ -81,8 +73,7 @@ async fn the_rate_limit_spaces_requests_by_their_items_and_is_exact_over_the_run
     let sink = RecordingSink::default();
     let rate = 500.0;
     let options = ReplayOptions { rate_limit: Some(rate), ..options(Speed::Max) };
-    let outcome =
-        replay(Arc::clone(&store), &metadata, &sink, &options, &Progress::new(), &CancellationToken::new()).await;
+    let outcome = replay_to(&store, &metadata, &sink, &options).await;
     assert_eq!(outcome.reason, EndReason::Finished);
     let sent = sink.sent();
     assert_eq!(sent.len(), expected.len());
@@ -194,14 +185,14 @@ async fn loops_continue_the_timeline_with_new_ids_each_pass_and_whole_traces() {
 
     // The same seed gives the same ids; another gives others.
     let again = RecordingSink::default();
-    replay(Arc::clone(&store), &metadata, &again, &options, &Progress::new(), &CancellationToken::new()).await;
+    replay_to(&store, &metadata, &again, &options).await;
     assert_eq!(
         again.sent().iter().map(|s| &s.payload).collect::<Vec<_>>(),
         sent.iter().map(|s| &s.payload).collect::<Vec<_>>()
     );
     let always = RecordingSink::default();
     let options = ReplayOptions { ids: IdRegeneration::Always, looping: false, ..options };
-    replay(Arc::clone(&store), &metadata, &always, &options, &Progress::new(), &CancellationToken::new()).await;
+    replay_to(&store, &metadata, &always, &options).await;
     let first_traces = expected.iter().position(|(signal, _)| *signal == Signal::Traces).unwrap();
     assert_ne!(always.sent()[first_traces].payload, expected[first_traces].1.payload);
 }
@@ -230,8 +221,7 @@ async fn a_stop_ends_the_replay_and_its_position_resumes_it_without_gaps_or_repe
 
     let resumed = RecordingSink::default();
     let options = ReplayOptions { resume: Some(outcome.progress.done), ..options(Speed::Max) };
-    let outcome =
-        replay(Arc::clone(&store), &metadata, &resumed, &options, &Progress::new(), &CancellationToken::new()).await;
+    let outcome = replay_to(&store, &metadata, &resumed, &options).await;
     assert_eq!(outcome.reason, EndReason::Finished);
     let all: Vec<_> = first.iter().chain(&resumed.sent()).map(|sent| sent.payload.clone()).collect();
     let want: Vec<_> = expected.iter().map(|(_, record)| record.payload.clone()).collect();
@@ -252,8 +242,7 @@ async fn selection_keeps_signals_services_and_the_time_window() {
     };
     let sink = RecordingSink::default();
     let options = ReplayOptions { selection: selection.clone(), ..options(Speed::Max) };
-    let outcome =
-        replay(Arc::clone(&store), &metadata, &sink, &options, &Progress::new(), &CancellationToken::new()).await;
+    let outcome = replay_to(&store, &metadata, &sink, &options).await;
     assert_eq!(outcome.reason, EndReason::Finished);
     let sent = sink.sent();
     assert!(!sent.is_empty());
@@ -356,9 +345,7 @@ async fn a_corrupt_blob_stops_the_replay_naming_it_unless_skipped() {
     let key = corrupt_metrics_blob(dir.path(), &metadata);
 
     let sink = RecordingSink::default();
-    let outcome =
-        replay(Arc::clone(&store), &metadata, &sink, &options(Speed::Max), &Progress::new(), &CancellationToken::new())
-            .await;
+    let outcome = replay_to(&store, &metadata, &sink, &options(Speed::Max)).await;
     assert_eq!(outcome.reason, EndReason::Failed);
     let error = outcome.error.expect("an error");
     assert!(matches!(error, ReplayError::Read { .. }));
@@ -367,8 +354,7 @@ async fn a_corrupt_blob_stops_the_replay_naming_it_unless_skipped() {
 
     let sink = RecordingSink::default();
     let options = ReplayOptions { skip_corrupt: true, ..options(Speed::Max) };
-    let outcome =
-        replay(Arc::clone(&store), &metadata, &sink, &options, &Progress::new(), &CancellationToken::new()).await;
+    let outcome = replay_to(&store, &metadata, &sink, &options).await;
     assert_eq!(outcome.reason, EndReason::Finished, "{:?}", outcome.error);
     assert_eq!(outcome.progress.corrupt_blobs, 1);
     let sent = sink.sent();
@@ -393,8 +379,7 @@ async fn an_empty_selection_sends_nothing_and_finishes() {
     let start = metadata.start_time.unix_nanos();
     let selection = Selection { from: Some(start + 3_600_000_000_000), ..Selection::default() };
     let options = ReplayOptions { selection, ..options(Speed::Factor(1.0)) };
-    let outcome =
-        replay(Arc::clone(&store), &metadata, &sink, &options, &Progress::new(), &CancellationToken::new()).await;
+    let outcome = replay_to(&store, &metadata, &sink, &options).await;
     assert_eq!(outcome.reason, EndReason::Finished);
     assert!(sink.sent().is_empty());
     let _: &dyn SessionStore = store.as_ref();
@@ -428,16 +413,14 @@ async fn the_failure_that_stops_a_replay_is_sent_again_by_a_resume() {
     let expected = records(store.as_ref(), &metadata).await;
     let sink = RefusingSink { fail_at: 5, ..RefusingSink::default() };
     let options = ReplayOptions { concurrency: 1, ..options(Speed::Max) };
-    let outcome =
-        replay(Arc::clone(&store), &metadata, &sink, &options, &Progress::new(), &CancellationToken::new()).await;
+    let outcome = replay_to(&store, &metadata, &sink, &options).await;
     assert_eq!(outcome.reason, EndReason::Failed);
     assert_eq!(outcome.progress.done, Position { pass: 0, record: 5, pending: Vec::new() });
     assert_eq!(outcome.progress.total().failed_records, 1);
 
     let resumed = RecordingSink::default();
     let options = ReplayOptions { resume: Some(outcome.progress.done), ..options };
-    let outcome =
-        replay(Arc::clone(&store), &metadata, &resumed, &options, &Progress::new(), &CancellationToken::new()).await;
+    let outcome = replay_to(&store, &metadata, &resumed, &options).await;
     assert_eq!(outcome.reason, EndReason::Finished);
     let all: Vec<_> = sink.inner.sent().iter().chain(&resumed.sent()).map(|sent| sent.payload.clone()).collect();
     let want: Vec<_> = expected.iter().map(|(_, record)| record.payload.clone()).collect();
@@ -574,8 +557,7 @@ async fn a_resume_sends_only_what_was_not_done_though_a_slow_request_held_the_po
     let concurrency = 4;
     let sink = StallingThenRefusingSink { fail_from: 40, ..StallingThenRefusingSink::default() };
     let options = ReplayOptions { concurrency, ..options(Speed::Max) };
-    let outcome =
-        replay(Arc::clone(&store), &metadata, &sink, &options, &Progress::new(), &CancellationToken::new()).await;
+    let outcome = replay_to(&store, &metadata, &sink, &options).await;
     assert_eq!(outcome.reason, EndReason::Failed);
     let position = outcome.progress.done.clone();
     assert!(position.record >= 38, "the records after the slow one count as done: {position:?}");
@@ -584,8 +566,7 @@ async fn a_resume_sends_only_what_was_not_done_though_a_slow_request_held_the_po
 
     let resumed = RecordingSink::default();
     let options = ReplayOptions { resume: Some(position), ..options };
-    let outcome =
-        replay(Arc::clone(&store), &metadata, &resumed, &options, &Progress::new(), &CancellationToken::new()).await;
+    let outcome = replay_to(&store, &metadata, &resumed, &options).await;
     assert_eq!(outcome.reason, EndReason::Finished, "{:?}", outcome.error);
     let first: Vec<_> = sink.inner.sent().iter().map(|sent| sent.payload.clone()).collect();
     let again: Vec<_> = resumed.sent().iter().map(|sent| sent.payload.clone()).collect();
@@ -665,8 +646,7 @@ async fn cumulative_series_keep_one_start_time_per_pass_under_relative_and_curre
             timestamps: mode,
             ..options(Speed::Factor(factor))
         };
-        let outcome =
-            replay(Arc::clone(&store), &metadata, &sink, &options, &Progress::new(), &CancellationToken::new()).await;
+        let outcome = replay_to(&store, &metadata, &sink, &options).await;
         assert_eq!(outcome.reason, EndReason::Duration);
         let sent: Vec<_> = sink.sent().into_iter().map(|sent| sent.payload).collect();
         assert!(sent.len() > 2 * per_pass, "{mode:?}: {} requests", sent.len());

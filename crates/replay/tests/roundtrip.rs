@@ -7,16 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{local_store, records, seed};
+use common::{local_store, records, replay_to, seed};
 use tape_capture::{Capture, CaptureConfig, RecorderConfig};
 use tape_otlp::{ExportRequest, Signal, SignalSet};
 use tape_replay::{
-    EndReason, Exporter, ExporterConfig, Progress, Protocol, ReplayError, ReplayOptions, RetryPolicy, Speed,
-    TimestampMode, replay,
+    EndReason, Exporter, ExporterConfig, Protocol, ReplayError, ReplayOptions, RetryPolicy, Speed, TimestampMode,
 };
 use tape_session::{Record, SessionId, SessionMetadata, SessionStore, SessionType, Timestamp};
 use tape_testkit::otlp_target::{Failure, OtlpTarget, OtlpTargetOptions};
-use tokio_util::sync::CancellationToken;
 
 const LOOPBACK: &str = "127.0.0.1:0";
 
@@ -59,8 +57,7 @@ async fn round_trip(
     let exporter = Exporter::new(config).unwrap();
     // One request at a time, so the capture records them in the order sent.
     let options = ReplayOptions { speed: Speed::Max, timestamps, concurrency: 1, ..ReplayOptions::default() };
-    let outcome =
-        replay(Arc::clone(store), metadata, &exporter, &options, &Progress::new(), &CancellationToken::new()).await;
+    let outcome = replay_to(store, metadata, &exporter, &options).await;
     assert_eq!(outcome.reason, EndReason::Finished, "{:?}", outcome.error);
     assert_eq!(outcome.progress.total().sent_items, metadata.item_counts().total());
     running.stop();
@@ -167,15 +164,7 @@ async fn retryable_answers_are_retried_and_partial_success_is_counted() {
         let options =
             ReplayOptions { speed: Speed::Max, concurrency: 1, retry: quick_retries(), ..ReplayOptions::default() };
         let started = std::time::Instant::now();
-        let outcome = replay(
-            Arc::clone(&store),
-            &metadata,
-            &exporter(&target, protocol),
-            &options,
-            &Progress::new(),
-            &CancellationToken::new(),
-        )
-        .await;
+        let outcome = replay_to(&store, &metadata, &exporter(&target, protocol), &options).await;
         assert_eq!(outcome.reason, EndReason::Finished, "{protocol}: {:?}", outcome.error);
         assert_eq!(target.received().len(), expected.len(), "{protocol}: everything arrives once");
         assert_eq!(target.attempts(), expected.len() + 2, "{protocol}: two retries");
@@ -189,15 +178,7 @@ async fn retryable_answers_are_retried_and_partial_success_is_counted() {
     let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
     target.partial_success(1);
     let options = ReplayOptions { speed: Speed::Max, ..ReplayOptions::default() };
-    let outcome = replay(
-        Arc::clone(&store),
-        &metadata,
-        &exporter(&target, Protocol::HttpProtobuf),
-        &options,
-        &Progress::new(),
-        &CancellationToken::new(),
-    )
-    .await;
+    let outcome = replay_to(&store, &metadata, &exporter(&target, Protocol::HttpProtobuf), &options).await;
     assert_eq!(outcome.reason, EndReason::Finished);
     let counts = outcome.progress;
     for signal in Signal::ALL {
@@ -215,15 +196,7 @@ async fn permanent_errors_and_an_unreachable_target_stop_the_replay_with_the_rea
     let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
     target.fail_next(1000, Failure::Http(400, None));
     let options = ReplayOptions { speed: Speed::Max, retry: quick_retries(), ..ReplayOptions::default() };
-    let outcome = replay(
-        Arc::clone(&store),
-        &metadata,
-        &exporter(&target, Protocol::HttpProtobuf),
-        &options,
-        &Progress::new(),
-        &CancellationToken::new(),
-    )
-    .await;
+    let outcome = replay_to(&store, &metadata, &exporter(&target, Protocol::HttpProtobuf), &options).await;
     assert_eq!(outcome.reason, EndReason::Failed);
     let error = outcome.error.unwrap();
     assert!(matches!(error, ReplayError::Failures { failed: 1, .. }), "{error}");
@@ -235,8 +208,7 @@ async fn permanent_errors_and_an_unreachable_target_stop_the_replay_with_the_rea
     let port = std::net::TcpListener::bind(LOOPBACK).unwrap().local_addr().unwrap().port();
     let dead = Exporter::new(ExporterConfig::new(format!("http://127.0.0.1:{port}"), Protocol::Grpc)).unwrap();
     let options = ReplayOptions { speed: Speed::Max, retry: quick_retries(), max_failures: Some(2), ..options };
-    let outcome =
-        replay(Arc::clone(&store), &metadata, &dead, &options, &Progress::new(), &CancellationToken::new()).await;
+    let outcome = replay_to(&store, &metadata, &dead, &options).await;
     assert_eq!(outcome.reason, EndReason::Failed);
     let message = outcome.error.unwrap().to_string();
     assert!(message.contains("stopped after 3 failed requests") && message.contains(&port.to_string()), "{message}");

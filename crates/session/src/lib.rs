@@ -30,6 +30,7 @@ mod id;
 mod key;
 mod layer;
 mod metadata;
+mod phase;
 mod read;
 mod repair;
 pub mod retention;
@@ -53,6 +54,7 @@ pub use metadata::{
     BlobEntry, FORMAT_VERSION, MetadataError, PhaseEntry, SessionMetadata, SessionStatus, SessionType, SignalCounts,
     content_hash,
 };
+pub use phase::{Phase, PhaseError, PhasesError, phases_of, session_phases};
 pub use read::{
     SessionListing, list_sessions, read_blob, read_blobs_in_time_order, read_session, read_session_in_time_order,
 };

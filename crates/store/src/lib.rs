@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod delete;
 mod local;
 mod location;
 mod lock;
@@ -23,6 +24,7 @@ mod s3;
 mod sink_file;
 mod spool;
 
+pub use delete::{DeleteError, RepairLockError, check_repairable, delete_session};
 pub use local::LocalStore;
 pub use location::{InvalidStoreLocation, StoreLocation};
 pub use lock::{

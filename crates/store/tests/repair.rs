@@ -3,6 +3,8 @@
 //! that `repair_session` finishes with every record flushed before the
 //! crash, on a local store, and spooled over a local store and over S3.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,9 +16,11 @@ use tape_session::{
     BlobEntry, Error, PartialOutcome, Record, RepairReport, SessionId, SessionStatus, SessionStore, SessionType,
     SessionWriter, Timestamp, WriterOptions, content_hash, read_session, repair_session, salvage_blob,
 };
-use tape_store::{LocalStore, S3Config, S3Store, SpooledStore, spooled_sessions};
+use tape_store::{LocalStore, S3Store, SpooledStore, spooled_sessions};
 use tape_testkit::conformance::{START, new_metadata, sample_records, unique_id, write_session};
 use tape_testkit::s3::S3TestServer;
+
+use crate::common::s3_config;
 
 /// When the repairs run.
 const NOW: Timestamp = Timestamp::from_unix_nanos(START.unix_nanos() + 3_600_000_000_000);
@@ -132,18 +136,6 @@ fn files_containing(dir: &Path, part: &str) -> Vec<String> {
     found
 }
 
-fn s3_config(server: &S3TestServer, prefix: &str) -> S3Config {
-    S3Config {
-        endpoint: Some(server.endpoint().to_owned()),
-        bucket: server.bucket().to_owned(),
-        prefix: prefix.to_owned(),
-        region: "us-east-1".to_owned(),
-        access_key_id: Some(server.access_key().to_owned()),
-        secret_access_key: Some(server.secret_key().to_owned()),
-        session_token: None,
-    }
-}
-
 #[tokio::test]
 async fn a_crashed_session_on_a_local_store_is_repaired() {
     let root = tempfile::tempdir().unwrap();
@@ -181,12 +173,19 @@ async fn a_crashed_session_spooled_over_a_local_store_is_repaired() {
     assert_eq!(files_containing(root.path(), ".tmp-"), Vec::<String>::new(), "temporary files left");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crashed_session_spooled_over_s3_is_repaired() {
+/// A test server, a spool directory and a store spooled in it over an S3
+/// store on the server under `prefix`.
+async fn spooled_over_s3(prefix: &str) -> (S3TestServer, tempfile::TempDir, SpooledStore) {
     let server = S3TestServer::start().await;
     let spool = tempfile::tempdir().unwrap();
-    let inner = S3Store::new(s3_config(&server, "team-a")).unwrap();
+    let inner = S3Store::new(s3_config(&server, prefix)).unwrap();
     let store = SpooledStore::new(Arc::new(inner), spool.path().to_owned());
+    (server, spool, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_session_spooled_over_s3_is_repaired() {
+    let (_server, spool, store) = spooled_over_s3("team-a").await;
     let id = unique_id("crash-spooled-s3");
     let appended = crash(&store, &id).await;
     assert_eq!(spooled_sessions(spool.path()).await.unwrap(), vec![id.clone()]);
@@ -205,10 +204,7 @@ async fn the_spooled_store_conforms_over_a_local_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spooled_store_conforms_over_s3() {
-    let server = S3TestServer::start().await;
-    let spool = tempfile::tempdir().unwrap();
-    let inner = S3Store::new(s3_config(&server, "")).unwrap();
-    let store = SpooledStore::new(Arc::new(inner), spool.path().to_owned());
+    let (_server, spool, store) = spooled_over_s3("").await;
     tape_testkit::conformance::run(&store).await;
     assert_eq!(files_containing(spool.path(), ".partial"), Vec::<String>::new(), "spool files left");
 }

@@ -461,41 +461,48 @@ fn rejected_i64(rejected: u64) -> i64 {
     i64::try_from(rejected).unwrap_or(i64::MAX)
 }
 
-#[tonic::async_trait]
-impl TraceService for GrpcService {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-        let rejected = self.receive(Signal::Traces, path, request).await?;
-        Ok(tonic::Response::new(trace_response(rejected)))
-    }
+/// Implements a signal's gRPC export service on [`GrpcService`]: the request
+/// is received under its method path, and answered with the response
+/// `$response` makes of the rejected count.
+macro_rules! grpc_export_service {
+    ($service:ident, $request:ty, $reply:ty, $signal:expr, $path:literal, $response:ident) => {
+        #[tonic::async_trait]
+        impl $service for GrpcService {
+            async fn export(
+                &self,
+                request: tonic::Request<$request>,
+            ) -> Result<tonic::Response<$reply>, tonic::Status> {
+                let rejected = self.receive($signal, $path, request).await?;
+                Ok(tonic::Response::new($response(rejected)))
+            }
+        }
+    };
 }
 
-#[tonic::async_trait]
-impl MetricsService for GrpcService {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let path = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
-        let rejected = self.receive(Signal::Metrics, path, request).await?;
-        Ok(tonic::Response::new(metrics_response(rejected)))
-    }
-}
-
-#[tonic::async_trait]
-impl LogsService for GrpcService {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportLogsServiceRequest>,
-    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
-        let rejected = self.receive(Signal::Logs, path, request).await?;
-        Ok(tonic::Response::new(logs_response(rejected)))
-    }
-}
+grpc_export_service!(
+    TraceService,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+    Signal::Traces,
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    trace_response
+);
+grpc_export_service!(
+    MetricsService,
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+    Signal::Metrics,
+    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    metrics_response
+);
+grpc_export_service!(
+    LogsService,
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+    Signal::Logs,
+    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    logs_response
+);
 
 fn trace_response(rejected: u64) -> ExportTraceServiceResponse {
     ExportTraceServiceResponse {

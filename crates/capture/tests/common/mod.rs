@@ -60,6 +60,23 @@ impl Running {
         format!("http://{}", self.capture.http_addr().unwrap())
     }
 
+    /// Posts `body`, of `content_type`, to `path` on the HTTP receiver.
+    pub async fn post(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        client
+            .post(format!("{}{path}", self.http()))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Stops the capture and returns its outcome and every record.
     pub async fn finish(self) -> (CaptureOutcome, Vec<(Signal, Record)>) {
         self.capture.stop();

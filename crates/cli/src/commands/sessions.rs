@@ -6,9 +6,7 @@ pub use tape_session::error_chain;
 
 use anyhow::{Context, bail};
 use tape_seed::VerifyReport;
-use tape_session::{
-    Error, SessionId, SessionStatus, SessionStore, SessionType, Timestamp, list_sessions, repair_session,
-};
+use tape_session::{SessionId, SessionStore, SessionType, Timestamp, list_sessions, repair_session};
 use tape_store::StoreLocation;
 use tracing::warn;
 
@@ -121,22 +119,7 @@ pub async fn delete(
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
     let spool_dir = crate::store::spool_dir(spool_dir);
-    if tape_store::is_locked(&spool_dir, id)? {
-        bail!(
-            "session {id} is being captured by a running otlp-tape; stop that capture first (--force does not delete a session a capture holds)"
-        );
-    }
-    match store.read_metadata(id).await {
-        Ok(metadata) if metadata.status == SessionStatus::Active && !force => {
-            bail!(
-                "session {id} is active (still being written, or left so by a crash); pass --force to delete it anyway"
-            )
-        }
-        // Incomplete or damaged sessions can be deleted: that is how they are cleaned up.
-        Ok(_) | Err(Error::NotFound(_) | Error::Metadata { .. }) => {}
-        Err(error) => return Err(error.into()),
-    }
-    store.delete_session(id).await?;
+    tape_store::delete_session(store, id, force, &spool_dir).await?;
     if format == OutputFormat::Json {
         print_json(&serde_json::json!({ "deleted": id }))?;
     } else {
@@ -257,11 +240,7 @@ pub async fn repair(
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
     let spool_dir = crate::store::spool_dir(spool_dir);
-    if tape_store::is_locked(&spool_dir, id)? {
-        return Err(anyhow::anyhow!(
-            "session {id} is being captured by a running otlp-tape; stop that capture first (repair finishes sessions whose capture has ended)"
-        ));
-    }
+    tape_store::check_repairable(&spool_dir, id)?;
     let store = crate::store::open_spooled(location, &spool_dir)?;
     let now = Timestamp::from_datetime(chrono::Utc::now()).context("the system clock is before 1970 or after 2554")?;
     let report = repair_session(store.as_ref(), id, now).await?;

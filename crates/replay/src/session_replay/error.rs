@@ -159,7 +159,7 @@ pub enum Error {
         id: SessionId,
         /// The store.
         location: String,
-        /// Why: a [`tape_annotations::PhasesError`].
+        /// Why: a [`tape_session::PhasesError`].
         #[source]
         source: Cause,
     },
@@ -193,7 +193,7 @@ impl Error {
             | Error::ReadSession { source, .. }
             | Error::ReadRecords { source, .. } => source.downcast_ref(),
             Error::Phases { source, .. } => match source.downcast_ref() {
-                Some(tape_annotations::PhasesError::Store(source)) => Some(source),
+                Some(tape_session::PhasesError::Store(source)) => Some(source),
                 _ => None,
             },
             _ => None,

@@ -1,7 +1,7 @@
 //! The window of receive times a replay sends: `--from`, `--until` and
 //! `--phase`, resolved against the session.
 
-use tape_annotations::Phase as SessionPhase;
+use tape_session::Phase as SessionPhase;
 use tape_session::{SessionMetadata, SessionStore, TimeBound, Timestamp};
 
 use super::error::Error;
@@ -24,7 +24,7 @@ pub struct Phase {
 /// # Errors
 /// [`Error::Phases`]: the annotations cannot be read or are not valid.
 pub async fn phases(store: &dyn SessionStore, metadata: &SessionMetadata) -> Result<Vec<SessionPhase>, Error> {
-    tape_annotations::session_phases(store, metadata).await.map_err(|source| Error::Phases {
+    tape_session::session_phases(store, metadata).await.map_err(|source| Error::Phases {
         id: metadata.session_id.clone(),
         location: store.location(),
         source: Box::new(source),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use tape_otlp::{Signal, SignalSet};
-use tape_replay::{ExportError, ExportOutcome, Sink};
+use tape_replay::{ExportError, ExportOutcome, Progress, ReplayOptions, ReplayOutcome, Sink, replay};
 use tape_seed_generator::{Generator, Params, Pattern, builtin_pattern};
 use tape_session::{
     Record, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType, SessionWriter, Timestamp,
@@ -15,12 +15,24 @@ use tape_session::{
 };
 use tape_store::LocalStore;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// A local store in a temporary directory.
 pub fn local_store() -> (tempfile::TempDir, Arc<dyn SessionStore>) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store: Arc<dyn SessionStore> = Arc::new(LocalStore::new(dir.path()));
     (dir, store)
+}
+
+/// Replays `metadata`'s session to `sink` with `options`, with progress of
+/// its own and never cancelled.
+pub async fn replay_to<S: Sink>(
+    store: &Arc<dyn SessionStore>,
+    metadata: &SessionMetadata,
+    sink: &S,
+    options: &ReplayOptions,
+) -> ReplayOutcome {
+    replay(Arc::clone(store), metadata, sink, options, &Progress::new(), &CancellationToken::new()).await
 }
 
 /// Generates a seed session of a built-in pattern into `store`.

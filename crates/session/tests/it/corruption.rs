@@ -42,12 +42,12 @@ fn decode_every_way(blob: &[u8], inputs: &[Input], at_least: usize) -> Vec<BlobE
     errors
 }
 
-#[test]
-fn a_blob_cut_inside_the_deflate_data_is_a_truncated_member() {
+/// Cuts the blob of two members at each of the places `cuts` picks from
+/// where the first member ends and the blob's length, and checks that it
+/// decodes, every way, to a truncated member at the cut.
+fn assert_truncated_members_at(cuts: impl FnOnce(usize, usize) -> Vec<usize>) {
     let (inputs, blob, first_member_end) = two_members();
-    // Inside the first member, just after the second's header, in the
-    // middle of the second, and one byte before its trailer.
-    for cut in [first_member_end / 2, first_member_end + 11, first_member_end.midpoint(blob.len()), blob.len() - 9] {
+    for cut in cuts(first_member_end, blob.len()) {
         let at_least = if cut > first_member_end { 2 } else { 0 };
         for error in decode_every_way(&blob[..cut], &inputs, at_least) {
             assert_eq!(error, BlobError::TruncatedMember { compressed_bytes: cut as u64 }, "cut at {cut}");
@@ -56,14 +56,17 @@ fn a_blob_cut_inside_the_deflate_data_is_a_truncated_member() {
 }
 
 #[test]
+fn a_blob_cut_inside_the_deflate_data_is_a_truncated_member() {
+    // Inside the first member, just after the second's header, in the
+    // middle of the second, and one byte before its trailer.
+    assert_truncated_members_at(|first_member_end, len| {
+        vec![first_member_end / 2, first_member_end + 11, first_member_end.midpoint(len), len - 9]
+    });
+}
+
+#[test]
 fn a_blob_cut_inside_a_member_header_is_a_truncated_member() {
-    let (inputs, blob, first_member_end) = two_members();
-    for cut in [0, 1, 9, 10, first_member_end + 1, first_member_end + 9] {
-        let at_least = if cut > first_member_end { 2 } else { 0 };
-        for error in decode_every_way(&blob[..cut], &inputs, at_least) {
-            assert_eq!(error, BlobError::TruncatedMember { compressed_bytes: cut as u64 }, "cut at {cut}");
-        }
-    }
+    assert_truncated_members_at(|first_member_end, _| vec![0, 1, 9, 10, first_member_end + 1, first_member_end + 9]);
 }
 
 #[test]

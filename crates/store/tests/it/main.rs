@@ -1,5 +1,7 @@
 //! The store conformance suite against every backend.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod disk_full;
 mod local;
 mod s3;

@@ -4,22 +4,12 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use tape_otlp::Signal;
-use tape_session::{BlobKey, Error, SessionStore, SessionType, WriterOptions};
+use tape_session::{BlobKey, Error, SessionId, SessionStore, SessionType, WriterOptions};
 use tape_store::{S3Config, S3Store};
 use tape_testkit::conformance::{START, new_metadata, sample_records, unique_id, write_session};
 use tape_testkit::s3::S3TestServer;
 
-fn config(server: &S3TestServer, prefix: &str) -> S3Config {
-    S3Config {
-        endpoint: Some(server.endpoint().to_owned()),
-        bucket: server.bucket().to_owned(),
-        prefix: prefix.to_owned(),
-        region: "us-east-1".to_owned(),
-        access_key_id: Some(server.access_key().to_owned()),
-        secret_access_key: Some(server.secret_key().to_owned()),
-        session_token: None,
-    }
-}
+use crate::common::s3_config;
 
 /// A plain SDK client on the test server, to look at the bucket directly.
 fn inspector(server: &S3TestServer) -> aws_sdk_s3::Client {
@@ -83,7 +73,7 @@ fn upload_leftovers(server: &S3TestServer) -> Vec<String> {
 #[tokio::test]
 async fn s3_store_conforms() {
     let server = S3TestServer::start().await;
-    let store = S3Store::new(config(&server, "team/a")).unwrap();
+    let store = S3Store::new(s3_config(&server, "team/a")).unwrap();
     assert_eq!(store.location(), format!("s3://{}/team/a", server.bucket()));
     tape_testkit::conformance::run(&store).await;
 }
@@ -94,7 +84,7 @@ async fn objects_land_at_the_documented_keys() {
     let client = inspector(&server);
     let records = &sample_records()[..6];
     for prefix in ["team/a", ""] {
-        let store = S3Store::new(config(&server, prefix)).unwrap();
+        let store = S3Store::new(s3_config(&server, prefix)).unwrap();
         let id = unique_id("keys");
         let written =
             write_session(&store, new_metadata(id.clone(), SessionType::Capture), records, WriterOptions::default())
@@ -112,16 +102,23 @@ async fn objects_land_at_the_documented_keys() {
     // Nothing outside the two prefixes' sessions/ was written.
     let all = keys_under(&client, server.bucket(), "").await;
     assert!(all.iter().all(|key| key.starts_with("sessions/") || key.starts_with("team/a/sessions/")), "{all:?}");
-    assert_eq!(S3Store::new(config(&server, "")).unwrap().location(), format!("s3://{}", server.bucket()));
+    assert_eq!(S3Store::new(s3_config(&server, "")).unwrap().location(), format!("s3://{}", server.bucket()));
+}
+
+/// A test server, a plain client on it, a store under the prefix `team/a`
+/// and a new session in it, its id made unique from `name`.
+async fn new_session_under_team_a(name: &str) -> (S3TestServer, aws_sdk_s3::Client, S3Store, SessionId) {
+    let server = S3TestServer::start().await;
+    let client = inspector(&server);
+    let store = S3Store::new(s3_config(&server, "team/a")).unwrap();
+    let id = unique_id(name);
+    store.create_session(&id).await.unwrap();
+    (server, client, store, id)
 }
 
 #[tokio::test]
 async fn listing_skips_names_that_are_not_session_ids() {
-    let server = S3TestServer::start().await;
-    let client = inspector(&server);
-    let store = S3Store::new(config(&server, "team/a")).unwrap();
-    let id = unique_id("listing");
-    store.create_session(&id).await.unwrap();
+    let (server, client, store, id) = new_session_under_team_a("listing").await;
     for key in ["team/a/sessions/notes.txt", "team/a/sessions/not an id/metadata.json"] {
         client
             .put_object()
@@ -137,11 +134,7 @@ async fn listing_skips_names_that_are_not_session_ids() {
 
 #[tokio::test]
 async fn large_blobs_go_up_in_parts_and_come_back_byte_for_byte() {
-    let server = S3TestServer::start().await;
-    let client = inspector(&server);
-    let store = S3Store::new(config(&server, "team/a")).unwrap();
-    let id = unique_id("large");
-    store.create_session(&id).await.unwrap();
+    let (server, client, store, id) = new_session_under_team_a("large").await;
 
     // Two full 8 MiB parts and a short last one, written in uneven chunks.
     let original = noise(2 * 8 * 1024 * 1024 + 12_345, 7);
@@ -180,7 +173,7 @@ async fn large_blobs_go_up_in_parts_and_come_back_byte_for_byte() {
 #[tokio::test]
 async fn a_blob_of_exactly_one_part_is_committed() {
     let server = S3TestServer::start().await;
-    let store = S3Store::new(config(&server, "")).unwrap();
+    let store = S3Store::new(s3_config(&server, "")).unwrap();
     let id = unique_id("one-part");
     store.create_session(&id).await.unwrap();
     let original = noise(8 * 1024 * 1024, 3);
@@ -195,8 +188,9 @@ async fn a_blob_of_exactly_one_part_is_committed() {
 #[tokio::test]
 async fn wrong_credentials_give_a_clear_error() {
     let server = S3TestServer::start().await;
-    let wrong_secret = S3Config { secret_access_key: Some("not-the-secret".to_owned()), ..config(&server, "team/a") };
-    let wrong_key = S3Config { access_key_id: Some("nobody".to_owned()), ..config(&server, "team/a") };
+    let wrong_secret =
+        S3Config { secret_access_key: Some("not-the-secret".to_owned()), ..s3_config(&server, "team/a") };
+    let wrong_key = S3Config { access_key_id: Some("nobody".to_owned()), ..s3_config(&server, "team/a") };
     for settings in [wrong_secret, wrong_key] {
         let store = S3Store::new(settings).unwrap();
         let error = store.list_session_ids().await.expect_err("listing with wrong credentials");
@@ -238,25 +232,25 @@ async fn an_unreachable_endpoint_fails_naming_it() {
 #[tokio::test]
 async fn settings_are_checked_up_front() {
     let server = S3TestServer::start().await;
-    let without_credentials = S3Config { access_key_id: None, secret_access_key: None, ..config(&server, "") };
+    let without_credentials = S3Config { access_key_id: None, secret_access_key: None, ..s3_config(&server, "") };
     let message = chain(&S3Store::new(without_credentials).unwrap_err());
     for variable in ["MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
         assert!(message.contains(variable), "{variable} is not named: {message}");
     }
     assert!(message.contains(server.endpoint()), "{message}");
 
-    let half = S3Config { secret_access_key: None, ..config(&server, "") };
+    let half = S3Config { secret_access_key: None, ..s3_config(&server, "") };
     assert!(chain(&S3Store::new(half).unwrap_err()).contains("MINIO_SECRET_KEY"));
-    let no_bucket = S3Config { bucket: String::new(), ..config(&server, "") };
+    let no_bucket = S3Config { bucket: String::new(), ..s3_config(&server, "") };
     assert!(chain(&S3Store::new(no_bucket).unwrap_err()).contains("MINIO_BUCKET"));
-    let bad_endpoint = S3Config { endpoint: Some("localhost:9000".to_owned()), ..config(&server, "") };
+    let bad_endpoint = S3Config { endpoint: Some("localhost:9000".to_owned()), ..s3_config(&server, "") };
     assert!(chain(&S3Store::new(bad_endpoint).unwrap_err()).contains("http://"));
 }
 
 #[tokio::test]
 async fn a_missing_bucket_is_not_mistaken_for_a_missing_session() {
     let server = S3TestServer::start().await;
-    let store = S3Store::new(S3Config { bucket: "no-such-bucket".to_owned(), ..config(&server, "") }).unwrap();
+    let store = S3Store::new(S3Config { bucket: "no-such-bucket".to_owned(), ..s3_config(&server, "") }).unwrap();
     let id = unique_id("no-bucket");
     let error = store.create_session(&id).await.expect_err("creating in a missing bucket");
     assert!(matches!(error, Error::Backend { .. }), "{}", chain(&error));
