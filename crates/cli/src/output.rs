@@ -63,6 +63,24 @@ pub fn full_stop(text: impl std::fmt::Display) -> String {
     if text.ends_with('.') { text } else { format!("{text}.") }
 }
 
+/// What a session holds, as the summaries of `capture` and `seed` say it:
+/// `N spans, N data points, N log records in N requests; SIZE in N blobs`.
+pub fn session_contents(
+    items: &tape_session::SignalCounts,
+    requests: &tape_session::SignalCounts,
+    size_bytes: u64,
+    blobs: usize,
+) -> String {
+    format!(
+        "{} spans, {} data points, {} log records in {} requests; {} in {blobs} blobs",
+        items.traces,
+        items.metrics,
+        items.logs,
+        requests.total(),
+        human_bytes(size_bytes),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,22 +98,4 @@ mod tests {
             "Deleted session a from /var/lib/otlp-tape."
         );
     }
-}
-
-/// What a session holds, as the summaries of `capture` and `seed` say it:
-/// `N spans, N data points, N log records in N requests; SIZE in N blobs`.
-pub fn session_contents(
-    items: &tape_session::SignalCounts,
-    requests: &tape_session::SignalCounts,
-    size_bytes: u64,
-    blobs: usize,
-) -> String {
-    format!(
-        "{} spans, {} data points, {} log records in {} requests; {} in {blobs} blobs",
-        items.traces,
-        items.metrics,
-        items.logs,
-        requests.total(),
-        human_bytes(size_bytes),
-    )
 }
