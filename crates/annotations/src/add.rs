@@ -146,6 +146,23 @@ pub enum AddAnnotationError {
     },
 }
 
+impl AddAnnotationError {
+    /// The store's own error behind this one, when the store failed (a
+    /// missing session is [`tape_session::Error::NotFound`]), so that a
+    /// front can answer it as the store's.
+    pub fn store_error(&self) -> Option<&tape_session::Error> {
+        match self {
+            AddAnnotationError::Session(error) => Some(error),
+            AddAnnotationError::Read(error) => match error.as_ref() {
+                SessionAnnotationsError::Read { source, .. } => Some(source),
+                SessionAnnotationsError::Invalid { .. } => None,
+            },
+            AddAnnotationError::Write { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
 /// How long a session from `start` to `end` lasts, as written.
 fn span(start: Timestamp, end: Timestamp) -> String {
     format_duration(end.unix_nanos().saturating_sub(start.unix_nanos()))

@@ -166,10 +166,10 @@ pub(crate) async fn add_annotation(
         tape_capture::now(),
     )
     .await
-    .map_err(|error| match &error {
+    .map_err(|error| match error.store_error() {
         // A missing session is 404, as the store says it.
-        tape_annotations::AddAnnotationError::Session(store) => ApiError::store(store),
-        error => ApiError::component(error),
+        Some(store) => ApiError::store(store),
+        None => ApiError::component(&error),
     })?;
     if let Some(warning) = added.clickhouse.as_ref().and_then(|report| report.warning("the annotation", &id)) {
         (state.warn)(&warning);

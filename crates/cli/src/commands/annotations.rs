@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde::Serialize;
-use tape_annotations::{AddAnnotationConfig, AddAnnotationError, AddOutcome, ClickHouseSink, parse_value_text};
+use tape_annotations::{AddAnnotationConfig, AddOutcome, ClickHouseSink, parse_value_text};
 use tape_seed_generator::format_duration;
 use tape_session::{SessionId, SessionStore, Timestamp};
 
@@ -99,25 +99,12 @@ pub async fn add_annotation(
         created_by: Some(request.created_by),
     };
     let now = Timestamp::from_datetime(chrono::Utc::now()).context("the system clock is out of range")?;
-    let outcome = tape_annotations::add_annotation(store, id, config, crate::clickhouse::config(clickhouse), now)
-        .await
-        .map_err(store_error_in_chain)?;
+    let outcome =
+        tape_annotations::add_annotation(store, id, config, crate::clickhouse::config(clickhouse), now).await?;
     if let Some(warning) = outcome.clickhouse.as_ref().and_then(|report| report.warning("the annotation", id)) {
         note(warning);
     }
     Ok(outcome)
-}
-
-/// The error with the store's own error in its chain, where `serve` looks
-/// for it to answer 404 and the like.
-fn store_error_in_chain(error: AddAnnotationError) -> anyhow::Error {
-    let text = error.to_string();
-    match error {
-        AddAnnotationError::Session(error) => anyhow::Error::new(*error),
-        AddAnnotationError::Read(error) => anyhow::Error::new(*error),
-        AddAnnotationError::Write { source, .. } => anyhow::Error::new(*source).context(text),
-        error => error.into(),
-    }
 }
 
 /// `annotations add`
