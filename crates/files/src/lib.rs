@@ -40,6 +40,7 @@ mod error;
 mod export;
 mod format;
 mod import;
+pub mod parquet;
 
 pub use error::Error;
 pub use export::{

@@ -30,6 +30,7 @@ mod id;
 mod key;
 mod layer;
 mod metadata;
+mod output;
 mod phase;
 mod read;
 mod repair;
@@ -54,6 +55,7 @@ pub use metadata::{
     BlobEntry, FORMAT_VERSION, MetadataError, PhaseEntry, SessionMetadata, SessionStatus, SessionType, SignalCounts,
     content_hash,
 };
+pub use output::OutputDir;
 pub use phase::{Phase, PhaseError, PhasesError, phases_of, session_phases};
 pub use read::{
     SessionListing, list_sessions, read_blob, read_blobs_in_time_order, read_session, read_session_in_time_order,
