@@ -247,3 +247,44 @@ fn a_corrupt_blob_is_named_and_nothing_is_left_behind() {
         assert_eq!(files_under(&out), Vec::<PathBuf>::new(), "by phase: {by_phase}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_go_to_s3_by_phase_and_are_not_replaced_without_force() {
+    let server = tape_testkit::s3::S3TestServer::start().await;
+    let dir = seeded();
+    let url = format!("s3://{}/exports/pf", server.bucket());
+    let (server, store) = (&server, dir.path());
+    tokio::task::block_in_place(|| {
+        let export_to_s3 = |args: &[&str]| {
+            let mut command = tape(store);
+            command
+                .env("MINIO_ENDPOINT", server.endpoint())
+                .env("MINIO_ACCESS_KEY", server.access_key())
+                .env("MINIO_SECRET_KEY", server.secret_key())
+                .args(["export", "--session", "pf", "--format", "parquet", "--by-phase", "--out", &url])
+                .args(args);
+            command
+        };
+        let output = export_to_s3(&["--output", "json"]).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let exported: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(exported["location"], url);
+
+        let objects = server.bucket_dir().join("exports/pf");
+        let labels: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(objects.join("labels.json")).unwrap()).unwrap();
+        let failure = labels["phases"].as_array().unwrap().iter().find(|entry| entry["phase"] == "failure").unwrap();
+        let traces = failure["files"].as_array().unwrap().iter().find(|file| file["table"] == "traces").unwrap();
+        assert_eq!(traces["file"], "Phase=failure/traces.parquet");
+        let (rows, phases) = read(&objects.join("Phase=failure/traces.parquet"));
+        assert_eq!(rows, traces["items"].as_u64().unwrap());
+        assert!(phases.is_none());
+
+        fails_with(
+            &mut export_to_s3(&[]),
+            1,
+            &[&format!("{url}/Phase=baseline/traces.parquet exists; pass --force to replace it")],
+        );
+        export_to_s3(&["--force"]).assert().success();
+    });
+}
