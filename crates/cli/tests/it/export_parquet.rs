@@ -39,7 +39,7 @@ fn read(path: &Path) -> (u64, Option<BTreeMap<String, u64>>) {
         assert!(sessions.iter().all(|session| session == Some("pf")), "{}", path.display());
         if let Some(column) = batch.column_by_name("Phase") {
             let counts = phases.get_or_insert_with(BTreeMap::new);
-            for phase in column.as_string::<i32>().iter() {
+            for phase in column.as_string::<i32>() {
                 *counts.entry(phase.unwrap().to_owned()).or_default() += 1;
             }
         }
@@ -73,15 +73,18 @@ fn session_items(store: &Path) -> (u64, u64, u64) {
     (count("capturedTraces"), count("capturedMetrics"), count("capturedLogs"))
 }
 
+/// Spans, data points and log records.
+type Items = (u64, u64, u64);
+
 /// Rows of the tables in `out` (metrics summed over their five tables),
 /// and rows per phase of the same.
-fn table_rows(out: &Path) -> ((u64, u64, u64), BTreeMap<String, (u64, u64, u64)>) {
+fn table_rows(out: &Path) -> (Items, BTreeMap<String, Items>) {
     let mut totals = (0, 0, 0);
-    let mut by_phase: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    let mut by_phase: BTreeMap<String, Items> = BTreeMap::new();
     for file in files_under(out) {
         let name = file.to_str().unwrap();
         let (rows, phases) = read(&out.join(&file));
-        let slot = |counts: &mut (u64, u64, u64), rows| match name {
+        let slot = |counts: &mut Items, rows| match name {
             "traces.parquet" => counts.0 += rows,
             "logs.parquet" => counts.2 += rows,
             _ if name.starts_with("metrics_") => counts.1 += rows,
