@@ -121,3 +121,7 @@ mod local {
         }
     }
 }
+
+mod parquet_expected;
+mod parquet_roundtrip;
+mod parquet_tables;
