@@ -7,6 +7,8 @@ mod bench;
 mod capture;
 mod demo;
 mod disk_full;
+mod export_api;
+mod export_s3;
 mod import_export;
 mod messages;
 mod openapi;
