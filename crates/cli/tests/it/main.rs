@@ -8,6 +8,7 @@ mod capture;
 mod demo;
 mod disk_full;
 mod export_api;
+mod export_parquet;
 mod export_s3;
 mod import_export;
 mod messages;
