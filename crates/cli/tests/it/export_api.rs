@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::seed_session;
-use crate::serve::Served;
+use crate::serve::{Served, exit_within};
 
 /// Every file under `dir`, relative to it.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -94,11 +94,11 @@ async fn an_export_through_the_api_writes_parquet_under_the_export_dir() {
     assert!(files.contains(&PathBuf::from("labels.json")), "{files:?}");
     assert!(files.contains(&PathBuf::from("Phase=baseline/traces.parquet")), "{files:?}");
 
-    // The list holds both, newest first.
+    // The list holds both (ids order by the second they started in).
     let listed = served.get("/api/v1/exports").await;
     let ids: Vec<&str> = listed["exports"].as_array().unwrap().iter().map(|job| job["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 2, "{listed}");
-    assert_eq!(ids[0], id, "{listed}");
+    assert!(ids.contains(&id.as_str()), "{listed}");
 
     // The same output again without force: the job fails naming the file
     // and the files stay as they were.
@@ -162,4 +162,37 @@ async fn bad_export_requests_are_refused_with_their_status() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("--export-dir") && message.contains("s3://"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_export_ends_stopped_and_sigterm_stops_a_running_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    seed_session(store, "basic-topology", "2s", "held");
+    // An S3 endpoint that takes connections and never answers: an export
+    // to it runs until it is stopped.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let env = [("MINIO_ENDPOINT", endpoint.as_str()), ("MINIO_ACCESS_KEY", "key"), ("MINIO_SECRET_KEY", "secret")];
+    // No --export-dir: s3:// outputs need none.
+    let served = Served::start_with(store.to_str().unwrap(), store, &[], &env);
+    let body = json!({"session": "held", "format": "parquet", "out": "s3://otel-data/held"});
+
+    let id = start(&served, body.clone()).await;
+    let (status, job) = served.call(Method::GET, &format!("/api/v1/exports/{id}"), None).await;
+    assert_eq!((status, &job["state"]), (StatusCode::OK, &json!("running")), "{job}");
+    let (status, stopping) = served.call(Method::POST, &format!("/api/v1/exports/{id}/stop"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{stopping}");
+    let stopped = served.until_done(&format!("/api/v1/exports/{id}")).await;
+    assert_eq!(stopped["state"], "stopped", "{stopped}");
+    assert_eq!(stopped["outcome"], Value::Null, "{stopped}");
+    assert_eq!(stopped["error"], Value::Null, "{stopped}");
+
+    // SIGTERM stops the export that still runs, and serve exits.
+    let id = start(&served, body).await;
+    let (_, job) = served.call(Method::GET, &format!("/api/v1/exports/{id}"), None).await;
+    assert_eq!(job["state"], "running", "{job}");
+    let exit = exit_within(served, std::time::Duration::from_secs(30));
+    assert!(exit.success(), "{exit}");
+    drop(silent);
 }
