@@ -53,8 +53,10 @@ async fn json_lines_imported_export_as_length_prefixed_protobuf_and_import_again
     assert_eq!((imported.items.traces, imported.items.logs), (5, 4));
 
     let out = dir.path().join("out");
-    let export = ExportConfig::new(imported.session_id.clone(), FileFormat::OtlpProto, &out);
-    let ExportOutcome::Files(exported) = export.clone().validate().expect("valid").run(&store).await.expect("exports")
+    let export = ExportConfig::new(imported.session_id.clone(), FileFormat::OtlpProto, out.display().to_string());
+    let output = tape_store::LocalOutputDir::new(&out);
+    let ExportOutcome::Files(exported) =
+        export.clone().validate().expect("valid").run(&store, &output, &|_| {}).await.expect("exports")
     else {
         panic!("not by phase");
     };
@@ -62,7 +64,7 @@ async fn json_lines_imported_export_as_length_prefixed_protobuf_and_import_again
     assert_eq!(names, [(Signal::Traces, out.join("traces.pb"), 5), (Signal::Logs, out.join("logs.pb"), 4)]);
 
     // Again, without force: the files are there.
-    let error = export.validate().expect("valid").run(&store).await.unwrap_err();
+    let error = export.validate().expect("valid").run(&store, &output, &|_| {}).await.unwrap_err();
     assert_eq!(error.to_string(), format!("{} exists; pass --force to replace it", out.join("traces.pb").display()));
 
     let mut again = ImportConfig::new(FileFormat::OtlpProto, vec![out.join("traces.pb"), out.join("logs.pb")]);
@@ -86,3 +88,7 @@ async fn a_bad_line_names_its_file_and_line_and_leaves_no_session() {
     assert!(cause.starts_with(&format!("{}:2: not an OTLP/JSON line", path.display())), "{cause}");
     assert!(store.list_session_ids().await.expect("lists").is_empty());
 }
+
+mod parquet_expected;
+mod parquet_roundtrip;
+mod parquet_tables;
