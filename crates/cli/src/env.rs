@@ -59,3 +59,7 @@ pub fn first_set(names: &[&str]) -> Option<String> {
 
 /// `serve`: the bearer token every control API call must carry.
 pub const OTLP_TAPE_API_TOKEN: &str = "OTLP_TAPE_API_TOKEN";
+
+/// `serve`: the directory that exports started through the control API
+/// write local files under (`--export-dir`).
+pub const OTLP_TAPE_EXPORT_DIR: &str = "OTLP_TAPE_EXPORT_DIR";

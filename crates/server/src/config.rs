@@ -89,6 +89,15 @@ pub struct ServeConfig {
     /// empty. Any other target is refused with 403.
     #[serde(default, deserialize_with = "tape_session::config::whole_items")]
     pub allow_targets: Vec<AllowedTarget>,
+    /// The directory that exports started through the API write local
+    /// files under (their `out` is relative to it); without it, only
+    /// `s3://` outputs are accepted.
+    #[serde(default)]
+    pub export_dir: Option<PathBuf>,
+    /// Exports started through the API that may run at once; one more is
+    /// refused with 429; 2.
+    #[serde(default = "default_max_concurrent_exports")]
+    pub max_concurrent_exports: u32,
 }
 
 fn default_api() -> SocketAddr {
@@ -137,6 +146,10 @@ fn default_max_concurrent_seeds() -> u32 {
     2
 }
 
+fn default_max_concurrent_exports() -> u32 {
+    2
+}
+
 fn default_max_seed_traces() -> u64 {
     1_000_000
 }
@@ -169,6 +182,8 @@ impl Default for ServeConfig {
             max_concurrent_seeds: default_max_concurrent_seeds(),
             max_seed_traces: default_max_seed_traces(),
             allow_targets: Vec::new(),
+            export_dir: None,
+            max_concurrent_exports: default_max_concurrent_exports(),
         }
     }
 }
@@ -189,6 +204,7 @@ pub struct ServeSettings {
     pub(crate) retention: Option<tape_session::retention::RetentionPolicy>,
     pub(crate) retention_interval: Option<Duration>,
     pub(crate) limits: Limits,
+    pub(crate) export_dir: Option<PathBuf>,
 }
 
 impl ServeSettings {
@@ -238,6 +254,7 @@ impl ServeConfig {
         for (value, flag) in [
             (self.max_concurrent_replays, "max-concurrent-replays"),
             (self.max_concurrent_seeds, "max-concurrent-seeds"),
+            (self.max_concurrent_exports, "max-concurrent-exports"),
         ] {
             if value == 0 {
                 return Err(Error::Zero { flag });
@@ -263,7 +280,9 @@ impl ServeConfig {
                 max_concurrent_seeds: self.max_concurrent_seeds as usize,
                 max_seed_traces: self.max_seed_traces,
                 allowed_targets: self.allow_targets,
+                max_concurrent_exports: self.max_concurrent_exports as usize,
             },
+            export_dir: self.export_dir,
         })
     }
 }

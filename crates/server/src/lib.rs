@@ -34,6 +34,7 @@
 //!     forward: None,
 //!     env: Arc::new(|name| std::env::var(name).ok().filter(|value| !value.is_empty())),
 //!     warn: Arc::new(|warning| eprintln!("{warning}")),
+//!     open_output: Arc::new(|out| Ok(Box::new(tape_store::LocalOutputDir::new(out)))),
 //! };
 //! let server = Server::start(store, settings, host).await?;
 //! println!("the control API is on http://{}", server.addresses().api);
@@ -85,4 +86,12 @@ pub struct Host {
     /// Tells the operator a warning of a job, such as annotations that did
     /// not reach ClickHouse (`serve` prints it on stderr as it is).
     pub warn: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Opens the directory an export job writes into, chosen by the caller
+    /// (a local directory or an S3 prefix).
+    pub open_output: OutputOpener,
 }
+
+/// Opens the directory of an export from its `out`: `s3://<bucket>/<prefix>`
+/// or a local path (for exports started through the API, already resolved
+/// under serve's export directory). The error is a message for the client.
+pub type OutputOpener = Arc<dyn Fn(&str) -> Result<Box<dyn tape_session::OutputDir>, String> + Send + Sync>;

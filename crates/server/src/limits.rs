@@ -19,6 +19,8 @@ pub(crate) struct Limits {
     pub max_seed_traces: u64,
     /// Where replays started through the API may send; empty: anywhere.
     pub allowed_targets: Vec<AllowedTarget>,
+    /// Exports started through the API that may run at once.
+    pub max_concurrent_exports: usize,
 }
 
 /// One `--allow-target`: a host (a name or an IP address) with an optional

@@ -164,6 +164,11 @@ pub(crate) struct State {
     pub env: Environment,
     /// Where warnings of jobs go.
     pub warn: Arc<dyn Fn(&str) + Send + Sync>,
+    /// The directory local exports of the API are written under; none
+    /// refuses them (`--export-dir`).
+    pub export_dir: Option<PathBuf>,
+    /// Opens an export's output directory.
+    pub open_output: crate::OutputOpener,
 }
 
 impl State {

@@ -19,6 +19,9 @@ pub trait OutputDir: Send + Sync {
     /// One file of the directory, for messages: a path or an S3 URL.
     fn describe(&self, name: &str) -> String;
 
+    /// The directory on this machine when it is a local one; `None` for S3.
+    fn local_path(&self) -> Option<std::path::PathBuf>;
+
     /// Whether a file `name` exists.
     async fn exists(&self, name: &str) -> Result<bool, Error>;
 

@@ -2,7 +2,9 @@
 //!
 //! Both implement [`tape_session::SessionStore`]; the command line picks one
 //! from a [`StoreLocation`]. [`SpooledStore`] wraps either so that the blobs
-//! being written stay in local files until they are committed.
+//! being written stay in local files until they are committed. Exports
+//! write their files into a [`tape_session::OutputDir`]: a
+//! [`LocalOutputDir`] or an [`S3OutputDir`].
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), tape_session::Error> {
@@ -20,6 +22,7 @@ mod delete;
 mod local;
 mod location;
 mod lock;
+mod output;
 mod s3;
 mod sink_file;
 mod spool;
@@ -30,5 +33,6 @@ pub use location::{InvalidStoreLocation, StoreLocation};
 pub use lock::{
     CaptureLock, LockError, RecoverError, RecoveredSpool, is_locked, locked_sessions, recover_spool, try_lock,
 };
+pub use output::{LocalOutputDir, S3OutputDir};
 pub use s3::{S3Config, S3Store};
 pub use spool::{SpooledStore, spooled_sessions};

@@ -355,17 +355,8 @@ impl SessionStore for S3Store {
 
     async fn create_blob(&self, id: &SessionId, key: &BlobKey) -> Result<Box<dyn BlobSink>, Error> {
         self.require_session(id).await?;
-        Ok(Box::new(S3BlobSink {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-            object: self.blob_object_key(id, key),
-            endpoint: self.endpoint.clone(),
-            session: id.clone(),
-            key: key.to_string(),
-            buffer: BytesMut::new(),
-            upload: None,
-            failed: false,
-        }))
+        let existing = Existing::Refuse { session: id.clone(), key: key.to_string() };
+        Ok(Box::new(self.sink(self.blob_object_key(id, key), "application/gzip", existing)))
     }
 
     async fn open_blob(&self, id: &SessionId, key: &BlobKey) -> Result<ByteStream, Error> {
@@ -441,6 +432,67 @@ impl SessionStore for S3Store {
     }
 }
 
+/// For the output directories of exports (`crate::output`): objects
+/// named by their key in the bucket, outside any session.
+impl S3Store {
+    /// The bucket.
+    pub(crate) fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The key prefix, without leading or trailing `/`.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A sink that writes `object` as [`S3Store::create_blob`]'s do, and
+    /// on commit replaces the object when it exists.
+    pub(crate) fn replacing_sink(&self, object: String, content_type: &'static str) -> Box<dyn BlobSink> {
+        Box::new(self.sink(object, content_type, Existing::Replace))
+    }
+
+    /// Whether `object` exists (HeadObject).
+    pub(crate) async fn object_exists(&self, object: &str) -> Result<bool, Error> {
+        match self.client.head_object().bucket(&self.bucket).key(object).send().await {
+            Ok(_) => Ok(true),
+            Err(error) if is_missing(&error) => Ok(false),
+            Err(error) => Err(self.failed("check", object, &error)),
+        }
+    }
+
+    /// Deletes `object`; a missing one is not an error.
+    pub(crate) async fn remove_object(&self, object: &str) -> Result<(), Error> {
+        self.delete_object(object).await
+    }
+
+    fn sink(&self, object: String, content_type: &'static str, existing: Existing) -> S3BlobSink {
+        S3BlobSink {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            object,
+            endpoint: self.endpoint.clone(),
+            content_type,
+            existing,
+            buffer: BytesMut::new(),
+            upload: None,
+            failed: false,
+        }
+    }
+}
+
+/// What a sink's commit does when its object exists.
+enum Existing {
+    /// Refuses with [`Error::BlobExists`]: a blob is never replaced.
+    Refuse {
+        /// The session.
+        session: SessionId,
+        /// The blob's key in its session.
+        key: String,
+    },
+    /// Replaces it: an export's file.
+    Replace,
+}
+
 /// A multipart upload in progress.
 struct MultipartUpload {
     id: String,
@@ -456,9 +508,10 @@ struct S3BlobSink {
     /// The object's key in the bucket.
     object: String,
     endpoint: String,
-    session: SessionId,
-    /// The blob's key in its session.
-    key: String,
+    /// The object's `Content-Type`.
+    content_type: &'static str,
+    /// What the commit does when the object exists.
+    existing: Existing,
     buffer: BytesMut,
     upload: Option<MultipartUpload>,
     /// A part failed to upload: what was written is incomplete.
@@ -484,7 +537,7 @@ impl S3BlobSink {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.object)
-            .content_type("application/gzip")
+            .content_type(self.content_type)
             .send()
             .await
             .map_err(|error| self.sdk_failed("start a multipart upload of", &error))?;
@@ -531,10 +584,12 @@ impl S3BlobSink {
         // a session has one writer, so that does not happen in practice.
         // (`If-None-Match: *` would close the gap on servers that support
         // it; older MinIO ignores it.)
-        match self.client.head_object().bucket(&self.bucket).key(&self.object).send().await {
-            Ok(_) => return Err(Error::BlobExists { session: self.session.clone(), key: self.key.clone() }),
-            Err(error) if is_missing(&error) => {}
-            Err(error) => return Err(self.sdk_failed("check", &error)),
+        if let Existing::Refuse { session, key } = &self.existing {
+            match self.client.head_object().bucket(&self.bucket).key(&self.object).send().await {
+                Ok(_) => return Err(Error::BlobExists { session: session.clone(), key: key.clone() }),
+                Err(error) if is_missing(&error) => {}
+                Err(error) => return Err(self.sdk_failed("check", &error)),
+            }
         }
         let rest = self.buffer.split().freeze();
         if self.upload.is_none() {
@@ -542,7 +597,7 @@ impl S3BlobSink {
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&self.object)
-                .content_type("application/gzip")
+                .content_type(self.content_type)
                 .body(SdkByteStream::from(rest))
                 .send()
                 .await

@@ -74,6 +74,13 @@ pub struct ServeArgs {
     /// 10.0.0.0/8 (repeat the flag for more); any other target is refused with 403. Anywhere when absent.
     #[arg(long = "allow-target", value_name = "HOST[:PORT]|CIDR", value_parser = parse_allowed_target)]
     pub allow_targets: Vec<tape_server::AllowedTarget>,
+    /// The directory that exports started through the API may write local files under (their `out` is relative
+    /// to it); OTLP_TAPE_EXPORT_DIR. Without it, the API exports only to s3:// outputs.
+    #[arg(long, value_name = "DIR", env = env::OTLP_TAPE_EXPORT_DIR)]
+    pub export_dir: Option<PathBuf>,
+    /// Exports started through the API that may run at once; one more is refused with 429.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_exports: u32,
 }
 
 fn parse_allowed_target(text: &str) -> Result<tape_server::AllowedTarget, String> {

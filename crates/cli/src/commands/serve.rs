@@ -33,6 +33,8 @@ fn config(args: ServeArgs) -> ServeConfig {
         max_concurrent_seeds: args.max_concurrent_seeds,
         max_seed_traces: args.max_seed_traces,
         allow_targets: args.allow_targets,
+        export_dir: args.export_dir,
+        max_concurrent_exports: args.max_concurrent_exports,
     }
 }
 
@@ -60,8 +62,12 @@ pub async fn run(
     };
     let forward = crate::forward::forward_config(&forward)?;
     let token = settings.has_token();
-    let host =
-        Host { forward, env: Arc::new(|name| crate::env::first_set(&[name])), warn: Arc::new(|warning| note(warning)) };
+    let host = Host {
+        forward,
+        env: Arc::new(|name| crate::env::first_set(&[name])),
+        warn: Arc::new(|warning| note(warning)),
+        open_output: Arc::new(|out| crate::store::open_output(out).map_err(|error| format!("{error:#}"))),
+    };
     let server = Server::start(store, settings, host).await?;
 
     let addresses = server.addresses();
@@ -141,6 +147,8 @@ mod tests {
             "--max-concurrent-seeds=12",
             "--max-seed-traces=13",
             "--allow-target=10.0.0.0/8",
+            "--export-dir=e",
+            "--max-concurrent-exports=14",
         ]));
         let json: ServeConfig = serde_json::from_str(
             r#"{"api": "0.0.0.0:1", "apiToken": "t", "insecureApi": true, "maxBodyKb": 2, "grpc": null,
@@ -148,7 +156,7 @@ mod tests {
                 "reportsDir": "r", "spoolDir": "s", "retentionInterval": "7s", "retentionOlderThan": "8d",
                 "retentionKeepLast": 9, "retentionMaxTotalSize": "10GB", "retentionTypes": ["seed"],
                 "maxConcurrentReplays": 11, "maxConcurrentSeeds": 12, "maxSeedTraces": 13,
-                "allowTargets": ["10.0.0.0/8"]}"#,
+                "allowTargets": ["10.0.0.0/8"], "exportDir": "e", "maxConcurrentExports": 14}"#,
         )
         .unwrap();
         assert_eq!(config, json);

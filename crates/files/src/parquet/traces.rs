@@ -1,32 +1,221 @@
-//! Rows of the `traces` table. (API surface: being written.)
+//! Rows of the `traces` table: one per span, as the Collector's ClickHouse
+//! exporter writes `otel_traces`.
 
-use arrow_array::RecordBatch;
+use std::fmt::Write as _;
+use std::sync::Arc;
 
-use super::{RowContext, Table};
+use arrow_array::builder::{ListBuilder, StringBuilder, TimestampNanosecondBuilder, UInt64Builder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::DataType;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+use super::attributes::{
+    AttributesBuilder, ContextColumns, RenderedAttributes, append_attributes, append_id, attributes_builder,
+    list_builder, nanos, record_batch, service_name, timestamp_builder,
+};
+use super::{RowContext, Table, schema};
 
 /// The rows of the `traces` table being built.
 pub(super) struct TracesRows {
     with_phase: bool,
+    rows: usize,
+    timestamp: TimestampNanosecondBuilder,
+    trace_id: StringBuilder,
+    span_id: StringBuilder,
+    parent_span_id: StringBuilder,
+    trace_state: StringBuilder,
+    span_name: StringBuilder,
+    span_kind: StringBuilder,
+    service_name: StringBuilder,
+    resource_attributes: AttributesBuilder,
+    scope_name: StringBuilder,
+    scope_version: StringBuilder,
+    span_attributes: AttributesBuilder,
+    duration: UInt64Builder,
+    status_code: StringBuilder,
+    status_message: StringBuilder,
+    events_timestamp: ListBuilder<TimestampNanosecondBuilder>,
+    events_name: ListBuilder<StringBuilder>,
+    events_attributes: ListBuilder<AttributesBuilder>,
+    links_trace_id: ListBuilder<StringBuilder>,
+    links_span_id: ListBuilder<StringBuilder>,
+    links_trace_state: ListBuilder<StringBuilder>,
+    links_attributes: ListBuilder<AttributesBuilder>,
+    context: ContextColumns,
+}
+
+/// What the spans of one scope share.
+struct Shared<'a> {
+    service: &'a str,
+    resource: &'a RenderedAttributes,
+    scope_name: &'a str,
+    scope_version: &'a str,
 }
 
 impl TracesRows {
     pub(super) fn new(with_phase: bool) -> Self {
-        TracesRows { with_phase }
+        TracesRows {
+            with_phase,
+            rows: 0,
+            timestamp: timestamp_builder(),
+            trace_id: StringBuilder::new(),
+            span_id: StringBuilder::new(),
+            parent_span_id: StringBuilder::new(),
+            trace_state: StringBuilder::new(),
+            span_name: StringBuilder::new(),
+            span_kind: StringBuilder::new(),
+            service_name: StringBuilder::new(),
+            resource_attributes: attributes_builder(),
+            scope_name: StringBuilder::new(),
+            scope_version: StringBuilder::new(),
+            span_attributes: attributes_builder(),
+            duration: UInt64Builder::new(),
+            status_code: StringBuilder::new(),
+            status_message: StringBuilder::new(),
+            events_timestamp: list_builder(timestamp_builder(), schema::timestamp()),
+            events_name: list_builder(StringBuilder::new(), DataType::Utf8),
+            events_attributes: list_builder(attributes_builder(), schema::attributes()),
+            links_trace_id: list_builder(StringBuilder::new(), DataType::Utf8),
+            links_span_id: list_builder(StringBuilder::new(), DataType::Utf8),
+            links_trace_state: list_builder(StringBuilder::new(), DataType::Utf8),
+            links_attributes: list_builder(attributes_builder(), schema::attributes()),
+            context: ContextColumns::new(with_phase),
+        }
     }
 
-    pub(super) fn append(
-        &mut self,
-        _request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
-        _context: &RowContext<'_>,
-    ) -> u64 {
-        todo!("{}", self.with_phase)
+    pub(super) fn append(&mut self, request: &ExportTraceServiceRequest, context: &RowContext<'_>) -> u64 {
+        let before = self.rows;
+        for resource_spans in &request.resource_spans {
+            let attributes = resource_spans.resource.as_ref().map_or(&[][..], |resource| &resource.attributes);
+            let resource = RenderedAttributes::new(attributes);
+            for scope_spans in &resource_spans.scope_spans {
+                let scope = scope_spans.scope.as_ref();
+                let shared = Shared {
+                    service: service_name(attributes),
+                    resource: &resource,
+                    scope_name: scope.map_or("", |scope| &scope.name),
+                    scope_version: scope.map_or("", |scope| &scope.version),
+                };
+                for span in &scope_spans.spans {
+                    self.append_span(span, &shared);
+                }
+            }
+        }
+        let appended = self.rows - before;
+        self.context.append_n(context, appended);
+        appended as u64
     }
 
-    pub(super) fn buffered(&self, _table: Table) -> usize {
-        todo!()
+    fn append_span(&mut self, span: &Span, shared: &Shared<'_>) {
+        self.timestamp.append_value(nanos(span.start_time_unix_nano));
+        append_id(&mut self.trace_id, &span.trace_id);
+        append_id(&mut self.span_id, &span.span_id);
+        append_id(&mut self.parent_span_id, &span.parent_span_id);
+        self.trace_state.append_value(&span.trace_state);
+        self.span_name.append_value(&span.name);
+        match span_kind(span.kind) {
+            Some(kind) => self.span_kind.append_value(kind),
+            None => {
+                let _ = write!(self.span_kind, "{}", span.kind);
+                self.span_kind.append_value("");
+            }
+        }
+        self.service_name.append_value(shared.service);
+        shared.resource.append_to(&mut self.resource_attributes);
+        self.scope_name.append_value(shared.scope_name);
+        self.scope_version.append_value(shared.scope_version);
+        append_attributes(&mut self.span_attributes, &span.attributes);
+        self.duration.append_value(span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano));
+        let (code, message) = span.status.as_ref().map_or((0, ""), |status| (status.code, status.message.as_str()));
+        match status_code(code) {
+            Some(code) => self.status_code.append_value(code),
+            None => {
+                let _ = write!(self.status_code, "{code}");
+                self.status_code.append_value("");
+            }
+        }
+        self.status_message.append_value(message);
+
+        for event in &span.events {
+            self.events_timestamp.values().append_value(nanos(event.time_unix_nano));
+            self.events_name.values().append_value(&event.name);
+            append_attributes(self.events_attributes.values(), &event.attributes);
+        }
+        self.events_timestamp.append(true);
+        self.events_name.append(true);
+        self.events_attributes.append(true);
+
+        for link in &span.links {
+            append_id(self.links_trace_id.values(), &link.trace_id);
+            append_id(self.links_span_id.values(), &link.span_id);
+            self.links_trace_state.values().append_value(&link.trace_state);
+            append_attributes(self.links_attributes.values(), &link.attributes);
+        }
+        self.links_trace_id.append(true);
+        self.links_span_id.append(true);
+        self.links_trace_state.append(true);
+        self.links_attributes.append(true);
+        self.rows += 1;
     }
 
-    pub(super) fn take(&mut self, _table: Table) -> Option<RecordBatch> {
-        todo!()
+    pub(super) fn buffered(&self, table: Table) -> usize {
+        if table == Table::Traces { self.rows } else { 0 }
     }
+
+    pub(super) fn take(&mut self, table: Table) -> Option<RecordBatch> {
+        if table != Table::Traces || self.rows == 0 {
+            return None;
+        }
+        self.rows = 0;
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.parent_span_id.finish()),
+            Arc::new(self.trace_state.finish()),
+            Arc::new(self.span_name.finish()),
+            Arc::new(self.span_kind.finish()),
+            Arc::new(self.service_name.finish()),
+            Arc::new(self.resource_attributes.finish()),
+            Arc::new(self.scope_name.finish()),
+            Arc::new(self.scope_version.finish()),
+            Arc::new(self.span_attributes.finish()),
+            Arc::new(self.duration.finish()),
+            Arc::new(self.status_code.finish()),
+            Arc::new(self.status_message.finish()),
+            Arc::new(self.events_timestamp.finish()),
+            Arc::new(self.events_name.finish()),
+            Arc::new(self.events_attributes.finish()),
+            Arc::new(self.links_trace_id.finish()),
+            Arc::new(self.links_span_id.finish()),
+            Arc::new(self.links_trace_state.finish()),
+            Arc::new(self.links_attributes.finish()),
+        ];
+        self.context.finish_into(&mut columns);
+        Some(record_batch(Table::Traces.schema(self.with_phase), columns))
+    }
+}
+
+/// pdata's `SpanKind.String()`; `None` for a number OTLP does not define.
+fn span_kind(kind: i32) -> Option<&'static str> {
+    Some(match kind {
+        0 => "Unspecified",
+        1 => "Internal",
+        2 => "Server",
+        3 => "Client",
+        4 => "Producer",
+        5 => "Consumer",
+        _ => return None,
+    })
+}
+
+/// pdata's `StatusCode.String()`; `None` for a number OTLP does not define.
+fn status_code(code: i32) -> Option<&'static str> {
+    Some(match code {
+        0 => "Unset",
+        1 => "Ok",
+        2 => "Error",
+        _ => return None,
+    })
 }
