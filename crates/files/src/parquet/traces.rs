@@ -20,6 +20,11 @@ use super::{RowContext, Table, schema};
 pub(super) struct TracesRows {
     with_phase: bool,
     rows: usize,
+    columns: Box<Columns>,
+}
+
+/// The builders of the table's columns.
+struct Columns {
     timestamp: TimestampNanosecondBuilder,
     trace_id: StringBuilder,
     span_id: StringBuilder,
@@ -55,9 +60,7 @@ struct Shared<'a> {
 
 impl TracesRows {
     pub(super) fn new(with_phase: bool) -> Self {
-        TracesRows {
-            with_phase,
-            rows: 0,
+        let columns = Columns {
             timestamp: timestamp_builder(),
             trace_id: StringBuilder::new(),
             span_id: StringBuilder::new(),
@@ -81,7 +84,8 @@ impl TracesRows {
             links_trace_state: list_builder(StringBuilder::new(), DataType::Utf8),
             links_attributes: list_builder(attributes_builder(), schema::attributes()),
             context: ContextColumns::new(with_phase),
-        }
+        };
+        TracesRows { with_phase, rows: 0, columns: Box::new(columns) }
     }
 
     pub(super) fn append(&mut self, request: &ExportTraceServiceRequest, context: &RowContext<'_>) -> u64 {
@@ -103,59 +107,57 @@ impl TracesRows {
             }
         }
         let appended = self.rows - before;
-        self.context.append_n(context, appended);
+        self.columns.context.append_n(context, appended);
         appended as u64
     }
 
     fn append_span(&mut self, span: &Span, shared: &Shared<'_>) {
-        self.timestamp.append_value(nanos(span.start_time_unix_nano));
-        append_id(&mut self.trace_id, &span.trace_id);
-        append_id(&mut self.span_id, &span.span_id);
-        append_id(&mut self.parent_span_id, &span.parent_span_id);
-        self.trace_state.append_value(&span.trace_state);
-        self.span_name.append_value(&span.name);
-        match span_kind(span.kind) {
-            Some(kind) => self.span_kind.append_value(kind),
-            None => {
-                let _ = write!(self.span_kind, "{}", span.kind);
-                self.span_kind.append_value("");
-            }
+        self.columns.timestamp.append_value(nanos(span.start_time_unix_nano));
+        append_id(&mut self.columns.trace_id, &span.trace_id);
+        append_id(&mut self.columns.span_id, &span.span_id);
+        append_id(&mut self.columns.parent_span_id, &span.parent_span_id);
+        self.columns.trace_state.append_value(&span.trace_state);
+        self.columns.span_name.append_value(&span.name);
+        if let Some(kind) = span_kind(span.kind) {
+            self.columns.span_kind.append_value(kind);
+        } else {
+            let _ = write!(self.columns.span_kind, "{}", span.kind);
+            self.columns.span_kind.append_value("");
         }
-        self.service_name.append_value(shared.service);
-        shared.resource.append_to(&mut self.resource_attributes);
-        self.scope_name.append_value(shared.scope_name);
-        self.scope_version.append_value(shared.scope_version);
-        append_attributes(&mut self.span_attributes, &span.attributes);
-        self.duration.append_value(span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano));
+        self.columns.service_name.append_value(shared.service);
+        shared.resource.append_to(&mut self.columns.resource_attributes);
+        self.columns.scope_name.append_value(shared.scope_name);
+        self.columns.scope_version.append_value(shared.scope_version);
+        append_attributes(&mut self.columns.span_attributes, &span.attributes);
+        self.columns.duration.append_value(span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano));
         let (code, message) = span.status.as_ref().map_or((0, ""), |status| (status.code, status.message.as_str()));
-        match status_code(code) {
-            Some(code) => self.status_code.append_value(code),
-            None => {
-                let _ = write!(self.status_code, "{code}");
-                self.status_code.append_value("");
-            }
+        if let Some(code) = status_code(code) {
+            self.columns.status_code.append_value(code);
+        } else {
+            let _ = write!(self.columns.status_code, "{code}");
+            self.columns.status_code.append_value("");
         }
-        self.status_message.append_value(message);
+        self.columns.status_message.append_value(message);
 
         for event in &span.events {
-            self.events_timestamp.values().append_value(nanos(event.time_unix_nano));
-            self.events_name.values().append_value(&event.name);
-            append_attributes(self.events_attributes.values(), &event.attributes);
+            self.columns.events_timestamp.values().append_value(nanos(event.time_unix_nano));
+            self.columns.events_name.values().append_value(&event.name);
+            append_attributes(self.columns.events_attributes.values(), &event.attributes);
         }
-        self.events_timestamp.append(true);
-        self.events_name.append(true);
-        self.events_attributes.append(true);
+        self.columns.events_timestamp.append(true);
+        self.columns.events_name.append(true);
+        self.columns.events_attributes.append(true);
 
         for link in &span.links {
-            append_id(self.links_trace_id.values(), &link.trace_id);
-            append_id(self.links_span_id.values(), &link.span_id);
-            self.links_trace_state.values().append_value(&link.trace_state);
-            append_attributes(self.links_attributes.values(), &link.attributes);
+            append_id(self.columns.links_trace_id.values(), &link.trace_id);
+            append_id(self.columns.links_span_id.values(), &link.span_id);
+            self.columns.links_trace_state.values().append_value(&link.trace_state);
+            append_attributes(self.columns.links_attributes.values(), &link.attributes);
         }
-        self.links_trace_id.append(true);
-        self.links_span_id.append(true);
-        self.links_trace_state.append(true);
-        self.links_attributes.append(true);
+        self.columns.links_trace_id.append(true);
+        self.columns.links_span_id.append(true);
+        self.columns.links_trace_state.append(true);
+        self.columns.links_attributes.append(true);
         self.rows += 1;
     }
 
@@ -169,30 +171,30 @@ impl TracesRows {
         }
         self.rows = 0;
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(self.timestamp.finish()),
-            Arc::new(self.trace_id.finish()),
-            Arc::new(self.span_id.finish()),
-            Arc::new(self.parent_span_id.finish()),
-            Arc::new(self.trace_state.finish()),
-            Arc::new(self.span_name.finish()),
-            Arc::new(self.span_kind.finish()),
-            Arc::new(self.service_name.finish()),
-            Arc::new(self.resource_attributes.finish()),
-            Arc::new(self.scope_name.finish()),
-            Arc::new(self.scope_version.finish()),
-            Arc::new(self.span_attributes.finish()),
-            Arc::new(self.duration.finish()),
-            Arc::new(self.status_code.finish()),
-            Arc::new(self.status_message.finish()),
-            Arc::new(self.events_timestamp.finish()),
-            Arc::new(self.events_name.finish()),
-            Arc::new(self.events_attributes.finish()),
-            Arc::new(self.links_trace_id.finish()),
-            Arc::new(self.links_span_id.finish()),
-            Arc::new(self.links_trace_state.finish()),
-            Arc::new(self.links_attributes.finish()),
+            Arc::new(self.columns.timestamp.finish()),
+            Arc::new(self.columns.trace_id.finish()),
+            Arc::new(self.columns.span_id.finish()),
+            Arc::new(self.columns.parent_span_id.finish()),
+            Arc::new(self.columns.trace_state.finish()),
+            Arc::new(self.columns.span_name.finish()),
+            Arc::new(self.columns.span_kind.finish()),
+            Arc::new(self.columns.service_name.finish()),
+            Arc::new(self.columns.resource_attributes.finish()),
+            Arc::new(self.columns.scope_name.finish()),
+            Arc::new(self.columns.scope_version.finish()),
+            Arc::new(self.columns.span_attributes.finish()),
+            Arc::new(self.columns.duration.finish()),
+            Arc::new(self.columns.status_code.finish()),
+            Arc::new(self.columns.status_message.finish()),
+            Arc::new(self.columns.events_timestamp.finish()),
+            Arc::new(self.columns.events_name.finish()),
+            Arc::new(self.columns.events_attributes.finish()),
+            Arc::new(self.columns.links_trace_id.finish()),
+            Arc::new(self.columns.links_span_id.finish()),
+            Arc::new(self.columns.links_trace_state.finish()),
+            Arc::new(self.columns.links_attributes.finish()),
         ];
-        self.context.finish_into(&mut columns);
+        self.columns.context.finish_into(&mut columns);
         Some(record_batch(Table::Traces.schema(self.with_phase), columns))
     }
 }
