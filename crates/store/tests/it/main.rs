@@ -4,5 +4,6 @@
 mod common;
 mod disk_full;
 mod local;
+mod output;
 mod s3;
 mod time_order;
