@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use tape_otlp::Signal;
 use tape_session::SessionId;
 
+use crate::FileFormat;
+
 /// Why an import or an export failed. The messages name the file, line or
 /// record; the cause, when there is one, is the [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
@@ -153,10 +155,61 @@ pub enum Error {
         source: io::Error,
     },
     /// A file the export would write exists, and `force` is off.
-    #[error("{} exists; pass --force to replace it", path.display())]
+    #[error("{path} exists; pass --force to replace it")]
     Exists {
-        /// The file or directory.
-        path: PathBuf,
+        /// The file or directory: a path or an S3 URL.
+        path: String,
+    },
+    /// An import of a format that is only exported.
+    #[error("import reads otlp-json and otlp-proto files, not {format}")]
+    NotImportable {
+        /// The format.
+        format: FileFormat,
+    },
+    /// A file per signal asked of a format that writes tables.
+    #[error("{format} is not an OTLP file format (otlp-json, otlp-proto)")]
+    NotOtlp {
+        /// The format.
+        format: FileFormat,
+    },
+    /// An export config that is not valid; the message names the field.
+    #[error("invalid export: {0}")]
+    InvalidExport(String),
+    /// An OTLP format asked to write into S3.
+    #[error("cannot write {format} files to {location}: S3 output is written for --format parquet only")]
+    S3NeedsParquet {
+        /// The format.
+        format: FileFormat,
+        /// The output.
+        location: String,
+    },
+    /// `from`, `until` and `phase` select nothing; the message says why.
+    #[error(transparent)]
+    Window(#[from] tape_session::WindowError),
+    /// A file of the output could not be checked, created, written,
+    /// committed or removed.
+    #[error("cannot write {file}")]
+    Output {
+        /// The file: a path or an S3 URL.
+        file: String,
+        /// Why.
+        #[source]
+        source: Box<tape_session::Error>,
+    },
+    /// A Parquet file could not be encoded.
+    #[error("cannot encode {file}")]
+    Encode {
+        /// The file: a path or an S3 URL.
+        file: String,
+        /// Why.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// A thread of the export stopped without finishing (it panicked).
+    #[error("the export's {thread} thread stopped before it finished")]
+    Worker {
+        /// Which: `decode`, `encode`.
+        thread: &'static str,
     },
     /// A file could not be created.
     #[error("cannot create {}", path.display())]

@@ -62,6 +62,9 @@ impl ImportConfig {
         if self.files.is_empty() {
             return Err(Error::NoFiles);
         }
+        if !self.format.is_otlp() {
+            return Err(Error::NotImportable { format: self.format });
+        }
         Ok(ValidImportConfig(self))
     }
 }

@@ -19,7 +19,8 @@ pub trait OutputDir: Send + Sync {
     /// One file of the directory, for messages: a path or an S3 URL.
     fn describe(&self, name: &str) -> String;
 
-    /// The directory on this machine when it is a local one; `None` for S3.
+    /// The local directory, for writers that need files of their own (the
+    /// OTLP file formats); `None` for a directory that is not local (S3).
     fn local_path(&self) -> Option<std::path::PathBuf>;
 
     /// Whether a file `name` exists.

@@ -71,7 +71,8 @@ pub enum Command {
     Sessions(SessionsCommand),
     /// Import OTLP files (the Collector's file exporter formats) as a new session.
     Import(ImportArgs),
-    /// Export a session's records as OTLP files (the Collector's file exporter formats), whole or by phase.
+    /// Export a session's records as OTLP files (the Collector's file exporter formats) or Parquet tables,
+    /// whole or by phase.
     Export(ExportArgs),
     /// List, add and push a session's annotations (phases and incidents), in the session and in ClickHouse.
     #[command(subcommand)]

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
-use tape_otlp::Signal;
+use tape_otlp::{Signal, SignalSet};
 use tape_session::retention::RetentionConfig;
 use tape_session::{SessionId, SessionType};
 
 use super::TimeBound;
-use super::parse::{parse_session_type, parse_signal, parse_time_bound};
+use super::parse::{parse_session_type, parse_signal, parse_signals, parse_time_bound};
 
 /// `otlp-tape sessions ...`
 #[derive(Debug, Subcommand)]
@@ -66,13 +66,25 @@ pub struct PruneArgs {
     pub spool_dir: Option<PathBuf>,
 }
 
-/// File formats of import and export.
+/// File formats of import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FileFormat {
     /// JSON Lines, one OTLP/JSON request per line, one signal per file.
     OtlpJson,
     /// Length-prefixed protobuf: each request preceded by its 4-byte big-endian length.
     OtlpProto,
+}
+
+/// File formats of export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// JSON Lines, one OTLP/JSON request per line, one signal per file.
+    OtlpJson,
+    /// Length-prefixed protobuf: each request preceded by its 4-byte big-endian length.
+    OtlpProto,
+    /// Parquet tables in the schema of the Collector's ClickHouse exporter, one row per span, log record or data
+    /// point.
+    Parquet,
 }
 
 /// `otlp-tape import`
@@ -106,14 +118,31 @@ pub struct ExportArgs {
     pub session: SessionId,
     /// Format of the files.
     #[arg(long, value_enum)]
-    pub format: FileFormat,
-    /// Directory for the files (created when missing): traces, metrics and logs files, one per signal present.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// Training data: one directory per phase of the session's annotations (records by receive time), one for
-    /// records outside every phase (unlabelled), and a labels.json manifest.
+    pub format: ExportFormat,
+    /// Where the files go: a directory (created when missing), or with --format parquet also an
+    /// s3://bucket/prefix URL (written with the store's S3 settings). One file per signal present, or per table.
+    #[arg(long, value_name = "DIR|S3-URL")]
+    pub out: String,
+    /// Training data: one directory per phase of the session's annotations (records by receive time;
+    /// Phase=NAME with parquet, Hive partitioning), one for records outside every phase (unlabelled), and a
+    /// labels.json manifest.
     #[arg(long)]
     pub by_phase: bool,
+    /// Signals to export: a comma-separated list of traces, metrics and logs, or all.
+    #[arg(long, value_name = "LIST", value_parser = parse_signals, default_value = "all")]
+    pub signals: SignalSet,
+    /// Only records received at or after this point: an offset into the session from its start time (30s,
+    /// 1m30s, 90) or an RFC 3339 time.
+    #[arg(long, value_name = "OFFSET|TIME", value_parser = parse_time_bound)]
+    pub from: Option<TimeBound>,
+    /// Only records received before this point: an offset into the session from its start time or an RFC 3339
+    /// time.
+    #[arg(long, value_name = "OFFSET|TIME", value_parser = parse_time_bound)]
+    pub until: Option<TimeBound>,
+    /// Only records received during this phase of the session (its test.phase.NAME annotation, else its
+    /// metadata's phases), within --from and --until.
+    #[arg(long, value_name = "NAME")]
+    pub phase: Option<String>,
     /// Replace files (with --by-phase, phase directories and labels.json) that exist in the directory.
     #[arg(long)]
     pub force: bool,
@@ -142,6 +171,16 @@ impl ImportArgs {
     }
 }
 
+impl From<ExportFormat> for tape_files::FileFormat {
+    fn from(format: ExportFormat) -> Self {
+        match format {
+            ExportFormat::OtlpJson => tape_files::FileFormat::OtlpJson,
+            ExportFormat::OtlpProto => tape_files::FileFormat::OtlpProto,
+            ExportFormat::Parquet => tape_files::FileFormat::Parquet,
+        }
+    }
+}
+
 impl ExportArgs {
     /// The export these flags ask for.
     pub fn config(self) -> tape_files::ExportConfig {
@@ -150,6 +189,10 @@ impl ExportArgs {
             format: self.format.into(),
             out: self.out,
             by_phase: self.by_phase,
+            signals: self.signals,
+            from: self.from,
+            until: self.until,
+            phase: self.phase,
             force: self.force,
         }
     }

@@ -1,25 +1,51 @@
 //! `otlp-tape export`: a session's records as OTLP files in the Collector's
-//! file exporter formats, one file per signal; with `--by-phase`, one
-//! directory per phase plus `unlabelled` and a `labels.json` manifest
-//! (`tape_files`).
+//! file exporter formats, one file per signal, or as Parquet tables in the
+//! schema of its ClickHouse exporter, one file per table; with
+//! `--by-phase`, one directory per phase plus `unlabelled` and a
+//! `labels.json` manifest (`tape_files`).
 
-use std::path::Path;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use tape_files::{ExportOutcome, ExportedFiles, LABELS_FILE, Labels};
-use tape_session::SessionStore;
+use indicatif::{ProgressBar, ProgressStyle};
+use tape_files::{ExportOutcome, ExportProgress, ExportedFiles, ExportedTables, LABELS_FILE, Labels};
+use tape_session::{OutputDir, SessionStore};
 
 use crate::cli::{ExportArgs, OutputFormat};
-use crate::output::{note, print_json};
+use crate::output::{human_bytes, note, print_json};
 
 /// `export`
 pub async fn run(store: &dyn SessionStore, args: ExportArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let config = args.config().validate()?;
-    match config.run(store).await? {
+    let output = open_output(&config.config().out)?;
+    let bar = (std::io::stderr().is_terminal() && format == OutputFormat::Text).then(progress_bar);
+    let show = |progress: ExportProgress| {
+        if let Some(bar) = &bar {
+            bar.set_length(progress.records_total);
+            bar.set_position(progress.records_done);
+            bar.set_message(format!("{} items, {} written", progress.items_done, human_bytes(progress.bytes_written)));
+        }
+    };
+    let outcome = config.run(store, output.as_ref(), &show).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    match outcome? {
         ExportOutcome::Files(files) => print_files(&files, format)?,
-        ExportOutcome::ByPhase(labels) => print_labels(&labels, &config.config().out, format)?,
+        ExportOutcome::ByPhase(labels) => print_labels(&labels, output.as_ref(), format)?,
+        ExportOutcome::Tables(tables) => print_tables(&tables, output.as_ref(), format)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template("{elapsed_precise} [{bar:24}] {pos}/{len} records  {wide_msg}")
+        .map(|style| style.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar
 }
 
 fn print_files(exported: &ExportedFiles, format: OutputFormat) -> anyhow::Result<()> {
@@ -31,16 +57,37 @@ fn print_files(exported: &ExportedFiles, format: OutputFormat) -> anyhow::Result
         note(format!("  {} requests, {} {}", file.requests, file.items, file.signal.item_noun()));
     }
     if exported.files.is_empty() {
-        note(format!("Session {} holds no records; no file was written.", exported.session_id));
+        note(format!("Nothing of session {} was selected; no file was written.", exported.session_id));
     }
     Ok(())
 }
 
-fn print_labels(labels: &Labels, out: &Path, format: OutputFormat) -> anyhow::Result<()> {
+fn print_tables(exported: &ExportedTables, output: &dyn OutputDir, format: OutputFormat) -> anyhow::Result<()> {
+    if format == OutputFormat::Json {
+        return print_json(exported);
+    }
+    if let Some(labels) = &exported.labels {
+        print_labels(labels, output, format)?;
+        for file in &exported.files {
+            note(format!("  {}: {} rows, {}", file.file, file.rows, human_bytes(file.bytes)));
+        }
+        return Ok(());
+    }
+    for file in &exported.files {
+        println!("{}", output.describe(&file.file));
+        note(format!("  {} rows, {}", file.rows, human_bytes(file.bytes)));
+    }
+    if exported.files.is_empty() {
+        note(format!("Nothing of session {} was selected; no file was written.", exported.session_id));
+    }
+    Ok(())
+}
+
+fn print_labels(labels: &Labels, output: &dyn OutputDir, format: OutputFormat) -> anyhow::Result<()> {
     if format == OutputFormat::Json {
         return print_json(labels);
     }
-    println!("{}", out.join(LABELS_FILE).display());
+    println!("{}", output.describe(LABELS_FILE));
     let width = labels.phases.iter().map(|entry| entry.phase.len()).max().unwrap_or(0);
     for entry in &labels.phases {
         let range = match (entry.time_range_start, entry.time_range_end) {
@@ -60,4 +107,75 @@ fn print_labels(labels: &Labels, out: &Path, format: OutputFormat) -> anyhow::Re
         note("  Phases overlap: a record in several phases is in each of their directories.");
     }
     Ok(())
+}
+
+/// Until the binary's `store::open_output` (S3 outputs) is merged: a local
+/// directory only. TEMPORARY, replaced at the merge of the S3 output.
+fn open_output(out: &str) -> anyhow::Result<Box<dyn OutputDir>> {
+    anyhow::ensure!(!tape_files::is_s3_url(out), "{out}: S3 output is not available in this build yet");
+    Ok(Box::new(local::LocalOutput(std::path::PathBuf::from(out))))
+}
+
+mod local {
+    //! TEMPORARY: a local output directory, until `tape-store`'s.
+
+    use std::path::PathBuf;
+
+    use bytes::Bytes;
+    use tape_session::{BlobSink, Error, OutputDir};
+
+    pub(super) struct LocalOutput(pub(super) PathBuf);
+
+    struct Sink {
+        path: PathBuf,
+        temp: PathBuf,
+        file: std::fs::File,
+    }
+
+    #[async_trait::async_trait]
+    impl OutputDir for LocalOutput {
+        fn location(&self) -> String {
+            self.0.display().to_string()
+        }
+        fn describe(&self, name: &str) -> String {
+            self.0.join(name).display().to_string()
+        }
+        fn local_path(&self) -> Option<PathBuf> {
+            Some(self.0.clone())
+        }
+        async fn exists(&self, name: &str) -> Result<bool, Error> {
+            Ok(self.0.join(name).exists())
+        }
+        async fn create(&self, name: &str) -> Result<Box<dyn BlobSink>, Error> {
+            let path = self.0.join(name);
+            let parent = path.parent().map(PathBuf::from).unwrap_or_default();
+            std::fs::create_dir_all(&parent).map_err(|error| Error::backend("local output", error))?;
+            let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+            let temp = parent.join(format!(".{file_name}.partial"));
+            let file = std::fs::File::create(&temp).map_err(|error| Error::backend("local output", error))?;
+            Ok(Box::new(Sink { path, temp, file }))
+        }
+        async fn remove(&self, name: &str) -> Result<(), Error> {
+            match std::fs::remove_file(self.0.join(name)) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::backend("local output", error))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl BlobSink for Sink {
+        async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
+            std::io::Write::write_all(&mut self.file, &chunk).map_err(|error| Error::backend("local output", error))
+        }
+        async fn commit(self: Box<Self>) -> Result<(), Error> {
+            std::fs::rename(&self.temp, &self.path).map_err(|error| Error::backend("local output", error))
+        }
+        async fn abort(self: Box<Self>) -> Result<(), Error> {
+            let _ = std::fs::remove_file(&self.temp);
+            Ok(())
+        }
+    }
 }

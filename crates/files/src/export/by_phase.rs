@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
 use serde::Serialize;
-use tape_annotations::{Label, Phase, by_phase, session_phases};
 use tape_otlp::Signal;
-use tape_session::{SessionId, SessionMetadata, SessionStore, SessionType, SignalCounts, Timestamp, UNLABELLED};
+use tape_session::{Phase, SessionId, SessionMetadata, SessionStore, SessionType, SignalCounts, Timestamp};
 
 use super::file::PendingFile;
-use super::{ExportConfig, ExportedFile};
+use super::select::{Progress, Selection};
+use super::{ExportConfig, ExportProgress, ExportedFile};
 use crate::{Error, FileFormat};
 
 /// The manifest of a by-phase export.
@@ -36,11 +36,15 @@ pub struct RangeEntry {
 pub struct FileEntry {
     /// Its signal.
     pub signal: Signal,
-    /// Its path, relative to the export directory: `<phase>/<file>`.
+    /// Parquet: its table (`traces`, `metrics_sum`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<&'static str>,
+    /// Its path, relative to the export directory: `<phase>/<file>`, for
+    /// Parquet `Phase=<phase>/<table>.parquet`.
     pub file: String,
-    /// Requests in it.
+    /// Requests in it (Parquet: requests with rows in it).
     pub requests: u64,
-    /// Items in it.
+    /// Items in it (Parquet: its rows, one per item).
     pub items: u64,
 }
 
@@ -50,7 +54,8 @@ pub struct FileEntry {
 pub struct LabelEntry {
     /// The phase's name, or `unlabelled`.
     pub phase: String,
-    /// Its directory, relative to the export directory (the phase's name).
+    /// Its directory, relative to the export directory: the phase's name,
+    /// for Parquet `Phase=<name>`.
     pub directory: String,
     /// Whether it is the records outside every phase.
     pub unlabelled: bool,
@@ -67,9 +72,9 @@ pub struct LabelEntry {
     /// The phase's description.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Requests in its files, per signal.
+    /// Requests of the phase exported, per signal.
     pub requests: SignalCounts,
-    /// Items in its files, per signal.
+    /// Items of the phase exported, per signal.
     pub items: SignalCounts,
     /// Its files.
     pub files: Vec<FileEntry>,
@@ -97,9 +102,9 @@ pub struct Labels {
     /// their directories, and the phases' counts add up to more than the
     /// session's.
     pub overlapping: bool,
-    /// The session's own request counts.
+    /// The session's own request counts (of every record, selected or not).
     pub requests: SignalCounts,
-    /// The session's own item counts.
+    /// The session's own item counts (of every record, selected or not).
     pub items: SignalCounts,
     /// The phases, in the session's order, then `unlabelled`.
     pub phases: Vec<LabelEntry>,
@@ -113,45 +118,71 @@ fn overlapping(phases: &[Phase]) -> bool {
     ranges.windows(2).any(|pair| pair[1].0 < pair[0].1)
 }
 
-/// Exports the session by phase; returns the manifest written.
+/// Exports the selected records by phase into the local directory `out`;
+/// returns the manifest written.
 pub(super) async fn run(
     store: &dyn SessionStore,
     metadata: &SessionMetadata,
+    selection: &Selection,
     config: &ExportConfig,
+    out: &Path,
+    report: &(dyn Fn(ExportProgress) + Send + Sync),
 ) -> Result<Labels, Error> {
     let id = &metadata.session_id;
-    let phases =
-        session_phases(store, metadata).await.map_err(|source| Error::Phases { session: id.clone(), source })?;
-    let mut names: Vec<String> = phases.iter().map(|phase| phase.name.clone()).collect();
-    names.push(UNLABELLED.to_owned());
-    let out = &config.out;
-    fs::create_dir_all(out).map_err(|source| Error::CreateDirectory { path: out.clone(), source })?;
+    let names = &selection.names;
+    fs::create_dir_all(out).map_err(|source| Error::CreateDirectory { path: out.to_owned(), source })?;
     let targets: Vec<PathBuf> = names.iter().map(|name| out.join(name)).chain([out.join(LABELS_FILE)]).collect();
     if !config.force
         && let Some(existing) = targets.iter().find(|path| path.exists())
     {
-        return Err(Error::Exists { path: existing.clone() });
+        return Err(Error::Exists { path: existing.display().to_string() });
     }
     let staging = out.join(format!(".otlp-tape-export-{}.partial", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
-    for name in &names {
+    for name in names {
         let dir = staging.join(name);
         fs::create_dir_all(&dir).map_err(|source| Error::CreateDirectory { path: dir, source })?;
     }
 
-    let written = write_by_phase(store, metadata, &phases, &staging, config.format).await;
+    let progress = Progress::new(report, selection.records_total());
+    let written = write_by_phase(store, metadata, selection, &staging, config.format, &progress).await;
     let labels = match written {
-        Ok(files) => labels(metadata, &phases, config.format, files),
+        Ok(files) => labels(metadata, &selection.phases, config.format, |index, name| {
+            let mut counts = Counts::default();
+            let files = files
+                .get(&index)
+                .into_iter()
+                .flatten()
+                .map(|file| {
+                    counts.requests.add(file.signal, file.requests);
+                    counts.items.add(file.signal, file.items);
+                    FileEntry {
+                        signal: file.signal,
+                        table: None,
+                        file: format!("{name}/{}", file_name(&file.path)),
+                        requests: file.requests,
+                        items: file.items,
+                    }
+                })
+                .collect();
+            (name.to_owned(), counts, files)
+        }),
         Err(error) => {
             let _ = fs::remove_dir_all(&staging);
             return Err(Error::ByPhaseFailed { session: id.clone(), source: Box::new(error) });
         }
     };
-    let moved = move_into_place(&labels, &staging, &names, &targets);
+    let moved = move_into_place(&labels, &staging, names, &targets);
     let _ = fs::remove_dir_all(&staging);
     moved?;
-    tracing::info!(session = %id, phases = phases.len(), "Export by phase finished.");
+    progress.report();
+    tracing::info!(session = %id, phases = selection.phases.len(), "Export by phase finished.");
     Ok(labels)
+}
+
+/// The last part of `path`.
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Writes `labels.json` into `staging`, then moves every phase directory
@@ -173,29 +204,33 @@ fn move_into_place(labels: &Labels, staging: &Path, names: &[String], targets: &
     Ok(())
 }
 
-/// Writes every labelled record into `staging/<label>/<signal file>`;
-/// returns the finished files by label.
+/// Writes every selected record into `staging/<label>/<signal file>` of
+/// each label it has; returns the finished files by label (an index into
+/// the selection's names).
 async fn write_by_phase(
     store: &dyn SessionStore,
     metadata: &SessionMetadata,
-    phases: &[Phase],
+    selection: &Selection,
     staging: &Path,
     format: FileFormat,
-) -> Result<BTreeMap<String, Vec<ExportedFile>>, Error> {
-    let mut files: BTreeMap<(Label, Signal), PendingFile> = BTreeMap::new();
+    progress: &Progress<'_>,
+) -> Result<BTreeMap<usize, Vec<ExportedFile>>, Error> {
+    let mut files: BTreeMap<(usize, Signal), PendingFile> = BTreeMap::new();
     let written = async {
-        let mut records = std::pin::pin!(by_phase(store, metadata, phases));
-        while let Some(labelled) = records.try_next().await? {
-            let file = match files.entry((labelled.label, labelled.signal)) {
-                Entry::Occupied(entry) => entry.into_mut(),
-                Entry::Vacant(entry) => {
-                    let (label, signal) = entry.key();
-                    let path = staging.join(label.name()).join(format.file_name(*signal));
-                    let file = PendingFile::create(*signal, path, format)?;
-                    entry.insert(file)
-                }
-            };
-            file.write(&metadata.session_id, &labelled.record)?;
+        let mut records = std::pin::pin!(selection.records(store, metadata, progress));
+        let mut labels = Vec::new();
+        while let Some((signal, record)) = records.try_next().await? {
+            selection.labels(record.receive_time_unix_nano, &mut labels);
+            for &label in &labels {
+                let file = match files.entry((label, signal)) {
+                    Entry::Occupied(entry) => entry.into_mut(),
+                    Entry::Vacant(entry) => {
+                        let path = staging.join(&selection.names[label]).join(PendingFile::name(format, signal)?);
+                        entry.insert(PendingFile::create(signal, path, format)?)
+                    }
+                };
+                progress.wrote(file.write(&metadata.session_id, &record)?);
+            }
         }
         Ok::<_, Error>(())
     }
@@ -204,40 +239,36 @@ async fn write_by_phase(
         files.into_values().for_each(PendingFile::discard);
         return Err(error);
     }
-    let mut finished: BTreeMap<String, Vec<ExportedFile>> = BTreeMap::new();
+    let mut finished: BTreeMap<usize, Vec<ExportedFile>> = BTreeMap::new();
     for ((label, _), file) in files {
-        finished.entry(label.name().to_owned()).or_default().push(file.finish()?);
+        finished.entry(label).or_default().push(file.finish()?);
     }
     Ok(finished)
 }
 
-fn labels(
+/// Requests and items of a phase, per signal.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Counts {
+    /// Requests.
+    pub(super) requests: SignalCounts,
+    /// Items.
+    pub(super) items: SignalCounts,
+}
+
+/// The manifest: `entry(index, name)` gives the directory, counts and
+/// files of each label, the phases' (in the session's order) then
+/// `unlabelled`'s.
+pub(super) fn labels(
     metadata: &SessionMetadata,
     phases: &[Phase],
     format: FileFormat,
-    mut files: BTreeMap<String, Vec<ExportedFile>>,
+    mut entry: impl FnMut(usize, &str) -> (String, Counts, Vec<FileEntry>),
 ) -> Labels {
-    let mut entry = |name: &str, phase: Option<&Phase>| {
-        let mut requests = SignalCounts::default();
-        let mut items = SignalCounts::default();
-        let files: Vec<FileEntry> = files
-            .remove(name)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|file| {
-                requests.add(file.signal, file.requests);
-                items.add(file.signal, file.items);
-                FileEntry {
-                    signal: file.signal,
-                    file: format!("{name}/{}", format.file_name(file.signal)),
-                    requests: file.requests,
-                    items: file.items,
-                }
-            })
-            .collect();
+    let mut label = |index: usize, name: &str, phase: Option<&Phase>| {
+        let (directory, counts, files) = entry(index, name);
         LabelEntry {
             phase: name.to_owned(),
-            directory: name.to_owned(),
+            directory,
             unlabelled: phase.is_none(),
             ranges: phase
                 .map(|phase| phase.ranges.iter().map(|&(start, end)| RangeEntry { start, end }).collect())
@@ -246,13 +277,14 @@ fn labels(
             time_range_end: phase.map(Phase::end),
             flags: phase.map(|phase| phase.flags.clone()).unwrap_or_default(),
             description: phase.and_then(|phase| phase.description.clone()),
-            requests,
-            items,
+            requests: counts.requests,
+            items: counts.items,
             files,
         }
     };
-    let mut entries: Vec<LabelEntry> = phases.iter().map(|phase| entry(&phase.name, Some(phase))).collect();
-    entries.push(entry(UNLABELLED, None));
+    let mut entries: Vec<LabelEntry> =
+        phases.iter().enumerate().map(|(index, phase)| label(index, &phase.name, Some(phase))).collect();
+    entries.push(label(phases.len(), tape_session::UNLABELLED, None));
     Labels {
         session_id: metadata.session_id.clone(),
         session_type: metadata.session_type,

@@ -21,21 +21,32 @@ pub(super) struct PendingFile {
 }
 
 impl PendingFile {
+    /// The name of `signal`'s file in `format`, an OTLP format.
+    pub(super) fn name(format: FileFormat, signal: Signal) -> Result<String, Error> {
+        format.file_name(signal).ok_or(Error::NotOtlp { format })
+    }
+
+    /// A new file at `path` (written as `.<name>.partial` beside it) in
+    /// `format`, an OTLP format.
     pub(super) fn create(signal: Signal, path: PathBuf, format: FileFormat) -> Result<Self, Error> {
         let temp = temp_path(&path);
         let file = File::create(&temp).map_err(|source| Error::Create { path: temp.clone(), source })?;
-        Ok(PendingFile { signal, path, temp, writer: format.writer(signal, file), requests: 0, items: 0 })
+        let Some(writer) = format.writer(signal, file) else {
+            let _ = fs::remove_file(&temp);
+            return Err(Error::NotOtlp { format });
+        };
+        Ok(PendingFile { signal, path, temp, writer, requests: 0, items: 0 })
     }
 
-    /// Appends one record.
-    pub(super) fn write(&mut self, session: &SessionId, record: &Record) -> Result<(), Error> {
-        self.writer.write(session, record).map_err(|error| match error {
+    /// Appends one record; returns the bytes written.
+    pub(super) fn write(&mut self, session: &SessionId, record: &Record) -> Result<u64, Error> {
+        let written = self.writer.write(session, record).map_err(|error| match error {
             WriteError::Record(error) => error,
             WriteError::Io(source) => Error::Write { path: self.temp.clone(), source },
         })?;
         self.requests += 1;
         self.items += record.item_count;
-        Ok(())
+        Ok(written)
     }
 
     /// Finishes the format, syncs and gives the file its name.

@@ -49,6 +49,7 @@ pub(super) fn read_file(
             };
             Box::new(ProtoMessages { reader, name, signal, index: 0, offset: 0, done: false })
         }
+        FileFormat::Parquet => return Err(Error::NotImportable { format }),
     })
 }
 

@@ -53,8 +53,10 @@ async fn json_lines_imported_export_as_length_prefixed_protobuf_and_import_again
     assert_eq!((imported.items.traces, imported.items.logs), (5, 4));
 
     let out = dir.path().join("out");
-    let export = ExportConfig::new(imported.session_id.clone(), FileFormat::OtlpProto, &out);
-    let ExportOutcome::Files(exported) = export.clone().validate().expect("valid").run(&store).await.expect("exports")
+    let export = ExportConfig::new(imported.session_id.clone(), FileFormat::OtlpProto, out.display().to_string());
+    let output = local::Directory(out.clone());
+    let ExportOutcome::Files(exported) =
+        export.clone().validate().expect("valid").run(&store, &output, &|_| {}).await.expect("exports")
     else {
         panic!("not by phase");
     };
@@ -62,7 +64,7 @@ async fn json_lines_imported_export_as_length_prefixed_protobuf_and_import_again
     assert_eq!(names, [(Signal::Traces, out.join("traces.pb"), 5), (Signal::Logs, out.join("logs.pb"), 4)]);
 
     // Again, without force: the files are there.
-    let error = export.validate().expect("valid").run(&store).await.unwrap_err();
+    let error = export.validate().expect("valid").run(&store, &output, &|_| {}).await.unwrap_err();
     assert_eq!(error.to_string(), format!("{} exists; pass --force to replace it", out.join("traces.pb").display()));
 
     let mut again = ImportConfig::new(FileFormat::OtlpProto, vec![out.join("traces.pb"), out.join("logs.pb")]);
@@ -90,3 +92,36 @@ async fn a_bad_line_names_its_file_and_line_and_leaves_no_session() {
 mod parquet_expected;
 mod parquet_roundtrip;
 mod parquet_tables;
+
+mod local {
+    //! A local output directory for the OTLP formats, which write their
+    //! files themselves into `local_path` (until `tape-store` has one).
+
+    use std::path::PathBuf;
+
+    use tape_session::{BlobSink, Error, OutputDir};
+
+    pub struct Directory(pub PathBuf);
+
+    #[async_trait::async_trait]
+    impl OutputDir for Directory {
+        fn location(&self) -> String {
+            self.0.display().to_string()
+        }
+        fn describe(&self, name: &str) -> String {
+            self.0.join(name).display().to_string()
+        }
+        fn local_path(&self) -> Option<PathBuf> {
+            Some(self.0.clone())
+        }
+        async fn exists(&self, name: &str) -> Result<bool, Error> {
+            Ok(self.0.join(name).exists())
+        }
+        async fn create(&self, name: &str) -> Result<Box<dyn BlobSink>, Error> {
+            Err(Error::backend(format!("cannot create {name}"), "the OTLP formats write their own files"))
+        }
+        async fn remove(&self, name: &str) -> Result<(), Error> {
+            Err(Error::backend(format!("cannot remove {name}"), "the OTLP formats write their own files"))
+        }
+    }
+}

@@ -6,16 +6,10 @@ use tape_session::{SessionMetadata, SessionStore, TimeBound, Timestamp};
 
 use super::error::Error;
 
-/// A phase of a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Phase {
-    /// Its name, such as `baseline`.
-    pub name: String,
-    /// Its first instant.
-    pub start: Timestamp,
-    /// The instant after it.
-    pub end: Timestamp,
-}
+/// A phase of a session as one range (`--phase`).
+pub use tape_session::PhaseRange as Phase;
+/// Receive times `[from, until)` in unix nanoseconds; `None` is open.
+pub use tape_session::Window;
 
 /// The session's phases: the `test.phase.<name>` annotations of its
 /// `annotations.jsonl`, else the phases of its metadata (as the training
@@ -32,45 +26,17 @@ pub async fn phases(store: &dyn SessionStore, metadata: &SessionMetadata) -> Res
 }
 
 /// The phase called `name` as one range, or an error that lists the
-/// session's phases. A phase that several annotations give (two incidents
-/// of one name) has several ranges, and `--phase` cannot pick one.
+/// session's phases ([`tape_session::find_phase`], which export shares).
 ///
 /// # Errors
 /// [`Error::Window`]: no such phase, or one of several ranges.
 pub fn find_phase(metadata: &SessionMetadata, phases: &[SessionPhase], name: &str) -> Result<Phase, Error> {
-    let id = &metadata.session_id;
-    if let Some(phase) = phases.iter().find(|phase| phase.name == name) {
-        if let [(start, end)] = phase.ranges[..] {
-            return Ok(Phase { name: phase.name.clone(), start, end });
-        }
-        let ranges: Vec<String> = phase.ranges.iter().map(|(start, end)| format!("{start} .. {end}")).collect();
-        return Err(Error::Window(format!(
-            "phase {name} of session {id} has {} ranges ({}); --phase replays one range: give the one you want with \
-             --from and --until",
-            ranges.len(),
-            ranges.join(", ")
-        )));
-    }
-    if phases.is_empty() {
-        return Err(Error::Window(format!(
-            "session {id} has no phases, so --phase {name} selects nothing (phases come from seed patterns)"
-        )));
-    }
-    let names: Vec<&str> = phases.iter().map(|phase| phase.name.as_str()).collect();
-    Err(Error::Window(format!("session {id} has no phase {name:?}; its phases are {}", names.join(", "))))
-}
-
-/// Receive times `[from, until)` in unix nanoseconds; `None` is open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Window {
-    /// Records received at or after this.
-    pub from: Option<u64>,
-    /// Records received before this.
-    pub until: Option<u64>,
+    tape_session::find_phase(metadata, phases, name, "replays").map_err(|error| Error::Window(error.to_string()))
 }
 
 /// The window of `--from`, `--until` and `--phase` for a session that
-/// starts at `start`: the phase's range within `--from` and `--until`.
+/// starts at `start`: the phase's range within `--from` and `--until`
+/// ([`tape_session::window`]).
 ///
 /// # Errors
 /// [`Error::Window`]: the window would be empty.
@@ -80,29 +46,7 @@ pub fn window(
     until: Option<TimeBound>,
     phase: Option<&Phase>,
 ) -> Result<Window, Error> {
-    let mut window =
-        Window { from: from.map(|bound| bound.resolve(start)), until: until.map(|bound| bound.resolve(start)) };
-    if let (Some(from_nanos), Some(until_nanos), Some(from), Some(until)) = (window.from, window.until, from, until)
-        && from_nanos >= until_nanos
-    {
-        return Err(Error::Window(format!(
-            "--from {from} ({}) is not before --until {until} ({}): the window would be empty",
-            Timestamp::from_unix_nanos(from_nanos),
-            Timestamp::from_unix_nanos(until_nanos)
-        )));
-    }
-    if let Some(phase) = phase {
-        let (start, end) = (phase.start.unix_nanos(), phase.end.unix_nanos());
-        window.from = Some(window.from.map_or(start, |from| from.max(start)));
-        window.until = Some(window.until.map_or(end, |until| until.min(end)));
-        if window.from >= window.until {
-            return Err(Error::Window(format!(
-                "phase {} ({} .. {}) is outside --from and --until: the window would be empty",
-                phase.name, phase.start, phase.end
-            )));
-        }
-    }
-    Ok(window)
+    tape_session::window(start, from, until, phase).map_err(|error| Error::Window(error.to_string()))
 }
 
 #[cfg(test)]
