@@ -10,8 +10,10 @@ use tape_bench::{
 };
 use tape_otlp::SignalSet;
 use tape_seed_generator::{DEFAULT_START, Generator, Params, Pattern, builtin_pattern};
-use tape_session::{SessionMetadata, SessionStatus, SessionStore, SessionType, SessionWriter, WriterOptions};
-use tape_store::LocalStore;
+use tape_session::{
+    OutputDir, SessionMetadata, SessionStatus, SessionStore, SessionType, SessionWriter, WriterOptions,
+};
+use tape_store::{LocalOutputDir, LocalStore};
 
 /// Built-in patterns, sessions written straight from the generator, and
 /// the steps it was told about.
@@ -60,6 +62,10 @@ impl Host for TestHost {
 
     fn local_store(&self, dir: &Path) -> Arc<dyn SessionStore> {
         Arc::new(LocalStore::new(dir))
+    }
+
+    fn local_output(&self, dir: &Path) -> Result<Box<dyn OutputDir>, BoxError> {
+        Ok(Box::new(LocalOutputDir::new(dir)))
     }
 
     fn step(&self, step: Step<'_>) {

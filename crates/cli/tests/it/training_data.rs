@@ -262,8 +262,11 @@ fn snippet_counts(results: &Results) -> BTreeMap<(String, &'static str), u64> {
     counts
 }
 
+/// Spans and error rate per (phase, service).
+type ErrorRates = BTreeMap<(String, String), (u64, f64)>;
+
 /// Error rate per (phase, service), with the spans counted.
-fn error_rates(results: &Results) -> BTreeMap<(String, String), (u64, f64)> {
+fn error_rates(results: &Results) -> ErrorRates {
     results
         .error_rate
         .iter()
@@ -286,7 +289,7 @@ fn close(a: f64, b: f64) -> bool {
 /// Runs every snippet on the exports of `pattern` and checks them against
 /// `labels.json` and against one another; returns the error rates and
 /// p99s (the tools agree on them) for checks of the pattern's story.
-fn check_snippets(pattern: &str) -> (BTreeMap<(String, String), (u64, f64)>, BTreeMap<String, f64>) {
+fn check_snippets(pattern: &str) -> (ErrorRates, BTreeMap<String, f64>) {
     let readme = readme();
     let (root, labels) = export_both(pattern, &format!("training-data-{pattern}"));
     // The exported files have the README's columns too.
@@ -343,7 +346,7 @@ fn check_snippets(pattern: &str) -> (BTreeMap<(String, String), (u64, f64)>, BTr
     (rates, p99)
 }
 
-fn rate(rates: &BTreeMap<(String, String), (u64, f64)>, phase: &str, service: &str) -> f64 {
+fn rate(rates: &ErrorRates, phase: &str, service: &str) -> f64 {
     rates.get(&(phase.to_owned(), service.to_owned())).unwrap_or_else(|| panic!("no {service} in {phase}: {rates:?}")).1
 }
 
