@@ -251,3 +251,11 @@ impl ValidExportConfig {
         per_signal::run(store, &metadata, &selection, config, &out, progress).await.map(ExportOutcome::Files)
     }
 }
+
+/// The export runs in spawned tasks (the control API's jobs): its future is
+/// `Send`, which this checks when it compiles.
+#[allow(dead_code)]
+fn run_is_send(config: &ValidExportConfig, store: &dyn SessionStore, output: &dyn OutputDir) {
+    fn send<T: Send>(_: T) {}
+    send(config.run(store, output, &|_| {}));
+}

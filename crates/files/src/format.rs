@@ -78,7 +78,7 @@ pub(crate) enum WriteError {
 }
 
 /// Writes the records of one signal into one file, in one format.
-pub(crate) trait SignalWriter {
+pub(crate) trait SignalWriter: Send {
     /// Appends one record of session `session`; returns the bytes written.
     fn write(&mut self, session: &SessionId, record: &Record) -> Result<u64, WriteError>;
 

@@ -13,6 +13,7 @@ use tape_session::{OutputDir, SessionStore};
 
 use crate::cli::{ExportArgs, OutputFormat};
 use crate::output::{human_bytes, note, print_json};
+use crate::store::open_output;
 
 /// `export`
 pub async fn run(store: &dyn SessionStore, args: ExportArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
@@ -107,75 +108,4 @@ fn print_labels(labels: &Labels, output: &dyn OutputDir, format: OutputFormat) -
         note("  Phases overlap: a record in several phases is in each of their directories.");
     }
     Ok(())
-}
-
-/// Until the binary's `store::open_output` (S3 outputs) is merged: a local
-/// directory only. TEMPORARY, replaced at the merge of the S3 output.
-fn open_output(out: &str) -> anyhow::Result<Box<dyn OutputDir>> {
-    anyhow::ensure!(!tape_files::is_s3_url(out), "{out}: S3 output is not available in this build yet");
-    Ok(Box::new(local::LocalOutput(std::path::PathBuf::from(out))))
-}
-
-mod local {
-    //! TEMPORARY: a local output directory, until `tape-store`'s.
-
-    use std::path::PathBuf;
-
-    use bytes::Bytes;
-    use tape_session::{BlobSink, Error, OutputDir};
-
-    pub(super) struct LocalOutput(pub(super) PathBuf);
-
-    struct Sink {
-        path: PathBuf,
-        temp: PathBuf,
-        file: std::fs::File,
-    }
-
-    #[async_trait::async_trait]
-    impl OutputDir for LocalOutput {
-        fn location(&self) -> String {
-            self.0.display().to_string()
-        }
-        fn describe(&self, name: &str) -> String {
-            self.0.join(name).display().to_string()
-        }
-        fn local_path(&self) -> Option<PathBuf> {
-            Some(self.0.clone())
-        }
-        async fn exists(&self, name: &str) -> Result<bool, Error> {
-            Ok(self.0.join(name).exists())
-        }
-        async fn create(&self, name: &str) -> Result<Box<dyn BlobSink>, Error> {
-            let path = self.0.join(name);
-            let parent = path.parent().map(PathBuf::from).unwrap_or_default();
-            std::fs::create_dir_all(&parent).map_err(|error| Error::backend("local output", error))?;
-            let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-            let temp = parent.join(format!(".{file_name}.partial"));
-            let file = std::fs::File::create(&temp).map_err(|error| Error::backend("local output", error))?;
-            Ok(Box::new(Sink { path, temp, file }))
-        }
-        async fn remove(&self, name: &str) -> Result<(), Error> {
-            match std::fs::remove_file(self.0.join(name)) {
-                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                    Err(Error::backend("local output", error))
-                }
-                _ => Ok(()),
-            }
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl BlobSink for Sink {
-        async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-            std::io::Write::write_all(&mut self.file, &chunk).map_err(|error| Error::backend("local output", error))
-        }
-        async fn commit(self: Box<Self>) -> Result<(), Error> {
-            std::fs::rename(&self.temp, &self.path).map_err(|error| Error::backend("local output", error))
-        }
-        async fn abort(self: Box<Self>) -> Result<(), Error> {
-            let _ = std::fs::remove_file(&self.temp);
-            Ok(())
-        }
-    }
 }

@@ -7,6 +7,7 @@ mod bench;
 mod capture;
 mod demo;
 mod disk_full;
+mod export_parquet;
 mod import_export;
 mod messages;
 mod openapi;

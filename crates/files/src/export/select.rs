@@ -92,12 +92,19 @@ impl Selection {
     /// nanoseconds), as indexes into [`Selection::names`]: every phase
     /// whose range holds it, else `unlabelled` (the last).
     pub(super) fn labels(&self, receive_time: u64, labels: &mut Vec<usize>) {
-        labels.clear();
-        let time = tape_session::Timestamp::from_unix_nanos(receive_time);
-        labels.extend(self.phases.iter().enumerate().filter(|(_, phase)| phase.contains(time)).map(|(index, _)| index));
-        if labels.is_empty() {
-            labels.push(self.phases.len());
-        }
+        label(&self.phases, receive_time, labels);
+    }
+}
+
+/// The labels of a record received at `receive_time` (unix nanoseconds)
+/// into `labels`: the indexes of every phase whose range holds it, else
+/// `phases.len()` (`unlabelled`).
+pub(super) fn label(phases: &[Phase], receive_time: u64, labels: &mut Vec<usize>) {
+    labels.clear();
+    let time = tape_session::Timestamp::from_unix_nanos(receive_time);
+    labels.extend(phases.iter().enumerate().filter(|(_, phase)| phase.contains(time)).map(|(index, _)| index));
+    if labels.is_empty() {
+        labels.push(phases.len());
     }
 }
 

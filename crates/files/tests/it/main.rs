@@ -54,7 +54,7 @@ async fn json_lines_imported_export_as_length_prefixed_protobuf_and_import_again
 
     let out = dir.path().join("out");
     let export = ExportConfig::new(imported.session_id.clone(), FileFormat::OtlpProto, out.display().to_string());
-    let output = local::Directory(out.clone());
+    let output = tape_store::LocalOutputDir::new(&out);
     let ExportOutcome::Files(exported) =
         export.clone().validate().expect("valid").run(&store, &output, &|_| {}).await.expect("exports")
     else {
@@ -92,36 +92,3 @@ async fn a_bad_line_names_its_file_and_line_and_leaves_no_session() {
 mod parquet_expected;
 mod parquet_roundtrip;
 mod parquet_tables;
-
-mod local {
-    //! A local output directory for the OTLP formats, which write their
-    //! files themselves into `local_path` (until `tape-store` has one).
-
-    use std::path::PathBuf;
-
-    use tape_session::{BlobSink, Error, OutputDir};
-
-    pub struct Directory(pub PathBuf);
-
-    #[async_trait::async_trait]
-    impl OutputDir for Directory {
-        fn location(&self) -> String {
-            self.0.display().to_string()
-        }
-        fn describe(&self, name: &str) -> String {
-            self.0.join(name).display().to_string()
-        }
-        fn local_path(&self) -> Option<PathBuf> {
-            Some(self.0.clone())
-        }
-        async fn exists(&self, name: &str) -> Result<bool, Error> {
-            Ok(self.0.join(name).exists())
-        }
-        async fn create(&self, name: &str) -> Result<Box<dyn BlobSink>, Error> {
-            Err(Error::backend(format!("cannot create {name}"), "the OTLP formats write their own files"))
-        }
-        async fn remove(&self, name: &str) -> Result<(), Error> {
-            Err(Error::backend(format!("cannot remove {name}"), "the OTLP formats write their own files"))
-        }
-    }
-}
