@@ -352,13 +352,15 @@ fn rate(rates: &ErrorRates, phase: &str, service: &str) -> f64 {
 
 #[test]
 fn the_readme_snippets_count_payment_failure_as_labels_json_does_and_see_payment_fail() {
-    let (rates, _) = check_snippets("payment-failure");
+    let (rates, p99) = check_snippets("payment-failure");
     // Three charges in four fail at the payment service in the failure
     // phase only; browsing never touches it.
     let (baseline, failure) = (rate(&rates, "baseline", "payment"), rate(&rates, "failure", "payment"));
     assert!(failure > 0.2 && failure > baseline + 0.2, "payment: baseline {baseline}, failure {failure}");
     assert!(rate(&rates, "rampdown", "payment") < failure, "{rates:?}");
     assert!(rate(&rates, "failure", "product-catalog") < failure, "{rates:?}");
+    // Charges also get slower while they fail.
+    assert!(p99["failure"] > p99["baseline"], "{p99:?}");
 }
 
 #[test]
