@@ -1,8 +1,6 @@
 //! Rows of the `logs` table: one per log record, as the Collector's
 //! ClickHouse exporter writes `otel_logs`.
 
-use std::sync::Arc;
-
 use arrow_array::builder::{StringBuilder, TimestampNanosecondBuilder, UInt8Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -10,7 +8,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::attributes::{
     AttributesBuilder, ContextColumns, RenderedAttributes, append_attributes, append_id, append_value,
-    attributes_builder, nanos, record_batch, service_name, timestamp_builder,
+    attributes_builder, finish, nanos, record_batch, service_name, timestamp_builder,
 };
 use super::{RowContext, Table};
 
@@ -136,22 +134,22 @@ impl LogsRows {
         }
         self.rows = 0;
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(self.columns.timestamp.finish()),
-            Arc::new(self.columns.trace_id.finish()),
-            Arc::new(self.columns.span_id.finish()),
-            Arc::new(self.columns.trace_flags.finish()),
-            Arc::new(self.columns.severity_text.finish()),
-            Arc::new(self.columns.severity_number.finish()),
-            Arc::new(self.columns.service_name.finish()),
-            Arc::new(self.columns.body.finish()),
-            Arc::new(self.columns.resource_schema_url.finish()),
-            Arc::new(self.columns.resource_attributes.finish()),
-            Arc::new(self.columns.scope_schema_url.finish()),
-            Arc::new(self.columns.scope_name.finish()),
-            Arc::new(self.columns.scope_version.finish()),
-            Arc::new(self.columns.scope_attributes.finish()),
-            Arc::new(self.columns.log_attributes.finish()),
-            Arc::new(self.columns.event_name.finish()),
+            finish(&mut self.columns.timestamp),
+            finish(&mut self.columns.trace_id),
+            finish(&mut self.columns.span_id),
+            finish(&mut self.columns.trace_flags),
+            finish(&mut self.columns.severity_text),
+            finish(&mut self.columns.severity_number),
+            finish(&mut self.columns.service_name),
+            finish(&mut self.columns.body),
+            finish(&mut self.columns.resource_schema_url),
+            finish(&mut self.columns.resource_attributes),
+            finish(&mut self.columns.scope_schema_url),
+            finish(&mut self.columns.scope_name),
+            finish(&mut self.columns.scope_version),
+            finish(&mut self.columns.scope_attributes),
+            finish(&mut self.columns.log_attributes),
+            finish(&mut self.columns.event_name),
         ];
         self.columns.context.finish_into(&mut columns);
         Some(record_batch(Table::Logs.schema(self.with_phase), columns))

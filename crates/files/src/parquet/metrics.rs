@@ -3,8 +3,6 @@
 //! `otel_metrics_gauge`, `_sum`, `_histogram`, `_exponential_histogram`
 //! and `_summary`.
 
-use std::sync::Arc;
-
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int32Builder, ListBuilder, StringBuilder, TimestampNanosecondBuilder,
     UInt32Builder, UInt64Builder,
@@ -18,7 +16,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::attributes::{
-    AttributesBuilder, ContextColumns, RenderedAttributes, append_attributes, append_id, attributes_builder,
+    AttributesBuilder, ContextColumns, RenderedAttributes, append_attributes, append_id, attributes_builder, finish,
     list_builder, nanos, record_batch, service_name, timestamp_builder,
 };
 use super::{RowContext, Table, schema};
@@ -207,20 +205,20 @@ impl CommonColumns {
 
     /// The leading columns, leaving them empty.
     fn finish_into(&mut self, columns: &mut Vec<ArrayRef>) {
-        columns.push(Arc::new(self.resource_attributes.finish()));
-        columns.push(Arc::new(self.resource_schema_url.finish()));
-        columns.push(Arc::new(self.scope_name.finish()));
-        columns.push(Arc::new(self.scope_version.finish()));
-        columns.push(Arc::new(self.scope_attributes.finish()));
-        columns.push(Arc::new(self.scope_dropped_attr_count.finish()));
-        columns.push(Arc::new(self.scope_schema_url.finish()));
-        columns.push(Arc::new(self.service_name.finish()));
-        columns.push(Arc::new(self.metric_name.finish()));
-        columns.push(Arc::new(self.metric_description.finish()));
-        columns.push(Arc::new(self.metric_unit.finish()));
-        columns.push(Arc::new(self.attributes.finish()));
-        columns.push(Arc::new(self.start_time_unix.finish()));
-        columns.push(Arc::new(self.time_unix.finish()));
+        columns.push(finish(&mut self.resource_attributes));
+        columns.push(finish(&mut self.resource_schema_url));
+        columns.push(finish(&mut self.scope_name));
+        columns.push(finish(&mut self.scope_version));
+        columns.push(finish(&mut self.scope_attributes));
+        columns.push(finish(&mut self.scope_dropped_attr_count));
+        columns.push(finish(&mut self.scope_schema_url));
+        columns.push(finish(&mut self.service_name));
+        columns.push(finish(&mut self.metric_name));
+        columns.push(finish(&mut self.metric_description));
+        columns.push(finish(&mut self.metric_unit));
+        columns.push(finish(&mut self.attributes));
+        columns.push(finish(&mut self.start_time_unix));
+        columns.push(finish(&mut self.time_unix));
     }
 }
 
@@ -264,11 +262,11 @@ impl ExemplarColumns {
     }
 
     fn finish_into(&mut self, columns: &mut Vec<ArrayRef>) {
-        columns.push(Arc::new(self.filtered_attributes.finish()));
-        columns.push(Arc::new(self.time_unix.finish()));
-        columns.push(Arc::new(self.value.finish()));
-        columns.push(Arc::new(self.span_id.finish()));
-        columns.push(Arc::new(self.trace_id.finish()));
+        columns.push(finish(&mut self.filtered_attributes));
+        columns.push(finish(&mut self.time_unix));
+        columns.push(finish(&mut self.value));
+        columns.push(finish(&mut self.span_id));
+        columns.push(finish(&mut self.trace_id));
     }
 }
 
@@ -338,12 +336,12 @@ impl NumberRows {
         self.rows = 0;
         let mut columns = Vec::new();
         self.common.finish_into(&mut columns);
-        columns.push(Arc::new(self.value.finish()));
-        columns.push(Arc::new(self.flags.finish()));
+        columns.push(finish(&mut self.value));
+        columns.push(finish(&mut self.flags));
         self.exemplars.finish_into(&mut columns);
         if self.table == Table::MetricsSum {
-            columns.push(Arc::new(self.aggregation_temporality.finish()));
-            columns.push(Arc::new(self.is_monotonic.finish()));
+            columns.push(finish(&mut self.aggregation_temporality));
+            columns.push(finish(&mut self.is_monotonic));
         }
         self.common.context.finish_into(&mut columns);
         record_batch(self.table.schema(self.with_phase), columns)
@@ -394,11 +392,11 @@ impl SummaryRows {
         self.rows = 0;
         let mut columns = Vec::new();
         self.common.finish_into(&mut columns);
-        columns.push(Arc::new(self.count.finish()));
-        columns.push(Arc::new(self.sum.finish()));
-        columns.push(Arc::new(self.quantile.finish()));
-        columns.push(Arc::new(self.value.finish()));
-        columns.push(Arc::new(self.flags.finish()));
+        columns.push(finish(&mut self.count));
+        columns.push(finish(&mut self.sum));
+        columns.push(finish(&mut self.quantile));
+        columns.push(finish(&mut self.value));
+        columns.push(finish(&mut self.flags));
         self.common.context.finish_into(&mut columns);
         record_batch(Table::MetricsSummary.schema(self.with_phase), columns)
     }

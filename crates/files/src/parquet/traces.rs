@@ -2,7 +2,6 @@
 //! exporter writes `otel_traces`.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use arrow_array::builder::{ListBuilder, StringBuilder, TimestampNanosecondBuilder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
@@ -11,7 +10,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 
 use super::attributes::{
-    AttributesBuilder, ContextColumns, RenderedAttributes, append_attributes, append_id, attributes_builder,
+    AttributesBuilder, ContextColumns, RenderedAttributes, append_attributes, append_id, attributes_builder, finish,
     list_builder, nanos, record_batch, service_name, timestamp_builder,
 };
 use super::{RowContext, Table, schema};
@@ -171,28 +170,28 @@ impl TracesRows {
         }
         self.rows = 0;
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(self.columns.timestamp.finish()),
-            Arc::new(self.columns.trace_id.finish()),
-            Arc::new(self.columns.span_id.finish()),
-            Arc::new(self.columns.parent_span_id.finish()),
-            Arc::new(self.columns.trace_state.finish()),
-            Arc::new(self.columns.span_name.finish()),
-            Arc::new(self.columns.span_kind.finish()),
-            Arc::new(self.columns.service_name.finish()),
-            Arc::new(self.columns.resource_attributes.finish()),
-            Arc::new(self.columns.scope_name.finish()),
-            Arc::new(self.columns.scope_version.finish()),
-            Arc::new(self.columns.span_attributes.finish()),
-            Arc::new(self.columns.duration.finish()),
-            Arc::new(self.columns.status_code.finish()),
-            Arc::new(self.columns.status_message.finish()),
-            Arc::new(self.columns.events_timestamp.finish()),
-            Arc::new(self.columns.events_name.finish()),
-            Arc::new(self.columns.events_attributes.finish()),
-            Arc::new(self.columns.links_trace_id.finish()),
-            Arc::new(self.columns.links_span_id.finish()),
-            Arc::new(self.columns.links_trace_state.finish()),
-            Arc::new(self.columns.links_attributes.finish()),
+            finish(&mut self.columns.timestamp),
+            finish(&mut self.columns.trace_id),
+            finish(&mut self.columns.span_id),
+            finish(&mut self.columns.parent_span_id),
+            finish(&mut self.columns.trace_state),
+            finish(&mut self.columns.span_name),
+            finish(&mut self.columns.span_kind),
+            finish(&mut self.columns.service_name),
+            finish(&mut self.columns.resource_attributes),
+            finish(&mut self.columns.scope_name),
+            finish(&mut self.columns.scope_version),
+            finish(&mut self.columns.span_attributes),
+            finish(&mut self.columns.duration),
+            finish(&mut self.columns.status_code),
+            finish(&mut self.columns.status_message),
+            finish(&mut self.columns.events_timestamp),
+            finish(&mut self.columns.events_name),
+            finish(&mut self.columns.events_attributes),
+            finish(&mut self.columns.links_trace_id),
+            finish(&mut self.columns.links_span_id),
+            finish(&mut self.columns.links_trace_state),
+            finish(&mut self.columns.links_attributes),
         ];
         self.columns.context.finish_into(&mut columns);
         Some(record_batch(Table::Traces.schema(self.with_phase), columns))

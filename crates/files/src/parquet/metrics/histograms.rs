@@ -1,13 +1,11 @@
 //! Rows of `metrics_histogram` and `metrics_exponential_histogram`.
 
-use std::sync::Arc;
-
 use arrow_array::RecordBatch;
 use arrow_array::builder::{Float64Builder, Int32Builder, ListBuilder, UInt32Builder, UInt64Builder};
 use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
 use opentelemetry_proto::tonic::metrics::v1::{ExponentialHistogramDataPoint, HistogramDataPoint};
 
-use super::super::attributes::record_batch;
+use super::super::attributes::{finish, record_batch};
 use super::{CommonColumns, ExemplarColumns, Shared, f64_list, u64_list};
 use crate::parquet::Table;
 
@@ -65,15 +63,15 @@ impl HistogramRows {
         self.rows = 0;
         let mut columns = Vec::new();
         self.common.finish_into(&mut columns);
-        columns.push(Arc::new(self.count.finish()));
-        columns.push(Arc::new(self.sum.finish()));
-        columns.push(Arc::new(self.bucket_counts.finish()));
-        columns.push(Arc::new(self.explicit_bounds.finish()));
+        columns.push(finish(&mut self.count));
+        columns.push(finish(&mut self.sum));
+        columns.push(finish(&mut self.bucket_counts));
+        columns.push(finish(&mut self.explicit_bounds));
         self.exemplars.finish_into(&mut columns);
-        columns.push(Arc::new(self.flags.finish()));
-        columns.push(Arc::new(self.min.finish()));
-        columns.push(Arc::new(self.max.finish()));
-        columns.push(Arc::new(self.aggregation_temporality.finish()));
+        columns.push(finish(&mut self.flags));
+        columns.push(finish(&mut self.min));
+        columns.push(finish(&mut self.max));
+        columns.push(finish(&mut self.aggregation_temporality));
         self.common.context.finish_into(&mut columns);
         record_batch(Table::MetricsHistogram.schema(self.with_phase), columns)
     }
@@ -141,19 +139,19 @@ impl ExponentialRows {
         self.rows = 0;
         let mut columns = Vec::new();
         self.common.finish_into(&mut columns);
-        columns.push(Arc::new(self.count.finish()));
-        columns.push(Arc::new(self.sum.finish()));
-        columns.push(Arc::new(self.scale.finish()));
-        columns.push(Arc::new(self.zero_count.finish()));
-        columns.push(Arc::new(self.positive_offset.finish()));
-        columns.push(Arc::new(self.positive_bucket_counts.finish()));
-        columns.push(Arc::new(self.negative_offset.finish()));
-        columns.push(Arc::new(self.negative_bucket_counts.finish()));
+        columns.push(finish(&mut self.count));
+        columns.push(finish(&mut self.sum));
+        columns.push(finish(&mut self.scale));
+        columns.push(finish(&mut self.zero_count));
+        columns.push(finish(&mut self.positive_offset));
+        columns.push(finish(&mut self.positive_bucket_counts));
+        columns.push(finish(&mut self.negative_offset));
+        columns.push(finish(&mut self.negative_bucket_counts));
         self.exemplars.finish_into(&mut columns);
-        columns.push(Arc::new(self.flags.finish()));
-        columns.push(Arc::new(self.min.finish()));
-        columns.push(Arc::new(self.max.finish()));
-        columns.push(Arc::new(self.aggregation_temporality.finish()));
+        columns.push(finish(&mut self.flags));
+        columns.push(finish(&mut self.min));
+        columns.push(finish(&mut self.max));
+        columns.push(finish(&mut self.aggregation_temporality));
         self.common.context.finish_into(&mut columns);
         record_batch(Table::MetricsExponentialHistogram.schema(self.with_phase), columns)
     }
