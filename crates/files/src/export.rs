@@ -259,3 +259,57 @@ fn run_is_send(config: &ValidExportConfig, store: &dyn SessionStore, output: &dy
     fn send<T: Send>(_: T) {}
     send(config.run(store, output, &|_| {}));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: serde_json::Value) -> Result<ExportConfig, serde_json::Error> {
+        serde_json::from_value(json)
+    }
+
+    #[test]
+    fn configs_take_the_flags_forms() {
+        let config = parse(serde_json::json!({
+            "session": "s", "format": "parquet", "out": "s3://bucket/exports", "byPhase": true,
+            "signals": "traces,logs", "from": 30, "until": "1m", "phase": "failure", "force": null
+        }))
+        .unwrap();
+        assert_eq!(config.format, FileFormat::Parquet);
+        assert_eq!(config.signals.to_string(), "traces,logs");
+        assert_eq!(config.from, Some(TimeBound::Offset(30_000_000_000)));
+        assert_eq!(config.until, Some(TimeBound::Offset(60_000_000_000)));
+        assert_eq!(config.phase.as_deref(), Some("failure"));
+        assert!(config.by_phase && !config.force);
+        // What it serializes to reads back the same.
+        assert_eq!(parse(serde_json::to_value(&config).unwrap()).unwrap(), config);
+
+        let defaults = parse(serde_json::json!({ "session": "s", "format": "otlp-json", "out": "x" })).unwrap();
+        assert_eq!(defaults, ExportConfig::new("s".parse().unwrap(), FileFormat::OtlpJson, "x"));
+        for (json, message) in [
+            (serde_json::json!({ "session": "s", "format": "csv", "out": "x" }), "unknown variant `csv`"),
+            (serde_json::json!({ "session": "s", "format": "parquet", "out": "x", "signals": "bogus" }), "bogus"),
+            (serde_json::json!({ "session": "s", "format": "parquet", "out": "x", "from": "soon" }), "soon"),
+            (serde_json::json!({ "session": "s", "format": "parquet", "out": "x", "level": 3 }), "unknown field"),
+        ] {
+            let error = parse(json).unwrap_err().to_string();
+            assert!(error.contains(message), "{error}");
+        }
+    }
+
+    #[test]
+    fn s3_output_is_parquet_only_and_something_is_selected() {
+        let config = |format, out: &str| ExportConfig::new("s".parse().unwrap(), format, out);
+        let error = config(FileFormat::OtlpJson, "s3://bucket/prefix").validate().unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "cannot write otlp-json files to s3://bucket/prefix: S3 output is written for --format parquet only"
+        );
+        assert!(config(FileFormat::Parquet, "s3://bucket/prefix").validate().is_ok());
+        let error = config(FileFormat::Parquet, " ").validate().unwrap_err().to_string();
+        assert!(error.starts_with("invalid export: out:"), "{error}");
+        let mut none = config(FileFormat::Parquet, "x");
+        none.signals = SignalSet::NONE;
+        assert!(none.validate().unwrap_err().to_string().contains("signals"));
+    }
+}

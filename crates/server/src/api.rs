@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tape_session::{Error as StoreError, SessionId};
 
 use crate::captures::{capture, captures, start_capture, stop_capture};
+use crate::exports::{export, exports, start_export, stop_export};
 use crate::replays::{replay, replays, start_replay, stop_replay};
 use crate::seeds::{seed, seeds, start_seed, stop_seed};
 use crate::sessions::{
@@ -139,6 +140,9 @@ pub(crate) fn router(state: Arc<State>, max_body_bytes: usize) -> Router {
         .route("/api/v1/seeds", get(seeds).post(start_seed))
         .route("/api/v1/seeds/{id}", get(seed))
         .route("/api/v1/seeds/{id}/stop", post(stop_seed))
+        .route("/api/v1/exports", get(exports).post(start_export))
+        .route("/api/v1/exports/{id}", get(export))
+        .route("/api/v1/exports/{id}/stop", post(stop_export))
         .route("/api/v1/patterns", get(patterns))
         .route("/api/v1/patterns/{name}", get(pattern))
         .route("/api/v1/retention/prune", post(prune))

@@ -1,13 +1,14 @@
 //! The control API of otlp-tape (`otlp-tape serve`): OTLP receivers that
 //! record while a capture runs, and an HTTP API (`docs/API.md`,
 //! `docs/openapi.json`) that lists and deletes sessions, starts and stops
-//! captures, replays and seeds, prunes by a retention policy and shows
-//! Prometheus metrics.
+//! captures, replays, seeds and exports, prunes by a retention policy and
+//! shows Prometheus metrics.
 //!
 //! The API is a thin front over the components: a request body is
 //! deserialized directly into the component's `Config` (a capture's into
 //! `tape_capture`'s, a replay's into [`tape_replay::ReplayConfig`], a
-//! seed's into `tape_seed::SeedConfig`), validated as the command line
+//! seed's into `tape_seed::SeedConfig`, an export's into
+//! `tape_files::ExportConfig`), validated as the command line
 //! validates it, and run as a job. A config's fields are exactly what the
 //! API accepts, so a body that names a file of this host (`report`,
 //! `checkpoint`) is refused as an unknown option; see [`request`].
@@ -15,8 +16,9 @@
 //! `serve`'s own settings are a [`ServeConfig`]; [`ServeConfig::validate`]
 //! checks them into [`ServeSettings`]; [`Server::start`] binds, and
 //! [`Server::run`] serves until its shutdown token is cancelled, then
-//! finishes captures and stops replays (their reports written) and seeds.
-//! The caller picks the store and the pass-through, passes the
+//! finishes captures and stops replays (their reports written), seeds and
+//! exports. The caller picks the store, the pass-through and where exports
+//! write (an opener of output directories), passes the
 //! environment the components read (`OTEL_EXPORTER_OTLP_*`, `CAPTURE_*`,
 //! `CLICKHOUSE_*`) as a lookup, and says where warnings go ([`Host`]).
 //!
@@ -53,6 +55,7 @@ mod api;
 mod captures;
 mod config;
 mod error;
+mod exports;
 mod limits;
 mod metrics;
 mod replays;

@@ -22,6 +22,11 @@ pub type ReplayOptions = tape_replay::ReplayConfig;
 /// The body of `POST /api/v1/seeds`: `tape_seed`'s seed config.
 pub type SeedOptions = tape_seed::SeedConfig;
 
+/// The body of `POST /api/v1/exports`: `tape_files`'s export config. Its
+/// `out` is an `s3://bucket/prefix` URL or a path relative to serve's
+/// export directory.
+pub type ExportOptions = tape_files::ExportConfig;
+
 /// A request body that is not a valid set of options; the message names
 /// the option.
 #[derive(Debug, thiserror::Error)]

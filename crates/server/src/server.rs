@@ -87,6 +87,7 @@ impl Server {
             warn,
             export_dir: settings.export_dir,
             open_output,
+            exports: Mutex::default(),
         });
         // The policy applies at once, then every interval.
         if settings.retention_interval.is_some() {

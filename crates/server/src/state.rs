@@ -1,5 +1,5 @@
 //! What the control API works with: the store, the receivers, the jobs it
-//! started (captures, replays, seeds) and what bounds them.
+//! started (captures, replays, seeds, exports) and what bounds them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -122,6 +122,22 @@ pub(crate) struct SeedJob {
     pub summary: Option<Value>,
 }
 
+/// An export started through the API.
+pub(crate) struct ExportJob {
+    pub id: String,
+    pub session_id: SessionId,
+    /// Its options, as the export config has them (`out` as the client
+    /// gave it).
+    pub options: Value,
+    pub status: JobStatus,
+    /// The latest progress the run reported.
+    pub progress: Arc<Mutex<tape_files::ExportProgress>>,
+    /// Cancelled to stop it: the run is dropped with what it has not
+    /// committed.
+    pub stop: CancellationToken,
+    pub outcome: Option<Value>,
+}
+
 /// The summed progress of the replays that ended.
 #[derive(Debug, Default)]
 pub(crate) struct ReplayTotals(pub ProgressSnapshot);
@@ -169,6 +185,7 @@ pub(crate) struct State {
     pub export_dir: Option<PathBuf>,
     /// Opens an export's output directory.
     pub open_output: crate::OutputOpener,
+    pub exports: Mutex<BTreeMap<String, ExportJob>>,
 }
 
 impl State {
@@ -178,7 +195,7 @@ impl State {
     }
 
     /// Sessions that must not be deleted: the one being captured and those
-    /// being replayed.
+    /// being replayed or exported.
     pub fn busy_sessions(&self) -> HashSet<SessionId> {
         // Sessions another process is capturing, too.
         let locked = tape_store::locked_sessions(&self.spool_dir).unwrap_or_default();
@@ -191,16 +208,23 @@ impl State {
         busy.extend(
             lock(&self.replays).values().filter(|job| job.status.is_running()).map(|job| job.session_id.clone()),
         );
+        busy.extend(
+            lock(&self.exports).values().filter(|job| job.status.is_running()).map(|job| job.session_id.clone()),
+        );
         busy
     }
 
-    /// Stops every running replay and seed: a replay ends within its drain
-    /// timeout and writes its report; a seed removes its partial session.
+    /// Stops every running replay, seed and export: a replay ends within
+    /// its drain timeout and writes its report; a seed removes its partial
+    /// session; an export removes what it has not committed.
     pub fn stop_jobs(&self) {
         for job in lock(&self.replays).values() {
             job.stop();
         }
         for job in lock(&self.seeds).values() {
+            job.stop();
+        }
+        for job in lock(&self.exports).values() {
             job.stop();
         }
     }

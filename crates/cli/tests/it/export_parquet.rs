@@ -39,7 +39,7 @@ fn read(path: &Path) -> (u64, Option<BTreeMap<String, u64>>) {
         assert!(sessions.iter().all(|session| session == Some("pf")), "{}", path.display());
         if let Some(column) = batch.column_by_name("Phase") {
             let counts = phases.get_or_insert_with(BTreeMap::new);
-            for phase in column.as_string::<i32>().iter() {
+            for phase in column.as_string::<i32>() {
                 *counts.entry(phase.unwrap().to_owned()).or_default() += 1;
             }
         }
@@ -73,15 +73,18 @@ fn session_items(store: &Path) -> (u64, u64, u64) {
     (count("capturedTraces"), count("capturedMetrics"), count("capturedLogs"))
 }
 
+/// Spans, data points and log records.
+type Items = (u64, u64, u64);
+
 /// Rows of the tables in `out` (metrics summed over their five tables),
 /// and rows per phase of the same.
-fn table_rows(out: &Path) -> ((u64, u64, u64), BTreeMap<String, (u64, u64, u64)>) {
+fn table_rows(out: &Path) -> (Items, BTreeMap<String, Items>) {
     let mut totals = (0, 0, 0);
-    let mut by_phase: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    let mut by_phase: BTreeMap<String, Items> = BTreeMap::new();
     for file in files_under(out) {
         let name = file.to_str().unwrap();
         let (rows, phases) = read(&out.join(&file));
-        let slot = |counts: &mut (u64, u64, u64), rows| match name {
+        let slot = |counts: &mut Items, rows| match name {
             "traces.parquet" => counts.0 += rows,
             "logs.parquet" => counts.2 += rows,
             _ if name.starts_with("metrics_") => counts.1 += rows,
@@ -246,4 +249,45 @@ fn a_corrupt_blob_is_named_and_nothing_is_left_behind() {
         );
         assert_eq!(files_under(&out), Vec::<PathBuf>::new(), "by phase: {by_phase}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_go_to_s3_by_phase_and_are_not_replaced_without_force() {
+    let server = tape_testkit::s3::S3TestServer::start().await;
+    let dir = seeded();
+    let url = format!("s3://{}/exports/pf", server.bucket());
+    let (server, store) = (&server, dir.path());
+    tokio::task::block_in_place(|| {
+        let export_to_s3 = |args: &[&str]| {
+            let mut command = tape(store);
+            command
+                .env("MINIO_ENDPOINT", server.endpoint())
+                .env("MINIO_ACCESS_KEY", server.access_key())
+                .env("MINIO_SECRET_KEY", server.secret_key())
+                .args(["export", "--session", "pf", "--format", "parquet", "--by-phase", "--out", &url])
+                .args(args);
+            command
+        };
+        let output = export_to_s3(&["--output", "json"]).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let exported: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(exported["location"], url);
+
+        let objects = server.bucket_dir().join("exports/pf");
+        let labels: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(objects.join("labels.json")).unwrap()).unwrap();
+        let failure = labels["phases"].as_array().unwrap().iter().find(|entry| entry["phase"] == "failure").unwrap();
+        let traces = failure["files"].as_array().unwrap().iter().find(|file| file["table"] == "traces").unwrap();
+        assert_eq!(traces["file"], "Phase=failure/traces.parquet");
+        let (rows, phases) = read(&objects.join("Phase=failure/traces.parquet"));
+        assert_eq!(rows, traces["items"].as_u64().unwrap());
+        assert!(phases.is_none());
+
+        fails_with(
+            &mut export_to_s3(&[]),
+            1,
+            &[&format!("{url}/Phase=baseline/traces.parquet exists; pass --force to replace it")],
+        );
+        export_to_s3(&["--force"]).assert().success();
+    });
 }

@@ -523,7 +523,7 @@ async fn the_api_stop_ends_a_retrying_replay_stopped_and_sigterm_ends_serve_prom
 
 /// Sends SIGTERM to serve and waits for it to exit, failing the test if it
 /// has not after `limit`: a guard against a hang, not a measure of time.
-fn exit_within(mut served: Served, limit: std::time::Duration) -> std::process::ExitStatus {
+pub fn exit_within(mut served: Served, limit: std::time::Duration) -> std::process::ExitStatus {
     Command::new("kill").args(["-TERM", &served.child.id().to_string()]).status().unwrap();
     let id = served.child.id();
     let mut child = std::mem::replace(&mut served.child, Command::new("true").spawn().unwrap());

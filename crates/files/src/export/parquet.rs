@@ -26,8 +26,13 @@ use super::{ExportConfig, ExportProgress, ExportedTables, TableFile};
 use crate::parquet::Table;
 use crate::{Error, FileFormat};
 
-/// Records handed to the decode thread at a time.
+/// Records handed to the decode thread at a time, at most: as many as
+/// reach [`CHUNK_BYTES`] of requests, up to this count. Requests of a busy
+/// capture hold hundreds of spans, so the bytes, not the count, keep the
+/// records in flight small.
 const CHUNK_RECORDS: usize = 256;
+/// Bytes of requests handed to the decode thread at a time, about.
+const CHUNK_BYTES: usize = 1 << 20;
 /// Chunks of records and pieces of files in flight between the task and
 /// the threads.
 const CHANNEL_DEPTH: usize = 4;
@@ -151,14 +156,19 @@ async fn write(
 
     let read = async move {
         let mut records = std::pin::pin!(selection.records(store, metadata, progress));
-        let mut chunk = Vec::with_capacity(CHUNK_RECORDS);
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
         while let Some(record) = records.try_next().await? {
+            bytes += record.1.payload.len();
             chunk.push(record);
-            if chunk.len() == CHUNK_RECORDS
-                && chunks.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS))).await.is_err()
+            if (chunk.len() == CHUNK_RECORDS || bytes >= CHUNK_BYTES)
+                && chunks.send(std::mem::take(&mut chunk)).await.is_err()
             {
                 // The pipeline stopped; the writing side says why.
                 return Ok(());
+            }
+            if chunk.is_empty() {
+                bytes = 0;
             }
         }
         if !chunk.is_empty() {

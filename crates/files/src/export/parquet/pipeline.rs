@@ -24,7 +24,7 @@ use crate::parquet::{ROW_GROUP_ROWS, RowContext, SignalTables, Table, TableWrite
 /// Rows of a table handed from the rows to the encoder at a time: a small
 /// part of a row group, so that rows buffered for many files (a phase's
 /// tables each) stay small.
-const BATCH_ROWS: usize = ROW_GROUP_ROWS / 16;
+const BATCH_ROWS: usize = ROW_GROUP_ROWS / 64;
 
 /// A file of the export: its label (by phase: an index into the labels'
 /// names; otherwise none) and its table.
