@@ -309,6 +309,7 @@ mod tests {
         assert_eq!(settings.receive.read_timeout, Duration::from_secs(30));
         assert!(settings.token.is_none() && settings.retention.is_none() && settings.retention_interval.is_none());
         assert_eq!((settings.limits.max_concurrent_replays, settings.limits.max_concurrent_seeds), (4, 2));
+        assert_eq!((settings.limits.max_concurrent_exports, settings.export_dir), (2, None));
     }
 
     #[test]
@@ -369,6 +370,10 @@ mod tests {
                 "--max-concurrent-replays must be more than zero",
             ),
             (ServeConfig { max_seed_traces: 0, ..ServeConfig::default() }, "--max-seed-traces must be more than zero"),
+            (
+                ServeConfig { max_concurrent_exports: 0, ..ServeConfig::default() },
+                "--max-concurrent-exports must be more than zero",
+            ),
         ] {
             let error = refused(config);
             assert!(error.starts_with(expected), "{expected}: {error}");
