@@ -13,9 +13,9 @@ use tape_session::{SessionMetadata, SessionStore, UNLABELLED, read_session};
 use crate::Error;
 use crate::system::cpu_seconds;
 
-/// Rows a table buffers before they are taken as a batch, as the export
-/// takes them.
-const BATCH_ROWS: usize = ROW_GROUP_ROWS / 4;
+/// Rows a table buffers before they are taken as a batch: the export's
+/// own batch size (`ROW_GROUP_ROWS / 64` in tape-files' pipeline).
+const BATCH_ROWS: usize = ROW_GROUP_ROWS / 64;
 
 /// One pass over the session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
