@@ -1,8 +1,5 @@
 //! Encoding one table's record batches as a Parquet file.
 
-use std::io;
-use std::sync::Arc;
-
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Schema};
 use bytes::Bytes;
@@ -141,12 +138,6 @@ fn tune_columns(
         };
     }
     Ok(properties)
-}
-
-/// An error of the Parquet encoder as an I/O error, for messages that name
-/// the file.
-pub(crate) fn to_io(error: parquet::errors::ParquetError) -> io::Error {
-    io::Error::other(Arc::new(error).to_string())
 }
 
 #[cfg(test)]

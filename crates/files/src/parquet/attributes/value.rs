@@ -14,7 +14,7 @@ use super::for_each_unique;
 /// are, booleans and integers as text, doubles in ECMAScript's number
 /// format, bytes in standard base64, key-value lists and arrays as JSON
 /// (`json.Marshal` of `AsRaw`, keys sorted), nothing for an empty value.
-pub(in crate::parquet) fn write_value<W: Write>(out: &mut W, value: Option<&AnyValue>) -> fmt::Result {
+pub(super) fn write_value<W: Write>(out: &mut W, value: Option<&AnyValue>) -> fmt::Result {
     let Some(value) = value.and_then(|value| value.value.as_ref()) else {
         return Ok(());
     };
