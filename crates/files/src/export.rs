@@ -216,8 +216,8 @@ impl ValidExportConfig {
     /// Writes the selected records of the session into `output`: OTLP
     /// files into its local directory, Parquet tables into any output.
     /// Files appear only once every record is in: a failed export leaves
-    /// nothing behind. `progress` is called every few thousand records and
-    /// once at the end.
+    /// nothing behind. `progress` is called at the start, every few thousand
+    /// records or tens of thousands of items, and once at the end.
     ///
     /// # Errors
     /// The session or its phases cannot be read, the selection selects

@@ -291,3 +291,31 @@ async fn tables_go_to_s3_by_phase_and_are_not_replaced_without_force() {
         export_to_s3(&["--force"]).assert().success();
     });
 }
+
+#[test]
+fn a_record_in_overlapping_phases_is_a_row_in_each() {
+    let dir = seeded();
+    let key = ["annotations", "add", "--session", "pf", "--key", "test.phase.incident"];
+    tape(dir.path()).args(key).args(["--from", "5s", "--until", "15s"]).assert().success();
+
+    let all = dir.path().join("all");
+    export(dir.path(), &all, &[]);
+    let (totals, by_phase) = table_rows(&all);
+    let incident = dir.path().join("incident");
+    export(dir.path(), &incident, &["--phase", "incident"]);
+    let (_, in_incident) = table_rows(&incident);
+    // Its records are also in baseline (5 s to 10 s) or failure (10 s to 15 s).
+    assert_eq!(in_incident.keys().collect::<Vec<_>>(), ["baseline", "failure", "incident"]);
+    assert_eq!(by_phase["incident"], in_incident["incident"]);
+    let inside = in_incident["baseline"].0 + in_incident["failure"].0;
+    assert_eq!(inside, in_incident["incident"].0);
+    let items = session_items(dir.path());
+    assert_eq!(totals.0, items.0 + in_incident["incident"].0);
+
+    let partitioned = dir.path().join("partitioned");
+    let labels = export(dir.path(), &partitioned, &["--by-phase"])["labels"].clone();
+    assert_eq!(labels["overlapping"], true);
+    let entry = labels["phases"].as_array().unwrap().iter().find(|entry| entry["phase"] == "incident").unwrap();
+    assert_eq!(entry["items"]["traces"].as_u64().unwrap(), in_incident["incident"].0);
+    assert_eq!(read(&partitioned.join("Phase=incident/traces.parquet")).0, in_incident["incident"].0);
+}

@@ -14,8 +14,11 @@ use tape_session::{
 use super::{ExportConfig, ExportProgress};
 use crate::Error;
 
-/// Progress is reported every this many records.
-const PROGRESS_EVERY: u64 = 4096;
+/// Progress is reported every this many records,
+const PROGRESS_RECORDS: u64 = 4096;
+/// or sooner, every this many items (a busy capture's requests hold
+/// hundreds of spans each).
+const PROGRESS_ITEMS: u64 = 64 * 1024;
 
 /// The records an export reads, resolved against the session.
 pub(super) struct Selection {
@@ -115,18 +118,33 @@ pub(super) struct Progress<'a> {
     records: AtomicU64,
     items: AtomicU64,
     bytes: AtomicU64,
+    /// Items at the last report.
+    reported_items: AtomicU64,
 }
 
 impl<'a> Progress<'a> {
+    /// Progress of `total` records, reported at once (nothing done yet).
     pub(super) fn new(report: &'a (dyn Fn(ExportProgress) + Send + Sync), total: u64) -> Self {
-        Progress { report, total, records: AtomicU64::new(0), items: AtomicU64::new(0), bytes: AtomicU64::new(0) }
+        let progress = Progress {
+            report,
+            total,
+            records: AtomicU64::new(0),
+            items: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            reported_items: AtomicU64::new(0),
+        };
+        progress.report();
+        progress
     }
 
     /// One record read, with its items when it is selected (else 0).
     pub(super) fn record(&self, items: u64) {
-        self.items.fetch_add(items, Ordering::Relaxed);
+        let items = self.items.fetch_add(items, Ordering::Relaxed) + items;
         let records = self.records.fetch_add(1, Ordering::Relaxed) + 1;
-        if records.is_multiple_of(PROGRESS_EVERY) {
+        if records.is_multiple_of(PROGRESS_RECORDS)
+            || items >= self.reported_items.load(Ordering::Relaxed) + PROGRESS_ITEMS
+        {
+            self.reported_items.store(items, Ordering::Relaxed);
             self.report();
         }
     }
