@@ -91,6 +91,15 @@ pub enum Error {
         #[source]
         source: tokio::task::JoinError,
     },
+    /// An export, or a step of one (decoding, converting, encoding), failed.
+    #[error("{context}")]
+    Files {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: BoxError,
+    },
     /// A measurement went wrong: something was lost, refused, or out of order.
     #[error("{0}")]
     Measurement(String),
@@ -100,6 +109,11 @@ impl Error {
     pub(crate) fn session(context: impl Into<String>) -> impl FnOnce(tape_session::Error) -> Error {
         let context = context.into();
         move |source| Error::Session { context, source: Box::new(source) }
+    }
+
+    pub(crate) fn files<E: Into<BoxError>>(context: impl Into<String>) -> impl FnOnce(E) -> Error {
+        let context = context.into();
+        move |source| Error::Files { context, source: source.into() }
     }
 
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {

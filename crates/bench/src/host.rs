@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tape_seed_generator::Pattern;
-use tape_session::{SessionId, SessionStore, SignalCounts};
+use tape_session::{OutputDir, SessionId, SessionStore, SignalCounts};
 
 use crate::BoxError;
 
@@ -30,6 +30,10 @@ pub trait Host: Send + Sync {
 
     /// A local store in `dir`.
     fn local_store(&self, dir: &Path) -> Arc<dyn SessionStore>;
+
+    /// The local directory `dir` as an export's output, as `otlp-tape
+    /// export --out DIR` opens it.
+    fn local_output(&self, dir: &Path) -> Result<Box<dyn OutputDir>, BoxError>;
 
     /// A benchmark reached a step worth telling people about
     /// (`otlp-tape` prints a line on stderr unless `--quiet`).
@@ -64,8 +68,10 @@ pub enum Step<'a> {
         /// The capture's process.
         pid: u32,
     },
-    /// `bench replay` generates the session of a measurement.
+    /// `bench replay` or `bench export` generates the session of a measurement.
     Generating {
+        /// The benchmark: `replay` or `export`.
+        bench: &'a str,
         /// The pattern.
         pattern: &'a str,
         /// `throughput` or `pacing`.
@@ -78,14 +84,28 @@ pub enum Step<'a> {
         /// Requests in flight at most.
         concurrency: usize,
     },
-    /// `bench replay` generates the memory session.
+    /// `bench replay` or `bench export` generates the memory session.
     GeneratingMemory {
+        /// The benchmark: `replay` or `export`.
+        bench: &'a str,
         /// Virtual seconds of the session.
         seconds: f64,
         /// The pattern.
         pattern: &'a str,
-        /// Payload bytes it should hold at least.
+        /// Bytes it should hold at least: payload (`replay`) or stored (`export`).
         target_bytes: u64,
+    },
+    /// `bench export` exports a session to Parquet.
+    Exporting {
+        /// Spans in the session.
+        spans: u64,
+        /// Whether in a child process (the memory measurement).
+        child: bool,
+    },
+    /// `bench export` times its passes over the session.
+    ExportPasses {
+        /// Spans in the session.
+        spans: u64,
     },
     /// `bench replay` replays the memory session in a child process.
     ReplayingMemory {

@@ -12,7 +12,10 @@
 //!   memory of a capture process (peak, and after the load) under many
 //!   concurrent large uploads;
 //! - [`ReplayBenchConfig`] (`bench replay`): replay throughput, peak memory
-//!   and pacing accuracy.
+//!   and pacing accuracy;
+//! - [`ExportBenchConfig`] (`bench export`): Parquet export throughput end
+//!   to end, bytes per span, where the time goes, and the peak memory of
+//!   exporting a large session.
 //!
 //! Sessions go to a temporary directory that is removed afterwards. What
 //! the harnesses need from the program that runs them (its patterns, its
@@ -20,7 +23,7 @@
 //! is printed; reports that find a problem say so in their `check`.
 //!
 //! Only the `otlp-tape` binary depends on this crate: the harnesses pull in
-//! the capture, the replay engine and the seed generator together, and no
+//! the capture, the replay engine, the exports and the seed generator together, and no
 //! other crate's tests should wait for that.
 //!
 //! ```no_run
@@ -35,6 +38,7 @@
 mod capture;
 mod capture_memory;
 mod error;
+mod export;
 mod host;
 mod replay;
 mod seed;
@@ -43,6 +47,7 @@ mod system;
 pub use capture::{CAPTURE_PATTERN, CaptureBench, CaptureBenchConfig, LatencyPhase, ThroughputPhase};
 pub use capture_memory::{CaptureMemoryBench, CaptureMemoryBenchConfig, UploadProtocol};
 pub use error::{BoxError, Error};
+pub use export::{EXPORT_PATTERN, ExportBench, ExportBenchConfig, ExportMemoryReport, ExportRun, Pass, TableFile};
 pub use host::{GeneratedSession, Host, PatternDefaults, SeedRequest, Step};
 pub use replay::{
     BYTES_PER_GB, MemoryReport, PACING_PATTERN, PacingReport, PacingRun, ReplayBench, ReplayBenchConfig, ReplayRun,

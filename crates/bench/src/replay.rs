@@ -113,7 +113,7 @@ pub struct SessionFacts {
 }
 
 impl SessionFacts {
-    fn new(generated: GeneratedSession, metadata: &SessionMetadata) -> Self {
+    pub(crate) fn new(generated: GeneratedSession, metadata: &SessionMetadata) -> Self {
         SessionFacts {
             pattern: generated.pattern,
             duration: generated.duration,
@@ -318,7 +318,7 @@ impl Valid<ReplayBenchConfig> {
         let dir = temp_dir("sessions")?;
         let store = host.local_store(dir.path());
 
-        host.step(Step::Generating { pattern: THROUGHPUT_PATTERN, measurement: "throughput" });
+        host.step(Step::Generating { bench: "replay", pattern: THROUGHPUT_PATTERN, measurement: "throughput" });
         let (session, metadata) =
             generate(host, store.as_ref(), THROUGHPUT_PATTERN, "bench-throughput", config.duration_nanos, config)
                 .await?;

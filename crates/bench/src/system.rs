@@ -1,12 +1,15 @@
 //! What the benchmarks read of this machine and its processes (Linux
 //! `/proc`), and small helpers they share.
 
+use std::ffi::OsString;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use tape_session::SessionId;
 
 use crate::Error;
+use crate::error::ensure;
 
 /// CPUs available to this process.
 pub fn cpus() -> usize {
@@ -67,6 +70,30 @@ pub fn percentile<T: Copy + Default>(sorted: &[T], fraction: f64) -> T {
 /// Milliseconds of a duration, for reading.
 pub(crate) fn milliseconds(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
+}
+
+/// Runs this process's own program with `args` (a hidden flag that runs
+/// one measurement and prints its report as JSON) and reads the report;
+/// `what` names the measurement in messages (`the replay`).
+pub(crate) async fn child_report<T: serde::de::DeserializeOwned>(args: Vec<OsString>, what: &str) -> Result<T, Error> {
+    let program = std::env::current_exe()
+        .map_err(Error::io(format!("cannot find this program to run {what} in a child process")))?;
+    let mut command = std::process::Command::new(program);
+    command.args(args).stdin(Stdio::null()).stderr(Stdio::inherit());
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .map_err(|source| Error::Task {
+            context: "the child process's waiter stopped unexpectedly".to_owned(),
+            source,
+        })?
+        .map_err(Error::io(format!("cannot run {what} in a child process")))?;
+    ensure(output.status.success(), || {
+        format!("{what} in a child process failed ({}); its error is above", output.status)
+    })?;
+    serde_json::from_slice(&output.stdout).map_err(|source| Error::Json {
+        context: format!("cannot read the report of {what} in a child process"),
+        source,
+    })
 }
 
 /// A temporary directory for a benchmark's sessions, removed when dropped.

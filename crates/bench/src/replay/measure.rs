@@ -1,7 +1,7 @@
 //! The three measurements of `bench replay`.
 
+use std::ffi::OsString;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +20,7 @@ use super::{
     THROUGHPUT_PATTERN, ThroughputReport, generate,
 };
 use crate::error::ensure;
-use crate::system::{cpu_seconds, peak_memory_bytes, percentile, steal_seconds};
+use crate::system::{child_report, cpu_seconds, peak_memory_bytes, percentile, steal_seconds};
 use crate::{Error, Host, Step};
 
 /// The speeds at which pacing is measured.
@@ -134,7 +134,12 @@ pub(super) async fn measure_memory(
     })?;
     let mut seconds = (target as f64 / bytes_per_second * 1.03).ceil().max(1.0);
     let session = loop {
-        host.step(Step::GeneratingMemory { seconds, pattern: THROUGHPUT_PATTERN, target_bytes: target });
+        host.step(Step::GeneratingMemory {
+            bench: "replay",
+            seconds,
+            pattern: THROUGHPUT_PATTERN,
+            target_bytes: target,
+        });
         let duration = Duration::from_secs_f64(seconds).as_nanos() as u64;
         let (session, metadata) =
             generate(host, store.as_ref(), THROUGHPUT_PATTERN, MEMORY_SESSION, duration, config).await?;
@@ -154,32 +159,13 @@ pub(super) async fn measure_memory(
 /// Runs `otlp-tape bench replay --replay-only DIR` (this process's own
 /// program) and reads its report.
 async fn replay_in_child(dir: &Path, config: &ReplayBenchConfig) -> Result<ReplayRun, Error> {
-    let program =
-        std::env::current_exe().map_err(Error::io("cannot find this program to run the replay in a child process"))?;
-    let mut command = std::process::Command::new(program);
-    command
-        .args(["--quiet", "--output", "json", "bench", "replay", "--replay-only"])
-        .arg(dir)
-        .args(["--concurrency", &config.concurrency.to_string()])
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit());
+    let mut args: Vec<OsString> =
+        ["--quiet", "--output", "json", "bench", "replay", "--replay-only"].map(Into::into).into();
+    args.extend([dir.as_os_str().to_owned(), "--concurrency".into(), config.concurrency.to_string().into()]);
     if config.gzip {
-        command.arg("--gzip");
+        args.push("--gzip".into());
     }
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .map_err(|source| Error::Task {
-            context: "the child process's waiter stopped unexpectedly".to_owned(),
-            source,
-        })?
-        .map_err(Error::io("cannot run the replay in a child process"))?;
-    ensure(output.status.success(), || {
-        format!("the replay in a child process failed ({}); its error is above", output.status)
-    })?;
-    serde_json::from_slice(&output.stdout).map_err(|source| Error::Json {
-        context: "cannot read the report of the replay in a child process".to_owned(),
-        source,
-    })
+    child_report(args, "the replay").await
 }
 
 /// A record of the pacing session, as read.
@@ -197,7 +183,7 @@ pub(super) async fn measure_pacing(
     store: &Arc<dyn SessionStore>,
     config: &ReplayBenchConfig,
 ) -> Result<PacingReport, Error> {
-    host.step(Step::Generating { pattern: PACING_PATTERN, measurement: "pacing" });
+    host.step(Step::Generating { bench: "replay", pattern: PACING_PATTERN, measurement: "pacing" });
     let (session, metadata) =
         generate(host, store.as_ref(), PACING_PATTERN, "bench-pacing", config.pacing_duration_nanos, config).await?;
     // The schedule: what the engine reads, in the order it reads it.

@@ -6,12 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tape_bench::{
-    BoxError, CaptureBenchConfig, GeneratedSession, Host, PatternDefaults, Report, SeedBenchConfig, SeedRequest, Step,
+    BoxError, CaptureBenchConfig, ExportBenchConfig, GeneratedSession, Host, PatternDefaults, Report, SeedBenchConfig,
+    SeedRequest, Step,
 };
 use tape_otlp::SignalSet;
 use tape_seed_generator::{DEFAULT_START, Generator, Params, Pattern, builtin_pattern};
-use tape_session::{SessionMetadata, SessionStatus, SessionStore, SessionType, SessionWriter, WriterOptions};
-use tape_store::LocalStore;
+use tape_session::{
+    OutputDir, SessionMetadata, SessionStatus, SessionStore, SessionType, SessionWriter, WriterOptions,
+};
+use tape_store::{LocalOutputDir, LocalStore};
 
 /// Built-in patterns, sessions written straight from the generator, and
 /// the steps it was told about.
@@ -62,6 +65,10 @@ impl Host for TestHost {
         Arc::new(LocalStore::new(dir))
     }
 
+    fn local_output(&self, dir: &Path) -> Result<Box<dyn OutputDir>, BoxError> {
+        Ok(Box::new(LocalOutputDir::new(dir)))
+    }
+
     fn step(&self, step: Step<'_>) {
         self.steps.lock().unwrap().push(format!("{step:?}"));
     }
@@ -76,6 +83,23 @@ async fn the_seed_bench_reports_what_the_host_generated() {
     assert!(report.spans > 0 && report.items >= report.spans && report.stored_bytes > 0, "{report:?}");
     assert!(report.spans_per_second > 0.0, "{report:?}");
     report.check().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_bench_finds_every_span_in_the_tables_and_in_every_pass() {
+    let host = TestHost::default();
+    let config = ExportBenchConfig { duration_nanos: 1_000_000_000, ..Default::default() };
+    let report = config.validate().unwrap().run(&host).await.unwrap();
+    report.check().unwrap();
+    assert!(report.session.spans > 0, "{report:?}");
+    assert_eq!((report.export.spans, report.export.rows), (report.session.spans, report.session.items));
+    let traces = report.export.tables.iter().find(|file| file.file == "traces.parquet").expect("a traces table");
+    assert_eq!(traces.rows, report.session.spans);
+    let steps: Vec<&str> = report.passes.iter().map(|pass| pass.step.as_str()).collect();
+    assert_eq!(steps, ["read", "decode", "convert", "encode"]);
+    assert!(report.memory.is_none());
+    let told = host.steps.lock().unwrap().join("\n");
+    assert!(told.contains("Exporting") && told.contains("ExportPasses"), "{told}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,9 @@ pub enum BenchCommand {
     /// Replay throughput (full speed into a discarding OTLP/gRPC receiver in the process), peak memory of a
     /// large replay, and pacing accuracy at 1x and 10x; sessions go to a temporary directory.
     Replay(BenchReplayArgs),
+    /// Parquet export throughput end to end (read, decompress, decode, convert, encode, write) of a high-load
+    /// session, bytes per span, where the time goes, and the peak memory of exporting a large session.
+    Export(BenchExportArgs),
 }
 
 /// `otlp-tape bench seed`
@@ -116,6 +119,28 @@ pub struct BenchReplayArgs {
     pub replay_only: Option<PathBuf>,
 }
 
+/// `otlp-tape bench export`
+#[derive(Debug, Args)]
+pub struct BenchExportArgs {
+    /// Virtual duration of the high-load session exported for throughput (such as 60s or 10m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub duration: u64,
+    /// Traces per second of the high-load sessions; default: the pattern's.
+    #[arg(long, value_name = "TRACES_PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Stored (compressed) size of a high-load session exported in a child process for its peak memory, in GB of
+    /// 10^9 bytes; 0 skips it.
+    #[arg(long, value_name = "GB", default_value_t = 0.0)]
+    pub memory_gb: f64,
+    /// Seed of the generator.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    pub seed: u64,
+    /// Internal, for the memory measurement's child process: only export session bench-export-memory of the local
+    /// store in DIR and print the report as JSON.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub export_only: Option<PathBuf>,
+}
+
 impl BenchSeedArgs {
     /// The benchmark these flags ask for.
     pub fn config(&self) -> tape_bench::SeedBenchConfig {
@@ -171,6 +196,18 @@ impl BenchReplayArgs {
             memory_gb: self.memory_gb,
             pacing_duration_nanos: self.pacing_duration,
             seed: self.seed,
+        }
+    }
+}
+
+impl BenchExportArgs {
+    /// The benchmark these flags ask for.
+    pub fn config(&self) -> tape_bench::ExportBenchConfig {
+        tape_bench::ExportBenchConfig {
+            duration_nanos: self.duration,
+            rate: self.rate,
+            seed: self.seed,
+            memory_gb: self.memory_gb,
         }
     }
 }

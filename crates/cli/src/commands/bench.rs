@@ -2,6 +2,7 @@
 //! with this binary's seed run as its [`Host`]; this module prints their
 //! reports.
 
+mod export;
 mod replay;
 
 use std::path::Path;
@@ -12,8 +13,8 @@ use tape_bench::{
     BoxError, CaptureBench, CaptureMemoryBench, GeneratedSession, Host, PatternDefaults, Report, SeedBench,
     SeedRequest, Step,
 };
-use tape_session::SessionStore;
-use tape_store::LocalStore;
+use tape_session::{OutputDir, SessionStore};
+use tape_store::{LocalOutputDir, LocalStore};
 
 use tape_seed::{DEFAULT_ERROR_RATE, DEFAULT_RATE, SeedConfig};
 
@@ -60,6 +61,10 @@ impl Host for CliHost {
         Arc::new(LocalStore::new(dir))
     }
 
+    fn local_output(&self, dir: &Path) -> Result<Box<dyn OutputDir>, BoxError> {
+        Ok(Box::new(LocalOutputDir::new(dir)))
+    }
+
     fn step(&self, step: Step<'_>) {
         note(describe_step(&step));
     }
@@ -78,15 +83,16 @@ fn describe_step(step: &Step<'_>) -> String {
             human_bytes(*upload_bytes),
             binary.display()
         ),
-        Step::Generating { pattern, measurement } => {
-            format!("bench replay: generating {pattern} for the {measurement} measurement...")
+        Step::Generating { bench, pattern, measurement } => {
+            format!("bench {bench}: generating {pattern} for the {measurement} measurement...")
         }
         Step::ReplayingThroughput { spans, concurrency } => {
             format!("bench replay: replaying {spans} spans at full speed, {concurrency} requests in flight...")
         }
-        Step::GeneratingMemory { seconds, pattern, target_bytes } => format!(
-            "bench replay: generating {seconds} s of {pattern} for at least {} of payload...",
-            human_bytes(*target_bytes)
+        Step::GeneratingMemory { bench, seconds, pattern, target_bytes } => format!(
+            "bench {bench}: generating {seconds} s of {pattern} for at least {} {}...",
+            human_bytes(*target_bytes),
+            if *bench == "export" { "stored" } else { "of payload" }
         ),
         Step::ReplayingMemory { payload_bytes } => format!(
             "bench replay: replaying {} of payload in a child process to measure its peak memory...",
@@ -94,6 +100,15 @@ fn describe_step(step: &Step<'_>) -> String {
         ),
         Step::ReplayingPacing { requests, speed, seconds } => {
             format!("bench replay: replaying {requests} requests at {speed}x ({seconds:.1} s)...")
+        }
+        Step::Exporting { spans, child: false } => {
+            format!("bench export: exporting {spans} spans to Parquet...")
+        }
+        Step::Exporting { spans, child: true } => {
+            format!("bench export: exporting {spans} spans to Parquet in a child process to measure its peak memory...")
+        }
+        Step::ExportPasses { spans } => {
+            format!("bench export: timing the read, decode, convert and encode passes over {spans} spans...")
         }
         _ => format!("{step:?}"),
     }
@@ -112,6 +127,7 @@ pub async fn run(command: &BenchCommand, format: OutputFormat) -> anyhow::Result
             print_report(&args.config().validate()?.run(&CliHost).await?, format, print_capture_memory_bench)
         }
         BenchCommand::Replay(args) => replay::run(args, format).await,
+        BenchCommand::Export(args) => export::run(args, format).await,
     }
 }
 

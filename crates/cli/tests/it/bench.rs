@@ -1,4 +1,4 @@
-//! `otlp-tape bench capture` and `bench replay`: the reports, not the timings.
+//! `otlp-tape bench capture`, `bench replay` and `bench export`: the reports, not the timings.
 
 use crate::tape_json;
 
@@ -95,4 +95,66 @@ fn bench_replay_reports_every_measurement_and_counts_every_span() {
             assert!(run[field].is_f64(), "{field}: {report}");
         }
     }
+}
+
+#[test]
+fn bench_export_reports_the_tables_and_passes_that_saw_every_span() {
+    // 200 kB stored: under a second of high-load, exported in a child process.
+    let report = bench_report(&["export", "--duration", "2s", "--memory-gb", "0.0002"]);
+    assert!(report["cpus"].as_u64().unwrap() > 0);
+    let session = &report["session"];
+    assert_eq!(session["pattern"], "high-load");
+    assert_eq!(session["duration"], "2s");
+    for field in ["spans", "items", "requests", "uncompressedBytes", "storedBytes"] {
+        assert!(session[field].as_u64().unwrap() > 0, "{field}: {report}");
+    }
+
+    // Every span and item is a row, once; the files' sizes add up.
+    let export = &report["export"];
+    assert_eq!(export["spans"], session["spans"], "{report}");
+    assert_eq!(export["rows"], session["items"], "{report}");
+    let tables = export["tables"].as_array().unwrap();
+    let names: Vec<&str> = tables.iter().map(|file| file["file"].as_str().unwrap()).collect();
+    assert!(names.contains(&"traces.parquet") && names.contains(&"logs.parquet"), "{report}");
+    assert!(names.iter().all(|name| name.ends_with(".parquet")), "{report}");
+    let sum = |field: &str| tables.iter().map(|file| file[field].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("rows"), export["rows"].as_u64().unwrap());
+    assert_eq!(sum("bytes"), export["bytes"].as_u64().unwrap());
+    assert!(tables.iter().all(|file| file["rowGroups"].as_u64().unwrap() >= 1), "{report}");
+    let traces = tables.iter().find(|file| file["file"] == "traces.parquet").unwrap();
+    let bytes_per_span = traces["bytes"].as_f64().unwrap() / traces["rows"].as_f64().unwrap();
+    assert!((export["bytesPerSpan"].as_f64().unwrap() - bytes_per_span).abs() < 1e-9, "{report}");
+    for field in ["seconds", "spansPerSecond", "rowsPerSecond"] {
+        assert!(export[field].as_f64().unwrap() > 0.0, "{field}: {report}");
+    }
+    if cfg!(target_os = "linux") {
+        assert!(export["peakMemoryBytes"].as_u64().unwrap() > 0);
+    }
+
+    // Four passes, each one step more, each seeing every span; the steps'
+    // own times add up to the last pass's.
+    let passes = report["passes"].as_array().unwrap();
+    let steps: Vec<&str> = passes.iter().map(|pass| pass["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["read", "decode", "convert", "encode"]);
+    for pass in passes {
+        assert_eq!(pass["spans"], session["spans"], "{report}");
+        assert!(pass["seconds"].as_f64().unwrap() > 0.0 && !pass["does"].as_str().unwrap().is_empty(), "{report}");
+    }
+    let steps_total: f64 = passes.iter().map(|pass| pass["stepSeconds"].as_f64().unwrap()).sum();
+    assert!((steps_total - passes[3]["seconds"].as_f64().unwrap()).abs() < 1e-9, "{report}");
+
+    let memory = &report["memory"];
+    assert_eq!(memory["targetBytes"], 200_000);
+    assert!(memory["session"]["storedBytes"].as_u64().unwrap() >= 200_000, "{report}");
+    assert_eq!(memory["export"]["spans"], memory["session"]["spans"], "{report}");
+    assert_eq!(memory["export"]["rows"], memory["session"]["items"], "{report}");
+    if cfg!(target_os = "linux") {
+        assert!(memory["export"]["peakMemoryBytes"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn bench_export_names_the_flag_out_of_range() {
+    let store = tempfile::tempdir().unwrap();
+    crate::fails(crate::tape(store.path()).args(["bench", "export", "--memory-gb=-1"]), &["--memory-gb is -1"]);
 }

@@ -22,6 +22,7 @@ mod serve;
 mod sessions;
 mod stack;
 mod store_paths;
+mod training_data;
 
 use std::path::{Path, PathBuf};
 
