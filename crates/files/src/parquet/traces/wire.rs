@@ -169,25 +169,25 @@ fn key_value(buf: &[u8]) -> Result<Kv<'_>, Invalid> {
     Ok(Kv { key, value: value.unwrap_or(Val::Empty) })
 }
 
-/// Reads an `AnyValue`: a lone string borrowed, anything else through
-/// prost.
+/// Reads an `AnyValue`: a lone string borrowed, a lone boolean, integer
+/// or double read as prost reads it, anything else through prost.
 fn any_value(buf: &[u8]) -> Result<Val<'_>, Invalid> {
-    let mut string = None;
+    let mut last = None;
     let mut values = 0;
     let mut fields = Fields::of(buf);
     while let Some((tag, field)) = fields.next()? {
-        match tag {
-            1 => {
-                string = Some(field.string()?);
-                values += 1;
-            }
-            2..=8 => values += 1,
-            _ => {}
+        if (1..=8).contains(&tag) {
+            last = Some((tag, field));
+            values += 1;
         }
     }
-    match (values, string) {
+    let scalar = |value| Ok(Val::Other(AnyValue { value: Some(value) }));
+    match (values, last) {
         (0, _) => Ok(Val::Empty),
-        (1, Some(text)) => Ok(Val::Str(text)),
+        (1, Some((1, field))) => Ok(Val::Str(field.string()?)),
+        (1, Some((2, field))) => scalar(Value::BoolValue(field.varint()? != 0)),
+        (1, Some((3, field))) => scalar(Value::IntValue(field.varint()?.cast_signed())),
+        (1, Some((4, field))) => scalar(Value::DoubleValue(f64::from_bits(field.fixed64()?))),
         _ => {
             let value = AnyValue::decode(buf).map_err(|_| Invalid)?;
             if nesting(&value) > MAX_NESTING {
