@@ -73,6 +73,33 @@ impl SignalTables {
         }
     }
 
+    /// Appends the rows of one request of `signal` given as its protobuf
+    /// bytes: the same rows as [`SignalTables::append`] of the decoded
+    /// request. Traces are read straight from the bytes; other signals,
+    /// and trace requests the direct reader leaves to prost, are decoded
+    /// with prost first. Returns the rows appended.
+    ///
+    /// # Errors
+    /// When the bytes are not a valid request of `signal`; nothing is
+    /// appended then.
+    ///
+    /// # Panics
+    /// When `signal` is another signal than the tables'.
+    pub fn append_encoded(
+        &mut self,
+        signal: Signal,
+        payload: &[u8],
+        context: &RowContext<'_>,
+    ) -> Result<u64, tape_otlp::Error> {
+        if let (Rows::Traces(rows), Signal::Traces) = (&mut self.rows, signal)
+            && let Ok(appended) = rows.append_encoded(payload, context)
+        {
+            return Ok(appended);
+        }
+        let request = ExportRequest::decode_protobuf(signal, payload)?;
+        Ok(self.append(&request, context))
+    }
+
     /// Rows buffered in `table`, not yet taken.
     pub fn buffered(&self, table: Table) -> usize {
         match &self.rows {

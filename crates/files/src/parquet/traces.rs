@@ -15,6 +15,10 @@ use super::attributes::{
 };
 use super::{RowContext, Table, schema};
 
+mod wire;
+
+use self::wire::Invalid;
+
 /// The rows of the `traces` table being built.
 pub(super) struct TracesRows {
     with_phase: bool,
@@ -47,6 +51,20 @@ struct Columns {
     links_trace_state: ListBuilder<StringBuilder>,
     links_attributes: ListBuilder<AttributesBuilder>,
     context: ContextColumns,
+}
+
+/// A span's scalar fields, wherever they were read from.
+struct SpanRow<'a> {
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
+    parent_span_id: &'a [u8],
+    trace_state: &'a str,
+    name: &'a str,
+    kind: i32,
+    start: u64,
+    end: u64,
+    status_code: i32,
+    status_message: &'a str,
 }
 
 /// What the spans of one scope share.
@@ -111,12 +129,44 @@ impl TracesRows {
     }
 
     fn append_span(&mut self, span: &Span, shared: &Shared<'_>) {
-        self.columns.timestamp.append_value(nanos(span.start_time_unix_nano));
-        append_id(&mut self.columns.trace_id, &span.trace_id);
-        append_id(&mut self.columns.span_id, &span.span_id);
-        append_id(&mut self.columns.parent_span_id, &span.parent_span_id);
-        self.columns.trace_state.append_value(&span.trace_state);
-        self.columns.span_name.append_value(&span.name);
+        let (status_code, status_message) =
+            span.status.as_ref().map_or((0, ""), |status| (status.code, status.message.as_str()));
+        let row = SpanRow {
+            trace_id: &span.trace_id,
+            span_id: &span.span_id,
+            parent_span_id: &span.parent_span_id,
+            trace_state: &span.trace_state,
+            name: &span.name,
+            kind: span.kind,
+            start: span.start_time_unix_nano,
+            end: span.end_time_unix_nano,
+            status_code,
+            status_message,
+        };
+        append_attributes(&mut self.columns.span_attributes, &span.attributes);
+        for event in &span.events {
+            self.columns.events_timestamp.values().append_value(nanos(event.time_unix_nano));
+            self.columns.events_name.values().append_value(&event.name);
+            append_attributes(self.columns.events_attributes.values(), &event.attributes);
+        }
+        for link in &span.links {
+            append_id(self.columns.links_trace_id.values(), &link.trace_id);
+            append_id(self.columns.links_span_id.values(), &link.span_id);
+            self.columns.links_trace_state.values().append_value(&link.trace_state);
+            append_attributes(self.columns.links_attributes.values(), &link.attributes);
+        }
+        self.close_span(&row, shared);
+    }
+
+    /// Appends the span's columns besides its attributes, events and
+    /// links (appended before), and closes its event and link lists.
+    fn close_span(&mut self, span: &SpanRow<'_>, shared: &Shared<'_>) {
+        self.columns.timestamp.append_value(nanos(span.start));
+        append_id(&mut self.columns.trace_id, span.trace_id);
+        append_id(&mut self.columns.span_id, span.span_id);
+        append_id(&mut self.columns.parent_span_id, span.parent_span_id);
+        self.columns.trace_state.append_value(span.trace_state);
+        self.columns.span_name.append_value(span.name);
         if let Some(kind) = span_kind(span.kind) {
             self.columns.span_kind.append_value(kind);
         } else {
@@ -127,37 +177,38 @@ impl TracesRows {
         shared.resource.append_to(&mut self.columns.resource_attributes);
         self.columns.scope_name.append_value(shared.scope_name);
         self.columns.scope_version.append_value(shared.scope_version);
-        append_attributes(&mut self.columns.span_attributes, &span.attributes);
-        self.columns.duration.append_value(span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano));
-        let (code, message) = span.status.as_ref().map_or((0, ""), |status| (status.code, status.message.as_str()));
+        self.columns.duration.append_value(span.end.saturating_sub(span.start));
+        let code = span.status_code;
         if let Some(code) = status_code(code) {
             self.columns.status_code.append_value(code);
         } else {
             let _ = write!(self.columns.status_code, "{code}");
             self.columns.status_code.append_value("");
         }
-        self.columns.status_message.append_value(message);
-
-        for event in &span.events {
-            self.columns.events_timestamp.values().append_value(nanos(event.time_unix_nano));
-            self.columns.events_name.values().append_value(&event.name);
-            append_attributes(self.columns.events_attributes.values(), &event.attributes);
-        }
+        self.columns.status_message.append_value(span.status_message);
         self.columns.events_timestamp.append(true);
         self.columns.events_name.append(true);
         self.columns.events_attributes.append(true);
-
-        for link in &span.links {
-            append_id(self.columns.links_trace_id.values(), &link.trace_id);
-            append_id(self.columns.links_span_id.values(), &link.span_id);
-            self.columns.links_trace_state.values().append_value(&link.trace_state);
-            append_attributes(self.columns.links_attributes.values(), &link.attributes);
-        }
         self.columns.links_trace_id.append(true);
         self.columns.links_span_id.append(true);
         self.columns.links_trace_state.append(true);
         self.columns.links_attributes.append(true);
         self.rows += 1;
+    }
+
+    /// Appends the rows of an `ExportTraceServiceRequest` read straight
+    /// from its protobuf bytes, the same rows [`TracesRows::append`]
+    /// appends for the decoded request. On [`Invalid`] (bytes the walker
+    /// does not read exactly as prost does, valid or not) nothing is
+    /// appended, and the caller decodes the request with prost instead.
+    pub(super) fn append_encoded(&mut self, payload: &[u8], context: &RowContext<'_>) -> Result<u64, Invalid> {
+        wire::walk(payload, None)?;
+        let before = self.rows;
+        // The same walk over the same bytes: it cannot fail now.
+        wire::walk(payload, Some(self)).expect("the payload was walked once without an error");
+        let appended = self.rows - before;
+        self.columns.context.append_n(context, appended);
+        Ok(appended as u64)
     }
 
     pub(super) fn buffered(&self, table: Table) -> usize {

@@ -89,6 +89,7 @@ async fn a_bad_line_names_its_file_and_line_and_leaves_no_session() {
     assert!(store.list_session_ids().await.expect("lists").is_empty());
 }
 
+mod parquet_direct;
 mod parquet_expected;
 mod parquet_roundtrip;
 mod parquet_tables;

@@ -9,14 +9,15 @@ use tape_files::parquet::{RowContext, Table};
 use tape_otlp::{ExportRequest, Signal, SignalSet};
 use tape_seed_generator::{BUILTIN_PATTERNS, DEFAULT_START, Generator, Params, Pattern, builtin_pattern};
 
-use crate::parquet_expected;
 use crate::parquet_tables::{Cell, Record, Row, read_rows, write_tables};
+use crate::{parquet_direct, parquet_expected};
 
 const PHASES: [&str; 3] = ["warm-up", "incident", "unlabelled"];
 
 /// Writes the tables of `records`, reads them back and checks that they
 /// hold exactly the expected rows; returns the rows read, per table.
 fn assert_round_trip(records: &[Record], with_phase: bool, batch_rows: usize) -> BTreeMap<Table, Vec<Row>> {
+    parquet_direct::assert_direct_equals_prost(records, with_phase);
     let files = write_tables(records, with_phase, batch_rows);
     let mut expected: BTreeMap<Table, Vec<Row>> = BTreeMap::new();
     for (request, context) in records {

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use arrow_array::RecordBatch;
 use bytes::Bytes;
-use tape_otlp::{ExportRequest, Signal};
+use tape_otlp::Signal;
 use tape_session::{Phase, Record, SessionId};
 use tokio::sync::mpsc;
 
@@ -99,19 +99,6 @@ impl Decoder {
         let mut labels = Vec::new();
         while let Some(chunk) = chunks.blocking_recv() {
             for (signal, record) in chunk {
-                let request = match ExportRequest::decode_protobuf(signal, &record.payload) {
-                    Ok(request) => request,
-                    Err(source) => {
-                        let error = Error::UndecodableRecord {
-                            session: self.session.clone(),
-                            signal,
-                            received: record.receive_time().to_string(),
-                            source,
-                        };
-                        let _ = encoder.send(ToEncoder::Failed(error));
-                        return;
-                    }
-                };
                 label(&self.phases, record.receive_time_unix_nano, &mut labels);
                 for &label in &labels {
                     summary.labels[label].requests.add(signal, 1);
@@ -128,7 +115,16 @@ impl Decoder {
                         receive_time: record.receive_time_unix_nano,
                         phase,
                     };
-                    rows.append(&request, &context);
+                    if let Err(source) = rows.append_encoded(signal, &record.payload, &context) {
+                        let error = Error::UndecodableRecord {
+                            session: self.session.clone(),
+                            signal,
+                            received: record.receive_time().to_string(),
+                            source,
+                        };
+                        let _ = encoder.send(ToEncoder::Failed(error));
+                        return;
+                    }
                     for (table, before) in Table::of(signal).iter().zip(before) {
                         let buffered = rows.buffered(*table);
                         if buffered > before {
