@@ -10,27 +10,9 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::files_under;
 use crate::seed_session;
 use crate::serve::{Served, exit_within};
-
-/// Every file under `dir`, relative to it.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&current) else { continue };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path.strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    files.sort();
-    files
-}
 
 /// Rows of the Parquet file at `path`, read with the `parquet` crate.
 fn rows(path: &Path) -> i64 {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use arrow_array::cast::AsArray;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use crate::files_under;
 use crate::{fails, fails_with, seed_session, tape, tape_json};
 
 /// Seeds a 30 s payment-failure session `pf`: phases baseline, failure and
@@ -45,25 +46,6 @@ fn read(path: &Path) -> (u64, Option<BTreeMap<String, u64>>) {
         }
     }
     (rows, phases)
-}
-
-/// Every file under `dir`, relative to it.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(next) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&next) else { continue };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path.strip_prefix(dir).unwrap().to_owned());
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 /// The session's items per signal, from `sessions show`.

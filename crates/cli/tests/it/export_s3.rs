@@ -11,6 +11,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::Value;
 use tape_testkit::s3::S3TestServer;
 
+use crate::files_under;
 use crate::{fails_with, seed_session, tape};
 
 /// `otlp-tape` on the local store `store`, with the test server's S3
@@ -25,25 +26,6 @@ fn tape_to_s3(server: &S3TestServer, store: &Path) -> assert_cmd::Command {
         command.env_remove(name);
     }
     command
-}
-
-/// Every file under `dir`, relative to it.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&current) else { continue };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path.strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 /// The rows of each `.parquet` object under `prefix` of the bucket, by

@@ -13,6 +13,7 @@ use tape_testkit::s3::S3TestServer;
 use tape_testkit::tmpfs::Tmpfs;
 
 use crate::common::s3_config;
+use crate::s3::{inspector, keys_under};
 
 /// Every file under `dir`, as `/`-separated names relative to it, and
 /// every directory (with a final `/`).
@@ -168,33 +169,6 @@ async fn a_local_write_refused_by_a_full_disk_names_the_file_and_leaves_nothing(
     assert_eq!(std::fs::read(tmpfs.path().join("out/logs.parquet")).unwrap(), noise(100_000, 2));
 }
 
-/// A plain SDK client on the test server, to look at the bucket directly.
-fn inspector(server: &S3TestServer) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(server.endpoint())
-        .force_path_style(true)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            server.access_key(),
-            server.secret_key(),
-            None,
-            None,
-            "test",
-        ))
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-async fn keys(client: &aws_sdk_s3::Client, bucket: &str) -> BTreeSet<String> {
-    let mut pages = client.list_objects_v2().bucket(bucket).into_paginator().send();
-    let mut keys = BTreeSet::new();
-    while let Some(page) = pages.next().await {
-        keys.extend(page.unwrap().contents().iter().filter_map(|object| object.key().map(str::to_owned)));
-    }
-    keys
-}
-
 async fn object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
     let output = client.get_object().bucket(bucket).key(key).send().await.unwrap();
     output.body.collect().await.unwrap().into_bytes().to_vec()
@@ -224,11 +198,11 @@ async fn an_s3_object_appears_whole_on_commit_and_nothing_else_stays() {
     for chunk in large.chunks(1024 * 1024 + 3) {
         sink.write(Bytes::copy_from_slice(chunk)).await.unwrap();
     }
-    assert_eq!(keys(&client, bucket).await, BTreeSet::new(), "visible before the commit");
+    assert_eq!(keys_under(&client, bucket, "").await, BTreeSet::new(), "visible before the commit");
     assert!(!output.exists("Phase=baseline/traces.parquet").await.unwrap());
     sink.commit().await.unwrap();
     let key = "exports/run-1/Phase=baseline/traces.parquet";
-    assert_eq!(keys(&client, bucket).await, names(&[key]));
+    assert_eq!(keys_under(&client, bucket, "").await, names(&[key]));
     assert!(object(&client, bucket, key).await == large, "the object changed on its way");
     assert!(output.exists("Phase=baseline/traces.parquet").await.unwrap());
     let head = client.head_object().bucket(bucket).key(key).send().await.unwrap();
@@ -249,12 +223,12 @@ async fn an_s3_object_appears_whole_on_commit_and_nothing_else_stays() {
     let mut sink = output.create("metrics_gauge.parquet").await.unwrap();
     sink.write(Bytes::from(noise(9 * 1024 * 1024, 5))).await.unwrap();
     drop(sink);
-    assert_eq!(keys(&client, bucket).await, names(&[key]));
+    assert_eq!(keys_under(&client, bucket, "").await, names(&[key]));
 
     output.remove("Phase=baseline/traces.parquet").await.unwrap();
     output.remove("Phase=baseline/traces.parquet").await.unwrap();
     assert!(!output.exists("Phase=baseline/traces.parquet").await.unwrap());
-    assert_eq!(keys(&client, bucket).await, BTreeSet::new());
+    assert_eq!(keys_under(&client, bucket, "").await, BTreeSet::new());
 }
 
 #[tokio::test]
@@ -263,7 +237,7 @@ async fn an_s3_output_without_a_prefix_writes_at_the_top_of_the_bucket() {
     let output = S3OutputDir::new(s3_config(&server, "")).unwrap();
     assert_eq!(output.location(), format!("s3://{}", server.bucket()));
     write_file(&output, "labels.json", b"{}").await;
-    assert_eq!(keys(&inspector(&server), server.bucket()).await, names(&["labels.json"]));
+    assert_eq!(keys_under(&inspector(&server), server.bucket(), "").await, names(&["labels.json"]));
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use tape_testkit::s3::S3TestServer;
 use crate::common::s3_config;
 
 /// A plain SDK client on the test server, to look at the bucket directly.
-fn inspector(server: &S3TestServer) -> aws_sdk_s3::Client {
+pub(crate) fn inspector(server: &S3TestServer) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
@@ -29,7 +29,7 @@ fn inspector(server: &S3TestServer) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
-async fn keys_under(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> BTreeSet<String> {
+pub(crate) async fn keys_under(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> BTreeSet<String> {
     let mut pages = client.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
     let mut keys = BTreeSet::new();
     while let Some(page) = pages.next().await {
