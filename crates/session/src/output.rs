@@ -9,7 +9,7 @@ use crate::{BlobSink, Error};
 ///
 /// A file appears under its name only when its sink is committed, whole
 /// (a local file is written under a temporary name and renamed; an S3
-/// object is a multipart upload that only the commit completes). A sink
+/// object is put, or a multipart upload completed, only by the commit). A sink
 /// dropped or aborted leaves nothing.
 #[async_trait::async_trait]
 pub trait OutputDir: Send + Sync {
