@@ -131,3 +131,13 @@ pub(crate) fn ensure(condition: bool, message: impl FnOnce() -> String) -> Resul
 pub(crate) fn invalid_if(condition: bool, message: impl FnOnce() -> String) -> Result<(), Error> {
     if condition { Err(Error::Invalid(message())) } else { Ok(()) }
 }
+
+/// Refuses a `--rate` that is given and not a positive number.
+pub(crate) fn check_rate(rate: Option<f64>) -> Result<(), Error> {
+    match rate {
+        Some(rate) => invalid_if(!(rate.is_finite() && rate > 0.0), || {
+            format!("--rate is {rate}; expected a positive number of traces per second")
+        }),
+        None => Ok(()),
+    }
+}

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::invalid_if;
+use crate::error::{check_rate, invalid_if};
 use crate::replay::SessionFacts;
 use crate::system::{cpus, session_id, temp_dir};
 use crate::{BYTES_PER_GB, Error, Host, Step, Valid};
@@ -174,11 +174,7 @@ impl ExportBenchConfig {
                 self.memory_gb
             )
         })?;
-        if let Some(rate) = self.rate {
-            invalid_if(!(rate.is_finite() && rate > 0.0), || {
-                format!("--rate is {rate}; expected a positive number of traces per second")
-            })?;
-        }
+        check_rate(self.rate)?;
         Ok(Valid(self))
     }
 }

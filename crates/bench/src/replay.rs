@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tape_replay::EndReason;
 use tape_session::SessionMetadata;
 
-use crate::error::invalid_if;
+use crate::error::{check_rate, invalid_if};
 use crate::system::{cpus, session_id, temp_dir};
 use crate::{Error, GeneratedSession, Host, Step, Valid};
 
@@ -300,11 +300,7 @@ impl ReplayBenchConfig {
                 self.memory_gb
             )
         })?;
-        if let Some(rate) = self.rate {
-            invalid_if(!(rate.is_finite() && rate > 0.0), || {
-                format!("--rate is {rate}; expected a positive number of traces per second")
-            })?;
-        }
+        check_rate(self.rate)?;
         Ok(Valid(self))
     }
 }

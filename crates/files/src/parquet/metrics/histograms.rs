@@ -1,7 +1,7 @@
 //! Rows of `metrics_histogram` and `metrics_exponential_histogram`.
 
-use arrow_array::RecordBatch;
 use arrow_array::builder::{Float64Builder, Int32Builder, ListBuilder, UInt32Builder, UInt64Builder};
+use arrow_array::{ArrayRef, RecordBatch};
 use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
 use opentelemetry_proto::tonic::metrics::v1::{ExponentialHistogramDataPoint, HistogramDataPoint};
 
@@ -19,10 +19,7 @@ pub(super) struct HistogramRows {
     bucket_counts: ListBuilder<UInt64Builder>,
     explicit_bounds: ListBuilder<Float64Builder>,
     exemplars: ExemplarColumns,
-    flags: UInt32Builder,
-    min: Float64Builder,
-    max: Float64Builder,
-    aggregation_temporality: Int32Builder,
+    tail: TailColumns,
 }
 
 impl HistogramRows {
@@ -36,10 +33,7 @@ impl HistogramRows {
             bucket_counts: u64_list(),
             explicit_bounds: f64_list(),
             exemplars: ExemplarColumns::new(),
-            flags: UInt32Builder::new(),
-            min: Float64Builder::new(),
-            max: Float64Builder::new(),
-            aggregation_temporality: Int32Builder::new(),
+            tail: TailColumns::new(),
         }
     }
 
@@ -52,10 +46,7 @@ impl HistogramRows {
         self.explicit_bounds.values().append_slice(&point.explicit_bounds);
         self.explicit_bounds.append(true);
         self.exemplars.append(&point.exemplars);
-        self.flags.append_value(point.flags);
-        self.min.append_option(point.min);
-        self.max.append_option(point.max);
-        self.aggregation_temporality.append_value(temporality);
+        self.tail.append(point.flags, point.min, point.max, temporality);
         self.rows += 1;
     }
 
@@ -68,10 +59,7 @@ impl HistogramRows {
         columns.push(finish(&mut self.bucket_counts));
         columns.push(finish(&mut self.explicit_bounds));
         self.exemplars.finish_into(&mut columns);
-        columns.push(finish(&mut self.flags));
-        columns.push(finish(&mut self.min));
-        columns.push(finish(&mut self.max));
-        columns.push(finish(&mut self.aggregation_temporality));
+        self.tail.finish_into(&mut columns);
         self.common.context.finish_into(&mut columns);
         record_batch(Table::MetricsHistogram.schema(self.with_phase), columns)
     }
@@ -91,10 +79,7 @@ pub(super) struct ExponentialRows {
     negative_offset: Int32Builder,
     negative_bucket_counts: ListBuilder<UInt64Builder>,
     exemplars: ExemplarColumns,
-    flags: UInt32Builder,
-    min: Float64Builder,
-    max: Float64Builder,
-    aggregation_temporality: Int32Builder,
+    tail: TailColumns,
 }
 
 impl ExponentialRows {
@@ -112,10 +97,7 @@ impl ExponentialRows {
             negative_offset: Int32Builder::new(),
             negative_bucket_counts: u64_list(),
             exemplars: ExemplarColumns::new(),
-            flags: UInt32Builder::new(),
-            min: Float64Builder::new(),
-            max: Float64Builder::new(),
-            aggregation_temporality: Int32Builder::new(),
+            tail: TailColumns::new(),
         }
     }
 
@@ -128,10 +110,7 @@ impl ExponentialRows {
         append_buckets(&mut self.positive_offset, &mut self.positive_bucket_counts, point.positive.as_ref());
         append_buckets(&mut self.negative_offset, &mut self.negative_bucket_counts, point.negative.as_ref());
         self.exemplars.append(&point.exemplars);
-        self.flags.append_value(point.flags);
-        self.min.append_option(point.min);
-        self.max.append_option(point.max);
-        self.aggregation_temporality.append_value(temporality);
+        self.tail.append(point.flags, point.min, point.max, temporality);
         self.rows += 1;
     }
 
@@ -148,10 +127,7 @@ impl ExponentialRows {
         columns.push(finish(&mut self.negative_offset));
         columns.push(finish(&mut self.negative_bucket_counts));
         self.exemplars.finish_into(&mut columns);
-        columns.push(finish(&mut self.flags));
-        columns.push(finish(&mut self.min));
-        columns.push(finish(&mut self.max));
-        columns.push(finish(&mut self.aggregation_temporality));
+        self.tail.finish_into(&mut columns);
         self.common.context.finish_into(&mut columns);
         record_batch(Table::MetricsExponentialHistogram.schema(self.with_phase), columns)
     }
@@ -163,4 +139,38 @@ fn append_buckets(offset: &mut Int32Builder, counts: &mut ListBuilder<UInt64Buil
     offset.append_value(buckets.map_or(0, |buckets| buckets.offset));
     counts.values().append_slice(buckets.map_or(&[][..], |buckets| &buckets.bucket_counts));
     counts.append(true);
+}
+
+/// The columns both histogram tables end with, after the exemplars:
+/// `Flags`, `Min`, `Max` (null when absent), `AggregationTemporality`.
+struct TailColumns {
+    flags: UInt32Builder,
+    min: Float64Builder,
+    max: Float64Builder,
+    aggregation_temporality: Int32Builder,
+}
+
+impl TailColumns {
+    fn new() -> Self {
+        TailColumns {
+            flags: UInt32Builder::new(),
+            min: Float64Builder::new(),
+            max: Float64Builder::new(),
+            aggregation_temporality: Int32Builder::new(),
+        }
+    }
+
+    fn append(&mut self, flags: u32, min: Option<f64>, max: Option<f64>, temporality: i32) {
+        self.flags.append_value(flags);
+        self.min.append_option(min);
+        self.max.append_option(max);
+        self.aggregation_temporality.append_value(temporality);
+    }
+
+    fn finish_into(&mut self, columns: &mut Vec<ArrayRef>) {
+        columns.push(finish(&mut self.flags));
+        columns.push(finish(&mut self.min));
+        columns.push(finish(&mut self.max));
+        columns.push(finish(&mut self.aggregation_temporality));
+    }
 }
