@@ -8,13 +8,27 @@ use arrow_array::cast::AsArray;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::files_under;
-use crate::{fails, fails_with, seed_session, tape, tape_json};
+use crate::{fails, fails_with, tape, tape_json};
 
 /// Seeds a 30 s payment-failure session `pf`: phases baseline, failure and
-/// rampdown of 10 s each.
+/// rampdown of 10 s each, and some records after them (`unlabelled`).
 fn seeded() -> tempfile::TempDir {
+    seeded_with(UNLABELLED_RECORDS)
+}
+
+/// A seed whose session has records after its phases.
+const UNLABELLED_RECORDS: &str = "1";
+/// A seed whose session has none: `labels.json` lists `unlabelled` with
+/// no items and no files.
+const NO_UNLABELLED_RECORDS: &str = "3";
+
+/// Seeds the session of [`seeded`] with the generator's seed `seed`.
+fn seeded_with(seed: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    seed_session(dir.path(), "payment-failure", "30s", "pf");
+    tape(dir.path())
+        .args(["seed", "--pattern", "payment-failure", "--duration", "30s", "--session-id", "pf", "--seed", seed])
+        .assert()
+        .success();
     dir
 }
 
@@ -82,7 +96,15 @@ fn table_rows(out: &Path) -> (Items, BTreeMap<String, Items>) {
 
 #[test]
 fn tables_hold_every_item_once_and_phases_agree_with_labels() {
-    let dir = seeded();
+    for seed in [UNLABELLED_RECORDS, NO_UNLABELLED_RECORDS] {
+        tables_agree_with_labels(seed);
+    }
+}
+
+/// The session seeded with `seed`, exported whole and by phase: every item
+/// once, and every phase of `labels.json` with the rows of its files.
+fn tables_agree_with_labels(seed: &str) {
+    let dir = seeded_with(seed);
     let out = dir.path().join("tables");
     let exported = export(dir.path(), &out, &[]);
     let (totals, by_phase) = table_rows(&out);
@@ -92,6 +114,7 @@ fn tables_hold_every_item_once_and_phases_agree_with_labels() {
     for phase in ["baseline", "failure", "rampdown"] {
         assert!(by_phase[phase].0 > 0, "no spans in phase {phase}: {by_phase:?}");
     }
+    assert_eq!(by_phase.contains_key("unlabelled"), seed == UNLABELLED_RECORDS, "seed {seed}: {by_phase:?}");
 
     // By phase: Hive partitions without the Phase column, counted in labels.json.
     let partitioned = dir.path().join("partitioned");
@@ -107,7 +130,9 @@ fn tables_hold_every_item_once_and_phases_agree_with_labels() {
         let items = &entry["items"];
         let counts =
             (items["traces"].as_u64().unwrap(), items["metrics"].as_u64().unwrap(), items["logs"].as_u64().unwrap());
-        assert_eq!(by_phase[phase], counts, "phase {phase}");
+        let rows = by_phase.get(phase).copied().unwrap_or_default();
+        assert_eq!(rows, counts, "seed {seed}, phase {phase}");
+        assert_eq!(entry["files"].as_array().unwrap().is_empty(), counts == (0, 0, 0), "seed {seed}: {entry}");
         let mut rows_of_files = (0, 0, 0);
         for file in entry["files"].as_array().unwrap() {
             let name = file["file"].as_str().unwrap();
@@ -126,6 +151,7 @@ fn tables_hold_every_item_once_and_phases_agree_with_labels() {
     }
     assert_eq!(sum, totals);
     assert!(files_under(&partitioned).iter().all(|file| !file.to_str().unwrap().contains(".partial")));
+    assert_eq!(partitioned.join("Phase=unlabelled").exists(), seed == UNLABELLED_RECORDS, "seed {seed}");
 }
 
 #[test]
