@@ -321,7 +321,9 @@ mod tests {
 
     fn hash(items: &mut [Item]) -> String {
         let mut hash = CanonicalHash::default();
-        items.iter_mut().for_each(|item| hash.add(item));
+        for item in items.iter_mut() {
+            hash.add(item);
+        }
         hash.finish()
     }
 
@@ -342,13 +344,17 @@ mod tests {
             assert_eq!(decoded.encode_to_vec(), ours, "{}", point.name);
             let mut back = Vec::new();
             push_points(decoded, |point| back.push(point));
-            assert_eq!(back, [point.clone()]);
+            assert_eq!(back, std::slice::from_ref(point));
         }
         let negative = Point {
             name: "n".to_owned(),
             description: String::new(),
             unit: String::new(),
-            value: PointValue::Sum { point: Default::default(), temporality: -1, monotonic: true },
+            value: PointValue::Sum {
+                point: opentelemetry_proto::tonic::metrics::v1::NumberDataPoint::default(),
+                temporality: -1,
+                monotonic: true,
+            },
         };
         let mut ours = Vec::new();
         encode_point(&negative, &mut ours);
@@ -373,8 +379,12 @@ mod tests {
         // Parts hashed apart and merged give the same.
         let (mut first, mut second) = (CanonicalHash::default(), CanonicalHash::default());
         let (left, right) = items.split_at_mut(5);
-        left.iter_mut().for_each(|item| first.add(item));
-        right.iter_mut().for_each(|item| second.add(item));
+        for item in left.iter_mut() {
+            first.add(item);
+        }
+        for item in right.iter_mut() {
+            second.add(item);
+        }
         first.merge(&second);
         assert_eq!((first.items(), first.finish()), (items.len() as u64, hash_of_all));
     }

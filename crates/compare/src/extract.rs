@@ -195,13 +195,14 @@ pub(crate) fn remap_ids(item: &mut Item, remap: &IdRemap) {
 
 /// The items of one expected record for every pass: `base` (pass 0's
 /// origin, the recorded ids) once per pass with that pass's `origin.pass`
-/// and its id remapping applied, handed to `each`.
-pub(crate) fn for_each_pass(
+/// and its id remapping applied, handed to `each` (which may stop it with
+/// an error).
+pub(crate) fn for_each_pass<E>(
     base: Vec<Item>,
     passes: u64,
     remap: impl Fn(u64) -> Option<IdRemap>,
-    mut each: impl FnMut(Item),
-) {
+    mut each: impl FnMut(Item) -> Result<(), E>,
+) -> Result<(), E> {
     for pass in 0..passes {
         let remap = remap(pass);
         let mut place = |mut item: Item| {
@@ -209,14 +210,15 @@ pub(crate) fn for_each_pass(
             if let Some(remap) = &remap {
                 remap_ids(&mut item, remap);
             }
-            each(item);
+            each(item)
         };
         if pass + 1 == passes {
             // The last pass takes the decoded items themselves.
-            return base.into_iter().for_each(place);
+            return base.into_iter().try_for_each(place);
         }
-        base.iter().cloned().for_each(&mut place);
+        base.iter().cloned().try_for_each(&mut place)?;
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -263,7 +265,11 @@ mod tests {
         let base = items(&request);
         let mut passes: Vec<Item> = Vec::new();
         let remap = |pass: u64| (pass > 0).then(|| IdRemap::new(42, pass));
-        for_each_pass(base, 3, remap, |item| passes.push(item));
+        for_each_pass(base, 3, remap, |item| {
+            passes.push(item);
+            Ok::<(), ()>(())
+        })
+        .expect("no error");
         assert_eq!(passes.len(), 15);
         for pass in 0..3_u64 {
             let mut sent = request.clone();
@@ -271,7 +277,9 @@ mod tests {
                 sent.remap_ids(&remap);
             }
             let mut expected = items(&sent);
-            expected.iter_mut().for_each(|item| item.origin.pass = pass);
+            for item in &mut expected {
+                item.origin.pass = pass;
+            }
             let of_pass: Vec<Item> = passes.iter().filter(|item| item.origin.pass == pass).cloned().collect();
             assert_eq!(of_pass, expected, "pass {pass}");
         }

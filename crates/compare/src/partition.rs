@@ -8,7 +8,11 @@
 //! random one, so that a comparison splits the same way on every run and
 //! every machine.
 
+mod files;
+
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+
+pub(crate) use files::{PartitionWriter, read_partition};
 
 use crate::{Item, ItemBody, PointValue};
 
