@@ -34,6 +34,8 @@ mod extract;
 mod html;
 mod item;
 mod match_keys;
+#[cfg(test)]
+mod match_samples;
 mod match_verdict;
 mod matching;
 mod partition;

@@ -94,6 +94,12 @@ impl Tally {
         crate::matching::compare_partition(&expected, &actual, self);
     }
 
+    /// Whether delivered items must not have moved (timestamp mode
+    /// `none`, or no replay report).
+    pub(crate) fn fixed_shift(&self) -> bool {
+        self.mode == "none"
+    }
+
     /// Counts a delivered item.
     pub(crate) fn delivered(&mut self, item: &Item) {
         self.signals[item.signal().index()].add(&item.scope.service, |counts| counts.delivered += 1);
