@@ -104,6 +104,9 @@ impl fmt::Display for Change<'_> {
                 }
             }
             Change::Field { field, from: Text::None, to: Text::None, .. } => write!(f, "{field} differs"),
+            Change::Field { field: "timestamps", from: Text::Nanos(allowed), to: Text::Nanos(moved), .. } => {
+                write!(f, "timestamps moved {moved} ns, not {allowed} ns as its record")
+            }
             Change::Field { field, from, to, .. } => write!(f, "{field} {from} -> {to}"),
         }
     }
