@@ -28,6 +28,7 @@ mod comparison;
 mod config;
 mod diff;
 mod diff_examples;
+mod diff_points;
 mod diff_values;
 mod error;
 mod extract;

@@ -84,7 +84,9 @@ pub(crate) fn items(request: impl Into<ExportRequest>, origin: Origin) -> Vec<It
                             }
                             None => Vec::new(),
                         };
-                        values.into_iter().for_each(|value| push(&shared, point(value)));
+                        for value in values {
+                            push(&shared, point(value));
+                        }
                     }
                 }
             }
