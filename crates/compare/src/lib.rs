@@ -51,7 +51,9 @@ pub use comparison::{
 pub use config::{CompareConfig, ValidCompareConfig};
 pub use error::Error;
 pub use item::{Item, ItemBody, Origin, Point, PointValue, Scope};
-pub use replay_facts::{ReplayCounts, ReplayFacts, ReplayOptionsFacts, ReplaySession, ReplaySignalCounts};
+pub use replay_facts::{
+    REPLAY_REPORT, ReplayCounts, ReplayFacts, ReplayOptionsFacts, ReplaySession, ReplaySignalCounts,
+};
 pub use run::CompareProgress;
 
 /// Exit status of a comparison whose verdict is a pass.
