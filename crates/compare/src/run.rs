@@ -111,9 +111,12 @@ impl ValidCompareConfig {
         };
         let report = || progress(snapshot(0));
         let sink = |side: &'static str| match &directory {
-            Some(directory) => {
-                Sink::Files(PartitionWriter::new(directory.path(), side, partitions, config.ignore_attributes.clone()))
-            }
+            Some(directory) => Sink::Files(PartitionWriter::new(
+                Arc::clone(directory),
+                side,
+                partitions,
+                config.ignore_attributes.clone(),
+            )),
             None => Sink::Memory(Vec::new()),
         };
         let expected_side = Side {
