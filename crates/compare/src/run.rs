@@ -110,27 +110,32 @@ impl ValidCompareConfig {
             partitions_total: partitions,
         };
         let report = || progress(snapshot(0));
-        let sink = |side: &'static str| match &directory {
+        // In memory, each side's vector is as large as its blobs' items
+        // from the start: growing it would copy it and, for a moment, take
+        // three times its size.
+        let sink = |side: &'static str, items: u64| match &directory {
             Some(directory) => Sink::Files(PartitionWriter::new(
                 Arc::clone(directory),
                 side,
                 partitions,
                 config.ignore_attributes.clone(),
             )),
-            None => Sink::Memory(Vec::new()),
+            None => Sink::Memory(Vec::with_capacity(usize::try_from(items).unwrap_or(0))),
         };
+        let expected_items = items_in(&expected_blobs).saturating_mul(replayed.passes);
+        let actual_items = items_in(&actual_blobs);
         let expected_side = Side {
             session: config.expected.clone(),
             blobs: expected_blobs,
             replayed: Some(replayed),
-            sink: sink(EXPECTED),
+            sink: sink(EXPECTED, expected_items),
             counters: Arc::clone(&counters),
         };
         let actual_side = Side {
             session: config.actual.clone(),
             blobs: actual_blobs,
             replayed: None,
-            sink: sink(ACTUAL),
+            sink: sink(ACTUAL, actual_items),
             counters: Arc::clone(&counters),
         };
         let (expected_read, actual_read) =
@@ -238,6 +243,10 @@ fn uncompressed(blobs: &[BlobEntry]) -> u64 {
 
 fn records(blobs: &[BlobEntry]) -> u64 {
     blobs.iter().map(|blob| blob.records).sum()
+}
+
+fn items_in(blobs: &[BlobEntry]) -> u64 {
+    blobs.iter().map(|blob| blob.items).sum()
 }
 
 fn summary(metadata: &SessionMetadata, read: &SideRead) -> SideSummary {
