@@ -97,6 +97,10 @@ pub struct ReplayOptions {
     /// Replay the session again and again, each pass continuing the
     /// timeline of the one before, until `duration` or a stop.
     pub looping: bool,
+    /// Stop after this many whole passes (counting those of the run a
+    /// resume goes on from), with [`EndReason::Finished`]; implies
+    /// `looping`. `None`: a loop runs until `duration` or a stop.
+    pub passes: Option<u64>,
     /// The longest the replay runs; nothing is sent after it.
     pub duration: Option<Duration>,
     /// Skip a corrupt blob (counting it) instead of stopping there.
@@ -127,6 +131,7 @@ impl Default for ReplayOptions {
             ids: IdRegeneration::default(),
             id_seed: 0,
             looping: false,
+            passes: None,
             duration: None,
             skip_corrupt: false,
             retry: RetryPolicy::default(),
@@ -141,7 +146,8 @@ impl Default for ReplayOptions {
 /// Why a replay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
-    /// Every selected record was sent (once, or once per pass).
+    /// Every selected record was sent (once, or once per pass of
+    /// [`ReplayOptions::passes`]).
     Finished,
     /// The duration ran out.
     Duration,
@@ -400,6 +406,11 @@ impl<S: Sink> Engine<'_, S> {
         // The schedule's origin: the first record sent is due at once.
         let mut origin: Option<(Instant, u128)> = None;
         let mut pass = resume.pass;
+        if options.passes.is_some_and(|passes| pass >= passes) {
+            // A resume of a replay whose last pass is done.
+            return EndReason::Finished;
+        }
+        let looping = options.looping || options.passes.is_some();
         let reason = loop {
             let start = if pass == resume.pass { resume.clone() } else { Position::start_of(pass) };
             let skip = start.record;
@@ -512,8 +523,11 @@ impl<S: Sink> Engine<'_, S> {
                 break halt;
             }
             self.progress.set_done(Position::start_of(pass + 1));
+            if options.passes.is_some_and(|passes| pass + 1 >= passes) {
+                break EndReason::Finished;
+            }
             // A pass that selected nothing would loop without end.
-            if !options.looping || self.stop.is_cancelled() || (dispatched == 0 && skip == 0) {
+            if !looping || self.stop.is_cancelled() || (dispatched == 0 && skip == 0) {
                 break if self.stop.is_cancelled() { EndReason::Stopped } else { EndReason::Finished };
             }
             pass += 1;

@@ -47,6 +47,10 @@ pub struct ReplayArgs {
     /// passes after the first get new trace and span ids.
     #[arg(long = "loop")]
     pub looping: bool,
+    /// Stop after N whole passes (reason finished), at least 1; implies --loop. --duration still limits the
+    /// whole replay.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub passes: Option<u64>,
     /// The longest the whole replay runs, looping or not, such as 90s, 10m or 2h (a bare number is seconds).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3600s")]
     pub duration: u64,
@@ -145,6 +149,7 @@ impl ReplayArgs {
             speed: self.speed,
             timestamps: Some(self.timestamps),
             looping: self.looping,
+            passes: self.passes,
             duration: Some(Duration::from_nanos(self.duration)),
             traces: self.traces,
             metrics: self.metrics,
@@ -220,6 +225,8 @@ mod tests {
             "--timestamps",
             "current",
             "--loop",
+            "--passes",
+            "3",
             "--duration",
             "90s",
             "--traces",
@@ -248,7 +255,7 @@ mod tests {
         let json: ReplayConfig = serde_json::from_str(
             r#"{"session": "seed-1", "filterType": "seed", "endpoint": "http://c:4318", "protocol": "grpc",
                 "header": ["a=1", "b=2"], "compression": "none", "timeout": 5, "insecure": true, "speed": "max",
-                "timestamps": "current", "loop": true, "duration": "90s", "traces": true, "logs": true,
+                "timestamps": "current", "loop": true, "passes": 3, "duration": "90s", "traces": true, "logs": true,
                 "services": "a,b", "from": "30s", "until": "2026-01-01T00:00:00Z", "phase": "failure",
                 "rateLimit": 2.5, "concurrency": 8, "regenerateIds": true, "idSeed": 42,
                 "maxFailures": "unlimited", "maxAttempts": 2, "skipCorrupt": true}"#,

@@ -16,6 +16,7 @@ mod openapi;
 mod prune;
 mod repair;
 mod replay;
+mod replay_passes;
 mod s3;
 mod seed;
 mod serve;

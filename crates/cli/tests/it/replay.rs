@@ -16,9 +16,9 @@ use tape_testkit::otlp_target::{Failure, OtlpTarget, OtlpTargetOptions, Received
 /// Requests in the seed every test replays, per signal.
 const SEED_REQUESTS: [u64; 3] = [124, 30, 61];
 /// Their items: spans, data points, log records.
-const SEED_ITEMS: [u64; 3] = [5248, 132, 1275];
+pub(crate) const SEED_ITEMS: [u64; 3] = [5248, 132, 1275];
 /// The seed's requests in all.
-const SEED_TOTAL: usize = 215;
+pub(crate) const SEED_TOTAL: usize = 215;
 
 /// Every variable that could point a replay somewhere else than the test
 /// says, from the environment of whoever runs the tests.
@@ -59,7 +59,7 @@ const TARGET_VARIABLES: &[&str] = &[
 
 /// `otlp-tape --store DIR replay ARGS` in `DIR`, with no target settings
 /// from the environment.
-fn replay(dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn replay(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(cargo_bin("otlp-tape"));
     command.arg("--store").arg(dir).arg("replay").args(args).current_dir(dir);
     for name in TARGET_VARIABLES {
@@ -70,12 +70,12 @@ fn replay(dir: &Path, args: &[&str]) -> Command {
 
 /// Runs a command to its end off the test's runtime, which keeps serving
 /// the target meanwhile.
-fn run_to_end(command: &mut Command) -> Output {
+pub(crate) fn run_to_end(command: &mut Command) -> Output {
     tokio::task::block_in_place(|| command.output().unwrap())
 }
 
 /// Runs `command` to its end, asserting that it succeeds.
-fn run_ok(command: &mut Command) -> Output {
+pub(crate) fn run_ok(command: &mut Command) -> Output {
     let output = run_to_end(command);
     assert!(output.status.success(), "{}", stderr(&output));
     output
@@ -92,7 +92,7 @@ fn run_failing(command: &mut Command, fragments: &[&str]) {
     }
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -112,7 +112,7 @@ fn replay_error(dir: &Path, args: &[&str]) -> String {
 }
 
 /// A 20-second payment-failure seed session (seed 7) with id `id`.
-fn seed(dir: &Path, id: &str) {
+pub(crate) fn seed(dir: &Path, id: &str) {
     seed_with(dir, id, &["--pattern", "payment-failure", "--duration", "20s", "--seed", "7"]);
 }
 
@@ -135,7 +135,7 @@ fn closed_endpoint() -> String {
 
 /// The session's records as (signal, payload), read with the store API on
 /// a runtime of its own.
-fn stored(dir: &Path, id: &str) -> Vec<(Signal, Vec<u8>)> {
+pub(crate) fn stored(dir: &Path, id: &str) -> Vec<(Signal, Vec<u8>)> {
     let dir = dir.to_owned();
     let id = SessionId::new(id).unwrap();
     std::thread::spawn(move || {

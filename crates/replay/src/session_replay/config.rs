@@ -197,6 +197,11 @@ pub struct ReplayConfig {
     /// (key `loop`). Default: `false`.
     #[serde(default, rename = "loop", deserialize_with = "tape_session::config::switch")]
     pub looping: bool,
+    /// Stop after this many whole passes, at least 1, with the reason
+    /// `finished`; implies `loop`. `duration` still limits the whole
+    /// replay. Default: none, a loop runs until `duration` or a stop.
+    #[serde(default, deserialize_with = "tape_session::config::parsed")]
+    pub passes: Option<u64>,
     /// The longest the whole replay runs, such as `90s` or `2h` (a bare
     /// number is seconds). Default: [`DEFAULT_DURATION`], an hour.
     #[serde(default, deserialize_with = "duration")]
@@ -274,8 +279,10 @@ pub struct ValidReplayConfig {
     pub speed: Speed,
     /// How timestamps move.
     pub timestamps: TimestampMode,
-    /// Whether the replay loops.
+    /// Whether the replay loops (also when `passes` is given).
     pub looping: bool,
+    /// The passes after which it stops, when given.
+    pub passes: Option<u64>,
     /// The longest the replay runs.
     pub duration: Duration,
     /// The signals sent.
@@ -349,6 +356,12 @@ impl ReplayConfig {
                 None => Speed::Factor(1.0),
             },
         };
+        if self.passes == Some(0) {
+            return Err(Error::Invalid(format!(
+                "invalid value '0' for '--passes <N>': 0 is not in 1..={}; a replay makes at least one pass",
+                u64::MAX
+            )));
+        }
         let signals = signals(self.traces, self.metrics, self.logs);
         let services = services(&self.services)?;
         let duration = self.duration.unwrap_or(DEFAULT_DURATION);
@@ -367,7 +380,8 @@ impl ReplayConfig {
             filter_type: self.filter_type,
             speed,
             timestamps: self.timestamps.unwrap_or(TimestampMode::Relative),
-            looping: self.looping,
+            looping: self.looping || self.passes.is_some(),
+            passes: self.passes,
             duration,
             signals,
             services,
@@ -481,7 +495,7 @@ mod tests {
         let config = parse(
             r#"{"session": "seed-1", "strategy": null, "filterType": "seed", "endpoint": "http://c:4318",
                 "protocol": "grpc", "header": "a=1,2", "compression": "none", "timeout": 5, "insecure": true,
-                "speed": 10, "timestamps": "current", "loop": true, "duration": "90s", "traces": true,
+                "speed": 10, "timestamps": "current", "loop": true, "passes": "3", "duration": "90s", "traces": true,
                 "logs": false, "services": ["a, b", "a"], "from": "30s", "until": 60, "phase": "failure",
                 "rateLimit": 2.5, "concurrency": "8", "keepIds": true, "idSeed": 42, "maxFailures": "unlimited",
                 "maxAttempts": 2, "skipCorrupt": true}"#,
@@ -500,6 +514,18 @@ mod tests {
         assert_eq!((config.rate_limit, config.concurrency, config.id_seed), (Some(2.5), 8, Some(42)));
         assert_eq!((config.ids, config.max_failures, config.max_attempts), (IdRegeneration::Never, None, 2));
         assert!(config.looping && config.skip_corrupt && config.target.insecure);
+        assert_eq!(config.passes, Some(3));
+    }
+
+    #[test]
+    fn passes_imply_a_loop_and_are_at_least_one() {
+        let config = parse(r#"{"passes": 2}"#).unwrap().validate(|_| None).unwrap();
+        assert_eq!((config.looping, config.passes), (true, Some(2)));
+        let config = parse(r#"{"loop": true, "passes": null}"#).unwrap().validate(|_| None).unwrap();
+        assert_eq!((config.looping, config.passes), (true, None));
+        let message = invalid(ReplayConfig { passes: Some(0), ..ReplayConfig::default() }, &[]);
+        assert!(message.starts_with("invalid value '0' for '--passes <N>': 0 is not in 1.."), "{message}");
+        assert!(parse(r#"{"passes": "many"}"#).is_err());
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub async fn prepare(
         },
         timestamps: checkpoint::timestamp_mode_name(config.timestamps),
         looping: config.looping,
+        passes: config.passes,
         duration_seconds: config.duration.as_secs_f64(),
         signals: config.signals.iter().collect(),
         services: selection.services.clone(),
@@ -209,7 +210,8 @@ impl Prepared {
         let id_seed = match (&resumed, &self.run.checkpoint) {
             (Some(checkpoint), Some(path)) => {
                 checkpoint.check(path, &self.metadata, &self.fingerprinted, self.config.id_seed)?;
-                if checkpoint.complete || (!self.config.looping && checkpoint.position.pass > 0) {
+                let passes = if self.config.looping { self.config.passes } else { Some(1) };
+                if checkpoint.complete || passes.is_some_and(|passes| checkpoint.position.pass >= passes) {
                     return Ok(Start::AlreadyComplete(Box::new(AlreadyComplete::new(path, checkpoint))));
                 }
                 checkpoint.id_seed
@@ -232,6 +234,7 @@ impl Prepared {
             ids: self.config.ids,
             id_seed,
             looping: self.config.looping,
+            passes: self.config.passes,
             duration: Some(self.config.duration),
             skip_corrupt: self.config.skip_corrupt,
             retry: RetryPolicy { max_attempts: self.config.max_attempts, ..RetryPolicy::default() },

@@ -94,6 +94,9 @@ pub struct OptionsRecord {
     /// Whether it loops.
     #[serde(rename = "loop")]
     pub looping: bool,
+    /// The passes after which it stops; `None`: a loop runs until the
+    /// duration or a stop.
+    pub passes: Option<u64>,
     /// The longest it runs, in seconds.
     pub duration_seconds: f64,
     /// The signals sent.
@@ -315,7 +318,16 @@ fn pacing(span_nanos: u64, items: u64, speed: Speed, options: &OptionsRecord) ->
         description = format!("{description}; at most {rate} items/s: about {}", seconds_text(limited));
     }
     let limit = options.duration_seconds;
-    if options.looping {
+    if let Some(passes) = options.passes {
+        let plural = if passes == 1 { "pass" } else { "passes" };
+        description = format!("{description} a pass, {passes} {plural}");
+        #[allow(clippy::cast_precision_loss)] // an estimate for people
+        let whole = estimate.map(|estimate| estimate * passes as f64);
+        if whole.is_some_and(|whole| whole > limit) {
+            description = format!("{description}, but --duration stops it after {limit:.0}s");
+        }
+        estimate = whole.map(|whole| whole.min(limit));
+    } else if options.looping {
         description = format!("{description} a pass, looping until --duration ({limit:.0}s) or Ctrl-C");
         estimate = Some(limit);
     } else if estimate.is_some_and(|estimate| estimate > limit) {

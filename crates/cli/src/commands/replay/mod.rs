@@ -63,7 +63,12 @@ pub async fn run(
         Speed::Max => "as fast as it accepts".to_owned(),
         Speed::Factor(factor) => format!("at {factor}x the recorded pace"),
     };
-    let looping = if config.looping { ", looping" } else { "" };
+    let looping = match config.passes {
+        Some(1) => ", one pass".to_owned(),
+        Some(passes) => format!(", {passes} passes"),
+        None if config.looping => ", looping".to_owned(),
+        None => String::new(),
+    };
     note(format!(
         "Replaying session {} ({}) to {target} {pace}{looping}: {}; id seed {}.",
         metadata.session_id,
