@@ -7,6 +7,7 @@ mod bench;
 mod capture;
 mod compare_api;
 mod compare_cli;
+mod compare_pipeline;
 mod demo;
 mod disk_full;
 mod export_api;
