@@ -6,14 +6,11 @@ use std::fmt;
 
 use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, SeverityNumber};
-use opentelemetry_proto::tonic::metrics::v1::Exemplar;
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-use crate::diff_values::{
-    ShownValue, diff_attributes, same_exemplar_value, same_exponential_histogram, same_histogram, same_number,
-    same_summary, same_value,
-};
-use crate::{ChangeKind, Item, ItemBody, Location, Point, PointValue, Scope};
+use crate::diff_points::point_parts;
+use crate::diff_values::{ShownValue, diff_attributes, same_value};
+use crate::{ChangeKind, Item, ItemBody, Location, Scope};
 
 /// One difference of a pair; it borrows from the items, so finding one
 /// allocates nothing.
@@ -104,6 +101,9 @@ impl fmt::Display for Change<'_> {
                 }
             }
             Change::Field { field, from: Text::None, to: Text::None, .. } => write!(f, "{field} differs"),
+            Change::Field { field: "timestamps", from: Text::Nanos(allowed), to: Text::Nanos(moved), .. } => {
+                write!(f, "timestamps moved {moved} ns, not {allowed} ns as its record")
+            }
             Change::Field { field, from, to, .. } => write!(f, "{field} {from} -> {to}"),
         }
     }
@@ -177,11 +177,11 @@ pub(crate) struct Differ<'c> {
     pub(crate) ignore: &'c [String],
 }
 
-fn field<'a>(field: &'static str, from: Text<'a>, to: Text<'a>) -> Change<'a> {
+pub(crate) fn field<'a>(field: &'static str, from: Text<'a>, to: Text<'a>) -> Change<'a> {
     Change::Field { field, by_value: false, from, to }
 }
 
-fn counted<'a>(field: &'static str, from: Text<'a>, to: Text<'a>) -> Change<'a> {
+pub(crate) fn counted<'a>(field: &'static str, from: Text<'a>, to: Text<'a>) -> Change<'a> {
     Change::Field { field, by_value: true, from, to }
 }
 
@@ -320,150 +320,6 @@ impl Differ<'_> {
             out.push(field("timestamps", Text::Number(from.into()), Text::Number(to.into())));
         }
     }
-
-    fn points<'a>(&self, e: &'a Point, a: &'a Point, delta: i64, out: &mut Vec<Change<'a>>) {
-        if e.name != a.name {
-            out.push(counted("metric", Text::Str(&e.name), Text::Str(&a.name)));
-        }
-        if e.description != a.description {
-            out.push(field("metric", Text::Str(&e.description), Text::Str(&a.description)));
-        }
-        if e.unit != a.unit {
-            out.push(field("metric", Text::Str(&e.unit), Text::Str(&a.unit)));
-        }
-        let (x, y) = (point_parts(e), point_parts(a));
-        if x.kind != y.kind {
-            out.push(counted("metric", Text::Name(x.kind), Text::Name(y.kind)));
-        } else if x.aggregation != y.aggregation {
-            out.push(field("metric", Text::Name(aggregation(x.aggregation)), Text::Name(aggregation(y.aggregation))));
-        } else if !same_point_value(&e.value, &a.value) {
-            out.push(field("value", number(&e.value), number(&a.value)));
-        }
-        diff_attributes(Location::Point, x.attributes, y.attributes, self.ignore, out);
-        if shifted(x.start, delta) != y.start {
-            out.push(field("startTime", Text::Number(x.start.into()), Text::Number(y.start.into())));
-        }
-        if x.flags != y.flags {
-            out.push(field("flags", Text::Number(x.flags.into()), Text::Number(y.flags.into())));
-        }
-        let same_exemplar = |p: &Exemplar, q: &Exemplar| {
-            let mut changes = Vec::new();
-            diff_attributes(Location::Point, &p.filtered_attributes, &q.filtered_attributes, self.ignore, &mut changes);
-            changes.is_empty()
-                && shifted(p.time_unix_nano, delta) == q.time_unix_nano
-                && p.span_id == q.span_id
-                && p.trace_id == q.trace_id
-                && same_exemplar_value(p.value.as_ref(), q.value.as_ref())
-        };
-        if x.exemplars.len() != y.exemplars.len()
-            || !x.exemplars.iter().zip(y.exemplars).all(|(p, q)| same_exemplar(p, q))
-        {
-            let (from, to) = (x.exemplars.len() as i128, y.exemplars.len() as i128);
-            out.push(field("exemplars", Text::Number(from), Text::Number(to)));
-        }
-    }
-}
-
-/// The fields every type of data point has.
-pub(crate) struct PointParts<'a> {
-    /// The type's name.
-    pub(crate) kind: &'static str,
-    /// Temporality and monotonicity, where the type has them.
-    aggregation: (i32, bool),
-    /// The point's attributes.
-    pub(crate) attributes: &'a [opentelemetry_proto::tonic::common::v1::KeyValue],
-    /// Its start time.
-    start: u64,
-    /// Its time.
-    pub(crate) time: u64,
-    flags: u32,
-    exemplars: &'a [Exemplar],
-}
-
-/// The fields every type of data point has.
-pub(crate) fn point_parts(point: &Point) -> PointParts<'_> {
-    let parts = |kind, aggregation, attributes, start, time, flags, exemplars| PointParts {
-        kind,
-        aggregation,
-        attributes,
-        start,
-        time,
-        flags,
-        exemplars,
-    };
-    match &point.value {
-        PointValue::Gauge(p) => {
-            parts("gauge", (0, false), &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, &p.exemplars)
-        }
-        PointValue::Sum { point: p, temporality, monotonic } => parts(
-            "sum",
-            (*temporality, *monotonic),
-            &p.attributes,
-            p.start_time_unix_nano,
-            p.time_unix_nano,
-            p.flags,
-            &p.exemplars,
-        ),
-        PointValue::Histogram { point: p, temporality } => parts(
-            "histogram",
-            (*temporality, false),
-            &p.attributes,
-            p.start_time_unix_nano,
-            p.time_unix_nano,
-            p.flags,
-            &p.exemplars,
-        ),
-        PointValue::ExponentialHistogram { point: p, temporality } => parts(
-            "exponentialHistogram",
-            (*temporality, false),
-            &p.attributes,
-            p.start_time_unix_nano,
-            p.time_unix_nano,
-            p.flags,
-            &p.exemplars,
-        ),
-        PointValue::Summary(p) => {
-            parts("summary", (0, false), &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, &[])
-        }
-    }
-}
-
-fn same_point_value(a: &PointValue, b: &PointValue) -> bool {
-    match (a, b) {
-        (PointValue::Gauge(a), PointValue::Gauge(b))
-        | (PointValue::Sum { point: a, .. }, PointValue::Sum { point: b, .. }) => {
-            same_number(a.value.as_ref(), b.value.as_ref())
-        }
-        (PointValue::Histogram { point: a, .. }, PointValue::Histogram { point: b, .. }) => same_histogram(a, b),
-        (PointValue::ExponentialHistogram { point: a, .. }, PointValue::ExponentialHistogram { point: b, .. }) => {
-            same_exponential_histogram(a, b)
-        }
-        (PointValue::Summary(a), PointValue::Summary(b)) => same_summary(a, b),
-        _ => false,
-    }
-}
-
-/// A number point's value as details show it; other types' values are
-/// not shown.
-fn number(value: &PointValue) -> Text<'static> {
-    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
-    let (PointValue::Gauge(point) | PointValue::Sum { point, .. }) = value else { return Text::None };
-    match point.value {
-        Some(Value::AsInt(number)) => Text::Number(number.into()),
-        Some(Value::AsDouble(number)) => Text::Float(number),
-        None => Text::Name("(none)"),
-    }
-}
-
-fn aggregation((temporality, monotonic): (i32, bool)) -> &'static str {
-    match (temporality, monotonic) {
-        (1, false) => "delta",
-        (1, true) => "monotonic delta",
-        (2, false) => "cumulative",
-        (2, true) => "monotonic cumulative",
-        (_, false) => "unspecified",
-        (_, true) => "monotonic unspecified",
-    }
 }
 
 fn span_kind(kind: i32) -> Text<'static> {
@@ -487,4 +343,79 @@ fn severity(number: i32) -> Text<'static> {
         let name = severity.as_str_name();
         Text::Name(name.strip_prefix("SEVERITY_NUMBER_").unwrap_or(name))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+    use tape_otlp::sample;
+
+    use super::*;
+    use crate::match_samples::items;
+
+    fn details(expected: &Item, actual: &Item, ignore: &[String]) -> Vec<String> {
+        let mut changes = Vec::new();
+        let differ = Differ { ignore };
+        differ.scopes(&expected.scope, &actual.scope, &mut changes);
+        let delta = match moved(expected, actual) {
+            Moved::By(delta) => delta,
+            Moved::Unset | Moved::Lost => 0,
+        };
+        differ.bodies(expected, actual, delta, &mut changes);
+        changes.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_span_pair_tells_every_field_that_differs() {
+        // Span 9 has an error status, an event and a link.
+        let expected = items(sample::traces("checkout", 10, 0), crate::Origin::default()).remove(9);
+        let mut actual = expected.clone();
+        assert!(details(&expected, &actual, &[]).is_empty());
+        let ItemBody::Span(span) = &mut actual.body else { unreachable!() };
+        span.name = "GET /api".to_owned();
+        span.status.as_mut().unwrap().code = StatusCode::Ok as i32;
+        span.attributes.retain(|attribute| attribute.key != "server.address");
+        span.attributes.push(sample::string_attribute("http.route", "/api"));
+        span.end_time_unix_nano += 1_000;
+        span.events[0].attributes.clear();
+        span.links[0].attributes[0] = sample::string_attribute("link.reason", "redirect");
+        assert_eq!(
+            details(&expected, &actual, &[]),
+            [
+                "name \"GET /api/orders/4\" -> \"GET /api\"",
+                "status Error -> Ok",
+                "span attribute http.route added (\"/api\")",
+                "span attribute server.address removed (was \"orders.internal\")",
+                "event attribute exception.type removed (was \"TimeoutError\")",
+                "link attribute link.reason changed \"retry\" -> \"redirect\"",
+                "duration 770000 ns -> 771000 ns",
+            ]
+        );
+        let ignore = ["http.route".to_owned(), "server.address".to_owned(), "exception.type".to_owned()];
+        assert_eq!(details(&expected, &actual, &ignore).len(), 4);
+    }
+
+    #[test]
+    fn a_log_pair_moved_as_a_whole_differs_only_in_what_changed() {
+        let expected = items(sample::logs("checkout", 10, 0), crate::Origin::default()).remove(9);
+        let mut actual = expected.clone();
+        let ItemBody::Log(record) = &mut actual.body else { unreachable!() };
+        record.time_unix_nano += 5_000;
+        record.observed_time_unix_nano += 5_000;
+        record.severity_number = SeverityNumber::Warn as i32;
+        record.body = Some(AnyValue {
+            value: Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                "order 9 late".to_owned(),
+            )),
+        });
+        assert_eq!(moved(&expected, &actual), Moved::By(5_000));
+        assert_eq!(
+            details(&expected, &actual, &[]),
+            ["body \"order 9 processed\" -> \"order 9 late\"", "severity ERROR -> WARN"]
+        );
+        let ItemBody::Log(record) = &mut actual.body else { unreachable!() };
+        record.observed_time_unix_nano += 1;
+        record.time_unix_nano = 0;
+        assert_eq!(moved(&expected, &actual), Moved::Lost);
+    }
 }

@@ -28,12 +28,15 @@ mod comparison;
 mod config;
 mod diff;
 mod diff_examples;
+mod diff_points;
 mod diff_values;
 mod error;
 mod extract;
 mod html;
 mod item;
 mod match_keys;
+#[cfg(test)]
+mod match_samples;
 mod match_verdict;
 mod matching;
 mod partition;

@@ -253,7 +253,7 @@ impl<'i> ContentKeys<'i> {
                 }
             }
             ItemBody::Point(point) => {
-                let attributes = attributes_hash(crate::diff::point_parts(point).attributes, self.ignore);
+                let attributes = attributes_hash(crate::diff_points::point_parts(point).attributes, self.ignore);
                 let name = ContentHash::default().text(&point.name).number(attributes).finish();
                 let exact = ContentHash::default().number(scope.resource).number(scope.name_and_version).number(name);
                 let loose = ContentHash::default().number(scope.service).number(scope.name).number(name);

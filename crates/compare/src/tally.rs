@@ -94,6 +94,12 @@ impl Tally {
         crate::matching::compare_partition(&expected, &actual, self);
     }
 
+    /// Whether delivered items must not have moved (timestamp mode
+    /// `none`, or no replay report).
+    pub(crate) fn fixed_shift(&self) -> bool {
+        self.mode == "none"
+    }
+
     /// Counts a delivered item.
     pub(crate) fn delivered(&mut self, item: &Item) {
         self.signals[item.signal().index()].add(&item.scope.service, |counts| counts.delivered += 1);
@@ -308,4 +314,160 @@ fn add_counts(total: &mut Counts, counts: &Counts) {
 fn now() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_nanos());
     Timestamp::from_unix_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tape_otlp::sample::{self, string_attribute};
+    use tape_otlp::{ExportRequest, Signal};
+
+    use crate::match_keys::span_key;
+    use crate::match_samples::{compare, compare_in, config, records, report, shift_all};
+    use crate::{Item, ItemBody, MAX_DIFFERENCES, Scope};
+
+    const HOUR: i64 = 3_600_000_000_000;
+
+    fn span_mut(item: &mut Item) -> &mut opentelemetry_proto::tonic::trace::v1::Span {
+        match &mut item.body {
+            ItemBody::Span(span) => span,
+            _ => panic!("not a span"),
+        }
+    }
+
+    #[test]
+    fn each_record_moves_by_one_shift_and_an_item_that_moved_otherwise_changed() {
+        let requests: Vec<ExportRequest> =
+            vec![sample::traces("checkout", 8, 0).into(), sample::logs("checkout", 4, 0).into()];
+        let expected = records(0, requests);
+        let mut actual = expected.clone();
+        let (first, second) = actual.split_at_mut(8);
+        shift_all(first, HOUR);
+        shift_all(second, 2 * HOUR);
+        for mode in ["relative", "current"] {
+            let mut options = config();
+            options.replay_report = Some(report(mode, 1, [8, 0, 4]));
+            let comparison = compare(expected.clone(), actual.clone(), &options);
+            assert_eq!(comparison.total.identical, 12, "{mode}");
+            let shift = comparison.shift.unwrap();
+            assert_eq!(
+                (shift.min_nanos, shift.max_nanos, shift.records, shift.inconsistent_items),
+                (HOUR, 2 * HOUR, 2, 0)
+            );
+            assert!(comparison.verdict.passed);
+        }
+
+        // The span matched last in its record moves a nanosecond more.
+        let last = (0..8).max_by_key(|&n| match &actual[n].body {
+            ItemBody::Span(span) => span_key(&span.trace_id, &span.span_id),
+            _ => [0; 24],
+        });
+        let last = last.unwrap();
+        shift_all(&mut actual[last..=last], 1);
+        let mut options = config();
+        options.replay_report = Some(report("relative", 1, [8, 0, 4]));
+        let comparison = compare(expected.clone(), actual.clone(), &options);
+        assert_eq!((comparison.total.identical, comparison.total.changed), (11, 1));
+        assert_eq!(comparison.shift.unwrap().inconsistent_items, 1);
+        let change = &comparison.field_changes[0];
+        assert_eq!((change.field.as_str(), change.items), ("timestamps", 1));
+        let details = &comparison.differences[0].details;
+        assert_eq!(details, &[format!("timestamps moved {} ns, not {HOUR} ns as its record", HOUR + 1)]);
+
+        // Without the report nothing may move.
+        let comparison = compare(expected, actual, &config());
+        assert_eq!((comparison.total.changed, comparison.shift.unwrap().inconsistent_items), (12, 12));
+        assert!(
+            comparison.verdict.reasons[0]
+                .starts_with("8 of 8 expected spans were delivered changed (timestamps changed on 8")
+        );
+    }
+
+    fn lossy_pipeline() -> (Vec<Item>, Vec<Item>) {
+        let expected = records(0, vec![sample::traces("checkout", 80, 0).into()]);
+        let mut actual: Vec<Item> = expected[12..].to_vec();
+        for item in &mut actual {
+            let mut scope = Scope::clone(&item.scope);
+            scope.resource.attributes.push(string_attribute("k8s.pod.name", "checkout-1"));
+            item.scope = Arc::new(scope);
+            span_mut(item).attributes.retain(|attribute| attribute.key != "server.address");
+        }
+        (expected, actual)
+    }
+
+    #[test]
+    fn changes_pass_when_allowed_and_missing_items_within_the_limit() {
+        let (expected, actual) = lossy_pipeline();
+        let mut options = config();
+        options.allow_changes = vec!["k8s.pod.name".to_owned()];
+        let comparison = compare(expected.clone(), actual.clone(), &options);
+        assert_eq!(
+            comparison.verdict.reasons,
+            [
+                "12 of 80 expected spans are missing (15 %; --max-missing allows 0 %)",
+                "68 of 80 expected spans were delivered changed beyond the attributes allowed to change \
+                 (span attribute server.address removed on 68)"
+            ]
+        );
+        let allowed: Vec<(&str, bool)> =
+            comparison.attribute_changes.iter().map(|change| (change.key.as_str(), change.allowed)).collect();
+        assert_eq!(allowed, [("k8s.pod.name", true), ("server.address", false)]);
+
+        options.allow_changes.push("server.address".to_owned());
+        options.max_missing = 0.15;
+        let comparison = compare(expected, actual, &options);
+        assert!(comparison.verdict.passed, "{:?}", comparison.verdict);
+        assert_eq!((comparison.total.changed, comparison.total.changed_allowed, comparison.exit_code()), (68, 68, 0));
+    }
+
+    #[test]
+    fn items_the_replay_did_not_send_are_unsent_not_missing() {
+        let (expected, actual) = lossy_pipeline();
+        let mut options = config();
+        options.allow_changes = vec!["k8s.pod.name".to_owned(), "server.address".to_owned()];
+        options.replay_report = Some(report("none", 1, [70, 0, 0]));
+        let comparison = compare(expected.clone(), actual.clone(), &options);
+        let spans = comparison.signal(Signal::Traces).unwrap().counts;
+        assert_eq!((spans.missing, spans.unsent, comparison.total.unsent), (2, 10, 10));
+        assert_eq!(
+            comparison.verdict.reasons,
+            ["2 of 80 expected spans are missing (2.5 %; --max-missing allows 0 %); 10 more were not sent by the \
+              replay (its report's counts) and are not counted as missing"]
+        );
+        options.replay_report = Some(report("none", 1, [60, 0, 0]));
+        let comparison = compare(expected, actual, &options);
+        assert_eq!((comparison.total.missing, comparison.total.unsent), (0, 12));
+        assert!(comparison.verdict.passed);
+    }
+
+    #[test]
+    fn examples_do_not_depend_on_the_partitions() {
+        let expected =
+            records(0, vec![sample::traces("checkout", 400, 0).into(), sample::logs("checkout", 40, 0).into()]);
+        let mut actual: Vec<Item> =
+            expected.iter().enumerate().filter(|(n, _)| n % 3 != 0).map(|(_, item)| item.clone()).collect();
+        for item in actual.iter_mut().step_by(2) {
+            if let ItemBody::Span(span) = &mut item.body {
+                span.name = "renamed".to_owned();
+            }
+        }
+        let split = |item: &Item| item.trace_id().map_or(0, |trace| usize::from(trace[0]));
+        let one = compare(expected.clone(), actual.clone(), &config());
+        let seven = compare_in(7, split, expected, actual, &config());
+        assert_eq!(one.differences, seven.differences);
+        assert_eq!((one.total, one.attribute_changes.len()), (seven.total, 0));
+        assert_eq!(one.field_changes, seven.field_changes);
+        assert_eq!(one.differences.len(), MAX_DIFFERENCES);
+        let kinds: Vec<(Signal, &str)> =
+            one.differences.iter().map(|difference| (difference.signal, difference.kind)).collect();
+        for kind in [(Signal::Traces, "missing"), (Signal::Traces, "changed"), (Signal::Logs, "missing")] {
+            assert!(kinds.contains(&kind), "{kind:?}");
+        }
+        let renamed = &one.field_changes[0];
+        assert_eq!((renamed.field.as_str(), renamed.to.as_deref()), ("name", Some("renamed")));
+        let changed = one.differences.iter().find(|difference| difference.kind == "changed").unwrap();
+        assert!(changed.details[0].starts_with("name \"GET /api/orders/"), "{:?}", changed.details);
+        assert!(changed.details[0].ends_with("\" -> \"renamed\""), "{:?}", changed.details);
+    }
 }
