@@ -20,6 +20,11 @@ use crate::cli::{AnnotationsCommand, Cli, Command, PatternsCommand, SessionsComm
 /// Exit code of a run that failed: an error, or a check that found problems.
 const EXIT_FAILURE: u8 = 1;
 
+/// Exit code of `compare` when it cannot compare (bad arguments, a missing
+/// session, a replay report that is not one or of another session, a file
+/// it cannot read or write): 1 is its verdict that the sessions differ.
+const EXIT_CANNOT_COMPARE: u8 = 2;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
@@ -31,11 +36,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    let failure = if matches!(cli.command, Command::Compare(_)) { EXIT_CANNOT_COMPARE } else { EXIT_FAILURE };
     match runtime.block_on(run(cli)) {
         Ok(outcome) => outcome,
         Err(error) => {
             output::print_error(&error);
-            ExitCode::from(EXIT_FAILURE)
+            ExitCode::from(failure)
         }
     }
 }
@@ -74,6 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sessions(SessionsCommand::Prune(args)) => commands::sessions::prune(store, &args, format).await,
         Command::Import(args) => commands::import::run(store, args, format).await,
         Command::Export(args) => commands::export::run(store, args, format).await,
+        Command::Compare(args) => commands::compare::run(store, args, format).await,
         Command::Seed(args) => commands::seed::run(store, args, format).await,
         Command::Annotations(AnnotationsCommand::List { session, source, clickhouse }) => {
             commands::annotations::list(store, &session, source, &clickhouse, format).await

@@ -17,9 +17,10 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
-    /// The replay report is of another session than EXPECTED.
+    /// The replay report is of another session than EXPECTED (or of
+    /// another content of it).
     #[error(
-        "replay report {source_name} is of session {report_session} (content hash {report_hash}), not of the expected session {expected} (content hash {expected_hash})"
+        "{source_name} is the report of a replay of session {report_session} (content hash {report_hash}), not of the expected session {expected} (content hash {expected_hash})"
     )]
     ReportOfAnotherSession {
         /// The file or `replayReport` it came from.
@@ -33,8 +34,17 @@ pub enum Error {
         /// The expected session's content hash.
         expected_hash: String,
     },
-    /// A session could not be read (missing, unreadable, a corrupt blob).
-    #[error("session {session}: {source}")]
+    /// A session named is not in the store.
+    #[error("session {session} not found in {location}")]
+    SessionNotFound {
+        /// The session.
+        session: SessionId,
+        /// The store's location.
+        location: String,
+    },
+    /// A session could not be read (unreadable metadata, a blob missing or
+    /// corrupt).
+    #[error("cannot read session {session}")]
     Session {
         /// The session.
         session: SessionId,

@@ -27,10 +27,17 @@ mod canonical;
 mod comparison;
 mod config;
 mod diff;
+mod diff_examples;
+mod diff_points;
+mod diff_values;
 mod error;
 mod extract;
 mod html;
 mod item;
+mod match_keys;
+#[cfg(test)]
+mod match_samples;
+mod match_verdict;
 mod matching;
 mod partition;
 mod replay_facts;
@@ -44,7 +51,9 @@ pub use comparison::{
 pub use config::{CompareConfig, ValidCompareConfig};
 pub use error::Error;
 pub use item::{Item, ItemBody, Origin, Point, PointValue, Scope};
-pub use replay_facts::{ReplayCounts, ReplayFacts, ReplayOptionsFacts, ReplaySession, ReplaySignalCounts};
+pub use replay_facts::{
+    REPLAY_REPORT, ReplayCounts, ReplayFacts, ReplayOptionsFacts, ReplaySession, ReplaySignalCounts,
+};
 pub use run::CompareProgress;
 
 /// Exit status of a comparison whose verdict is a pass.

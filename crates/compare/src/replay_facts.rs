@@ -2,7 +2,17 @@
 //! the JSON report `replay --report FILE` writes (the same object the
 //! control API's replay job returns), ignoring the rest of it.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use tape_otlp::{IdRemap, SignalSet};
+use tape_replay::{IdRegeneration, Selection, TimestampMode};
+use tape_session::{SessionMetadata, Timestamp};
+
+use crate::Error;
+
+/// How [`ReplayFacts`] name themselves in messages when they came in a
+/// comparison's config (the control API's `replayReport`, or the command
+/// line's file read into it).
+pub const REPLAY_REPORT: &str = "replayReport";
 
 /// The facts of a replay report that a comparison uses: the session
 /// replayed, the selection, the passes and their id remapping, the
@@ -40,19 +50,23 @@ pub struct ReplaySession {
 #[serde(rename_all = "camelCase")]
 pub struct ReplayOptionsFacts {
     /// `none`, `relative` or `current`.
+    #[serde(deserialize_with = "timestamp_mode_name")]
     pub timestamps: String,
     /// `from-second-pass`, `always` or `never`.
+    #[serde(deserialize_with = "ids_name")]
     pub ids: String,
     /// The signals sent.
     pub signals: Vec<tape_otlp::Signal>,
     /// The services sent; empty for every service.
     #[serde(default)]
     pub services: Vec<String>,
-    /// Records received at or after this (RFC 3339).
-    #[serde(default)]
+    /// Records received at or after this (RFC 3339, to the nanosecond):
+    /// `--from`, or the start of `--phase` (the later of the two).
+    #[serde(default, deserialize_with = "time")]
     pub from: Option<String>,
-    /// Records received before this (RFC 3339).
-    #[serde(default)]
+    /// Records received before this (RFC 3339, to the nanosecond):
+    /// `--until`, or the end of `--phase` (the earlier of the two).
+    #[serde(default, deserialize_with = "time")]
     pub until: Option<String>,
 }
 
@@ -84,8 +98,123 @@ pub struct ReplaySignalCounts {
 impl ReplayFacts {
     /// Reads a replay report's JSON; `source` names it in messages (a file
     /// name, or `replayReport`).
-    pub fn from_json(source: &str, json: &[u8]) -> Result<Self, crate::Error> {
+    ///
+    /// # Errors
+    /// [`Error::ReplayReport`]: not JSON, a field missing, or a value that
+    /// is not one of a report's.
+    pub fn from_json(source: &str, json: &[u8]) -> Result<Self, Error> {
         serde_json::from_slice(json)
-            .map_err(|error| crate::Error::ReplayReport { source_name: source.to_owned(), message: error.to_string() })
+            .map_err(|error| Error::ReplayReport { source_name: source.to_owned(), message: error.to_string() })
     }
+
+    /// Checks that the report is of `expected`: the same session id and
+    /// content hash.
+    ///
+    /// # Errors
+    /// [`Error::ReportOfAnotherSession`], naming both; `source` names the
+    /// report.
+    pub fn check_session(&self, source: &str, expected: &SessionMetadata) -> Result<(), Error> {
+        if self.session.id == expected.session_id.as_str() && self.session.content_hash == expected.content_hash {
+            return Ok(());
+        }
+        Err(Error::ReportOfAnotherSession {
+            source_name: source.to_owned(),
+            report_session: self.session.id.clone(),
+            report_hash: self.session.content_hash.clone(),
+            expected: expected.session_id.clone(),
+            expected_hash: expected.content_hash.clone(),
+        })
+    }
+
+    /// The records the replay sent, of `signals` only: its signals among
+    /// `signals`, its services and its window of receive times.
+    ///
+    /// # Errors
+    /// [`Error::ReplayReport`]: `from` or `until` is not an RFC 3339 time.
+    pub fn selection(&self, signals: SignalSet) -> Result<Selection, Error> {
+        let sent: SignalSet = self.options.signals.iter().copied().filter(|signal| signals.contains(*signal)).collect();
+        Ok(Selection {
+            signals: sent,
+            services: self.options.services.clone(),
+            from: self.options.from.as_deref().map(|text| Self::time("from", text)).transpose()?,
+            until: self.options.until.as_deref().map(|text| Self::time("until", text)).transpose()?,
+        })
+    }
+
+    /// When the replay remapped ids.
+    ///
+    /// # Errors
+    /// [`Error::ReplayReport`]: `ids` is not one of a report's values.
+    pub fn id_regeneration(&self) -> Result<IdRegeneration, Error> {
+        IdRegeneration::from_name(&self.options.ids).ok_or_else(|| {
+            Self::invalid(format!("options.ids: {:?} is not from-second-pass, always or never", self.options.ids))
+        })
+    }
+
+    /// The id remapping of pass `pass` (from 0): none on the first pass
+    /// with `from-second-pass`, none on any with `never`.
+    ///
+    /// # Errors
+    /// [`Error::ReplayReport`]: `ids` is not one of a report's values.
+    pub fn id_remap(&self, pass: u64) -> Result<Option<IdRemap>, Error> {
+        Ok(match (self.id_regeneration()?, pass) {
+            (IdRegeneration::Never, _) | (IdRegeneration::FromSecondPass, 0) => None,
+            _ => Some(IdRemap::new(self.id_seed, pass)),
+        })
+    }
+
+    /// How the replay moved timestamps.
+    ///
+    /// # Errors
+    /// [`Error::ReplayReport`]: `timestamps` is not one of a report's
+    /// values.
+    pub fn timestamp_mode(&self) -> Result<TimestampMode, Error> {
+        TimestampMode::from_name(&self.options.timestamps).ok_or_else(|| {
+            Self::invalid(format!("options.timestamps: {:?} is not none, relative or current", self.options.timestamps))
+        })
+    }
+
+    /// Passes whose items EXPECTED holds: those the replay started, at
+    /// least one.
+    pub fn passes(&self) -> u64 {
+        self.passes.max(1)
+    }
+
+    fn time(field: &str, text: &str) -> Result<u64, Error> {
+        Timestamp::parse_rfc3339(text)
+            .map(Timestamp::unix_nanos)
+            .ok_or_else(|| Self::invalid(format!("options.{field}: {text:?} is not an RFC 3339 time")))
+    }
+
+    fn invalid(message: String) -> Error {
+        Error::ReplayReport { source_name: REPLAY_REPORT.to_owned(), message }
+    }
+}
+
+fn timestamp_mode_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    match TimestampMode::from_name(&name) {
+        Some(_) => Ok(name),
+        None => Err(serde::de::Error::custom(format!("options.timestamps: {name:?} is not none, relative or current"))),
+    }
+}
+
+fn ids_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    match IdRegeneration::from_name(&name) {
+        Some(_) => Ok(name),
+        None => {
+            Err(serde::de::Error::custom(format!("options.ids: {name:?} is not from-second-pass, always or never")))
+        }
+    }
+}
+
+fn time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    if let Some(text) = &text
+        && Timestamp::parse_rfc3339(text).is_none()
+    {
+        return Err(serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time")));
+    }
+    Ok(text)
 }

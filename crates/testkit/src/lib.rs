@@ -1,5 +1,6 @@
 //! Test helpers for otlp-tape: the store conformance suite, an
-//! in-process S3 server and a real ClickHouse server.
+//! in-process S3 server, a real ClickHouse server, a real OTLP target and
+//! a real re-batching OTLP pipeline.
 //!
 //! ```no_run
 //! # async fn example(store: &dyn tape_session::SessionStore) {
@@ -10,5 +11,6 @@
 pub mod clickhouse;
 pub mod conformance;
 pub mod otlp_target;
+pub mod rebatcher;
 pub mod s3;
 pub mod tmpfs;

@@ -11,6 +11,7 @@ use tape_session::TimeBound;
 
 mod bench;
 mod capture;
+mod compare;
 mod demo;
 mod parse;
 mod replay;
@@ -20,6 +21,7 @@ mod sessions;
 
 pub use bench::*;
 pub use capture::*;
+pub use compare::*;
 pub use demo::*;
 pub use replay::*;
 pub use seed::*;
@@ -83,6 +85,10 @@ pub enum Command {
     Capture(CaptureArgs),
     /// Send a stored session to an OTLP target (gRPC or HTTP) at its recorded pace or faster, once or in a loop.
     Replay(ReplayArgs),
+    /// Compare two sessions item by item: what a pipeline delivered (ACTUAL, such as a capture behind it) against
+    /// what was sent into it (EXPECTED, such as a seed). Exit status 0 when ACTUAL holds EXPECTED, 1 when they
+    /// differ, 2 when they cannot be compared.
+    Compare(CompareArgs),
     /// List, show and validate scenario patterns.
     #[command(subcommand)]
     Patterns(PatternsCommand),

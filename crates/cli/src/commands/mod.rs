@@ -3,6 +3,7 @@
 pub mod annotations;
 pub mod bench;
 pub mod capture;
+pub mod compare;
 pub mod demo;
 pub mod export;
 pub mod import;

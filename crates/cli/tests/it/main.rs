@@ -5,6 +5,7 @@ mod api_limits;
 mod bad_input;
 mod bench;
 mod capture;
+mod compare_pipeline;
 mod demo;
 mod disk_full;
 mod export_api;

@@ -1,0 +1,318 @@
+//! `otlp-tape compare`: two sessions item by item (`tape_compare`). The
+//! flags are a [`tape_compare::CompareConfig`] and the replay report the
+//! binary reads from `--replay-report`; the comparison is printed (text or
+//! JSON), written to `--report` (JSON or HTML), and its verdict is the exit
+//! status: 0 passed, 1 different. Every error exits 2 (see `main`): the
+//! sessions could not be compared.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use tape_compare::{CompareProgress, Comparison, Counts, ReplayFacts};
+use tape_session::SessionStore;
+
+use crate::cli::{CompareArgs, OutputFormat, ReportFile};
+use crate::output::{note, print_json};
+
+/// Example differences the text output shows (the JSON has them all).
+const EXAMPLES: usize = 5;
+
+/// `compare`
+pub async fn run(store: &dyn SessionStore, args: CompareArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let CompareArgs { mut config, replay_report, report, temp_dir } = args;
+    if let Some(path) = &replay_report {
+        config.replay_report = Some(read_replay_report(path)?);
+    }
+    if let Some(report) = &report {
+        check_directory(report.path())?;
+    }
+    let temp_dir = match temp_dir {
+        Some(dir) if !dir.is_dir() => bail!("--temp-dir {}: not a directory", dir.display()),
+        Some(dir) => dir,
+        None => std::env::temp_dir(),
+    };
+    let config = config.validate()?;
+    let stop = crate::signals::stop_on_signals()?;
+    let bar = (std::io::stderr().is_terminal() && format == OutputFormat::Text).then(progress_bar);
+    let show = |progress: CompareProgress| {
+        if let Some(bar) = &bar {
+            bar.set_length(progress.records_total);
+            bar.set_position(progress.records_done);
+            bar.set_message(format!(
+                "{} items, {}/{} partitions matched",
+                progress.items_done, progress.partitions_done, progress.partitions_total
+            ));
+        }
+    };
+    // Stopping drops the run, and with it its partition files.
+    let outcome = tokio::select! {
+        outcome = config.run(store, &temp_dir, &show) => Some(outcome),
+        () = stop.cancelled() => None,
+    };
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let Some(outcome) = outcome else {
+        bail!("the comparison was stopped (Ctrl-C or SIGTERM); nothing was compared");
+    };
+    let comparison = outcome?;
+    if let Some(report) = &report {
+        write_report(report, &comparison)?;
+    }
+    match format {
+        OutputFormat::Json => print_json(&comparison)?,
+        OutputFormat::Text => print!("{}", text(&comparison)),
+    }
+    if let Some(report) = &report {
+        note(format!("Wrote the comparison to {}.", report.path().display()));
+    }
+    Ok(ExitCode::from(comparison.exit_code()))
+}
+
+/// `--replay-report FILE`, read.
+fn read_replay_report(path: &PathBuf) -> anyhow::Result<ReplayFacts> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read the replay report {}", path.display()))?;
+    Ok(ReplayFacts::from_json(&path.display().to_string(), &bytes)?)
+}
+
+/// Refuses a `--report` file in a directory that does not exist before
+/// anything is compared.
+fn check_directory(path: &std::path::Path) -> anyhow::Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => {
+            bail!("--report {}: the directory {} does not exist", path.display(), parent.display())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes the comparison to `report`, whole or not at all.
+fn write_report(report: &ReportFile, comparison: &Comparison) -> anyhow::Result<()> {
+    let contents = match report {
+        ReportFile::Json(_) => {
+            let mut json = serde_json::to_vec_pretty(comparison)?;
+            json.push(b'\n');
+            json
+        }
+        ReportFile::Html(_) => comparison.to_html().into_bytes(),
+    };
+    let path = report.path();
+    tape_replay::write_atomically(path, &contents)
+        .with_context(|| format!("cannot write the report {}", path.display()))
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template("{elapsed_precise} [{bar:24}] {pos}/{len} records  {wide_msg}")
+        .map(|style| style.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// The comparison for people: the verdict first, then both sides, the
+/// counts per signal and service, what changed, the traces, the shift and
+/// a few examples.
+pub fn text(comparison: &Comparison) -> String {
+    let mut out = String::new();
+    let (expected, actual) = (&comparison.expected, &comparison.actual);
+    let total = &comparison.total;
+    if comparison.verdict.passed {
+        let _ = writeln!(
+            out,
+            "Passed: {} holds what {} says it should: {} of {} items identical{}.",
+            actual.session_id,
+            expected.session_id,
+            total.identical,
+            total.expected,
+            allowances(total),
+        );
+    } else {
+        let _ = writeln!(out, "Failed: {} differs from {}:", actual.session_id, expected.session_id);
+        for reason in &comparison.verdict.reasons {
+            let _ = writeln!(out, "  - {reason}");
+        }
+    }
+    out.push('\n');
+    for (side, summary) in [("expected", expected), ("actual", actual)] {
+        let items = &summary.items;
+        let _ = writeln!(
+            out,
+            "{side:<8}  {}: {} records read; {} spans, {} data points, {} log records\n          content hash {}\n          \
+             canonical SHA-256 {}",
+            summary.session_id,
+            summary.records,
+            items.traces,
+            items.metrics,
+            items.logs,
+            summary.content_hash,
+            summary.canonical_sha256,
+        );
+    }
+    if expected.canonical_sha256 == actual.canonical_sha256 {
+        out.push_str("          (equal canonical SHA-256s: both sides hold the same items)\n");
+    }
+    out.push('\n');
+    counts_table(&mut out, comparison);
+    changes(&mut out, comparison);
+    let traces = &comparison.traces;
+    if traces.expected > 0 || traces.unexpected > 0 {
+        let _ = writeln!(
+            out,
+            "\nTraces: {} expected: {} complete, {} incomplete, {} dropped; {} unexpected.",
+            traces.expected, traces.complete, traces.incomplete, traces.dropped, traces.unexpected
+        );
+    }
+    if let Some(shift) = &comparison.shift {
+        let moved = if shift.min_nanos == shift.max_nanos {
+            format!("every matched record moved by {}", signed_seconds(shift.min_nanos))
+        } else {
+            format!("records moved by {} to {}", signed_seconds(shift.min_nanos), signed_seconds(shift.max_nanos))
+        };
+        let _ = writeln!(
+            out,
+            "Timestamp shift ({}): {moved} ({} records){}.",
+            shift.mode,
+            shift.records,
+            if shift.inconsistent_items > 0 {
+                format!("; {} items not moved as their record", shift.inconsistent_items)
+            } else {
+                String::new()
+            }
+        );
+    }
+    examples(&mut out, comparison);
+    out
+}
+
+/// `, 3 with allowed changes, 2 missing within --max-missing` for a pass.
+fn allowances(total: &Counts) -> String {
+    let mut parts = Vec::new();
+    if total.changed_allowed > 0 {
+        parts.push(format!("{} changed only in attributes allowed to change", total.changed_allowed));
+    }
+    if total.missing > 0 {
+        parts.push(format!("{} missing, within --max-missing", total.missing));
+    }
+    if parts.is_empty() { String::new() } else { format!(" ({})", parts.join("; ")) }
+}
+
+fn counts_table(out: &mut String, comparison: &Comparison) {
+    let names = comparison
+        .signals
+        .iter()
+        .flat_map(|signal| signal.services.iter().map(|service| service.service.len() + 2))
+        .chain([7]);
+    let width = names.max().unwrap_or(7);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>10}  {:>10}  {:>10}  {:>8}  {:>8}  {:>10}",
+        "", "expected", "delivered", "identical", "changed", "missing", "unexpected"
+    );
+    let row = |out: &mut String, name: &str, counts: &Counts| {
+        let _ = writeln!(
+            out,
+            "{name:<width$}  {:>10}  {:>10}  {:>10}  {:>8}  {:>8}  {:>10}",
+            counts.expected, counts.delivered, counts.identical, counts.changed, counts.missing, counts.unexpected
+        );
+    };
+    for signal in &comparison.signals {
+        row(out, signal.signal.as_str(), &signal.counts);
+        for service in &signal.services {
+            row(out, &format!("  {}", service.service), &service.counts);
+        }
+    }
+    if comparison.signals.len() > 1 {
+        row(out, "total", &comparison.total);
+    }
+    let total = &comparison.total;
+    let mut notes = Vec::new();
+    if total.changed_allowed > 0 {
+        notes.push(format!("{} of the changed only in attributes allowed to change", total.changed_allowed));
+    }
+    if total.duplicates > 0 {
+        notes.push(format!("{} of the unexpected are extra copies of expected items", total.duplicates));
+    }
+    if total.unsent > 0 {
+        notes.push(format!("{} expected items the replay did not send (it ended early)", total.unsent));
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(out, "({})", notes.join("; "));
+    }
+}
+
+fn changes(out: &mut String, comparison: &Comparison) {
+    if !comparison.attribute_changes.is_empty() {
+        out.push_str("\nAttribute changes:\n");
+        let width = comparison.attribute_changes.iter().map(|change| change.key.len()).max().unwrap_or(0);
+        for change in &comparison.attribute_changes {
+            let location = serde_json::to_value(change.location).ok();
+            let kind = serde_json::to_value(change.change).ok();
+            let _ = writeln!(
+                out,
+                "  {:<7}  {:<8}  {:<width$}  {:<7}  on {} items{}",
+                change.signal.as_str(),
+                location.as_ref().and_then(|value| value.as_str()).unwrap_or(""),
+                change.key,
+                kind.as_ref().and_then(|value| value.as_str()).unwrap_or(""),
+                change.items,
+                if change.allowed { " (allowed)" } else { "" },
+            );
+        }
+    }
+    if !comparison.field_changes.is_empty() {
+        out.push_str("\nField changes:\n");
+        for change in &comparison.field_changes {
+            let values = match (&change.from, &change.to) {
+                (Some(from), Some(to)) => format!(" {from:?} -> {to:?}"),
+                (Some(from), None) => format!(" from {from:?}"),
+                (None, Some(to)) => format!(" to {to:?}"),
+                (None, None) => String::new(),
+            };
+            let _ =
+                writeln!(out, "  {:<7}  {}{values}  on {} items", change.signal.as_str(), change.field, change.items);
+        }
+    }
+}
+
+fn examples(out: &mut String, comparison: &Comparison) {
+    if comparison.differences.is_empty() {
+        return;
+    }
+    let listed = comparison.differences.len();
+    let _ = writeln!(out, "\nExamples ({} of the {listed} differences the JSON lists):", EXAMPLES.min(listed));
+    for difference in comparison.differences.iter().take(EXAMPLES) {
+        let mut line = format!(
+            "  {} {} {:?} of {}",
+            difference.kind,
+            difference.signal.item_noun().trim_end_matches('s'),
+            difference.name,
+            difference.service
+        );
+        if let Some(trace) = &difference.trace_id {
+            let _ = write!(line, ", trace {trace}");
+        }
+        if let Some(span) = &difference.span_id {
+            let _ = write!(line, ", span {span}");
+        }
+        if let Some(pass) = difference.pass {
+            let _ = write!(line, ", pass {pass}");
+        }
+        let _ = writeln!(out, "{line}");
+        for detail in &difference.details {
+            let _ = writeln!(out, "      {detail}");
+        }
+    }
+}
+
+/// Nanoseconds as signed seconds with nine decimals: `+3600.000000000s`.
+fn signed_seconds(nanos: i64) -> String {
+    let sign = if nanos < 0 { '-' } else { '+' };
+    let magnitude = nanos.unsigned_abs();
+    format!("{sign}{}.{:09}s", magnitude / 1_000_000_000, magnitude % 1_000_000_000)
+}
