@@ -45,28 +45,23 @@ fn items_of(store: &Path, id: &str) -> [u64; 3] {
 }
 
 /// A running `otlp-tape capture` with its OTLP/gRPC receiver on a free
-/// port; [`stop`](Self::stop) ends it with SIGTERM, as a user does.
+/// port; [`stop`](Self::stop) ends it with SIGTERM, as a user does. A test
+/// that fails before kills it.
 struct Capture {
-    child: Child,
+    /// The process, until it is stopped.
+    child: Option<Child>,
     grpc: String,
     /// Its stdout after the listening line (its summary at the end).
-    stdout: BufReader<std::process::ChildStdout>,
+    stdout: Option<BufReader<std::process::ChildStdout>>,
     /// Its stderr, read to the end so that it never blocks on a full pipe.
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Capture {
     fn start(store: &Path, id: &str) -> Capture {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin("otlp-tape"));
-        command.arg("--store").arg(store).args([
-            "capture",
-            "--grpc",
-            "127.0.0.1:0",
-            "--http",
-            "off",
-            "--session-id",
-            id,
-        ]);
+        command.arg("--store").arg(store).arg("capture").args(["--grpc", "127.0.0.1:0", "--http", "off"]);
+        command.args(["--session-id", id]);
         for name in ["OTLP_TAPE_STORE", "CAPTURE_MAX_SIZE_MB", "CAPTURE_MAX_DURATION_MINUTES", "OTLP_TAPE_SPOOL_DIR"] {
             command.env_remove(name);
         }
@@ -75,28 +70,41 @@ impl Capture {
         let stderr = std::thread::spawn(move || {
             BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>().join("\n")
         });
-        // Port 0: the first line on stdout says where it listens.
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut capture = Capture { child: Some(child), grpc: String::new(), stdout: None, stderr: Some(stderr) };
+        // Port 0: the first line on stdout says where it listens.
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
         let listening: Value =
             serde_json::from_str(&first).unwrap_or_else(|_| panic!("not the capture's listening line: {first:?}"));
-        let grpc = format!("http://{}", listening["grpc"].as_str().unwrap());
-        Capture { child, grpc, stdout, stderr }
+        capture.grpc = format!("http://{}", listening["grpc"].as_str().unwrap());
+        capture.stdout = Some(stdout);
+        capture
     }
 
     /// SIGTERM, then the exit: the session is complete once this returns.
-    fn stop(self) {
-        let pid = self.child.id();
+    fn stop(mut self) {
+        let (mut child, mut stdout) = (self.child.take().unwrap(), self.stdout.take().unwrap());
+        let pid = child.id();
         let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
         assert!(status.success());
-        let (mut child, mut stdout) = (self.child, self.stdout);
         let exited = crate::wait_within(pid, STOP_LIMIT, "the capture did not stop after SIGTERM", move || {
             std::io::Read::read_to_string(&mut stdout, &mut String::new()).unwrap();
             child.wait()
         });
         let exited = exited.unwrap();
-        assert!(exited.success(), "the capture failed ({exited}): {}", self.stderr.join().unwrap());
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        assert!(exited.success(), "the capture failed ({exited}): {stderr}");
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The test failed before stopping it: it must not outlive it.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -166,18 +174,19 @@ impl Compared {
 }
 
 /// Seeds `seed`, starts capture `delivered` behind a pipeline built by
-/// `pipeline`, replays the seed through it (report in `replay.json`),
-/// flushes and stops both, and returns what the pipeline counted and the
-/// report's path.
+/// `pipeline`, replays the seed through it with `replay_args` (report in
+/// `replay.json`), flushes and stops both, and returns what the pipeline
+/// counted and the report's path.
 async fn through_pipeline(
     store: &Path,
+    replay_args: &[&str],
     pipeline: impl FnOnce(RebatcherBuilder) -> RebatcherBuilder,
 ) -> (RebatchCounts, PathBuf) {
     seed(store, "seed", "7");
     let capture = Capture::start(store, "delivered");
     let rebatcher = pipeline(Rebatcher::builder(&capture.grpc).batch_items(BATCH_ITEMS)).start().await.unwrap();
     let report = store.join("replay.json");
-    replay(store, "seed", rebatcher.endpoint(), &report, &[]);
+    replay(store, "seed", rebatcher.endpoint(), &report, replay_args);
     rebatcher.flush().await.unwrap();
     let counts = rebatcher.stop().await.unwrap();
     tokio::task::block_in_place(|| capture.stop());
@@ -198,7 +207,9 @@ async fn through_pipeline(
 async fn a_rebatching_pipeline_that_loses_nothing_delivers_every_item_identical() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path();
-    let (counts, report) = through_pipeline(store, |pipeline| pipeline).await;
+    // Relative timestamps (the default): items of records sent with
+    // different shifts end up in one request.
+    let (counts, report) = through_pipeline(store, &[], |pipeline| pipeline).await;
 
     let compared = compare(store, &["seed", "delivered", "--replay-report", report.to_str().unwrap()]);
     compared.exits(0);
@@ -233,7 +244,7 @@ async fn a_rebatching_pipeline_that_loses_nothing_delivers_every_item_identical(
 async fn a_lossy_pipeline_is_reported_exactly_and_passes_once_its_changes_are_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path();
-    let (counts, report) = through_pipeline(store, |pipeline| {
+    let (counts, report) = through_pipeline(store, &["--timestamps", "none"], |pipeline| {
         pipeline
             .drop_spans(10)
             .drop_traces(10)
