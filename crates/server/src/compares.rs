@@ -136,17 +136,12 @@ pub(crate) async fn start_compare(
     let config = checked.config();
     let expected = state.store.read_metadata(&config.expected).await.map_err(|error| ApiError::store(&error))?;
     state.store.read_metadata(&config.actual).await.map_err(|error| ApiError::store(&error))?;
-    if let Some(report) = &config.replay_report
-        && (report.session.id != expected.session_id.as_str() || report.session.content_hash != expected.content_hash)
-    {
-        let error = tape_compare::Error::ReportOfAnotherSession {
-            source_name: "replayReport".to_owned(),
-            report_session: report.session.id.clone(),
-            report_hash: report.session.content_hash.clone(),
-            expected: expected.session_id.clone(),
-            expected_hash: expected.content_hash.clone(),
-        };
-        return Err(ApiError::bad_request(error.to_string()));
+    if let Some(report) = &config.replay_report {
+        let checked = report
+            .check_session(tape_compare::REPLAY_REPORT, &expected)
+            .and_then(|()| report.selection(config.signals))
+            .and_then(|_| report.id_regeneration());
+        checked.map_err(|error| ApiError::bad_request(error.to_string()))?;
     }
 
     let id = job_id("compare");
