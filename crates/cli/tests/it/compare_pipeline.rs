@@ -108,13 +108,15 @@ impl Drop for Capture {
     }
 }
 
-/// `otlp-tape replay ARGS` of session `id` at full speed, over gRPC to
-/// `endpoint`, writing its report to `report`; run off the test's runtime,
-/// which keeps serving the pipeline meanwhile.
+/// `otlp-tape replay ARGS` of session `id` at full speed, one request at a
+/// time, over gRPC to `endpoint`, writing its report to `report`; run off
+/// the test's runtime, which keeps serving the pipeline meanwhile.
 fn replay(store: &Path, id: &str, endpoint: &str, report: &Path, args: &[&str]) {
     let mut command = tape(store);
     command.args(["replay", "--session", id, "--speed", "max", "--endpoint", endpoint, "--protocol", "grpc"]);
-    command.arg("--report").arg(report).args(["--no-progress"]).args(args);
+    // One request at a time: the pipeline gets them in the session's order
+    // and cuts the same batches every run.
+    command.arg("--report").arg(report).args(["--concurrency", "1", "--no-progress"]).args(args);
     for name in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "REPLAY_DEFAULT_SPEED"] {
         command.env_remove(name);
     }
