@@ -195,3 +195,20 @@ async fn a_corrupt_blob_is_named_with_its_session() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_record_that_is_not_a_request_is_named_with_its_session_and_time() {
+    let fixture = Fixture::default();
+    let metadata = seed(fixture.store.as_ref(), "seed", "basic-topology", 1, 5.0).await;
+    let mut copy = records(fixture.store.as_ref(), &metadata).await;
+    let (signal, record) =
+        copy.iter_mut().find(|(signal, _)| *signal == tape_otlp::Signal::Logs).expect("a log record");
+    record.payload = bytes::Bytes::from_static(&[0x0a, 0x05, 0x01]);
+    let (signal, received) = (*signal, record.receive_time());
+    write_session(fixture.store.as_ref(), "damaged", SessionType::Capture, metadata.start_time, copy).await;
+    let error = fixture.compare(CompareConfig::new(id("seed"), id("damaged"))).await.unwrap_err();
+    assert!(matches!(error, Error::UndecodableRecord { .. }), "{error:?}");
+    let message = error.to_string();
+    let start = format!("session damaged: the {signal} record received at {received} is not a valid OTLP request: ");
+    assert!(message.starts_with(&start), "{message}");
+}
