@@ -15,6 +15,7 @@ use tape_compare::{CompareProgress, Comparison, Counts, ReplayFacts};
 use tape_session::SessionStore;
 
 use crate::cli::{CompareArgs, OutputFormat, ReportFile};
+use crate::commands::demo::human_shift;
 use crate::output::{note, print_json};
 
 /// Example differences the text output shows (the JSON has them all).
@@ -194,9 +195,9 @@ pub fn text(comparison: &Comparison) -> String {
     }
     if let Some(shift) = &comparison.shift {
         let moved = if shift.min_nanos == shift.max_nanos {
-            format!("every matched record moved by {}", signed_seconds(shift.min_nanos))
+            format!("every matched record moved by {}", human_shift(shift.min_nanos))
         } else {
-            format!("records moved by {} to {}", signed_seconds(shift.min_nanos), signed_seconds(shift.max_nanos))
+            format!("records moved by {} .. {}", human_shift(shift.min_nanos), human_shift(shift.max_nanos))
         };
         let _ = writeln!(
             out,
@@ -332,11 +333,4 @@ fn examples(out: &mut String, comparison: &Comparison) {
             let _ = writeln!(out, "      {detail}");
         }
     }
-}
-
-/// Nanoseconds as signed seconds with nine decimals: `+3600.000000000s`.
-fn signed_seconds(nanos: i64) -> String {
-    let sign = if nanos < 0 { '-' } else { '+' };
-    let magnitude = nanos.unsigned_abs();
-    format!("{sign}{}.{:09}s", magnitude / 1_000_000_000, magnitude % 1_000_000_000)
 }
