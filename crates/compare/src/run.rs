@@ -7,7 +7,7 @@ mod side;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -138,8 +138,21 @@ impl ValidCompareConfig {
             sink: sink(ACTUAL, actual_items),
             counters: Arc::clone(&counters),
         };
-        let (expected_read, actual_read) =
-            tokio::try_join!(side::read(store, expected_side, &report), side::read(store, actual_side, &report))?;
+        // Both sides end before an error returns (the other side stops
+        // early): their threads hold the partition files' directory.
+        let failed = AtomicBool::new(false);
+        let (expected_read, actual_read) = tokio::join!(
+            side::read(store, expected_side, &report, &failed),
+            side::read(store, actual_side, &report, &failed)
+        );
+        let (expected_read, actual_read) = match (expected_read, actual_read) {
+            (Ok(expected), Ok(actual)) => (expected, actual),
+            (expected, actual) => {
+                // The side that failed says why, not the one it stopped.
+                let errors = [expected.err(), actual.err()].into_iter().flatten();
+                return Err(errors.min_by_key(|error| matches!(error, Error::Stopped)).unwrap_or(Error::Stopped));
+            }
+        };
         let items = expected_read.counts.total() + actual_read.counts.total();
         debug!(
             items,
@@ -168,11 +181,26 @@ impl ValidCompareConfig {
                 // The next partition is read while one is matched.
                 let mut next = Some(read(0));
                 for partition in 0..partitions {
-                    let (expected, actual) = joined(next.take().ok_or(Error::Stopped)?.await)??;
+                    let read_back = match next.take() {
+                        Some(reading) => joined(reading.await).and_then(|read| read),
+                        None => Err(Error::Stopped),
+                    };
+                    let (expected, actual) = read_back?;
                     if partition + 1 < partitions {
                         next = Some(read(partition + 1));
                     }
-                    tally = match_partition(tally, expected, actual).await?;
+                    let matched = match_partition(tally, expected, actual).await;
+                    tally = match matched {
+                        Ok(tally) => tally,
+                        Err(error) => {
+                            // The partition being read ends first: it
+                            // holds the directory.
+                            if let Some(reading) = next.take() {
+                                let _ = reading.await;
+                            }
+                            return Err(error);
+                        }
+                    };
                     progress(snapshot(partition + 1));
                 }
             }
