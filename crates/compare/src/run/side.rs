@@ -228,6 +228,15 @@ impl Worker {
     }
 
     fn record(&mut self, signal: Signal, record: Record) -> Result<(), Error> {
+        // Progress is added once a record (both sides' threads add to it:
+        // once an item, they would contend for it).
+        let before = self.counts.total();
+        let placed = self.place_record(signal, record);
+        self.side.counters.items.fetch_add(self.counts.total() - before, Ordering::Relaxed);
+        placed
+    }
+
+    fn place_record(&mut self, signal: Signal, record: Record) -> Result<(), Error> {
         let Record { receive_time_unix_nano: receive, item_count, payload } = record;
         let origin = Origin { pass: 0, record: self.read };
         self.read += 1;
@@ -280,7 +289,6 @@ impl Worker {
     fn place(&mut self, mut item: Item) -> Result<(), Error> {
         self.hash.add(&mut item);
         self.counts.add(item.signal(), 1);
-        self.side.counters.items.fetch_add(1, Ordering::Relaxed);
         match &mut self.side.sink {
             Sink::Memory(items) => {
                 items.push(item);
