@@ -13,8 +13,10 @@
 //!   it), in memory (`partitions: 1`) and partitioned on disk
 //!   (`partitions`, default 16), the four interleaved and repeated `runs`
 //!   times; items compared per second (both sides' items read, and the
-//!   expected items), the process's CPU time, the time until every record
-//!   is read (and partitioned) and the rest (matching);
+//!   expected items) and the process's CPU time;
+//! - **where the time goes:** both sessions read again outside the
+//!   comparison, on one thread: a pass that reads and decompresses the
+//!   records, and one that also decodes them (see [`ComparePass`]);
 //! - **memory:** a session of at least `memoryGb` GB stored and its
 //!   re-batched copy compared in a child process (`otlp-tape bench compare
 //!   --compare-only DIR`), whose peak resident memory is then the
@@ -25,6 +27,7 @@
 //! dropped missing and the items changed changed.
 
 mod measure;
+mod passes;
 mod rebatch;
 
 use std::path::Path;
@@ -37,6 +40,7 @@ use crate::system::{cpus, temp_dir};
 use crate::{Error, Host, Step, Valid};
 
 pub use self::measure::{CompareCounts, CompareMemoryReport, CompareRun, CompareSummary, describe_partitions};
+pub use self::passes::ComparePass;
 pub use self::rebatch::{ADDED_ATTRIBUTE, ALTERATION_PERIOD, Alterations, Rebatched};
 
 /// The pattern of the compared sessions.
@@ -108,6 +112,8 @@ pub struct CompareBench {
     pub runs: Vec<CompareRun>,
     /// The runs summed up per variant and partitioning.
     pub summaries: Vec<CompareSummary>,
+    /// The passes over both sessions, each doing one step more.
+    pub passes: Vec<ComparePass>,
     /// The large session's comparison; `None` with `memoryGb` 0.
     pub memory: Option<CompareMemoryReport>,
     /// CPUs of this machine.
@@ -126,6 +132,10 @@ impl CompareBench {
         }
         if let Some(memory) = &self.memory {
             problems.extend(memory.comparison.problem(memory.session.items, &Alterations::default()));
+        }
+        let items = self.session.items + self.identical.items;
+        for pass in self.passes.iter().filter(|pass| pass.items != items) {
+            problems.push(format!("the {} pass saw {} of {items} items", pass.step, pass.items));
         }
         problems
     }
@@ -194,6 +204,8 @@ impl Valid<CompareBenchConfig> {
                 }
             }
         }
+        host.step(Step::ComparePasses { items: session.items + identical.items });
+        let passes = passes::measure_passes(store.as_ref(), [&ids.expected, &ids.identical]).await?;
         for id in [&ids.expected, &ids.identical, &ids.differences] {
             store.delete_session(id).await.map_err(Error::session(format!("cannot delete session {id}")))?;
         }
@@ -212,6 +224,7 @@ impl Valid<CompareBenchConfig> {
             rebatch_seconds,
             runs,
             summaries,
+            passes,
             memory,
             cpus: cpus(),
         })

@@ -127,6 +127,11 @@ pub enum Step<'a> {
         /// Partitions: 1 is in memory.
         partitions: Option<u32>,
     },
+    /// `bench compare` times its passes over the sessions.
+    ComparePasses {
+        /// Items of both sessions.
+        items: u64,
+    },
     /// `bench compare` compares the memory sessions in a child process.
     ComparingMemory {
         /// Items of both sessions.

@@ -53,7 +53,8 @@ pub use capture::{CAPTURE_PATTERN, CaptureBench, CaptureBenchConfig, LatencyPhas
 pub use capture_memory::{CaptureMemoryBench, CaptureMemoryBenchConfig, UploadProtocol};
 pub use compare::{
     ADDED_ATTRIBUTE, ALTERATION_PERIOD, Alterations, COMPARE_PATTERN, CompareBench, CompareBenchConfig, CompareCounts,
-    CompareMemoryReport, CompareRun, CompareSummary, DIFFERENCES, IDENTICAL, Rebatched, describe_partitions,
+    CompareMemoryReport, ComparePass, CompareRun, CompareSummary, DIFFERENCES, IDENTICAL, Rebatched,
+    describe_partitions,
 };
 pub use error::{BoxError, Error};
 pub use export::{EXPORT_PATTERN, ExportBench, ExportBenchConfig, ExportMemoryReport, ExportRun, Pass, TableFile};

@@ -175,6 +175,10 @@ pub(crate) fn moved(expected: &Item, actual: &Item) -> Moved {
 pub(crate) struct Differ<'c> {
     /// Attribute keys left out everywhere.
     pub(crate) ignore: &'c [String],
+    /// Whether the replay shifted timestamps: then the start times of
+    /// cumulative series are checked by series
+    /// ([`SeriesStarts`](crate::diff_points::SeriesStarts)), not by shift.
+    pub(crate) series_starts: bool,
 }
 
 pub(crate) fn field<'a>(field: &'static str, from: Text<'a>, to: Text<'a>) -> Change<'a> {
@@ -355,7 +359,7 @@ mod tests {
 
     fn details(expected: &Item, actual: &Item, ignore: &[String]) -> Vec<String> {
         let mut changes = Vec::new();
-        let differ = Differ { ignore };
+        let differ = Differ { ignore, series_starts: false };
         differ.scopes(&expected.scope, &actual.scope, &mut changes);
         let delta = match moved(expected, actual) {
             Moved::By(delta) => delta,

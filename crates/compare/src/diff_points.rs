@@ -8,7 +8,8 @@ use crate::diff::{Change, Differ, Text, counted, field, shifted};
 use crate::diff_values::{
     diff_attributes, same_exemplar_value, same_exponential_histogram, same_histogram, same_number, same_summary,
 };
-use crate::{Location, Point, PointValue};
+use crate::match_keys::FastMap;
+use crate::{Item, ItemBody, Location, Point, PointValue};
 
 impl Differ<'_> {
     /// The differences of two data points, with the delivered one's
@@ -32,7 +33,10 @@ impl Differ<'_> {
             out.push(field("value", number(&e.value), number(&a.value)));
         }
         diff_attributes(Location::Point, x.attributes, y.attributes, self.ignore, out);
-        if shifted(x.start, delta) != y.start {
+        // A replay that shifts gives a cumulative series one start time
+        // per pass (`SeriesStarts` checks those).
+        let series_start = self.series_starts && is_cumulative(&e.value);
+        if !series_start && shifted(x.start, delta) != y.start {
             out.push(field("startTime", Text::Number(x.start.into()), Text::Number(y.start.into())));
         }
         if x.flags != y.flags {
@@ -52,6 +56,52 @@ impl Differ<'_> {
         {
             let (from, to) = (x.exemplars.len() as i128, y.exemplars.len() as i128);
             out.push(field("exemplars", Text::Number(from), Text::Number(to)));
+        }
+    }
+}
+
+/// Whether a point is of a cumulative series (a sum, histogram or
+/// exponential histogram of cumulative temporality, or a summary): a
+/// replay keeps one start time per such series and pass.
+pub(crate) fn is_cumulative(value: &PointValue) -> bool {
+    const CUMULATIVE: i32 = 2;
+    match value {
+        PointValue::Sum { temporality, .. }
+        | PointValue::Histogram { temporality, .. }
+        | PointValue::ExponentialHistogram { temporality, .. } => *temporality == CUMULATIVE,
+        PointValue::Summary(_) => true,
+        PointValue::Gauge(_) => false,
+    }
+}
+
+/// The start times a shifting replay gave the cumulative series of one
+/// partition: each series, pass and recorded start time keeps the start
+/// time it was first delivered with (the replay moves it by the shift of
+/// the series' first record, not of each record), except that a start is
+/// never after its point's time.
+#[derive(Debug, Default)]
+pub(crate) struct SeriesStarts {
+    first: FastMap<(u64, u64, u64), u64>,
+}
+
+impl SeriesStarts {
+    /// Adds a `startTime` change to `out` when the delivered point of a
+    /// cumulative `series` has another start time than the series' first
+    /// delivered point, or set where expected unset (or unset where set).
+    pub(crate) fn check<'a>(&mut self, series: u64, expected: &'a Item, actual: &'a Item, out: &mut Vec<Change<'a>>) {
+        let (ItemBody::Point(e), ItemBody::Point(a)) = (&expected.body, &actual.body) else { return };
+        if !is_cumulative(&e.value) {
+            return;
+        }
+        let (x, y) = (point_parts(e), point_parts(a));
+        let same = if x.start == 0 || y.start == 0 {
+            x.start == y.start
+        } else {
+            let first = *self.first.entry((series, expected.origin.pass, x.start)).or_insert(y.start);
+            y.start == first || (first > y.time && y.start == y.time)
+        };
+        if !same {
+            out.push(field("startTime", Text::Number(x.start.into()), Text::Number(y.start.into())));
         }
     }
 }
@@ -165,8 +215,9 @@ mod tests {
     use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
     use tape_otlp::sample;
 
+    use super::is_cumulative;
     use crate::diff::Differ;
-    use crate::match_samples::items;
+    use crate::match_samples::{compare, config, items, records, report, shift_all};
     use crate::{ItemBody, Origin, PointValue, Scope};
 
     #[test]
@@ -183,7 +234,7 @@ mod tests {
         number.value = Some(Value::AsDouble(0.5));
         number.attributes.push(sample::string_attribute("host.name", "a"));
         number.start_time_unix_nano += 1;
-        let (differ, mut changes) = (Differ { ignore: &[] }, Vec::new());
+        let (differ, mut changes) = (Differ { ignore: &[], series_starts: false }, Vec::new());
         differ.scopes(&expected.scope, &actual.scope, &mut changes);
         differ.bodies(&expected, &actual, 0, &mut changes);
         let details: Vec<String> = changes.iter().map(ToString::to_string).collect();
@@ -207,5 +258,44 @@ mod tests {
             changes.iter().any(|change| change.to_string().starts_with("metric gauge -> histogram")),
             "{changes:?}"
         );
+    }
+
+    fn start_mut(value: &mut PointValue) -> &mut u64 {
+        match value {
+            PointValue::Gauge(point) | PointValue::Sum { point, .. } => &mut point.start_time_unix_nano,
+            PointValue::Histogram { point, .. } => &mut point.start_time_unix_nano,
+            PointValue::ExponentialHistogram { point, .. } => &mut point.start_time_unix_nano,
+            PointValue::Summary(point) => &mut point.start_time_unix_nano,
+        }
+    }
+
+    #[test]
+    fn a_cumulative_series_keeps_its_first_start_time_through_a_shifting_replay() {
+        const HOUR: i64 = 3_600_000_000_000;
+        let requests = vec![sample::metrics("checkout", 0).into(), sample::metrics("checkout", 60_000_000_000).into()];
+        let expected = records(0, requests);
+        let mut actual = expected.clone();
+        let (first, second) = actual.split_at_mut(7);
+        shift_all(first, HOUR);
+        shift_all(second, HOUR + 5_000_000);
+        let series_start = sample::BASE_TIME_UNIX_NANO + HOUR.cast_unsigned();
+        for item in second.iter_mut() {
+            let ItemBody::Point(point) = &mut item.body else { unreachable!() };
+            if is_cumulative(&point.value) {
+                *start_mut(&mut point.value) = series_start;
+            }
+        }
+        let mut options = config();
+        options.replay_report = Some(report("relative", 1, [0, 14, 0]));
+        let comparison = compare(expected.clone(), actual.clone(), &options);
+        assert_eq!(comparison.total.identical, 14, "{:?}", comparison.differences);
+
+        // A start time of its own for one point of the second record.
+        let ItemBody::Point(point) = &mut actual[9].body else { unreachable!() };
+        assert!(is_cumulative(&point.value));
+        *start_mut(&mut point.value) += 5_000_000;
+        let comparison = compare(expected, actual, &options);
+        assert_eq!((comparison.total.identical, comparison.total.changed), (13, 1));
+        assert_eq!(comparison.field_changes[0].field, "startTime");
     }
 }

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use crate::diff::{Change, Differ, moved};
+use crate::diff_points::{SeriesStarts, is_cumulative};
 use crate::match_keys::{ContentKeys, FastMap, FastSet, Key, span_key};
 use crate::tally::Tally;
 use crate::{Item, ItemBody, TraceSummary};
@@ -108,7 +109,8 @@ pub(crate) fn compare_partition(expected: &[Item], actual: &[Item], tally: &mut 
         seen[index as usize] |= known.contains(&loose_a[index as usize]);
     }
 
-    let differ = Differ { ignore: &ignore };
+    let differ = Differ { ignore: &ignore, series_starts: !same_times };
+    let mut starts = SeriesStarts::default();
     let mut scope_changes: FastMap<(usize, usize), (usize, usize)> = FastMap::default();
     let mut arena: Vec<Change<'_>> = Vec::new();
     let mut changes: Vec<Change<'_>> = Vec::new();
@@ -126,6 +128,12 @@ pub(crate) fn compare_partition(expected: &[Item], actual: &[Item], tally: &mut 
         }
         let delta = tally.shift(e.origin, moved(e, a), &mut changes);
         differ.bodies(e, a, delta, &mut changes);
+        if differ.series_starts
+            && matches!(&e.body, ItemBody::Point(point) if is_cumulative(&point.value))
+            && let Some(((_, series), _)) = keys.keys(e)
+        {
+            starts.check(series, e, a, &mut changes);
+        }
         tally.pair(e, a, &changes);
     }
     for &index in &left.expected {

@@ -2,8 +2,8 @@
 //! `bench compare`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -92,11 +92,6 @@ pub struct CompareRun {
     pub items_per_second: f64,
     /// EXPECTED's items over the seconds.
     pub expected_items_per_second: f64,
-    /// Seconds until every record of both sides was read (and, partitioned,
-    /// written to its partition), as the comparison's progress said.
-    pub read_seconds: Option<f64>,
-    /// The seconds after that: matching, the differences and the verdict.
-    pub match_seconds: Option<f64>,
     /// What it found.
     pub counts: CompareCounts,
     /// Its verdict.
@@ -248,12 +243,8 @@ pub(super) async fn compare(
     let config = CompareConfig { partitions, ..CompareConfig::new(expected.clone(), actual.clone()) };
     let context = || format!("the comparison of session {expected} with session {actual}");
     let config = config.validate().map_err(|source| Error::Compare { context: context(), source: Box::new(source) })?;
-    let read_at: Arc<Mutex<Option<Instant>>> = Arc::default();
     let partitions_matched = AtomicU32::new(0);
     let progress = |progress: CompareProgress| {
-        if progress.records_total > 0 && progress.records_done >= progress.records_total {
-            read_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert_with(Instant::now);
-        }
         partitions_matched.fetch_max(progress.partitions_done, Ordering::Relaxed);
     };
     let cpu_before = cpu_seconds();
@@ -262,13 +253,8 @@ pub(super) async fn compare(
         .run(store, temp_dir, &progress)
         .await
         .map_err(|source| Error::Compare { context: context(), source: Box::new(source) })?;
-    let elapsed = started.elapsed();
-    let seconds = elapsed.as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     let cpu_seconds = cpu_before.zip(cpu_seconds()).map(|(before, after)| after - before);
-    let read = read_at
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .map(|at| at.saturating_duration_since(started).min(elapsed));
     let expected_items = comparison.expected.items.total();
     let actual_items = comparison.actual.items.total();
     let total = &comparison.total;
@@ -283,8 +269,6 @@ pub(super) async fn compare(
         actual_items,
         items_per_second: (expected_items + actual_items) as f64 / seconds,
         expected_items_per_second: expected_items as f64 / seconds,
-        read_seconds: read.map(|read| read.as_secs_f64()),
-        match_seconds: read.map(|read| elapsed.saturating_sub(read).as_secs_f64()),
         counts: CompareCounts {
             expected: total.expected,
             delivered: total.delivered,

@@ -118,6 +118,9 @@ fn describe_step(step: &Step<'_>) -> String {
             "bench compare: round {round} of {runs}: the {variant} copy, {}...",
             tape_bench::describe_partitions(*partitions)
         ),
+        Step::ComparePasses { items } => {
+            format!("bench compare: timing the read and decode passes over {items} items...")
+        }
         Step::ComparingMemory { items, partitions } => format!(
             "bench compare: comparing {items} items ({}) in a child process to measure its peak memory...",
             tape_bench::describe_partitions(*partitions)

@@ -108,13 +108,15 @@ impl Drop for Capture {
     }
 }
 
-/// `otlp-tape replay ARGS` of session `id` at full speed, over gRPC to
-/// `endpoint`, writing its report to `report`; run off the test's runtime,
-/// which keeps serving the pipeline meanwhile.
+/// `otlp-tape replay ARGS` of session `id` at full speed, one request at a
+/// time, over gRPC to `endpoint`, writing its report to `report`; run off
+/// the test's runtime, which keeps serving the pipeline meanwhile.
 fn replay(store: &Path, id: &str, endpoint: &str, report: &Path, args: &[&str]) {
     let mut command = tape(store);
     command.args(["replay", "--session", id, "--speed", "max", "--endpoint", endpoint, "--protocol", "grpc"]);
-    command.arg("--report").arg(report).args(["--no-progress"]).args(args);
+    // One request at a time: the pipeline gets them in the session's order
+    // and cuts the same batches every run.
+    command.arg("--report").arg(report).args(["--concurrency", "1", "--no-progress"]).args(args);
     for name in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "REPLAY_DEFAULT_SPEED"] {
         command.env_remove(name);
     }
@@ -203,14 +205,11 @@ async fn through_pipeline(
     (counts, report)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rebatching_pipeline_that_loses_nothing_delivers_every_item_identical() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path();
-    // Relative timestamps (the default): items of records sent with
-    // different shifts end up in one request.
-    let (counts, report) = through_pipeline(store, &[], |pipeline| pipeline).await;
-
+/// Replays a seed with `replay_args` through a pipeline that loses and
+/// changes nothing, and checks that compare finds every item of every
+/// signal delivered identical, every trace complete.
+async fn through_a_lossless_pipeline(store: &Path, replay_args: &[&str]) -> Compared {
+    let (counts, report) = through_pipeline(store, replay_args, |pipeline| pipeline).await;
     let compared = compare(store, &["seed", "delivered", "--replay-report", report.to_str().unwrap()]);
     compared.exits(0);
     let comparison = &compared.comparison;
@@ -233,11 +232,38 @@ async fn a_rebatching_pipeline_that_loses_nothing_delivers_every_item_identical(
     for field in ["incomplete", "dropped", "unexpected"] {
         assert_eq!(traces[field], 0, "traces {field}");
     }
-    // Request boundaries are not part of the canonical hash.
-    assert_eq!(comparison["expected"]["canonicalSha256"], comparison["actual"]["canonicalSha256"]);
     assert_ne!(comparison["expected"]["records"], comparison["actual"]["records"]);
     assert_eq!(comparison["expected"]["sessionId"], "seed");
     assert_eq!(comparison["actual"]["sessionId"], "delivered");
+    compared
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebatching_pipeline_that_loses_nothing_delivers_every_item_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let compared = through_a_lossless_pipeline(dir.path(), &["--timestamps", "none"]).await;
+    let comparison = &compared.comparison;
+    // Request boundaries and order are not part of the canonical hash.
+    assert_eq!(comparison["expected"]["canonicalSha256"], comparison["actual"]["canonicalSha256"]);
+    assert_eq!(comparison["shift"]["mode"], "none");
+    assert_eq!(
+        (comparison["shift"]["minNanos"].as_i64(), comparison["shift"]["maxNanos"].as_i64()),
+        (Some(0), Some(0))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebatching_pipeline_keeps_every_records_shift_where_requests_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    // Relative timestamps (the default): each record moves by its own
+    // shift, and the pipeline puts items of records with different shifts
+    // into one request.
+    let compared = through_a_lossless_pipeline(dir.path(), &[]).await;
+    let shift = &compared.comparison["shift"];
+    assert_eq!(shift["mode"], "relative");
+    assert!(shift["minNanos"].as_i64().unwrap() < shift["maxNanos"].as_i64().unwrap(), "{shift}");
+    assert_eq!(shift["inconsistentItems"], 0);
+    assert_eq!(shift["records"], compared.comparison["expected"]["records"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

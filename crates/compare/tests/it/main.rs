@@ -28,15 +28,17 @@ pub struct Fixture {
     pub store: Arc<dyn SessionStore>,
 }
 
-impl Fixture {
+impl Default for Fixture {
     /// An empty store.
-    pub fn new() -> Self {
+    fn default() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         std::fs::create_dir(dir.path().join("temp")).expect("a directory for partition files");
         let store: Arc<dyn SessionStore> = Arc::new(LocalStore::new(dir.path().join("store")));
         Fixture { dir, store }
     }
+}
 
+impl Fixture {
     /// Where partition files go.
     pub fn temp(&self) -> std::path::PathBuf {
         self.dir.path().join("temp")
@@ -112,8 +114,8 @@ pub fn assert_identical(comparison: &Comparison) {
     for signal in &comparison.signals {
         let counts = signal.counts;
         assert!(counts.expected > 0, "{:?}", signal.signal);
-        assert_eq!((counts.identical, counts.delivered), (counts.expected, counts.expected), "{:?}", signal);
-        assert_eq!((counts.changed, counts.missing, counts.unexpected), (0, 0, 0), "{:?}", signal);
+        assert_eq!((counts.identical, counts.delivered), (counts.expected, counts.expected), "{signal:?}");
+        assert_eq!((counts.changed, counts.missing, counts.unexpected), (0, 0, 0), "{signal:?}");
     }
     assert_eq!(comparison.expected.items, comparison.actual.items);
 }

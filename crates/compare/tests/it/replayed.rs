@@ -47,7 +47,7 @@ async fn replay_and_capture(fixture: &Fixture, session: &str, options: serde_jso
 
 #[tokio::test]
 async fn a_looped_replay_with_new_ids_and_moved_timestamps_compares_equal_with_its_report() {
-    let fixture = Fixture::new();
+    let fixture = Fixture::default();
     let metadata = seed(fixture.store.as_ref(), "seed", "payment-failure", 2, 10.0).await;
     let options = serde_json::json!({"passes": 3, "timestamps": "relative", "idSeed": 1234});
     let report = replay_and_capture(&fixture, "seed", options).await;
@@ -75,7 +75,7 @@ async fn a_looped_replay_with_new_ids_and_moved_timestamps_compares_equal_with_i
 
 #[tokio::test]
 async fn a_replay_of_some_services_in_a_window_is_expected_as_it_was_sent() {
-    let fixture = Fixture::new();
+    let fixture = Fixture::default();
     let metadata = seed(fixture.store.as_ref(), "seed", "payment-failure", 4, 10.0).await;
     let options = serde_json::json!({"traces": true, "logs": true, "services": ["checkout"], "from": "1s", "until": "3s",
                                      "timestamps": "none"});

@@ -52,6 +52,20 @@ fn print_compare_bench(report: &CompareBench) {
             summary.best_items_per_second
         );
     }
+    println!("  where the time goes (both sessions again, one thread, each pass one step more):");
+    let mut previous = 0.0;
+    for pass in &report.passes {
+        let cpu = pass.cpu_seconds.map_or_else(String::new, |seconds| format!(", CPU {seconds:.2} s"));
+        println!(
+            "    {:<8} {:>6.2} s ({:>+6.2} s), {:>10.0} items/s{cpu}: {}",
+            pass.step,
+            pass.seconds,
+            pass.seconds - previous,
+            pass.items_per_second,
+            pass.does
+        );
+        previous = pass.seconds;
+    }
     if let Some(memory) = &report.memory {
         println!(
             "  memory: at least {:.2} GB stored: {}; its copy: {}",
@@ -98,16 +112,12 @@ fn describe_copy(copy: &Rebatched) -> String {
 }
 
 fn describe_run(run: &CompareRun) -> String {
-    let stages = match (run.read_seconds, run.match_seconds) {
-        (Some(read), Some(matched)) => format!("; read {read:.2} s, match {matched:.2} s"),
-        _ => String::new(),
-    };
     let cpu = run.cpu_seconds.map_or_else(String::new, |seconds| format!("; CPU {seconds:.2} s"));
     let memory =
         run.peak_memory_bytes.map_or_else(String::new, |bytes| format!("; peak memory {}", human_bytes(bytes)));
     let round = if run.round == 0 { String::new() } else { format!("{} ", run.round) };
     format!(
-        "{round}{:<11} {:<14} {:.2} s, {:.0} items/s ({:.0} expected items/s){stages}{cpu}{memory}; {}: {}",
+        "{round}{:<11} {:<14} {:.2} s, {:.0} items/s ({:.0} expected items/s){cpu}{memory}; {}: {}",
         run.variant,
         describe_partitions(run.partitions),
         run.seconds,
