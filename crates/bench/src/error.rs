@@ -100,6 +100,15 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// A comparison being measured could not be made.
+    #[error("{context}")]
+    Compare {
+        /// Which comparison.
+        context: String,
+        /// Why.
+        #[source]
+        source: Box<tape_compare::Error>,
+    },
     /// A measurement went wrong: something was lost, refused, or out of order.
     #[error("{0}")]
     Measurement(String),

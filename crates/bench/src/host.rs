@@ -70,11 +70,11 @@ pub enum Step<'a> {
     },
     /// `bench replay` or `bench export` generates the session of a measurement.
     Generating {
-        /// The benchmark: `replay` or `export`.
+        /// The benchmark: `replay`, `export` or `compare`.
         bench: &'a str,
         /// The pattern.
         pattern: &'a str,
-        /// `throughput` or `pacing`.
+        /// `throughput`, `pacing` or `export`.
         measurement: &'a str,
     },
     /// `bench replay` replays the throughput session.
@@ -84,15 +84,17 @@ pub enum Step<'a> {
         /// Requests in flight at most.
         concurrency: usize,
     },
-    /// `bench replay` or `bench export` generates the memory session.
+    /// `bench replay`, `bench export` or `bench compare` generates the
+    /// memory session.
     GeneratingMemory {
-        /// The benchmark: `replay` or `export`.
+        /// The benchmark: `replay`, `export` or `compare`.
         bench: &'a str,
         /// Virtual seconds of the session.
         seconds: f64,
         /// The pattern.
         pattern: &'a str,
-        /// Bytes it should hold at least: payload (`replay`) or stored (`export`).
+        /// Bytes it should hold at least: payload (`replay`) or stored
+        /// (`export`, `compare`).
         target_bytes: u64,
     },
     /// `bench export` exports a session to Parquet.
@@ -106,6 +108,36 @@ pub enum Step<'a> {
     ExportPasses {
         /// Spans in the session.
         spans: u64,
+    },
+    /// `bench compare` writes the re-batched copies of a session.
+    Rebatching {
+        /// Items of the session.
+        items: u64,
+        /// Items of each request of the copies.
+        batch_items: u64,
+    },
+    /// `bench compare` times a comparison.
+    Comparing {
+        /// The round, from 1.
+        round: u32,
+        /// Rounds in all.
+        runs: u32,
+        /// `identical` or `differences`.
+        variant: &'a str,
+        /// Partitions: 1 is in memory.
+        partitions: Option<u32>,
+    },
+    /// `bench compare` times its passes over the sessions.
+    ComparePasses {
+        /// Items of both sessions.
+        items: u64,
+    },
+    /// `bench compare` compares the memory sessions in a child process.
+    ComparingMemory {
+        /// Items of both sessions.
+        items: u64,
+        /// Partitions; `None`: picked by the sessions' sizes.
+        partitions: Option<u32>,
     },
     /// `bench replay` replays the memory session in a child process.
     ReplayingMemory {

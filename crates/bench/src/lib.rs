@@ -15,7 +15,11 @@
 //!   and pacing accuracy;
 //! - [`ExportBenchConfig`] (`bench export`): Parquet export throughput end
 //!   to end, bytes per span, where the time goes, and the peak memory of
-//!   exporting a large session.
+//!   exporting a large session;
+//! - [`CompareBenchConfig`] (`bench compare`): items compared per second
+//!   by `tape_compare`, in memory and partitioned on disk, of a session
+//!   and a re-batched copy (as it is, and with differences), and the peak
+//!   memory of comparing a large session.
 //!
 //! Sessions go to a temporary directory that is removed afterwards. What
 //! the harnesses need from the program that runs them (its patterns, its
@@ -37,6 +41,7 @@
 
 mod capture;
 mod capture_memory;
+mod compare;
 mod error;
 mod export;
 mod host;
@@ -46,6 +51,11 @@ mod system;
 
 pub use capture::{CAPTURE_PATTERN, CaptureBench, CaptureBenchConfig, LatencyPhase, ThroughputPhase};
 pub use capture_memory::{CaptureMemoryBench, CaptureMemoryBenchConfig, UploadProtocol};
+pub use compare::{
+    ADDED_ATTRIBUTE, ALTERATION_PERIOD, Alterations, COMPARE_PATTERN, CompareBench, CompareBenchConfig, CompareCounts,
+    CompareMemoryReport, ComparePass, CompareRun, CompareSummary, DIFFERENCES, IDENTICAL, Rebatched,
+    describe_partitions,
+};
 pub use error::{BoxError, Error};
 pub use export::{EXPORT_PATTERN, ExportBench, ExportBenchConfig, ExportMemoryReport, ExportRun, Pass, TableFile};
 pub use host::{GeneratedSession, Host, PatternDefaults, SeedRequest, Step};

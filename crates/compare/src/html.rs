@@ -102,7 +102,12 @@ impl Comparison {
             page,
             "</table>\n<p class=\"{}\">The canonical SHA-256s are {}.</p>",
             if same { "ok" } else { "muted" },
-            if same { "equal: both sides hold the same items" } else { "different" },
+            if same {
+                "equal: both sides hold the same items"
+            } else {
+                "different: each hashes what its side holds, with its own timestamps and every attribute, whatever the \
+                 comparison allowed for"
+            },
         );
     }
 

@@ -218,3 +218,90 @@ fn time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D:
     }
     Ok(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use tape_otlp::Signal;
+
+    use super::*;
+
+    fn report(options: serde_json::Value) -> serde_json::Value {
+        let mut report = serde_json::json!({
+            "session": {"id": "seed", "type": "seed", "contentHash": "abc"},
+            "passes": 3, "idSeed": 42, "reason": "finished",
+            "counts": {"traces": {"sentItems": 10, "rejectedItems": 1}, "metrics": {"sentItems": 0},
+                       "logs": {"sentItems": 4, "failedItems": 2}, "total": {"sentItems": 14}},
+            "targets": {"description": "ignored"},
+        });
+        report["options"] = options;
+        report
+    }
+
+    fn facts(options: serde_json::Value) -> Result<ReplayFacts, Error> {
+        ReplayFacts::from_json("r.json", report(options).to_string().as_bytes())
+    }
+
+    #[test]
+    fn a_report_gives_the_selection_the_remapping_of_each_pass_and_the_timestamp_mode() {
+        let facts = facts(serde_json::json!({
+            "timestamps": "relative", "ids": "from-second-pass", "signals": ["traces", "logs"],
+            "services": ["checkout"], "from": "2026-01-01T00:00:01.5Z", "until": "2026-01-01T00:00:03Z",
+            "phase": "failure", "speed": "max",
+        }))
+        .expect("a report");
+        let selection = facts.selection(SignalSet::ALL.with(Signal::Metrics)).expect("valid");
+        assert_eq!(selection.signals.iter().collect::<Vec<_>>(), [Signal::Traces, Signal::Logs]);
+        assert_eq!(selection.services, ["checkout"]);
+        assert_eq!(selection.from, Some(1_767_225_601_500_000_000));
+        assert_eq!(selection.until, Some(1_767_225_603_000_000_000));
+        let only_logs: SignalSet = [Signal::Logs, Signal::Metrics].into_iter().collect();
+        assert_eq!(facts.selection(only_logs).unwrap().signals.iter().collect::<Vec<_>>(), [Signal::Logs]);
+        assert_eq!(facts.id_remap(0).unwrap(), None);
+        assert_eq!(facts.id_remap(2).unwrap(), Some(IdRemap::new(42, 2)));
+        assert_eq!(facts.timestamp_mode().unwrap(), TimestampMode::Relative);
+        assert_eq!((facts.passes(), facts.counts.logs.failed_items), (3, 2));
+        // It serializes to the report's shape, with only these fields.
+        let json = serde_json::to_value(&facts).unwrap();
+        assert_eq!(json["options"]["from"], "2026-01-01T00:00:01.5Z");
+        assert!(json.get("targets").is_none());
+        assert_eq!(serde_json::from_value::<ReplayFacts>(json).unwrap(), facts);
+    }
+
+    #[test]
+    fn every_pass_or_none_is_remapped_as_the_report_says() {
+        let with = |ids: &str| {
+            facts(serde_json::json!({"timestamps": "none", "ids": ids, "signals": ["traces"]})).expect("a report")
+        };
+        assert_eq!(with("always").id_remap(0).unwrap(), Some(IdRemap::new(42, 0)));
+        assert_eq!(with("never").id_remap(2).unwrap(), None);
+        let mut bad = with("never");
+        bad.options.ids = "sometimes".to_owned();
+        let message = bad.id_remap(1).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "replay report replayReport: options.ids: \"sometimes\" is not from-second-pass, always or never"
+        );
+    }
+
+    #[test]
+    fn a_report_that_is_not_one_is_named() {
+        for (json, expected) in [
+            (
+                serde_json::json!({"timestamps": "later", "ids": "never", "signals": []}),
+                "options.timestamps: \"later\"",
+            ),
+            (serde_json::json!({"timestamps": "none", "ids": "often", "signals": []}), "options.ids: \"often\""),
+            (
+                serde_json::json!({"timestamps": "none", "ids": "never", "signals": [], "from": "yesterday"}),
+                "\"yesterday\" is not an RFC 3339 time",
+            ),
+            (serde_json::json!({"ids": "never", "signals": []}), "missing field `timestamps`"),
+        ] {
+            let message = facts(json).unwrap_err().to_string();
+            assert!(message.starts_with("replay report r.json: "), "{message}");
+            assert!(message.contains(expected), "{message}");
+        }
+        let message = ReplayFacts::from_json("r.json", b"{not json").unwrap_err().to_string();
+        assert!(message.starts_with("replay report r.json: key must be a string"), "{message}");
+    }
+}

@@ -20,17 +20,20 @@ use crate::partition::{PartitionWriter, read_partition};
 use crate::tally::Tally;
 use crate::{CompareConfig, Comparison, Error, Item, REPLAY_REPORT, SideSummary, ValidCompareConfig};
 
-/// How much memory the items of one partition (both sides) may take
-/// when the number of partitions is chosen from the sessions' sizes.
-/// Matching holds one partition while the next is read, so a comparison
-/// takes about twice this, plus the matching's own tables.
-pub(crate) const PARTITION_MEMORY_BUDGET: u64 = 512 << 20;
+/// How much memory one partition may take (both sides' items and the
+/// matching's tables) when the number of partitions is chosen from the
+/// sessions' sizes: sessions under it are compared in memory, larger ones
+/// in as many partitions as it takes. A partitioned comparison peaks at
+/// about 64 MiB of write buffers plus up to four times this (measured on
+/// high-load seeds: one partition matched while the next is read, and the
+/// allocator's slack).
+pub(crate) const PARTITION_MEMORY_BUDGET: u64 = 256 << 20;
 
-/// Decoded items take about this many times the bytes of their protobuf
-/// encoding in memory (measured on seed sessions of the built-in
-/// patterns: strings, attribute lists and enums each in their own
-/// allocation).
-const DECODED_BYTES_PER_ENCODED_BYTE: u64 = 4;
+/// A comparison in memory takes about this many times the bytes of both
+/// sides' requests (protobuf, uncompressed): 5.4 measured on seeds of the
+/// built-in patterns (decoded items, whose strings and attribute lists are
+/// each an allocation, and the matching's tables), rounded up.
+const MEMORY_PER_REQUEST_BYTE: u64 = 6;
 
 /// How far a comparison got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -107,24 +110,32 @@ impl ValidCompareConfig {
             partitions_total: partitions,
         };
         let report = || progress(snapshot(0));
-        let sink = |side: &'static str| match &directory {
-            Some(directory) => {
-                Sink::Files(PartitionWriter::new(directory.path(), side, partitions, config.ignore_attributes.clone()))
-            }
-            None => Sink::Memory(Vec::new()),
+        // In memory, each side's vector is as large as its blobs' items
+        // from the start: growing it would copy it and, for a moment, take
+        // three times its size.
+        let sink = |side: &'static str, items: u64| match &directory {
+            Some(directory) => Sink::Files(PartitionWriter::new(
+                Arc::clone(directory),
+                side,
+                partitions,
+                config.ignore_attributes.clone(),
+            )),
+            None => Sink::Memory(Vec::with_capacity(usize::try_from(items).unwrap_or(0))),
         };
+        let expected_items = items_in(&expected_blobs).saturating_mul(replayed.passes);
+        let actual_items = items_in(&actual_blobs);
         let expected_side = Side {
             session: config.expected.clone(),
             blobs: expected_blobs,
             replayed: Some(replayed),
-            sink: sink(EXPECTED),
+            sink: sink(EXPECTED, expected_items),
             counters: Arc::clone(&counters),
         };
         let actual_side = Side {
             session: config.actual.clone(),
             blobs: actual_blobs,
             replayed: None,
-            sink: sink(ACTUAL),
+            sink: sink(ACTUAL, actual_items),
             counters: Arc::clone(&counters),
         };
         let (expected_read, actual_read) =
@@ -221,7 +232,7 @@ fn replayed(config: &CompareConfig, expected: &SessionMetadata) -> Result<Replay
 /// Partitions for sessions of `bytes` of requests (uncompressed), so that
 /// one partition's items fit [`PARTITION_MEMORY_BUDGET`].
 fn partitions_for(bytes: u64) -> u32 {
-    let memory = bytes.saturating_mul(DECODED_BYTES_PER_ENCODED_BYTE);
+    let memory = bytes.saturating_mul(MEMORY_PER_REQUEST_BYTE);
     let partitions = memory.div_ceil(PARTITION_MEMORY_BUDGET).max(1);
     u32::try_from(partitions).unwrap_or(MAX_PARTITIONS).min(MAX_PARTITIONS)
 }
@@ -232,6 +243,10 @@ fn uncompressed(blobs: &[BlobEntry]) -> u64 {
 
 fn records(blobs: &[BlobEntry]) -> u64 {
     blobs.iter().map(|blob| blob.records).sum()
+}
+
+fn items_in(blobs: &[BlobEntry]) -> u64 {
+    blobs.iter().map(|blob| blob.items).sum()
 }
 
 fn summary(metadata: &SessionMetadata, read: &SideRead) -> SideSummary {
@@ -271,9 +286,9 @@ mod tests {
     #[test]
     fn sessions_that_fit_are_one_partition_and_larger_ones_more() {
         assert_eq!(partitions_for(0), 1);
-        assert_eq!(partitions_for(PARTITION_MEMORY_BUDGET / DECODED_BYTES_PER_ENCODED_BYTE), 1);
-        assert_eq!(partitions_for(PARTITION_MEMORY_BUDGET / DECODED_BYTES_PER_ENCODED_BYTE + 1), 2);
-        assert_eq!(partitions_for(10 << 30), 80);
+        assert_eq!(partitions_for(PARTITION_MEMORY_BUDGET / MEMORY_PER_REQUEST_BYTE), 1);
+        assert_eq!(partitions_for(PARTITION_MEMORY_BUDGET / MEMORY_PER_REQUEST_BYTE + 1), 2);
+        assert_eq!(partitions_for(10 << 30), 240);
         assert_eq!(partitions_for(u64::MAX), MAX_PARTITIONS);
     }
 }

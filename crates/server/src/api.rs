@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tape_session::{Error as StoreError, SessionId};
 
 use crate::captures::{capture, captures, start_capture, stop_capture};
+use crate::compares::{compare, compare_report, compares, start_compare, stop_compare};
 use crate::exports::{export, exports, start_export, stop_export};
 use crate::replays::{replay, replays, start_replay, stop_replay};
 use crate::seeds::{seed, seeds, start_seed, stop_seed};
@@ -143,6 +144,10 @@ pub(crate) fn router(state: Arc<State>, max_body_bytes: usize) -> Router {
         .route("/api/v1/exports", get(exports).post(start_export))
         .route("/api/v1/exports/{id}", get(export))
         .route("/api/v1/exports/{id}/stop", post(stop_export))
+        .route("/api/v1/compares", get(compares).post(start_compare))
+        .route("/api/v1/compares/{id}", get(compare))
+        .route("/api/v1/compares/{id}/stop", post(stop_compare))
+        .route("/api/v1/compares/{id}/report", get(compare_report))
         .route("/api/v1/patterns", get(patterns))
         .route("/api/v1/patterns/{name}", get(pattern))
         .route("/api/v1/retention/prune", post(prune))

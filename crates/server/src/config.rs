@@ -98,6 +98,10 @@ pub struct ServeConfig {
     /// refused with 429; 2.
     #[serde(default = "default_max_concurrent_exports")]
     pub max_concurrent_exports: u32,
+    /// Comparisons started through the API that may run at once; one more
+    /// is refused with 429; 2.
+    #[serde(default = "default_max_concurrent_compares")]
+    pub max_concurrent_compares: u32,
 }
 
 fn default_api() -> SocketAddr {
@@ -150,6 +154,10 @@ fn default_max_concurrent_exports() -> u32 {
     2
 }
 
+fn default_max_concurrent_compares() -> u32 {
+    2
+}
+
 fn default_max_seed_traces() -> u64 {
     1_000_000
 }
@@ -184,6 +192,7 @@ impl Default for ServeConfig {
             allow_targets: Vec::new(),
             export_dir: None,
             max_concurrent_exports: default_max_concurrent_exports(),
+            max_concurrent_compares: default_max_concurrent_compares(),
         }
     }
 }
@@ -255,6 +264,7 @@ impl ServeConfig {
             (self.max_concurrent_replays, "max-concurrent-replays"),
             (self.max_concurrent_seeds, "max-concurrent-seeds"),
             (self.max_concurrent_exports, "max-concurrent-exports"),
+            (self.max_concurrent_compares, "max-concurrent-compares"),
         ] {
             if value == 0 {
                 return Err(Error::Zero { flag });
@@ -281,6 +291,7 @@ impl ServeConfig {
                 max_seed_traces: self.max_seed_traces,
                 allowed_targets: self.allow_targets,
                 max_concurrent_exports: self.max_concurrent_exports as usize,
+                max_concurrent_compares: self.max_concurrent_compares as usize,
             },
             export_dir: self.export_dir,
         })

@@ -2,13 +2,14 @@
 //! record while a capture runs, and an HTTP API (`docs/API.md`,
 //! `docs/openapi.json`) that lists and deletes sessions, starts and stops
 //! captures, replays, seeds and exports, prunes by a retention policy and
-//! shows Prometheus metrics.
+//! shows Prometheus metrics, and compares two sessions.
 //!
 //! The API is a thin front over the components: a request body is
 //! deserialized directly into the component's `Config` (a capture's into
 //! `tape_capture`'s, a replay's into [`tape_replay::ReplayConfig`], a
 //! seed's into `tape_seed::SeedConfig`, an export's into
-//! `tape_files::ExportConfig`), validated as the command line
+//! `tape_files::ExportConfig`, a comparison's into
+//! `tape_compare::CompareConfig`), validated as the command line
 //! validates it, and run as a job. A config's fields are exactly what the
 //! API accepts, so a body that names a file of this host (`report`,
 //! `checkpoint`) is refused as an unknown option; see [`request`].
@@ -16,8 +17,8 @@
 //! `serve`'s own settings are a [`ServeConfig`]; [`ServeConfig::validate`]
 //! checks them into [`ServeSettings`]; [`Server::start`] binds, and
 //! [`Server::run`] serves until its shutdown token is cancelled, then
-//! finishes captures and stops replays (their reports written), seeds and
-//! exports. The caller picks the store, the pass-through and where exports
+//! finishes captures and stops replays (their reports written), seeds,
+//! exports and comparisons. The caller picks the store, the pass-through and where exports
 //! write (an opener of output directories), passes the
 //! environment the components read (`OTEL_EXPORTER_OTLP_*`, `CAPTURE_*`,
 //! `CLICKHOUSE_*`) as a lookup, and says where warnings go ([`Host`]).
@@ -37,6 +38,7 @@
 //!     env: Arc::new(|name| std::env::var(name).ok().filter(|value| !value.is_empty())),
 //!     warn: Arc::new(|warning| eprintln!("{warning}")),
 //!     open_output: Arc::new(|out| Ok(Box::new(tape_store::LocalOutputDir::new(out)))),
+//!     temp_dir: std::env::temp_dir(),
 //! };
 //! let server = Server::start(store, settings, host).await?;
 //! println!("the control API is on http://{}", server.addresses().api);
@@ -53,6 +55,7 @@
 
 mod api;
 mod captures;
+mod compares;
 mod config;
 mod error;
 mod exports;
@@ -92,6 +95,10 @@ pub struct Host {
     /// Opens the directory an export job writes into, chosen by the caller
     /// (a local directory or an S3 prefix).
     pub open_output: OutputOpener,
+    /// Where compare jobs put their partition files, each in a new
+    /// directory removed when it ends (`serve` gives the system's
+    /// temporary directory).
+    pub temp_dir: std::path::PathBuf,
 }
 
 /// Opens the directory of an export from its `out`: `s3://<bucket>/<prefix>`

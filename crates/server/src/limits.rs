@@ -21,6 +21,8 @@ pub(crate) struct Limits {
     pub allowed_targets: Vec<AllowedTarget>,
     /// Exports started through the API that may run at once.
     pub max_concurrent_exports: usize,
+    /// Comparisons started through the API that may run at once.
+    pub max_concurrent_compares: usize,
 }
 
 /// One `--allow-target`: a host (a name or an IP address) with an optional

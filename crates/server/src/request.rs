@@ -27,6 +27,10 @@ pub type SeedOptions = tape_seed::SeedConfig;
 /// export directory.
 pub type ExportOptions = tape_files::ExportConfig;
 
+/// The body of `POST /api/v1/compares`: `tape_compare`'s comparison
+/// config; its `replayReport` is the replay report's JSON object.
+pub type CompareOptions = tape_compare::CompareConfig;
+
 /// A request body that is not a valid set of options; the message names
 /// the option.
 #[derive(Debug, thiserror::Error)]

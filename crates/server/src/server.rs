@@ -47,7 +47,7 @@ impl Server {
     /// gives (the pass-through, the environment, where warnings go).
     /// Applies the retention policy once if it has an interval.
     pub async fn start(store: Arc<dyn SessionStore>, settings: ServeSettings, host: Host) -> Result<Server, Error> {
-        let Host { forward, env, warn, open_output } = host;
+        let Host { forward, env, warn, open_output, temp_dir } = host;
         let store_counters = Arc::new(StoreCounters::default());
         let store: Arc<dyn SessionStore> = Arc::new(MeteredStore::new(store, Arc::clone(&store_counters)));
         let receivers = Receivers::start(ReceiversConfig {
@@ -88,6 +88,8 @@ impl Server {
             export_dir: settings.export_dir,
             open_output,
             exports: Mutex::default(),
+            compares: Mutex::default(),
+            temp_dir,
         });
         // The policy applies at once, then every interval.
         if settings.retention_interval.is_some() {

@@ -1,5 +1,5 @@
 //! What the control API works with: the store, the receivers, the jobs it
-//! started (captures, replays, seeds, exports) and what bounds them.
+//! started (captures, replays, seeds, exports, comparisons) and what bounds them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -138,6 +138,22 @@ pub(crate) struct ExportJob {
     pub outcome: Option<Value>,
 }
 
+/// A comparison started through the API.
+pub(crate) struct CompareJob {
+    pub id: String,
+    pub expected: SessionId,
+    pub actual: SessionId,
+    /// Its options, as the comparison config has them.
+    pub options: Value,
+    pub status: JobStatus,
+    /// The latest progress the run reported.
+    pub progress: Arc<Mutex<tape_compare::CompareProgress>>,
+    /// Cancelled to stop it: the run is dropped with its partition files.
+    pub stop: CancellationToken,
+    /// The comparison, once it completed.
+    pub comparison: Option<Arc<tape_compare::Comparison>>,
+}
+
 /// The summed progress of the replays that ended.
 #[derive(Debug, Default)]
 pub(crate) struct ReplayTotals(pub ProgressSnapshot);
@@ -186,6 +202,10 @@ pub(crate) struct State {
     /// Opens an export's output directory.
     pub open_output: crate::OutputOpener,
     pub exports: Mutex<BTreeMap<String, ExportJob>>,
+    pub compares: Mutex<BTreeMap<String, CompareJob>>,
+    /// Where compare jobs put their partition files (a new directory
+    /// each, removed when the job ends).
+    pub temp_dir: PathBuf,
 }
 
 impl State {
@@ -195,7 +215,7 @@ impl State {
     }
 
     /// Sessions that must not be deleted: the one being captured and those
-    /// being replayed or exported.
+    /// being replayed, exported or compared.
     pub fn busy_sessions(&self) -> HashSet<SessionId> {
         // Sessions another process is capturing, too.
         let locked = tape_store::locked_sessions(&self.spool_dir).unwrap_or_default();
@@ -211,12 +231,19 @@ impl State {
         busy.extend(
             lock(&self.exports).values().filter(|job| job.status.is_running()).map(|job| job.session_id.clone()),
         );
+        busy.extend(
+            lock(&self.compares)
+                .values()
+                .filter(|job| job.status.is_running())
+                .flat_map(|job| [job.expected.clone(), job.actual.clone()]),
+        );
         busy
     }
 
-    /// Stops every running replay, seed and export: a replay ends within
-    /// its drain timeout and writes its report; a seed removes its partial
-    /// session; an export removes what it has not committed.
+    /// Stops every running replay, seed, export and comparison: a replay
+    /// ends within its drain timeout and writes its report; a seed removes
+    /// its partial session; an export removes what it has not committed; a
+    /// comparison removes its partition files.
     pub fn stop_jobs(&self) {
         for job in lock(&self.replays).values() {
             job.stop();
@@ -225,6 +252,9 @@ impl State {
             job.stop();
         }
         for job in lock(&self.exports).values() {
+            job.stop();
+        }
+        for job in lock(&self.compares).values() {
             job.stop();
         }
     }

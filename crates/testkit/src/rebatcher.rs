@@ -207,6 +207,7 @@ impl RebatcherBuilder {
         let server = tokio::spawn(serve(listener, service, server_stopped));
         Ok(Rebatcher {
             endpoint: format!("http://{address}"),
+            batch_items: self.batch_items,
             shared,
             queue: Some(queue),
             stop_server: Some(stop_server),
@@ -221,6 +222,7 @@ impl RebatcherBuilder {
 /// [`stop`](Self::stop) flushes.
 pub struct Rebatcher {
     endpoint: String,
+    batch_items: usize,
     shared: Arc<Shared>,
     queue: Option<mpsc::Sender<Outgoing>>,
     stop_server: Option<oneshot::Sender<()>>,
@@ -251,7 +253,7 @@ impl Rebatcher {
     /// upstream failure.
     pub async fn flush(&self) -> Result<(), RebatcherError> {
         let queue = self.queue.as_ref().ok_or(RebatcherError::Stopped)?;
-        let batches = self.shared.lock().cut_all();
+        let batches = self.shared.lock().cut_all(self.batch_items);
         for batch in batches {
             queue.send(batch).await.map_err(|_| RebatcherError::Stopped)?;
         }
@@ -345,11 +347,12 @@ impl State {
         counts
     }
 
-    /// Every buffered item, cut into outgoing requests.
-    fn cut_all(&mut self) -> Vec<Outgoing> {
-        let mut outgoing: Vec<Outgoing> = self.traces.cut(usize::MAX, true).into_iter().map(Outgoing::Traces).collect();
-        outgoing.extend(self.metrics.cut(usize::MAX, true).into_iter().map(Outgoing::Metrics));
-        outgoing.extend(self.logs.cut(usize::MAX, true).into_iter().map(Outgoing::Logs));
+    /// Every buffered item, cut into outgoing requests of `size` items
+    /// and a last, smaller one.
+    fn cut_all(&mut self, size: usize) -> Vec<Outgoing> {
+        let mut outgoing: Vec<Outgoing> = self.traces.cut(size, true).into_iter().map(Outgoing::Traces).collect();
+        outgoing.extend(self.metrics.cut(size, true).into_iter().map(Outgoing::Metrics));
+        outgoing.extend(self.logs.cut(size, true).into_iter().map(Outgoing::Logs));
         outgoing
     }
 }

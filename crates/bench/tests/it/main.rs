@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tape_bench::{
-    BoxError, CaptureBenchConfig, ExportBenchConfig, GeneratedSession, Host, PatternDefaults, Report, SeedBenchConfig,
-    SeedRequest, Step,
+    BoxError, CaptureBenchConfig, CompareBenchConfig, ExportBenchConfig, GeneratedSession, Host, PatternDefaults,
+    Report, SeedBenchConfig, SeedRequest, Step,
 };
 use tape_otlp::SignalSet;
 use tape_seed_generator::{DEFAULT_START, Generator, Params, Pattern, builtin_pattern};
@@ -122,4 +122,41 @@ async fn the_capture_bench_records_every_span_it_acknowledged() {
     let steps = host.steps.lock().unwrap();
     assert_eq!(steps.len(), 1, "{steps:?}");
     assert!(steps[0].starts_with("CapturePhases"), "{steps:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compare_bench_finds_the_copy_identical_and_exactly_the_differences_of_the_other() {
+    let host = TestHost::default();
+    let config = CompareBenchConfig { duration_nanos: 1_000_000_000, runs: 2, partitions: 3, ..Default::default() };
+    let report = config.validate().unwrap().run(&host).await.unwrap();
+    report.check().unwrap();
+    let items = report.session.items;
+    assert!(report.session.spans > tape_bench::ALTERATION_PERIOD, "{report:?}");
+    assert_eq!(report.identical.items, items);
+    let alterations = report.differences.alterations;
+    assert!(alterations.dropped_spans > 0 && alterations.changed() > 0, "{alterations:?}");
+    assert_eq!(report.differences.items, items - alterations.dropped_spans);
+
+    // Two rounds of the four comparisons, interleaved.
+    let order: Vec<(u32, &str, Option<u32>)> =
+        report.runs.iter().map(|run| (run.round, run.variant.as_str(), run.partitions)).collect();
+    let round = |n| {
+        [(n, "identical", Some(1)), (n, "identical", Some(3)), (n, "differences", Some(1)), (n, "differences", Some(3))]
+    };
+    assert_eq!(order, [round(1), round(2)].concat());
+    for run in &report.runs {
+        assert_eq!((run.expected_items, run.partitions_matched), (items, run.partitions.unwrap()), "{run:?}");
+        assert!(run.items_per_second > run.expected_items_per_second, "{run:?}");
+        let identical = run.variant == "identical";
+        assert_eq!(run.passed, identical, "{run:?}");
+        let (missing, changed) = if identical { (0, 0) } else { (alterations.dropped_spans, alterations.changed()) };
+        assert_eq!((run.counts.missing, run.counts.changed, run.counts.unexpected), (missing, changed, 0), "{run:?}");
+    }
+    assert_eq!(report.summaries.len(), 4);
+    assert!(report.summaries.iter().all(|summary| summary.runs == 2), "{:?}", report.summaries);
+    let steps: Vec<&str> = report.passes.iter().map(|pass| pass.step.as_str()).collect();
+    assert_eq!(steps, ["read", "decode"]);
+    assert!(report.passes.iter().all(|pass| pass.items == 2 * items), "{:?}", report.passes);
+    let told = host.steps.lock().unwrap().join("\n");
+    assert!(told.contains("Rebatching") && told.contains("Comparing") && told.contains("ComparePasses"), "{told}");
 }

@@ -24,6 +24,10 @@ pub enum BenchCommand {
     /// Parquet export throughput end to end (read, decompress, decode, convert, encode, write) of a high-load
     /// session, bytes per span, where the time goes, and the peak memory of exporting a large session.
     Export(BenchExportArgs),
+    /// Items compared per second by `otlp-tape compare`, in memory and partitioned on disk, of a high-load session
+    /// and copies of it batched differently (as they are, and with differences), and the peak memory of comparing
+    /// a large session; sessions go to a temporary directory.
+    Compare(BenchCompareArgs),
 }
 
 /// `otlp-tape bench seed`
@@ -139,6 +143,57 @@ pub struct BenchExportArgs {
     /// store in DIR and print the report as JSON.
     #[arg(long, value_name = "DIR", hide = true)]
     pub export_only: Option<PathBuf>,
+}
+
+/// `otlp-tape bench compare`
+#[derive(Debug, Args)]
+pub struct BenchCompareArgs {
+    /// Virtual duration of the high-load session compared for throughput (such as 60s or 10m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub duration: u64,
+    /// Traces per second of the high-load sessions; default: the pattern's.
+    #[arg(long, value_name = "TRACES_PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Rounds of the four comparisons (each copy, in memory and partitioned), interleaved.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub runs: u32,
+    /// Partitions of the comparisons on disk.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub partitions: u32,
+    /// Items in each request of the copies (the Collector batch processor's default send_batch_size).
+    #[arg(long, value_name = "N", default_value_t = 8192)]
+    pub batch_items: u64,
+    /// Stored (compressed) size of a high-load session compared with its copy in a child process for the peak
+    /// memory, in GB of 10^9 bytes; 0 skips it.
+    #[arg(long, value_name = "GB", default_value_t = 0.0)]
+    pub memory_gb: f64,
+    /// Partitions of that comparison (1 is in memory); default: picked from the sessions' sizes, as
+    /// `otlp-tape compare` does.
+    #[arg(long, value_name = "N")]
+    pub memory_partitions: Option<u32>,
+    /// Seed of the generator.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    pub seed: u64,
+    /// Internal, for the memory measurement's child process: only compare the sessions bench-compare-memory-*
+    /// of the local store in DIR and print the report as JSON.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub compare_only: Option<PathBuf>,
+}
+
+impl BenchCompareArgs {
+    /// The benchmark these flags ask for.
+    pub fn config(&self) -> tape_bench::CompareBenchConfig {
+        tape_bench::CompareBenchConfig {
+            duration_nanos: self.duration,
+            rate: self.rate,
+            seed: self.seed,
+            runs: self.runs,
+            partitions: self.partitions,
+            batch_items: self.batch_items,
+            memory_gb: self.memory_gb,
+            memory_partitions: self.memory_partitions,
+        }
+    }
 }
 
 impl BenchSeedArgs {

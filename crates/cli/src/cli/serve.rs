@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// Exports started through the API that may run at once; one more is refused with 429.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_exports: u32,
+    /// Comparisons started through the API that may run at once; one more is refused with 429. Their
+    /// partition files go under the system's temporary directory (TMPDIR).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_compares: u32,
 }
 
 fn parse_allowed_target(text: &str) -> Result<tape_server::AllowedTarget, String> {

@@ -2,6 +2,7 @@
 //! with this binary's seed run as its [`Host`]; this module prints their
 //! reports.
 
+mod compare;
 mod export;
 mod replay;
 
@@ -92,7 +93,7 @@ fn describe_step(step: &Step<'_>) -> String {
         Step::GeneratingMemory { bench, seconds, pattern, target_bytes } => format!(
             "bench {bench}: generating {seconds} s of {pattern} for at least {} {}...",
             human_bytes(*target_bytes),
-            if *bench == "export" { "stored" } else { "of payload" }
+            if *bench == "replay" { "of payload" } else { "stored" }
         ),
         Step::ReplayingMemory { payload_bytes } => format!(
             "bench replay: replaying {} of payload in a child process to measure its peak memory...",
@@ -110,6 +111,20 @@ fn describe_step(step: &Step<'_>) -> String {
         Step::ExportPasses { spans } => {
             format!("bench export: timing the read, decode, convert and encode passes over {spans} spans...")
         }
+        Step::Rebatching { items, batch_items } => {
+            format!("bench compare: writing copies of {items} items in requests of {batch_items} items...")
+        }
+        Step::Comparing { round, runs, variant, partitions } => format!(
+            "bench compare: round {round} of {runs}: the {variant} copy, {}...",
+            tape_bench::describe_partitions(*partitions)
+        ),
+        Step::ComparePasses { items } => {
+            format!("bench compare: timing the read and decode passes over {items} items...")
+        }
+        Step::ComparingMemory { items, partitions } => format!(
+            "bench compare: comparing {items} items ({}) in a child process to measure its peak memory...",
+            tape_bench::describe_partitions(*partitions)
+        ),
         _ => format!("{step:?}"),
     }
 }
@@ -128,6 +143,7 @@ pub async fn run(command: &BenchCommand, format: OutputFormat) -> anyhow::Result
         }
         BenchCommand::Replay(args) => replay::run(args, format).await,
         BenchCommand::Export(args) => export::run(args, format).await,
+        BenchCommand::Compare(args) => compare::run(args, format).await,
     }
 }
 

@@ -7,7 +7,6 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -16,6 +15,7 @@ use tape_compare::{CompareProgress, Comparison, Counts, ReplayFacts};
 use tape_session::SessionStore;
 
 use crate::cli::{CompareArgs, OutputFormat, ReportFile};
+use crate::commands::demo::human_shift;
 use crate::output::{note, print_json};
 
 /// Example differences the text output shows (the JSON has them all).
@@ -25,7 +25,9 @@ const EXAMPLES: usize = 5;
 pub async fn run(store: &dyn SessionStore, args: CompareArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let CompareArgs { mut config, replay_report, report, temp_dir } = args;
     if let Some(path) = &replay_report {
-        config.replay_report = Some(read_replay_report(path)?);
+        let facts = read_replay_report(path)?;
+        check_replay_report(store, path, &facts, &config).await?;
+        config.replay_report = Some(facts);
     }
     if let Some(report) = &report {
         check_directory(report.path())?;
@@ -74,9 +76,32 @@ pub async fn run(store: &dyn SessionStore, args: CompareArgs, format: OutputForm
 }
 
 /// `--replay-report FILE`, read.
-fn read_replay_report(path: &PathBuf) -> anyhow::Result<ReplayFacts> {
+fn read_replay_report(path: &std::path::Path) -> anyhow::Result<ReplayFacts> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read the replay report {}", path.display()))?;
     Ok(ReplayFacts::from_json(&path.display().to_string(), &bytes)?)
+}
+
+/// Refuses a replay report of another session than EXPECTED, or one whose
+/// options a comparison cannot follow, naming the file. A missing EXPECTED
+/// is left to the comparison, which says so.
+async fn check_replay_report(
+    store: &dyn SessionStore,
+    path: &std::path::Path,
+    facts: &ReplayFacts,
+    config: &tape_compare::CompareConfig,
+) -> anyhow::Result<()> {
+    let Ok(expected) = store.read_metadata(&config.expected).await else { return Ok(()) };
+    let name = path.display().to_string();
+    let named = |error: tape_compare::Error| match error {
+        tape_compare::Error::ReplayReport { message, .. } => {
+            tape_compare::Error::ReplayReport { source_name: name.clone(), message }
+        }
+        error => error,
+    };
+    facts.check_session(&name, &expected)?;
+    facts.selection(config.signals).map_err(named)?;
+    facts.id_regeneration().map_err(named)?;
+    Ok(())
 }
 
 /// Refuses a `--report` file in a directory that does not exist before
@@ -170,9 +195,9 @@ pub fn text(comparison: &Comparison) -> String {
     }
     if let Some(shift) = &comparison.shift {
         let moved = if shift.min_nanos == shift.max_nanos {
-            format!("every matched record moved by {}", signed_seconds(shift.min_nanos))
+            format!("every matched record moved by {}", human_shift(shift.min_nanos))
         } else {
-            format!("records moved by {} to {}", signed_seconds(shift.min_nanos), signed_seconds(shift.max_nanos))
+            format!("records moved by {} .. {}", human_shift(shift.min_nanos), human_shift(shift.max_nanos))
         };
         let _ = writeln!(
             out,
@@ -308,11 +333,4 @@ fn examples(out: &mut String, comparison: &Comparison) {
             let _ = writeln!(out, "      {detail}");
         }
     }
-}
-
-/// Nanoseconds as signed seconds with nine decimals: `+3600.000000000s`.
-fn signed_seconds(nanos: i64) -> String {
-    let sign = if nanos < 0 { '-' } else { '+' };
-    let magnitude = nanos.unsigned_abs();
-    format!("{sign}{}.{:09}s", magnitude / 1_000_000_000, magnitude % 1_000_000_000)
 }

@@ -272,8 +272,8 @@ fn print_report(report: &DemoReport) {
     }
 }
 
-/// A shift for people: `+325d 9h 56m 1.234s`, `-2.500s`.
-fn human_shift(nanos: i64) -> String {
+/// A shift for people: `+325d 9h 56m 1.234s`, `-2.500s` (also `compare`'s).
+pub(crate) fn human_shift(nanos: i64) -> String {
     let sign = if nanos < 0 { '-' } else { '+' };
     let millis = nanos.unsigned_abs() / 1_000_000;
     let (days, rest) = (millis / 86_400_000, millis % 86_400_000);

@@ -35,6 +35,7 @@ fn config(args: ServeArgs) -> ServeConfig {
         allow_targets: args.allow_targets,
         export_dir: args.export_dir,
         max_concurrent_exports: args.max_concurrent_exports,
+        max_concurrent_compares: args.max_concurrent_compares,
     }
 }
 
@@ -67,6 +68,7 @@ pub async fn run(
         env: Arc::new(|name| crate::env::first_set(&[name])),
         warn: Arc::new(|warning| note(warning)),
         open_output: Arc::new(|out| crate::store::open_output(out).map_err(|error| format!("{error:#}"))),
+        temp_dir: std::env::temp_dir(),
     };
     let server = Server::start(store, settings, host).await?;
 
@@ -149,6 +151,7 @@ mod tests {
             "--allow-target=10.0.0.0/8",
             "--export-dir=e",
             "--max-concurrent-exports=14",
+            "--max-concurrent-compares=15",
         ]));
         let json: ServeConfig = serde_json::from_str(
             r#"{"api": "0.0.0.0:1", "apiToken": "t", "insecureApi": true, "maxBodyKb": 2, "grpc": null,
@@ -156,7 +159,8 @@ mod tests {
                 "reportsDir": "r", "spoolDir": "s", "retentionInterval": "7s", "retentionOlderThan": "8d",
                 "retentionKeepLast": 9, "retentionMaxTotalSize": "10GB", "retentionTypes": ["seed"],
                 "maxConcurrentReplays": 11, "maxConcurrentSeeds": 12, "maxSeedTraces": 13,
-                "allowTargets": ["10.0.0.0/8"], "exportDir": "e", "maxConcurrentExports": 14}"#,
+                "allowTargets": ["10.0.0.0/8"], "exportDir": "e", "maxConcurrentExports": 14,
+                "maxConcurrentCompares": 15}"#,
         )
         .unwrap();
         assert_eq!(config, json);

@@ -1,4 +1,4 @@
-//! `otlp-tape bench capture`, `bench replay` and `bench export`: the reports, not the timings.
+//! `otlp-tape bench capture`, `bench replay`, `bench export` and `bench compare`: the reports, not the timings.
 
 use crate::tape_json;
 
@@ -157,4 +157,58 @@ fn bench_export_reports_the_tables_and_passes_that_saw_every_span() {
 fn bench_export_names_the_flag_out_of_range() {
     let store = tempfile::tempdir().unwrap();
     crate::fails(crate::tape(store.path()).args(["bench", "export", "--memory-gb=-1"]), &["--memory-gb is -1"]);
+}
+
+#[test]
+fn bench_compare_reports_every_run_and_the_memory_comparison_in_a_child_process() {
+    // 200 kB stored: under a second of high-load, compared in a child process on 2 partitions.
+    let report = bench_report(&[
+        "compare",
+        "--duration",
+        "1s",
+        "--runs",
+        "1",
+        "--partitions",
+        "4",
+        "--memory-gb",
+        "0.0002",
+        "--memory-partitions",
+        "2",
+    ]);
+    let items = report["session"]["items"].as_u64().unwrap();
+    assert!(items > 0, "{report}");
+    assert_eq!(report["identical"]["items"], items);
+    let dropped = report["differences"]["alterations"]["droppedSpans"].as_u64().unwrap();
+    assert!(dropped > 0, "{report}");
+    let runs = report["runs"].as_array().unwrap();
+    let order: Vec<(&str, u64)> =
+        runs.iter().map(|run| (run["variant"].as_str().unwrap(), run["partitions"].as_u64().unwrap())).collect();
+    assert_eq!(order, [("identical", 1), ("identical", 4), ("differences", 1), ("differences", 4)]);
+    for run in runs {
+        assert_eq!(run["expectedItems"], items, "{report}");
+        assert_eq!(run["passed"], run["variant"] == "identical", "{report}");
+        assert_eq!(run["counts"]["missing"], if run["variant"] == "identical" { 0 } else { dropped }, "{report}");
+        for field in ["seconds", "itemsPerSecond", "expectedItemsPerSecond"] {
+            assert!(run[field].as_f64().unwrap() > 0.0, "{field}: {report}");
+        }
+    }
+    assert_eq!(report["summaries"].as_array().unwrap().len(), 4, "{report}");
+    assert_eq!(report["passes"].as_array().unwrap().len(), 2, "{report}");
+
+    let memory = &report["memory"];
+    assert_eq!(memory["targetBytes"], 200_000);
+    assert!(memory["session"]["storedBytes"].as_u64().unwrap() >= 200_000, "{report}");
+    let comparison = &memory["comparison"];
+    assert_eq!((&comparison["partitions"], &comparison["partitionsMatched"]), (&2.into(), &2.into()), "{report}");
+    assert_eq!(comparison["passed"], true, "{report}");
+    assert_eq!(comparison["counts"]["identical"], memory["session"]["items"], "{report}");
+    if cfg!(target_os = "linux") {
+        assert!(comparison["peakMemoryBytes"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn bench_compare_names_the_flag_out_of_range() {
+    let store = tempfile::tempdir().unwrap();
+    crate::fails(crate::tape(store.path()).args(["bench", "compare", "--partitions", "1"]), &["--partitions is 1"]);
 }

@@ -45,28 +45,23 @@ fn items_of(store: &Path, id: &str) -> [u64; 3] {
 }
 
 /// A running `otlp-tape capture` with its OTLP/gRPC receiver on a free
-/// port; [`stop`](Self::stop) ends it with SIGTERM, as a user does.
+/// port; [`stop`](Self::stop) ends it with SIGTERM, as a user does. A test
+/// that fails before kills it.
 struct Capture {
-    child: Child,
+    /// The process, until it is stopped.
+    child: Option<Child>,
     grpc: String,
     /// Its stdout after the listening line (its summary at the end).
-    stdout: BufReader<std::process::ChildStdout>,
+    stdout: Option<BufReader<std::process::ChildStdout>>,
     /// Its stderr, read to the end so that it never blocks on a full pipe.
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Capture {
     fn start(store: &Path, id: &str) -> Capture {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin("otlp-tape"));
-        command.arg("--store").arg(store).args([
-            "capture",
-            "--grpc",
-            "127.0.0.1:0",
-            "--http",
-            "off",
-            "--session-id",
-            id,
-        ]);
+        command.arg("--store").arg(store).arg("capture").args(["--grpc", "127.0.0.1:0", "--http", "off"]);
+        command.args(["--session-id", id]);
         for name in ["OTLP_TAPE_STORE", "CAPTURE_MAX_SIZE_MB", "CAPTURE_MAX_DURATION_MINUTES", "OTLP_TAPE_SPOOL_DIR"] {
             command.env_remove(name);
         }
@@ -75,38 +70,53 @@ impl Capture {
         let stderr = std::thread::spawn(move || {
             BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>().join("\n")
         });
-        // Port 0: the first line on stdout says where it listens.
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut capture = Capture { child: Some(child), grpc: String::new(), stdout: None, stderr: Some(stderr) };
+        // Port 0: the first line on stdout says where it listens.
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
         let listening: Value =
             serde_json::from_str(&first).unwrap_or_else(|_| panic!("not the capture's listening line: {first:?}"));
-        let grpc = format!("http://{}", listening["grpc"].as_str().unwrap());
-        Capture { child, grpc, stdout, stderr }
+        capture.grpc = format!("http://{}", listening["grpc"].as_str().unwrap());
+        capture.stdout = Some(stdout);
+        capture
     }
 
     /// SIGTERM, then the exit: the session is complete once this returns.
-    fn stop(self) {
-        let pid = self.child.id();
+    fn stop(mut self) {
+        let (mut child, mut stdout) = (self.child.take().unwrap(), self.stdout.take().unwrap());
+        let pid = child.id();
         let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
         assert!(status.success());
-        let (mut child, mut stdout) = (self.child, self.stdout);
         let exited = crate::wait_within(pid, STOP_LIMIT, "the capture did not stop after SIGTERM", move || {
             std::io::Read::read_to_string(&mut stdout, &mut String::new()).unwrap();
             child.wait()
         });
         let exited = exited.unwrap();
-        assert!(exited.success(), "the capture failed ({exited}): {}", self.stderr.join().unwrap());
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        assert!(exited.success(), "the capture failed ({exited}): {stderr}");
     }
 }
 
-/// `otlp-tape replay ARGS` of session `id` at full speed, over gRPC to
-/// `endpoint`, writing its report to `report`; run off the test's runtime,
-/// which keeps serving the pipeline meanwhile.
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The test failed before stopping it: it must not outlive it.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `otlp-tape replay ARGS` of session `id` at full speed, one request at a
+/// time, over gRPC to `endpoint`, writing its report to `report`; run off
+/// the test's runtime, which keeps serving the pipeline meanwhile.
 fn replay(store: &Path, id: &str, endpoint: &str, report: &Path, args: &[&str]) {
     let mut command = tape(store);
     command.args(["replay", "--session", id, "--speed", "max", "--endpoint", endpoint, "--protocol", "grpc"]);
-    command.arg("--report").arg(report).args(["--no-progress"]).args(args);
+    // One request at a time: the pipeline gets them in the session's order
+    // and cuts the same batches every run.
+    command.arg("--report").arg(report).args(["--concurrency", "1", "--no-progress"]).args(args);
     for name in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "REPLAY_DEFAULT_SPEED"] {
         command.env_remove(name);
     }
@@ -166,18 +176,19 @@ impl Compared {
 }
 
 /// Seeds `seed`, starts capture `delivered` behind a pipeline built by
-/// `pipeline`, replays the seed through it (report in `replay.json`),
-/// flushes and stops both, and returns what the pipeline counted and the
-/// report's path.
+/// `pipeline`, replays the seed through it with `replay_args` (report in
+/// `replay.json`), flushes and stops both, and returns what the pipeline
+/// counted and the report's path.
 async fn through_pipeline(
     store: &Path,
+    replay_args: &[&str],
     pipeline: impl FnOnce(RebatcherBuilder) -> RebatcherBuilder,
 ) -> (RebatchCounts, PathBuf) {
     seed(store, "seed", "7");
     let capture = Capture::start(store, "delivered");
     let rebatcher = pipeline(Rebatcher::builder(&capture.grpc).batch_items(BATCH_ITEMS)).start().await.unwrap();
     let report = store.join("replay.json");
-    replay(store, "seed", rebatcher.endpoint(), &report, &[]);
+    replay(store, "seed", rebatcher.endpoint(), &report, replay_args);
     rebatcher.flush().await.unwrap();
     let counts = rebatcher.stop().await.unwrap();
     tokio::task::block_in_place(|| capture.stop());
@@ -194,12 +205,11 @@ async fn through_pipeline(
     (counts, report)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rebatching_pipeline_that_loses_nothing_delivers_every_item_identical() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path();
-    let (counts, report) = through_pipeline(store, |pipeline| pipeline).await;
-
+/// Replays a seed with `replay_args` through a pipeline that loses and
+/// changes nothing, and checks that compare finds every item of every
+/// signal delivered identical, every trace complete.
+async fn through_a_lossless_pipeline(store: &Path, replay_args: &[&str]) -> Compared {
+    let (counts, report) = through_pipeline(store, replay_args, |pipeline| pipeline).await;
     let compared = compare(store, &["seed", "delivered", "--replay-report", report.to_str().unwrap()]);
     compared.exits(0);
     let comparison = &compared.comparison;
@@ -222,18 +232,45 @@ async fn a_rebatching_pipeline_that_loses_nothing_delivers_every_item_identical(
     for field in ["incomplete", "dropped", "unexpected"] {
         assert_eq!(traces[field], 0, "traces {field}");
     }
-    // Request boundaries are not part of the canonical hash.
-    assert_eq!(comparison["expected"]["canonicalSha256"], comparison["actual"]["canonicalSha256"]);
     assert_ne!(comparison["expected"]["records"], comparison["actual"]["records"]);
     assert_eq!(comparison["expected"]["sessionId"], "seed");
     assert_eq!(comparison["actual"]["sessionId"], "delivered");
+    compared
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebatching_pipeline_that_loses_nothing_delivers_every_item_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let compared = through_a_lossless_pipeline(dir.path(), &["--timestamps", "none"]).await;
+    let comparison = &compared.comparison;
+    // Request boundaries and order are not part of the canonical hash.
+    assert_eq!(comparison["expected"]["canonicalSha256"], comparison["actual"]["canonicalSha256"]);
+    assert_eq!(comparison["shift"]["mode"], "none");
+    assert_eq!(
+        (comparison["shift"]["minNanos"].as_i64(), comparison["shift"]["maxNanos"].as_i64()),
+        (Some(0), Some(0))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebatching_pipeline_keeps_every_records_shift_where_requests_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    // Relative timestamps (the default): each record moves by its own
+    // shift, and the pipeline puts items of records with different shifts
+    // into one request.
+    let compared = through_a_lossless_pipeline(dir.path(), &[]).await;
+    let shift = &compared.comparison["shift"];
+    assert_eq!(shift["mode"], "relative");
+    assert!(shift["minNanos"].as_i64().unwrap() < shift["maxNanos"].as_i64().unwrap(), "{shift}");
+    assert_eq!(shift["inconsistentItems"], 0);
+    assert_eq!(shift["records"], compared.comparison["expected"]["records"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lossy_pipeline_is_reported_exactly_and_passes_once_its_changes_are_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path();
-    let (counts, report) = through_pipeline(store, |pipeline| {
+    let (counts, report) = through_pipeline(store, &["--timestamps", "none"], |pipeline| {
         pipeline
             .drop_spans(10)
             .drop_traces(10)

@@ -5,6 +5,8 @@ mod api_limits;
 mod bad_input;
 mod bench;
 mod capture;
+mod compare_api;
+mod compare_cli;
 mod compare_pipeline;
 mod demo;
 mod disk_full;

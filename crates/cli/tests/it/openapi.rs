@@ -227,7 +227,7 @@ fn the_description_covers_exactly_the_routes_of_the_router() {
 
 #[test]
 fn the_request_bodies_document_exactly_the_allowed_options() {
-    use tape_server::request::{CaptureOptions, ExportOptions, ReplayOptions, SeedOptions, fields};
+    use tape_server::request::{CaptureOptions, CompareOptions, ExportOptions, ReplayOptions, SeedOptions, fields};
     let doc = openapi();
     // The options a body may set are the fields of the component's config
     // it is deserialized into.
@@ -236,6 +236,7 @@ fn the_request_bodies_document_exactly_the_allowed_options() {
         ("ReplayOptions", fields::<ReplayOptions>(), "ReplayOptions"),
         ("SeedOptions", fields::<SeedOptions>(), "SeedOptions"),
         ("ExportOptions", fields::<ExportOptions>(), "ExportOptions"),
+        ("CompareOptions", fields::<CompareOptions>(), "CompareOptions"),
     ] {
         let allowed: BTreeSet<String> = fields.iter().map(|&field| field.to_owned()).collect();
         assert!(!allowed.is_empty(), "{list} has no fields");

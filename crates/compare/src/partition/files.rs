@@ -22,6 +22,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tempfile::TempDir;
+
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
@@ -66,7 +68,10 @@ pub(crate) fn file_path(directory: &Path, side: &str, partition: u32) -> PathBuf
 /// Writes one side's items into its partition files.
 #[derive(Debug)]
 pub(crate) struct PartitionWriter {
-    directory: PathBuf,
+    /// Held, so that the directory is removed only when the last writer
+    /// and reader are done with it (a comparison that is dropped midway
+    /// leaves its threads writing until they notice).
+    directory: Arc<TempDir>,
     side: &'static str,
     ignore: Vec<String>,
     buffers: Vec<Buffer>,
@@ -86,10 +91,10 @@ struct Buffer {
 impl PartitionWriter {
     /// A writer of `partitions` files named after `side` in `directory`;
     /// data point keys leave out the attribute keys in `ignore`.
-    pub(crate) fn new(directory: &Path, side: &'static str, partitions: u32, ignore: Vec<String>) -> Self {
+    pub(crate) fn new(directory: Arc<TempDir>, side: &'static str, partitions: u32, ignore: Vec<String>) -> Self {
         let count = usize::try_from(partitions).unwrap_or(1).max(1);
         PartitionWriter {
-            directory: directory.to_owned(),
+            directory,
             side,
             ignore,
             buffers: (0..count).map(|_| Buffer::default()).collect(),
@@ -129,10 +134,11 @@ impl PartitionWriter {
             return Ok(());
         }
         let partition = u32::try_from(index).unwrap_or(u32::MAX);
-        let path = file_path(&self.directory, self.side, partition);
+        let directory = self.directory.path();
+        let path = file_path(directory, self.side, partition);
         let written =
             OpenOptions::new().create(true).append(true).open(&path).and_then(|mut file| file.write_all(&buffer.bytes));
-        written.map_err(|source| Error::Partition { directory: self.directory.display().to_string(), source })?;
+        written.map_err(|source| Error::Partition { directory: directory.display().to_string(), source })?;
         self.written += buffer.bytes.len() as u64;
         buffer.bytes.clear();
         Ok(())
@@ -307,9 +313,9 @@ mod tests {
 
     #[test]
     fn items_written_to_partitions_read_back_the_same_with_shared_scopes() {
-        let directory = tempfile::tempdir().expect("a directory");
+        let directory = Arc::new(tempfile::tempdir().expect("a directory"));
         let items = items();
-        let mut writer = PartitionWriter::new(directory.path(), "expected", 5, Vec::new());
+        let mut writer = PartitionWriter::new(Arc::clone(&directory), "expected", 5, Vec::new());
         for item in &items {
             writer.write(item).expect("written");
         }
