@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::diff::{Change, Differ, moved};
 use crate::diff_points::{SeriesStarts, is_cumulative};
-use crate::match_keys::{ContentKeys, FastMap, FastSet, Key, span_key};
+use crate::match_keys::{ContentKeys, FastMap, FastSet, Key, NO_IDS, span_key};
 use crate::tally::Tally;
 use crate::{Item, ItemBody, TraceSummary};
 
@@ -75,10 +75,10 @@ pub(crate) fn compare_partition(expected: &[Item], actual: &[Item], tally: &mut 
     }
     let same_times = tally.fixed_shift();
     pair_runs(&mut e, &mut a, &mut pairs, &mut left, &mut seen, same_times);
-    tally.traces = add_traces(tally.traces, expected, actual, &e, &a, &pairs);
+    tally.traces = add_traces(tally.traces, expected.len(), &e, &a, &pairs);
 
     // Log records and data points: exact keys, then loose ones.
-    let (mut loose_e, mut loose_a) = (vec![([0; 24], 0); expected.len()], vec![([0; 24], 0); actual.len()]);
+    let (mut loose_e, mut loose_a) = (vec![(NO_IDS, 0); expected.len()], vec![(NO_IDS, 0); actual.len()]);
     let (mut e, mut a) = (Vec::new(), Vec::new());
     for (side, items, loose, expected_side) in
         [(&mut e, expected, &mut loose_e, true), (&mut a, actual, &mut loose_a, false)]
@@ -101,14 +101,20 @@ pub(crate) fn compare_partition(expected: &[Item], actual: &[Item], tally: &mut 
     pair_runs(&mut e, &mut a, &mut pairs, &mut left, &mut seen, same_times);
     // A delivered item left over whose loose key an expected item had
     // (matched by its exact key) is a duplicate too.
-    let known: FastSet<Key> = (expected.iter().zip(&loose_e))
-        .filter(|(item, _)| !matches!(item.body, ItemBody::Span(_)))
-        .map(|(_, key)| *key)
-        .collect();
-    for &index in &left.actual[leftovers..] {
-        seen[index as usize] |= known.contains(&loose_a[index as usize]);
+    if left.actual.len() > leftovers {
+        let known: FastSet<Key> = (expected.iter().zip(&loose_e))
+            .filter(|(item, _)| !matches!(item.body, ItemBody::Span(_)))
+            .map(|(_, key)| *key)
+            .collect();
+        for &index in &left.actual[leftovers..] {
+            seen[index as usize] |= known.contains(&loose_a[index as usize]);
+        }
     }
 
+    // The pairs in the order of the expected items: their records in
+    // order (the first matched item of a record fixes its shift, and the
+    // first point of a series its start), and memory read in order.
+    pairs.sort_unstable();
     let differ = Differ { ignore: &ignore, series_starts: !same_times };
     let mut starts = SeriesStarts::default();
     let mut scope_changes: FastMap<(usize, usize), (usize, usize)> = FastMap::default();
@@ -136,12 +142,15 @@ pub(crate) fn compare_partition(expected: &[Item], actual: &[Item], tally: &mut 
         }
         tally.pair(e, a, &changes);
     }
+    left.expected.sort_unstable();
     for &index in &left.expected {
         tally.missing(&expected[index as usize]);
     }
+    left.actual.sort_unstable();
     for &index in &left.actual {
         tally.unexpected(&actual[index as usize], seen[index as usize]);
     }
+    tally.end_partition();
     tally.ignore = ignore;
 }
 
@@ -234,43 +243,53 @@ fn pair_times_first(expected: &mut [Entry], actual: &mut [Entry], pairs: &mut Ve
 
 /// `traces` with this partition's: every expected trace (per pass) by
 /// how many of its spans were delivered, and the delivered traces no
-/// expected span has.
+/// expected span has. `expected_spans` and `actual_spans` are sorted by
+/// key (trace id first); `pairs` are the spans' pairs.
 fn add_traces(
     mut traces: TraceSummary,
-    expected: &[Item],
-    actual: &[Item],
+    expected_items: usize,
     expected_spans: &[Entry],
     actual_spans: &[Entry],
     pairs: &[(u32, u32)],
 ) -> TraceSummary {
-    let mut spans: FastMap<(u64, [u8; 16]), (u32, u32)> = FastMap::default();
-    for entry in expected_spans {
-        let item = &expected[entry.index as usize];
-        if let Some(trace) = item.trace_id() {
-            spans.entry((item.origin.pass, trace)).or_default().0 += 1;
-        }
-    }
+    let mut delivered = vec![false; expected_items];
     for &(index, _) in pairs {
-        let item = &expected[index as usize];
-        if let Some(trace) = item.trace_id() {
-            spans.entry((item.origin.pass, trace)).or_default().1 += 1;
+        delivered[index as usize] = true;
+    }
+    let trace = |entry: &Entry| entry.key.0.0;
+    // Per pass of one trace: spans expected and delivered.
+    let mut passes: Vec<(u64, u32, u32)> = Vec::new();
+    for run in expected_spans.chunk_by(|x, y| trace(x) == trace(y)) {
+        if trace(&run[0]) == 0 {
+            continue;
+        }
+        passes.clear();
+        for entry in run {
+            let pass = entry.order.0;
+            let at = passes.iter().position(|(known, ..)| *known == pass).unwrap_or_else(|| {
+                passes.push((pass, 0, 0));
+                passes.len() - 1
+            });
+            passes[at].1 += 1;
+            passes[at].2 += u32::from(delivered[entry.index as usize]);
+        }
+        for &(_, expected, delivered) in &passes {
+            traces.expected += 1;
+            match delivered {
+                0 => traces.dropped += 1,
+                delivered if delivered >= expected => traces.complete += 1,
+                _ => traces.incomplete += 1,
+            }
         }
     }
-    let known: FastSet<[u8; 16]> = spans.keys().map(|(_, trace)| *trace).collect();
-    let unexpected: FastSet<[u8; 16]> = actual_spans
-        .iter()
-        .filter_map(|entry| actual[entry.index as usize].trace_id())
-        .filter(|trace| !known.contains(trace))
-        .collect();
-    for &(expected, delivered) in spans.values() {
-        traces.expected += 1;
-        match delivered {
-            0 => traces.dropped += 1,
-            delivered if delivered >= expected => traces.complete += 1,
-            _ => traces.incomplete += 1,
+    let mut known = expected_spans.iter().map(trace).peekable();
+    for run in actual_spans.chunk_by(|x, y| trace(x) == trace(y)) {
+        let id = trace(&run[0]);
+        while known.next_if(|&expected| expected < id).is_some() {}
+        if id != 0 && known.peek() != Some(&id) {
+            traces.unexpected += 1;
         }
     }
-    traces.unexpected += unexpected.len() as u64;
     traces
 }
 
