@@ -422,6 +422,13 @@ mod tests {
         assert_eq!((spans.identical, spans.changed, spans.duplicates), (8, 8, 1));
         let timestamps = comparison.field_changes.iter().find(|change| change.field == "timestamps").unwrap();
         assert_eq!(timestamps.items, 8);
+        assert_eq!(
+            comparison.verdict.reasons,
+            [
+                "1 unexpected spans were delivered (1 of them extra copies of expected ones)",
+                "8 of 16 expected spans were delivered changed (timestamps changed on 8)"
+            ]
+        );
     }
 
     #[test]
