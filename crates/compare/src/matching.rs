@@ -45,7 +45,7 @@ pub(crate) fn compare_partition(expected: &[Item], actual: &[Item], tally: &mut 
         }
     }
     pairing.pair(&mut e, &mut a, &mut left);
-    let traces = add_traces(expected.len(), &e, &a, &pairing.pairs);
+    let traces = count_traces(expected.len(), &e, &a, &pairing.pairs);
 
     // Log records and data points: exact keys, then loose ones.
     let (mut loose_e, mut loose_a) = (vec![(NO_IDS, 0); expected.len()], vec![(NO_IDS, 0); actual.len()]);
@@ -130,7 +130,7 @@ pub(crate) fn compare_partition(expected: &[Item], actual: &[Item], tally: &mut 
 /// how many of its spans were delivered, and the delivered traces no
 /// expected span has. `expected_spans` and `actual_spans` are sorted by
 /// key (trace id first); `pairs` are the spans' pairs.
-fn add_traces(
+fn count_traces(
     expected_items: usize,
     expected_spans: &[Entry],
     actual_spans: &[Entry],
