@@ -122,6 +122,11 @@ impl Tally {
         }
     }
 
+    /// The shifts of the records matched so far.
+    pub(crate) fn shifts(&self) -> &FastMap<Origin, i64> {
+        &self.shifts
+    }
+
     /// Counts a delivered item.
     pub(crate) fn delivered(&mut self, item: &Item) {
         self.counts(item.signal(), &item.scope).delivered += 1;
