@@ -60,21 +60,25 @@ use sha2::{Digest, Sha256};
 
 use crate::{Item, ItemBody, Point, PointValue, Scope};
 
+/// Scopes whose prefixes are kept.
+const RECENT_SCOPES: usize = 8;
+
 /// The running canonical hash of one side.
 #[derive(Debug, Clone)]
 pub(crate) struct CanonicalHash {
     items: u64,
     /// The sum of the digests, most significant limb first.
     sum: [u64; 4],
-    /// The hasher after the prefix of the last scope seen, and that scope
-    /// (held so that its address is not reused).
-    prefix: Option<(Arc<Scope>, &'static str, Sha256)>,
+    /// The hashers after the prefixes of the last scopes seen (a record's
+    /// scopes come round again on each pass), with their scopes (held so
+    /// that their addresses are not reused), the latest last.
+    prefixes: Vec<(Arc<Scope>, &'static str, Sha256)>,
     buffer: Vec<u8>,
 }
 
 impl Default for CanonicalHash {
     fn default() -> Self {
-        CanonicalHash { items: 0, sum: [0; 4], prefix: None, buffer: Vec::with_capacity(1024) }
+        CanonicalHash { items: 0, sum: [0; 4], prefixes: Vec::new(), buffer: Vec::with_capacity(1024) }
     }
 }
 
@@ -83,15 +87,20 @@ impl CanonicalHash {
     /// and put back in their order after.
     pub(crate) fn add(&mut self, item: &mut Item) {
         let signal = item.signal().as_str();
-        let mut hasher = match &self.prefix {
-            Some((scope, prefix_signal, hasher)) if Arc::ptr_eq(scope, &item.scope) && *prefix_signal == signal => {
-                hasher.clone()
+        let known = self
+            .prefixes
+            .iter()
+            .rev()
+            .find(|(scope, prefix_signal, _)| Arc::ptr_eq(scope, &item.scope) && *prefix_signal == signal);
+        let mut hasher = if let Some((_, _, hasher)) = known {
+            hasher.clone()
+        } else {
+            let hasher = self.scope_prefix(signal, &item.scope);
+            if self.prefixes.len() == RECENT_SCOPES {
+                self.prefixes.remove(0);
             }
-            _ => {
-                let hasher = self.scope_prefix(signal, &item.scope);
-                self.prefix = Some((Arc::clone(&item.scope), signal, hasher.clone()));
-                hasher
-            }
+            self.prefixes.push((Arc::clone(&item.scope), signal, hasher.clone()));
+            hasher
         };
         self.buffer.clear();
         encode_item(&mut item.body, &mut self.buffer);

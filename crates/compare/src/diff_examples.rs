@@ -7,7 +7,7 @@ use std::collections::BinaryHeap;
 
 use crate::diff::Change;
 use crate::diff_values::ShownValue;
-use crate::match_keys::{ContentHash, span_key};
+use crate::match_keys::{ContentHash, Ids, span_key};
 use crate::{Difference, Item, ItemBody, MAX_DIFFERENCES};
 
 /// How an item differs.
@@ -36,7 +36,7 @@ impl Kind {
 
 /// Where an example sorts: by the item's ids (or content), pass, record
 /// and time.
-type Order = ([u8; 24], u64, u64, u64);
+type Order = (Ids, u64, u64, u64);
 
 #[derive(Debug)]
 struct Candidate {
@@ -129,10 +129,10 @@ fn order(item: &Item) -> Order {
     (ident, item.origin.pass, item.origin.record, time)
 }
 
-fn content_ident(hash: u64) -> [u8; 24] {
-    let mut ident = [0xFF; 24];
-    ident[..8].copy_from_slice(&hash.to_be_bytes());
-    ident
+/// Items without ids sort after those with ids, by a hash of their
+/// content.
+fn content_ident(hash: u64) -> Ids {
+    (u128::MAX, hash)
 }
 
 fn difference(kind: Kind, item: &Item, actual: Option<&Item>, changes: &[Change<'_>]) -> Difference {

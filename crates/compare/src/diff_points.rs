@@ -298,4 +298,33 @@ mod tests {
         assert_eq!((comparison.total.identical, comparison.total.changed), (13, 1));
         assert_eq!(comparison.field_changes[0].field, "startTime");
     }
+
+    #[test]
+    fn a_point_lost_from_a_shifted_series_is_missing_and_the_next_ones_pair_by_their_records_shift() {
+        const HOUR: i64 = 3_600_000_000_000;
+        let requests = (0..3).map(|n| sample::metrics("checkout", n * 60_000_000_000).into()).collect();
+        let expected = records(0, requests);
+        let mut actual = expected.clone();
+        for (record, delta) in actual.chunks_mut(7).zip([HOUR, HOUR + 7_000_000, HOUR + 3_000_000]) {
+            shift_all(record, delta);
+        }
+        let series_start = sample::BASE_TIME_UNIX_NANO + HOUR.cast_unsigned();
+        for item in &mut actual[7..] {
+            let ItemBody::Point(point) = &mut item.body else { unreachable!() };
+            if is_cumulative(&point.value) {
+                *start_mut(&mut point.value) = series_start;
+            }
+        }
+        // The sum's point of the second record is lost.
+        let ItemBody::Point(point) = &actual[9].body else { unreachable!() };
+        assert!(matches!(point.value, PointValue::Sum { .. }));
+        actual.remove(9);
+        let mut options = config();
+        options.replay_report = Some(report("relative", 1, [0, 21, 0]));
+        let comparison = compare(expected, actual, &options);
+        let total = comparison.total;
+        assert_eq!((total.identical, total.changed, total.missing, total.unexpected), (20, 0, 1, 0));
+        let missing = &comparison.differences[0];
+        assert_eq!((missing.kind, missing.name.as_str()), ("missing", "http.server.requests"));
+    }
 }

@@ -35,6 +35,7 @@ mod extract;
 mod html;
 mod item;
 mod match_keys;
+mod match_pairs;
 #[cfg(test)]
 mod match_samples;
 mod match_verdict;

@@ -174,18 +174,26 @@ fn hash_value(value: Option<&AnyValue>, hasher: &mut FastHasher) {
     }
 }
 
-/// A key to pair items by: ids (or zeros) and a content hash (or zero).
-pub(crate) type Key = ([u8; 24], u64);
+/// A trace id and a span id as numbers (big-endian, so that they sort as
+/// the bytes do).
+pub(crate) type Ids = (u128, u64);
+
+/// No ids.
+pub(crate) const NO_IDS: Ids = (0, 0);
+
+/// A key to pair items by: ids (or none) and a content hash (or zero).
+pub(crate) type Key = (Ids, u64);
 
 /// A trace id and a span id as one key (zero-padded or cut to 16 and 8
 /// bytes).
-pub(crate) fn span_key(trace_id: &[u8], span_id: &[u8]) -> [u8; 24] {
-    let mut key = [0; 24];
-    let trace = trace_id.len().min(16);
-    key[..trace].copy_from_slice(&trace_id[..trace]);
-    let span = span_id.len().min(8);
-    key[16..16 + span].copy_from_slice(&span_id[..span]);
-    key
+pub(crate) fn span_key(trace_id: &[u8], span_id: &[u8]) -> Ids {
+    let mut trace = [0; 16];
+    let length = trace_id.len().min(16);
+    trace[..length].copy_from_slice(&trace_id[..length]);
+    let mut span = [0; 8];
+    let length = span_id.len().min(8);
+    span[..length].copy_from_slice(&span_id[..length]);
+    (u128::from_be_bytes(trace), u64::from_be_bytes(span))
 }
 
 /// The content keys of log records and data points, with what their
@@ -247,8 +255,8 @@ impl<'i> ContentKeys<'i> {
                     Some(((ids, content), (ids, 0)))
                 } else {
                     Some((
-                        ([0; 24], content),
-                        ([0; 24], ContentHash::default().number(scope.service).number(body).finish()),
+                        (NO_IDS, content),
+                        (NO_IDS, ContentHash::default().number(scope.service).number(body).finish()),
                     ))
                 }
             }
@@ -257,7 +265,7 @@ impl<'i> ContentKeys<'i> {
                 let name = ContentHash::default().text(&point.name).number(attributes).finish();
                 let exact = ContentHash::default().number(scope.resource).number(scope.name_and_version).number(name);
                 let loose = ContentHash::default().number(scope.service).number(scope.name).number(name);
-                Some((([0; 24], exact.finish()), ([0; 24], loose.finish())))
+                Some(((NO_IDS, exact.finish()), (NO_IDS, loose.finish())))
             }
         }
     }
@@ -285,8 +293,8 @@ mod tests {
 
     #[test]
     fn span_keys_hold_both_ids() {
-        let key = span_key(&[1; 16], &[2; 8]);
-        assert_eq!((&key[..16], &key[16..]), (&[1; 16][..], &[2; 8][..]));
-        assert_eq!(span_key(&[], &[]), [0; 24]);
+        assert_eq!(span_key(&[1; 16], &[2; 8]), (u128::from_be_bytes([1; 16]), u64::from_be_bytes([2; 8])));
+        assert_eq!(span_key(&[], &[]), NO_IDS);
+        assert!(span_key(&[1], &[]) > span_key(&[0, 0xFF], &[0xFF]));
     }
 }

@@ -8,46 +8,18 @@
 //!
 //! Items with one key pair in order: expected ones by origin (spans) or by
 //! pass, time and record (log records, data points), delivered ones by
-//! time and record. A delivered item left over whose key an expected item
-//! had is a duplicate.
+//! time and record; a key with more items on one side pairs by time first
+//! ([`match_pairs`](crate::match_pairs)). A delivered item left over whose
+//! key an expected item had is a duplicate.
 
 use std::sync::Arc;
 
 use crate::diff::{Change, Differ, moved};
 use crate::diff_points::{SeriesStarts, is_cumulative};
-use crate::match_keys::{ContentKeys, FastMap, FastSet, Key, span_key};
+use crate::match_keys::{ContentKeys, FastMap, FastSet, Key, NO_IDS, span_key};
+use crate::match_pairs::{Entry, Leftovers, Pairing};
 use crate::tally::Tally;
 use crate::{Item, ItemBody, TraceSummary};
-
-/// An item to pair: its key, its place among the items of its key, and
-/// its index on its side.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    key: Key,
-    order: (u64, u64, u64),
-    /// The time the shift is read from.
-    time: u64,
-    index: u32,
-}
-
-impl Entry {
-    fn new(key: Key, item: &Item, index: usize, expected: bool) -> Self {
-        let time = crate::diff::primary_time(item);
-        let order = match (&item.body, expected) {
-            (ItemBody::Span(_), true) => (item.origin.pass, item.origin.record, 0),
-            (_, true) => (item.origin.pass, time, item.origin.record),
-            (_, false) => (time, item.origin.record, 0),
-        };
-        Entry { key, order, time, index: index as u32 }
-    }
-}
-
-/// What a pairing left over: indexes of expected and delivered items.
-#[derive(Debug, Default)]
-struct Leftovers {
-    expected: Vec<u32>,
-    actual: Vec<u32>,
-}
 
 /// Matches `expected` with `actual` and adds the pairs, the missing and
 /// the unexpected items to `tally`.
@@ -57,9 +29,8 @@ pub(crate) fn compare_partition(expected: &[Item], actual: &[Item], tally: &mut 
         tally.delivered(item);
     }
     let mut keys = ContentKeys::new(&ignore);
-    let mut pairs = Vec::new();
     let mut left = Leftovers::default();
-    let mut seen = vec![false; actual.len()];
+    let mut pairing = Pairing::new(actual.len(), tally.fixed_shift(), tally.shifts());
 
     // Spans: one key, (trace id, span id).
     let (mut e, mut a) = (Vec::new(), Vec::new());
@@ -73,12 +44,11 @@ pub(crate) fn compare_partition(expected: &[Item], actual: &[Item], tally: &mut 
             a.push(Entry::new((span_key(&span.trace_id, &span.span_id), 0), item, index, false));
         }
     }
-    let same_times = tally.fixed_shift();
-    pair_runs(&mut e, &mut a, &mut pairs, &mut left, &mut seen, same_times);
-    tally.traces = add_traces(tally.traces, expected, actual, &e, &a, &pairs);
+    pairing.pair(&mut e, &mut a, &mut left);
+    let traces = count_traces(expected.len(), &e, &a, &pairing.pairs);
 
     // Log records and data points: exact keys, then loose ones.
-    let (mut loose_e, mut loose_a) = (vec![([0; 24], 0); expected.len()], vec![([0; 24], 0); actual.len()]);
+    let (mut loose_e, mut loose_a) = (vec![(NO_IDS, 0); expected.len()], vec![(NO_IDS, 0); actual.len()]);
     let (mut e, mut a) = (Vec::new(), Vec::new());
     for (side, items, loose, expected_side) in
         [(&mut e, expected, &mut loose_e, true), (&mut a, actual, &mut loose_a, false)]
@@ -90,7 +60,7 @@ pub(crate) fn compare_partition(expected: &[Item], actual: &[Item], tally: &mut 
         }
     }
     let mut first = Leftovers::default();
-    pair_runs(&mut e, &mut a, &mut pairs, &mut first, &mut seen, same_times);
+    pairing.pair(&mut e, &mut a, &mut first);
     let mut e: Vec<Entry> = (first.expected.iter())
         .map(|&index| Entry::new(loose_e[index as usize], &expected[index as usize], index as usize, true))
         .collect();
@@ -98,18 +68,26 @@ pub(crate) fn compare_partition(expected: &[Item], actual: &[Item], tally: &mut 
         .map(|&index| Entry::new(loose_a[index as usize], &actual[index as usize], index as usize, false))
         .collect();
     let leftovers = left.actual.len();
-    pair_runs(&mut e, &mut a, &mut pairs, &mut left, &mut seen, same_times);
+    pairing.pair(&mut e, &mut a, &mut left);
     // A delivered item left over whose loose key an expected item had
     // (matched by its exact key) is a duplicate too.
-    let known: FastSet<Key> = (expected.iter().zip(&loose_e))
-        .filter(|(item, _)| !matches!(item.body, ItemBody::Span(_)))
-        .map(|(_, key)| *key)
-        .collect();
-    for &index in &left.actual[leftovers..] {
-        seen[index as usize] |= known.contains(&loose_a[index as usize]);
+    let Pairing { mut pairs, mut seen, .. } = pairing;
+    if left.actual.len() > leftovers {
+        let known: FastSet<Key> = (expected.iter().zip(&loose_e))
+            .filter(|(item, _)| !matches!(item.body, ItemBody::Span(_)))
+            .map(|(_, key)| *key)
+            .collect();
+        for &index in &left.actual[leftovers..] {
+            seen[index as usize] |= known.contains(&loose_a[index as usize]);
+        }
     }
 
-    let differ = Differ { ignore: &ignore, series_starts: !same_times };
+    // The pairs in the order of the expected items: their records in
+    // order (the first matched item of a record fixes its shift, and the
+    // first point of a series its start), and memory read in order.
+    pairs.sort_unstable();
+    tally.traces = add(tally.traces, traces);
+    let differ = Differ { ignore: &ignore, series_starts: !tally.fixed_shift() };
     let mut starts = SeriesStarts::default();
     let mut scope_changes: FastMap<(usize, usize), (usize, usize)> = FastMap::default();
     let mut arena: Vec<Change<'_>> = Vec::new();
@@ -136,142 +114,79 @@ pub(crate) fn compare_partition(expected: &[Item], actual: &[Item], tally: &mut 
         }
         tally.pair(e, a, &changes);
     }
+    left.expected.sort_unstable();
     for &index in &left.expected {
         tally.missing(&expected[index as usize]);
     }
+    left.actual.sort_unstable();
     for &index in &left.actual {
         tally.unexpected(&actual[index as usize], seen[index as usize]);
     }
+    tally.end_partition();
     tally.ignore = ignore;
 }
 
-/// Pairs the entries of equal keys, each key's in order; the rest goes to
-/// `left`. A delivered entry whose key an expected one had is marked in
-/// `seen`. With `same_times` (timestamps are not shifted), a key with
-/// more entries on one side than on the other pairs those of equal times
-/// first, so that a lost or repeated item does not shift the pairs.
-fn pair_runs(
-    expected: &mut [Entry],
-    actual: &mut [Entry],
-    pairs: &mut Vec<(u32, u32)>,
-    left: &mut Leftovers,
-    seen: &mut [bool],
-    same_times: bool,
-) {
-    expected.sort_unstable_by_key(|entry| (entry.key, entry.order, entry.index));
-    actual.sort_unstable_by_key(|entry| (entry.key, entry.order, entry.index));
-    let (mut i, mut j) = (0, 0);
-    loop {
-        let next = match (expected.get(i), actual.get(j)) {
-            (None, None) => break,
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (Some(x), Some(y)) => x.key.cmp(&y.key),
-        };
-        match next {
-            std::cmp::Ordering::Less => {
-                left.expected.push(expected[i].index);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                left.actual.push(actual[j].index);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                let key = expected[i].key;
-                let i_end = i + expected[i..].iter().take_while(|entry| entry.key == key).count();
-                let j_end = j + actual[j..].iter().take_while(|entry| entry.key == key).count();
-                for entry in &actual[j..j_end] {
-                    seen[entry.index as usize] = true;
-                }
-                if same_times && i_end - i != j_end - j {
-                    pair_times_first(&mut expected[i..i_end], &mut actual[j..j_end], pairs, left);
-                } else {
-                    let both = (i_end - i).min(j_end - j);
-                    for (x, y) in expected[i..i + both].iter().zip(&actual[j..j + both]) {
-                        pairs.push((x.index, y.index));
-                    }
-                    left.expected.extend(expected[i + both..i_end].iter().map(|entry| entry.index));
-                    left.actual.extend(actual[j + both..j_end].iter().map(|entry| entry.index));
-                }
-                (i, j) = (i_end, j_end);
-            }
-        }
-    }
-}
-
-/// Pairs the entries of one key with equal times, then the rest in order.
-fn pair_times_first(expected: &mut [Entry], actual: &mut [Entry], pairs: &mut Vec<(u32, u32)>, left: &mut Leftovers) {
-    expected.sort_unstable_by_key(|entry| (entry.time, entry.order, entry.index));
-    actual.sort_unstable_by_key(|entry| (entry.time, entry.order, entry.index));
-    let (mut rest_e, mut rest_a) = (Vec::new(), Vec::new());
-    let (mut i, mut j) = (0, 0);
-    while i < expected.len() && j < actual.len() {
-        match expected[i].time.cmp(&actual[j].time) {
-            std::cmp::Ordering::Equal => {
-                pairs.push((expected[i].index, actual[j].index));
-                (i, j) = (i + 1, j + 1);
-            }
-            std::cmp::Ordering::Less => {
-                rest_e.push(expected[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                rest_a.push(actual[j]);
-                j += 1;
-            }
-        }
-    }
-    rest_e.extend_from_slice(&expected[i..]);
-    rest_a.extend_from_slice(&actual[j..]);
-    rest_e.sort_unstable_by_key(|entry| (entry.order, entry.index));
-    rest_a.sort_unstable_by_key(|entry| (entry.order, entry.index));
-    let both = rest_e.len().min(rest_a.len());
-    pairs.extend(rest_e[..both].iter().zip(&rest_a[..both]).map(|(x, y)| (x.index, y.index)));
-    left.expected.extend(rest_e[both..].iter().map(|entry| entry.index));
-    left.actual.extend(rest_a[both..].iter().map(|entry| entry.index));
-}
-
-/// `traces` with this partition's: every expected trace (per pass) by
+/// This partition's traces: every expected trace (per pass) by
 /// how many of its spans were delivered, and the delivered traces no
-/// expected span has.
-fn add_traces(
-    mut traces: TraceSummary,
-    expected: &[Item],
-    actual: &[Item],
+/// expected span has. `expected_spans` and `actual_spans` are sorted by
+/// key (trace id first); `pairs` are the spans' pairs.
+fn count_traces(
+    expected_items: usize,
     expected_spans: &[Entry],
     actual_spans: &[Entry],
     pairs: &[(u32, u32)],
 ) -> TraceSummary {
-    let mut spans: FastMap<(u64, [u8; 16]), (u32, u32)> = FastMap::default();
-    for entry in expected_spans {
-        let item = &expected[entry.index as usize];
-        if let Some(trace) = item.trace_id() {
-            spans.entry((item.origin.pass, trace)).or_default().0 += 1;
-        }
-    }
+    let mut traces = TraceSummary::default();
+    let mut delivered = vec![false; expected_items];
     for &(index, _) in pairs {
-        let item = &expected[index as usize];
-        if let Some(trace) = item.trace_id() {
-            spans.entry((item.origin.pass, trace)).or_default().1 += 1;
+        delivered[index as usize] = true;
+    }
+    let trace = |entry: &Entry| entry.key.0.0;
+    // Per pass of one trace: spans expected and delivered.
+    let mut passes: Vec<(u64, u32, u32)> = Vec::new();
+    for run in expected_spans.chunk_by(|x, y| trace(x) == trace(y)) {
+        if trace(&run[0]) == 0 {
+            continue;
+        }
+        passes.clear();
+        for entry in run {
+            let pass = entry.order.0;
+            let at = passes.iter().position(|(known, ..)| *known == pass).unwrap_or_else(|| {
+                passes.push((pass, 0, 0));
+                passes.len() - 1
+            });
+            passes[at].1 += 1;
+            passes[at].2 += u32::from(delivered[entry.index as usize]);
+        }
+        for &(_, expected, delivered) in &passes {
+            traces.expected += 1;
+            match delivered {
+                0 => traces.dropped += 1,
+                delivered if delivered >= expected => traces.complete += 1,
+                _ => traces.incomplete += 1,
+            }
         }
     }
-    let known: FastSet<[u8; 16]> = spans.keys().map(|(_, trace)| *trace).collect();
-    let unexpected: FastSet<[u8; 16]> = actual_spans
-        .iter()
-        .filter_map(|entry| actual[entry.index as usize].trace_id())
-        .filter(|trace| !known.contains(trace))
-        .collect();
-    for &(expected, delivered) in spans.values() {
-        traces.expected += 1;
-        match delivered {
-            0 => traces.dropped += 1,
-            delivered if delivered >= expected => traces.complete += 1,
-            _ => traces.incomplete += 1,
+    let mut known = expected_spans.iter().map(trace).peekable();
+    for run in actual_spans.chunk_by(|x, y| trace(x) == trace(y)) {
+        let id = trace(&run[0]);
+        while known.next_if(|&expected| expected < id).is_some() {}
+        if id != 0 && known.peek() != Some(&id) {
+            traces.unexpected += 1;
         }
     }
-    traces.unexpected += unexpected.len() as u64;
     traces
+}
+
+/// The sum of two trace summaries.
+fn add(a: TraceSummary, b: TraceSummary) -> TraceSummary {
+    TraceSummary {
+        expected: a.expected + b.expected,
+        complete: a.complete + b.complete,
+        incomplete: a.incomplete + b.incomplete,
+        dropped: a.dropped + b.dropped,
+        unexpected: a.unexpected + b.unexpected,
+    }
 }
 
 #[cfg(test)]
@@ -403,6 +318,13 @@ mod tests {
         assert_eq!((spans.identical, spans.changed, spans.duplicates), (8, 8, 1));
         let timestamps = comparison.field_changes.iter().find(|change| change.field == "timestamps").unwrap();
         assert_eq!(timestamps.items, 8);
+        assert_eq!(
+            comparison.verdict.reasons,
+            [
+                "1 unexpected spans were delivered (1 of them extra copies of expected ones)",
+                "8 of 16 expected spans were delivered changed (timestamps changed on 8)"
+            ]
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod side;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -24,13 +24,13 @@ use crate::{CompareConfig, Comparison, Error, Item, REPLAY_REPORT, SideSummary, 
 /// matching's tables) when the number of partitions is chosen from the
 /// sessions' sizes: sessions under it are compared in memory, larger ones
 /// in as many partitions as it takes. A partitioned comparison peaks at
-/// about 64 MiB of write buffers plus up to four times this (measured on
-/// high-load seeds: one partition matched while the next is read, and the
-/// allocator's slack).
-pub(crate) const PARTITION_MEMORY_BUDGET: u64 = 256 << 20;
+/// about 64 MiB of write buffers plus three to four times this (measured
+/// on high-load seeds: one partition matched while the next is read, and
+/// the allocator's slack).
+pub(crate) const PARTITION_MEMORY_BUDGET: u64 = 512 << 20;
 
 /// A comparison in memory takes about this many times the bytes of both
-/// sides' requests (protobuf, uncompressed): 5.4 measured on seeds of the
+/// sides' requests (protobuf, uncompressed): 5.3 measured on seeds of the
 /// built-in patterns (decoded items, whose strings and attribute lists are
 /// each an allocation, and the matching's tables), rounded up.
 const MEMORY_PER_REQUEST_BYTE: u64 = 6;
@@ -138,8 +138,21 @@ impl ValidCompareConfig {
             sink: sink(ACTUAL, actual_items),
             counters: Arc::clone(&counters),
         };
-        let (expected_read, actual_read) =
-            tokio::try_join!(side::read(store, expected_side, &report), side::read(store, actual_side, &report))?;
+        // Both sides end before an error returns (the other side stops
+        // early): their threads hold the partition files' directory.
+        let failed = AtomicBool::new(false);
+        let (expected_read, actual_read) = tokio::join!(
+            side::read(store, expected_side, &report, &failed),
+            side::read(store, actual_side, &report, &failed)
+        );
+        let (expected_read, actual_read) = match (expected_read, actual_read) {
+            (Ok(expected), Ok(actual)) => (expected, actual),
+            (expected, actual) => {
+                // The side that failed says why, not the one it stopped.
+                let errors = [expected.err(), actual.err()].into_iter().flatten();
+                return Err(errors.min_by_key(|error| matches!(error, Error::Stopped)).unwrap_or(Error::Stopped));
+            }
+        };
         let items = expected_read.counts.total() + actual_read.counts.total();
         debug!(
             items,
@@ -168,11 +181,26 @@ impl ValidCompareConfig {
                 // The next partition is read while one is matched.
                 let mut next = Some(read(0));
                 for partition in 0..partitions {
-                    let (expected, actual) = joined(next.take().ok_or(Error::Stopped)?.await)??;
+                    let read_back = match next.take() {
+                        Some(reading) => joined(reading.await).and_then(|read| read),
+                        None => Err(Error::Stopped),
+                    };
+                    let (expected, actual) = read_back?;
                     if partition + 1 < partitions {
                         next = Some(read(partition + 1));
                     }
-                    tally = match_partition(tally, expected, actual).await?;
+                    let matched = match_partition(tally, expected, actual).await;
+                    tally = match matched {
+                        Ok(tally) => tally,
+                        Err(error) => {
+                            // The partition being read ends first: it
+                            // holds the directory.
+                            if let Some(reading) = next.take() {
+                                let _ = reading.await;
+                            }
+                            return Err(error);
+                        }
+                    };
                     progress(snapshot(partition + 1));
                 }
             }
@@ -288,7 +316,7 @@ mod tests {
         assert_eq!(partitions_for(0), 1);
         assert_eq!(partitions_for(PARTITION_MEMORY_BUDGET / MEMORY_PER_REQUEST_BYTE), 1);
         assert_eq!(partitions_for(PARTITION_MEMORY_BUDGET / MEMORY_PER_REQUEST_BYTE + 1), 2);
-        assert_eq!(partitions_for(10 << 30), 240);
+        assert_eq!(partitions_for(10 << 30), 120);
         assert_eq!(partitions_for(u64::MAX), MAX_PARTITIONS);
     }
 }

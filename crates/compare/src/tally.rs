@@ -2,6 +2,7 @@
 //! service, the attribute and field changes, the traces, the shift, the
 //! examples, and at the end the verdict.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tape_otlp::Signal;
@@ -11,7 +12,7 @@ use crate::diff::{Change, Moved, Text};
 use crate::diff_examples::{Examples, Kind};
 use crate::match_keys::FastMap;
 use crate::{
-    AttributeChange, ChangeKind, CompareConfig, Comparison, Counts, FieldChange, Item, Location, Origin,
+    AttributeChange, ChangeKind, CompareConfig, Comparison, Counts, FieldChange, Item, Location, Origin, Scope,
     ServiceComparison, ShiftSummary, SideSummary, SignalComparison, TraceSummary,
 };
 
@@ -27,6 +28,10 @@ pub(crate) struct Tally {
     attributes: FastMap<(Signal, Location, ChangeKind), FastMap<String, u64>>,
     fields: FastMap<(Signal, &'static str), FieldTally>,
     pub(crate) traces: TraceSummary,
+    /// Counts of one signal and resource not yet added to the totals
+    /// (items next to each other mostly share theirs); the `Arc` held
+    /// keeps the pointer compared unique.
+    pending: Option<(Signal, Arc<Scope>, Counts)>,
     shifts: FastMap<Origin, i64>,
     shift_range: Option<(i64, i64)>,
     matched: u64,
@@ -41,16 +46,14 @@ struct SignalTally {
 }
 
 impl SignalTally {
-    fn service(&mut self, service: &str) -> &mut Counts {
-        if !self.services.contains_key(service) {
-            self.services.insert(service.to_owned(), Counts::default());
+    fn add(&mut self, service: &str, counts: &Counts) {
+        add_counts(&mut self.counts, counts);
+        match self.services.get_mut(service) {
+            Some(total) => add_counts(total, counts),
+            None => {
+                self.services.insert(service.to_owned(), *counts);
+            }
         }
-        self.services.get_mut(service).expect("inserted above")
-    }
-
-    fn add(&mut self, service: &str, add: impl Fn(&mut Counts)) {
-        add(&mut self.counts);
-        add(self.service(service));
     }
 }
 
@@ -77,6 +80,7 @@ impl Tally {
             attributes: FastMap::default(),
             fields: FastMap::default(),
             traces: TraceSummary::default(),
+            pending: None,
             shifts: FastMap::default(),
             shift_range: None,
             matched: 0,
@@ -100,9 +104,32 @@ impl Tally {
         self.mode == "none"
     }
 
+    /// The counts of `signal`'s items of `scope`.
+    fn counts(&mut self, signal: Signal, scope: &Arc<Scope>) -> &mut Counts {
+        let same =
+            matches!(&self.pending, Some((known, pending, _)) if *known == signal && Arc::ptr_eq(pending, scope));
+        if !same {
+            self.end_partition();
+        }
+        let pending = self.pending.get_or_insert_with(|| (signal, Arc::clone(scope), Counts::default()));
+        &mut pending.2
+    }
+
+    /// Adds the pending counts to the totals.
+    pub(crate) fn end_partition(&mut self) {
+        if let Some((signal, scope, counts)) = self.pending.take() {
+            self.signals[signal.index()].add(&scope.service, &counts);
+        }
+    }
+
+    /// The shifts of the records matched so far.
+    pub(crate) fn shifts(&self) -> &FastMap<Origin, i64> {
+        &self.shifts
+    }
+
     /// Counts a delivered item.
     pub(crate) fn delivered(&mut self, item: &Item) {
-        self.signals[item.signal().index()].add(&item.scope.service, |counts| counts.delivered += 1);
+        self.counts(item.signal(), &item.scope).delivered += 1;
     }
 
     /// The delta the delivered item of a pair should have moved by, from
@@ -143,16 +170,14 @@ impl Tally {
         let allowed = changes.iter().all(
             |change| matches!(change, Change::Attribute { key, .. } if self.allow.iter().any(|allow| allow == key)),
         );
-        let tally = &mut self.signals[signal.index()];
-        tally.add(&expected.scope.service, |counts| {
-            counts.expected += 1;
-            if changes.is_empty() {
-                counts.identical += 1;
-            } else {
-                counts.changed += 1;
-                counts.changed_allowed += u64::from(allowed);
-            }
-        });
+        let counts = self.counts(signal, &expected.scope);
+        counts.expected += 1;
+        if changes.is_empty() {
+            counts.identical += 1;
+        } else {
+            counts.changed += 1;
+            counts.changed_allowed += u64::from(allowed);
+        }
         if changes.is_empty() {
             return;
         }
@@ -185,26 +210,25 @@ impl Tally {
 
     /// Counts an expected item that was not delivered.
     pub(crate) fn missing(&mut self, expected: &Item) {
-        self.signals[expected.signal().index()].add(&expected.scope.service, |counts| {
-            counts.expected += 1;
-            counts.missing += 1;
-        });
+        let counts = self.counts(expected.signal(), &expected.scope);
+        counts.expected += 1;
+        counts.missing += 1;
         self.examples.offer(Kind::Missing, expected, None, &[]);
     }
 
     /// Counts a delivered item that matches no expected one; a
     /// `duplicate` when an expected item with its key was matched.
     pub(crate) fn unexpected(&mut self, actual: &Item, duplicate: bool) {
-        self.signals[actual.signal().index()].add(&actual.scope.service, |counts| {
-            counts.unexpected += 1;
-            counts.duplicates += u64::from(duplicate);
-        });
+        let counts = self.counts(actual.signal(), &actual.scope);
+        counts.unexpected += 1;
+        counts.duplicates += u64::from(duplicate);
         self.examples.offer(if duplicate { Kind::Duplicate } else { Kind::Unexpected }, actual, None, &[]);
     }
 
     /// The comparison: these totals with both sides' summaries, and the
     /// verdict by `config`'s limits.
-    pub(crate) fn finish(self, expected: SideSummary, actual: SideSummary, config: &CompareConfig) -> Comparison {
+    pub(crate) fn finish(mut self, expected: SideSummary, actual: SideSummary, config: &CompareConfig) -> Comparison {
+        self.end_partition();
         let mut signals = Vec::new();
         let mut total = Counts::default();
         let [traces, metrics, logs] = self.signals;
@@ -361,7 +385,7 @@ mod tests {
         // The span matched last in its record moves a nanosecond more.
         let last = (0..8).max_by_key(|&n| match &actual[n].body {
             ItemBody::Span(span) => span_key(&span.trace_id, &span.span_id),
-            _ => [0; 24],
+            _ => crate::match_keys::NO_IDS,
         });
         let last = last.unwrap();
         shift_all(&mut actual[last..=last], 1);

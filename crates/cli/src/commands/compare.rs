@@ -334,3 +334,105 @@ fn examples(out: &mut String, comparison: &Comparison) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tape_compare::{
+        AttributeChange, ChangeKind, CompareConfig, Difference, FieldChange, Location, ServiceComparison, ShiftSummary,
+        SideSummary, SignalComparison, TraceSummary, Verdict,
+    };
+    use tape_otlp::Signal;
+    use tape_session::SignalCounts;
+
+    use super::*;
+
+    fn side(id: &str) -> SideSummary {
+        SideSummary {
+            session_id: id.parse().unwrap(),
+            content_hash: format!("hash-of-{id}"),
+            records: 4,
+            items: SignalCounts { traces: 10, metrics: 0, logs: 0 },
+            canonical_sha256: format!("sha-of-{id}"),
+        }
+    }
+
+    /// Ten spans of which one went missing and one lost an attribute.
+    fn lossy() -> Comparison {
+        let counts = Counts { expected: 10, delivered: 9, identical: 8, changed: 1, missing: 1, ..Counts::default() };
+        let mut options = CompareConfig::new("seed-1".parse().unwrap(), "capture-1".parse().unwrap());
+        options.signals = tape_otlp::SignalSet::NONE.with(Signal::Traces);
+        Comparison {
+            tool: "otlp-tape".to_owned(),
+            tool_version: "0.1.0".to_owned(),
+            compared_at: "2026-12-04T17:00:00Z".to_owned(),
+            expected: side("seed-1"),
+            actual: side("capture-1"),
+            options,
+            shift: Some(ShiftSummary {
+                mode: "relative",
+                min_nanos: 90_061_500_000_000,
+                max_nanos: 90_062_000_000_000,
+                records: 4,
+                inconsistent_items: 0,
+            }),
+            total: counts,
+            signals: vec![SignalComparison {
+                signal: Signal::Traces,
+                counts,
+                services: vec![ServiceComparison { service: "checkout".to_owned(), counts }],
+            }],
+            attribute_changes: vec![AttributeChange {
+                signal: Signal::Traces,
+                location: Location::Span,
+                key: "http.route".to_owned(),
+                change: ChangeKind::Removed,
+                items: 1,
+                allowed: false,
+            }],
+            field_changes: vec![FieldChange {
+                signal: Signal::Traces,
+                field: "name".to_owned(),
+                from: Some("GET".to_owned()),
+                to: Some("GET /cart".to_owned()),
+                items: 1,
+            }],
+            traces: TraceSummary { expected: 2, complete: 1, incomplete: 1, ..TraceSummary::default() },
+            differences: vec![Difference {
+                signal: Signal::Traces,
+                kind: "missing",
+                service: "checkout".to_owned(),
+                name: "SELECT cart".to_owned(),
+                trace_id: Some("0af7651916cd43dd8448eb211c80319c".to_owned()),
+                span_id: Some("b7ad6b7169203331".to_owned()),
+                pass: Some(1),
+                details: Vec::new(),
+            }],
+            verdict: Verdict { passed: false, reasons: vec!["1 of 10 expected spans are missing".to_owned()] },
+        }
+    }
+
+    #[test]
+    fn the_summary_reads_verdict_first_then_tables_changes_and_examples() {
+        let text = text(&lossy());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..2], ["Failed: capture-1 differs from seed-1:", "  - 1 of 10 expected spans are missing"]);
+        for line in [
+            "expected  seed-1: 4 records read; 10 spans, 0 data points, 0 log records",
+            "          content hash hash-of-seed-1",
+            "          canonical SHA-256 sha-of-capture-1",
+            "              expected   delivered   identical   changed   missing  unexpected",
+            "traces              10           9           8         1         1           0",
+            "  checkout          10           9           8         1         1           0",
+            "  traces   span      http.route  removed  on 1 items",
+            "  traces   name \"GET\" -> \"GET /cart\"  on 1 items",
+            "Traces: 2 expected: 1 complete, 1 incomplete, 0 dropped; 0 unexpected.",
+            "Timestamp shift (relative): records moved by +1d 1h 1m 1.500s .. +1d 1h 1m 2.000s (4 records).",
+            "  missing span \"SELECT cart\" of checkout, trace 0af7651916cd43dd8448eb211c80319c, span b7ad6b7169203331, \
+             pass 1",
+        ] {
+            assert!(lines.contains(&line), "{line:?} is not a line of:\n{text}");
+        }
+        assert!(!text.contains("total"), "one signal needs no total:\n{text}");
+        assert!(!text.contains("equal canonical"), "{text}");
+    }
+}

@@ -3,7 +3,7 @@
 //! blocking thread of the side's own (one per side: two cores, two sides).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -98,11 +98,20 @@ enum Message {
 }
 
 /// Reads `side` from `store`, calling `report` as chunks go to its thread.
-pub(super) async fn read(store: &dyn SessionStore, side: Side, report: &(dyn Fn() + Sync)) -> Result<SideRead, Error> {
+/// Stops early, with [`Error::Stopped`], when `failed` is set (the other
+/// side failed); sets it when this side fails. Returns only when the
+/// side's thread has ended, so that a failed comparison leaves nothing
+/// behind.
+pub(super) async fn read(
+    store: &dyn SessionStore,
+    side: Side,
+    report: &(dyn Fn() + Sync),
+    failed: &AtomicBool,
+) -> Result<SideRead, Error> {
     let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let (session, blobs) = (side.session.clone(), side.blobs.clone());
     let worker = tokio::task::spawn_blocking(move || Worker::new(side).run(receiver));
-    let fed = feed(store, &session, &blobs, &sender, report).await;
+    let fed = feed(store, &session, &blobs, &sender, report, failed).await;
     drop(sender);
     let outcome = match worker.await {
         Ok(outcome) => outcome,
@@ -110,7 +119,10 @@ pub(super) async fn read(store: &dyn SessionStore, side: Side, report: &(dyn Fn(
         Err(_) => Err(Error::Stopped),
     };
     // A store that failed says why before the thread that stopped for it.
-    fed?;
+    let outcome = fed.and(outcome);
+    if outcome.is_err() {
+        failed.store(true, Ordering::Relaxed);
+    }
     outcome
 }
 
@@ -122,12 +134,16 @@ async fn feed(
     blobs: &[BlobEntry],
     sender: &mpsc::Sender<Message>,
     report: &(dyn Fn() + Sync),
+    other_failed: &AtomicBool,
 ) -> Result<(), Error> {
     let failed = |source| Error::Session { session: session.clone(), source };
     for blob in blobs {
         let mut bytes = store.open_blob(session, &blob.key).await.map_err(failed)?;
         while let Some(chunk) = bytes.next().await {
-            if sender.send(Message::Chunk(chunk.map_err(failed)?)).await.is_err() {
+            // Without the last message, the thread stops.
+            if other_failed.load(Ordering::Relaxed)
+                || sender.send(Message::Chunk(chunk.map_err(failed)?)).await.is_err()
+            {
                 return Ok(());
             }
             report();
@@ -212,6 +228,15 @@ impl Worker {
     }
 
     fn record(&mut self, signal: Signal, record: Record) -> Result<(), Error> {
+        // Progress is added once a record (both sides' threads add to it:
+        // once an item, they would contend for it).
+        let before = self.counts.total();
+        let placed = self.place_record(signal, record);
+        self.side.counters.items.fetch_add(self.counts.total() - before, Ordering::Relaxed);
+        placed
+    }
+
+    fn place_record(&mut self, signal: Signal, record: Record) -> Result<(), Error> {
         let Record { receive_time_unix_nano: receive, item_count, payload } = record;
         let origin = Origin { pass: 0, record: self.read };
         self.read += 1;
@@ -264,7 +289,6 @@ impl Worker {
     fn place(&mut self, mut item: Item) -> Result<(), Error> {
         self.hash.add(&mut item);
         self.counts.add(item.signal(), 1);
-        self.side.counters.items.fetch_add(1, Ordering::Relaxed);
         match &mut self.side.sink {
             Sink::Memory(items) => {
                 items.push(item);

@@ -216,3 +216,17 @@ async fn a_record_that_is_not_a_request_is_named_with_its_session_and_time() {
     let start = format!("session damaged: the {signal} record received at {received} is not a valid OTLP request: ");
     assert!(message.starts_with(&start), "{message}");
 }
+
+#[tokio::test]
+async fn a_full_disk_is_named_and_leaves_no_partition_files() {
+    let fixture = Fixture::default();
+    seed(fixture.store.as_ref(), "seed", "high-load", 4, 50.0).await;
+    let disk = tape_testkit::tmpfs::Tmpfs::mount("1m");
+    let config = CompareConfig { partitions: Some(4), ..CompareConfig::new(id("seed"), id("seed")) };
+    let error = config.validate().expect("valid").run(fixture.store.as_ref(), disk.path(), &|_| {}).await.unwrap_err();
+    let Error::Partition { directory, source } = &error else { panic!("{error:?}") };
+    assert!(directory.starts_with(&disk.path().display().to_string()), "{directory}");
+    assert_eq!(source.kind(), std::io::ErrorKind::StorageFull, "{source}");
+    assert!(error.to_string().starts_with("partition files in "), "{error}");
+    assert_eq!(entries(disk.path()), 0, "the partition files are removed");
+}
