@@ -25,6 +25,7 @@ pub(crate) fn verdict(
     for compared in signals {
         let (signal, counts) = (compared.signal, &compared.counts);
         let noun = signal.item_noun();
+        let one = singular(signal);
         if too_many_missing && counts.missing > 0 {
             let mut reason = format!(
                 "{} of {} expected {noun} are missing ({} %; --max-missing allows {} %)",
@@ -43,9 +44,17 @@ pub(crate) fn verdict(
             reasons.push(reason);
         }
         if counts.unexpected > 0 {
-            let mut reason = format!("{} unexpected {noun} were delivered", grouped(counts.unexpected));
+            let mut reason = if counts.unexpected == 1 {
+                format!("1 unexpected {one} was delivered")
+            } else {
+                format!("{} unexpected {noun} were delivered", grouped(counts.unexpected))
+            };
             if counts.duplicates > 0 {
-                let _ = write!(reason, " ({} of them extra copies of expected ones)", grouped(counts.duplicates));
+                let _ = match counts.duplicates {
+                    1 if counts.unexpected == 1 => write!(reason, " (an extra copy of an expected one)"),
+                    1 => write!(reason, " (1 of them an extra copy of an expected one)"),
+                    duplicates => write!(reason, " ({} of them extra copies of expected ones)", grouped(duplicates)),
+                };
             }
             reasons.push(reason);
         }
@@ -89,6 +98,15 @@ fn most_frequent(signal: Signal, attribute_changes: &[AttributeChange], field_ch
     let mut all: Vec<(u64, String)> = attributes.chain(fields).collect();
     all.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     all.into_iter().take(3).map(|(items, text)| format!("{text} on {}", grouped(items))).collect()
+}
+
+/// The noun of one item of `signal`: `span`, `data point`, `log record`.
+fn singular(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "span",
+        Signal::Metrics => "data point",
+        Signal::Logs => "log record",
+    }
 }
 
 /// `number` with a comma between thousands: `8,176`.
