@@ -321,7 +321,7 @@ mod tests {
         assert_eq!(
             comparison.verdict.reasons,
             [
-                "1 unexpected spans were delivered (1 of them extra copies of expected ones)",
+                "1 unexpected span was delivered (an extra copy of an expected one)",
                 "8 of 16 expected spans were delivered changed (timestamps changed on 8)"
             ]
         );
