@@ -34,7 +34,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_rate, invalid_if};
+use crate::error::{check_memory_gb, check_rate, invalid_if};
 use crate::replay::SessionFacts;
 use crate::system::{cpus, temp_dir};
 use crate::{Error, Host, Step, Valid};
@@ -164,12 +164,7 @@ impl CompareBenchConfig {
             "--memory-partitions is 0; expected 1 (in memory) or more".to_owned()
         })?;
         invalid_if(self.batch_items == 0, || "--batch-items must be at least 1".to_owned())?;
-        invalid_if(!(self.memory_gb.is_finite() && self.memory_gb >= 0.0), || {
-            format!(
-                "--memory-gb is {}; expected a number of GB (10^9 bytes) stored, or 0 to skip the memory measurement",
-                self.memory_gb
-            )
-        })?;
+        check_memory_gb(self.memory_gb)?;
         check_rate(self.rate)?;
         Ok(Valid(self))
     }

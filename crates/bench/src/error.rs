@@ -141,6 +141,16 @@ pub(crate) fn invalid_if(condition: bool, message: impl FnOnce() -> String) -> R
     if condition { Err(Error::Invalid(message())) } else { Ok(()) }
 }
 
+/// Refuses a `--memory-gb` that is not a number of GB (0 skips the memory
+/// measurement).
+pub(crate) fn check_memory_gb(memory_gb: f64) -> Result<(), Error> {
+    invalid_if(!(memory_gb.is_finite() && memory_gb >= 0.0), || {
+        format!(
+            "--memory-gb is {memory_gb}; expected a number of GB (10^9 bytes) stored, or 0 to skip the memory measurement"
+        )
+    })
+}
+
 /// Refuses a `--rate` that is given and not a positive number.
 pub(crate) fn check_rate(rate: Option<f64>) -> Result<(), Error> {
     match rate {

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_rate, invalid_if};
+use crate::error::{check_memory_gb, check_rate, invalid_if};
 use crate::replay::SessionFacts;
 use crate::system::{cpus, session_id, temp_dir};
 use crate::{BYTES_PER_GB, Error, Host, Step, Valid};
@@ -168,12 +168,7 @@ impl ExportBenchConfig {
     /// Checks the config; the messages name the flags.
     pub fn validate(self) -> Result<Valid<Self>, Error> {
         invalid_if(self.duration_nanos == 0, || "--duration must be more than zero".to_owned())?;
-        invalid_if(!(self.memory_gb.is_finite() && self.memory_gb >= 0.0), || {
-            format!(
-                "--memory-gb is {}; expected a number of GB (10^9 bytes) stored, or 0 to skip the memory measurement",
-                self.memory_gb
-            )
-        })?;
+        check_memory_gb(self.memory_gb)?;
         check_rate(self.rate)?;
         Ok(Valid(self))
     }

@@ -81,6 +81,18 @@ pub fn session_contents(
     )
 }
 
+/// A progress bar of records on stderr (`12:00:03 [=====>   ] 120/300
+/// records  message`), for commands that read a session record by record.
+pub fn records_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    let style = indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:24}] {pos}/{len} records  {wide_msg}")
+        .map(|style| style.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

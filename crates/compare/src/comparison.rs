@@ -259,6 +259,32 @@ pub struct Verdict {
     pub reasons: Vec<String>,
 }
 
+impl Location {
+    /// How text names it: `resource`, `span`, `log record`, `data point` ...
+    pub fn noun(self) -> &'static str {
+        match self {
+            Location::Resource => "resource",
+            Location::Scope => "scope",
+            Location::Span => "span",
+            Location::Event => "event",
+            Location::Link => "link",
+            Location::Log => "log record",
+            Location::Point => "data point",
+        }
+    }
+}
+
+impl ChangeKind {
+    /// How text names it: `added`, `removed`, `changed`.
+    pub fn word(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Changed => "changed",
+        }
+    }
+}
+
 impl Comparison {
     /// The process exit status the verdict gives: [`crate::EXIT_PASSED`]
     /// or [`crate::EXIT_DIFFERENT`].

@@ -93,7 +93,7 @@ impl fmt::Display for Change<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Change::Attribute { location, key, kind, from, to } => {
-                write!(f, "{} attribute {key} ", location_noun(location))?;
+                write!(f, "{} attribute {key} ", location.noun())?;
                 match kind {
                     ChangeKind::Removed => write!(f, "removed (was {})", ShownValue(from)),
                     ChangeKind::Added => write!(f, "added ({})", ShownValue(to)),
@@ -106,19 +106,6 @@ impl fmt::Display for Change<'_> {
             }
             Change::Field { field, from, to, .. } => write!(f, "{field} {from} -> {to}"),
         }
-    }
-}
-
-/// How details name a location.
-pub(crate) fn location_noun(location: Location) -> &'static str {
-    match location {
-        Location::Resource => "resource",
-        Location::Scope => "scope",
-        Location::Span => "span",
-        Location::Event => "event",
-        Location::Link => "link",
-        Location::Log => "log record",
-        Location::Point => "data point",
     }
 }
 

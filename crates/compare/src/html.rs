@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use tape_session::SignalCounts;
 
-use crate::{ChangeKind, Comparison, Counts, Location, SideSummary};
+use crate::{Comparison, Counts, SideSummary};
 
 /// The page's style sheet, inline.
 const STYLE: &str = "\
@@ -211,9 +211,9 @@ impl Comparison {
                     "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"n\">{}</td>\
                      <td>{}</td></tr>",
                     change.signal.as_str(),
-                    location_name(change.location),
+                    change.location.noun(),
                     escape(&change.key),
-                    change_name(change.change),
+                    change.change.word(),
                     change.items,
                     if change.allowed { "yes" } else { "no" },
                 );
@@ -305,26 +305,6 @@ fn counts_row(page: &mut String, class: &str, label: &str, counts: &Counts) {
     page.push_str("</tr>\n");
 }
 
-fn location_name(location: Location) -> &'static str {
-    match location {
-        Location::Resource => "resource",
-        Location::Scope => "scope",
-        Location::Span => "span",
-        Location::Event => "event",
-        Location::Link => "link",
-        Location::Log => "log record",
-        Location::Point => "data point",
-    }
-}
-
-fn change_name(change: ChangeKind) -> &'static str {
-    match change {
-        ChangeKind::Added => "added",
-        ChangeKind::Removed => "removed",
-        ChangeKind::Changed => "changed",
-    }
-}
-
 /// `text` with the characters HTML gives a meaning escaped, for element
 /// content and quoted attribute values alike.
 fn escape(text: &str) -> String {
@@ -347,7 +327,9 @@ mod tests {
     use tape_otlp::Signal;
 
     use super::*;
-    use crate::{AttributeChange, CompareConfig, Difference, SignalComparison, TraceSummary, Verdict};
+    use crate::{
+        AttributeChange, ChangeKind, CompareConfig, Difference, Location, SignalComparison, TraceSummary, Verdict,
+    };
 
     fn side(id: &str, hash: &str) -> SideSummary {
         SideSummary {

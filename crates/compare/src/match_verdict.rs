@@ -5,8 +5,7 @@ use std::fmt::Write;
 
 use tape_otlp::Signal;
 
-use crate::diff::location_noun;
-use crate::{AttributeChange, ChangeKind, CompareConfig, Counts, FieldChange, SignalComparison, Verdict};
+use crate::{AttributeChange, CompareConfig, Counts, FieldChange, SignalComparison, Verdict};
 
 /// The verdict on `signals` (their counts adding up to `total`): passed
 /// when no more than `maxMissing` of the expected items are missing, no
@@ -81,12 +80,7 @@ pub(crate) fn verdict(
 fn most_frequent(signal: Signal, attribute_changes: &[AttributeChange], field_changes: &[FieldChange]) -> Vec<String> {
     let attributes =
         attribute_changes.iter().filter(|change| change.signal == signal && !change.allowed).map(|change| {
-            let kind = match change.change {
-                ChangeKind::Added => "added",
-                ChangeKind::Removed => "removed",
-                ChangeKind::Changed => "changed",
-            };
-            (change.items, format!("{} attribute {} {kind}", location_noun(change.location), change.key))
+            (change.items, format!("{} attribute {} {}", change.location.noun(), change.key, change.change.word()))
         });
     let fields = field_changes.iter().filter(|change| change.signal == signal).map(|change| {
         let text = match (&change.from, &change.to) {

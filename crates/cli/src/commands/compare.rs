@@ -10,7 +10,6 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use tape_compare::{CompareProgress, Comparison, Counts, ReplayFacts};
 use tape_session::SessionStore;
 
@@ -39,7 +38,7 @@ pub async fn run(store: &dyn SessionStore, args: CompareArgs, format: OutputForm
     };
     let config = config.validate()?;
     let stop = crate::signals::stop_on_signals()?;
-    let bar = (std::io::stderr().is_terminal() && format == OutputFormat::Text).then(progress_bar);
+    let bar = (std::io::stderr().is_terminal() && format == OutputFormat::Text).then(crate::output::records_bar);
     let show = |progress: CompareProgress| {
         if let Some(bar) = &bar {
             bar.set_length(progress.records_total);
@@ -128,16 +127,6 @@ fn write_report(report: &ReportFile, comparison: &Comparison) -> anyhow::Result<
     let path = report.path();
     tape_replay::write_atomically(path, &contents)
         .with_context(|| format!("cannot write the report {}", path.display()))
-}
-
-fn progress_bar() -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    let style = ProgressStyle::with_template("{elapsed_precise} [{bar:24}] {pos}/{len} records  {wide_msg}")
-        .map(|style| style.progress_chars("=> "));
-    if let Ok(style) = style {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// The comparison for people: the verdict first, then both sides, the
@@ -271,21 +260,24 @@ fn counts_table(out: &mut String, comparison: &Comparison) {
     }
 }
 
+/// `1 item`, `3 items`.
+fn items(count: u64) -> String {
+    if count == 1 { "1 item".to_owned() } else { format!("{count} items") }
+}
+
 fn changes(out: &mut String, comparison: &Comparison) {
     if !comparison.attribute_changes.is_empty() {
         out.push_str("\nAttribute changes:\n");
         let width = comparison.attribute_changes.iter().map(|change| change.key.len()).max().unwrap_or(0);
         for change in &comparison.attribute_changes {
-            let location = serde_json::to_value(change.location).ok();
-            let kind = serde_json::to_value(change.change).ok();
             let _ = writeln!(
                 out,
-                "  {:<7}  {:<8}  {:<width$}  {:<7}  on {} items{}",
+                "  {:<7}  {:<10}  {:<width$}  {:<7}  on {}{}",
                 change.signal.as_str(),
-                location.as_ref().and_then(|value| value.as_str()).unwrap_or(""),
+                change.location.noun(),
                 change.key,
-                kind.as_ref().and_then(|value| value.as_str()).unwrap_or(""),
-                change.items,
+                change.change.word(),
+                items(change.items),
                 if change.allowed { " (allowed)" } else { "" },
             );
         }
@@ -300,7 +292,7 @@ fn changes(out: &mut String, comparison: &Comparison) {
                 (None, None) => String::new(),
             };
             let _ =
-                writeln!(out, "  {:<7}  {}{values}  on {} items", change.signal.as_str(), change.field, change.items);
+                writeln!(out, "  {:<7}  {}{values}  on {}", change.signal.as_str(), change.field, items(change.items));
         }
     }
 }
@@ -423,8 +415,8 @@ mod tests {
             "              expected   delivered   identical   changed   missing  unexpected",
             "traces              10           9           8         1         1           0",
             "  checkout          10           9           8         1         1           0",
-            "  traces   span      http.route  removed  on 1 items",
-            "  traces   name \"GET\" -> \"GET /cart\"  on 1 items",
+            "  traces   span        http.route  removed  on 1 item",
+            "  traces   name \"GET\" -> \"GET /cart\"  on 1 item",
             "Traces: 2 expected: 1 complete, 1 incomplete, 0 dropped; 0 unexpected.",
             "Timestamp shift (relative): records moved by +1d 1h 1m 1.500s .. +1d 1h 1m 2.000s (4 records).",
             "  missing span \"SELECT cart\" of checkout, trace 0af7651916cd43dd8448eb211c80319c, span b7ad6b7169203331, \

@@ -7,7 +7,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use tape_files::{ExportOutcome, ExportProgress, ExportedFiles, ExportedTables, LABELS_FILE, Labels};
 use tape_session::{OutputDir, SessionStore};
 
@@ -19,7 +18,7 @@ use crate::store::open_output;
 pub async fn run(store: &dyn SessionStore, args: ExportArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let config = args.config().validate()?;
     let output = open_output(&config.config().out)?;
-    let bar = (std::io::stderr().is_terminal() && format == OutputFormat::Text).then(progress_bar);
+    let bar = (std::io::stderr().is_terminal() && format == OutputFormat::Text).then(crate::output::records_bar);
     let show = |progress: ExportProgress| {
         if let Some(bar) = &bar {
             bar.set_length(progress.records_total);
@@ -37,16 +36,6 @@ pub async fn run(store: &dyn SessionStore, args: ExportArgs, format: OutputForma
         ExportOutcome::Tables(tables) => print_tables(&tables, output.as_ref(), format)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn progress_bar() -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    let style = ProgressStyle::with_template("{elapsed_precise} [{bar:24}] {pos}/{len} records  {wide_msg}")
-        .map(|style| style.progress_chars("=> "));
-    if let Ok(style) = style {
-        bar.set_style(style);
-    }
-    bar
 }
 
 fn print_files(exported: &ExportedFiles, format: OutputFormat) -> anyhow::Result<()> {
