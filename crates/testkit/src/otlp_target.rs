@@ -382,6 +382,22 @@ impl Shared {
 
 async fn serve_grpc(listener: TcpListener, shared: Arc<Shared>, max_bytes: usize, stop: oneshot::Receiver<()>) {
     let service = GrpcService { shared };
+    serve_otlp_grpc(listener, service, max_bytes, stop, "the OTLP/gRPC test server").await;
+}
+
+/// Serves `service` as the three OTLP/gRPC services on `listener` until
+/// `stop` fires or its sender is dropped: gzip requests accepted (and
+/// answers gzipped for clients that accept it), requests up to
+/// `max_bytes`; a failure of the server is printed, naming it `name`.
+pub(crate) async fn serve_otlp_grpc<S>(
+    listener: TcpListener,
+    service: S,
+    max_bytes: usize,
+    stop: oneshot::Receiver<()>,
+    name: &str,
+) where
+    S: TraceService + MetricsService + LogsService + Clone,
+{
     let traces = TraceServiceServer::new(service.clone())
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
@@ -399,12 +415,12 @@ async fn serve_grpc(listener: TcpListener, shared: Arc<Shared>, max_bytes: usize
         .add_service(metrics)
         .add_service(logs)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
-            // A dropped sender means the target is gone: stop as well.
+            // A dropped sender means the server's owner is gone: stop as well.
             let _ = stop.await;
         })
         .await;
     if let Err(error) = served {
-        eprintln!("the OTLP/gRPC test server failed: {error}");
+        eprintln!("{name} failed: {error}");
     }
 }
 

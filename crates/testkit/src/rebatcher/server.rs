@@ -4,17 +4,15 @@
 
 use std::sync::Arc;
 
-use tape_otlp::proto::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use tape_otlp::proto::collector::logs::v1::logs_service_server::LogsService;
 use tape_otlp::proto::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use tape_otlp::proto::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use tape_otlp::proto::collector::metrics::v1::metrics_service_server::MetricsService;
 use tape_otlp::proto::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use tape_otlp::proto::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use tape_otlp::proto::collector::trace::v1::trace_service_server::TraceService;
 use tape_otlp::proto::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use tape_otlp::{ExportRequest, Signal};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
 
 use super::changes::Changes;
 use super::{Outgoing, RebatcherError, Shared, State};
@@ -34,27 +32,8 @@ pub(super) struct Service {
 /// Serves `service` on `listener` until `stop`, then answers the requests
 /// under way and returns.
 pub(super) async fn serve(listener: TcpListener, service: Service, stop: oneshot::Receiver<()>) {
-    let traces = TraceServiceServer::new(service.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let metrics = MetricsServiceServer::new(service.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let logs = LogsServiceServer::new(service)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let served = tonic::transport::Server::builder()
-        .add_service(traces)
-        .add_service(metrics)
-        .add_service(logs)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
-            // A dropped sender means the rebatcher is gone: stop as well.
-            let _ = stop.await;
-        })
+    crate::otlp_target::serve_otlp_grpc(listener, service, MAX_REQUEST_BYTES, stop, "the rebatcher's OTLP/gRPC server")
         .await;
-    if let Err(error) = served {
-        eprintln!("the rebatcher's OTLP/gRPC server failed: {error}");
-    }
 }
 
 impl Service {
