@@ -42,6 +42,16 @@ pub enum Error {
         /// The store's location.
         location: String,
     },
+    /// A session is still being written: its metadata lags behind its
+    /// blobs, so a comparison would count what is not listed yet as
+    /// missing.
+    #[error(
+        "session {session} is active: it is being recorded, or its writer stopped without finishing it; compare it once its capture has stopped (after a crash, run `otlp-tape sessions repair {session}` first)"
+    )]
+    SessionActive {
+        /// The session.
+        session: SessionId,
+    },
     /// A session could not be read (unreadable metadata, a blob missing or
     /// corrupt).
     #[error("cannot read session {session}")]

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
-use tape_session::{BlobEntry, SessionId, SessionMetadata, SessionStore};
+use tape_session::{BlobEntry, SessionId, SessionMetadata, SessionStatus, SessionStore};
 use tracing::{debug, info};
 
 use self::side::{Counters, Replayed, Side, SideRead, Sink};
@@ -59,8 +59,8 @@ impl ValidCompareConfig {
     /// `progress` is called as records are read and partitions matched.
     ///
     /// # Errors
-    /// A session that is not in the store ([`Error::SessionNotFound`]) or
-    /// cannot be read ([`Error::Session`]: a blob missing or corrupt); a
+    /// A session that is not in the store ([`Error::SessionNotFound`]), is
+    /// still being written ([`Error::SessionActive`]) or cannot be read ([`Error::Session`]: a blob missing or corrupt); a
     /// record that is not a valid request; a replay report of another
     /// session ([`Error::ReportOfAnotherSession`]); partition files that
     /// cannot be written ([`Error::Partition`]).
@@ -74,6 +74,11 @@ impl ValidCompareConfig {
         let config = &self.0;
         let (expected, actual) = tokio::join!(metadata(store, &config.expected), metadata(store, &config.actual));
         let (expected, actual) = (expected?, actual?);
+        for metadata in [&expected, &actual] {
+            if metadata.status == SessionStatus::Active {
+                return Err(Error::SessionActive { session: metadata.session_id.clone() });
+            }
+        }
         let replayed = replayed(config, &expected)?;
         let expected_blobs: Vec<BlobEntry> =
             expected.blobs.iter().filter(|blob| replayed.selection.may_hold(blob)).cloned().collect();

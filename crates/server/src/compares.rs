@@ -5,7 +5,8 @@
 //!
 //! A body that is not a valid comparison is refused at once: bad options
 //! and a replay report that is not one are 400, an unknown session 404, a
-//! replay report of another session than `expected` 400. What only the
+//! session still being recorded (`active`) 409, a replay report of another
+//! session than `expected` 400. What only the
 //! run finds (an undecodable record, a partition file that cannot be
 //! written) ends the job `failed` with its message. Partition files go
 //! into a new directory under the host's temporary directory, removed when
@@ -135,7 +136,13 @@ pub(crate) async fn start_compare(
     limit.check(&lock(&state.compares))?;
     let config = checked.config();
     let expected = state.store.read_metadata(&config.expected).await.map_err(|error| ApiError::store(&error))?;
-    state.store.read_metadata(&config.actual).await.map_err(|error| ApiError::store(&error))?;
+    let actual = state.store.read_metadata(&config.actual).await.map_err(|error| ApiError::store(&error))?;
+    for metadata in [&expected, &actual] {
+        if metadata.status == tape_session::SessionStatus::Active {
+            let active = tape_compare::Error::SessionActive { session: metadata.session_id.clone() };
+            return Err(ApiError::conflict(active.to_string()));
+        }
+    }
     if let Some(report) = &config.replay_report {
         let checked = report
             .check_session(tape_compare::REPLAY_REPORT, &expected)

@@ -100,6 +100,11 @@ async fn bad_compare_requests_are_refused_at_once() {
     let store = dir.path();
     seed(store, "S", "1");
     seed(store, "OTHER", "2");
+    // A session still being recorded.
+    seed(store, "LIVE", "3");
+    let metadata = store.join("sessions/LIVE/metadata.json");
+    let text = std::fs::read_to_string(&metadata).unwrap().replace("\"completed\"", "\"active\"");
+    std::fs::write(&metadata, text).unwrap();
     // A real replay report, of OTHER.
     let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
     let args = ["replay", "--session", "OTHER", "--speed", "max", "--endpoint", target.http_endpoint()];
@@ -123,6 +128,7 @@ async fn bad_compare_requests_are_refused_at_once() {
         (with("partitions", json!(0)), StatusCode::BAD_REQUEST, "partitions"),
         (with("expected", json!("no-such-session")), StatusCode::NOT_FOUND, "session no-such-session not found"),
         (with("actual", json!("no-such-session")), StatusCode::NOT_FOUND, "session no-such-session not found"),
+        (with("actual", json!("LIVE")), StatusCode::CONFLICT, "session LIVE is active"),
         (json!({"expected": "S"}), StatusCode::BAD_REQUEST, "actual"),
         (with("replayReport", json!({"sessionId": "S"})), StatusCode::BAD_REQUEST, "replayReport"),
         (

@@ -143,6 +143,15 @@ fn bad_input_exits_2_naming_it() {
     fails_with(&mut compare(store, &["S", "S", "--replay-report", "text.json"]), 2, &["replay report text.json"]);
     std::fs::write(store.join("other.json"), r#"{"sessionId": "S"}"#).unwrap();
     fails_with(&mut compare(store, &["S", "S", "--replay-report", "other.json"]), 2, &["other.json", "session"]);
+
+    // A session still being recorded: its metadata lags behind its blobs,
+    // so everything not listed yet would count as missing.
+    seed(store, "LIVE", "1");
+    let metadata = store.join("sessions/LIVE/metadata.json");
+    let text = std::fs::read_to_string(&metadata).unwrap().replace("\"completed\"", "\"active\"");
+    std::fs::write(&metadata, text).unwrap();
+    fails_with(&mut compare(store, &["S", "LIVE"]), 2, &["session LIVE is active", "once its capture has stopped"]);
+    fails_with(&mut compare(store, &["LIVE", "S"]), 2, &["session LIVE is active"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
