@@ -507,7 +507,17 @@ async fn the_api_stop_ends_a_retrying_replay_stopped_and_sigterm_ends_serve_prom
     let attempts = target.attempts();
     let id = start(1_000_000).await;
     target.wait_for_attempts(attempts + 40).await;
-    let waiting = served.request(reqwest::Method::GET, &format!("/api/v1/replays/{id}?wait=60")).send();
+    // The waiting request must be in flight before SIGTERM, or shutting
+    // down closes its connection before it is read. On one HTTP/2
+    // connection the server reads streams in the order they were opened:
+    // once a later request on it is answered, the waiting one has been
+    // received too (and graceful shutdown lets received streams finish).
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let job = format!("{}/api/v1/replays/{id}", served.api);
+    assert_eq!(client.get(&job).send().await.unwrap().status(), StatusCode::OK, "the connection is open");
+    let mut waiting = Box::pin(client.get(format!("{job}?wait=60")).send());
+    assert!(futures::poll!(&mut waiting).is_pending(), "the replay retries for ever: the wait cannot be over yet");
+    assert_eq!(client.get(&job).send().await.unwrap().status(), StatusCode::OK, "a stream opened after the wait");
     let waiting = tokio::spawn(waiting);
     let started = std::time::Instant::now();
     let status = exit_within(served, std::time::Duration::from_secs(30));
