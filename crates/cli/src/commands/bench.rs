@@ -254,3 +254,20 @@ fn print_capture_memory_bench(report: &CaptureMemoryBench) {
         report.settle_seconds
     );
 }
+
+/// A generated session in one line, for the benchmarks that generate one
+/// (export, replay).
+fn describe_session(session: &tape_bench::SessionFacts) -> String {
+    format!(
+        "{} {} at {} traces/s: {} spans, {} items in {} requests, {} of payload ({} stored), generated in {:.2} s",
+        session.pattern,
+        session.duration,
+        session.rate,
+        session.spans,
+        session.items,
+        session.requests,
+        crate::output::human_bytes(session.uncompressed_bytes),
+        crate::output::human_bytes(session.stored_bytes),
+        session.generation_seconds
+    )
+}

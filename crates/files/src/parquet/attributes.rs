@@ -130,11 +130,15 @@ fn close_map(builder: &mut AttributesBuilder) {
 /// Appends one map value holding `attributes`, the last of repeated keys
 /// winning.
 pub(super) fn append_attributes(builder: &mut AttributesBuilder, attributes: &[KeyValue]) {
-    for_each_unique(attributes, |pair| {
-        let (keys, values) = builder.entries();
-        keys.append_value(&pair.key);
-        append_value(values, pair.value.as_ref());
-    });
+    for_each_unique(
+        attributes,
+        |pair| pair.key.as_str(),
+        |pair| {
+            let (keys, values) = builder.entries();
+            keys.append_value(&pair.key);
+            append_value(values, pair.value.as_ref());
+        },
+    );
     close_map(builder);
 }
 
@@ -160,11 +164,15 @@ impl RenderedAttributes {
     /// `attributes` rendered, the last of repeated keys winning.
     pub(super) fn new(attributes: &[KeyValue]) -> Self {
         let mut entries = Vec::with_capacity(attributes.len());
-        for_each_unique(attributes, |pair| {
-            let mut value = String::new();
-            let _ = write_value(&mut value, pair.value.as_ref());
-            entries.push((pair.key.clone(), value));
-        });
+        for_each_unique(
+            attributes,
+            |pair| pair.key.as_str(),
+            |pair| {
+                let mut value = String::new();
+                let _ = write_value(&mut value, pair.value.as_ref());
+                entries.push((pair.key.clone(), value));
+            },
+        );
         RenderedAttributes { entries }
     }
 
@@ -188,23 +196,24 @@ pub(super) fn service_name(attributes: &[KeyValue]) -> &str {
     }
 }
 
-/// Calls `f` with each attribute whose key does not come again later in
-/// the list, in order.
-fn for_each_unique<'a>(attributes: &'a [KeyValue], mut f: impl FnMut(&'a KeyValue)) {
-    if attributes.len() <= SHORT_LIST {
-        for (index, pair) in attributes.iter().enumerate() {
-            if !attributes[index + 1..].iter().any(|later| later.key == pair.key) {
-                f(pair);
+/// Calls `f` with each item whose key (`key`) does not come again later in
+/// the list, in order: the last of repeated keys wins. Short lists are
+/// searched pair by pair, longer ones through a hash map.
+pub(super) fn for_each_unique<'a, T>(items: &'a [T], key: impl Fn(&'a T) -> &'a str, mut f: impl FnMut(&'a T)) {
+    if items.len() <= SHORT_LIST {
+        for (index, item) in items.iter().enumerate() {
+            if !items[index + 1..].iter().any(|later| key(later) == key(item)) {
+                f(item);
             }
         }
     } else {
-        let mut last = HashMap::with_capacity(attributes.len());
-        for (index, pair) in attributes.iter().enumerate() {
-            last.insert(pair.key.as_str(), index);
+        let mut last = HashMap::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            last.insert(key(item), index);
         }
-        for (index, pair) in attributes.iter().enumerate() {
-            if last.get(pair.key.as_str()) == Some(&index) {
-                f(pair);
+        for (index, item) in items.iter().enumerate() {
+            if last.get(key(item)) == Some(&index) {
+                f(item);
             }
         }
     }

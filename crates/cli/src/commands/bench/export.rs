@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use tape_bench::{BYTES_PER_GB, ExportBench, ExportRun, SessionFacts};
+use tape_bench::{BYTES_PER_GB, ExportBench, ExportRun};
 
 use super::{CliHost, print_report};
 use crate::cli::{BenchExportArgs, OutputFormat};
@@ -26,7 +26,7 @@ pub async fn run(args: &BenchExportArgs, format: OutputFormat) -> anyhow::Result
 #[allow(clippy::cast_precision_loss)] // sizes are for reading
 fn print_export_bench(report: &ExportBench) {
     println!("bench export: Parquet (zstd) into a local directory, on {} CPUs", report.cpus);
-    println!("  session: {}", describe_session(&report.session));
+    println!("  session: {}", super::describe_session(&report.session));
     println!("  export: {}", describe_run(&report.export));
     for file in &report.export.tables {
         println!(
@@ -49,7 +49,7 @@ fn print_export_bench(report: &ExportBench) {
         println!(
             "  memory: at least {:.2} GB stored: {}",
             memory.target_bytes as f64 / BYTES_PER_GB,
-            describe_session(&memory.session)
+            super::describe_session(&memory.session)
         );
         println!("    exported in a child process: {}", describe_run(&memory.export));
         match memory.export.peak_memory_bytes {
@@ -60,21 +60,6 @@ fn print_export_bench(report: &ExportBench) {
             println!("    (generation and the first export peaked at {} in this process)", human_bytes(bytes));
         }
     }
-}
-
-fn describe_session(session: &SessionFacts) -> String {
-    format!(
-        "{} {} at {} traces/s: {} spans, {} items in {} requests, {} of payload ({} stored), generated in {:.2} s",
-        session.pattern,
-        session.duration,
-        session.rate,
-        session.spans,
-        session.items,
-        session.requests,
-        human_bytes(session.uncompressed_bytes),
-        human_bytes(session.stored_bytes),
-        session.generation_seconds
-    )
 }
 
 fn describe_run(run: &ExportRun) -> String {

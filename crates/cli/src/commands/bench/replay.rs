@@ -31,14 +31,14 @@ fn print_replay_bench(report: &ReplayBench) {
         report.cpus
     );
     let throughput = &report.throughput;
-    println!("  throughput: {}", describe_session(&throughput.session));
+    println!("  throughput: {}", super::describe_session(&throughput.session));
     println!("    replayed at full speed, relative timestamps, ids remapped: {}", describe_run(&throughput.replay));
     println!("    {}", describe_counts(&throughput.session, &throughput.replay));
     if let Some(memory) = &report.memory {
         println!(
             "  memory: at least {:.2} GB of payload: {}",
             memory.target_bytes as f64 / BYTES_PER_GB,
-            describe_session(&memory.session)
+            super::describe_session(&memory.session)
         );
         println!("    replayed in a child process, as above: {}", describe_run(&memory.replay));
         println!("    {}", describe_counts(&memory.session, &memory.replay));
@@ -53,7 +53,7 @@ fn print_replay_bench(report: &ReplayBench) {
         }
     }
     if let Some(pacing) = &report.pacing {
-        println!("  pacing: {}", describe_session(&pacing.session));
+        println!("  pacing: {}", super::describe_session(&pacing.session));
         for run in &pacing.speeds {
             let steal = run.steal_cpus.map_or_else(String::new, |cpus| format!(", {cpus:.2} CPUs stolen by the host"));
             println!(
@@ -69,21 +69,6 @@ fn print_replay_bench(report: &ReplayBench) {
             );
         }
     }
-}
-
-fn describe_session(session: &SessionFacts) -> String {
-    format!(
-        "{} {} at {} traces/s: {} spans, {} items in {} requests, {} of payload ({} stored), generated in {:.2} s",
-        session.pattern,
-        session.duration,
-        session.rate,
-        session.spans,
-        session.items,
-        session.requests,
-        human_bytes(session.uncompressed_bytes),
-        human_bytes(session.stored_bytes),
-        session.generation_seconds
-    )
 }
 
 fn describe_run(run: &ReplayRun) -> String {

@@ -103,7 +103,7 @@ fn write_json<W: Write>(out: &mut W, value: Option<&Value>) -> fmt::Result {
         Some(Value::KvlistValue(list)) => {
             // A Go map: one entry per key, the last winning, keys sorted.
             let mut pairs = Vec::with_capacity(list.values.len());
-            for_each_unique(&list.values, |pair| pairs.push(pair));
+            for_each_unique(&list.values, |pair| pair.key.as_str(), |pair| pairs.push(pair));
             pairs.sort_unstable_by(|a, b| a.key.cmp(&b.key));
             out.write_char('{')?;
             for (index, pair) in pairs.into_iter().enumerate() {

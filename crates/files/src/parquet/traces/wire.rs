@@ -11,8 +11,6 @@
 //! attribute values nested deeper than [`MAX_NESTING`]. The caller then
 //! decodes the request with prost, which gives the rows or the error.
 
-use std::collections::HashMap;
-
 use arrow_array::builder::StringBuilder;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
@@ -24,10 +22,6 @@ use super::{Shared, SpanRow, TracesRows};
 /// Array and key-value list values nested deeper than this are left to
 /// prost, whose recursion limit counts from the request, not the value.
 const MAX_NESTING: usize = 32;
-
-/// Attribute lists up to this long are searched for repeated keys pair by
-/// pair; longer ones through a hash map (as `attributes::for_each_unique`).
-const SHORT_LIST: usize = 16;
 
 /// Bytes the walker does not read exactly as prost does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,36 +203,18 @@ fn nesting(value: &AnyValue) -> usize {
     }
 }
 
-/// Calls `f` with each attribute whose key does not come again later in
-/// the list, in order (the last of repeated keys wins).
-fn for_each_unique<'k, 'a>(attributes: &'k [Kv<'a>], mut f: impl FnMut(&'k Kv<'a>)) {
-    if attributes.len() <= SHORT_LIST {
-        for (index, pair) in attributes.iter().enumerate() {
-            if !attributes[index + 1..].iter().any(|later| later.key == pair.key) {
-                f(pair);
-            }
-        }
-    } else {
-        let mut last = HashMap::with_capacity(attributes.len());
-        for (index, pair) in attributes.iter().enumerate() {
-            last.insert(pair.key, index);
-        }
-        for (index, pair) in attributes.iter().enumerate() {
-            if last.get(pair.key) == Some(&index) {
-                f(pair);
-            }
-        }
-    }
-}
-
 /// Appends one map value holding `attributes`, as
 /// `attributes::append_attributes` does.
 fn append_attributes(builder: &mut AttributesBuilder, attributes: &[Kv<'_>]) {
-    for_each_unique(attributes, |pair| {
-        let (keys, values) = builder.entries();
-        keys.append_value(pair.key);
-        append_val(values, &pair.value);
-    });
+    super::super::attributes::for_each_unique(
+        attributes,
+        |pair| pair.key,
+        |pair| {
+            let (keys, values) = builder.entries();
+            keys.append_value(pair.key);
+            append_val(values, &pair.value);
+        },
+    );
     builder.append(true).expect("keys and values are appended in pairs");
 }
 
