@@ -62,6 +62,7 @@ mod error;
 mod exporter;
 mod pacing;
 mod retry;
+mod series;
 mod session_replay;
 mod target;
 mod targets;
@@ -75,6 +76,7 @@ pub use error::{ConfigError, ExportError, ExportErrorKind};
 pub use exporter::{Compression, ExportOutcome, Exporter, ExporterConfig, Protocol, TlsOptions};
 pub use pacing::{Pacer, RateLimiter, Speed};
 pub use retry::{RetryPolicy, export_with_retry};
+pub use series::{LagDistribution, ReplaySeries, SeriesRow};
 pub use session_replay::{
     AlreadyComplete, CHECKPOINT_VERSION, Checkpoint, CheckpointWriter, Counts, DEFAULT_CONCURRENCY, DEFAULT_DURATION,
     DEFAULT_MAX_ATTEMPTS, DryRunPlan, Error, Failure, FailureLimit, Fingerprinted, Finished, MAX_CONCURRENCY,

@@ -18,8 +18,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tape_session::{Error as StoreError, SessionId};
 
+use crate::browse::{timeline, trace, traces};
 use crate::captures::{capture, captures, start_capture, stop_capture};
 use crate::compares::{compare, compare_report, compares, start_compare, stop_compare};
+use crate::events::events;
 use crate::exports::{export, exports, start_export, stop_export};
 use crate::replays::{replay, replays, start_replay, stop_replay};
 use crate::seeds::{seed, seeds, start_seed, stop_seed};
@@ -121,8 +123,13 @@ pub(crate) fn accepted(value: impl serde::Serialize) -> ApiResult {
     Ok((StatusCode::ACCEPTED, axum::Json(value)).into_response())
 }
 
-/// The routes, behind the token check and the body limit.
+/// The routes: the API behind the token check and the body limit, and the
+/// web UI's files, which need no token.
 pub(crate) fn router(state: Arc<State>, max_body_bytes: usize) -> Router {
+    api_router(state, max_body_bytes).merge(crate::web::router())
+}
+
+fn api_router(state: Arc<State>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -132,6 +139,10 @@ pub(crate) fn router(state: Arc<State>, max_body_bytes: usize) -> Router {
         .route("/api/v1/sessions/{id}/verify", post(verify))
         .route("/api/v1/sessions/{id}/annotations", get(annotations).post(add_annotation))
         .route("/api/v1/sessions/{id}/annotations/push", post(push_annotations))
+        .route("/api/v1/sessions/{id}/timeline", get(timeline))
+        .route("/api/v1/sessions/{id}/traces", get(traces))
+        .route("/api/v1/sessions/{id}/traces/{trace_id}", get(trace))
+        .route("/api/v1/events", get(events))
         .route("/api/v1/captures", get(captures).post(start_capture))
         .route("/api/v1/captures/{id}", get(capture))
         .route("/api/v1/captures/{id}/stop", post(stop_capture))

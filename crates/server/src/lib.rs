@@ -54,10 +54,12 @@
 //! ```
 
 mod api;
+mod browse;
 mod captures;
 mod compares;
 mod config;
 mod error;
+mod events;
 mod exports;
 mod limits;
 mod metrics;
@@ -67,6 +69,7 @@ mod seeds;
 mod server;
 mod sessions;
 mod state;
+mod web;
 
 use std::sync::Arc;
 

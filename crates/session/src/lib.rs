@@ -38,6 +38,7 @@ pub mod retention;
 mod salvage;
 mod store;
 mod time;
+mod timeline;
 mod window;
 mod writer;
 
@@ -65,5 +66,6 @@ pub use repair::{DamagedBlob, PartialOutcome, RecoveredBlob, RepairReport, Repai
 pub use salvage::{Salvaged, salvage_blob};
 pub use store::{BlobSink, ByteStream, PartialBlob, SessionStore};
 pub use time::Timestamp;
+pub use timeline::{TIMELINE_VERSION, Timeline, TimelineBuilder, TimelineRow, timeline};
 pub use window::{PhaseRange, Window, WindowError, find_phase, window};
 pub use writer::{SessionWriter, WriterOptions};

@@ -53,6 +53,18 @@ pub trait SessionStore: Send + Sync + Debug {
     /// Writes (or atomically replaces) a session's `annotations.jsonl`.
     async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), Error>;
 
+    /// A session's `timeline.json`, or `None` when it has none.
+    async fn read_timeline(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
+        let _ = id;
+        todo!("timeline: read timeline.json")
+    }
+
+    /// Writes (or atomically replaces) a session's `timeline.json`.
+    async fn write_timeline(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
+        let _ = (id, contents);
+        todo!("timeline: write timeline.json")
+    }
+
     /// Deletes everything stored under a session id. Fails with
     /// [`Error::NotFound`] when nothing is.
     async fn delete_session(&self, id: &SessionId) -> Result<(), Error>;
