@@ -81,6 +81,47 @@ async fn the_traces_of_a_window_and_one_trace() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeline_counts_the_items_of_every_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    seed(store, "S");
+    let served = Served::start(store, &[]);
+    let metadata = served.get("/api/v1/sessions/S").await;
+    let timeline = served.get("/api/v1/sessions/S/timeline").await;
+    assert_eq!(
+        (&timeline["version"], &timeline["sessionId"], &timeline["bucketSeconds"]),
+        (&1.into(), &"S".into(), &1.into())
+    );
+    let rows = timeline["rows"].as_array().unwrap();
+    let start = 1_767_225_600; // 2026-01-01T00:00:00Z
+    let seconds: Vec<u64> = rows.iter().map(|row| row[0].as_u64().unwrap()).collect();
+    assert!(
+        seconds.is_sorted() && seconds.first() >= Some(&start) && seconds.last() <= Some(&(start + 2)),
+        "{timeline}"
+    );
+    let total = |column: usize| rows.iter().map(|row| row[column].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(
+        (total(1), total(2), total(3)),
+        (
+            metadata["capturedTraces"].as_u64().unwrap(),
+            metadata["capturedMetrics"].as_u64().unwrap(),
+            metadata["capturedLogs"].as_u64().unwrap()
+        ),
+        "{timeline}"
+    );
+    // The error spans per second add up to those of the traces.
+    let traces = served.get("/api/v1/sessions/S/traces").await;
+    let errors: u64 = traces["traces"].as_array().unwrap().iter().map(|row| row["errorSpans"].as_u64().unwrap()).sum();
+    assert!(errors > 0, "{traces}");
+    assert_eq!(total(4), errors, "{timeline}");
+    // A session without timeline.json gets the same one, built from its blobs.
+    std::fs::remove_file(store.join("sessions/S/timeline.json")).unwrap();
+    assert_eq!(served.get("/api/v1/sessions/S/timeline").await, timeline);
+    assert!(store.join("sessions/S/timeline.json").exists());
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_with_their_status() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path();
