@@ -36,4 +36,4 @@ mod value;
 
 pub use error::Error;
 pub use trace::{Link, SpanEvent, SpanStatus, SpanView, Trace, TraceQuery, trace};
-pub use traces::{MAX_TRACES, TraceList, TraceSummary, TracesQuery, traces};
+pub use traces::{DEFAULT_LIMIT, MAX_TRACES, TraceList, TraceSummary, TracesQuery, traces};

@@ -15,8 +15,11 @@ use crate::read::{extent, metadata, trace_key, visit_requests, window};
 /// The most traces one query lists.
 pub const MAX_TRACES: usize = 1000;
 
+/// The traces one query lists when it gives no limit.
+pub const DEFAULT_LIMIT: usize = 100;
+
 fn default_limit() -> usize {
-    100
+    DEFAULT_LIMIT
 }
 
 /// Which traces to list: those with a span in a record received in
@@ -49,7 +52,7 @@ pub struct TracesQuery {
     /// Records received before this; default: the session's end.
     #[serde(default)]
     pub until: Option<Timestamp>,
-    /// Traces listed at most, 1 to [`MAX_TRACES`]; default 100.
+    /// Traces listed at most, 1 to [`MAX_TRACES`]; default [`DEFAULT_LIMIT`].
     #[serde(default = "default_limit")]
     pub limit: usize,
     /// Only traces with a span of this service (`service.name`;

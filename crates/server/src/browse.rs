@@ -30,7 +30,14 @@ pub(crate) async fn timeline(Extract(state): Extract<Arc<State>>, Path(id): Path
 /// `GET /api/v1/sessions/{id}/traces?from=&until=&limit=&service=&errorsOnly=`.
 pub(crate) async fn traces(Extract(state): Extract<Arc<State>>, Path(id): Path<String>, query: Pairs) -> ApiResult {
     let session = session_id(&id)?;
-    let mut wanted = TracesQuery { session, from: None, until: None, limit: 100, service: None, errors_only: false };
+    let mut wanted = TracesQuery {
+        session,
+        from: None,
+        until: None,
+        limit: tape_browse::DEFAULT_LIMIT,
+        service: None,
+        errors_only: false,
+    };
     let mut seen = Vec::new();
     for (name, value) in pairs(query)? {
         once(&mut seen, &name)?;

@@ -1,7 +1,8 @@
 //! What the web UI reads of a session through the control API of the real
 //! `serve`: its timeline, the traces of a window and one trace; bad ids,
 //! windows and parameters answered 400, unknown sessions and traces 404, a
-//! session still being recorded 409, and the token required when set.
+//! session still being recorded 409, a corrupt blob 500 naming it, and the
+//! token required when set.
 
 use std::path::Path;
 
@@ -132,8 +133,21 @@ async fn bad_requests_are_refused_with_their_status() {
         metadata["status"] = "active".into();
         metadata.as_object_mut().unwrap().remove("endTime");
     });
+    // A session whose trace blob is damaged.
+    seed(store, "BROKEN");
+    let metadata: Value =
+        serde_json::from_slice(&std::fs::read(store.join("sessions/BROKEN/metadata.json")).unwrap()).unwrap();
+    let blob = metadata["blobs"].as_array().unwrap().iter().find(|blob| blob["signal"] == "traces").unwrap();
+    let blob = blob["key"].as_str().unwrap().to_owned();
+    let path = store.join("sessions/BROKEN").join(&blob);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle..].iter_mut().take(64).for_each(|byte| *byte ^= 0x5a);
+    std::fs::write(&path, bytes).unwrap();
     let served = Served::start(store, &[]);
     let trace_id = "0123456789abcdef0123456789abcdef";
+    let message = refused(&served, "/api/v1/sessions/BROKEN/traces", StatusCode::INTERNAL_SERVER_ERROR).await;
+    assert!(message.contains(&format!("blob {blob} is corrupt")), "{message}");
 
     for (path, status, fragment) in [
         ("/api/v1/sessions/bad%20id/traces", StatusCode::BAD_REQUEST, "\"bad id\""),
