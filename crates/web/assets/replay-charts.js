@@ -101,8 +101,11 @@
     return section;
   }
 
+  // Whole seconds on the time axis.
+  var SECOND_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600, 43200, 86400];
+
   function secondsAxis() {
-    return { label: "seconds since the replay started" };
+    return { label: "seconds since the replay started", incrs: SECOND_STEPS };
   }
 
   function throughputChart(root, data) {
@@ -156,7 +159,7 @@
           },
           splits: function () { return data[0]; },
           rotate: -30,
-          size: 60,
+          size: 70,
         },
         { label: "requests", size: 60 },
       ],
