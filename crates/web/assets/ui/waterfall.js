@@ -54,7 +54,7 @@ function detail(span, sessionId, window_) {
   const links = span.links || [];
   return [
     el('h2', {}, `${span.service}: ${span.name}`),
-    el('dl', { class: 'meta' },
+    el('dl', { class: 'meta' }, [
       ['Span', el('code', {}, span.spanId)], ['Parent', el('code', {}, span.parentSpanId || '–')],
       ['Kind', span.kind], ['Scope', span.scope || '–'],
       ['Start', nanoTime(span.startTimeUnixNano)], ['Duration', nanos(span.durationNanos)],
