@@ -48,6 +48,7 @@ const FILES: &[(&str, Asset)] = &[
     ("ui/forms.js", file(include_bytes!("../assets/ui/forms.js"), JAVASCRIPT)),
     ("ui/replay.js", file(include_bytes!("../assets/ui/replay.js"), JAVASCRIPT)),
     ("ui/compare.js", file(include_bytes!("../assets/ui/compare.js"), JAVASCRIPT)),
+    ("ui/replay-charts.js", file(include_bytes!("../assets/replay-charts.js"), JAVASCRIPT)),
     ("ui/vendor/uPlot.iife.min.js", file(include_bytes!("../assets/vendor/uPlot.iife.min.js"), JAVASCRIPT)),
     ("ui/vendor/uPlot.min.css", file(include_bytes!("../assets/vendor/uPlot.min.css"), CSS)),
     ("ui/vendor/uPlot.LICENSE", file(include_bytes!("../assets/vendor/uPlot.LICENSE"), TEXT)),

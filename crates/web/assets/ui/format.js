@@ -19,6 +19,11 @@ export function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+/** Appends the children that are not null/false to `parent`. */
+export function mount(parent, ...children) {
+  parent.append(...children.flat().filter((child) => child !== null && child !== undefined && child !== false && child !== ''));
+}
+
 /** A table with a header row and a body (`rows` are arrays of cells). */
 export function table(attributes, headers, rows) {
   return el('table', attributes,
@@ -56,6 +61,7 @@ export function bytes(value) {
 /** `1m 05s`, `850 ms`, `12.4 µs` from seconds. */
 export function duration(seconds) {
   if (!Number.isFinite(seconds)) return '–';
+  if (seconds === 0) return '0 s';
   if (seconds < 0.001) return `${decimal.format(seconds * 1e6)} µs`;
   if (seconds < 1) return `${decimal.format(seconds * 1e3)} ms`;
   if (seconds < 60) return `${decimal.format(seconds)} s`;

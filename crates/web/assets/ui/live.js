@@ -4,7 +4,7 @@
 // second when the stream fails. Rates are differences of snapshots.
 
 import { allSessions, api, request } from './api.js';
-import { bytes, colour, count, el, rate, routeQuery, sumSignals, table, time } from './format.js';
+import { bytes, colour, count, el, mount, rate, routeQuery, sumSignals, table, time } from './format.js';
 import { jobForms } from './forms.js';
 
 const SIGNALS = ['traces', 'metrics', 'logs'];
@@ -76,7 +76,7 @@ export async function liveView(root, _params, context) {
   const chartBox = el('div', { id: 'live-replay-chart' });
   const status = el('p', { class: 'muted', id: 'live-status', 'aria-live': 'polite' }, 'connecting…');
 
-  root.append(
+  mount(root,
     el('h1', {}, 'Live'), status,
     el('h2', {}, 'Captures'),
     table({ id: 'live-captures' }, ['Capture', 'State', 'Started', 'Requests/s', 'Items/s', 'Queue', el('th', { class: 'num' }, 'Throttled'), el('th', { class: 'num' }, 'Rejected'), ''], captureBody),
@@ -182,13 +182,16 @@ export async function liveView(root, _params, context) {
     chart.setData([times, ...history.values()]);
   }
 
+  let source = 'polling';
   function update(snapshot) {
     const now = Date.now();
-    captureBody.replaceChildren(...(snapshot.captures || []).map((job) => captureRow(job, now)));
-    replayBody.replaceChildren(...(snapshot.replays || []).map((job) => replayRow(job, now)));
-    seedBody.replaceChildren(...(snapshot.seeds || []).map(seedRow));
+    const rows = (jobs, draw, columns, what) => (jobs && jobs.length > 0 ? jobs.map(draw)
+      : [el('tr', { class: 'empty' }, el('td', { colspan: columns, class: 'muted' }, `No ${what} since serve started.`))]);
+    captureBody.replaceChildren(...rows(snapshot.captures, (job) => captureRow(job, now), 9, 'captures'));
+    replayBody.replaceChildren(...rows(snapshot.replays, (job) => replayRow(job, now), 9, 'replays'));
+    seedBody.replaceChildren(...rows(snapshot.seeds, seedRow, 5, 'seeds'));
     drawChart(now);
-    status.textContent = `updated ${time(new Date(now))}`;
+    status.textContent = `${source}; updated ${time(new Date(now))}`;
   }
 
   async function poll() {
@@ -204,7 +207,7 @@ export async function liveView(root, _params, context) {
   let polling = null;
   function fallBackToPolling(reason) {
     if (polling || !context.alive) return;
-    status.textContent = `the event stream is not available (${reason}); polling every second`;
+    source = `polling every second (the event stream is not available: ${reason})`;
     polling = setInterval(poll, 1000);
     context.onLeave(() => clearInterval(polling));
   }
@@ -215,7 +218,7 @@ export async function liveView(root, _params, context) {
       try {
         const response = await request('/api/v1/events', { signal: context.signal });
         failures = 0;
-        status.textContent = 'live (event stream)';
+        source = 'live (event stream)';
         await readEvents(response, (name, data) => {
           if (name === 'jobs' && context.alive) update(JSON.parse(data));
         });

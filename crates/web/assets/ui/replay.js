@@ -19,7 +19,7 @@ function progressTable(job) {
 
 function summary(job) {
   const progress = job.progress || {};
-  return el('dl', { class: 'meta', id: 'replay-summary' },
+  return el('dl', { class: 'meta', id: 'replay-job' },
     [['Session', job.sessionId ? el('a', { href: `#/sessions/${encodeURIComponent(job.sessionId)}` }, job.sessionId) : '–'],
       ['State', el('span', { id: 'replay-state', dataset: { status: job.state } }, job.state)],
       ['Started', time(job.startedAt)], ['Ended', time(job.endedAt)],

@@ -5,7 +5,7 @@
 import { ApiError, api, sessionPath } from './api.js';
 import { drawTimeline } from './timeline.js';
 import {
-  bytes, count, duration, el, query, rfc3339, secondsBetween, showError, table, time, value,
+  bytes, count, duration, el, mount, query, rfc3339, secondsBetween, showError, table, time, value,
 } from './format.js';
 
 const PHASE_PREFIX = 'test.phase.';
@@ -103,7 +103,7 @@ export async function sessionView(root, [id], context) {
   const note = el('p', { class: 'chart-note' });
   const actions = el('section', { id: 'selection-actions', hidden: true, 'aria-label': 'Selected range' });
 
-  root.append(
+  mount(root,
     el('h1', {}, 'Session ', el('code', {}, id)),
     el('div', { class: 'buttons' },
       el('a', { href: `${hash}/traces` }, 'Traces of the whole session'), ' · ',

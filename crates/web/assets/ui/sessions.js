@@ -2,7 +2,7 @@
 // with totals; per row: open, verify, compare with..., delete.
 
 import { allSessions, api, sessionPath } from './api.js';
-import { bytes, count, duration, el, secondsBetween, showError, time } from './format.js';
+import { bytes, count, duration, el, mount, secondsBetween, showError, time } from './format.js';
 
 const COLUMNS = [
   { key: 'sessionId', label: 'Session', value: (s) => s.sessionId },
@@ -71,7 +71,7 @@ export async function sessionsView(root, _params, context) {
   const tableElement = el('table', { id: 'sessions-table' },
     el('thead', {}, el('tr', {}, headers, el('th', { scope: 'col' }, 'Actions'))), body);
 
-  root.append(
+  mount(root,
     el('h1', {}, 'Sessions'),
     el('div', { class: 'filters', role: 'search' },
       el('div', {}, el('label', { for: 'filter-text' }, 'Text'), textFilter),

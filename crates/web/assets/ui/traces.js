@@ -2,7 +2,7 @@
 // time (or the whole session); a row opens the trace's waterfall.
 
 import { api, sessionPath } from './api.js';
-import { count, el, nanos, query, routeQuery, table, time } from './format.js';
+import { count, el, mount, nanos, query, routeQuery, table, time } from './format.js';
 
 /** A trace's start (Unix nanoseconds as a decimal string) as a time. */
 export function nanoTime(value) {
@@ -51,7 +51,7 @@ export async function tracesView(root, [id], context) {
     el('td', {}, nanoTime(trace.startTimeUnixNano)));
   });
 
-  root.append(
+  mount(root,
     el('h1', {}, 'Traces of ', el('a', { href: sessionHash }, el('code', {}, id))),
     el('p', {}, `Received ${time(list.from)} – ${time(list.until)}: ${count(list.traces.length)} traces`,
       list.truncated ? el('strong', { class: 'warn', id: 'traces-truncated' }, ` (the first ${count(limit)}; narrow the window or raise the limit)`) : ''),

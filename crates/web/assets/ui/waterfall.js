@@ -4,7 +4,7 @@
 // are marked. A bar shows its span's details in #span-detail.
 
 import { api, sessionPath } from './api.js';
-import { bigNanos, colour, count, el, nanos, query, routeQuery, table, value } from './format.js';
+import { bigNanos, colour, count, el, mount, nanos, query, routeQuery, table, value } from './format.js';
 import { nanoTime } from './traces.js';
 
 /** The spans in waterfall order with their depth: roots (no parent, or a
@@ -123,7 +123,7 @@ export async function traceView(root, [id, traceId], context) {
       el('div', { class: 'span-track' }, bar, durationLabel));
   });
 
-  root.append(
+  mount(root,
     el('h1', {}, 'Trace ', el('code', {}, traceId)),
     el('p', {}, el('a', { href: `#/sessions/${encodeURIComponent(id)}/traces${query(window_)}` }, `← traces of ${id}`),
       ` · ${count(trace.spans.length)} spans · ${services.length} services · ${nanos(total)}`,
