@@ -24,12 +24,12 @@ export function mount(parent, ...children) {
   parent.append(...children.flat().filter((child) => child !== null && child !== undefined && child !== false && child !== ''));
 }
 
-/** A table with a header row and a body (`rows` are arrays of cells). */
+/** A table with a header row and a body: `rows` are rows, or a tbody. */
 export function table(attributes, headers, rows) {
   return el('table', attributes,
     el('thead', {}, el('tr', {}, headers.map((header) =>
       typeof header === 'string' ? el('th', { scope: 'col' }, header) : header))),
-    el('tbody', {}, rows));
+    rows instanceof HTMLTableSectionElement ? rows : el('tbody', {}, rows));
 }
 
 const integer = new Intl.NumberFormat('en');
