@@ -337,6 +337,35 @@ impl Element<'_> {
         self.command(reqwest::Method::GET, &format!("/attribute/{name}"), None).await.as_str().map(str::to_owned)
     }
 
+    /// A property of the DOM element (`value`, `checked`, ...), if set.
+    pub async fn property(&self, name: &str) -> Value {
+        self.command(reqwest::Method::GET, &format!("/property/{name}"), None).await
+    }
+
+    /// The element's tag name, in lower case.
+    pub async fn tag_name(&self) -> String {
+        self.command(reqwest::Method::GET, "/name", None).await.as_str().unwrap_or_default().to_lowercase()
+    }
+
+    /// Drags the mouse across the element as a user does: presses the left
+    /// button at `from` and releases it at `to`, both offsets `(x, y)` in
+    /// CSS pixels from the element's centre.
+    pub async fn drag(&self, from: (i64, i64), to: (i64, i64)) {
+        let origin = self.reference();
+        let steps = json!([
+            {"type": "pointerMove", "origin": origin, "x": from.0, "y": from.1, "duration": 0},
+            {"type": "pointerDown", "button": 0},
+            {"type": "pointerMove", "origin": origin, "x": i64::midpoint(from.0, to.0), "y": i64::midpoint(from.1, to.1), "duration": 100},
+            {"type": "pointerMove", "origin": origin, "x": to.0, "y": to.1, "duration": 100},
+            {"type": "pointerUp", "button": 0},
+        ]);
+        let actions = json!({"actions": [
+            {"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": steps},
+        ]});
+        self.browser.command(reqwest::Method::POST, "/actions", Some(actions)).await;
+        self.browser.command(reqwest::Method::DELETE, "/actions", None).await;
+    }
+
     /// The first element inside this one that matches `css`; fails the
     /// test when none does.
     pub async fn find(&self, css: &str) -> Element<'_> {
@@ -421,6 +450,16 @@ mod tests {
         let sum =
             browser.execute("return arguments[0].id + arguments[1];", vec![paragraph.reference(), json!(2)]).await;
         assert_eq!(sum, json!("p2"));
+        // A drag presses at one offset from the centre and releases at another.
+        let area = "<div id=a style='width:200px;height:100px'></div><script>const a = document.getElementById('a');\
+                    a.addEventListener('mousedown', (e) => a.dataset.down = e.offsetX);\
+                    document.addEventListener('mouseup', (e) => a.dataset.up = e.offsetX);</script>";
+        browser.goto(&format!("data:text/html,{area}")).await;
+        browser.find("#a").await.drag((-50, 0), (50, 0)).await;
+        let offsets = browser
+            .execute("const a = document.getElementById('a'); return [a.dataset.down, a.dataset.up];", vec![])
+            .await;
+        assert_eq!(offsets, json!(["50", "150"]));
         let shot = browser.screenshot("browser-harness").await;
         assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"), "{}", shot.display());
         let errors = browser.console_errors().await;
