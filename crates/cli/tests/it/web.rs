@@ -3,7 +3,7 @@
 //! user does, and the check that the console holds no error.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tape_testkit::browser::{Browser, Element, screenshot_dir};
@@ -84,7 +84,17 @@ pub async fn ink(browser: &Browser, css: &str) -> u64 {
 pub async fn fill(form: &Element<'_>, name: &str, value: &str) {
     let field = form.find(&format!("[name={name}]")).await;
     if field.tag_name().await == "select" {
-        field.find(&format!("option[value=\"{value}\"]")).await.click().await;
+        // The options may come from the API after the form is drawn.
+        let option = format!("option[value=\"{value}\"]");
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(found) = field.find_all(&option).await.into_iter().next() {
+                found.click().await;
+                break;
+            }
+            assert!(Instant::now() < deadline, "no option {value} in the field {name} after {LIMIT:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     } else {
         field.clear().await;
         field.send_keys(value).await;

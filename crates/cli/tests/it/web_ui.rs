@@ -1,8 +1,9 @@
 //! The web UI of the real `serve` in a real headless browser: the sessions
 //! list, a session's timeline with its phases and annotations, the traces of
 //! a window and a trace's waterfall, a replay started from the form into a
-//! real OTLP target and its finished page, and the token prompt. Each test
-//! ends with a screenshot of what it saw and fails on any console error.
+//! real OTLP target and its finished page, the token prompt and two sessions
+//! compared. Each test saves screenshots of what it saw and fails on any
+//! console error.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -304,4 +305,32 @@ async fn the_token_is_asked_for_and_a_wrong_one_asked_again() {
     assert_eq!(browser.execute(&format!("return {dialog_open};"), vec![]).await, json!(false));
     // The browser reports each refused request as a failed load.
     assert_no_console_errors(&browser, &["401 (Unauthorized)"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sessions_compared_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    seed(store, "basic-topology", "2s", "1", "A");
+    seed(store, "basic-topology", "2s", "2", "B");
+    let served = Served::start(store, &[]);
+    let browser = browser().await;
+    for (actual, verdict) in [("A", "pass"), ("B", "fail")] {
+        open(&browser, &served.api, "compare", "compare").await;
+        let form = browser.find("#compare-form").await;
+        fill(&form, "expected", "A").await;
+        fill(&form, "actual", actual).await;
+        form.find("button[type=submit]").await.click().await;
+        let shown = "document.getElementById('compare-verdict') && \
+                     document.getElementById('compare-verdict').textContent.trim() !== ''";
+        browser.wait_until(shown, LIMIT).await;
+        let said = browser.find("#compare-verdict").await.text().await;
+        assert!(said.to_lowercase().contains(verdict), "A against {actual}: #compare-verdict says {said}");
+        for (column, session) in [("#compare-expected", "A"), ("#compare-actual", actual)] {
+            let text = browser.find(&format!("#compare-result {column}")).await.text().await;
+            assert!(text.contains(session), "{column}: {text}");
+        }
+        browser.screenshot(&format!("ui-compare-{actual}")).await;
+    }
+    assert_no_console_errors(&browser, &[]).await;
 }
