@@ -24,6 +24,18 @@ pub enum Error {
         /// ` between ... and ...` when a window was given, else empty.
         window: String,
     },
+    /// A record of a trace blob does not hold an OTLP traces request (the
+    /// blob's frames are sound, its payload is not).
+    #[error("session {session}: a record of blob {blob} is not an OTLP traces request")]
+    Payload {
+        /// The session.
+        session: SessionId,
+        /// The blob's key.
+        blob: String,
+        /// What protobuf decoding said.
+        #[source]
+        source: prost::DecodeError,
+    },
     /// The store failed, or the session does not exist.
     #[error(transparent)]
     Store(#[from] tape_session::Error),

@@ -7,8 +7,10 @@
 //! id; what they hold in memory is bounded by the query's limits.
 
 mod error;
+mod read;
 mod trace;
 mod traces;
+mod value;
 
 pub use error::Error;
 pub use trace::{Link, SpanEvent, SpanStatus, SpanView, Trace, TraceQuery, trace};

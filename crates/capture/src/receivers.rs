@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 use crate::capture::{CaptureOutcome, StartError};
 use crate::forward::{ForwardConfig, ForwardTask, Upstream, forwarder};
 use crate::intake::{Intake, ReceiveLimits, RecorderSlot};
-use crate::recorder::{Recorder, RecorderConfig, StopHandle, recorder};
+use crate::recorder::{QueueGauge, Recorder, RecorderConfig, StopHandle, recorder};
 use crate::stats::Stats;
 use crate::{grpc, http};
 
@@ -163,6 +163,7 @@ impl Receivers {
         let stats = Arc::new(Stats::part_of(Arc::clone(&self.stats)));
         // Nothing happens until the recording task runs.
         let (recorder, recording, stop) = recorder(store, metadata, config, Arc::clone(&stats));
+        let queue = recorder.queue();
         let mut refused = None;
         self.state.send_if_modified(|state| {
             if state.shut_down {
@@ -215,7 +216,7 @@ impl Receivers {
                     info!(session = %session_id, "Capture attached; recording.");
                 }
                 abandoned.0 = None;
-                Ok(AttachedCapture { session_id, stats, stop, ended, done })
+                Ok(AttachedCapture { session_id, stats, queue, stop, ended, done })
             }
             Ok(Err(error)) => {
                 // The task has detached the capture, or is about to.
@@ -272,6 +273,7 @@ impl Receivers {
 pub struct AttachedCapture {
     session_id: SessionId,
     stats: Arc<Stats>,
+    queue: QueueGauge,
     stop: StopHandle,
     /// Set once the session is finished and the capture detached.
     ended: Arc<AtomicBool>,
@@ -287,6 +289,11 @@ impl AttachedCapture {
     /// The capture's own live counters (see [`AttachedCapture`]).
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// How full its recorder's queue is.
+    pub fn queue(&self) -> &QueueGauge {
+        &self.queue
     }
 
     /// A handle that stops the capture (it can be cloned and kept).

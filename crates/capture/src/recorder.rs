@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::Serialize;
 use tape_otlp::{Signal, SignalSet};
 use tape_session::{
     SessionMetadata, SessionStatus, SessionStore, SessionWriter, Timestamp, WriterOptions, error_chain,
@@ -177,6 +178,38 @@ pub struct RecordingTask {
     stop: watch::Receiver<bool>,
 }
 
+/// How full a recorder's queue is, read at any time (cheap to clone).
+#[derive(Clone)]
+pub struct QueueGauge {
+    budget: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for QueueGauge {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.fill().fmt(formatter)
+    }
+}
+
+/// A recorder's queue at a moment: requests admitted and not yet written
+/// hold bytes of it (a request larger than the queue holds all of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueFill {
+    /// Bytes of requests waiting for the writer.
+    pub used_bytes: u64,
+    /// The queue's size (`queue_bytes`, `--queue-size-mb`).
+    pub capacity_bytes: u64,
+}
+
+impl QueueGauge {
+    /// The queue now.
+    pub fn fill(&self) -> QueueFill {
+        let free = self.budget.available_permits().min(self.capacity);
+        QueueFill { used_bytes: (self.capacity - free) as u64, capacity_bytes: self.capacity as u64 }
+    }
+}
+
 /// Asks a recording to stop; it drains what was admitted first.
 #[derive(Clone)]
 pub struct StopHandle {
@@ -300,6 +333,12 @@ impl Recorder {
                 Ok(Ack::Stopped) | Err(_) => Err(Refusal::Stopped),
             },
         }
+    }
+
+    /// A gauge of its queue: bytes waiting for the writer against the
+    /// queue's size.
+    pub fn queue(&self) -> QueueGauge {
+        QueueGauge { budget: Arc::clone(&self.inner.budget), capacity: self.inner.queue_bytes }
     }
 
     /// Whether the recording has stopped admitting requests.

@@ -3,7 +3,8 @@
 //! A receiver must count the spans, data points or log records of every
 //! request and refuse one that is not a request, but it stores the bytes as
 //! they came: building the whole message tree only to count and drop it is
-//! most of a receiver's work. [`count_items`] walks the wire format instead:
+//! most of a receiver's work. [`count_items`] walks the wire format instead
+//! ([`count_spans`] also counts the spans with an error status):
 //! every field of every message on the path down to the items (requests,
 //! resources, scopes, metrics, and the items themselves) must be well formed
 //! (valid tags and wire types, varints that end, lengths inside their
@@ -47,10 +48,12 @@
 
 mod retain;
 mod rewrite;
+mod spans;
 mod validate;
 
 pub use retain::retain_resources;
 pub use rewrite::{SeriesStarts, newest_timestamp, rewrite_in_place, rewrite_metrics_in_place};
+pub use spans::{SpanCount, count_spans};
 pub use validate::{FieldName, InvalidRequest, Problem, RECURSION_LIMIT, validate_request};
 
 use crate::Signal;
@@ -235,12 +238,12 @@ fn count_leaves(bytes: &[u8], base: usize, field: u64) -> Result<u64, WireError>
 }
 
 /// Counts the items of one scope message starting at an offset.
-type ScopeCounter = dyn Fn(&[u8], usize) -> Result<u64, WireError>;
+type ScopeCounter<'a> = dyn Fn(&[u8], usize) -> Result<u64, WireError> + 'a;
 
 /// Walks `resource → scope → item` for traces and logs: field 1 of the
 /// request holds resources, field 2 of a resource holds scopes, field 2 of
 /// a scope holds the items; `leaves` counts within one scope.
-fn walk(bytes: &[u8], leaves: &ScopeCounter) -> Result<u64, WireError> {
+fn walk(bytes: &[u8], leaves: &ScopeCounter<'_>) -> Result<u64, WireError> {
     let mut count = 0;
     for_each_field(bytes, 0, |resource| {
         if resource.number != 1 {

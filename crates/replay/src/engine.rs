@@ -32,6 +32,7 @@ use crate::error::ExportError;
 use crate::exporter::{ExportOutcome, Exporter};
 use crate::pacing::{RateLimiter, Speed};
 use crate::retry::RetryPolicy;
+use crate::series::ReplaySeries;
 use crate::timestamps::TimestampMode;
 
 /// Where a replay sends: an [`Exporter`], or anything that accepts
@@ -220,6 +221,8 @@ pub struct ReplayOutcome {
     pub elapsed: Duration,
     /// The counts at the end.
     pub progress: ProgressSnapshot,
+    /// This run over time (a resumed replay's earlier runs are not in it).
+    pub series: ReplaySeries,
     /// Requests neither sent nor failed when the replay ended: still in
     /// flight when the drain timeout ran out, or waiting for a retry when
     /// it was stopped. A resume sends them again.
@@ -297,6 +300,7 @@ pub async fn replay<S: Sink>(
 ) -> ReplayOutcome {
     let started = Instant::now();
     let started_at_unix_nanos = unix_nanos_now();
+    progress.start_series(started);
     // Cancelled by a stop, or when a failure stops the replay: either way
     // no request waits to be retried.
     let halt = stop.child_token();
@@ -326,6 +330,7 @@ pub async fn replay<S: Sink>(
         started_at_unix_nanos,
         elapsed: started.elapsed(),
         progress: progress.snapshot(),
+        series: progress.series(),
         abandoned_records,
         content_hash: engine.hash,
     }
@@ -466,6 +471,7 @@ impl<S: Sink> Engine<'_, S> {
                 };
                 // Pacing: the record's offset on the timeline, over the speed.
                 let offset = timeline.offset(pass, receive);
+                let mut due_at = None;
                 if let Speed::Factor(factor) = options.speed {
                     let (origin_at, origin_offset) = *origin.get_or_insert((Instant::now(), offset));
                     let due = origin_at + scale(offset.saturating_sub(origin_offset), factor);
@@ -475,8 +481,7 @@ impl<S: Sink> Engine<'_, S> {
                     if let Err(halt) = self.wait_until(due).await {
                         break Some(halt);
                     }
-                    let lag = Instant::now().saturating_duration_since(due);
-                    self.progress.set_lag(i64::try_from(lag.as_nanos()).unwrap_or(i64::MAX));
+                    due_at = Some(due);
                 } else if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                     break Some(EndReason::Duration);
                 }
@@ -511,6 +516,9 @@ impl<S: Sink> Engine<'_, S> {
                     hasher.update((payload.len() as u64).to_be_bytes());
                     hasher.update(&payload);
                 }
+                // The lag as sent: after the rate limit and the wait for a slot.
+                self.progress
+                    .dispatched(due_at.map(|due| Instant::now().saturating_duration_since(due)).unwrap_or_default());
                 dispatched += 1;
                 self.done.dispatch(this);
                 self.sender.send(this, signal, items, payload);

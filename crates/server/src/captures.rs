@@ -27,6 +27,7 @@ impl Job for CaptureJob {
             "id": self.session_id,
             "sessionId": self.session_id,
             "counts": stats,
+            "queue": self.queue.fill(),
             "session": self.session,
         }))
     }
@@ -44,11 +45,16 @@ fn missing(id: &SessionId) -> ApiError {
 }
 
 pub(crate) async fn captures(Extract(state): Extract<Arc<State>>) -> ApiResult {
+    ok(json!({ "captures": capture_list(&state) }))
+}
+
+/// The captures as `GET /api/v1/captures` lists them: the last started
+/// first.
+pub(crate) fn capture_list(state: &State) -> Vec<Value> {
     let captures = lock(&state.captures);
     let mut jobs: Vec<&CaptureJob> = captures.values().collect();
     jobs.sort_by(|a, b| b.status.started_at.cmp(&a.status.started_at).then_with(|| b.session_id.cmp(&a.session_id)));
-    let captures: Vec<Value> = jobs.into_iter().map(Job::json).collect();
-    ok(json!({ "captures": captures }))
+    jobs.into_iter().map(Job::json).collect()
 }
 
 pub(crate) async fn capture(Extract(state): Extract<Arc<State>>, Path(id): Path<String>, wait: WaitParam) -> ApiResult {
@@ -99,11 +105,13 @@ pub(crate) async fn start_capture(
         session_id: id.clone(),
         status: JobStatus::started(now),
         live: Some((live.stop_handle(), Arc::clone(live.stats()))),
+        queue: live.queue().clone(),
         stats: None,
         session: None,
     };
     let body = job.json();
     insert(&mut lock(&state.captures), id.clone(), job);
+    state.job_started();
     let waiter = Arc::clone(&state);
     state.capture_tasks.spawn(async move {
         let outcome = live.wait().await;

@@ -166,6 +166,7 @@ pub(crate) async fn start_compare(
     };
     let body = job.json();
     limit.admit(&state.compares, id.clone(), job)?;
+    state.job_started();
     let runner = Arc::clone(&state);
     state.tasks.spawn(async move {
         let report = move |now: CompareProgress| *lock(&progress) = now;

@@ -131,6 +131,7 @@ pub(crate) async fn start_export(
     };
     let body = job.json();
     limit.admit(&state.exports, id.clone(), job)?;
+    state.job_started();
     let runner = Arc::clone(&state);
     state.tasks.spawn(async move {
         let report = move |now: ExportProgress| *lock(&progress) = now;

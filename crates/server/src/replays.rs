@@ -112,14 +112,15 @@ pub(crate) async fn start_replay(
     };
     let body = job.json();
     limit.admit(&state.replays, id.clone(), job)?;
+    state.job_started();
     let runner = Arc::clone(&state);
     state.tasks.spawn(async move {
         let finished = ready.run(Arc::clone(&runner.store), &stop).await;
         let report = serde_json::to_value(&finished.report).unwrap_or(Value::Null);
         let path = runner.reports_dir.join(format!("{id}.json"));
+        // `.json`: the JSON report, as `replay --report FILE.json` writes it.
         let written = std::fs::create_dir_all(&runner.reports_dir)
-            .and_then(|()| serde_json::to_vec_pretty(&report).map_err(std::io::Error::other))
-            .and_then(|json| tape_replay::write_atomically(&path, &json));
+            .and_then(|()| tape_replay::write_report(&path, &finished.report));
         let state = match (&finished.failure, finished.reason()) {
             (Some(_), _) => JobState::Failed,
             (None, EndReason::Stopped) => JobState::Stopped,

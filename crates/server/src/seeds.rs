@@ -85,6 +85,7 @@ pub(crate) async fn start_seed(Extract(state): Extract<Arc<State>>, bytes: Resul
         SeedJob { id: id.clone(), status: JobStatus::started(tape_capture::now()), stop: stop.clone(), summary: None };
     let body = job.json();
     limit.admit(&state.seeds, id.clone(), job)?;
+    state.job_started();
     let runner = Arc::clone(&state);
     state.tasks.spawn(async move {
         // The phases go to ClickHouse when serve's environment names one.

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use tape_capture::{Receivers, Stats, StatsSnapshot, StopHandle};
+use tape_capture::{QueueGauge, Receivers, Stats, StatsSnapshot, StopHandle};
 use tape_replay::{Progress, ProgressSnapshot};
 use tape_session::{SessionId, SessionStore, Timestamp};
 use tokio_util::sync::CancellationToken;
@@ -96,6 +96,8 @@ pub(crate) struct CaptureJob {
     pub status: JobStatus,
     /// While it runs: its stop handle and live counters.
     pub live: Option<(StopHandle, Arc<Stats>)>,
+    /// Its recorder's queue (all free once it ended).
+    pub queue: QueueGauge,
     pub stats: Option<StatsSnapshot>,
     pub session: Option<Value>,
 }
@@ -184,7 +186,8 @@ pub(crate) struct State {
     pub tasks: tokio_util::task::TaskTracker,
     /// The tasks that wait for captures to end.
     pub capture_tasks: tokio_util::task::TaskTracker,
-    /// Bumped whenever a job ends, for `?wait=` requests.
+    /// Bumped whenever a job starts or ends: `?wait=` requests look again,
+    /// the event stream sends the jobs.
     pub ended: tokio::sync::watch::Sender<u64>,
     pub shutting_down: CancellationToken,
     pub retention: Option<tape_session::retention::RetentionPolicy>,
@@ -211,6 +214,11 @@ pub(crate) struct State {
 impl State {
     /// Says that a job ended, waking `?wait=` requests.
     pub fn job_ended(&self) {
+        self.ended.send_modify(|count| *count += 1);
+    }
+
+    /// Says that a job started, for the event stream.
+    pub fn job_started(&self) {
         self.ended.send_modify(|count| *count += 1);
     }
 

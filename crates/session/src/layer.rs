@@ -87,6 +87,16 @@ pub trait StoreLayer: Send + Sync + Debug {
         self.inner().write_annotations(id, contents).await
     }
 
+    /// See [`SessionStore::read_timeline`].
+    async fn read_timeline(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
+        self.inner().read_timeline(id).await
+    }
+
+    /// See [`SessionStore::write_timeline`].
+    async fn write_timeline(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
+        self.inner().write_timeline(id, contents).await
+    }
+
     /// See [`SessionStore::delete_session`].
     async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {
         self.inner().delete_session(id).await
@@ -148,6 +158,14 @@ impl<L: StoreLayer> SessionStore for L {
 
     async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
         StoreLayer::write_annotations(self, id, contents).await
+    }
+
+    async fn read_timeline(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
+        StoreLayer::read_timeline(self, id).await
+    }
+
+    async fn write_timeline(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
+        StoreLayer::write_timeline(self, id, contents).await
     }
 
     async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {

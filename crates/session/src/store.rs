@@ -12,6 +12,7 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
 ///
 /// Every implementation keeps the layout of `docs/FORMAT.md`
 /// (`sessions/<id>/metadata.json`, `sessions/<id>/annotations.jsonl`,
+/// `sessions/<id>/timeline.json`,
 /// `sessions/<id>/raw/...`) and these promises, which the conformance suite
 /// in the `testkit` crate checks for each backend:
 ///
@@ -54,16 +55,10 @@ pub trait SessionStore: Send + Sync + Debug {
     async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), Error>;
 
     /// A session's `timeline.json`, or `None` when it has none.
-    async fn read_timeline(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
-        let _ = id;
-        todo!("timeline: read timeline.json")
-    }
+    async fn read_timeline(&self, id: &SessionId) -> Result<Option<Bytes>, Error>;
 
     /// Writes (or atomically replaces) a session's `timeline.json`.
-    async fn write_timeline(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
-        let _ = (id, contents);
-        todo!("timeline: write timeline.json")
-    }
+    async fn write_timeline(&self, id: &SessionId, contents: Bytes) -> Result<(), Error>;
 
     /// Deletes everything stored under a session id. Fails with
     /// [`Error::NotFound`] when nothing is.

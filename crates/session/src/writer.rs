@@ -1,9 +1,11 @@
 use bytes::Bytes;
 use tape_otlp::Signal;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::blob::{BlobWriter, DEFAULT_COMPRESSION_LEVEL};
-use crate::{BlobEntry, BlobKey, BlobSink, Error, SessionMetadata, SessionStatus, SessionStore, Timestamp};
+use crate::{
+    BlobEntry, BlobKey, BlobSink, Error, SessionMetadata, SessionStatus, SessionStore, TimelineBuilder, Timestamp,
+};
 
 /// How a [`SessionWriter`] lays out blobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,11 +42,16 @@ struct OpenBlob {
     partition: String,
     writer: BlobWriter<Vec<u8>>,
     sink: Box<dyn BlobSink>,
+    /// The blob's records, counted into the session's timeline when it is
+    /// committed.
+    timeline: TimelineBuilder,
 }
 
 /// Writes a session through any [`SessionStore`]: one open blob per signal,
 /// rolled at the UTC hour boundary of receive time and by size, and
-/// `metadata.json` written after every blob is committed.
+/// `metadata.json` written after every blob is committed, then the
+/// session's `timeline.json` (see [`timeline`](crate::timeline)), counted
+/// from the records of the committed blobs.
 ///
 /// A store that fails (a full disk) loses nothing the writer holds: bytes
 /// that could not be handed to the store stay in memory, and every method
@@ -61,6 +68,11 @@ pub struct SessionWriter<'a> {
     open: [Option<OpenBlob>; 3],
     next_blob: u64,
     uncommitted: Vec<BlobKey>,
+    /// The records of the committed blobs.
+    timeline: TimelineBuilder,
+    /// Whether `timeline` holds every blob of the session: not when the
+    /// metadata listed blobs before this writer.
+    timeline_whole: bool,
 }
 
 impl<'a> SessionWriter<'a> {
@@ -75,7 +87,17 @@ impl<'a> SessionWriter<'a> {
             store.write_metadata(&metadata).await?;
         }
         let next_blob = metadata.blobs.len() as u64 + 1;
-        Ok(SessionWriter { store, metadata, options, open: [None, None, None], next_blob, uncommitted: Vec::new() })
+        let timeline_whole = metadata.blobs.is_empty();
+        Ok(SessionWriter {
+            store,
+            metadata,
+            options,
+            open: [None, None, None],
+            next_blob,
+            uncommitted: Vec::new(),
+            timeline: TimelineBuilder::new(),
+            timeline_whole,
+        })
     }
 
     /// The metadata as it stands: committed blobs only.
@@ -134,7 +156,8 @@ impl<'a> SessionWriter<'a> {
             let sink = self.store.create_blob(&self.metadata.session_id, &key).await?;
             self.next_blob += 1;
             let writer = BlobWriter::new(Vec::with_capacity(self.options.chunk_bytes), self.options.compression_level);
-            self.open[signal.index()] = Some(OpenBlob { key, partition, writer, sink });
+            self.open[signal.index()] =
+                Some(OpenBlob { key, partition, writer, sink, timeline: TimelineBuilder::new() });
         }
         let session = &self.metadata.session_id;
         let Some(blob) = self.open[signal.index()].as_mut() else { unreachable!("opened above") };
@@ -142,7 +165,9 @@ impl<'a> SessionWriter<'a> {
             session: session.clone(),
             key: blob.key.to_string(),
             source,
-        })
+        })?;
+        blob.timeline.add_record(signal, receive_time, item_count, payload);
+        Ok(())
     }
 
     /// Hands the store the compressed bytes of every open blob that holds
@@ -224,7 +249,7 @@ impl<'a> SessionWriter<'a> {
             source,
         })?;
         drain(blob).await?;
-        let Some(OpenBlob { key, writer, mut sink, .. }) = self.open[signal.index()].take() else {
+        let Some(OpenBlob { key, writer, mut sink, timeline, .. }) = self.open[signal.index()].take() else {
             unreachable!("checked above")
         };
         let (rest, summary) = writer.finish().map_err(|source| Error::Write {
@@ -247,6 +272,7 @@ impl<'a> SessionWriter<'a> {
         }
         debug!(session = %self.metadata.session_id, blob = %key, records = summary.records, "Blob committed.");
         self.metadata.add_blob(BlobEntry::new(key, summary));
+        self.timeline.merge(timeline);
         Ok(())
     }
 
@@ -260,6 +286,10 @@ impl<'a> SessionWriter<'a> {
     /// Like [`finish`](SessionWriter::finish), but can be called again when
     /// the store fails: what was committed stays committed, and the final
     /// metadata is written by the call that succeeds.
+    ///
+    /// `timeline.json` is written after the metadata, at best: when the
+    /// store fails then, a warning says so and the session is finished all
+    /// the same ([`timeline`](crate::timeline) builds it on first use).
     pub async fn try_finish(&mut self, end_time: Timestamp, status: SessionStatus) -> Result<SessionMetadata, Error> {
         for signal in Signal::ALL {
             self.close(signal).await?;
@@ -268,6 +298,17 @@ impl<'a> SessionWriter<'a> {
         metadata.finish(end_time, status);
         self.store.write_metadata(&metadata).await?;
         self.metadata = metadata;
+        if self.timeline_whole && status != SessionStatus::Active {
+            let session = &self.metadata.session_id;
+            let timeline = self.timeline.build(session.clone(), self.metadata.content_hash.clone());
+            if let Err(error) = self.store.write_timeline(session, Bytes::from(timeline.to_json())).await {
+                warn!(
+                    session = %session,
+                    error = %crate::error_chain(&error),
+                    "Cannot write the timeline; it is built from the blobs when first asked for."
+                );
+            }
+        }
         Ok(self.metadata.clone())
     }
 

@@ -304,6 +304,25 @@ impl SessionStore for LocalStore {
             .map_err(|error| Error::backend(format!("cannot write {}", path.display()), error))
     }
 
+    async fn read_timeline(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
+        let dir = self.require_session(id).await?;
+        let path = dir.join("timeline.json");
+        refuse_symlink(&path).await?;
+        match fs::read(&path).await {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(Error::backend(format!("cannot read {}", path.display()), error)),
+        }
+    }
+
+    async fn write_timeline(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
+        let dir = self.require_session(id).await?;
+        let path = dir.join("timeline.json");
+        write_atomically(&path, contents)
+            .await
+            .map_err(|error| Error::backend(format!("cannot write {}", path.display()), error))
+    }
+
     async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {
         let dir = self.require_session(id).await?;
         // Metadata goes first, so an interrupted delete leaves an incomplete

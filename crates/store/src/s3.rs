@@ -1,11 +1,12 @@
 //! The session store on S3 or an S3-compatible server such as MinIO.
 //!
 //! Objects follow the layout of `docs/FORMAT.md` under the configured key
-//! prefix: `<prefix>/sessions/<id>/metadata.json`, `.../annotations.jsonl`
-//! and `.../raw/<blob key>`. S3 has no directories, so a session that has
-//! been created but holds nothing yet is marked by an empty object
-//! `<prefix>/sessions/<id>/.session`; a session exists when any object is
-//! stored under `<prefix>/sessions/<id>/`, the marker included.
+//! prefix: `<prefix>/sessions/<id>/metadata.json`, `.../annotations.jsonl`,
+//! `.../timeline.json` and `.../raw/<blob key>`. S3 has no directories, so
+//! a session that has been created but holds nothing yet is marked by an
+//! empty object `<prefix>/sessions/<id>/.session`; a session exists when
+//! any object is stored under `<prefix>/sessions/<id>/`, the marker
+//! included.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -410,6 +411,19 @@ impl SessionStore for S3Store {
     async fn write_annotations(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
         self.require_session(id).await?;
         self.put_object(&self.object_key(id, "annotations.jsonl"), contents, "application/x-ndjson").await
+    }
+
+    async fn read_timeline(&self, id: &SessionId) -> Result<Option<Bytes>, Error> {
+        let contents = self.get_small_object(&self.object_key(id, "timeline.json")).await?;
+        if contents.is_none() {
+            self.require_session(id).await?;
+        }
+        Ok(contents)
+    }
+
+    async fn write_timeline(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
+        self.require_session(id).await?;
+        self.put_object(&self.object_key(id, "timeline.json"), contents, "application/json").await
     }
 
     async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {

@@ -12,7 +12,8 @@ use sha2::Digest;
 use tape_otlp::{ExportRequest, Signal, sample};
 use tape_session::{
     BlobKey, Error, Record, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType, SessionWriter,
-    Timestamp, WriterOptions, list_sessions, read_blob, read_session,
+    TIMELINE_VERSION, Timeline, TimelineBuilder, Timestamp, WriterOptions, list_sessions, read_blob, read_session,
+    timeline,
 };
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -82,6 +83,7 @@ pub async fn run(store: &dyn SessionStore) {
     missing_things_are_not_found(store).await;
     existing_things_are_not_overwritten(store).await;
     metadata_and_annotations_are_replaced_whole(store).await;
+    timelines_are_kept_beside_the_metadata(store).await;
     delete_removes_everything(store).await;
 }
 
@@ -205,6 +207,11 @@ pub async fn missing_things_are_not_found(store: &dyn SessionStore) {
         matches!(store.write_annotations(&id, Bytes::from_static(b"{}\n")).await, Err(Error::NotFound(_))),
         "annotations written to a missing session"
     );
+    assert!(matches!(store.read_timeline(&id).await, Err(Error::NotFound(_))), "timeline of a missing session");
+    assert!(
+        matches!(store.write_timeline(&id, Bytes::from_static(b"{}")).await, Err(Error::NotFound(_))),
+        "timeline written to a missing session"
+    );
     assert!(store.create_blob(&id, &key).await.is_err_and(|error| error.is_not_found()), "blob in a missing session");
 
     let records = &sample_records()[..3];
@@ -271,4 +278,46 @@ pub async fn delete_removes_everything(store: &dyn SessionStore) {
     assert!(matches!(store.delete_session(&id).await, Err(Error::NotFound(_))), "second delete");
     write_session(store, new_metadata(id.clone(), SessionType::Capture), records, WriterOptions::default()).await;
     assert!(store.read_metadata(&id).await.is_ok(), "the id cannot be reused after delete");
+}
+
+/// The writer keeps `timeline.json` with the session: every record counted
+/// in its second, the metadata's content hash; it is replaced whole, a
+/// broken one is built again from the blobs and kept, and delete removes
+/// it.
+pub async fn timelines_are_kept_beside_the_metadata(store: &dyn SessionStore) {
+    let records = sample_records();
+    let id = unique_id("timeline");
+    let options = WriterOptions { max_blob_bytes: 8 * 1024, chunk_bytes: 1024, ..WriterOptions::default() };
+    let metadata = write_session(store, new_metadata(id.clone(), SessionType::Capture), &records, options).await;
+
+    let mut expected = TimelineBuilder::new();
+    for (signal, record) in &records {
+        expected.add_payload(*signal, record.receive_time(), &record.payload);
+    }
+    let expected = expected.build(id.clone(), metadata.content_hash.clone());
+    let kept = store.read_timeline(&id).await.expect("read the timeline").expect("the writer kept a timeline");
+    let kept: Timeline = serde_json::from_slice(&kept).expect("timeline.json parses");
+    assert_eq!(kept, expected, "the kept timeline is not the records' timeline");
+    assert_eq!(kept.version, TIMELINE_VERSION);
+    let totals = kept.totals();
+    let counts = metadata.item_counts();
+    assert_eq!(
+        (totals.traces, totals.metrics, totals.logs),
+        (counts.get(Signal::Traces), counts.get(Signal::Metrics), counts.get(Signal::Logs)),
+        "timeline totals differ from the metadata's item counts"
+    );
+    assert_eq!(timeline(store, &id).await.expect("timeline"), expected, "timeline() of a kept timeline");
+
+    // Replaced whole; one that is not a timeline is built again and kept.
+    store.write_timeline(&id, Bytes::from_static(b"{\"a\":1}")).await.expect("write the timeline");
+    store.write_timeline(&id, Bytes::from_static(b"{\"b\":2}")).await.expect("rewrite the timeline");
+    assert_eq!(store.read_timeline(&id).await.expect("read"), Some(Bytes::from_static(b"{\"b\":2}")));
+    assert_eq!(timeline(store, &id).await.expect("timeline"), expected, "timeline() built from the blobs");
+    let rebuilt = store.read_timeline(&id).await.expect("read").expect("the rebuilt timeline is kept");
+    assert_eq!(serde_json::from_slice::<Timeline>(&rebuilt).expect("parses"), expected, "the rebuilt timeline kept");
+
+    store.delete_session(&id).await.expect("delete");
+    store.create_session(&id).await.expect("reuse the id");
+    assert_eq!(store.read_timeline(&id).await.expect("read"), None, "a timeline survived delete");
+    store.delete_session(&id).await.expect("delete again");
 }

@@ -120,8 +120,9 @@ pub struct ReplayArgs {
     /// Read the session and say what would be sent, where and how long it would take, without connecting.
     #[arg(long, conflicts_with = "resume")]
     pub dry_run: bool,
-    /// Write a JSON report of the replay to this file when it ends (also when it fails or is stopped).
-    #[arg(long, value_name = "FILE")]
+    /// Write a report of the replay to this file when it ends (also when it fails or is stopped): a
+    /// self-contained page with charts when FILE ends in .html or .htm, JSON otherwise.
+    #[arg(long, value_name = "FILE.json|FILE.html")]
     pub report: Option<PathBuf>,
     /// Keep the replay's position in this JSON file, rewritten as records are done, so that --resume can
     /// go on from there.

@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use tape_otlp::Signal;
 use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::series::{ReplaySeries, SeriesRecorder};
 
 /// Where a replay is: records of pass `pass` before `record` (counted in
 /// the order the session is read, over the selected signals) are done,
@@ -106,6 +109,7 @@ pub struct Progress {
     lag_nanos: AtomicI64,
     last_error: Mutex<Option<String>>,
     done: watch::Sender<Position>,
+    series: SeriesRecorder,
 }
 
 impl Default for Progress {
@@ -121,6 +125,7 @@ impl Default for Progress {
             lag_nanos: AtomicI64::new(0),
             last_error: Mutex::new(None),
             done: watch::channel(Position::default()).0,
+            series: SeriesRecorder::default(),
         }
     }
 }
@@ -208,6 +213,19 @@ impl Progress {
         }
     }
 
+    /// What was sent, failed and retried per second, and the lag of every
+    /// request sent, since [`Progress::start_series`] (the counts before a
+    /// [`Progress::restore`] are not in it).
+    pub fn series(&self) -> ReplaySeries {
+        self.series.series()
+    }
+
+    /// The series' seconds count from `at`; without a call, from the first
+    /// request sent or finished. A later call changes nothing.
+    pub fn start_series(&self, at: Instant) {
+        self.series.start(at);
+    }
+
     /// A receiver that sees every advance of the done position, for
     /// writing checkpoints.
     pub fn watch_done(&self) -> watch::Receiver<Position> {
@@ -253,6 +271,18 @@ impl Progress {
         counters.rejected_items.fetch_add(rejected, Ordering::Relaxed);
     }
 
+    /// A request is sent `lag` behind its schedule (zero at full speed).
+    pub(super) fn dispatched(&self, lag: std::time::Duration) {
+        self.lag_nanos.store(i64::try_from(lag.as_nanos()).unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.series.dispatched(lag);
+    }
+
+    /// A request ended: `sent` items accepted, `failed` requests, after
+    /// `retries` retries, in the series.
+    pub(super) fn ended(&self, signal: Signal, sent: u64, failed: u64, retries: u64) {
+        self.series.finished(signal, sent, failed, retries);
+    }
+
     pub(super) fn retried(&self, signal: Signal, retries: u64) {
         if retries > 0 {
             self.signals[signal.index()].retries.fetch_add(retries, Ordering::Relaxed);
@@ -273,6 +303,7 @@ impl Progress {
         let counters = &self.signals[signal.index()];
         counters.failed_records.fetch_add(records, Ordering::Relaxed);
         counters.failed_items.fetch_add(items, Ordering::Relaxed);
+        self.series.finished(signal, 0, records, 0);
         self.set_error(error);
     }
 
@@ -284,10 +315,6 @@ impl Progress {
     pub(super) fn corrupt(&self, error: String) {
         self.corrupt_blobs.fetch_add(1, Ordering::Relaxed);
         self.set_error(error);
-    }
-
-    pub(super) fn set_lag(&self, nanos: i64) {
-        self.lag_nanos.store(nanos, Ordering::Relaxed);
     }
 
     pub(super) fn set_error(&self, error: String) {

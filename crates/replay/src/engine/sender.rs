@@ -120,11 +120,18 @@ impl<'a, S: Sink + ?Sized> Sender<'a, S> {
     pub async fn next(&mut self) -> Option<Completed> {
         let completed = self.in_flight.next().await?;
         let Completed { signal, items, attempts, .. } = completed;
-        self.progress.retried(signal, u64::from(attempts.saturating_sub(1)));
+        let retries = u64::from(attempts.saturating_sub(1));
+        self.progress.retried(signal, retries);
         match &completed.outcome {
-            SendOutcome::Sent(outcome) => self.progress.sent(signal, items, outcome.rejected_items),
-            SendOutcome::Failed(error) => self.progress.failed(signal, items, error.message.clone()),
-            SendOutcome::Interrupted(_) => {}
+            SendOutcome::Sent(outcome) => {
+                self.progress.sent(signal, items, outcome.rejected_items);
+                self.progress.ended(signal, items, 0, retries);
+            }
+            SendOutcome::Failed(error) => {
+                self.progress.failed(signal, items, error.message.clone());
+                self.progress.ended(signal, 0, 1, retries);
+            }
+            SendOutcome::Interrupted(_) => self.progress.ended(signal, 0, 0, retries),
         }
         Some(completed)
     }

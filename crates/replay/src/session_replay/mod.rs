@@ -395,14 +395,27 @@ pub fn report_json(report: &Report) -> Result<Vec<u8>, serde_json::Error> {
     Ok(json)
 }
 
-/// Writes `report` to `path` atomically (see [`write_atomically`]), as
-/// pretty JSON.
+/// Writes `report` to `path` atomically (see [`write_atomically`]): a
+/// page with charts when the path ends in `.html` or `.htm` (any case),
+/// see [`tape_web::replay_report_page`]; pretty JSON otherwise.
 ///
 /// # Errors
 /// The file cannot be written.
 pub fn write_report(path: &Path, report: &Report) -> std::io::Result<()> {
-    let json = report_json(report).map_err(std::io::Error::other)?;
-    write_atomically(path, &json)
+    let bytes = if is_html(path) {
+        let json = serde_json::to_value(report).map_err(std::io::Error::other)?;
+        tape_web::replay_report_page(&json).into_bytes()
+    } else {
+        report_json(report).map_err(std::io::Error::other)?
+    };
+    write_atomically(path, &bytes)
+}
+
+/// Whether a report written to `path` is a page (`.html`, `.htm`).
+fn is_html(path: &Path) -> bool {
+    path.extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("html") || extension.eq_ignore_ascii_case("htm"))
 }
 
 /// What [`replay_session`] did.
@@ -511,5 +524,6 @@ fn build_report(
         content_hash: outcome.content_hash.clone(),
         error,
         warning,
+        series: outcome.series.clone(),
     }
 }

@@ -10,6 +10,7 @@ use tape_session::{SessionMetadata, SessionStatus, SessionType, Timestamp};
 use super::pick::Picked;
 use crate::engine::{Plan, Position, SignalProgress};
 use crate::pacing::Speed;
+use crate::series::ReplaySeries;
 use crate::targets::Targets;
 
 /// The session replayed.
@@ -180,6 +181,9 @@ pub struct Report {
     /// The last problem met by a replay that did not fail: a partial
     /// success, a record that is not a valid request, a corrupt blob.
     pub warning: Option<String>,
+    /// This run over time, for charts: items, failures and retries per
+    /// second and the lag behind schedule (with `--resume`, this run only).
+    pub series: ReplaySeries,
 }
 
 /// `record 120 of pass 1 (and 3 records before it)`.

@@ -92,8 +92,10 @@ async fn objects_land_at_the_documented_keys() {
         store.write_annotations(&id, Bytes::from_static(b"{}\n")).await.unwrap();
 
         let session = if prefix.is_empty() { format!("sessions/{id}/") } else { format!("{prefix}/sessions/{id}/") };
-        let mut expected: BTreeSet<String> =
-            ["metadata.json", "annotations.jsonl", ".session"].iter().map(|name| format!("{session}{name}")).collect();
+        let mut expected: BTreeSet<String> = ["metadata.json", "annotations.jsonl", "timeline.json", ".session"]
+            .iter()
+            .map(|name| format!("{session}{name}"))
+            .collect();
         expected.extend(written.blobs.iter().map(|blob| format!("{session}{}", blob.key)));
         assert!(written.blobs.len() >= 3, "one blob per signal at least");
         assert_eq!(keys_under(&client, server.bucket(), &session).await, expected, "prefix {prefix:?}");
