@@ -27,6 +27,9 @@ mod sessions;
 mod stack;
 mod store_paths;
 mod training_data;
+mod web;
+mod web_report;
+mod web_ui;
 
 use std::path::{Path, PathBuf};
 
