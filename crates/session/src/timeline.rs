@@ -263,8 +263,8 @@ fn current(metadata: &SessionMetadata, bytes: &[u8]) -> Result<Timeline, &'stati
 /// Counts every record of the blobs `metadata` lists.
 async fn build_from_blobs(store: &dyn SessionStore, metadata: &SessionMetadata) -> Result<Timeline, Error> {
     let id = &metadata.session_id;
-    let builders: Vec<TimelineBuilder> = stream::iter(&metadata.blobs)
-        .map(|blob| count_blob(store, id, blob))
+    let counts: Vec<_> = metadata.blobs.iter().map(|blob| count_blob(store, id, blob)).collect();
+    let builders: Vec<TimelineBuilder> = stream::iter(counts)
         .buffer_unordered(BLOBS_AT_ONCE)
         .try_collect()
         .await?;
