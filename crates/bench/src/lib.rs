@@ -19,7 +19,10 @@
 //! - [`CompareBenchConfig`] (`bench compare`): items compared per second
 //!   by `tape_compare`, in memory and partitioned on disk, of a session
 //!   and a re-batched copy (as it is, and with differences), and the peak
-//!   memory of comparing a large session.
+//!   memory of comparing a large session;
+//! - [`TimelineBenchConfig`] (`bench timeline`): what opening a large
+//!   session's page reads (metadata, annotations, the kept timeline), the
+//!   timeline built from the blobs, and the writer's cost of counting.
 //!
 //! Sessions go to a temporary directory that is removed afterwards. What
 //! the harnesses need from the program that runs them (its patterns, its
@@ -48,6 +51,7 @@ mod host;
 mod replay;
 mod seed;
 mod system;
+mod timeline;
 
 pub use capture::{CAPTURE_PATTERN, CaptureBench, CaptureBenchConfig, LatencyPhase, ThroughputPhase};
 pub use capture_memory::{CaptureMemoryBench, CaptureMemoryBenchConfig, UploadProtocol};
@@ -65,6 +69,9 @@ pub use replay::{
 };
 pub use seed::{SeedBench, SeedBenchConfig};
 pub use system::{cpu_seconds, cpus, peak_memory_bytes, percentile, process_memory, steal_seconds};
+pub use timeline::{
+    BuilderRun, OPEN_GOAL_SECONDS, OpenRun, RebuildRun, TIMELINE_PATTERN, TimelineBench, TimelineBenchConfig,
+};
 
 /// What every benchmark's report is: serializable (the `--output json`
 /// document), with a check of what the benchmark found.

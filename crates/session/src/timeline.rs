@@ -188,10 +188,10 @@ impl TimelineBuilder {
 
     /// The row of `second`, made current.
     fn row(&mut self, second: i64) -> &mut TimelineRow {
-        if self.current.is_some_and(|row| row.second != second) {
-            if let Some(previous) = self.current.take() {
-                self.seconds.insert(previous.second, previous);
-            }
+        if self.current.is_some_and(|row| row.second != second)
+            && let Some(previous) = self.current.take()
+        {
+            self.seconds.insert(previous.second, previous);
         }
         self.current.get_or_insert_with(|| {
             self.seconds.remove(&second).unwrap_or(TimelineRow { second, ..TimelineRow::default() })
@@ -227,15 +227,21 @@ pub async fn timeline(store: &dyn SessionStore, id: &SessionId) -> Result<Timeli
             },
             Ok(None) => debug!(session = %id, "No timeline kept; building it from the blobs."),
             Err(error) => {
-                warn!(session = %id, error = %crate::error_chain(&error), "Cannot read the kept timeline; building it from the blobs.")
+                warn!(
+                    session = %id,
+                    error = %crate::error_chain(&error),
+                    "Cannot read the kept timeline; building it from the blobs."
+                );
             }
         }
     }
     let timeline = build_from_blobs(store, &metadata).await?;
-    if !active {
-        if let Err(error) = store.write_timeline(id, Bytes::from(timeline.to_json())).await {
-            warn!(session = %id, error = %crate::error_chain(&error), "Cannot keep the timeline; it will be built again next time.");
-        }
+    if !active && let Err(error) = store.write_timeline(id, Bytes::from(timeline.to_json())).await {
+        warn!(
+            session = %id,
+            error = %crate::error_chain(&error),
+            "Cannot keep the timeline; it is built again when next asked for."
+        );
     }
     Ok(timeline)
 }
@@ -257,8 +263,8 @@ fn current(metadata: &SessionMetadata, bytes: &[u8]) -> Result<Timeline, &'stati
 /// Counts every record of the blobs `metadata` lists.
 async fn build_from_blobs(store: &dyn SessionStore, metadata: &SessionMetadata) -> Result<Timeline, Error> {
     let id = &metadata.session_id;
-    let builders: Vec<TimelineBuilder> = stream::iter(&metadata.blobs)
-        .map(|blob| count_blob(store, id, blob))
+    let counts: Vec<_> = metadata.blobs.iter().map(|blob| count_blob(store, id, blob)).collect();
+    let builders: Vec<TimelineBuilder> = stream::iter(counts)
         .buffer_unordered(BLOBS_AT_ONCE)
         .try_collect()
         .await?;
@@ -276,7 +282,12 @@ async fn count_blob(store: &dyn SessionStore, id: &SessionId, blob: &BlobEntry) 
     let records = match read_blob(store, id, &blob.key).await {
         Ok(records) => records,
         Err(error @ Error::BlobNotFound { .. }) => {
-            warn!(session = %id, blob = %blob.key, error = %crate::error_chain(&error), "A blob is missing; the timeline leaves it out.");
+            warn!(
+                session = %id,
+                blob = %blob.key,
+                error = %crate::error_chain(&error),
+                "A blob is missing; the timeline leaves it out."
+            );
             return Ok(builder);
         }
         Err(error) => return Err(error),
@@ -291,7 +302,12 @@ async fn count_blob(store: &dyn SessionStore, id: &SessionId, blob: &BlobEntry) 
                 &record.payload,
             ),
             Err(error @ Error::CorruptBlob { .. }) => {
-                warn!(session = %id, blob = %blob.key, error = %crate::error_chain(&error), "A blob is corrupt; the timeline counts the records before the damage.");
+                warn!(
+                    session = %id,
+                    blob = %blob.key,
+                    error = %crate::error_chain(&error),
+                    "A blob is corrupt; the timeline counts the records before the damage."
+                );
                 break;
             }
             Err(error) => return Err(error),

@@ -28,6 +28,9 @@ pub enum BenchCommand {
     /// and copies of it batched differently (as they are, and with differences), and the peak memory of comparing
     /// a large session; sessions go to a temporary directory.
     Compare(BenchCompareArgs),
+    /// What opening a large session's page reads (metadata, annotations and the kept timeline; the goal is under
+    /// 2 s for 1 GB), the timeline built from the blobs, and the writer's cost of counting it; a temporary directory.
+    Timeline(BenchTimelineArgs),
 }
 
 /// `otlp-tape bench seed`
@@ -143,6 +146,30 @@ pub struct BenchExportArgs {
     /// store in DIR and print the report as JSON.
     #[arg(long, value_name = "DIR", hide = true)]
     pub export_only: Option<PathBuf>,
+}
+
+/// `otlp-tape bench timeline`
+#[derive(Debug, Args)]
+pub struct BenchTimelineArgs {
+    /// Stored (compressed) size of the high-load session measured, in GB of 10^9 bytes.
+    #[arg(long, value_name = "GB", default_value_t = 1.0)]
+    pub gb: f64,
+    /// Traces per second of the session; default: the pattern's.
+    #[arg(long, value_name = "TRACES_PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Times the session's page is opened.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub runs: u32,
+    /// Seed of the generator.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl BenchTimelineArgs {
+    /// The benchmark these flags ask for.
+    pub fn config(&self) -> tape_bench::TimelineBenchConfig {
+        tape_bench::TimelineBenchConfig { gb: self.gb, rate: self.rate, seed: self.seed, runs: self.runs }
+    }
 }
 
 /// `otlp-tape bench compare`

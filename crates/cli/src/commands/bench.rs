@@ -5,6 +5,7 @@
 mod compare;
 mod export;
 mod replay;
+mod timeline;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -144,6 +145,7 @@ pub async fn run(command: &BenchCommand, format: OutputFormat) -> anyhow::Result
         BenchCommand::Replay(args) => replay::run(args, format).await,
         BenchCommand::Export(args) => export::run(args, format).await,
         BenchCommand::Compare(args) => compare::run(args, format).await,
+        BenchCommand::Timeline(args) => timeline::run(args, format).await,
     }
 }
 

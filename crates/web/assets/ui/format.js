@@ -24,12 +24,12 @@ export function mount(parent, ...children) {
   parent.append(...children.flat().filter((child) => child !== null && child !== undefined && child !== false && child !== ''));
 }
 
-/** A table with a header row and a body (`rows` are arrays of cells). */
+/** A table with a header row and a body: `rows` are rows, or a tbody. */
 export function table(attributes, headers, rows) {
   return el('table', attributes,
     el('thead', {}, el('tr', {}, headers.map((header) =>
       typeof header === 'string' ? el('th', { scope: 'col' }, header) : header))),
-    el('tbody', {}, rows));
+    rows instanceof HTMLTableSectionElement ? rows : el('tbody', {}, rows));
 }
 
 const integer = new Intl.NumberFormat('en');
@@ -83,6 +83,26 @@ export function time(value) {
   const date = value instanceof Date ? value : new Date(value);
   if (Number.isNaN(date.getTime())) return String(value);
   return date.toISOString().replace('T', ' ').replace('Z', ' UTC');
+}
+
+/** uPlot axis labels for Unix seconds, in UTC, 24-hour: the date where it
+ * changes, milliseconds when the scale spans under 10 s. */
+export function utcAxis(chart, splits) {
+  const span = chart.scales.x.max - chart.scales.x.min;
+  let day = null;
+  return splits.map((split) => {
+    const iso = new Date(split * 1000).toISOString();
+    const clock = iso.slice(11, span < 10 ? 23 : span < 600 ? 19 : 16);
+    const date = iso.slice(0, 10);
+    const shown = date !== day ? `${clock}\n${date}` : clock;
+    day = date;
+    return shown;
+  });
+}
+
+/** A uPlot legend value for Unix seconds, in UTC. */
+export function utcValue(_chart, seconds) {
+  return seconds === null || seconds === undefined ? '–' : new Date(seconds * 1000).toISOString().replace('T', ' ').slice(0, 23);
 }
 
 /** Unix seconds (a number) as RFC 3339. */

@@ -4,7 +4,9 @@
 // second when the stream fails. Rates are differences of snapshots.
 
 import { allSessions, api, request } from './api.js';
-import { bytes, colour, count, el, mount, rate, routeQuery, sumSignals, table, time } from './format.js';
+import {
+  bytes, colour, count, el, mount, rate, routeQuery, sumSignals, table, time, utcAxis, utcValue,
+} from './format.js';
 import { jobForms } from './forms.js';
 
 const SIGNALS = ['traces', 'metrics', 'logs'];
@@ -162,8 +164,7 @@ export async function liveView(root, _params, context) {
     if (!chart) {
       chart = new uPlot({
         width: Math.max(320, chartBox.clientWidth), height: 180,
-        tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), 'Etc/UTC'),
-        series: [{ label: 'UTC' }], axes: [{}, { label: 'items/s', size: 60 }],
+        series: [{ label: 'UTC', value: utcValue }], axes: [{ values: utcAxis, size: 50 }, { label: 'items/s', size: 60 }],
       }, [[]], chartBox);
       context.onLeave(() => chart.destroy());
     }

@@ -3,7 +3,7 @@
 // over the plot area, placed with uPlot's valToPos and placed again on every
 // redraw (resize, zoom). A range dragged on the chart is the selection.
 
-import { SIGNAL_COLOURS, el } from './format.js';
+import { SIGNAL_COLOURS, el, utcAxis, utcValue } from './format.js';
 
 /** The most points a series gets; longer sessions are put in wider buckets. */
 export const MAX_POINTS = 3000;
@@ -75,17 +75,16 @@ export function drawTimeline(container, { rows, startSecond, endSecond, ranges, 
   const options = {
     width: width(),
     height: 260,
-    tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), 'Etc/UTC'),
     scales: { x: { time: true } },
     cursor: { drag: { x: true, y: false, setScale: false } },
     series: [
-      { label: 'UTC' },
+      { label: 'UTC', value: utcValue },
       { label: `spans${unit}`, stroke: SIGNAL_COLOURS.traces, width: 1.5 },
       { label: `data points${unit}`, stroke: SIGNAL_COLOURS.metrics, width: 1.5 },
       { label: `log records${unit}`, stroke: SIGNAL_COLOURS.logs, width: 1.5 },
       { label: `error spans${unit}`, stroke: SIGNAL_COLOURS.errors, width: 1.5, fill: 'rgba(225, 87, 89, 0.15)' },
     ],
-    axes: [{}, { label: 'items per second', size: 60 }],
+    axes: [{ values: utcAxis, size: 50 }, { label: 'items per second', size: 60 }],
     hooks: {
       draw: [placeOverlays],
       setSelect: [(chart) => {
