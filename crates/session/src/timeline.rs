@@ -264,10 +264,7 @@ fn current(metadata: &SessionMetadata, bytes: &[u8]) -> Result<Timeline, &'stati
 async fn build_from_blobs(store: &dyn SessionStore, metadata: &SessionMetadata) -> Result<Timeline, Error> {
     let id = &metadata.session_id;
     let counts: Vec<_> = metadata.blobs.iter().map(|blob| count_blob(store, id, blob)).collect();
-    let builders: Vec<TimelineBuilder> = stream::iter(counts)
-        .buffer_unordered(BLOBS_AT_ONCE)
-        .try_collect()
-        .await?;
+    let builders: Vec<TimelineBuilder> = stream::iter(counts).buffer_unordered(BLOBS_AT_ONCE).try_collect().await?;
     let mut builder = TimelineBuilder::new();
     for blob in builders {
         builder.merge(blob);
