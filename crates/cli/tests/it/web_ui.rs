@@ -237,7 +237,31 @@ async fn a_replay_started_from_the_form_completes_into_a_real_target_and_shows_i
     assert!(started.contains(&id), "#form-result: {started}, the API: {replays}");
     let row = format!("#live-replays tbody tr[data-replay-id='{id}']");
     browser.wait_for(&format!("{row}[data-status=completed]"), LIMIT).await;
+    browser.execute("document.getElementById('live-replays').scrollIntoView();", vec![]).await;
     browser.screenshot("ui-live").await;
+
+    // The seed form lists every built-in pattern with its description.
+    let patterns = served.get("/api/v1/patterns").await;
+    let mut names: Vec<&str> =
+        patterns["patterns"].as_array().unwrap().iter().map(|pattern| text(pattern, "name")).collect();
+    let options = browser
+        .execute("return Array.from(document.querySelectorAll('#seed-form select[name=pattern] option')).map((option) => [option.value, option.textContent]);", vec![])
+        .await;
+    let mut listed: Vec<&str> = options
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|option| option[0].as_str())
+        .filter(|name| !name.is_empty())
+        .collect();
+    (names.sort_unstable(), listed.sort_unstable());
+    assert_eq!(listed, names, "the seed form's patterns");
+    for pattern in patterns["patterns"].as_array().unwrap() {
+        let description = text(pattern, "description");
+        let shown = options.as_array().unwrap().iter().find(|option| option[0] == pattern["name"]).unwrap();
+        let start: String = description.chars().take(20).collect();
+        assert!(shown[1].as_str().unwrap().contains(&start), "{shown} lacks the description {description:?}");
+    }
 
     // The target got every item of the session.
     let job = served.until_done(&format!("/api/v1/replays/{id}")).await;
