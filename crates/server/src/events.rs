@@ -58,8 +58,8 @@ fn jobs_events(state: Arc<State>, changes: watch::Receiver<u64>) -> impl Stream<
             tokio::select! {
                 biased;
                 () = shutting_down.cancelled() => return None,
-                changed = cursor.changes.changed() => {
-                    changed.ok()?;
+                seen = cursor.changes.changed() => {
+                    seen.ok()?;
                     // The next periodic event a whole second after this one.
                     cursor.ticks.reset();
                 }

@@ -85,19 +85,22 @@ export function time(value) {
   return date.toISOString().replace('T', ' ').replace('Z', ' UTC');
 }
 
-/** uPlot axis labels for Unix seconds, in UTC, 24-hour: the date where it
- * changes, milliseconds when the scale spans under 10 s. */
-export function utcAxis(chart, splits) {
-  const span = chart.scales.x.max - chart.scales.x.min;
-  let day = null;
-  return splits.map((split) => {
-    const iso = new Date(split * 1000).toISOString();
-    const clock = iso.slice(11, span < 10 ? 23 : span < 600 ? 19 : 16);
-    const date = iso.slice(0, 10);
-    const shown = date !== day ? `${clock}\n${date}` : clock;
-    day = date;
-    return shown;
-  });
+/** uPlot's time axis in 24-hour UTC with ISO dates: per tick size, the
+ * label and what is added below it where the year, month, day, hour or
+ * minute changes (uPlot's format table; use with `utcDate`). */
+export const UTC_AXIS = [
+  [3600 * 24 * 365, '{YYYY}', null, null, null, null, null, null, 1],
+  [3600 * 24 * 28, '{YYYY}-{MM}', null, null, null, null, null, null, 1],
+  [3600 * 24, '{MM}-{DD}', '\n{YYYY}', null, null, null, null, null, 1],
+  [3600, '{HH}:{mm}', '\n{YYYY}-{MM}-{DD}', null, '\n{MM}-{DD}', null, null, null, 1],
+  [60, '{HH}:{mm}', '\n{YYYY}-{MM}-{DD}', null, '\n{MM}-{DD}', null, null, null, 1],
+  [1, ':{ss}', '\n{YYYY}-{MM}-{DD} {HH}:{mm}', null, '\n{MM}-{DD} {HH}:{mm}', null, '\n{HH}:{mm}', null, 1],
+  [0.001, ':{ss}.{fff}', '\n{YYYY}-{MM}-{DD} {HH}:{mm}', null, '\n{MM}-{DD} {HH}:{mm}', null, '\n{HH}:{mm}', null, 1],
+];
+
+/** uPlot's `tzDate` for UTC. */
+export function utcDate(seconds) {
+  return uPlot.tzDate(new Date(seconds * 1000), 'Etc/UTC');
 }
 
 /** A uPlot legend value for Unix seconds, in UTC. */

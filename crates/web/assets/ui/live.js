@@ -5,7 +5,7 @@
 
 import { allSessions, api, request } from './api.js';
 import {
-  bytes, colour, count, el, mount, rate, routeQuery, sumSignals, table, time, utcAxis, utcValue,
+  bytes, colour, count, el, mount, rate, routeQuery, sumSignals, table, time, UTC_AXIS, utcDate, utcValue,
 } from './format.js';
 import { jobForms } from './forms.js';
 
@@ -164,7 +164,8 @@ export async function liveView(root, _params, context) {
     if (!chart) {
       chart = new uPlot({
         width: Math.max(320, chartBox.clientWidth), height: 180,
-        series: [{ label: 'UTC', value: utcValue }], axes: [{ values: utcAxis, size: 50 }, { label: 'items/s', size: 60 }],
+        tzDate: utcDate,
+        series: [{ label: 'UTC', value: utcValue }], axes: [{ values: UTC_AXIS, size: 50 }, { label: 'items/s', size: 60 }],
       }, [[]], chartBox);
       context.onLeave(() => chart.destroy());
     }

@@ -3,7 +3,9 @@
 // over the plot area, placed with uPlot's valToPos and placed again on every
 // redraw (resize, zoom). A range dragged on the chart is the selection.
 
-import { SIGNAL_COLOURS, el, utcAxis, utcValue } from './format.js';
+import {
+  SIGNAL_COLOURS, UTC_AXIS, el, utcDate, utcValue,
+} from './format.js';
 
 /** The most points a series gets; longer sessions are put in wider buckets. */
 export const MAX_POINTS = 3000;
@@ -75,6 +77,7 @@ export function drawTimeline(container, { rows, startSecond, endSecond, ranges, 
   const options = {
     width: width(),
     height: 260,
+    tzDate: utcDate,
     scales: { x: { time: true } },
     cursor: { drag: { x: true, y: false, setScale: false } },
     series: [
@@ -84,7 +87,7 @@ export function drawTimeline(container, { rows, startSecond, endSecond, ranges, 
       { label: `log records${unit}`, stroke: SIGNAL_COLOURS.logs, width: 1.5 },
       { label: `error spans${unit}`, stroke: SIGNAL_COLOURS.errors, width: 1.5, fill: 'rgba(225, 87, 89, 0.15)' },
     ],
-    axes: [{ values: utcAxis, size: 50 }, { label: 'items per second', size: 60 }],
+    axes: [{ values: UTC_AXIS, size: 50 }, { label: 'items per second', size: 60 }],
     hooks: {
       draw: [placeOverlays],
       setSelect: [(chart) => {
