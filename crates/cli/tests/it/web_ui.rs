@@ -254,7 +254,8 @@ async fn a_replay_started_from_the_form_completes_into_a_real_target_and_shows_i
         .filter_map(|option| option[0].as_str())
         .filter(|name| !name.is_empty())
         .collect();
-    (names.sort_unstable(), listed.sort_unstable());
+    names.sort_unstable();
+    listed.sort_unstable();
     assert_eq!(listed, names, "the seed form's patterns");
     for pattern in patterns["patterns"].as_array().unwrap() {
         let description = text(pattern, "description");
