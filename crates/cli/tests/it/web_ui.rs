@@ -361,3 +361,40 @@ async fn two_sessions_compared_side_by_side() {
     }
     assert_no_console_errors(&browser, &[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_started_from_the_form_records_and_stops_from_its_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &[]);
+    let browser = browser().await;
+    open(&browser, &served.api, "live", "live").await;
+    let form = browser.find("#capture-form").await;
+    fill(&form, "sessionId", "ui-capture").await;
+    form.find("button[type=submit]").await.click().await;
+    browser.wait_until("document.getElementById('form-result').textContent.includes('ui-capture')", LIMIT).await;
+    let row = "#live-captures tbody tr[data-capture-id=ui-capture]";
+    browser.wait_for(&format!("{row}[data-status=running]"), LIMIT).await;
+
+    // What the capture's receiver gets is recorded; the row's stop ends it.
+    crate::serve::export_spans(&served.http, 3).await;
+    let counted = "/api/v1/captures/ui-capture";
+    let deadline = std::time::Instant::now() + LIMIT;
+    while served.get(counted).await["counts"]["traces"]["items"] != 30 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the capture did not count 30 spans: {}",
+            served.get(counted).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    browser.execute("document.getElementById('live-captures').scrollIntoView();", vec![]).await;
+    browser.screenshot("ui-live-capture").await;
+    browser.find(&format!("{row} [data-action=stop]")).await.click().await;
+    browser.wait_for(&format!("{row}:not([data-status=running])"), LIMIT).await;
+    let job = served.until_done(counted).await;
+    let status = browser.find(row).await.attribute("data-status").await;
+    assert_eq!(status.as_deref(), job["state"].as_str(), "{job}");
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(served.get("/api/v1/sessions/ui-capture").await["capturedTraces"], 30);
+    assert_no_console_errors(&browser, &[]).await;
+}
