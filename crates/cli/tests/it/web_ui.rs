@@ -128,7 +128,21 @@ async fn a_session_shows_its_timeline_phases_annotations_and_the_traces_of_a_sel
     assert!(ink(&browser, "#timeline canvas").await > 0, "the timeline is blank");
     let bands = shown(&browser, "#timeline .phase-band[data-phase]", "data-phase").await;
     assert_eq!(bands, phases, "the phase bands");
-    assert!(!browser.find_all("#timeline .annotation-mark").await.is_empty(), "the annotation is not marked");
+    // The note (1 s to 2 s) is marked over the second half of the baseline
+    // band (0 s to 2 s).
+    let placed = browser
+        .execute(
+            "const mark = document.querySelector('#timeline .annotation-mark[data-key=\"incident.note\"]'); \
+             const band = document.querySelector('#timeline .phase-band[data-phase=baseline]'); \
+             if (!mark || !band) return null; \
+             const [m, b] = [mark.getBoundingClientRect(), band.getBoundingClientRect()]; \
+             return [m.left - (b.left + b.width / 2), m.right - b.right, m.width];",
+            vec![],
+        )
+        .await;
+    let offsets = placed.as_array().unwrap_or_else(|| panic!("the annotation incident.note is not marked"));
+    let [left, right, width] = [0, 1, 2].map(|at| offsets[at].as_f64().unwrap());
+    assert!(left.abs() <= 3.0 && right.abs() <= 3.0 && width > 10.0, "the mark is off its range: {placed}");
     browser.screenshot("ui-session").await;
 
     // A range dragged on the chart offers its actions; its traces are listed.
