@@ -82,9 +82,11 @@ async fn the_sessions_list_filters_sorts_verifies_and_deletes() {
     let row = "#sessions-table tr[data-session-id=alpha-basic]";
     browser.find(&format!("{row} [data-action=verify]")).await.click().await;
     let result = format!("{row} [data-verify-result]");
-    browser.wait_until(&format!("document.querySelector('{result}').textContent.trim() !== ''"), LIMIT).await;
+    // Its result, not the word that it is under way.
+    let done = format!("!/^$|verifying/i.test(document.querySelector('{result}').textContent.trim())");
+    browser.wait_until(&done, LIMIT).await;
     let verified = browser.find(&result).await.text().await.to_lowercase();
-    assert!(!verified.contains("fail") && !verified.contains("error"), "verify: {verified}");
+    assert!(!["fail", "error", "problem"].iter().any(|word| verified.contains(word)), "verify: {verified}");
 
     // Delete asks first: no keeps the session, yes deletes it.
     let delete = "#sessions-table tr[data-session-id=gamma-basic] [data-action=delete]";
@@ -126,7 +128,21 @@ async fn a_session_shows_its_timeline_phases_annotations_and_the_traces_of_a_sel
     assert!(ink(&browser, "#timeline canvas").await > 0, "the timeline is blank");
     let bands = shown(&browser, "#timeline .phase-band[data-phase]", "data-phase").await;
     assert_eq!(bands, phases, "the phase bands");
-    assert!(!browser.find_all("#timeline .annotation-mark").await.is_empty(), "the annotation is not marked");
+    // The note (1 s to 2 s) is marked over the second half of the baseline
+    // band (0 s to 2 s).
+    let placed = browser
+        .execute(
+            "const mark = document.querySelector('#timeline .annotation-mark[data-key=\"incident.note\"]'); \
+             const band = document.querySelector('#timeline .phase-band[data-phase=baseline]'); \
+             if (!mark || !band) return null; \
+             const [m, b] = [mark.getBoundingClientRect(), band.getBoundingClientRect()]; \
+             return [m.left - (b.left + b.width / 2), m.right - b.right, m.width];",
+            vec![],
+        )
+        .await;
+    let offsets = placed.as_array().unwrap_or_else(|| panic!("the annotation incident.note is not marked"));
+    let [left, right, width] = [0, 1, 2].map(|at| offsets[at].as_f64().unwrap());
+    assert!(left.abs() <= 3.0 && right.abs() <= 3.0 && width > 10.0, "the mark is off its range: {placed}");
     browser.screenshot("ui-session").await;
 
     // A range dragged on the chart offers its actions; its traces are listed.
@@ -235,7 +251,32 @@ async fn a_replay_started_from_the_form_completes_into_a_real_target_and_shows_i
     assert!(started.contains(&id), "#form-result: {started}, the API: {replays}");
     let row = format!("#live-replays tbody tr[data-replay-id='{id}']");
     browser.wait_for(&format!("{row}[data-status=completed]"), LIMIT).await;
+    browser.execute("document.getElementById('live-replays').scrollIntoView();", vec![]).await;
     browser.screenshot("ui-live").await;
+
+    // The seed form lists every built-in pattern with its description.
+    let patterns = served.get("/api/v1/patterns").await;
+    let mut names: Vec<&str> =
+        patterns["patterns"].as_array().unwrap().iter().map(|pattern| text(pattern, "name")).collect();
+    let options = browser
+        .execute("return Array.from(document.querySelectorAll('#seed-form select[name=pattern] option')).map((option) => [option.value, option.textContent]);", vec![])
+        .await;
+    let mut listed: Vec<&str> = options
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|option| option[0].as_str())
+        .filter(|name| !name.is_empty())
+        .collect();
+    names.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(listed, names, "the seed form's patterns");
+    for pattern in patterns["patterns"].as_array().unwrap() {
+        let description = text(pattern, "description");
+        let shown = options.as_array().unwrap().iter().find(|option| option[0] == pattern["name"]).unwrap();
+        let start: String = description.chars().take(20).collect();
+        assert!(shown[1].as_str().unwrap().contains(&start), "{shown} lacks the description {description:?}");
+    }
 
     // The target got every item of the session.
     let job = served.until_done(&format!("/api/v1/replays/{id}")).await;
@@ -332,5 +373,42 @@ async fn two_sessions_compared_side_by_side() {
         }
         browser.screenshot(&format!("ui-compare-{actual}")).await;
     }
+    assert_no_console_errors(&browser, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_started_from_the_form_records_and_stops_from_its_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &[]);
+    let browser = browser().await;
+    open(&browser, &served.api, "live", "live").await;
+    let form = browser.find("#capture-form").await;
+    fill(&form, "sessionId", "ui-capture").await;
+    form.find("button[type=submit]").await.click().await;
+    browser.wait_until("document.getElementById('form-result').textContent.includes('ui-capture')", LIMIT).await;
+    let row = "#live-captures tbody tr[data-capture-id=ui-capture]";
+    browser.wait_for(&format!("{row}[data-status=running]"), LIMIT).await;
+
+    // What the capture's receiver gets is recorded; the row's stop ends it.
+    crate::serve::export_spans(&served.http, 3).await;
+    let counted = "/api/v1/captures/ui-capture";
+    let deadline = std::time::Instant::now() + LIMIT;
+    while served.get(counted).await["counts"]["traces"]["items"] != 30 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the capture did not count 30 spans: {}",
+            served.get(counted).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    browser.execute("document.getElementById('live-captures').scrollIntoView();", vec![]).await;
+    browser.screenshot("ui-live-capture").await;
+    browser.find(&format!("{row} [data-action=stop]")).await.click().await;
+    browser.wait_for(&format!("{row}:not([data-status=running])"), LIMIT).await;
+    let job = served.until_done(counted).await;
+    let status = browser.find(row).await.attribute("data-status").await;
+    assert_eq!(status.as_deref(), job["state"].as_str(), "{job}");
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(served.get("/api/v1/sessions/ui-capture").await["capturedTraces"], 30);
     assert_no_console_errors(&browser, &[]).await;
 }
