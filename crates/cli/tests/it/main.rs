@@ -4,6 +4,7 @@ mod annotations;
 mod api_limits;
 mod bad_input;
 mod bench;
+mod browse_api;
 mod capture;
 mod compare_api;
 mod compare_cli;
