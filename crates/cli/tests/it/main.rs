@@ -26,6 +26,7 @@ mod serve;
 mod sessions;
 mod stack;
 mod store_paths;
+mod timeline;
 mod training_data;
 
 use std::path::{Path, PathBuf};
