@@ -29,6 +29,7 @@ mod serve;
 mod sessions;
 mod stack;
 mod store_paths;
+mod timeline;
 mod training_data;
 mod web;
 mod web_report;
