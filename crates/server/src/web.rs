@@ -54,3 +54,63 @@ fn serve(path: &str, request: &HeaderMap) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves the UI's routes on a loopback port and answers one raw
+    /// HTTP/1.1 request with its status line, headers and body.
+    async fn get(path: &str, extra_header: &str) -> (String, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, super::router::<()>()).await });
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{extra_header}Connection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        server.abort();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        (head.to_ascii_lowercase(), body.to_string())
+    }
+
+    #[tokio::test]
+    async fn the_page_is_served_with_its_security_headers() {
+        let (head, body) = get("/", "").await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("content-type: text/html; charset=utf-8"), "{head}");
+        assert!(head.contains(&format!("content-security-policy: {}", super::CONTENT_SECURITY_POLICY)), "{head}");
+        assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+        assert!(head.contains("cache-control: no-cache"), "{head}");
+        assert!(body.contains("id=\"token-dialog\""), "{body:.200}");
+    }
+
+    #[tokio::test]
+    async fn modules_and_vendored_files_are_served_by_type() {
+        let (head, _) = get("/ui/app.js", "").await;
+        assert!(head.contains("content-type: text/javascript"), "{head}");
+        let (head, _) = get("/ui/vendor/uPlot.min.css", "").await;
+        assert!(head.contains("content-type: text/css"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_file_is_a_json_404() {
+        let (head, body) = get("/ui/nothing.js", "").await;
+        assert!(head.starts_with("http/1.1 404"), "{head}");
+        let body: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+        assert_eq!(body["error"]["status"], 404);
+        assert!(body["error"]["message"].as_str().unwrap().contains("/ui/nothing.js"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_known_etag_is_answered_304() {
+        let etag = tape_web::asset("ui/app.js").unwrap().etag();
+        let (head, body) = get("/ui/app.js", &format!("If-None-Match: {etag}\r\n")).await;
+        assert!(head.starts_with("http/1.1 304"), "{head}");
+        assert!(head.contains(&format!("etag: {}", etag.to_ascii_lowercase())), "{head}");
+        assert!(body.is_empty());
+        let (head, _) = get("/ui/app.js", "If-None-Match: \"0.0.0-other\"\r\n").await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+    }
+}
