@@ -88,7 +88,7 @@ export async function compareView(root, _params, context) {
   const listReplays = () => {
     const expected = form.elements.expected.value;
     replaySelect.replaceChildren(el('option', { value: '' }, '(none: the session as stored)'),
-      replays.filter((job) => job.sessionId === expected)
+      ...replays.filter((job) => job.sessionId === expected)
         .map((job) => el('option', { value: job.id }, `${job.id} (${job.state})`)));
   };
   const params = routeQuery();
