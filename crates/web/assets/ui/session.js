@@ -151,6 +151,7 @@ export async function sessionView(root, [id], context) {
     ? `${count(chart.points)} seconds, items per second of receive time. Drag over the chart to select a range.`
     : `${count(chart.points)} buckets of ${chart.bucket} s (the session is too long for a point per second): the average items per second in each. Drag over the chart to select a range.`;
 
+  note.append(' ', el('button', { type: 'button', id: 'timeline-reset', onclick: () => { chart.zoom(); selection = null; showSelection(); } }, 'Show the whole session'));
   const rangeText = el('p', { id: 'selection-range' });
   const formHolder = el('div');
   const resultHolder = el('div', { 'aria-live': 'polite' });
@@ -164,8 +165,7 @@ export async function sessionView(root, [id], context) {
         const { from, until } = windowOf();
         window.location.hash = `${hash}/traces${query({ from, until })}`;
       } }, 'List traces'),
-      el('button', { type: 'button', id: 'action-zoom', onclick: () => { chart.zoom(selection.from, selection.until); } }, 'Zoom in'),
-      el('button', { type: 'button', id: 'action-unzoom', onclick: () => { chart.zoom(); selection = null; showSelection(); } }, 'Zoom out')),
+      el('button', { type: 'button', id: 'action-zoom', onclick: () => { chart.zoom(selection.from, selection.until); selection = null; showSelection(); } }, 'Zoom in')),
     formHolder, resultHolder);
 
   function windowOf() {
