@@ -263,6 +263,10 @@ fn current(metadata: &SessionMetadata, bytes: &[u8]) -> Result<Timeline, &'stati
 /// Counts every record of the blobs `metadata` lists.
 async fn build_from_blobs(store: &dyn SessionStore, metadata: &SessionMetadata) -> Result<Timeline, Error> {
     let id = &metadata.session_id;
+    // The futures made first, not by a closure inside the stream: a
+    // stream mapping borrowed blobs through a closure is a future the
+    // compiler cannot prove `Send` for every lifetime (so the server's
+    // handler could not await it).
     let counts: Vec<_> = metadata.blobs.iter().map(|blob| count_blob(store, id, blob)).collect();
     let builders: Vec<TimelineBuilder> = stream::iter(counts).buffer_unordered(BLOBS_AT_ONCE).try_collect().await?;
     let mut builder = TimelineBuilder::new();

@@ -22,7 +22,7 @@ impl Asset {
     /// and gets a new file with a new binary.
     pub fn etag(&self) -> String {
         let digest = Sha256::digest(self.bytes);
-        let hash: String = digest.iter().take(10).map(|byte| format!("{byte:02x}")).collect();
+        let hash = hex::encode(&digest[..10]);
         format!("\"{}-{hash}\"", env!("CARGO_PKG_VERSION"))
     }
 }
@@ -74,4 +74,5 @@ pub fn paths() -> impl Iterator<Item = &'static str> {
 
 #[cfg(test)]
 #[path = "assets_tests.rs"]
+#[allow(clippy::case_sensitive_file_extension_comparisons)] // the paths are ours, all lowercase
 mod tests;

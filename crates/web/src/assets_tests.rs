@@ -85,7 +85,7 @@ fn vendored_files_match_their_hashes() {
     for line in sums.lines().filter(|line| !line.trim().is_empty()) {
         let (hash, name) = line.split_once("  ").unwrap();
         let served = asset(&format!("ui/vendor/{name}")).unwrap_or_else(|| panic!("{name} is not served"));
-        let digest: String = Sha256::digest(served.bytes).iter().map(|byte| format!("{byte:02x}")).collect();
+        let digest = hex::encode(Sha256::digest(served.bytes));
         assert_eq!(digest, hash, "{name} does not match vendor/SHA256SUMS");
         checked += 1;
     }

@@ -13,7 +13,7 @@ use crate::serve::{Served, exit_within, export_spans};
 const TOKEN: &str = "events-token";
 
 /// A hang guard for reading the stream, not a measure of time.
-const READ_LIMIT: Duration = Duration::from_secs(60);
+const READ_LIMIT: Duration = Duration::from_mins(1);
 
 /// Server-sent events read from a response, one at a time.
 struct Events {
@@ -32,7 +32,7 @@ impl Events {
                 let mut data = Vec::new();
                 for line in block.lines() {
                     if let Some(value) = line.strip_prefix("event:") {
-                        name = value.trim().to_owned();
+                        value.trim().clone_into(&mut name);
                     } else if let Some(value) = line.strip_prefix("data:") {
                         data.push(value.strip_prefix(' ').unwrap_or(value).to_owned());
                     }

@@ -71,21 +71,44 @@ function result(job, comparison) {
     el('div', { class: 'buttons' }, download));
 }
 
+/** The parts of a replay report a comparison reads (the rest would only
+ * weigh on the request body's limit). */
+function reportForCompare(report) {
+  const { session, options, passes, idSeed, reason, counts } = report;
+  return { session, options, passes, idSeed, reason, counts };
+}
+
 export async function compareView(root, _params, context) {
-  const sessions = await allSessions(context.signal);
+  const [sessions, replayList] = await Promise.all([
+    allSessions(context.signal),
+    api('/api/v1/replays', { signal: context.signal }),
+  ]);
+  const replays = (replayList.replays || []).filter((job) => job.report);
+  const replaySelect = el('select', { id: 'compare-replay-select', name: 'replayReport' });
+  const listReplays = () => {
+    const expected = form.elements.expected.value;
+    replaySelect.replaceChildren(el('option', { value: '' }, '(none: the session as stored)'),
+      replays.filter((job) => job.sessionId === expected)
+        .map((job) => el('option', { value: job.id }, `${job.id} (${job.state})`)));
+  };
   const params = routeQuery();
   const status = el('p', { id: 'compare-status', class: 'muted', 'aria-live': 'polite' });
   const holder = el('div');
   const form = el('form', { id: 'compare-form', class: 'filters' },
     sessionSelect('expected', 'Expected (what was sent)', sessions, params.get('expected')),
     sessionSelect('actual', 'Actual (what was delivered)', sessions, params.get('actual')),
+    el('div', {}, el('label', { for: 'compare-replay-select' }, 'Replay that sent it (its report)'), replaySelect),
     el('button', { type: 'submit', class: 'primary' }, 'Compare'));
+  form.elements.expected.addEventListener('change', listReplays);
+  listReplays();
   root.append(el('h1', {}, 'Compare two sessions'), form, status, holder);
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const button = form.querySelector('button[type=submit]');
     const body = { expected: form.elements.expected.value, actual: form.elements.actual.value };
+    const replay = replays.find((job) => job.id === replaySelect.value);
+    if (replay) body.replayReport = reportForCompare(replay.report);
     button.disabled = true;
     holder.replaceChildren();
     showError(null);
