@@ -435,6 +435,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn drives_a_page_and_keeps_its_console_errors() {
+        println!("screenshots: {}", screenshot_dir().display());
         let browser = Browser::start().await;
         let page = "<title>t</title><input id=i><p id=p data-x=1>hello</p><canvas id=c width=10 height=10></canvas>\
                     <script>setTimeout(() => { document.body.dataset.ready = 'true'; console.error('boom'); }, 100);\
