@@ -176,7 +176,7 @@ async fn a_capture_ends_with_the_timeline_of_what_it_acknowledged() {
     let pid = capturing.child.id();
     let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     assert!(status.success());
-    let exit = crate::wait_within(pid, Duration::from_secs(60), "capture did not stop on SIGTERM", move || {
+    let exit = crate::wait_within(pid, Duration::from_mins(1), "capture did not stop on SIGTERM", move || {
         capturing.child.wait().unwrap()
     });
     assert!(exit.success(), "{exit}");
