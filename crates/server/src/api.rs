@@ -141,7 +141,7 @@ fn api_router(state: Arc<State>, max_body_bytes: usize) -> Router {
         .route("/api/v1/sessions/{id}/annotations/push", post(push_annotations))
         .route("/api/v1/sessions/{id}/timeline", get(timeline))
         .route("/api/v1/sessions/{id}/traces", get(traces))
-        .route("/api/v1/sessions/{id}/traces/{trace_id}", get(trace))
+        .route("/api/v1/sessions/{id}/traces/{traceId}", get(trace))
         .route("/api/v1/events", get(events))
         .route("/api/v1/captures", get(captures).post(start_capture))
         .route("/api/v1/captures/{id}", get(capture))

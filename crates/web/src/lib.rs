@@ -10,5 +10,5 @@
 mod assets;
 mod report;
 
-pub use assets::{Asset, asset};
+pub use assets::{Asset, asset, paths};
 pub use report::replay_report_page;

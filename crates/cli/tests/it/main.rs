@@ -29,7 +29,11 @@ mod serve;
 mod sessions;
 mod stack;
 mod store_paths;
+mod timeline;
 mod training_data;
+mod web;
+mod web_report;
+mod web_ui;
 
 use std::path::{Path, PathBuf};
 
