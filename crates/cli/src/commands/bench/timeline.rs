@@ -19,7 +19,8 @@ pub async fn run(args: &BenchTimelineArgs, format: OutputFormat) -> anyhow::Resu
 #[allow(clippy::cast_precision_loss)] // sizes are for reading
 fn print_timeline_bench(report: &TimelineBench) {
     println!(
-        "bench timeline: a session of at least {:.2} GB stored in a local directory, on {} CPUs",
+        "bench timeline: a session of at least {} ({:.3} GB) stored in a local directory, on {} CPUs",
+        human_bytes(report.target_bytes),
         report.target_bytes as f64 / BYTES_PER_GB,
         report.cpus
     );
