@@ -15,13 +15,13 @@ use tape_store::LocalStore;
 use tape_testkit::tmpfs::Tmpfs;
 
 /// A running `otlp-tape capture`, its stderr collected.
-struct Capturing {
-    child: Child,
-    http: String,
+pub(crate) struct Capturing {
+    pub(crate) child: Child,
+    pub(crate) http: String,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
-fn spawn_capture(store: &Path, cwd: &Path, args: &[&str]) -> Capturing {
+pub(crate) fn spawn_capture(store: &Path, cwd: &Path, args: &[&str]) -> Capturing {
     use std::io::{BufRead, BufReader};
     let mut command = Command::new(assert_cmd::cargo::cargo_bin("otlp-tape"));
     command.arg("--store").arg(store).arg("capture").args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"]);

@@ -108,6 +108,12 @@ impl Drop for Served {
 }
 
 fn spans(count: u64, batch: u64) -> Vec<SpanData> {
+    spans_with_status(count, batch, |_| Status::Unset)
+}
+
+/// `count` server spans of one trace of batch `batch`, span `n` with
+/// `status(n)`.
+pub(crate) fn spans_with_status(count: u64, batch: u64, status: impl Fn(u64) -> Status) -> Vec<SpanData> {
     let base = SystemTime::now();
     (0..count)
         .map(|n| SpanData {
@@ -128,7 +134,7 @@ fn spans(count: u64, batch: u64) -> Vec<SpanData> {
             dropped_attributes_count: 0,
             events: SpanEvents::default(),
             links: SpanLinks::default(),
-            status: Status::Unset,
+            status: status(n),
             instrumentation_scope: InstrumentationScope::builder("checkout").build(),
         })
         .collect()

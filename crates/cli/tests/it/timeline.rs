@@ -4,17 +4,17 @@
 //! session still being recorded, a full disk, and `bench timeline`.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
-use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry::trace::Status;
+use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
+use opentelemetry_sdk::trace::SpanExporter as _;
 use tape_otlp::{ExportRequest, Signal};
 use tape_session::{
     SessionId, SessionStatus, SessionStore, SessionType, SessionWriter, Timeline, TimelineBuilder, TimelineRow,
@@ -23,6 +23,9 @@ use tape_session::{
 use tape_store::LocalStore;
 use tape_testkit::conformance::{new_metadata, sample_records};
 use tape_testkit::tmpfs::Tmpfs;
+
+use crate::disk_full::spawn_capture;
+use crate::serve::spans_with_status;
 
 fn id(id: &str) -> SessionId {
     SessionId::new(id).unwrap()
@@ -97,67 +100,10 @@ async fn a_seeded_session_keeps_the_timeline_its_blobs_give() {
     assert_eq!(timeline_of(dir.path(), "seeded").await, kept);
 }
 
-/// A running `otlp-tape capture` and its OTLP/HTTP endpoint.
-struct Capturing {
-    child: Child,
-    http: String,
-}
-
-fn spawn_capture(store: &Path, session: &str) -> Capturing {
-    use std::io::{BufRead, BufReader};
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("otlp-tape"));
-    command.arg("--store").arg(store).args(["capture", "--session-id", session, "--grpc", "127.0.0.1:0"]);
-    command.args(["--http", "127.0.0.1:0"]).current_dir(store).stdout(Stdio::null()).stderr(Stdio::piped());
-    for name in ["OTLP_TAPE_STORE", "CAPTURE_MAX_SIZE_MB", "CAPTURE_MAX_DURATION_MINUTES", "OTLP_TAPE_SPOOL_DIR"] {
-        command.env_remove(name);
-    }
-    let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut http = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("OTLP/HTTP on ").nth(1) {
-            let addr: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
-            http = Some(format!("http://{}", addr.trim_end_matches('.')));
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Capturing { child, http: http.expect("capture did not start") }
-}
-
-/// `count` spans of batch `batch`, every third one failed.
-fn spans(count: u64, batch: u64) -> Vec<SpanData> {
-    let base = SystemTime::now();
-    (0..count)
-        .map(|n| SpanData {
-            span_context: SpanContext::new(
-                TraceId::from_bytes(((u128::from(batch) << 64) | 0xabc).to_be_bytes()),
-                SpanId::from_bytes((n + 1 + batch * 1000).to_be_bytes()),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::default(),
-            ),
-            parent_span_id: SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Server,
-            name: format!("operation-{n}").into(),
-            start_time: base,
-            end_time: base + Duration::from_millis(5),
-            attributes: vec![KeyValue::new("http.route", "/pay")],
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: if n % 3 == 0 { Status::error("declined") } else { Status::Ok },
-            instrumentation_scope: InstrumentationScope::builder("checkout").build(),
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capture_ends_with_the_timeline_of_what_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let mut capturing = spawn_capture(dir.path(), "captured");
+    let mut capturing = spawn_capture(dir.path(), dir.path(), &["--session-id", "captured"]);
     let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -168,7 +114,7 @@ async fn a_capture_ends_with_the_timeline_of_what_it_acknowledged() {
         .set_resource(&Resource::builder_empty().with_attributes([KeyValue::new("service.name", "checkout")]).build());
     let (mut acknowledged, mut failed) = (0, 0);
     for batch in 0..20 {
-        let spans = spans(12, batch);
+        let spans = spans_with_status(12, batch, |n| if n % 3 == 0 { Status::error("declined") } else { Status::Ok });
         exporter.export(spans).await.expect("the capture refused a batch");
         acknowledged += 12;
         failed += 4;
