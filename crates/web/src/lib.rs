@@ -11,4 +11,4 @@ mod assets;
 mod report;
 
 pub use assets::{Asset, asset, paths};
-pub use report::replay_report_page;
+pub use report::{replay_report_page, report_in_page};

@@ -59,6 +59,16 @@ pub fn replay_report_page(report: &serde_json::Value) -> String {
     )
 }
 
+/// The report's JSON in a page that [`replay_report_page`] wrote, or `None`
+/// when `page` is not such a page. The `\u003c` escapes are JSON's own, so
+/// the text parses back to the report as it was.
+pub fn report_in_page(page: &str) -> Option<&str> {
+    let open = "<script type=\"application/json\" id=\"report-data\">";
+    let start = page.find(open)? + open.len();
+    let end = start + page[start..].find("</script>")?;
+    Some(&page[start..end])
+}
+
 /// `value` as JSON that can sit in a `<script>` element: `<` only occurs
 /// in JSON strings, where `\u003c` means the same.
 fn embedded_json(value: &serde_json::Value) -> String {
@@ -87,13 +97,8 @@ mod tests {
 
     use super::*;
 
-    /// The text between `<script type="application/json" id="report-data">`
-    /// and the next `</script>`.
     fn report_data(page: &str) -> &str {
-        let open = "<script type=\"application/json\" id=\"report-data\">";
-        let start = page.find(open).unwrap() + open.len();
-        let end = start + page[start..].find("</script>").unwrap();
-        &page[start..end]
+        report_in_page(page).expect("a report page holds its report")
     }
 
     #[test]

@@ -74,10 +74,12 @@ pub async fn run(store: &dyn SessionStore, args: CompareArgs, format: OutputForm
     Ok(ExitCode::from(comparison.exit_code()))
 }
 
-/// `--replay-report FILE`, read.
+/// `--replay-report FILE`, read: the JSON report, or the HTML page of
+/// `replay --report FILE.html`, which holds the same JSON.
 fn read_replay_report(path: &std::path::Path) -> anyhow::Result<ReplayFacts> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read the replay report {}", path.display()))?;
-    Ok(ReplayFacts::from_json(&path.display().to_string(), &bytes)?)
+    let json = std::str::from_utf8(&bytes).ok().and_then(tape_web::report_in_page).map_or(&bytes[..], str::as_bytes);
+    Ok(ReplayFacts::from_json(&path.display().to_string(), json)?)
 }
 
 /// Refuses a replay report of another session than EXPECTED, or one whose

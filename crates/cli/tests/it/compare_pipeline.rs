@@ -363,6 +363,13 @@ async fn looped_replays_with_new_ids_compare_equal_only_with_their_report() {
         assert_eq!(with_report.count(signal, "identical"), expected, "{signal}");
         assert_eq!(with_report.count(signal, "unexpected") + with_report.count(signal, "missing"), 0, "{signal}");
     }
+    // The page of `replay --report FILE.html` holds the same report.
+    let page = store.join("looped.html");
+    std::fs::write(&page, tape_web::replay_report_page(&replayed)).unwrap();
+    let with_page = compare(store, &["seed", "looped", "--replay-report", page.to_str().unwrap()]);
+    with_page.exits(0);
+    assert_eq!(with_page.comparison["signals"], with_report.comparison["signals"]);
+    assert_eq!(with_page.comparison["verdict"], with_report.comparison["verdict"]);
     let shift = &with_report.comparison["shift"];
     assert_eq!(shift["mode"], "relative");
     assert!(shift["minNanos"].as_i64().unwrap() <= shift["maxNanos"].as_i64().unwrap(), "{shift}");

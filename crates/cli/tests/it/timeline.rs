@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use opentelemetry::trace::Status;
 use opentelemetry::KeyValue;
+use opentelemetry::trace::Status;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanExporter as _;
