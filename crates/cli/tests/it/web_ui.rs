@@ -234,7 +234,8 @@ async fn a_replay_started_from_the_form_completes_into_a_real_target_and_shows_i
     let store = dir.path();
     seed(store, "payment-failure", "3s", "5", "R");
     let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
-    let served = Served::start(store, &[]);
+    let exports = tempfile::tempdir().unwrap();
+    let served = Served::start(store, &["--export-dir", exports.path().to_str().unwrap()]);
     let metadata = served.get("/api/v1/sessions/R").await;
 
     let browser = browser().await;
@@ -254,6 +255,18 @@ async fn a_replay_started_from_the_form_completes_into_a_real_target_and_shows_i
     browser.wait_for(&format!("{row}[data-status=completed]"), LIMIT).await;
     browser.execute("document.getElementById('live-replays').scrollIntoView();", vec![]).await;
     browser.screenshot("ui-live").await;
+
+    // An export started through the API is listed too, with its progress.
+    let body = json!({"session": "R", "format": "otlp-json", "out": "r-window"});
+    let (status, export) = served.call(reqwest::Method::POST, "/api/v1/exports", Some(body)).await;
+    assert_eq!(status, 202, "{export}");
+    let export_id = text(&export, "id").to_owned();
+    let export_row = format!("#live-exports tbody tr[data-export-id='{export_id}']");
+    browser.wait_for(&format!("{export_row}[data-status=completed]"), LIMIT).await;
+    let done = served.until_done(&format!("/api/v1/exports/{export_id}")).await;
+    let shown = browser.find(&export_row).await.text().await.replace(',', "");
+    let records = done["progress"]["recordsDone"].as_u64().unwrap();
+    assert!(records > 0 && shown.contains(&format!("{records} / {records} records read")), "{shown}, the API: {done}");
 
     // The seed form lists every built-in pattern with its description.
     let patterns = served.get("/api/v1/patterns").await;

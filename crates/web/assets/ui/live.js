@@ -75,6 +75,7 @@ export async function liveView(root, _params, context) {
   const captureBody = el('tbody');
   const replayBody = el('tbody');
   const seedBody = el('tbody');
+  const exportBody = el('tbody');
   const chartBox = el('div', { id: 'live-replay-chart' });
   const status = el('p', { class: 'muted', id: 'live-status', 'aria-live': 'polite' }, 'connecting…');
 
@@ -87,6 +88,8 @@ export async function liveView(root, _params, context) {
     el('h3', {}, 'Items sent per second'), chartBox,
     el('h2', {}, 'Seeds'),
     table({ id: 'live-seeds' }, ['Seed', 'State', 'Started', 'Session', ''], seedBody),
+    el('h2', {}, 'Exports'),
+    table({ id: 'live-exports' }, ['Export', 'Session', 'State', 'Started', 'Progress', el('th', { class: 'num' }, 'Written'), ''], exportBody),
     jobForms({ sessions, patterns: patternList.patterns || [], prefill, onStarted: () => poll(), signal: context.signal }));
 
   async function stop(kind, id, button) {
@@ -156,6 +159,18 @@ export async function liveView(root, _params, context) {
       el('td', {}, stopButton('seeds', job)));
   }
 
+  function exportRow(job) {
+    const progress = job.progress || {};
+    return el('tr', { dataset: { exportId: job.id, status: job.state } },
+      el('td', {}, job.id),
+      el('td', {}, job.sessionId ? el('a', { href: `#/sessions/${encodeURIComponent(job.sessionId)}` }, job.sessionId) : '–'),
+      el('td', { class: job.state === 'failed' ? 'bad' : null }, job.state, job.error ? `: ${job.error}` : ''),
+      el('td', {}, time(job.startedAt)),
+      el('td', {}, `${count(progress.recordsDone)} / ${count(progress.recordsTotal)} records read · ${count(progress.itemsDone)} items`),
+      el('td', { class: 'num' }, bytes(progress.bytesWritten || 0)),
+      el('td', {}, stopButton('exports', job)));
+  }
+
   // Items/s of each replay over time, one series per replay seen while the
   // page is open; a replay not running leaves a gap.
   const history = new Map();
@@ -192,15 +207,16 @@ export async function liveView(root, _params, context) {
     captureBody.replaceChildren(...rows(snapshot.captures, (job) => captureRow(job, now), 9, 'captures'));
     replayBody.replaceChildren(...rows(snapshot.replays, (job) => replayRow(job, now), 9, 'replays'));
     seedBody.replaceChildren(...rows(snapshot.seeds, seedRow, 5, 'seeds'));
+    exportBody.replaceChildren(...rows(snapshot.exports, exportRow, 7, 'exports'));
     drawChart(now);
     status.textContent = `${source}; updated ${time(new Date(now))}`;
   }
 
   async function poll() {
     try {
-      const [captures, replays, seeds] = await Promise.all(['captures', 'replays', 'seeds']
+      const [captures, replays, seeds, exports] = await Promise.all(['captures', 'replays', 'seeds', 'exports']
         .map((kind) => api(`/api/v1/${kind}`, { signal: context.signal })));
-      if (context.alive) update({ ...captures, ...replays, ...seeds });
+      if (context.alive) update({ ...captures, ...replays, ...seeds, ...exports });
     } catch (error) {
       if (context.alive && error.name !== 'AbortError') status.textContent = `polling: ${error.message}`;
     }
