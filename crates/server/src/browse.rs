@@ -23,7 +23,8 @@ pub(crate) async fn timeline(Extract(state): Extract<Arc<State>>, Path(id): Path
     if metadata.status == SessionStatus::Active {
         return Err(answer(&BrowseError::Active(id)));
     }
-    let timeline = tape_session::timeline(state.store.as_ref(), &id).await.map_err(|error| ApiError::store(&error))?;
+    let timeline =
+        tape_session::timeline_of(state.store.as_ref(), &metadata).await.map_err(|error| ApiError::store(&error))?;
     ok(timeline)
 }
 

@@ -66,6 +66,6 @@ pub use repair::{DamagedBlob, PartialOutcome, RecoveredBlob, RepairReport, Repai
 pub use salvage::{Salvaged, salvage_blob};
 pub use store::{BlobSink, ByteStream, PartialBlob, SessionStore};
 pub use time::Timestamp;
-pub use timeline::{TIMELINE_VERSION, Timeline, TimelineBuilder, TimelineRow, timeline};
+pub use timeline::{TIMELINE_VERSION, Timeline, TimelineBuilder, TimelineRow, timeline, timeline_of};
 pub use window::{PhaseRange, Window, WindowError, find_phase, window};
 pub use writer::{SessionWriter, WriterOptions};

@@ -218,10 +218,19 @@ impl TimelineBuilder {
 /// fails while its blobs are read.
 pub async fn timeline(store: &dyn SessionStore, id: &SessionId) -> Result<Timeline, Error> {
     let metadata = store.read_metadata(id).await?;
+    timeline_of(store, &metadata).await
+}
+
+/// [`timeline`] of a session whose metadata the caller has read already.
+///
+/// # Errors
+/// As [`timeline`], but for reading the metadata.
+pub async fn timeline_of(store: &dyn SessionStore, metadata: &SessionMetadata) -> Result<Timeline, Error> {
+    let id = &metadata.session_id;
     let active = metadata.status == SessionStatus::Active;
     if !active {
         match store.read_timeline(id).await {
-            Ok(Some(bytes)) => match current(&metadata, &bytes) {
+            Ok(Some(bytes)) => match current(metadata, &bytes) {
                 Ok(timeline) => return Ok(timeline),
                 Err(why) => debug!(session = %id, why, "Timeline to build again."),
             },
@@ -235,7 +244,7 @@ pub async fn timeline(store: &dyn SessionStore, id: &SessionId) -> Result<Timeli
             }
         }
     }
-    let timeline = build_from_blobs(store, &metadata).await?;
+    let timeline = build_from_blobs(store, metadata).await?;
     if !active && let Err(error) = store.write_timeline(id, Bytes::from(timeline.to_json())).await {
         warn!(
             session = %id,
