@@ -32,6 +32,8 @@ fn phases(session: &str) -> Vec<Annotation> {
                 start: Timestamp::from_unix_nanos(START + from * SECOND),
                 end: Timestamp::from_unix_nanos(START + to * SECOND),
                 flags: flags.into_iter().map(str::to_owned).collect(),
+                source: None,
+                writer: None,
             };
             Annotation::phase(&session, &entry, "checkout under failure", Timestamp::from_unix_nanos(START), "test")
         })

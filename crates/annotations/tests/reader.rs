@@ -20,7 +20,7 @@ fn at(seconds: u64) -> Timestamp {
 }
 
 fn entry(name: &str, from: u64, to: u64) -> PhaseEntry {
-    PhaseEntry { name: name.to_owned(), start: at(from), end: at(to), flags: vec![] }
+    PhaseEntry { name: name.to_owned(), start: at(from), end: at(to), flags: vec![], source: None, writer: None }
 }
 
 /// A session with one record a second from 0 s to 9 s, alternating traces

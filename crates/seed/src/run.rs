@@ -271,6 +271,8 @@ async fn generate(
             start: phase.start,
             end: phase.end,
             flags: phase.flags.clone(),
+            source: None,
+            writer: None,
         })
         .collect();
     // Created "at" the session's start, so that the file is the same every time.

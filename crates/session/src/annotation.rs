@@ -224,6 +224,8 @@ mod tests {
                 start: Timestamp::from_unix_nanos(START + from * SECOND),
                 end: Timestamp::from_unix_nanos(START + to * SECOND),
                 flags,
+                source: None,
+                writer: None,
             };
             Annotation::phase(&session(), &entry, "what happens", Timestamp::from_unix_nanos(START), "otlp-tape seed")
         })

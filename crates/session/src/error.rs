@@ -1,6 +1,6 @@
 use crate::blob::BlobError;
 use crate::metadata::MetadataError;
-use crate::{InvalidBlobKey, InvalidSessionId, SessionId};
+use crate::{InvalidBlobKey, InvalidSessionId, InvalidWriterId, SessionId};
 
 /// A boxed error from a storage backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -11,6 +11,9 @@ pub enum Error {
     /// A session id broke the rules.
     #[error(transparent)]
     InvalidSessionId(#[from] InvalidSessionId),
+    /// A writer id broke the rules.
+    #[error(transparent)]
+    InvalidWriterId(#[from] InvalidWriterId),
     /// A blob key broke the rules.
     #[error(transparent)]
     InvalidBlobKey(#[from] InvalidBlobKey),
@@ -35,6 +38,23 @@ pub enum Error {
         session: SessionId,
         /// The blob's key.
         key: String,
+    },
+    /// A file of a session written create-only (a writer's manifest, the
+    /// seal marker) exists already.
+    #[error("session {session}: {file} already exists")]
+    FileExists {
+        /// The session.
+        session: SessionId,
+        /// The file's path in the session, such as `writers/node-1-ab12cd.json`.
+        file: String,
+    },
+    /// A writer cannot join the session.
+    #[error("session {session} cannot be joined: {reason}")]
+    SessionNotJoinable {
+        /// The session.
+        session: SessionId,
+        /// Why, such as "it is completed".
+        reason: String,
     },
     /// A blob's bytes are damaged.
     #[error("session {session}: blob {key} is corrupt")]

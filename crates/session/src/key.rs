@@ -3,14 +3,16 @@ use std::str::FromStr;
 
 use tape_otlp::Signal;
 
-use crate::Timestamp;
+use crate::{Timestamp, WriterId};
 
 /// The longest blob id accepted.
 const MAX_BLOB_ID_LEN: usize = 32;
 
 /// The key of a blob inside its session:
 /// `raw/YYYY-MM-DD/HH/<signal>-<first-record-unix-ms>-<blob-id>.otlp.gz`,
-/// the hour being the UTC hour of the first record's receive time.
+/// the hour being the UTC hour of the first record's receive time; in a
+/// session with several writers (format version 2),
+/// `raw/YYYY-MM-DD/HH/<signal>-<first-record-unix-ms>-<writer-id>-<blob-id>.otlp.gz`.
 ///
 /// Keys read from metadata are parsed strictly, so a key can never reach
 /// outside its session's directory or prefix.
@@ -18,6 +20,7 @@ const MAX_BLOB_ID_LEN: usize = 32;
 pub struct BlobKey {
     first_record_unix_ms: u64,
     signal: Signal,
+    writer: Option<WriterId>,
     blob_id: String,
 }
 
@@ -44,7 +47,34 @@ impl BlobKey {
                 reason: "a blob id is 1 to 32 lowercase letters or digits".to_owned(),
             });
         }
-        Ok(BlobKey { first_record_unix_ms: first_receive_time.unix_millis(), signal, blob_id: blob_id.to_owned() })
+        Ok(BlobKey {
+            first_record_unix_ms: first_receive_time.unix_millis(),
+            signal,
+            writer: None,
+            blob_id: blob_id.to_owned(),
+        })
+    }
+
+    /// The key of a blob written by `writer`, one of several writers of a
+    /// session; otherwise as [`new`](BlobKey::new).
+    pub fn for_writer(
+        signal: Signal,
+        first_receive_time: Timestamp,
+        writer: &WriterId,
+        blob_id: &str,
+    ) -> Result<Self, InvalidBlobKey> {
+        Ok(BlobKey { writer: Some(writer.clone()), ..BlobKey::new(signal, first_receive_time, blob_id)? })
+    }
+
+    /// The same blob under another writer (or none): what `sessions merge`
+    /// copies a source's blob to.
+    pub fn with_writer(&self, writer: Option<WriterId>) -> Self {
+        BlobKey { writer, ..self.clone() }
+    }
+
+    /// The writer, in a session with several.
+    pub fn writer(&self) -> Option<&WriterId> {
+        self.writer.as_ref()
     }
 
     /// The signal of the records in the blob.
@@ -65,14 +95,11 @@ impl BlobKey {
 
 impl fmt::Display for BlobKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "raw/{}/{}-{}-{}.otlp.gz",
-            self.first_record_time().hour_partition(),
-            self.signal,
-            self.first_record_unix_ms,
-            self.blob_id
-        )
+        write!(f, "raw/{}/{}-{}-", self.first_record_time().hour_partition(), self.signal, self.first_record_unix_ms)?;
+        if let Some(writer) = &self.writer {
+            write!(f, "{writer}-")?;
+        }
+        write!(f, "{}.otlp.gz", self.blob_id)
     }
 }
 
@@ -86,8 +113,13 @@ impl FromStr for BlobKey {
             rest.rsplit_once('/').ok_or_else(|| refuse("expected raw/YYYY-MM-DD/HH/<signal>-<ms>-<id>.otlp.gz"))?;
         let stem = file.strip_suffix(".otlp.gz").ok_or_else(|| refuse("it does not end with .otlp.gz"))?;
         let mut parts = stem.splitn(3, '-');
-        let (Some(signal), Some(millis), Some(blob_id)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(signal), Some(millis), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(refuse("the file name is not <signal>-<ms>-<id>.otlp.gz"));
+        };
+        // A blob id has no '-': what comes before the last one is the writer.
+        let (writer, blob_id) = match rest.rsplit_once('-') {
+            Some((writer, blob_id)) => (Some(WriterId::new(writer).map_err(|error| refuse(error.reason))?), blob_id),
+            None => (None, rest),
         };
         let signal = match signal {
             "traces" => Signal::Traces,
@@ -109,8 +141,10 @@ impl FromStr for BlobKey {
             .ok()
             .and_then(|millis| millis.checked_mul(1_000_000))
             .ok_or_else(|| refuse("the first-record time is not unix milliseconds"))?;
-        let parsed =
-            BlobKey::new(signal, Timestamp::from_unix_nanos(nanos), blob_id).map_err(|error| refuse(&error.reason))?;
+        let parsed = BlobKey {
+            writer,
+            ..BlobKey::new(signal, Timestamp::from_unix_nanos(nanos), blob_id).map_err(|error| refuse(&error.reason))?
+        };
         if parsed.first_record_time().hour_partition() != partition {
             return Err(refuse("the hour partition does not match the first-record time"));
         }
@@ -133,6 +167,19 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_is_part_of_the_key() {
+        let time = Timestamp::parse_rfc3339("2026-11-22T10:15:00.250Z").unwrap();
+        let writer = WriterId::new("node-7-x2k9q1").unwrap();
+        let key = BlobKey::for_writer(Signal::Traces, time, &writer, "000003").unwrap();
+        assert_eq!(key.to_string(), "raw/2026-11-22/10/traces-1795342500250-node-7-x2k9q1-000003.otlp.gz");
+        let parsed: BlobKey = key.to_string().parse().unwrap();
+        assert_eq!(parsed, key);
+        assert_eq!(parsed.writer(), Some(&writer));
+        assert_eq!(parsed.blob_id(), "000003");
+        assert_eq!(parsed.with_writer(None).to_string(), "raw/2026-11-22/10/traces-1795342500250-000003.otlp.gz");
+    }
+
+    #[test]
     fn refuses_keys_that_could_escape() {
         for key in [
             "raw/../../etc/passwd",
@@ -142,6 +189,10 @@ mod tests {
             "raw/2026-11-22/10/spans-1795342500250-0001.otlp.gz",
             "raw/2026-11-22/10/metrics-1795342500250-ABC.otlp.gz",
             "/raw/2026-11-22/10/metrics-1795342500250-0001.otlp.gz",
+            "raw/2026-11-22/10/metrics-1795342500250--0001.otlp.gz",
+            "raw/2026-11-22/10/metrics-1795342500250-Host-0001.otlp.gz",
+            "raw/2026-11-22/10/metrics-1795342500250-host--0001.otlp.gz",
+            "raw/2026-11-22/10/metrics-1795342500250-host.a-0001.otlp.gz",
         ] {
             assert!(key.parse::<BlobKey>().is_err(), "{key} was accepted");
         }

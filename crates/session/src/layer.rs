@@ -6,7 +6,10 @@ use std::fmt::Debug;
 
 use bytes::Bytes;
 
-use crate::{BlobKey, BlobSink, ByteStream, Error, PartialBlob, SessionId, SessionMetadata, SessionStore};
+use crate::{
+    BlobKey, BlobSink, ByteStream, Error, PartialBlob, SessionFile, SessionId, SessionMetadata, SessionStore,
+    WriteMode, WriterId,
+};
 
 /// A store over another store: [`StoreLayer::inner`] is the store wrapped,
 /// every operation goes to it unless the layer overrides it, and every
@@ -97,6 +100,32 @@ pub trait StoreLayer: Send + Sync + Debug {
         self.inner().write_timeline(id, contents).await
     }
 
+    /// See [`SessionStore::read_file`].
+    async fn read_file(&self, id: &SessionId, file: &SessionFile) -> Result<Option<Bytes>, Error> {
+        self.inner().read_file(id, file).await
+    }
+
+    /// See [`SessionStore::write_file`].
+    async fn write_file(
+        &self,
+        id: &SessionId,
+        file: &SessionFile,
+        contents: Bytes,
+        mode: WriteMode,
+    ) -> Result<(), Error> {
+        self.inner().write_file(id, file, contents, mode).await
+    }
+
+    /// See [`SessionStore::delete_file`].
+    async fn delete_file(&self, id: &SessionId, file: &SessionFile) -> Result<(), Error> {
+        self.inner().delete_file(id, file).await
+    }
+
+    /// See [`SessionStore::list_writers`].
+    async fn list_writers(&self, id: &SessionId) -> Result<Vec<WriterId>, Error> {
+        self.inner().list_writers(id).await
+    }
+
     /// See [`SessionStore::delete_session`].
     async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {
         self.inner().delete_session(id).await
@@ -166,6 +195,28 @@ impl<L: StoreLayer> SessionStore for L {
 
     async fn write_timeline(&self, id: &SessionId, contents: Bytes) -> Result<(), Error> {
         StoreLayer::write_timeline(self, id, contents).await
+    }
+
+    async fn read_file(&self, id: &SessionId, file: &SessionFile) -> Result<Option<Bytes>, Error> {
+        StoreLayer::read_file(self, id, file).await
+    }
+
+    async fn write_file(
+        &self,
+        id: &SessionId,
+        file: &SessionFile,
+        contents: Bytes,
+        mode: WriteMode,
+    ) -> Result<(), Error> {
+        StoreLayer::write_file(self, id, file, contents, mode).await
+    }
+
+    async fn delete_file(&self, id: &SessionId, file: &SessionFile) -> Result<(), Error> {
+        StoreLayer::delete_file(self, id, file).await
+    }
+
+    async fn list_writers(&self, id: &SessionId) -> Result<Vec<WriterId>, Error> {
+        StoreLayer::list_writers(self, id).await
     }
 
     async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {

@@ -41,6 +41,7 @@ mod time;
 mod timeline;
 mod window;
 mod writer;
+mod writers;
 
 pub use annotation::{
     ANNOTATIONS_FILE, Annotation, AnnotationError, PHASE_ANNOTATION_TYPE, PHASE_KEY_PREFIX, UNLABELLED,
@@ -69,3 +70,7 @@ pub use time::Timestamp;
 pub use timeline::{TIMELINE_VERSION, Timeline, TimelineBuilder, TimelineRow, timeline, timeline_of};
 pub use window::{PhaseRange, Window, WindowError, find_phase, window};
 pub use writer::{SessionWriter, WriterOptions};
+pub use writers::{
+    InvalidWriterId, Joined, MAX_WRITER_ID_LEN, SealMarker, SealOptions, SealOutcome, SessionFile, WriteMode,
+    WriterEntry, WriterId, WriterManifest, join_session, read_manifests, repair_writer, seal_session,
+};

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use tape_otlp::Signal;
 
 use crate::blob::BlobSummary;
-use crate::{BlobKey, SessionId, Timestamp};
+use crate::{BlobKey, SessionId, Timestamp, WriterEntry, WriterId};
 
 /// The version of the session format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -152,6 +152,14 @@ pub struct PhaseEntry {
     /// Feature flags in force during the phase.
     #[serde(default)]
     pub flags: Vec<String>,
+    /// In a session made by `sessions merge`: the source session the phase
+    /// came from (its name is then `<source>/<name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SessionId>,
+    /// In a session with several writers: the writer whose records the
+    /// phase labels; `None` labels every writer's records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<WriterId>,
 }
 
 /// The contents of a session's `metadata.json`.
@@ -220,6 +228,11 @@ pub struct SessionMetadata {
     /// each with its time range and feature flags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<PhaseEntry>,
+    /// A session with several writers (`capture --join`, `sessions
+    /// merge`): each writer's figures, sorted by writer id, once sealed.
+    /// Empty for a session with one writer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writers: Vec<WriterEntry>,
 }
 
 /// Why a `metadata.json` could not be read.
@@ -264,6 +277,7 @@ impl SessionMetadata {
             content_hash: content_hash(&[]),
             parameters: BTreeMap::new(),
             phases: Vec::new(),
+            writers: Vec::new(),
         }
     }
 

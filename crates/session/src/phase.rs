@@ -134,7 +134,14 @@ mod tests {
 
     fn phase(name: &str, from: u64, to: u64) -> Annotation {
         let session: SessionId = "s1".parse().unwrap();
-        let entry = PhaseEntry { name: name.to_owned(), start: at(from), end: at(to), flags: vec!["f".to_owned()] };
+        let entry = PhaseEntry {
+            name: name.to_owned(),
+            start: at(from),
+            end: at(to),
+            flags: vec!["f".to_owned()],
+            source: None,
+            writer: None,
+        };
         Annotation::phase(&session, &entry, "about it", at(0), "test")
     }
 

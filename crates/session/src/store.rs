@@ -3,7 +3,7 @@ use std::fmt::Debug;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::{BlobKey, Error, SessionId, SessionMetadata};
+use crate::{BlobKey, Error, SessionFile, SessionId, SessionMetadata, WriteMode, WriterId};
 
 /// A stream of a blob's bytes, in chunks.
 pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
@@ -59,6 +59,42 @@ pub trait SessionStore: Send + Sync + Debug {
 
     /// Writes (or atomically replaces) a session's `timeline.json`.
     async fn write_timeline(&self, id: &SessionId, contents: Bytes) -> Result<(), Error>;
+
+    /// A session's [`SessionFile`] (a writer's manifest, the seal marker),
+    /// or `None` when it has none.
+    async fn read_file(&self, id: &SessionId, file: &SessionFile) -> Result<Option<Bytes>, Error> {
+        let _ = (id, file);
+        Err(Error::backend(format!("{}: this store keeps no writer files", self.location()), "unsupported"))
+    }
+
+    /// Writes a session's [`SessionFile`]: with [`WriteMode::CreateNew`],
+    /// only when nothing is stored under its name, failing with
+    /// [`Error::FileExists`] otherwise (atomically where the store can);
+    /// with [`WriteMode::Replace`], replacing it whole or not at all.
+    async fn write_file(
+        &self,
+        id: &SessionId,
+        file: &SessionFile,
+        contents: Bytes,
+        mode: WriteMode,
+    ) -> Result<(), Error> {
+        let _ = (id, file, contents, mode);
+        Err(Error::backend(format!("{}: this store keeps no writer files", self.location()), "unsupported"))
+    }
+
+    /// Deletes a session's [`SessionFile`]; deleting one that is not there
+    /// is not an error.
+    async fn delete_file(&self, id: &SessionId, file: &SessionFile) -> Result<(), Error> {
+        let _ = (id, file);
+        Err(Error::backend(format!("{}: this store keeps no writer files", self.location()), "unsupported"))
+    }
+
+    /// The writers with a manifest (`writers/<writer-id>.json`) in a
+    /// session, sorted; names that are not valid writer ids are ignored.
+    async fn list_writers(&self, id: &SessionId) -> Result<Vec<WriterId>, Error> {
+        let _ = id;
+        Ok(Vec::new())
+    }
 
     /// Deletes everything stored under a session id. Fails with
     /// [`Error::NotFound`] when nothing is.

@@ -4,7 +4,8 @@ use tracing::{debug, warn};
 
 use crate::blob::{BlobWriter, DEFAULT_COMPRESSION_LEVEL};
 use crate::{
-    BlobEntry, BlobKey, BlobSink, Error, SessionMetadata, SessionStatus, SessionStore, TimelineBuilder, Timestamp,
+    BlobEntry, BlobKey, BlobSink, Error, SealOutcome, SessionMetadata, SessionStatus, SessionStore, TimelineBuilder,
+    Timestamp, WriterId,
 };
 
 /// How a [`SessionWriter`] lays out blobs.
@@ -98,6 +99,38 @@ impl<'a> SessionWriter<'a> {
             timeline: TimelineBuilder::new(),
             timeline_whole,
         })
+    }
+
+    /// Joins session `template.session_id` as `writer`, one of several
+    /// writers (`capture --join`), creating the session when it is not
+    /// there ([`join_session`](crate::join_session)). Blob keys then carry
+    /// the writer id, counted from `000001`; after each commit the
+    /// writer's manifest (`writers/<writer-id>.json`) is replaced instead
+    /// of `metadata.json`. [`try_finish`](SessionWriter::try_finish) writes
+    /// the manifest with the final status, then seals the session if no
+    /// other writer is active ([`seal_session`](crate::seal_session)),
+    /// and returns the merged metadata when the session is sealed (by this
+    /// writer or another), or otherwise the active session's metadata with
+    /// this writer's blobs; [`seal`](SessionWriter::seal) says which.
+    pub async fn join(
+        store: &'a dyn SessionStore,
+        template: SessionMetadata,
+        writer: WriterId,
+        host: Option<String>,
+        options: WriterOptions,
+    ) -> Result<Self, Error> {
+        let _ = (store, template, writer, host, options);
+        todo!("SessionWriter::join")
+    }
+
+    /// The writer id, for a writer that joined.
+    pub fn writer_id(&self) -> Option<&WriterId> {
+        todo!("SessionWriter::writer_id")
+    }
+
+    /// For a writer that joined, what sealing did when it finished.
+    pub fn seal(&self) -> Option<&SealOutcome> {
+        todo!("SessionWriter::seal")
     }
 
     /// The metadata as it stands: committed blobs only.

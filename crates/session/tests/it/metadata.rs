@@ -328,12 +328,16 @@ fn phases_are_listed_in_camel_case_and_round_trip() {
             start: Timestamp::from_unix_nanos(START),
             end: Timestamp::from_unix_nanos(START + 10_000_000_000),
             flags: vec![],
+            source: None,
+            writer: None,
         },
         PhaseEntry {
             name: "failure".to_owned(),
             start: Timestamp::from_unix_nanos(START + 10_000_000_000),
             end: Timestamp::from_unix_nanos(START + 20_000_000_000),
             flags: vec!["payment-failure".to_owned()],
+            source: None,
+            writer: None,
         },
     ];
     let json = json_of(&metadata);
