@@ -27,7 +27,7 @@ fn read(relative: &str) -> String {
 
 /// The names of the environment variables otlp-tape reads: the string
 /// constants `pub const NAME: &str = "NAME";` in the sources of its crates.
-fn variable_constants() -> std::collections::BTreeSet<String> {
+pub(crate) fn variable_constants() -> std::collections::BTreeSet<String> {
     fn visit(dir: &Path, names: &mut std::collections::BTreeSet<String>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -270,7 +270,7 @@ fn collector_config(compose: &Compose) -> CollectorConfig {
 }
 
 /// The value of `--flag VALUE` or `--flag=VALUE` in `args`.
-fn option<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+pub(crate) fn option<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
     args.iter().enumerate().find_map(|(index, arg)| {
         if arg == flag {
             Some(args.get(index + 1).unwrap_or_else(|| panic!("{flag} has no value")).as_str())
@@ -281,7 +281,7 @@ fn option<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
 }
 
 /// Whether `help` mentions `flag` as a whole flag (`--forward` is not found in `--forward-protocol`).
-fn help_mentions(help: &str, flag: &str) -> bool {
+pub(crate) fn help_mentions(help: &str, flag: &str) -> bool {
     help.match_indices(flag).any(|(at, _)| {
         let before = help[..at].chars().next_back();
         let after = help[at + flag.len()..].chars().next();
