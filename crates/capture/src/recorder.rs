@@ -390,7 +390,7 @@ impl RecordingTask {
         let RecordingTask { store, metadata, config, queue, shared, mut stop } = self;
         let created = match config.join.clone() {
             Some(JoinAs { writer, host }) => {
-                SessionWriter::join(store.as_ref(), metadata, writer, host, config.writer).await
+                Box::pin(SessionWriter::join(store.as_ref(), metadata, writer, host, config.writer)).await
             }
             None => SessionWriter::create(store.as_ref(), metadata, config.writer).await,
         };
@@ -423,7 +423,8 @@ impl RecordingTask {
         // One receiver for both: a stop that ended the recording is seen,
         // and only a later one gives up finishing.
         let reason = task.record(&config, &mut stop).await;
-        task.finish(store.as_ref(), reason, stop).await
+        // Finishing a joined writer seals the session: a large future.
+        Box::pin(task.finish(store.as_ref(), reason, stop)).await
     }
 }
 
