@@ -49,8 +49,8 @@ pub use http_body::{
 pub use intake::{DEFAULT_READ_TIMEOUT, DEFAULT_RECEIVE_BUDGET_BYTES, Held, Intake, ReceiveBudget, ReceiveLimits};
 pub use receivers::{AttachError, AttachedCapture, Receivers, ReceiversConfig};
 pub use recorder::{
-    Admitted, QueueFill, QueueGauge, Recorder, RecorderConfig, RecordingOutcome, RecordingTask, Refusal, StopHandle,
-    StopReason, now, recorder,
+    Admitted, JoinAs, QueueFill, QueueGauge, Recorder, RecorderConfig, RecordingOutcome, RecordingTask, Refusal,
+    StopHandle, StopReason, now, recorder,
 };
 pub use settings::{
     CAPTURE_COMPRESSION_ENABLED, CAPTURE_MAX_DURATION_MINUTES, CAPTURE_MAX_SIZE_MB, CaptureEndpoints, CapturePlan,
