@@ -344,7 +344,7 @@ fn every_variable_is_read_by_otlp_tape_or_expanded_in_the_arguments() {
 }
 
 #[test]
-fn capture_writers_join_one_session_with_their_pod_names_as_writer_ids() {
+fn capture_writers_join_one_session_with_writer_ids_from_their_pod_names() {
     let objects = manifests();
     let deployment = capture_deployment(&objects);
     let capture = capture_container(deployment);
@@ -353,15 +353,20 @@ fn capture_writers_join_one_session_with_their_pod_names_as_writer_ids() {
     let session = capture.option("--session-id").expect("the writers name the session they join (--session-id)");
     assert_eq!(references(&session), ["SESSION_ID"], "--session-id {session}");
 
-    // The writer id is the pod's name, from the downward API.
-    assert_eq!(capture.option("--writer-id").as_deref(), Some("$(POD_NAME)"));
-    let field = capture.env_entry("POD_NAME").get("valueFrom").and_then(|from| from.get("fieldRef"));
+    // The writer id is made from the pod's name (from the downward API), whole, and a suffix new at each
+    // start: a fixed id would be refused when the container restarts in the same pod.
+    assert_eq!(capture.option("--writer-id"), None, "a fixed --writer-id cannot join again after a restart");
+    let field = capture.env_entry("HOSTNAME").get("valueFrom").and_then(|from| from.get("fieldRef"));
     let field = field.and_then(|reference| reference.get("fieldPath")).and_then(Value::as_str);
-    assert_eq!(field, Some("metadata.name"), "POD_NAME should come from the downward API");
+    assert_eq!(field, Some("metadata.name"), "HOSTNAME should be the pod's name, from the downward API");
     let pod_name = format!("{}{POD_NAME_SUFFIX}", deployment.name());
-    if let Err(error) = WriterId::new(&pod_name) {
-        panic!("the pods of Deployment {} get names like {pod_name}, not a writer id: {error}", deployment.name());
-    }
+    let writer = WriterId::for_host(&pod_name, "k3v9qa").unwrap();
+    assert_eq!(
+        writer.as_str(),
+        format!("{pod_name}-k3v9qa"),
+        "the pods of Deployment {} get names like {pod_name}, cut short in their writer ids",
+        deployment.name()
+    );
 
     assert_eq!(deployment.u64_at(&["spec", "replicas"]), Some(3), "three writers");
     let grace = deployment.u64_at(&["spec", "template", "spec", "terminationGracePeriodSeconds"]).unwrap_or(30);
