@@ -9,3 +9,4 @@ mod metadata;
 mod retention;
 mod robustness;
 mod support;
+mod writers;
