@@ -10,3 +10,5 @@ mod retention;
 mod robustness;
 mod support;
 mod writers;
+mod writers_read;
+mod writers_repair;
