@@ -35,6 +35,7 @@ mod output;
 mod phase;
 mod read;
 mod repair;
+mod repair_writer;
 pub mod retention;
 mod salvage;
 mod seal;
@@ -63,9 +64,12 @@ pub use metadata::{
 pub use output::OutputDir;
 pub use phase::{Phase, PhaseError, PhasesError, phases_of, session_phases};
 pub use read::{
-    SessionListing, list_sessions, read_blob, read_blobs_in_time_order, read_session, read_session_in_time_order,
+    SessionListing, TaggedRecord, list_sessions, read_blob, read_blobs_in_time_order, read_blobs_in_time_order_tagged,
+    read_session, read_session_in_time_order,
 };
-pub use repair::{DamagedBlob, PartialOutcome, RecoveredBlob, RepairReport, RepairTotals, repair_session};
+pub use repair::{
+    DamagedBlob, PartialOutcome, RecoveredBlob, RepairReport, RepairTotals, WriterRepairSeal, repair_session,
+};
 pub use salvage::{Salvaged, salvage_blob};
 pub use store::{BlobSink, ByteStream, PartialBlob, SessionStore};
 pub use time::Timestamp;

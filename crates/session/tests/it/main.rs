@@ -9,3 +9,6 @@ mod metadata;
 mod retention;
 mod robustness;
 mod support;
+mod writers;
+mod writers_read;
+mod writers_repair;
