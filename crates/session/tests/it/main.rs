@@ -6,6 +6,7 @@ mod blob;
 mod corruption;
 mod format;
 mod metadata;
+mod metadata_writers;
 mod retention;
 mod robustness;
 mod support;
