@@ -5,6 +5,7 @@
 mod blob;
 mod corruption;
 mod format;
+mod format_writers;
 mod metadata;
 mod metadata_writers;
 mod retention;
