@@ -384,6 +384,26 @@ mod tests {
     }
 
     #[test]
+    fn a_resume_of_another_shard_is_refused_and_no_shard_keeps_the_old_fingerprint() {
+        let path = Path::new("c.json");
+        let shard = |text: &str| {
+            let selection = Selection { shard: Some(text.parse().unwrap()), ..Selection::default() };
+            Fingerprinted::new(&selection, TimestampMode::None, IdRegeneration::FromSecondPass)
+        };
+        let checkpoint = Checkpoint::new(&metadata(), shard("0/3"), 42);
+        let message = checkpoint.check(path, &metadata(), &shard("1/3"), None).unwrap_err().to_string();
+        assert!(message.contains("another selection: shard 0/3 (now 1/3); resume with the same"), "{message}");
+        let whole = Fingerprinted::new(&Selection::default(), TimestampMode::None, IdRegeneration::FromSecondPass);
+        let message = checkpoint.check(path, &metadata(), &whole, None).unwrap_err().to_string();
+        assert!(message.contains("shard 0/3 (now none)"), "{message}");
+        checkpoint.check(path, &metadata(), &shard("0/3"), None).unwrap();
+        // A replay without a shard writes what a build before shards wrote.
+        assert!(!serde_json::to_string(&whole).unwrap().contains("shard"));
+        let json = serde_json::to_string(&shard("2/3")).unwrap();
+        assert!(json.ends_with(r#""shard":"2/3"}"#), "{json}");
+    }
+
+    #[test]
     fn missing_and_foreign_files_are_named() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("missing.json");
