@@ -284,3 +284,34 @@ fn bad_shards_and_start_times_are_usage_errors() {
         assert!(stderr(&output).contains(fragment), "{args:?}: {}", stderr(&output));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_a_bad_shard_with_400_and_reports_a_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path(), "S");
+    let served = crate::serve::Served::start(dir.path(), &[]);
+    let post = reqwest::Method::POST;
+    for (body, fragment) in [
+        (serde_json::json!({"session": "S", "shard": "3/3"}), "the index must be below the count (0 to 2), not 3"),
+        (serde_json::json!({"session": "S", "shard": "0/0"}), "the count must be 1 to 1024, not 0"),
+        (serde_json::json!({"session": "S", "startAt": "yesterday"}), "expected an RFC 3339 time"),
+        (
+            serde_json::json!({"session": "auto", "strategy": "random", "shard": "1/2"}),
+            "--shard 1/2 cannot be used with --strategy random",
+        ),
+    ] {
+        let (status, answer) = served.call(post.clone(), "/api/v1/replays", Some(body.clone())).await;
+        assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(fragment), "{body}: {message}");
+    }
+    let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
+    let body = serde_json::json!({"session": "S", "speed": "max", "shard": "1/2", "endpoint": target.http_endpoint()});
+    let (status, started) = served.call(post, "/api/v1/replays", Some(body)).await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{started}");
+    let job = served.until_done(&format!("/api/v1/replays/{}", started["id"].as_str().unwrap())).await;
+    assert_eq!(job["report"]["options"]["shard"], "1/2", "{job}");
+    let sent = job["report"]["counts"]["total"]["sentItems"].as_u64().unwrap();
+    assert!(sent > 0 && sent < SEED_ITEMS.iter().sum::<u64>(), "half of the seed or so: {sent}");
+    target.shutdown().await;
+}
