@@ -315,3 +315,43 @@ async fn the_api_refuses_a_bad_shard_with_400_and_reports_a_good_one() {
     assert!(sent > 0 && sent < SEED_ITEMS.iter().sum::<u64>(), "half of the seed or so: {sent}");
     target.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_with_a_shards_report_expects_that_shards_items_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    seed(dir, "S");
+    let served = crate::serve::Served::start(dir, &[]);
+    let post = reqwest::Method::POST;
+    let (status, capture) =
+        served.call(post.clone(), "/api/v1/captures", Some(serde_json::json!({"sessionId": "delivered"}))).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{capture}");
+    let report = dir.join("shard.json");
+    let args =
+        ["--session", "S", "--shard", "1/3", "--speed", "max", "--timestamps", "none", "--endpoint", &served.http];
+    let output = run_to_end(replay(dir, &args).arg("--report").arg(&report).arg("--no-progress"));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (status, _) = served.call(post, "/api/v1/captures/delivered/stop", None).await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    assert_eq!(served.until_done("/api/v1/captures/delivered").await["state"], "completed");
+
+    let compare = |extra: &[&str]| {
+        let mut command = crate::tape(dir);
+        command.args(["--output", "json", "compare", "S", "delivered"]).args(extra);
+        let output = tokio::task::block_in_place(|| command.output().unwrap());
+        (output.status.code(), serde_json::from_slice::<Value>(&output.stdout).unwrap_or(Value::Null), stderr(&output))
+    };
+    let (code, comparison, message) = compare(&["--replay-report", report.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{message}\n{comparison:#}");
+    let sent: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    for signal in comparison["signals"].as_array().unwrap() {
+        let name = signal["signal"].as_str().unwrap();
+        let expected = signal["counts"]["expected"].as_u64().unwrap();
+        assert_eq!(expected, sent_items(&sent, name), "{name}: the expected side is the shard's items");
+        assert!(expected < SEED_ITEMS[Signal::ALL.iter().position(|s| s.as_str() == name).unwrap()]);
+        assert_eq!(signal["counts"]["missing"], 0, "{name}");
+    }
+    // Without the report, the other shards' items are missing.
+    let (code, _, _) = compare(&[]);
+    assert_eq!(code, Some(1));
+}
