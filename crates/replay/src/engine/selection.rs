@@ -1,9 +1,10 @@
-//! Which records of a session a replay sends: signals, services, and a
-//! window of receive times.
+//! Which records of a session a replay sends: signals, services, a
+//! window of receive times, and a shard.
 
 use std::fmt;
 
 use bytes::Bytes;
+use tape_otlp::wire::{Shard, ShardCut};
 use tape_otlp::{Signal, SignalSet, wire};
 use tape_session::BlobEntry;
 
@@ -20,11 +21,18 @@ pub struct Selection {
     pub from: Option<u64>,
     /// Records received before this time (unix nanoseconds).
     pub until: Option<u64>,
+    /// Only the items of this shard (`--shard I/N`): each request is cut
+    /// on the wire after the services cut (see
+    /// [`tape_otlp::wire::cut_to_shard`]), and a request left with none is
+    /// not sent. The cut is a function of the stored items alone, so N
+    /// replays of one selection send disjoint parts whose union is the
+    /// whole.
+    pub shard: Option<Shard>,
 }
 
 impl Default for Selection {
     fn default() -> Self {
-        Selection { signals: SignalSet::ALL, services: Vec::new(), from: None, until: None }
+        Selection { signals: SignalSet::ALL, services: Vec::new(), from: None, until: None, shard: None }
     }
 }
 
@@ -64,6 +72,21 @@ impl Selection {
         if !self.signals.contains(signal) || !self.in_window(receive_nanos) {
             return Selected::Skip;
         }
+        let (payload, items) = match self.cut_to_services(signal, payload, items) {
+            Selected::Send { payload, items } => (payload, items),
+            other => return other,
+        };
+        let Some(shard) = self.shard else { return Selected::Send { payload, items } };
+        match wire::cut_to_shard(signal, &payload, shard) {
+            Ok(ShardCut::Whole) => Selected::Send { payload, items },
+            Ok(ShardCut::Part { payload, items }) => Selected::Send { payload: Bytes::from(payload), items },
+            Ok(ShardCut::Empty) => Selected::Skip,
+            Err(error) => Selected::Invalid(error),
+        }
+    }
+
+    /// The record cut to the selected services.
+    fn cut_to_services(&self, signal: Signal, payload: Bytes, items: u64) -> Selected {
         if self.services.is_empty() {
             return Selected::Send { payload, items };
         }
@@ -85,7 +108,8 @@ impl Selection {
 
 impl fmt::Display for Selection {
     /// The selection in words, for plans and reports: `traces, metrics,
-    /// logs; services checkout, payment; received from ... until ...`.
+    /// logs; services checkout, payment; received from ... until ...;
+    /// shard 1/3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.signals)?;
         if !self.services.is_empty() {
@@ -97,6 +121,10 @@ impl fmt::Display for Selection {
             (Some(from), None) => write!(f, "; received from {}", time(from)),
             (None, Some(until)) => write!(f, "; received before {}", time(until)),
             (None, None) => Ok(()),
+        }?;
+        match self.shard {
+            Some(shard) => write!(f, "; shard {shard}"),
+            None => Ok(()),
         }
     }
 }

@@ -42,6 +42,12 @@ pub fn report(report: &Report) {
     if let Some(position) = &report.options.resumed_from {
         println!("  Resumed at {}; the counts include the earlier runs.", tape_replay::describe_position(position));
     }
+    if let Some(shard) = report.options.shard {
+        println!("  Shard {shard}: the counts are of its items alone.");
+    }
+    if let Some(start) = report.options.start_at {
+        println!("  Scheduled from {start} (--start-at).");
+    }
     println!("  Id seed {}.", report.id_seed);
 }
 
