@@ -12,11 +12,13 @@
 //! - **Replay:** N `otlp-tape replay --shard I/N --speed max` processes read
 //!   the session of the largest capture run (its writers' records merged in
 //!   receive-time order) from S3 and send it over OTLP/gRPC (uncompressed)
-//!   to one OTLP target in this process, which must count exactly the
+//!   to one receiver in this process, the capture's OTLP/gRPC receiver with
+//!   no recorder (as `otlp-tape bench replay` uses), which checks and counts
+//!   each request on the wire and drops it; it must count exactly the
 //!   session's items.
 //!
 //! Every process shares this machine's CPUs with the others, with the S3
-//! server and with the target (both in this process), so the figures show
+//! server and with the receiver (both in this process), so the figures show
 //! what one machine gives and what each process costs, not what N machines
 //! would give; `docs/PERFORMANCE.md` works that out.
 //!
@@ -31,9 +33,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use tape_capture::{DEFAULT_MAX_REQUEST_BYTES, Intake, ReceiveLimits, Stats};
 use tape_otlp::Signal;
-use tape_testkit::otlp_target::{OtlpTarget, OtlpTargetOptions};
 use tape_testkit::s3::S3TestServer;
+use tokio_util::sync::CancellationToken;
 
 /// Variables of whoever runs the benchmark that would change what the
 /// processes do.
@@ -379,7 +384,16 @@ fn replay_run(bench: &Bench, runtime: &tokio::runtime::Runtime, processes: usize
     let mut show = bench.tape(&bench.s3_store(), "show");
     show.args(["sessions", "show", session]);
     let metadata = bench.json(show, "show");
-    let target = runtime.block_on(OtlpTarget::start(OtlpTargetOptions::default()));
+    let (receiver, stats, stop, server) = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let receiver = format!("http://{}", listener.local_addr().unwrap());
+        let stats = Arc::new(Stats::default());
+        let intake = Intake::new(None, None, Arc::clone(&stats), DEFAULT_MAX_REQUEST_BYTES, ReceiveLimits::default());
+        let stop = CancellationToken::new();
+        let shutdown = stop.clone().cancelled_owned();
+        let server = tokio::spawn(async move { tape_capture::grpc::serve(listener, intake, shutdown).await });
+        (receiver, stats, stop, server)
+    });
 
     let (own_before, children_before) = cpu_seconds();
     let steal_before = steal_seconds();
@@ -390,7 +404,7 @@ fn replay_run(bench: &Bench, runtime: &tokio::runtime::Runtime, processes: usize
             let mut replay = bench.tape(&bench.s3_store(), &name);
             replay.args(["replay", "--session", session, "--shard", &format!("{index}/{processes}")]);
             replay.args(["--speed", "max", "--protocol", "grpc", "--compression", "none", "--no-progress"]);
-            replay.args(["--id-seed", "42", "--endpoint", target.grpc_endpoint()]);
+            replay.args(["--id-seed", "42", "--endpoint", &receiver]);
             Running::start(replay, &name)
         })
         .collect();
@@ -405,12 +419,13 @@ fn replay_run(bench: &Bench, runtime: &tokio::runtime::Runtime, processes: usize
     let (own_after, children_after) = cpu_seconds();
     let steal = (steal_seconds() - steal_before) / elapsed.as_secs_f64();
 
-    let mut received: BTreeMap<Signal, u64> = BTreeMap::new();
-    for request in target.received() {
-        let count = tape_otlp::wire::count_items(request.signal, &request.body).unwrap();
-        *received.entry(request.signal).or_default() += count;
-    }
-    runtime.block_on(target.shutdown());
+    stop.cancel();
+    runtime.block_on(server).unwrap().unwrap();
+    let counted = stats.snapshot();
+    let received: BTreeMap<Signal, u64> =
+        // With no recorder, what it acknowledges counts as ignored (not recorded).
+        Signal::ALL.into_iter().map(|signal| (signal, counted.signal(signal).ignored_items)).collect();
+    assert_eq!(counted.total().rejected, 0, "the receiver refused requests: {counted:?}");
     for (signal, field) in
         [(Signal::Traces, "capturedTraces"), (Signal::Metrics, "capturedMetrics"), (Signal::Logs, "capturedLogs")]
     {
@@ -490,9 +505,9 @@ fn print_capture(runs: &[CaptureRun]) {
 }
 
 fn print_replay(runs: &[ReplayRun], session: &str) {
-    println!("\nreplay: N `replay --shard I/N --speed max` of {session} from S3 into one OTLP/gRPC target");
+    println!("\nreplay: N `replay --shard I/N --speed max` of {session} from S3 into one OTLP/gRPC receiver");
     println!(
-        "{:>9} {:>10} {:>10} {:>9} {:>11} {:>6} {:>15} {:>14} {:>22} {:>6}",
+        "{:>9} {:>10} {:>10} {:>9} {:>11} {:>6} {:>15} {:>14} {:>24} {:>6}",
         "processes",
         "spans",
         "items",
@@ -501,14 +516,14 @@ fn print_replay(runs: &[ReplayRun], session: &str) {
         "ratio",
         "slowest shard s",
         "CPU s children",
-        "CPU s S3 server+target",
+        "CPU s S3 server+receiver",
         "steal"
     );
     let base = runs.first().map(|run| per_second(run.spans, run.elapsed));
     for run in runs {
         let rate = per_second(run.spans, run.elapsed);
         println!(
-            "{:>9} {:>10} {:>10} {:>9.2} {:>11.0} {:>6.2} {:>15.2} {:>14.2} {:>22.2} {:>6.2}",
+            "{:>9} {:>10} {:>10} {:>9.2} {:>11.0} {:>6.2} {:>15.2} {:>14.2} {:>24.2} {:>6.2}",
             run.processes,
             run.spans,
             run.items,
