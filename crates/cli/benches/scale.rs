@@ -384,15 +384,15 @@ fn replay_run(bench: &Bench, runtime: &tokio::runtime::Runtime, processes: usize
     let mut show = bench.tape(&bench.s3_store(), "show");
     show.args(["sessions", "show", session]);
     let metadata = bench.json(show, "show");
-    let (receiver, stats, stop, server) = runtime.block_on(async {
+    let (endpoint, stats, stop, server) = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-        let receiver = format!("http://{}", listener.local_addr().unwrap());
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let stats = Arc::new(Stats::default());
         let intake = Intake::new(None, None, Arc::clone(&stats), DEFAULT_MAX_REQUEST_BYTES, ReceiveLimits::default());
         let stop = CancellationToken::new();
         let shutdown = stop.clone().cancelled_owned();
         let server = tokio::spawn(async move { tape_capture::grpc::serve(listener, intake, shutdown).await });
-        (receiver, stats, stop, server)
+        (endpoint, stats, stop, server)
     });
 
     let (own_before, children_before) = cpu_seconds();
@@ -404,7 +404,7 @@ fn replay_run(bench: &Bench, runtime: &tokio::runtime::Runtime, processes: usize
             let mut replay = bench.tape(&bench.s3_store(), &name);
             replay.args(["replay", "--session", session, "--shard", &format!("{index}/{processes}")]);
             replay.args(["--speed", "max", "--protocol", "grpc", "--compression", "none", "--no-progress"]);
-            replay.args(["--id-seed", "42", "--endpoint", &receiver]);
+            replay.args(["--id-seed", "42", "--endpoint", &endpoint]);
             Running::start(replay, &name)
         })
         .collect();
