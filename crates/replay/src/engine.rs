@@ -800,14 +800,13 @@ impl StartAt {
 
     /// The wall-clock time, in unix nanoseconds, at which a record `offset`
     /// into the timeline is due at `speed` (at `max`: as recorded).
+    // At exactly 1x the offset is kept to the nanosecond (a float would
+    // round offsets past 104 days); any other factor scales it, the same
+    // way in every shard.
+    #[allow(clippy::float_cmp, clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     fn unix_at(self, offset: u128, speed: Speed) -> u64 {
         let offset = match speed {
-            Speed::Factor(factor) if factor != 1.0 => {
-                #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                // nanoseconds: exact up to 104 days; every shard computes the same
-                let scaled = (offset as f64 / factor) as u128;
-                scaled
-            }
+            Speed::Factor(factor) if factor != 1.0 => (offset as f64 / factor) as u128,
             _ => offset,
         };
         u64::try_from(u128::from(self.unix).saturating_add(offset)).unwrap_or(u64::MAX)
