@@ -183,6 +183,31 @@ async fn shards_with_one_start_wait_for_it_keep_one_schedule_and_shift_timestamp
     assert_eq!(span(&sent), span(&stored) + (start_at - first));
 }
 
+#[tokio::test(start_paused = true)]
+async fn under_current_timestamps_a_shards_part_moves_as_the_whole_request_does() {
+    let (_dir, store) = local_store();
+    let metadata = seed(store.as_ref(), "current", "payment-failure", 4, 20.0, SignalSet::ALL).await;
+    let sinks: Vec<RecordingSink> = (0..4).map(|_| RecordingSink::default()).collect();
+    let options = [Some("0/3"), Some("1/3"), Some("2/3"), None].map(|shard| ReplayOptions {
+        timestamps: TimestampMode::Current,
+        ..shard_options(shard, WALL + SECOND, Speed::Factor(1.0))
+    });
+    let (a, b, c, d) = tokio::join!(
+        common::replay_to(&store, &metadata, &sinks[0], &options[0]),
+        common::replay_to(&store, &metadata, &sinks[1], &options[1]),
+        common::replay_to(&store, &metadata, &sinks[2], &options[2]),
+        common::replay_to(&store, &metadata, &sinks[3], &options[3]),
+    );
+    for outcome in [&a, &b, &c, &d] {
+        assert_eq!(outcome.reason, EndReason::Finished, "{:?}", outcome.error);
+    }
+    let shards = sent_items(&[&sinks[0], &sinks[1], &sinks[2]]);
+    assert!(shards == sent_items(&[&sinks[3]]), "the shards' timestamps differ from one process's");
+    // Requests were cut indeed: the shards sent more requests than one process.
+    let requests: usize = sinks[..3].iter().map(|sink| sink.sent().len()).sum();
+    assert!(requests > sinks[3].sent().len());
+}
+
 fn whole_first_traces(sink: &RecordingSink) -> ExportRequest {
     let sent = sink.sent().into_iter().find(|sent| sent.signal == Signal::Traces).unwrap();
     ExportRequest::decode_protobuf(Signal::Traces, &sent.payload).unwrap()
