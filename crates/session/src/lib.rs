@@ -27,6 +27,7 @@ pub mod config;
 mod duration;
 mod error;
 mod id;
+mod join;
 mod key;
 mod layer;
 mod metadata;
@@ -34,8 +35,10 @@ mod output;
 mod phase;
 mod read;
 mod repair;
+mod repair_writer;
 pub mod retention;
 mod salvage;
+mod seal;
 mod store;
 mod time;
 mod timeline;
@@ -55,15 +58,18 @@ pub use id::{InvalidSessionId, MAX_SESSION_ID_LEN, SessionId};
 pub use key::{BlobKey, InvalidBlobKey};
 pub use layer::StoreLayer;
 pub use metadata::{
-    BlobEntry, FORMAT_VERSION, MetadataError, PhaseEntry, SessionMetadata, SessionStatus, SessionType, SignalCounts,
-    content_hash,
+    BlobEntry, FORMAT_VERSION, FORMAT_VERSION_WRITERS, MetadataError, PhaseEntry, SessionMetadata, SessionStatus,
+    SessionType, SignalCounts, content_hash,
 };
 pub use output::OutputDir;
 pub use phase::{Phase, PhaseError, PhasesError, phases_of, session_phases};
 pub use read::{
-    SessionListing, list_sessions, read_blob, read_blobs_in_time_order, read_session, read_session_in_time_order,
+    SessionListing, TaggedRecord, list_sessions, read_blob, read_blobs_in_time_order, read_blobs_in_time_order_tagged,
+    read_session, read_session_in_time_order,
 };
-pub use repair::{DamagedBlob, PartialOutcome, RecoveredBlob, RepairReport, RepairTotals, repair_session};
+pub use repair::{
+    DamagedBlob, PartialOutcome, RecoveredBlob, RepairReport, RepairTotals, WriterRepairSeal, repair_session,
+};
 pub use salvage::{Salvaged, salvage_blob};
 pub use store::{BlobSink, ByteStream, PartialBlob, SessionStore};
 pub use time::Timestamp;
