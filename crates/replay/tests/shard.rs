@@ -310,7 +310,7 @@ async fn the_shards_of_a_session_of_two_writers_send_what_one_process_sends() {
     let mut writers = Vec::new();
     for name in ["node-a", "node-b"] {
         let writer = WriterId::new(name).unwrap();
-        let joined = SessionWriter::join(store.as_ref(), template.clone(), writer, None, options.clone()).await;
+        let joined = SessionWriter::join(store.as_ref(), template.clone(), writer, None, options).await;
         writers.push(joined.expect("join the session"));
     }
     for (n, batch) in batches.iter().enumerate() {
