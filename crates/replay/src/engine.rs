@@ -477,19 +477,19 @@ impl<S: Sink> Engine<'_, S> {
                     continue;
                 }
                 let receive = record.receive_time_unix_nano;
-                let (payload, items) = match options.selection.apply(signal, receive, record.payload, record.item_count)
-                {
-                    Selected::Send { payload, items } => (payload, items),
-                    Selected::Skip => {
-                        self.finish(this);
-                        continue;
-                    }
-                    Selected::Invalid(error) => {
-                        self.invalid(signal, receive, &error);
-                        self.finish(this);
-                        continue;
-                    }
-                };
+                let (payload, items, uncut) =
+                    match options.selection.apply(signal, receive, record.payload, record.item_count) {
+                        Selected::Send { payload, items, uncut } => (payload, items, uncut),
+                        Selected::Skip => {
+                            self.finish(this);
+                            continue;
+                        }
+                        Selected::Invalid(error) => {
+                            self.invalid(signal, receive, &error);
+                            self.finish(this);
+                            continue;
+                        }
+                    };
                 // Pacing: the record's offset on the timeline, over the speed.
                 let offset = timeline.offset(pass, receive);
                 let mut due_at = None;
@@ -534,7 +534,7 @@ impl<S: Sink> Engine<'_, S> {
                 let send = scheduled.unwrap_or_else(|| self.send_time_nanos());
                 let payload = match rewrite(
                     signal,
-                    payload,
+                    (payload, uncut.as_ref()),
                     options.timestamps,
                     (receive, send),
                     remap.as_ref(),
@@ -800,14 +800,13 @@ impl StartAt {
 
     /// The wall-clock time, in unix nanoseconds, at which a record `offset`
     /// into the timeline is due at `speed` (at `max`: as recorded).
+    // At exactly 1x the offset is kept to the nanosecond (a float would
+    // round offsets past 104 days); any other factor scales it, the same
+    // way in every shard.
+    #[allow(clippy::float_cmp, clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     fn unix_at(self, offset: u128, speed: Speed) -> u64 {
         let offset = match speed {
-            Speed::Factor(factor) if factor != 1.0 => {
-                #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                // nanoseconds: exact up to 104 days; every shard computes the same
-                let scaled = (offset as f64 / factor) as u128;
-                scaled
-            }
+            Speed::Factor(factor) if factor != 1.0 => (offset as f64 / factor) as u128,
             _ => offset,
         };
         u64::try_from(u128::from(self.unix).saturating_add(offset)).unwrap_or(u64::MAX)
@@ -821,11 +820,12 @@ fn scale(nanos: u128, factor: f64) -> Duration {
 }
 
 /// Adjusts timestamps and ids on the wire; the payload is copied only when
-/// something changes. Cumulative metric series keep the start time they
+/// something changes. `current` moves it as of the newest timestamp of
+/// `uncut`, the request it was cut from, when it was. Cumulative metric series keep the start time they
 /// were first sent with in this pass (`series`), when timestamps move.
 fn rewrite(
     signal: Signal,
-    payload: Bytes,
+    (payload, uncut): (Bytes, Option<&Bytes>),
     mode: TimestampMode,
     (receive, send): (u64, u64),
     remap: Option<&IdRemap>,
@@ -834,7 +834,7 @@ fn rewrite(
     let from = match mode {
         TimestampMode::None => None,
         TimestampMode::Relative => Some(receive),
-        TimestampMode::Current => wire::newest_timestamp(signal, &payload)?,
+        TimestampMode::Current => wire::newest_timestamp(signal, uncut.unwrap_or(&payload))?,
     };
     let delta = from.map_or(0, |from| {
         let delta = i128::from(send) - i128::from(from);

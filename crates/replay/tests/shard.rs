@@ -183,6 +183,31 @@ async fn shards_with_one_start_wait_for_it_keep_one_schedule_and_shift_timestamp
     assert_eq!(span(&sent), span(&stored) + (start_at - first));
 }
 
+#[tokio::test(start_paused = true)]
+async fn under_current_timestamps_a_shards_part_moves_as_the_whole_request_does() {
+    let (_dir, store) = local_store();
+    let metadata = seed(store.as_ref(), "current", "payment-failure", 4, 20.0, SignalSet::ALL).await;
+    let sinks: Vec<RecordingSink> = (0..4).map(|_| RecordingSink::default()).collect();
+    let options = [Some("0/3"), Some("1/3"), Some("2/3"), None].map(|shard| ReplayOptions {
+        timestamps: TimestampMode::Current,
+        ..shard_options(shard, WALL + SECOND, Speed::Factor(1.0))
+    });
+    let (a, b, c, d) = tokio::join!(
+        common::replay_to(&store, &metadata, &sinks[0], &options[0]),
+        common::replay_to(&store, &metadata, &sinks[1], &options[1]),
+        common::replay_to(&store, &metadata, &sinks[2], &options[2]),
+        common::replay_to(&store, &metadata, &sinks[3], &options[3]),
+    );
+    for outcome in [&a, &b, &c, &d] {
+        assert_eq!(outcome.reason, EndReason::Finished, "{:?}", outcome.error);
+    }
+    let shards = sent_items(&[&sinks[0], &sinks[1], &sinks[2]]);
+    assert!(shards == sent_items(&[&sinks[3]]), "the shards' timestamps differ from one process's");
+    // Requests were cut indeed: the shards sent more requests than one process.
+    let requests: usize = sinks[..3].iter().map(|sink| sink.sent().len()).sum();
+    assert!(requests > sinks[3].sent().len());
+}
+
 fn whole_first_traces(sink: &RecordingSink) -> ExportRequest {
     let sent = sink.sent().into_iter().find(|sent| sent.signal == Signal::Traces).unwrap();
     ExportRequest::decode_protobuf(Signal::Traces, &sent.payload).unwrap()
@@ -254,4 +279,65 @@ async fn shards_with_one_id_seed_send_the_ids_one_process_sends_on_every_pass() 
     let stored = spans(recorded.into_iter().map(|(signal, record)| (signal, record.payload)).collect());
     let sent = spans(sinks[..3].iter().flat_map(RecordingSink::sent).map(|sent| (sent.signal, sent.payload)).collect());
     assert!(!sent.is_empty() && sent.iter().all(|span| stored.binary_search(span).is_err()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_shards_of_a_session_of_two_writers_send_what_one_process_sends() {
+    use tape_session::{
+        SessionId, SessionMetadata, SessionStatus, SessionType, SessionWriter, WriterId, WriterOptions,
+    };
+    let (_dir, store) = local_store();
+    let pattern = Pattern::parse("payment-failure", tape_seed_generator::builtin_pattern("payment-failure").unwrap())
+        .expect("a built-in pattern parses");
+    let params = Params {
+        seed: 7,
+        start: tape_seed_generator::DEFAULT_START,
+        duration_nanos: 4 * SECOND,
+        rate: 20.0,
+        error_rate: 0.05,
+        signals: SignalSet::ALL,
+    };
+    let batches: Vec<_> = Generator::new(&pattern, params.clone()).expect("valid params").collect();
+    // Two capture writers of one session, each given every other request,
+    // in small blobs: their lanes overlap in time.
+    let template = SessionMetadata::new(
+        SessionId::new("two-writers").unwrap(),
+        SessionType::Capture,
+        params.start,
+        "test".to_owned(),
+    );
+    let options = WriterOptions { max_blob_bytes: 16 * 1024, ..WriterOptions::default() };
+    let mut writers = Vec::new();
+    for name in ["node-a", "node-b"] {
+        let writer = WriterId::new(name).unwrap();
+        let joined = SessionWriter::join(store.as_ref(), template.clone(), writer, None, options).await;
+        writers.push(joined.expect("join the session"));
+    }
+    for (n, batch) in batches.iter().enumerate() {
+        let writer = &mut writers[n % 2];
+        writer.append(batch.signal, batch.receive_time, batch.items, &batch.payload).await.expect("append");
+    }
+    let end = batches.iter().map(|batch| batch.receive_time).max().unwrap();
+    let mut metadata = None;
+    for mut writer in writers {
+        metadata = Some(writer.try_finish(end, SessionStatus::Completed).await.expect("finish"));
+    }
+    let metadata = metadata.unwrap();
+    assert_eq!((metadata.status, metadata.writers.len()), (SessionStatus::Completed, 2), "sealed by the last writer");
+
+    let options = |shard: Option<String>| ReplayOptions {
+        selection: Selection { shard: shard.map(|shard| shard.parse().unwrap()), ..Selection::default() },
+        speed: Speed::Max,
+        timestamps: TimestampMode::None,
+        ..ReplayOptions::default()
+    };
+    let whole = RecordingSink::default();
+    common::replay_to(&store, &metadata, &whole, &options(None)).await;
+    let shards: Vec<RecordingSink> = (0..3).map(|_| RecordingSink::default()).collect();
+    for (index, sink) in shards.iter().enumerate() {
+        common::replay_to(&store, &metadata, sink, &options(Some(format!("{index}/3")))).await;
+    }
+    let expected: usize = batches.iter().map(|batch| usize::try_from(batch.items).unwrap()).sum();
+    assert_eq!(sent_items(&[&whole]).len(), expected, "one process sends both writers' items");
+    assert!(sent_items(&[&shards[0], &shards[1], &shards[2]]) == sent_items(&[&whole]));
 }

@@ -39,12 +39,17 @@ impl Default for Selection {
 /// What became of a record under a [`Selection`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selected {
-    /// Sent: the payload (cut to the selected services) and its items.
+    /// Sent: the payload (cut to the selected services and shard) and its
+    /// items.
     Send {
         /// The request's protobuf bytes.
         payload: Bytes,
         /// Items in `payload`.
         items: u64,
+        /// The request before the shard cut, when the cut left out part of
+        /// it: `--timestamps current` moves a shard's part as of the whole
+        /// request's newest timestamp, as one process moves it.
+        uncut: Option<Bytes>,
     },
     /// Outside the selection.
     Skip,
@@ -73,13 +78,15 @@ impl Selection {
             return Selected::Skip;
         }
         let (payload, items) = match self.cut_to_services(signal, payload, items) {
-            Selected::Send { payload, items } => (payload, items),
+            Selected::Send { payload, items, .. } => (payload, items),
             other => return other,
         };
-        let Some(shard) = self.shard else { return Selected::Send { payload, items } };
+        let Some(shard) = self.shard else { return Selected::Send { payload, items, uncut: None } };
         match wire::cut_to_shard(signal, &payload, shard) {
-            Ok(ShardCut::Whole) => Selected::Send { payload, items },
-            Ok(ShardCut::Part { payload, items }) => Selected::Send { payload: Bytes::from(payload), items },
+            Ok(ShardCut::Whole) => Selected::Send { payload, items, uncut: None },
+            Ok(ShardCut::Part { payload: part, items }) => {
+                Selected::Send { payload: Bytes::from(part), items, uncut: Some(payload) }
+            }
             Ok(ShardCut::Empty) => Selected::Skip,
             Err(error) => Selected::Invalid(error),
         }
@@ -88,17 +95,17 @@ impl Selection {
     /// The record cut to the selected services.
     fn cut_to_services(&self, signal: Signal, payload: Bytes, items: u64) -> Selected {
         if self.services.is_empty() {
-            return Selected::Send { payload, items };
+            return Selected::Send { payload, items, uncut: None };
         }
         let kept = wire::retain_resources(signal, &payload, |service| {
             service.is_some_and(|name| self.services.iter().any(|wanted| wanted == name))
         });
         match kept {
-            Ok(None) => Selected::Send { payload, items },
+            Ok(None) => Selected::Send { payload, items, uncut: None },
             Ok(Some(cut)) if cut.is_empty() => Selected::Skip,
             Ok(Some(cut)) => match wire::count_items(signal, &cut) {
                 Ok(0) => Selected::Skip,
-                Ok(items) => Selected::Send { payload: Bytes::from(cut), items },
+                Ok(items) => Selected::Send { payload: Bytes::from(cut), items, uncut: None },
                 Err(error) => Selected::Invalid(error),
             },
             Err(error) => Selected::Invalid(error),

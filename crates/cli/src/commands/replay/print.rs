@@ -112,4 +112,7 @@ pub fn dry_run(plan: &DryRunPlan) {
         _ => println!("Time span  none: nothing is selected"),
     }
     println!("Pacing     {}", plan.pacing.description);
+    if let Some(start) = plan.options.start_at {
+        println!("Start      {start} (--start-at): the first record is due then");
+    }
 }
