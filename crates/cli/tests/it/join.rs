@@ -5,6 +5,7 @@
 //! input is refused with its message and exit code.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -86,7 +87,7 @@ impl Shared<'_> {
         std::fs::read_dir(dir)
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|name| name.ends_with(".json"))
+            .filter(|name| Path::new(name).extension().is_some_and(|extension| extension == "json"))
             .collect()
     }
 
@@ -123,7 +124,7 @@ fn start_writer(mut command: Command, spool: &Path, session: &str, writer: &str,
     let stderr = Arc::new(Mutex::new(String::new()));
     for line in lines.by_ref() {
         let line = line.unwrap();
-        stderr.lock().unwrap().push_str(&format!("{line}\n"));
+        let _ = writeln!(stderr.lock().unwrap(), "{line}");
         if line.starts_with("Capturing into session") {
             assert!(line.contains(&format!("as writer {writer} (joined)")), "{line}");
             break;
@@ -132,7 +133,7 @@ fn start_writer(mut command: Command, spool: &Path, session: &str, writer: &str,
     let collected = Arc::clone(&stderr);
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
-            collected.lock().unwrap().push_str(&format!("{line}\n"));
+            let _ = writeln!(collected.lock().unwrap(), "{line}");
         }
     });
     let mut first = String::new();
