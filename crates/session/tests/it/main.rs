@@ -5,7 +5,9 @@
 mod blob;
 mod corruption;
 mod format;
+mod format_writers;
 mod metadata;
+mod metadata_writers;
 mod retention;
 mod robustness;
 mod support;
