@@ -481,3 +481,42 @@ async fn a_capture_joins_through_the_api_and_the_seal_route_answers() {
         .await;
     assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{bad}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_starting_on_the_host_recovers_a_stopped_writers_spool_files_only() {
+    let (s3, dir) = s3_and_dir().await;
+    let shared = shared(&s3, dir.path());
+    // Both share the spool directory; --durable: what is acknowledged is
+    // in the spool files.
+    let (running, doomed) =
+        (shared.spawn("spooled", "running", &["--durable"]), shared.spawn("spooled", "doomed", &["--durable"]));
+    let (kept, lost) = futures::future::join(running.feed(0, 3), doomed.feed(1, 3)).await;
+    signal("KILL", &[doomed.pid()]);
+    assert!(!doomed.wait().0.success());
+    // A new writer on this host recovers the killed writer's spool files
+    // as it starts, and leaves the running writer's open blobs alone.
+    let late = shared.spawn("spooled", "late", &["--durable"]);
+    let recovered = late.stderr.lock().unwrap().clone();
+    assert!(recovered.contains("Recovered spool files of writer doomed of session spooled"), "{recovered}");
+    assert!(!recovered.contains("writer running"), "{recovered}");
+    let more = late.feed(2, 2).await;
+    let more_kept = running.feed(3, 2).await;
+    signal("TERM", &[running.pid()]);
+    let (status, summary, stderr) = running.wait();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(summary.unwrap()["seal"]["activeWriters"], json!(["late"]));
+    signal("TERM", &[late.pid()]);
+    let (status, summary, stderr) = late.wait();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(summary.unwrap()["seal"]["outcome"], "sealed");
+    let metadata = shared.metadata("spooled");
+    let repaired: Vec<(&str, bool)> = metadata["writers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|writer| (writer["writerId"].as_str().unwrap(), writer["repaired"].as_bool().unwrap_or(false)))
+        .collect();
+    assert_eq!(repaired, [("doomed", true), ("late", false), ("running", false)]);
+    let acknowledged: Vec<SpanKey> = [kept, lost, more, more_kept].into_iter().flatten().collect();
+    assert_eq!(sorted(shared.stored_spans("spooled").await), sorted(acknowledged));
+}
