@@ -22,7 +22,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use tape_otlp::{Signal, SignalSet};
 use tape_session::{
-    SessionMetadata, SessionStatus, SessionStore, SessionWriter, Timestamp, WriterOptions, error_chain,
+    SealOutcome, SessionMetadata, SessionStatus, SessionStore, SessionWriter, Timestamp, WriterId, WriterOptions,
+    error_chain,
 };
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -49,6 +50,18 @@ pub struct RecorderConfig {
     pub max_duration: Option<Duration>,
     /// How blobs are laid out.
     pub writer: WriterOptions,
+    /// Join the session as one of several writers (`capture --join`)
+    /// instead of creating it; `None` writes a session of its own.
+    pub join: Option<JoinAs>,
+}
+
+/// Who a joining recorder is: its writer id, and its host as it knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinAs {
+    /// The writer id, part of its blob keys and the name of its manifest.
+    pub writer: WriterId,
+    /// The host name, kept in the writer's manifest.
+    pub host: Option<String>,
 }
 
 impl Default for RecorderConfig {
@@ -65,6 +78,7 @@ impl Default for RecorderConfig {
                 max_blob_age_nanos: Some(5 * 60 * 1_000_000_000),
                 ..WriterOptions::default()
             },
+            join: None,
         }
     }
 }
@@ -230,6 +244,13 @@ pub struct RecordingOutcome {
     pub metadata: SessionMetadata,
     /// Why it ended.
     pub reason: StopReason,
+    /// The writer it was, when it joined a session of several writers.
+    pub writer: Option<WriterId>,
+    /// When it joined: what sealing the session did as it stopped (`None`
+    /// when it could not finish). The session's metadata is the merged
+    /// one when it is sealed, else the active session's with this writer's
+    /// blobs.
+    pub seal: Option<SealOutcome>,
 }
 
 /// The current time as a [`Timestamp`].
@@ -367,7 +388,13 @@ impl RecordingTask {
         started: Option<oneshot::Sender<Result<(), tape_session::Error>>>,
     ) -> Result<RecordingOutcome, tape_session::Error> {
         let RecordingTask { store, metadata, config, queue, shared, mut stop } = self;
-        let writer = match SessionWriter::create(store.as_ref(), metadata, config.writer).await {
+        let created = match config.join.clone() {
+            Some(JoinAs { writer, host }) => {
+                Box::pin(SessionWriter::join(store.as_ref(), metadata, writer, host, config.writer)).await
+            }
+            None => SessionWriter::create(store.as_ref(), metadata, config.writer).await,
+        };
+        let writer = match created {
             Ok(writer) => {
                 if let Some(started) = started {
                     let _ = started.send(Ok(()));
@@ -396,7 +423,8 @@ impl RecordingTask {
         // One receiver for both: a stop that ended the recording is seen,
         // and only a later one gives up finishing.
         let reason = task.record(&config, &mut stop).await;
-        task.finish(store.as_ref(), reason, stop).await
+        // Finishing a joined writer seals the session: a large future.
+        Box::pin(task.finish(store.as_ref(), reason, stop)).await
     }
 }
 
@@ -618,10 +646,20 @@ impl Writing<'_> {
                 return Ok(RecordingOutcome {
                     metadata: self.writer.metadata().clone(),
                     reason: StopReason::Failed(message),
+                    writer: self.writer.writer_id().cloned(),
+                    seal: None,
                 });
             }
         };
-        if !self.writer.uncommitted().is_empty() {
+        let writer = self.writer.writer_id().cloned();
+        let seal = self.writer.seal().cloned();
+        if let Some(writer) = &writer {
+            if !self.writer.uncommitted().is_empty() {
+                // Another writer may be writing this session: only this
+                // writer's repair may touch its blobs.
+                warn!(%session, %writer, "Blobs whose commit failed are left as partial blobs; run `otlp-tape sessions repair {session} --writer {writer}`.");
+            }
+        } else if !self.writer.uncommitted().is_empty() {
             // Blobs whose commit failed are partial blobs in the store:
             // repair lists them, so that the session shows everything.
             match tape_session::repair_session(store, &session, now()).await {
@@ -634,7 +672,7 @@ impl Writing<'_> {
         if let Some(message) = failed_before {
             debug!(%session, "The store failed while recording, and recovered: {message}");
         }
-        Ok(RecordingOutcome { metadata, reason })
+        Ok(RecordingOutcome { metadata, reason, writer, seal })
     }
 }
 

@@ -22,9 +22,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use tape_otlp::{Signal, SignalSet};
-use tape_session::{SessionId, SessionMetadata, SessionType, Timestamp, WriterOptions};
+use tape_session::{SessionId, SessionMetadata, SessionType, Timestamp, WriterId, WriterOptions};
 
-use crate::{ReceiveLimits, RecorderConfig};
+use crate::{JoinAs, ReceiveLimits, RecorderConfig};
 
 /// `capture`: stop once this many MiB are recorded, when `maxSizeMb` is not
 /// given (the earlier system's variable).
@@ -96,6 +96,14 @@ pub struct CaptureSettings {
     /// A blob is closed once it holds this many MiB; default [`DEFAULT_BLOB_MAX_SIZE_MB`].
     #[serde(default, deserialize_with = "tape_session::config::parsed")]
     pub blob_max_size_mb: Option<u64>,
+    /// Join session `sessionId` as one of several writers (`capture --join`),
+    /// creating it when it is not there (default false). Needs `sessionId`.
+    #[serde(default, deserialize_with = "tape_session::config::switch")]
+    pub join: bool,
+    /// This writer's id when joining: 1 to 48 of `[a-z0-9-]`; default the
+    /// host name and 6 random letters and digits ([`CapturePlan::on_host`]).
+    #[serde(default, deserialize_with = "tape_session::config::parsed")]
+    pub writer_id: Option<WriterId>,
 }
 
 /// `signals` as a list of names (or `all`), joined and read as a [`SignalSet`].
@@ -158,6 +166,12 @@ pub enum SettingsError {
     /// The request read timeout is zero.
     #[error("--request-read-timeout must be more than zero")]
     ZeroReadTimeout,
+    /// `join` without a session id.
+    #[error("--join needs --session-id: the writers of one session must name it")]
+    JoinWithoutSessionId,
+    /// `writerId` without `join`.
+    #[error("--writer-id needs --join: only a writer of a joined session has a writer id")]
+    WriterIdWithoutJoin,
 }
 
 /// Where a capture receives and forwards, kept in its session's
@@ -240,6 +254,15 @@ impl CaptureSettings {
         if signals.is_empty() {
             return Err(SettingsError::NoSignals);
         }
+        if self.join && self.session_id.is_none() {
+            return Err(SettingsError::JoinWithoutSessionId);
+        }
+        if !self.join && self.writer_id.is_some() {
+            return Err(SettingsError::WriterIdWithoutJoin);
+        }
+        let join = self
+            .join
+            .then(|| JoinAs { writer: self.writer_id.clone().unwrap_or_else(|| default_writer_id(None)), host: None });
         let queue_bytes =
             usize::try_from(queue_size_mb.saturating_mul(MIB)).unwrap_or(usize::MAX).min(u32::MAX as usize);
         let recorder = RecorderConfig {
@@ -256,6 +279,7 @@ impl CaptureSettings {
                 announce: true,
                 ..WriterOptions::default()
             },
+            join,
         };
         Ok(CapturePlan { recorder, settings: self.clone() })
     }
@@ -306,6 +330,39 @@ impl CapturePlan {
     pub fn metadata(&self, id: SessionId, now: Timestamp, endpoints: &CaptureEndpoints) -> SessionMetadata {
         self.settings.metadata(id, now, endpoints)
     }
+
+    /// Tells a joining capture the host it runs on (the caller reads its
+    /// name): kept in the writer's manifest, and, when no writer id was
+    /// given, the default writer id is made from it and 6 random letters
+    /// and digits. Does nothing for a capture that does not join.
+    #[must_use]
+    pub fn on_host(mut self, host: Option<String>) -> Self {
+        let given = self.settings.writer_id.is_some();
+        if let Some(join) = &mut self.recorder.join {
+            if !given {
+                join.writer = default_writer_id(host.as_deref());
+            }
+            join.host = host.filter(|host| !host.trim().is_empty());
+        }
+        self
+    }
+
+    /// The writer this capture joins its session as, if it joins.
+    pub fn writer_id(&self) -> Option<&WriterId> {
+        self.recorder.join.as_ref().map(|join| &join.writer)
+    }
+}
+
+/// The default writer id on `host`: its name (or `writer`) and 6 random
+/// lowercase letters and digits.
+fn default_writer_id(host: Option<&str>) -> WriterId {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let suffix: String = (0..6).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect();
+    WriterId::for_host(host.unwrap_or(""), &suffix)
+        .or_else(|_| WriterId::new(&format!("writer-{suffix}")))
+        .unwrap_or_else(|_| unreachable!("writer-<6 of [a-z0-9]> is a valid writer id"))
 }
 
 fn created_by() -> String {
@@ -444,6 +501,39 @@ mod tests {
         }
         assert!(settings(r#"{"grpc": "127.0.0.1:4317"}"#).unwrap_err().contains("unknown field `grpc`"));
         assert!(settings(r#"{"signals": "events"}"#).unwrap_err().contains("invalid value \"events\""));
+    }
+
+    #[test]
+    fn a_joining_capture_names_its_session_and_writer() {
+        let plan = settings(r#"{"sessionId": "s-1", "join": true, "writerId": "edge-1"}"#)
+            .unwrap()
+            .validate(no_variables)
+            .unwrap()
+            .on_host(Some("other-host".to_owned()));
+        let join = plan.recorder.join.clone().unwrap();
+        assert_eq!((join.writer.as_str(), join.host.as_deref()), ("edge-1", Some("other-host")));
+        let plan = settings(r#"{"sessionId": "s-1", "join": true}"#)
+            .unwrap()
+            .validate(no_variables)
+            .unwrap()
+            .on_host(Some("Box_7.example".to_owned()));
+        let writer = plan.writer_id().unwrap().as_str().to_owned();
+        let (name, suffix) = writer.rsplit_once('-').unwrap();
+        assert_eq!(name, "box-7-example");
+        assert!(suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "{writer}");
+        let plan = settings(r#"{"sessionId": "s-1", "join": true}"#).unwrap().validate(no_variables).unwrap();
+        assert!(plan.writer_id().unwrap().as_str().starts_with("writer-"));
+        let alone = settings(r#"{"sessionId": "s-1"}"#).unwrap().validate(no_variables).unwrap();
+        assert!(alone.on_host(Some("h".to_owned())).recorder.join.is_none());
+        for (json, expected) in [
+            (r#"{"join": true}"#, "--join needs --session-id"),
+            (r#"{"sessionId": "s-1", "writerId": "w-1"}"#, "--writer-id needs --join"),
+        ] {
+            let error = settings(json).unwrap().validate(no_variables).unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{json}: {error}");
+        }
+        let error = settings(r#"{"sessionId": "s-1", "join": true, "writerId": "Bad_ID"}"#).unwrap_err();
+        assert!(error.contains("invalid writer id \"Bad_ID\""), "{error}");
     }
 
     #[test]

@@ -12,6 +12,10 @@ pub use tape_capture::CAPTURE_MAX_SIZE_MB;
 // read by `replay` and `seed --live` (`OTEL_EXPORTER_OTLP_*`) are
 // `tape_replay::env`'s, where they are read.
 
+/// The host name, read by `capture --join` for its writer id and manifest
+/// (else `/etc/hostname`).
+pub const HOSTNAME: &str = "HOSTNAME";
+
 /// S3/MinIO endpoint URL, such as `http://localhost:9000`.
 pub const MINIO_ENDPOINT: &str = "MINIO_ENDPOINT";
 /// S3/MinIO access key.

@@ -137,6 +137,7 @@ fn api_router(state: Arc<State>, max_body_bytes: usize) -> Router {
         .route("/api/v1/sessions", get(list))
         .route("/api/v1/sessions/{id}", get(show).delete(delete))
         .route("/api/v1/sessions/{id}/verify", post(verify))
+        .route("/api/v1/sessions/{id}/seal", post(crate::seal::seal))
         .route("/api/v1/sessions/{id}/annotations", get(annotations).post(add_annotation))
         .route("/api/v1/sessions/{id}/annotations/push", post(push_annotations))
         .route("/api/v1/sessions/{id}/timeline", get(timeline))

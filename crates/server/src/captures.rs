@@ -10,7 +10,11 @@ use axum::extract::{Path, State as Extract};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use tape_session::SessionId;
+use tape_session::{SessionId, WriterId};
+
+/// The host name's variable, read through the server's variable lookup for
+/// a joining capture's writer id and manifest.
+const HOSTNAME: &str = "HOSTNAME";
 
 use crate::api::{ApiError, ApiResult, WaitParam, ok, options, session_id, show_job, stop_job};
 use crate::request::CaptureOptions;
@@ -29,6 +33,8 @@ impl Job for CaptureJob {
             "counts": stats,
             "queue": self.queue.fill(),
             "session": self.session,
+            "writerId": self.writer,
+            "seal": self.seal,
         }))
     }
 
@@ -71,17 +77,31 @@ pub(crate) async fn start_capture(
     }
     let settings: CaptureOptions = options(bytes)?;
     let plan = settings.validate(|name| (state.env)(name)).map_err(|error| ApiError::bad_request(error.to_string()))?;
+    // A joining writer's default id and manifest name the host.
+    let plan = plan.on_host((state.env)(HOSTNAME));
     let now = tape_capture::now();
     let id = plan.session_id(now);
-    if lock(&state.captures).get(&id).is_some() {
+    let writer = plan.writer_id().cloned();
+    if lock(&state.captures).get(&id).is_some_and(|job| job.live.is_some() || writer.is_none()) {
         return Err(ApiError::conflict(format!("a capture of session {id} exists already")));
     }
-    // The same lock as `capture` takes: no other process captures this id,
-    // and retention leaves it alone, until the session is finished.
-    let capture_lock = match tape_store::try_lock(&state.spool_dir, &id) {
+    // The same lock as `capture` takes: no other process captures this id
+    // (or, joining, this writer of it), and retention leaves it alone,
+    // until the session is finished.
+    let held = match &writer {
+        None => tape_store::try_lock(&state.spool_dir, &id),
+        Some(writer) => tape_store::try_lock_writer(&state.spool_dir, &id, writer),
+    };
+    let capture_lock = match held {
         Ok(Some(held)) => held,
         Ok(None) => {
-            return Err(ApiError::conflict(format!("session {id} is being captured by another running otlp-tape")));
+            return Err(ApiError::conflict(match &writer {
+                None => format!("session {id} is being captured by another running otlp-tape"),
+                Some(writer) => format!(
+                    "writer {writer} of session {id} is being captured by another running otlp-tape on this host; \
+                     give every writer its own writerId"
+                ),
+            }));
         }
         Err(error) => return Err(ApiError::internal(tape_session::error_chain(&error))),
     };
@@ -98,7 +118,7 @@ pub(crate) async fn start_capture(
             tape_capture::AttachError::Busy { session } => ApiError::conflict(format!(
                 "session {session} is being captured; stop it before starting another capture"
             )),
-            tape_capture::AttachError::Session(error) => ApiError::store(&error),
+            tape_capture::AttachError::Session(error) => join_refusal(&error, writer.as_ref()),
             tape_capture::AttachError::ShutDown => ApiError::shutting_down(),
         })?;
     let job = CaptureJob {
@@ -108,6 +128,8 @@ pub(crate) async fn start_capture(
         queue: live.queue().clone(),
         stats: None,
         session: None,
+        writer: writer.clone(),
+        seal: None,
     };
     let body = job.json();
     insert(&mut lock(&state.captures), id.clone(), job);
@@ -126,6 +148,7 @@ pub(crate) async fn start_capture(
                     job.status.end(JobState::Completed, None);
                     job.stats = Some(outcome.stats);
                     job.session = serde_json::to_value(&outcome.recording.metadata).ok();
+                    job.seal = outcome.recording.seal.as_ref().map(crate::seal::outcome_json);
                 }
                 Err(error) => job.status.end(JobState::Failed, Some(error.to_string())),
             }
@@ -134,6 +157,19 @@ pub(crate) async fn start_capture(
         waiter.job_ended();
     });
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// The answer to a capture that could not start: a session that cannot be
+/// joined, or a writer id that joined it before, is a conflict (409).
+fn join_refusal(error: &tape_session::Error, writer: Option<&WriterId>) -> ApiError {
+    match (error, writer) {
+        (tape_session::Error::FileExists { session, file }, Some(writer)) => ApiError::conflict(format!(
+            "writer {writer} has joined session {session} already ({file} exists): two writers with the same writer \
+             id; give every writer its own writerId"
+        )),
+        (tape_session::Error::SessionNotJoinable { .. }, _) => ApiError::conflict(error.to_string()),
+        _ => ApiError::store(error),
+    }
 }
 
 pub(crate) async fn stop_capture(Extract(state): Extract<Arc<State>>, Path(id): Path<String>) -> ApiResult {

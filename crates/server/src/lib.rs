@@ -65,6 +65,7 @@ mod limits;
 mod metrics;
 mod replays;
 pub mod request;
+mod seal;
 mod seeds;
 mod server;
 mod sessions;

@@ -100,6 +100,10 @@ pub(crate) struct CaptureJob {
     pub queue: QueueGauge,
     pub stats: Option<StatsSnapshot>,
     pub session: Option<Value>,
+    /// When it joined a session of several writers: its writer id, and
+    /// once it ended, what sealing the session did.
+    pub writer: Option<tape_session::WriterId>,
+    pub seal: Option<Value>,
 }
 
 /// A replay started through the API.

@@ -31,7 +31,8 @@ pub use delete::{DeleteError, RepairLockError, check_repairable, delete_session}
 pub use local::LocalStore;
 pub use location::{InvalidStoreLocation, StoreLocation};
 pub use lock::{
-    CaptureLock, LockError, RecoverError, RecoveredSpool, is_locked, locked_sessions, recover_spool, try_lock,
+    CaptureLock, LockError, RecoverError, RecoveredSpool, is_locked, is_writer_locked, locked_sessions, recover_spool,
+    try_lock, try_lock_writer,
 };
 pub use output::{LocalOutputDir, S3OutputDir};
 pub use s3::{S3Config, S3Store};

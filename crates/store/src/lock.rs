@@ -2,19 +2,23 @@
 //! `<spool dir>/.locks/<session id>.lock`, held for the whole capture and
 //! released by the operating system when the process ends, however it
 //! ends. Recovery, repair, deletion and retention leave a locked session
-//! alone.
+//! alone. A writer of a session with several writers (`capture --join`)
+//! locks `<spool dir>/.locks/<session id>/<writer id>.lock` instead, so
+//! that writers of one session can share a host and a spool directory; a
+//! session counts as locked while any of its writers' locks is held, and
+//! a writer's spool files are recovered only when its own lock is free.
 //!
 //! The locks live here, next to the spool files, because they belong to
 //! the spool directory: the command line and the control API take them
 //! around a capture, and [`recover_spool`] takes them before it touches a
 //! session's spool files.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tape_session::{RepairReport, SessionId, SessionStore, Timestamp, repair_session};
+use tape_session::{RepairReport, SessionId, SessionStore, Timestamp, WriterId, repair_session, repair_writer};
 use tracing::warn;
 
 use crate::{SpooledStore, spooled_sessions};
@@ -70,9 +74,31 @@ fn lock_path(spool_dir: &Path, id: &SessionId) -> PathBuf {
     spool_dir.join(".locks").join(format!("{id}.lock"))
 }
 
+fn writer_lock_path(spool_dir: &Path, id: &SessionId, writer: &WriterId) -> PathBuf {
+    spool_dir.join(".locks").join(id.as_str()).join(format!("{writer}.lock"))
+}
+
 /// Takes the lock of session `id`, or `None` when a running process holds it.
 pub fn try_lock(spool_dir: &Path, id: &SessionId) -> Result<Option<CaptureLock>, LockError> {
-    let path = lock_path(spool_dir, id);
+    take(lock_path(spool_dir, id))
+}
+
+/// Takes the lock of writer `writer` of session `id` (a capture that
+/// joins), or `None` when a running process holds it.
+pub fn try_lock_writer(spool_dir: &Path, id: &SessionId, writer: &WriterId) -> Result<Option<CaptureLock>, LockError> {
+    take(writer_lock_path(spool_dir, id, writer))
+}
+
+/// Whether a running process holds the lock of writer `writer` of session `id`.
+pub fn is_writer_locked(spool_dir: &Path, id: &SessionId, writer: &WriterId) -> Result<bool, LockError> {
+    let path = writer_lock_path(spool_dir, id, writer);
+    if !path.exists() {
+        return Ok(false);
+    }
+    Ok(take(path)?.is_none())
+}
+
+fn take(path: PathBuf) -> Result<Option<CaptureLock>, LockError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|source| LockError::CreateDirectory { path: parent.to_owned(), source })?;
@@ -90,12 +116,41 @@ pub fn try_lock(spool_dir: &Path, id: &SessionId) -> Result<Option<CaptureLock>,
     }
 }
 
-/// Whether a running process holds the lock of session `id`.
+/// Whether a running process holds the lock of session `id`, or of one
+/// of its writers.
 pub fn is_locked(spool_dir: &Path, id: &SessionId) -> Result<bool, LockError> {
-    if !lock_path(spool_dir, id).exists() {
-        return Ok(false);
+    if lock_path(spool_dir, id).exists() && try_lock(spool_dir, id)?.is_none() {
+        return Ok(true);
     }
-    Ok(try_lock(spool_dir, id)?.is_none())
+    for writer in writer_locks(spool_dir, id)? {
+        if is_writer_locked(spool_dir, id, &writer)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The writers of session `id` with a lock file (held or not).
+fn writer_locks(spool_dir: &Path, id: &SessionId) -> Result<Vec<WriterId>, LockError> {
+    let directory = spool_dir.join(".locks").join(id.as_str());
+    let list_error = |source| LockError::List { path: directory.clone(), source };
+    let entries = match std::fs::read_dir(&directory) {
+        Err(error) if matches!(error.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            return Ok(Vec::new());
+        }
+        entries => entries.map_err(list_error)?,
+    };
+    let mut writers = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(list_error)?.file_name();
+        if let Some(writer) =
+            name.to_str().and_then(|name| name.strip_suffix(".lock")).and_then(|id| WriterId::new(id).ok())
+        {
+            writers.push(writer);
+        }
+    }
+    writers.sort();
+    Ok(writers)
 }
 
 /// The sessions whose lock a running process holds, from the lock files
@@ -111,7 +166,9 @@ pub fn locked_sessions(spool_dir: &Path) -> Result<HashSet<SessionId>, LockError
     for entry in entries {
         let entry = entry.map_err(list_error)?;
         let name = entry.file_name();
-        let Some(id) = name.to_str().and_then(|name| name.strip_suffix(".lock")).and_then(|id| SessionId::new(id).ok())
+        // `<id>.lock`, or the directory `<id>` of its writers' locks.
+        let Some(id) =
+            name.to_str().map(|name| name.strip_suffix(".lock").unwrap_or(name)).and_then(|id| SessionId::new(id).ok())
         else {
             continue;
         };
@@ -144,15 +201,21 @@ pub enum RecoverError {
 pub struct RecoveredSpool {
     /// The session.
     pub session_id: SessionId,
+    /// The writer whose spool files they were, for a session with several
+    /// writers (only that writer was repaired).
+    pub writer: Option<WriterId>,
     /// What the repair did.
     pub report: RepairReport,
 }
 
 /// Repairs every session with spool files left under `spool_dir` by a
 /// capture that is no longer running (whose lock nobody holds), so that
-/// what it flushed reaches `store`. A session that cannot be repaired yet
-/// is logged as a warning and left for the next time. Returns the sessions
-/// recovered, for the caller to report.
+/// what it flushed reaches `store`. Spool files of a writer of a session
+/// with several writers (their blob keys carry its id) are recovered by
+/// repairing that writer alone, when its own lock is free: the session's
+/// other writers may be running, here or on other hosts. A session that
+/// cannot be repaired yet is logged as a warning and left for the next
+/// time. Returns what was recovered, for the caller to report.
 pub async fn recover_spool(
     store: &Arc<dyn SessionStore>,
     spool_dir: &Path,
@@ -162,12 +225,38 @@ pub async fn recover_spool(
         .await
         .map_err(|source| RecoverError::List { spool_dir: spool_dir.to_owned(), source })?;
     let mut recovered = Vec::new();
+    let spooled = SpooledStore::new(Arc::clone(store), spool_dir.to_owned());
     for id in leftovers {
-        let Some(_lock) = try_lock(spool_dir, &id)? else { continue };
-        let spooled = SpooledStore::new(Arc::clone(store), spool_dir.to_owned());
-        match repair_session(&spooled, &id, now).await {
-            Ok(report) => recovered.push(RecoveredSpool { session_id: id, report }),
-            Err(error) => warn!(session = %id, "Cannot recover the spool files of session {id} yet: {error}"),
+        let partials = match spooled.list_partial_blobs(&id).await {
+            Ok(partials) => partials,
+            Err(error) => {
+                warn!(session = %id, "Cannot list the spool files of session {id} yet: {error}");
+                continue;
+            }
+        };
+        let writers: BTreeSet<Option<WriterId>> =
+            partials.iter().map(|partial| partial.key.writer().cloned()).collect();
+        for writer in writers {
+            let (_lock, repaired) = match &writer {
+                None => {
+                    let Some(lock) = try_lock(spool_dir, &id)? else { continue };
+                    (lock, repair_session(&spooled, &id, now).await)
+                }
+                Some(writer) => {
+                    let Some(lock) = try_lock_writer(spool_dir, &id, writer)? else { continue };
+                    (lock, repair_writer(&spooled, &id, writer, now).await)
+                }
+            };
+            match repaired {
+                Ok(report) => recovered.push(RecoveredSpool { session_id: id.clone(), writer, report }),
+                Err(error) => match &writer {
+                    None => warn!(session = %id, "Cannot recover the spool files of session {id} yet: {error}"),
+                    Some(writer) => warn!(
+                        session = %id, %writer,
+                        "Cannot recover the spool files of writer {writer} of session {id} yet: {error}"
+                    ),
+                },
+            }
         }
     }
     Ok(recovered)
@@ -188,6 +277,25 @@ mod tests {
         assert!(is_locked(dir.path(), &id).unwrap());
         assert_eq!(locked_sessions(dir.path()).unwrap(), [id.clone()].into());
         drop(held);
+        assert!(!is_locked(dir.path(), &id).unwrap());
+        assert!(locked_sessions(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn writers_of_one_session_lock_apart_and_lock_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = SessionId::new("s-1").unwrap();
+        let (one, two) = (WriterId::new("w-1").unwrap(), WriterId::new("w-2").unwrap());
+        let first = try_lock_writer(dir.path(), &id, &one).unwrap().unwrap();
+        let second = try_lock_writer(dir.path(), &id, &two).unwrap().unwrap();
+        assert!(try_lock_writer(dir.path(), &id, &one).unwrap().is_none());
+        assert!(is_locked(dir.path(), &id).unwrap());
+        assert_eq!(locked_sessions(dir.path()).unwrap(), [id.clone()].into());
+        drop(first);
+        assert!(!is_writer_locked(dir.path(), &id, &one).unwrap());
+        assert!(is_writer_locked(dir.path(), &id, &two).unwrap());
+        assert!(is_locked(dir.path(), &id).unwrap());
+        drop(second);
         assert!(!is_locked(dir.path(), &id).unwrap());
         assert!(locked_sessions(dir.path()).unwrap().is_empty());
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use tape_otlp::SignalSet;
-use tape_session::SessionId;
+use tape_session::{SessionId, WriterId};
 
 use super::env;
 use super::parse::{parse_duration, parse_header, parse_listen, parse_signals};
@@ -16,6 +16,13 @@ pub struct CaptureArgs {
     /// Id of the new session; generated as capture-YYYYMMDD-HHMMSS-xxxxxxxx when absent.
     #[arg(long)]
     pub session_id: Option<SessionId>,
+    /// Join session --session-id as one of several writers (other capture processes, here or on other hosts, behind a
+    /// load balancer), creating it if it is not there; the last writer to stop seals it.
+    #[arg(long, requires = "session_id")]
+    pub join: bool,
+    /// This writer's id when joining (1 to 48 of a-z, 0-9 and -); default: the host name and 6 random characters.
+    #[arg(long, value_name = "ID", requires = "join")]
+    pub writer_id: Option<WriterId>,
     /// Human-readable description of the session.
     #[arg(long)]
     pub description: Option<String>,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use tape_otlp::{Signal, SignalSet};
 use tape_session::retention::RetentionConfig;
-use tape_session::{SessionId, SessionType};
+use tape_session::{SessionId, SessionType, WriterId};
 
 use super::TimeBound;
 use super::parse::{parse_session_type, parse_signal, parse_signals, parse_time_bound};
@@ -44,9 +44,19 @@ pub enum SessionsCommand {
     Repair {
         /// The session id.
         id: SessionId,
+        /// Of a session with several writers (capture --join): repair this writer only (one that crashed), leaving the
+        /// others alone; the session is sealed when no writer is active any more.
+        #[arg(long, value_name = "ID")]
+        writer: Option<WriterId>,
         /// Where capture spools the blobs it writes, used when it exists; default: OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool in the working directory.
         #[arg(long, value_name = "DIR")]
         spool_dir: Option<PathBuf>,
+    },
+    /// Seal a session of several writers (capture --join) once every writer has stopped: merge their manifests into
+    /// metadata.json. Exit 1, naming them, while writers are active.
+    Seal {
+        /// The session id.
+        id: SessionId,
     },
     /// Delete sessions by age, count and total size; `active` sessions and those a running capture holds are kept.
     Prune(PruneArgs),

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use serde::Serialize;
 use tape_capture::{
-    Capture, CaptureConfig, CaptureEndpoints, CaptureSettings, ReceiveLimits, SignalSnapshot, Stats, StatsSnapshot,
-    StopReason,
+    Capture, CaptureConfig, CaptureEndpoints, CaptureSettings, ReceiveLimits, SignalSnapshot, StartError, Stats,
+    StatsSnapshot, StopReason,
 };
 use tape_otlp::Signal;
-use tape_session::{SessionId, SessionStatus, SessionStore, Timestamp};
+use tape_session::{SealOutcome, SessionId, SessionStatus, SessionStore, Timestamp, WriterId};
 
 use tape_store::{SpooledStore, StoreLocation};
 
@@ -38,6 +38,51 @@ struct CaptureSummary {
     content_hash: String,
     received: StatsSnapshot,
     forward: Option<String>,
+    /// The writer this capture was, when it joined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    writer_id: Option<WriterId>,
+    /// When it joined: what sealing the session did as it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seal: Option<SealSummary>,
+}
+
+/// What sealing a joined session did as its writer stopped.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SealSummary {
+    /// `sealed` (by this writer), `alreadySealed` (by another) or
+    /// `writersActive`.
+    outcome: &'static str,
+    /// The session's writers, when it is sealed.
+    writers: usize,
+    /// The writers still active, when it is not.
+    active_writers: Vec<WriterId>,
+}
+
+impl SealSummary {
+    fn of(outcome: &SealOutcome) -> Self {
+        match outcome {
+            SealOutcome::Sealed(metadata) => {
+                SealSummary { outcome: "sealed", writers: metadata.writers.len(), active_writers: Vec::new() }
+            }
+            SealOutcome::AlreadySealed(metadata) => {
+                SealSummary { outcome: "alreadySealed", writers: metadata.writers.len(), active_writers: Vec::new() }
+            }
+            SealOutcome::WritersActive(active) => {
+                SealSummary { outcome: "writersActive", writers: 0, active_writers: active.clone() }
+            }
+        }
+    }
+}
+
+/// Exit code of a capture refused before it started because of what it
+/// was asked (a session that cannot be joined, a writer id in use).
+const EXIT_REFUSED: u8 = 2;
+
+/// Prints `error` as `main` does and exits with [`EXIT_REFUSED`].
+fn refused(error: &anyhow::Error) -> ExitCode {
+    crate::output::print_error(error);
+    ExitCode::from(EXIT_REFUSED)
 }
 
 /// `capture`
@@ -50,9 +95,24 @@ pub async fn run(
     let (plan, config) = capture_config(&args)?;
     let now = tape_capture::now();
     let id = plan.session_id(now);
+    let writer = plan.writer_id().cloned();
     let spool_dir = crate::store::spool_dir(args.spool_dir.as_deref());
-    let Some(_lock) = tape_store::try_lock(&spool_dir, &id)? else {
-        return Err(anyhow!("session {id} is being captured by another running otlp-tape"));
+    // A joining writer locks (session, writer): writers of one session
+    // may share a host and a spool directory.
+    let _lock = match &writer {
+        None => match tape_store::try_lock(&spool_dir, &id)? {
+            Some(lock) => lock,
+            None => return Err(anyhow!("session {id} is being captured by another running otlp-tape")),
+        },
+        Some(writer) => match tape_store::try_lock_writer(&spool_dir, &id, writer)? {
+            Some(lock) => lock,
+            None => {
+                return Ok(refused(&anyhow!(
+                    "writer {writer} of session {id} is being captured by another running otlp-tape on this host; \
+                     give every writer its own --writer-id"
+                )));
+            }
+        },
     };
     // On S3 the open blobs are spooled to local files, so that a crash
     // loses no more than on a local store; spool files a crashed capture
@@ -67,9 +127,18 @@ pub async fn run(
 
     let mut stop_signals = crate::signals::StopSignals::register()?;
     let location = store.location();
-    let capture = Capture::start(Arc::clone(&store), metadata, config)
-        .await
-        .with_context(|| format!("cannot start capturing into session {id} in {location}"))?;
+    let capture = match Capture::start(Arc::clone(&store), metadata, config).await {
+        Ok(capture) => capture,
+        Err(error) => {
+            let refusal = join_refusal(&error, writer.as_ref());
+            let error =
+                anyhow::Error::new(error).context(format!("cannot start capturing into session {id} in {location}"));
+            return match refusal {
+                Some(refusal) => Ok(refused(&error.context(refusal))),
+                None => Err(error),
+            };
+        }
+    };
     let mut listening = Vec::new();
     if let Some(addr) = capture.grpc_addr() {
         listening.push(format!("OTLP/gRPC on {addr}"));
@@ -89,7 +158,13 @@ pub async fn run(
             })
         );
     }
-    note(format!("Capturing into session {id} in {location}: {}.", listening.join(", ")));
+    match &writer {
+        Some(writer) => note(format!(
+            "Capturing into session {id} in {location} as writer {writer} (joined): {}.",
+            listening.join(", ")
+        )),
+        None => note(format!("Capturing into session {id} in {location}: {}.", listening.join(", "))),
+    }
     if let Some(forward) = &args.forward.url {
         note(format!("Forwarding every accepted request to {forward} ({}).", args.forward.protocol));
     }
@@ -129,6 +204,8 @@ pub async fn run(
         content_hash: metadata.content_hash.clone(),
         received: outcome.stats,
         forward: args.forward.url.clone(),
+        writer_id: outcome.recording.writer.clone(),
+        seal: outcome.recording.seal.as_ref().map(SealSummary::of),
     };
     let failed = matches!(outcome.recording.reason, StopReason::Failed(_));
     if format == OutputFormat::Json {
@@ -171,6 +248,22 @@ fn print_summary(summary: &CaptureSummary) {
             ));
         }
     }
+    if let (Some(writer), Some(seal)) = (&summary.writer_id, &summary.seal) {
+        let id = &summary.session_id;
+        note(match seal.outcome {
+            "sealed" => {
+                format!("  Writer {writer} was the last to stop and sealed the session ({} writers).", seal.writers)
+            }
+            "alreadySealed" => format!("  Writer {writer} stopped; the session is sealed ({} writers).", seal.writers),
+            _ => format!(
+                "  Writer {writer} stopped; the session stays active while {} {} ({}): the last to stop seals it, or \
+                 `otlp-tape sessions seal {id}` (after `sessions repair {id} --writer W` for one that crashed).",
+                crate::output::count(seal.active_writers.len(), "writer", "writers"),
+                if seal.active_writers.len() == 1 { "writes" } else { "write" },
+                seal.active_writers.iter().map(WriterId::as_str).collect::<Vec<_>>().join(", "),
+            ),
+        });
+    }
     if let Some(forward) = &summary.forward {
         note(format!(
             "  Forwarded to {forward}: {} requests delivered, {} failed.",
@@ -198,7 +291,33 @@ fn settings(args: &CaptureArgs) -> CaptureSettings {
         flush_interval: Some(args.flush_interval),
         blob_max_age: Some(args.blob_max_age),
         blob_max_size_mb: Some(args.blob_max_size_mb),
+        join: args.join,
+        writer_id: args.writer_id.clone(),
     }
+}
+
+/// What refuses a joining capture because of what it was asked: a session
+/// that cannot be joined, a writer id that joined before.
+fn join_refusal(error: &StartError, writer: Option<&WriterId>) -> Option<String> {
+    let (StartError::Session(error), Some(writer)) = (error, writer) else { return None };
+    match error {
+        tape_session::Error::FileExists { session, file } => Some(format!(
+            "writer {writer} has joined session {session} already ({file} exists): two writers with the same writer \
+             id; give every writer its own --writer-id"
+        )),
+        tape_session::Error::SessionNotJoinable { session, .. } => Some(format!(
+            "writer {writer} cannot join session {session}: only an active session of several writers can be joined"
+        )),
+        _ => None,
+    }
+}
+
+/// The host's name, for a joining writer's id and manifest: `HOSTNAME`,
+/// else `/etc/hostname`.
+fn host_name() -> Option<String> {
+    env::variable(env::HOSTNAME).or_else(|| {
+        std::fs::read_to_string("/etc/hostname").ok().map(|name| name.trim().to_owned()).filter(|name| !name.is_empty())
+    })
 }
 
 /// Where the capture of `args` receives and forwards, for its metadata.
@@ -214,6 +333,7 @@ fn endpoints(args: &CaptureArgs) -> CaptureEndpoints {
 /// and the environment.
 fn capture_config(args: &CaptureArgs) -> anyhow::Result<(tape_capture::CapturePlan, CaptureConfig)> {
     let plan = settings(args).validate(env::variable)?;
+    let plan = if args.join { plan.on_host(host_name()) } else { plan };
     let max_request_bytes = tape_capture::max_request_bytes(args.max_request_size_mb)?;
     let forward = crate::forward::forward_config(&args.forward)?;
     let config = CaptureConfig {
@@ -258,10 +378,16 @@ async fn show_progress(stats: Arc<Stats>, started: Instant) {
 /// longer running, so that what it flushed reaches the store, and says so.
 pub(crate) async fn recover_spool(store: &Arc<dyn SessionStore>, spool_dir: &std::path::Path) -> anyhow::Result<()> {
     for recovered in tape_store::recover_spool(store, spool_dir, tape_capture::now()).await? {
-        note(format!(
-            "Recovered spool files of session {} left by a capture that stopped:\n{}",
-            recovered.session_id, recovered.report
-        ));
+        match &recovered.writer {
+            None => note(format!(
+                "Recovered spool files of session {} left by a capture that stopped:\n{}",
+                recovered.session_id, recovered.report
+            )),
+            Some(writer) => note(format!(
+                "Recovered spool files of writer {writer} of session {} left by a capture that stopped:\n{}",
+                recovered.session_id, recovered.report
+            )),
+        }
     }
     Ok(())
 }

@@ -12,3 +12,4 @@ pub mod replay;
 pub mod seed;
 pub mod serve;
 pub mod sessions;
+pub mod writers;

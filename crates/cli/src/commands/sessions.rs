@@ -51,7 +51,10 @@ pub async fn list(
             session.captured_metrics,
             session.captured_logs,
             human_bytes(session.total_size_bytes),
-            session.description.as_deref().unwrap_or(""),
+            match session.writers.len() {
+                0 => session.description.clone().unwrap_or_default(),
+                writers => format!("[{writers} writers] {}", session.description.as_deref().unwrap_or("")),
+            },
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -59,8 +62,11 @@ pub async fn list(
 
 /// `sessions show ID`
 pub async fn show(store: &dyn SessionStore, id: &SessionId, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let metadata = store.read_metadata(id).await?;
+    let mut metadata = store.read_metadata(id).await?;
+    // A session of several writers lists them (from their manifests while it is active).
+    let writers = crate::commands::writers::writers_of(store, &metadata).await?;
     if format == OutputFormat::Json {
+        metadata.writers = writers;
         print_json(&metadata)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -106,6 +112,7 @@ pub async fn show(store: &dyn SessionStore, id: &SessionId, format: OutputFormat
             );
         }
     }
+    crate::commands::writers::print_writers(&writers, metadata.status != tape_session::SessionStatus::Active);
     Ok(ExitCode::SUCCESS)
 }
 
