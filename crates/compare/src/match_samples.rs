@@ -230,6 +230,7 @@ pub(crate) fn report(mode: &str, passes: u64, sent: [u64; 3]) -> crate::ReplayFa
             services: Vec::new(),
             from: None,
             until: None,
+            shard: None,
         },
         passes,
         id_seed: 1,

@@ -68,6 +68,10 @@ pub struct ReplayOptionsFacts {
     /// `--until`, or the end of `--phase` (the earlier of the two).
     #[serde(default, deserialize_with = "time")]
     pub until: Option<String>,
+    /// The shard sent (`--shard I/N`), whose items alone the replay sent;
+    /// absent for the whole selection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<tape_otlp::wire::Shard>,
 }
 
 /// Items sent per signal.
@@ -127,7 +131,7 @@ impl ReplayFacts {
     }
 
     /// The records the replay sent, of `signals` only: its signals among
-    /// `signals`, its services and its window of receive times.
+    /// `signals`, its services, its window of receive times and its shard.
     ///
     /// # Errors
     /// [`Error::ReplayReport`]: `from` or `until` is not an RFC 3339 time.
@@ -138,6 +142,7 @@ impl ReplayFacts {
             services: self.options.services.clone(),
             from: self.options.from.as_deref().map(|text| Self::time("from", text)).transpose()?,
             until: self.options.until.as_deref().map(|text| Self::time("until", text)).transpose()?,
+            shard: self.options.shard,
         })
     }
 

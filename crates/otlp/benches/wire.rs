@@ -1,7 +1,8 @@
 //! The wire-level work of a replay, per span: shifting every timestamp and
 //! remapping every id of a request in place, and finding its newest
 //! timestamp (for `--timestamps current`). `otlp-tape bench replay`
-//! measures the whole replay path. And the check of a capture's receivers,
+//! measures the whole replay path. The cut of a request to one shard of
+//! three (`replay --shard 1/3`). And the check of a capture's receivers,
 //! beside counting and a full decode.
 
 #![allow(missing_docs, reason = "criterion_group! defines an undocumented public function")]
@@ -24,6 +25,11 @@ fn rewrite(c: &mut Criterion) {
     });
     group.bench_function(format!("newest_timestamp ({spans} spans)"), |b| {
         b.iter(|| wire::newest_timestamp(Signal::Traces, std::hint::black_box(&bytes)).unwrap());
+    });
+    // A request of 125 traces cut to a third of them, copied.
+    let shard = wire::Shard::new(1, 3).unwrap();
+    group.bench_function(format!("cut_to_shard 1/3 ({spans} spans)"), |b| {
+        b.iter(|| wire::cut_to_shard(Signal::Traces, std::hint::black_box(&bytes), shard).unwrap());
     });
     // What a capture's receivers do to every request: check it as the full
     // decoder would (validate_request), against counting only the path down

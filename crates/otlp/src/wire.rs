@@ -28,6 +28,10 @@
 //! way, and refuse a timestamp or id field of the wrong wire type; the
 //! last reads the top level and the resource attributes. All of them skip
 //! every other field unread, and none allocates per item.
+//! [`cut_to_shard`] cuts a request to the items of one [`Shard`] of N
+//! (`replay --shard I/N`): spans by their trace id, log records by their
+//! trace id or resource, metric points by their series, copying the items
+//! kept byte for byte.
 //!
 //! ```no_run
 //! use tape_otlp::{IdRemap, Signal, wire};
@@ -48,11 +52,13 @@
 
 mod retain;
 mod rewrite;
+mod shard;
 mod spans;
 mod validate;
 
 pub use retain::retain_resources;
 pub use rewrite::{SeriesStarts, newest_timestamp, rewrite_in_place, rewrite_metrics_in_place};
+pub use shard::{InvalidShard, MAX_SHARDS, Shard, ShardCut, cut_to_shard};
 pub use spans::{SpanCount, count_spans};
 pub use validate::{FieldName, InvalidRequest, Problem, RECURSION_LIMIT, validate_request};
 

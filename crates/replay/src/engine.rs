@@ -119,6 +119,20 @@ pub struct ReplayOptions {
     pub resume: Option<Position>,
     /// Hash what is sent ([`ReplayOutcome::content_hash`]).
     pub hash_sent: bool,
+    /// The schedule's time zero, in unix nanoseconds (`--start-at`): the
+    /// selection's first receive time (of pass 0) is due then, each record
+    /// at its offset from it over the speed (a pass `k` of a loop `k`
+    /// periods later), and nothing goes before it. A record due in the past
+    /// goes at once, as a late one does. Timestamps move as of the
+    /// record's time on this schedule, not the moment it goes (at `max`
+    /// speed: its recorded offset after the start), so replays on several
+    /// machines with the same start give every item the same timestamps.
+    /// `None`: the first record sent is due at once.
+    pub start_at: Option<u64>,
+    /// The wall-clock time at the start of the replay, in unix
+    /// nanoseconds; `None` reads the system clock. Tests on paused Tokio
+    /// time give it, so that the schedule of `start_at` is exact.
+    pub started_at_unix_nanos: Option<u64>,
 }
 
 impl Default for ReplayOptions {
@@ -140,6 +154,8 @@ impl Default for ReplayOptions {
             drain_timeout: Duration::from_secs(5),
             resume: None,
             hash_sent: false,
+            start_at: None,
+            started_at_unix_nanos: None,
         }
     }
 }
@@ -299,7 +315,8 @@ pub async fn replay<S: Sink>(
     stop: &CancellationToken,
 ) -> ReplayOutcome {
     let started = Instant::now();
-    let started_at_unix_nanos = unix_nanos_now();
+    let started_at_unix_nanos = options.started_at_unix_nanos.unwrap_or_else(unix_nanos_now);
+    let start_at = options.start_at.map(|unix| StartAt::new(unix, started, started_at_unix_nanos));
     progress.start_series(started);
     // Cancelled by a stop, or when a failure stops the replay: either way
     // no request waits to be retried.
@@ -313,7 +330,9 @@ pub async fn replay<S: Sink>(
         interrupted: 0,
         started,
         started_at_unix_nanos,
-        deadline: options.duration.map(|duration| started + duration),
+        // The duration runs from the start of the schedule.
+        deadline: options.duration.map(|duration| start_at.map_or(started, |start| start.at.max(started)) + duration),
+        start_at,
         done: DoneTracker::default(),
         series: wire::SeriesStarts::new(),
         failures: 0,
@@ -351,6 +370,8 @@ struct Engine<'a, S: Sink> {
     started: Instant,
     started_at_unix_nanos: u64,
     deadline: Option<Instant>,
+    /// The schedule's time zero, with `start_at`.
+    start_at: Option<StartAt>,
     done: DoneTracker,
     /// The start times of the cumulative metric series of this pass.
     series: wire::SeriesStarts,
@@ -456,25 +477,40 @@ impl<S: Sink> Engine<'_, S> {
                     continue;
                 }
                 let receive = record.receive_time_unix_nano;
-                let (payload, items) = match options.selection.apply(signal, receive, record.payload, record.item_count)
-                {
-                    Selected::Send { payload, items } => (payload, items),
-                    Selected::Skip => {
-                        self.finish(this);
-                        continue;
-                    }
-                    Selected::Invalid(error) => {
-                        self.invalid(signal, receive, &error);
-                        self.finish(this);
-                        continue;
-                    }
-                };
+                let (payload, items, uncut) =
+                    match options.selection.apply(signal, receive, record.payload, record.item_count) {
+                        Selected::Send { payload, items, uncut } => (payload, items, uncut),
+                        Selected::Skip => {
+                            self.finish(this);
+                            continue;
+                        }
+                        Selected::Invalid(error) => {
+                            self.invalid(signal, receive, &error);
+                            self.finish(this);
+                            continue;
+                        }
+                    };
                 // Pacing: the record's offset on the timeline, over the speed.
                 let offset = timeline.offset(pass, receive);
                 let mut due_at = None;
-                if let Speed::Factor(factor) = options.speed {
-                    let (origin_at, origin_offset) = *origin.get_or_insert((Instant::now(), offset));
-                    let due = origin_at + scale(offset.saturating_sub(origin_offset), factor);
+                // With a start, timestamps move as of the schedule.
+                let scheduled = self.start_at.map(|start| start.unix_at(offset, options.speed));
+                let due = match (options.speed, self.start_at) {
+                    (Speed::Factor(factor), Some(start)) => Some(start.at + scale(offset, factor)),
+                    (Speed::Factor(factor), None) => {
+                        let (origin_at, origin_offset) = *origin.get_or_insert((Instant::now(), offset));
+                        Some(origin_at + scale(offset.saturating_sub(origin_offset), factor))
+                    }
+                    // As fast as it goes, but not before the start.
+                    (Speed::Max, Some(start)) => {
+                        if let Err(halt) = self.wait_until(start.at).await {
+                            break Some(halt);
+                        }
+                        None
+                    }
+                    (Speed::Max, None) => None,
+                };
+                if let Some(due) = due {
                     if self.deadline.is_some_and(|deadline| due >= deadline) {
                         break Some(EndReason::Duration);
                     }
@@ -493,11 +529,12 @@ impl<S: Sink> Engine<'_, S> {
                 if let Err(halt) = self.wait_for_slot().await {
                     break Some(halt);
                 }
-                // Timestamps and ids, as of the moment it is sent.
-                let send = self.send_time_nanos();
+                // Timestamps and ids, as of the moment it is sent (or its
+                // time on the schedule of a start).
+                let send = scheduled.unwrap_or_else(|| self.send_time_nanos());
                 let payload = match rewrite(
                     signal,
-                    payload,
+                    (payload, uncut.as_ref()),
                     options.timestamps,
                     (receive, send),
                     remap.as_ref(),
@@ -739,6 +776,43 @@ impl Timeline {
     }
 }
 
+/// The schedule's time zero of a replay with a start.
+#[derive(Debug, Clone, Copy)]
+struct StartAt {
+    /// In unix nanoseconds.
+    unix: u64,
+    /// On Tokio's clock (the replay's start, when the time is past and
+    /// cannot be represented).
+    at: Instant,
+}
+
+impl StartAt {
+    /// `unix` on Tokio's clock, given that the replay started at `started`,
+    /// which was `started_unix` on the wall clock.
+    fn new(unix: u64, started: Instant, started_unix: u64) -> StartAt {
+        let at = if unix >= started_unix {
+            started + Duration::from_nanos(unix - started_unix)
+        } else {
+            started.checked_sub(Duration::from_nanos(started_unix - unix)).unwrap_or(started)
+        };
+        StartAt { unix, at }
+    }
+
+    /// The wall-clock time, in unix nanoseconds, at which a record `offset`
+    /// into the timeline is due at `speed` (at `max`: as recorded).
+    // At exactly 1x the offset is kept to the nanosecond (a float would
+    // round offsets past 104 days); any other factor scales it, the same
+    // way in every shard.
+    #[allow(clippy::float_cmp, clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    fn unix_at(self, offset: u128, speed: Speed) -> u64 {
+        let offset = match speed {
+            Speed::Factor(factor) if factor != 1.0 => (offset as f64 / factor) as u128,
+            _ => offset,
+        };
+        u64::try_from(u128::from(self.unix).saturating_add(offset)).unwrap_or(u64::MAX)
+    }
+}
+
 /// `nanos` of the recording at `factor` times its speed.
 fn scale(nanos: u128, factor: f64) -> Duration {
     #[allow(clippy::cast_precision_loss)] // nanoseconds: exact up to 104 days
@@ -746,11 +820,12 @@ fn scale(nanos: u128, factor: f64) -> Duration {
 }
 
 /// Adjusts timestamps and ids on the wire; the payload is copied only when
-/// something changes. Cumulative metric series keep the start time they
+/// something changes. `current` moves it as of the newest timestamp of
+/// `uncut`, the request it was cut from, when it was. Cumulative metric series keep the start time they
 /// were first sent with in this pass (`series`), when timestamps move.
 fn rewrite(
     signal: Signal,
-    payload: Bytes,
+    (payload, uncut): (Bytes, Option<&Bytes>),
     mode: TimestampMode,
     (receive, send): (u64, u64),
     remap: Option<&IdRemap>,
@@ -759,7 +834,7 @@ fn rewrite(
     let from = match mode {
         TimestampMode::None => None,
         TimestampMode::Relative => Some(receive),
-        TimestampMode::Current => wire::newest_timestamp(signal, &payload)?,
+        TimestampMode::Current => wire::newest_timestamp(signal, uncut.unwrap_or(&payload))?,
     };
     let delta = from.map_or(0, |from| {
         let delta = i128::from(send) - i128::from(from);

@@ -82,8 +82,8 @@ pub use session_replay::{
     DEFAULT_MAX_ATTEMPTS, DryRunPlan, Error, Failure, FailureLimit, Fingerprinted, Finished, MAX_CONCURRENCY,
     OptionsRecord, Pacing, Phase, Picked, PlanCounts, Prepared, Ready, ReplayConfig, Report, RunOptions, RunOutcome,
     SessionChoice, SessionRecord, SignalPlan, Start, Strategy, TargetRecord, TargetsRecord, ValidReplayConfig, Window,
-    choose, describe_position, find_phase, parse_rate_limit, phases, pick, prepare, replay_session, report_json,
-    window, write_atomically, write_report,
+    choose, describe_position, find_phase, parse_rate_limit, parse_start_at, phases, pick, prepare, replay_session,
+    report_json, window, write_atomically, write_report,
 };
 pub use target::{
     DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, TargetConfig, TargetError, parse_compression, parse_header,

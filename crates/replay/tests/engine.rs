@@ -239,6 +239,7 @@ async fn selection_keeps_signals_services_and_the_time_window() {
         services: vec!["payment".to_owned()],
         from: Some(start + 2_000_000_000),
         until: Some(start + 4_000_000_000),
+        shard: None,
     };
     let sink = RecordingSink::default();
     let options = ReplayOptions { selection: selection.clone(), ..options(Speed::Max) };

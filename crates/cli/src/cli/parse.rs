@@ -62,6 +62,16 @@ pub(super) fn parse_speed(text: &str) -> Result<Speed, String> {
     text.parse()
 }
 
+/// `--shard I/N`.
+pub(super) fn parse_shard(text: &str) -> Result<tape_otlp::wire::Shard, String> {
+    text.parse().map_err(|error: tape_otlp::wire::InvalidShard| error.to_string())
+}
+
+/// `--start-at`: an RFC 3339 time.
+pub(super) fn parse_start_at(text: &str) -> Result<tape_session::Timestamp, String> {
+    tape_replay::parse_start_at(text)
+}
+
 /// `--strategy`, with the possible values clap lists in the help and in
 /// its error.
 pub(super) fn strategy_parser() -> impl clap::builder::TypedValueParser<Value = Strategy> {

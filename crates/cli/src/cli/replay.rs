@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use tape_otlp::wire::Shard;
 use tape_replay::{FailureLimit, ReplayConfig, RunOptions, SessionChoice, Speed, Strategy, TimestampMode};
-use tape_session::SessionType;
+use tape_session::{SessionType, Timestamp};
 
 use super::parse::{
-    parse_duration, parse_failure_limit, parse_rate_limit, parse_session_choice, parse_session_type, parse_speed,
-    parse_time_bound, parse_timestamps, strategy_parser,
+    parse_duration, parse_failure_limit, parse_rate_limit, parse_session_choice, parse_session_type, parse_shard,
+    parse_speed, parse_start_at, parse_time_bound, parse_timestamps, strategy_parser,
 };
 use super::{TargetArgs, TimeBound};
 
@@ -80,6 +81,18 @@ pub struct ReplayArgs {
     /// metadata's phases), within --from and --until.
     #[arg(long, value_name = "NAME")]
     pub phase: Option<String>,
+    /// Send only shard I of N (I from 0 to N-1, N at most 1024): N replays with the same options and shards 0/N
+    /// to N-1/N send disjoint parts of the selection whose union is all of it. Spans and log records with a
+    /// trace id go by a hash of the trace id (every trace whole from one shard), other log records by their
+    /// resource, metric points by their series; each request is cut on the wire.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, allow_hyphen_values = true)]
+    pub shard: Option<Shard>,
+    /// The schedule's time zero, an RFC 3339 time: the first record is due then (waited for when in the
+    /// future), and relative and current timestamps move as of the schedule, so that shards started on
+    /// several machines with the same --start-at pace together and give every item the same timestamps.
+    /// [default: the first record goes at once]
+    #[arg(long, value_name = "RFC3339", value_parser = parse_start_at)]
+    pub start_at: Option<Timestamp>,
 
     /// Items (spans, data points, log records) per second at most, on top of the pace. [default: no limit]
     #[arg(long, value_name = "ITEMS_PER_SECOND", value_parser = parse_rate_limit, allow_hyphen_values = true)]
@@ -159,6 +172,8 @@ impl ReplayArgs {
             from: self.from,
             until: self.until,
             phase: self.phase.clone(),
+            shard: self.shard,
+            start_at: self.start_at,
             rate_limit: self.rate_limit,
             concurrency: Some(self.concurrency),
             regenerate_ids: self.regenerate_ids,
@@ -252,6 +267,10 @@ mod tests {
             "--max-attempts",
             "2",
             "--skip-corrupt",
+            "--shard",
+            "2/4",
+            "--start-at",
+            "2026-12-04T22:00:00Z",
         ]);
         let json: ReplayConfig = serde_json::from_str(
             r#"{"session": "seed-1", "filterType": "seed", "endpoint": "http://c:4318", "protocol": "grpc",
@@ -259,7 +278,8 @@ mod tests {
                 "timestamps": "current", "loop": true, "passes": 3, "duration": "90s", "traces": true, "logs": true,
                 "services": "a,b", "from": "30s", "until": "2026-01-01T00:00:00Z", "phase": "failure",
                 "rateLimit": 2.5, "concurrency": 8, "regenerateIds": true, "idSeed": 42,
-                "maxFailures": "unlimited", "maxAttempts": 2, "skipCorrupt": true}"#,
+                "maxFailures": "unlimited", "maxAttempts": 2, "skipCorrupt": true, "shard": "2/4",
+                "startAt": "2026-12-04T22:00:00Z"}"#,
         )
         .unwrap();
         assert_eq!(checked(args.config()), checked(json));

@@ -28,6 +28,7 @@ mod s3;
 mod seed;
 mod serve;
 mod sessions;
+mod shard;
 mod stack;
 mod store_paths;
 mod timeline;

@@ -1,9 +1,10 @@
-//! Which records of a session a replay sends: signals, services, and a
-//! window of receive times.
+//! Which records of a session a replay sends: signals, services, a
+//! window of receive times, and a shard.
 
 use std::fmt;
 
 use bytes::Bytes;
+use tape_otlp::wire::{Shard, ShardCut};
 use tape_otlp::{Signal, SignalSet, wire};
 use tape_session::BlobEntry;
 
@@ -20,23 +21,35 @@ pub struct Selection {
     pub from: Option<u64>,
     /// Records received before this time (unix nanoseconds).
     pub until: Option<u64>,
+    /// Only the items of this shard (`--shard I/N`): each request is cut
+    /// on the wire after the services cut (see
+    /// [`tape_otlp::wire::cut_to_shard`]), and a request left with none is
+    /// not sent. The cut is a function of the stored items alone, so N
+    /// replays of one selection send disjoint parts whose union is the
+    /// whole.
+    pub shard: Option<Shard>,
 }
 
 impl Default for Selection {
     fn default() -> Self {
-        Selection { signals: SignalSet::ALL, services: Vec::new(), from: None, until: None }
+        Selection { signals: SignalSet::ALL, services: Vec::new(), from: None, until: None, shard: None }
     }
 }
 
 /// What became of a record under a [`Selection`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selected {
-    /// Sent: the payload (cut to the selected services) and its items.
+    /// Sent: the payload (cut to the selected services and shard) and its
+    /// items.
     Send {
         /// The request's protobuf bytes.
         payload: Bytes,
         /// Items in `payload`.
         items: u64,
+        /// The request before the shard cut, when the cut left out part of
+        /// it: `--timestamps current` moves a shard's part as of the whole
+        /// request's newest timestamp, as one process moves it.
+        uncut: Option<Bytes>,
     },
     /// Outside the selection.
     Skip,
@@ -64,18 +77,35 @@ impl Selection {
         if !self.signals.contains(signal) || !self.in_window(receive_nanos) {
             return Selected::Skip;
         }
+        let (payload, items) = match self.cut_to_services(signal, payload, items) {
+            Selected::Send { payload, items, .. } => (payload, items),
+            other => return other,
+        };
+        let Some(shard) = self.shard else { return Selected::Send { payload, items, uncut: None } };
+        match wire::cut_to_shard(signal, &payload, shard) {
+            Ok(ShardCut::Whole) => Selected::Send { payload, items, uncut: None },
+            Ok(ShardCut::Part { payload: part, items }) => {
+                Selected::Send { payload: Bytes::from(part), items, uncut: Some(payload) }
+            }
+            Ok(ShardCut::Empty) => Selected::Skip,
+            Err(error) => Selected::Invalid(error),
+        }
+    }
+
+    /// The record cut to the selected services.
+    fn cut_to_services(&self, signal: Signal, payload: Bytes, items: u64) -> Selected {
         if self.services.is_empty() {
-            return Selected::Send { payload, items };
+            return Selected::Send { payload, items, uncut: None };
         }
         let kept = wire::retain_resources(signal, &payload, |service| {
             service.is_some_and(|name| self.services.iter().any(|wanted| wanted == name))
         });
         match kept {
-            Ok(None) => Selected::Send { payload, items },
+            Ok(None) => Selected::Send { payload, items, uncut: None },
             Ok(Some(cut)) if cut.is_empty() => Selected::Skip,
             Ok(Some(cut)) => match wire::count_items(signal, &cut) {
                 Ok(0) => Selected::Skip,
-                Ok(items) => Selected::Send { payload: Bytes::from(cut), items },
+                Ok(items) => Selected::Send { payload: Bytes::from(cut), items, uncut: None },
                 Err(error) => Selected::Invalid(error),
             },
             Err(error) => Selected::Invalid(error),
@@ -85,7 +115,8 @@ impl Selection {
 
 impl fmt::Display for Selection {
     /// The selection in words, for plans and reports: `traces, metrics,
-    /// logs; services checkout, payment; received from ... until ...`.
+    /// logs; services checkout, payment; received from ... until ...;
+    /// shard 1/3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.signals)?;
         if !self.services.is_empty() {
@@ -97,6 +128,10 @@ impl fmt::Display for Selection {
             (Some(from), None) => write!(f, "; received from {}", time(from)),
             (None, Some(until)) => write!(f, "; received before {}", time(until)),
             (None, None) => Ok(()),
+        }?;
+        match self.shard {
+            Some(shard) => write!(f, "; shard {shard}"),
+            None => Ok(()),
         }
     }
 }

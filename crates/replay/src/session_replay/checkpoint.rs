@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tape_otlp::wire::Shard;
 use tape_session::{SessionId, SessionMetadata, Timestamp};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +43,10 @@ pub struct Fingerprinted {
     pub timestamps: String,
     /// `from-second-pass`, `always` or `never`.
     pub ids: String,
+    /// The shard, `I/N`; absent for the whole selection (so that the
+    /// fingerprint of a replay without one is what it was before shards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
 }
 
 impl Fingerprinted {
@@ -54,6 +59,7 @@ impl Fingerprinted {
             until: selection.until.map(Timestamp::from_unix_nanos),
             timestamps: timestamp_mode_name(timestamps).to_owned(),
             ids: ids_name(ids).to_owned(),
+            shard: selection.shard,
         }
     }
 
@@ -79,6 +85,8 @@ impl Fingerprinted {
         compare("until", text(self.until), text(now.until));
         compare("timestamps", self.timestamps.clone(), now.timestamps.clone());
         compare("ids", self.ids.clone(), now.ids.clone());
+        let shard = |shard: Option<Shard>| shard.map_or_else(|| "none".to_owned(), |shard| shard.to_string());
+        compare("shard", shard(self.shard), shard(now.shard));
         differences
     }
 }
@@ -203,8 +211,8 @@ impl Checkpoint {
                 if differences.is_empty() { "its fingerprint differs".to_owned() } else { differences.join(", ") };
             return Err(Error::CheckpointMismatch(format!(
                 "the checkpoint {file} is of a replay with another selection: {differences}; resume with the \
-                 same --traces/--metrics/--logs, --services, --from, --until, --phase, --timestamps and id \
-                 options, or start again without --resume"
+                 same --traces/--metrics/--logs, --services, --from, --until, --phase, --shard, --timestamps \
+                 and id options, or start again without --resume"
             )));
         }
         if let Some(seed) = id_seed
@@ -326,7 +334,7 @@ mod tests {
     }
 
     fn fingerprinted(signals: SignalSet, timestamps: TimestampMode) -> Fingerprinted {
-        let selection = Selection { signals, services: Vec::new(), from: Some(5), until: None };
+        let selection = Selection { signals, services: Vec::new(), from: Some(5), until: None, shard: None };
         Fingerprinted::new(&selection, timestamps, IdRegeneration::FromSecondPass)
     }
 
@@ -373,6 +381,26 @@ mod tests {
         renamed.session_id = "t".parse().unwrap();
         let message = checkpoint.check(&path, &renamed, &selection, None).unwrap_err().to_string();
         assert!(message.contains("is of a replay of session s, not t"), "{message}");
+    }
+
+    #[test]
+    fn a_resume_of_another_shard_is_refused_and_no_shard_keeps_the_old_fingerprint() {
+        let path = Path::new("c.json");
+        let shard = |text: &str| {
+            let selection = Selection { shard: Some(text.parse().unwrap()), ..Selection::default() };
+            Fingerprinted::new(&selection, TimestampMode::None, IdRegeneration::FromSecondPass)
+        };
+        let checkpoint = Checkpoint::new(&metadata(), shard("0/3"), 42);
+        let message = checkpoint.check(path, &metadata(), &shard("1/3"), None).unwrap_err().to_string();
+        assert!(message.contains("another selection: shard 0/3 (now 1/3); resume with the same"), "{message}");
+        let whole = Fingerprinted::new(&Selection::default(), TimestampMode::None, IdRegeneration::FromSecondPass);
+        let message = checkpoint.check(path, &metadata(), &whole, None).unwrap_err().to_string();
+        assert!(message.contains("shard 0/3 (now none)"), "{message}");
+        checkpoint.check(path, &metadata(), &shard("0/3"), None).unwrap();
+        // A replay without a shard writes what a build before shards wrote.
+        assert!(!serde_json::to_string(&whole).unwrap().contains("shard"));
+        let json = serde_json::to_string(&shard("2/3")).unwrap();
+        assert!(json.ends_with(r#""shard":"2/3"}"#), "{json}");
     }
 
     #[test]

@@ -7,8 +7,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use tape_otlp::wire::Shard;
 use tape_otlp::{Signal, SignalSet};
-use tape_session::{SessionId, SessionType, TimeBound};
+use tape_session::{SessionId, SessionType, TimeBound, Timestamp};
 
 use super::error::Error;
 use crate::engine::IdRegeneration;
@@ -232,6 +233,24 @@ pub struct ReplayConfig {
     /// `from` and `until`. Default: every phase.
     #[serde(default, deserialize_with = "tape_session::config::parsed")]
     pub phase: Option<String>,
+    /// Only the items of shard `I/N` (`I` from 0 to `N - 1`, `N` at most
+    /// 1024): N replays with the same options and shards `0/N` to
+    /// `N-1/N` send disjoint parts of the selection whose union is all of
+    /// it, each trace whole from one of them (see
+    /// [`tape_otlp::wire::cut_to_shard`]). An `auto` session must then be
+    /// picked the same way by every shard: `strategy` `random` is refused.
+    /// Default: the whole selection.
+    #[serde(default, deserialize_with = "tape_session::config::parsed")]
+    pub shard: Option<Shard>,
+    /// The schedule's time zero, an RFC 3339 time: the first record of the
+    /// selection is due then (waited for when it is in the future, caught
+    /// up with when past), and `relative` and `current` timestamps move
+    /// as of the schedule rather than the moment each request goes, so
+    /// replays on several machines with the same `startAt` (shards) send
+    /// every item with the same timestamps. Default: the first record
+    /// goes at once.
+    #[serde(default, deserialize_with = "start_at")]
+    pub start_at: Option<Timestamp>,
 
     /// Items per second at most, on top of the pace. Default: no limit.
     #[serde(default, deserialize_with = "rate_limit")]
@@ -296,6 +315,10 @@ pub struct ValidReplayConfig {
     pub until: Option<TimeBound>,
     /// The phase of the window.
     pub phase: Option<String>,
+    /// The shard sent, when given.
+    pub shard: Option<Shard>,
+    /// The schedule's time zero, when given.
+    pub start_at: Option<Timestamp>,
     /// Items per second at most.
     pub rate_limit: Option<f64>,
     /// Requests in flight at most.
@@ -368,6 +391,14 @@ impl ReplayConfig {
         if duration.is_zero() {
             return Err(Error::Invalid("--duration must be more than zero".to_owned()));
         }
+        if let Some(shard) = self.shard
+            && self.strategy == Some(Strategy::Random)
+        {
+            return Err(Error::Invalid(format!(
+                "--shard {shard} cannot be used with --strategy random: every shard must replay the same session; \
+                 give --session ID, or a --strategy that every shard resolves alike (latest, largest, smallest)"
+            )));
+        }
         let ids = match (self.regenerate_ids, self.keep_ids) {
             (true, _) => IdRegeneration::Always,
             (_, true) => IdRegeneration::Never,
@@ -388,6 +419,8 @@ impl ReplayConfig {
             from: self.from,
             until: self.until,
             phase: self.phase,
+            shard: self.shard,
+            start_at: self.start_at,
             rate_limit: self.rate_limit,
             concurrency,
             ids,
@@ -426,6 +459,30 @@ fn services(given: &[String]) -> Result<Vec<String>, Error> {
 
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
     Ok(tape_session::config::duration(deserializer)?.map(Duration::from_nanos))
+}
+
+/// `--start-at`: an RFC 3339 time.
+///
+/// # Errors
+/// Not an RFC 3339 time; the message says what would be valid.
+pub fn parse_start_at(text: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(text.trim())
+        .ok_or_else(|| "expected an RFC 3339 time such as 2026-12-04T22:00:00Z or 2026-12-04T23:00:00+01:00".to_owned())
+}
+
+/// A start time, for serde.
+struct StartAt(Timestamp);
+
+impl FromStr for StartAt {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        parse_start_at(text).map(StartAt)
+    }
+}
+
+fn start_at<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Timestamp>, D::Error> {
+    Ok(tape_session::config::parsed::<D, StartAt>(deserializer)?.map(|start| start.0))
 }
 
 /// A rate limit, for serde.
@@ -498,10 +555,12 @@ mod tests {
                 "speed": 10, "timestamps": "current", "loop": true, "passes": "3", "duration": "90s", "traces": true,
                 "logs": false, "services": ["a, b", "a"], "from": "30s", "until": 60, "phase": "failure",
                 "rateLimit": 2.5, "concurrency": "8", "keepIds": true, "idSeed": 42, "maxFailures": "unlimited",
-                "maxAttempts": 2, "skipCorrupt": true}"#,
+                "maxAttempts": 2, "skipCorrupt": true, "shard": "1/3", "startAt": "2026-12-04T22:00:00Z"}"#,
         )
         .unwrap();
         let config = config.validate(|_| Some("max".to_owned())).unwrap();
+        assert_eq!(config.shard, Some(Shard::new(1, 3).unwrap()));
+        assert_eq!(config.start_at, Timestamp::parse_rfc3339("2026-12-04T22:00:00Z"));
         assert_eq!(config.session, SessionChoice::Id("seed-1".parse().unwrap()));
         assert_eq!(config.filter_type, Some(SessionType::Seed));
         assert_eq!(config.target.headers, [("a".to_owned(), "1,2".to_owned())]);
@@ -546,6 +605,10 @@ mod tests {
             (r#"{"maxFailures": "lots"}"#, "expected a number such as 0 or 10, or unlimited"),
             (r#"{"from": "soon"}"#, "expected an offset into the session"),
             (r#"{"header": "novalue"}"#, "expected KEY=VALUE"),
+            (r#"{"shard": "3/3"}"#, "invalid value \"3/3\": the index must be below the count (0 to 2), not 3"),
+            (r#"{"shard": "0/0"}"#, "the count must be 1 to 1024, not 0"),
+            (r#"{"shard": "x"}"#, "expected I/N"),
+            (r#"{"startAt": "yesterday"}"#, "invalid value \"yesterday\": expected an RFC 3339 time"),
         ] {
             let error = parse(json).unwrap_err();
             assert!(error.contains(expected), "{json}: {error}");
@@ -563,6 +626,12 @@ mod tests {
         assert!(message.contains("'--regenerate-ids' cannot be used with '--keep-ids'"), "{message}");
         let message = invalid(ReplayConfig { concurrency: Some(0), ..ReplayConfig::default() }, &[]);
         assert!(message.ends_with("0 is not in 1..=256"), "{message}");
+        let shard = Some(Shard::new(0, 2).unwrap());
+        let random = ReplayConfig { shard, strategy: Some(Strategy::Random), ..ReplayConfig::default() };
+        let message = invalid(random.clone(), &[]);
+        assert!(message.starts_with("--shard 0/2 cannot be used with --strategy random"), "{message}");
+        let largest = ReplayConfig { strategy: Some(Strategy::Largest), ..random };
+        assert!(largest.validate(|_| None).is_ok(), "the largest session is the same for every shard");
         let message = invalid(ReplayConfig { max_attempts: Some(0), ..ReplayConfig::default() }, &[]);
         assert!(message.starts_with("invalid value '0' for '--max-attempts <N>'"), "{message}");
     }

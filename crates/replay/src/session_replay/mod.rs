@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointWriter, Fingerprinted, write_atomically};
 pub use self::config::{
     DEFAULT_CONCURRENCY, DEFAULT_DURATION, DEFAULT_MAX_ATTEMPTS, FailureLimit, MAX_CONCURRENCY, ReplayConfig,
-    SessionChoice, Strategy, ValidReplayConfig, parse_rate_limit,
+    SessionChoice, Strategy, ValidReplayConfig, parse_rate_limit, parse_start_at,
 };
 pub use self::error::{Error, Failure};
 pub use self::pick::{Picked, choose, pick};
@@ -115,6 +115,7 @@ pub async fn prepare(
         services: config.services.clone(),
         from: window.from,
         until: window.until,
+        shard: config.shard,
     };
     let targets = resolve_targets(&config.target, run.ca_file.as_deref(), env)?;
     let fingerprinted = Fingerprinted::new(&selection, config.timestamps, config.ids);
@@ -132,6 +133,8 @@ pub async fn prepare(
         from: selection.from.map(Timestamp::from_unix_nanos),
         until: selection.until.map(Timestamp::from_unix_nanos),
         phase: config.phase.clone(),
+        shard: config.shard,
+        start_at: config.start_at,
         rate_limit: config.rate_limit,
         concurrency: usize::from(config.concurrency),
         ids: checkpoint::ids_name(config.ids),
@@ -241,6 +244,7 @@ impl Prepared {
             max_failures: self.config.max_failures,
             resume,
             hash_sent: self.run.content_hash,
+            start_at: self.config.start_at.map(Timestamp::unix_nanos),
             ..ReplayOptions::default()
         };
         Ok(Start::Ready(Box::new(Ready { prepared: self, options, progress, before })))

@@ -110,6 +110,11 @@ pub struct OptionsRecord {
     pub until: Option<Timestamp>,
     /// The phase, when one was given.
     pub phase: Option<String>,
+    /// The shard sent (`I/N`), when one was given: the counts are of its
+    /// items alone.
+    pub shard: Option<tape_otlp::wire::Shard>,
+    /// The schedule's time zero (`--start-at`), when one was given.
+    pub start_at: Option<Timestamp>,
     /// Items per second at most.
     pub rate_limit: Option<f64>,
     /// Requests in flight at most.

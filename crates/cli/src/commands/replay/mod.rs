@@ -35,6 +35,7 @@ pub async fn run(
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     let env = |name: &str| std::env::var(name).ok();
+    refuse_random_shards(&args);
     let config = args.config().validate(env)?;
     if args.log_interval == 0 {
         bail!("--log-interval must be more than zero");
@@ -78,6 +79,16 @@ pub async fn run(
     ));
     if let Some(position) = ready.resume() {
         note(format!("Resuming at {}.", tape_replay::describe_position(position)));
+    }
+    if let Some(start) = config.start_at {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        if start.unix_nanos() > now {
+            note(format!("Waiting until {start} (--start-at) to send the first record."));
+        } else {
+            note(format!("The schedule started at {start} (--start-at): records already due go at once."));
+        }
     }
     // Until now Ctrl-C ends the process as usual: there is nothing to
     // finish. From here on it stops the replay cleanly.
@@ -134,6 +145,19 @@ pub async fn run(
         tracing::error!("{error:#}");
     }
     Err(first)
+}
+
+/// `--shard` with `--strategy random` is a usage error (exit code 2): the
+/// shards could pick different sessions. The config refuses it too, with
+/// the same words, for the control API.
+fn refuse_random_shards(args: &ReplayArgs) {
+    if args.shard.is_some() && args.strategy == Some(tape_replay::Strategy::Random) {
+        let config = tape_replay::ReplayConfig { shard: args.shard, strategy: args.strategy, ..Default::default() };
+        if let Err(error) = config.validate(|_| None) {
+            let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
+            command.error(clap::error::ErrorKind::ArgumentConflict, error.to_string()).exit();
+        }
+    }
 }
 
 /// `--dry-run`: reads the session as the replay would, connects nowhere.

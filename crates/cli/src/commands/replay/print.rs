@@ -42,6 +42,12 @@ pub fn report(report: &Report) {
     if let Some(position) = &report.options.resumed_from {
         println!("  Resumed at {}; the counts include the earlier runs.", tape_replay::describe_position(position));
     }
+    if let Some(shard) = report.options.shard {
+        println!("  Shard {shard}: the counts are of its items alone.");
+    }
+    if let Some(start) = report.options.start_at {
+        println!("  Scheduled from {start} (--start-at).");
+    }
     println!("  Id seed {}.", report.id_seed);
 }
 
@@ -106,4 +112,7 @@ pub fn dry_run(plan: &DryRunPlan) {
         _ => println!("Time span  none: nothing is selected"),
     }
     println!("Pacing     {}", plan.pacing.description);
+    if let Some(start) = plan.options.start_at {
+        println!("Start      {start} (--start-at): the first record is due then");
+    }
 }
