@@ -29,6 +29,7 @@ mod error;
 mod id;
 mod key;
 mod layer;
+mod merge;
 mod metadata;
 mod output;
 mod phase;
@@ -45,7 +46,7 @@ mod writers;
 
 pub use annotation::{
     ANNOTATIONS_FILE, Annotation, AnnotationError, PHASE_ANNOTATION_TYPE, PHASE_KEY_PREFIX, UNLABELLED,
-    check_phase_name, parse_jsonl, to_jsonl,
+    check_phase_name, parse_jsonl, phase_directory, to_jsonl,
 };
 pub use blob::{BlobDecoder, BlobError, BlobReader, BlobSummary, BlobWriter, Record};
 pub use bound::TimeBound;
@@ -54,6 +55,7 @@ pub use error::{BoxError, Error, error_chain};
 pub use id::{InvalidSessionId, MAX_SESSION_ID_LEN, SessionId};
 pub use key::{BlobKey, InvalidBlobKey};
 pub use layer::StoreLayer;
+pub use merge::{MERGE_CREATOR, MergeConfig, MergeError, MergeReport, SourceReport, ValidMergeConfig, merge_sessions};
 pub use metadata::{
     BlobEntry, FORMAT_VERSION, MetadataError, PhaseEntry, SessionMetadata, SessionStatus, SessionType, SignalCounts,
     content_hash,
