@@ -78,6 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::sessions::repair(&cli.store, &id, spool_dir.as_deref(), format).await
         }
         Command::Sessions(SessionsCommand::Prune(args)) => commands::sessions::prune(store, &args, format).await,
+        Command::Sessions(SessionsCommand::Merge(args)) => commands::merge::run(store, args, format).await,
         Command::Import(args) => commands::import::run(store, args, format).await,
         Command::Export(args) => commands::export::run(store, args, format).await,
         Command::Compare(args) => commands::compare::run(store, args, format).await,
