@@ -56,6 +56,25 @@ pub enum Error {
         /// Why, such as "it is completed".
         reason: String,
     },
+    /// A writer's manifest (`writers/<writer-id>.json`) cannot be used.
+    #[error("session {session}: cannot read {file}: {reason}")]
+    Manifest {
+        /// The session.
+        session: SessionId,
+        /// The manifest's path in the session.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// A session cannot be sealed: it has a single writer, or none of its
+    /// writers' manifests can be merged.
+    #[error("session {session} cannot be sealed: {reason}")]
+    NotSealable {
+        /// The session.
+        session: SessionId,
+        /// Why.
+        reason: String,
+    },
     /// A blob's bytes are damaged.
     #[error("session {session}: blob {key} is corrupt")]
     CorruptBlob {

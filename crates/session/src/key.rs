@@ -68,6 +68,7 @@ impl BlobKey {
 
     /// The same blob under another writer (or none): what `sessions merge`
     /// copies a source's blob to.
+    #[must_use]
     pub fn with_writer(&self, writer: Option<WriterId>) -> Self {
         BlobKey { writer, ..self.clone() }
     }

@@ -27,6 +27,7 @@ pub mod config;
 mod duration;
 mod error;
 mod id;
+mod join;
 mod key;
 mod layer;
 mod merge;
@@ -37,6 +38,7 @@ mod read;
 mod repair;
 pub mod retention;
 mod salvage;
+mod seal;
 mod store;
 mod time;
 mod timeline;
@@ -57,8 +59,8 @@ pub use key::{BlobKey, InvalidBlobKey};
 pub use layer::StoreLayer;
 pub use merge::{MERGE_CREATOR, MergeConfig, MergeError, MergeReport, SourceReport, ValidMergeConfig, merge_sessions};
 pub use metadata::{
-    BlobEntry, FORMAT_VERSION, MetadataError, PhaseEntry, SessionMetadata, SessionStatus, SessionType, SignalCounts,
-    content_hash,
+    BlobEntry, FORMAT_VERSION, FORMAT_VERSION_WRITERS, MetadataError, PhaseEntry, SessionMetadata, SessionStatus,
+    SessionType, SignalCounts, content_hash,
 };
 pub use output::OutputDir;
 pub use phase::{Phase, PhaseError, PhasesError, phases_of, session_phases};

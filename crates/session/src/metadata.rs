@@ -9,8 +9,15 @@ use tape_otlp::Signal;
 use crate::blob::BlobSummary;
 use crate::{BlobKey, SessionId, Timestamp, WriterEntry, WriterId};
 
-/// The version of the session format this build writes and reads.
+/// The version of the session format of a session with one writer: what
+/// this build writes for it.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The version of the session format of a session with several writers
+/// (`capture --join`, `sessions merge`; see `docs/FORMAT.md` section 11):
+/// blob keys carry a writer id, and `writers/` holds the writers'
+/// manifests. This build reads versions [`FORMAT_VERSION`] to this one.
+pub const FORMAT_VERSION_WRITERS: u32 = 2;
 
 /// Where a session came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -242,7 +249,9 @@ pub enum MetadataError {
     #[error("malformed metadata.json: {0}")]
     Malformed(String),
     /// The file is of a format version this build does not read.
-    #[error("metadata.json has format version {found}, but this build reads version {FORMAT_VERSION} only")]
+    #[error(
+        "metadata.json has format version {found}, but this build reads versions {FORMAT_VERSION} and {FORMAT_VERSION_WRITERS} only"
+    )]
     UnsupportedVersion {
         /// The version found.
         found: u64,
@@ -293,7 +302,7 @@ impl SessionMetadata {
         let version = version
             .as_u64()
             .ok_or_else(|| MetadataError::Malformed(format!("formatVersion is {version}, not a number")))?;
-        if version != u64::from(FORMAT_VERSION) {
+        if !(u64::from(FORMAT_VERSION)..=u64::from(FORMAT_VERSION_WRITERS)).contains(&version) {
             return Err(MetadataError::UnsupportedVersion { found: version });
         }
         let metadata: SessionMetadata =
@@ -321,7 +330,13 @@ impl SessionMetadata {
         json
     }
 
+    /// Whether the session has several writers (format version 2).
+    pub fn has_writers(&self) -> bool {
+        self.format_version >= FORMAT_VERSION_WRITERS
+    }
+
     fn check(&self) -> Result<(), String> {
+        let several = self.has_writers();
         for blob in &self.blobs {
             if blob.key.signal() != blob.signal {
                 return Err(format!(
@@ -331,6 +346,20 @@ impl SessionMetadata {
                     blob.key.signal()
                 ));
             }
+            if !several && let Some(writer) = blob.key.writer() {
+                return Err(format!(
+                    "blob {} names writer {writer}, but a session of format version {} has one writer and no writer ids in its keys",
+                    blob.key, self.format_version
+                ));
+            }
+        }
+        if !several && !self.writers.is_empty() {
+            return Err(format!(
+                "it lists writers, which only a session of format version {FORMAT_VERSION_WRITERS} has"
+            ));
+        }
+        if !self.writers.is_empty() {
+            self.check_writers()?;
         }
         if self.status != SessionStatus::Active {
             let (items, requests) = self.totals_from_blobs();
@@ -344,6 +373,36 @@ impl SessionMetadata {
                     "the request counts {:?} disagree with the blob list {requests:?}",
                     self.request_counts
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `writers` figures add up to the session's totals, and name each
+    /// writer once.
+    fn check_writers(&self) -> Result<(), String> {
+        let mut ids: Vec<&WriterId> = self.writers.iter().map(|writer| &writer.writer_id).collect();
+        ids.sort();
+        if let Some([twice, _]) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(format!("writer {twice} is listed twice in writers"));
+        }
+        let sum = |figure: fn(&WriterEntry) -> u64| self.writers.iter().map(figure).sum::<u64>();
+        let (items, requests) = self.totals_from_blobs();
+        let figures = [
+            ("blobs", sum(|writer| writer.blobs), self.blobs.len() as u64),
+            ("capturedTraces", sum(|writer| writer.captured_traces), items.traces),
+            ("capturedMetrics", sum(|writer| writer.captured_metrics), items.metrics),
+            ("capturedLogs", sum(|writer| writer.captured_logs), items.logs),
+            ("requests", sum(|writer| writer.requests), requests.total()),
+            (
+                "totalSizeBytes",
+                sum(|writer| writer.total_size_bytes),
+                self.blobs.iter().map(|blob| blob.compressed_bytes).sum(),
+            ),
+        ];
+        for (name, writers, session) in figures {
+            if writers != session {
+                return Err(format!("the writers' {name} add up to {writers}, but the blob list has {session}"));
             }
         }
         Ok(())

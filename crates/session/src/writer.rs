@@ -4,8 +4,9 @@ use tracing::{debug, warn};
 
 use crate::blob::{BlobWriter, DEFAULT_COMPRESSION_LEVEL};
 use crate::{
-    BlobEntry, BlobKey, BlobSink, Error, SealOutcome, SessionMetadata, SessionStatus, SessionStore, TimelineBuilder,
-    Timestamp, WriterId,
+    BlobEntry, BlobKey, BlobSink, Error, FORMAT_VERSION_WRITERS, SealOptions, SealOutcome, SessionFile,
+    SessionMetadata, SessionStatus, SessionStore, TimelineBuilder, Timestamp, WriteMode, WriterId, WriterManifest,
+    join_session, seal_session,
 };
 
 /// How a [`SessionWriter`] lays out blobs.
@@ -74,6 +75,14 @@ pub struct SessionWriter<'a> {
     /// Whether `timeline` holds every blob of the session: not when the
     /// metadata listed blobs before this writer.
     timeline_whole: bool,
+    /// For a writer that joined: its manifest, and what sealing did.
+    joined: Option<JoinedWriter>,
+}
+
+/// What a writer that joined keeps besides the metadata of its own blobs.
+struct JoinedWriter {
+    manifest: WriterManifest,
+    seal: Option<SealOutcome>,
 }
 
 impl<'a> SessionWriter<'a> {
@@ -98,6 +107,7 @@ impl<'a> SessionWriter<'a> {
             uncommitted: Vec::new(),
             timeline: TimelineBuilder::new(),
             timeline_whole,
+            joined: None,
         })
     }
 
@@ -112,6 +122,10 @@ impl<'a> SessionWriter<'a> {
     /// and returns the merged metadata when the session is sealed (by this
     /// writer or another), or otherwise the active session's metadata with
     /// this writer's blobs; [`seal`](SessionWriter::seal) says which.
+    ///
+    /// The writer's start time, in its manifest, is `template.start_time`
+    /// (the caller's wall clock). [`metadata`](SessionWriter::metadata)
+    /// lists this writer's blobs only.
     pub async fn join(
         store: &'a dyn SessionStore,
         template: SessionMetadata,
@@ -119,18 +133,59 @@ impl<'a> SessionWriter<'a> {
         host: Option<String>,
         options: WriterOptions,
     ) -> Result<Self, Error> {
-        let _ = (store, template, writer, host, options);
-        todo!("SessionWriter::join")
+        let joined = join_session(store, &template, &writer, host, template.start_time).await?;
+        let mut metadata = template;
+        metadata.format_version = FORMAT_VERSION_WRITERS;
+        metadata.status = SessionStatus::Active;
+        metadata.end_time = None;
+        metadata.blobs.clear();
+        metadata.writers.clear();
+        metadata.update_totals();
+        Ok(SessionWriter {
+            store,
+            metadata,
+            options,
+            open: [None, None, None],
+            next_blob: 1,
+            uncommitted: Vec::new(),
+            timeline: TimelineBuilder::new(),
+            // The session's timeline is built from every writer's blobs on
+            // first use.
+            timeline_whole: false,
+            joined: Some(JoinedWriter { manifest: joined.manifest, seal: None }),
+        })
     }
 
     /// The writer id, for a writer that joined.
     pub fn writer_id(&self) -> Option<&WriterId> {
-        todo!("SessionWriter::writer_id")
+        self.joined.as_ref().map(|joined| &joined.manifest.writer_id)
     }
 
     /// For a writer that joined, what sealing did when it finished.
     pub fn seal(&self) -> Option<&SealOutcome> {
-        todo!("SessionWriter::seal")
+        self.joined.as_ref().and_then(|joined| joined.seal.as_ref())
+    }
+
+    /// Replaces a joined writer's manifest with its blobs as they stand,
+    /// `status` and `end_time`, stamped `updated_at`.
+    async fn write_manifest(
+        &mut self,
+        status: SessionStatus,
+        end_time: Option<Timestamp>,
+        updated_at: Timestamp,
+    ) -> Result<(), Error> {
+        let Some(joined) = self.joined.as_mut() else { return Ok(()) };
+        let mut manifest = joined.manifest.clone();
+        manifest.blobs.clone_from(&self.metadata.blobs);
+        manifest.status = status;
+        manifest.end_time = end_time;
+        manifest.updated_at = updated_at.max(manifest.start_time);
+        let file = SessionFile::WriterManifest(manifest.writer_id.clone());
+        self.store
+            .write_file(&self.metadata.session_id, &file, Bytes::from(manifest.to_json()), WriteMode::Replace)
+            .await?;
+        joined.manifest = manifest;
+        Ok(())
     }
 
     /// The metadata as it stands: committed blobs only.
@@ -185,7 +240,10 @@ impl<'a> SessionWriter<'a> {
         }
         if self.open[signal.index()].is_none() {
             let blob_id = format!("{:06}", self.next_blob);
-            let key = BlobKey::new(signal, receive_time, &blob_id)?;
+            let key = match self.writer_id() {
+                Some(writer) => BlobKey::for_writer(signal, receive_time, writer, &blob_id)?,
+                None => BlobKey::new(signal, receive_time, &blob_id)?,
+            };
             let sink = self.store.create_blob(&self.metadata.session_id, &key).await?;
             self.next_blob += 1;
             let writer = BlobWriter::new(Vec::with_capacity(self.options.chunk_bytes), self.options.compression_level);
@@ -304,16 +362,19 @@ impl<'a> SessionWriter<'a> {
             return Err(error);
         }
         debug!(session = %self.metadata.session_id, blob = %key, records = summary.records, "Blob committed.");
+        let last_receive_time = summary.last_receive_time;
         self.metadata.add_blob(BlobEntry::new(key, summary));
         self.timeline.merge(timeline);
-        Ok(())
+        // A joined writer lists its blobs in its manifest as it commits
+        // them, stamped with its clock (the receive time of its last record).
+        // When that write fails, the next commit or the finish writes it.
+        self.write_manifest(SessionStatus::Active, None, last_receive_time).await
     }
 
     /// Commits every open blob and writes the final `metadata.json` with
     /// `status` and `end_time`.
     pub async fn finish(mut self, end_time: Timestamp, status: SessionStatus) -> Result<SessionMetadata, Error> {
-        self.try_finish(end_time, status).await?;
-        Ok(self.metadata)
+        self.try_finish(end_time, status).await
     }
 
     /// Like [`finish`](SessionWriter::finish), but can be called again when
@@ -326,6 +387,9 @@ impl<'a> SessionWriter<'a> {
     pub async fn try_finish(&mut self, end_time: Timestamp, status: SessionStatus) -> Result<SessionMetadata, Error> {
         for signal in Signal::ALL {
             self.close(signal).await?;
+        }
+        if self.joined.is_some() {
+            return self.finish_joined(end_time, status).await;
         }
         let mut metadata = self.metadata.clone();
         metadata.finish(end_time, status);
@@ -345,16 +409,62 @@ impl<'a> SessionWriter<'a> {
         Ok(self.metadata.clone())
     }
 
+    /// The finish of a writer that joined: its manifest with the final
+    /// status, then the seal.
+    async fn finish_joined(&mut self, end_time: Timestamp, status: SessionStatus) -> Result<SessionMetadata, Error> {
+        let stopped = status != SessionStatus::Active;
+        self.write_manifest(status, stopped.then_some(end_time), end_time).await?;
+        let mut own = self.metadata.clone();
+        own.update_totals();
+        if !stopped {
+            return Ok(own);
+        }
+        let writer = self.writer_id().cloned();
+        let outcome =
+            seal_session(self.store, &self.metadata.session_id, writer.as_ref(), SealOptions::for_writer(), end_time)
+                .await?;
+        let metadata = match &outcome {
+            SealOutcome::Sealed(metadata) | SealOutcome::AlreadySealed(metadata) => metadata.clone(),
+            SealOutcome::WritersActive(_) => own,
+        };
+        if let Some(joined) = self.joined.as_mut() {
+            joined.seal = Some(outcome);
+        }
+        Ok(metadata)
+    }
+
     /// Discards open blobs and deletes everything written under the
     /// session, so that a failed write leaves nothing behind.
     pub async fn discard(mut self) -> Result<(), Error> {
         for blob in self.open.iter_mut().filter_map(Option::take) {
             blob.sink.abort().await?;
         }
+        if let Some(writer) = self.writer_id().cloned() {
+            return self.discard_joined(&writer).await;
+        }
         match self.store.delete_session(&self.metadata.session_id).await {
             Ok(()) | Err(Error::NotFound(_)) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+}
+
+impl SessionWriter<'_> {
+    /// The discard of a writer that joined: the other writers' blobs stay.
+    /// Without committed blobs its manifest is deleted, as if it had never
+    /// joined; with some, its manifest is marked `failed` and keeps them.
+    /// Then the session is sealed if no other writer is active.
+    async fn discard_joined(mut self, writer: &WriterId) -> Result<(), Error> {
+        let session = self.metadata.session_id.clone();
+        let end_time = self.metadata.blobs.iter().map(|blob| blob.last_receive_time).max();
+        let end_time = end_time.unwrap_or(self.metadata.start_time);
+        if self.metadata.blobs.is_empty() {
+            self.store.delete_file(&session, &SessionFile::WriterManifest(writer.clone())).await?;
+        } else {
+            self.write_manifest(SessionStatus::Failed, Some(end_time), end_time).await?;
+        }
+        seal_session(self.store, &session, Some(writer), SealOptions::for_writer(), end_time).await?;
+        Ok(())
     }
 }
 

@@ -18,7 +18,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BlobEntry, Error, RepairReport, SessionId, SessionMetadata, SessionStatus, SessionStore, Timestamp};
+use crate::{BlobEntry, SessionId, SessionMetadata, SessionStatus, Timestamp};
+
+pub use crate::join::{join_session, read_manifests};
+pub use crate::seal::{repair_writer, seal_session};
 
 /// The longest writer id accepted.
 pub const MAX_WRITER_ID_LEN: usize = 48;
@@ -262,57 +265,52 @@ pub struct SealOptions {
     pub by_writer: bool,
 }
 
-/// Joins session `template.session_id` as writer `writer`, creating the
-/// session (its `metadata.json`, `active`, from `template`) when it is not
-/// there. Fails with [`Error::SessionNotJoinable`] when the session is
-/// `completed` or `failed`, or was written by a single writer, and with
-/// [`Error::FileExists`] when a writer with this id has joined before.
-pub async fn join_session(
-    store: &dyn SessionStore,
-    template: &SessionMetadata,
-    writer: &WriterId,
-    host: Option<String>,
-    now: Timestamp,
-) -> Result<Joined, Error> {
-    let _ = (store, template, writer, host, now);
-    todo!("join_session")
+impl SealOptions {
+    /// How long a writer waits for another sealer by default.
+    pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+    /// What a writer uses as it stops: waits [`SealOptions::DEFAULT_WAIT`].
+    pub fn for_writer() -> Self {
+        SealOptions { wait: Self::DEFAULT_WAIT, by_writer: true }
+    }
 }
 
-/// Every writer manifest of a session, sorted by writer id. A manifest that
-/// cannot be read is an error naming it.
-pub async fn read_manifests(store: &dyn SessionStore, id: &SessionId) -> Result<Vec<WriterManifest>, Error> {
-    let _ = (store, id);
-    todo!("read_manifests")
-}
+impl WriterManifest {
+    /// The manifest as pretty-printed JSON with a final newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut json = serde_json::to_vec_pretty(self).unwrap_or_default();
+        json.push(b'\n');
+        json
+    }
 
-/// Merges every writer's manifest into `metadata.json` (`completed`, or
-/// `failed` when a writer failed; blobs of all writers, counts, time range,
-/// `writers`), once every writer has stopped. Safe to call from every
-/// writer as it stops and from `sessions seal` at the same time: one of
-/// them merges, the others see [`SealOutcome::AlreadySealed`] or
-/// [`SealOutcome::WritersActive`].
-pub async fn seal_session(
-    store: &dyn SessionStore,
-    id: &SessionId,
-    sealer: Option<&WriterId>,
-    options: SealOptions,
-    now: Timestamp,
-) -> Result<SealOutcome, Error> {
-    let _ = (store, id, sealer, options, now);
-    todo!("seal_session")
-}
-
-/// Repairs one writer of a session that stopped without finishing (a crash,
-/// SIGKILL): salvages its partial blobs, lists its committed blobs that its
-/// manifest misses, and marks its manifest `completed` and `repaired`. The
-/// other writers' blobs and manifests are not touched. Seals the session
-/// when no writer is active any more.
-pub async fn repair_writer(
-    store: &dyn SessionStore,
-    id: &SessionId,
-    writer: &WriterId,
-    now: Timestamp,
-) -> Result<RepairReport, Error> {
-    let _ = (store, id, writer, now);
-    todo!("repair_writer")
+    /// The writer's figures for `metadata.json`'s `writers`.
+    pub fn entry(&self) -> WriterEntry {
+        let mut entry = WriterEntry {
+            writer_id: self.writer_id.clone(),
+            host: self.host.clone(),
+            status: self.status,
+            start_time: self.start_time,
+            end_time: self.end_time,
+            first_receive_time: self.blobs.iter().map(|blob| blob.first_receive_time).min(),
+            last_receive_time: self.blobs.iter().map(|blob| blob.last_receive_time).max(),
+            blobs: self.blobs.len() as u64,
+            captured_traces: 0,
+            captured_metrics: 0,
+            captured_logs: 0,
+            requests: 0,
+            total_size_bytes: 0,
+            repaired: self.repaired,
+            source: self.source.clone(),
+        };
+        for blob in &self.blobs {
+            match blob.signal {
+                tape_otlp::Signal::Traces => entry.captured_traces += blob.items,
+                tape_otlp::Signal::Metrics => entry.captured_metrics += blob.items,
+                tape_otlp::Signal::Logs => entry.captured_logs += blob.items,
+            }
+            entry.requests += blob.records;
+            entry.total_size_bytes += blob.compressed_bytes;
+        }
+        entry
+    }
 }

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tape_session::{BlobKey, BlobSink, ByteStream, Error, PartialBlob, SessionId, SessionMetadata, SessionStore};
+use tape_session::{
+    BlobKey, BlobSink, ByteStream, Error, PartialBlob, SessionFile, SessionId, SessionMetadata, SessionStore,
+    WriteMode, WriterId,
+};
 use tokio::fs;
 use tokio_util::io::ReaderStream;
 
@@ -75,6 +78,11 @@ fn partial_key(name: &str) -> Option<BlobKey> {
         return None;
     }
     format!("{dir}/{file}").parse().ok()
+}
+
+/// The writer whose manifest is named `name` (`<writer-id>.json`), if it is one.
+pub(crate) fn writer_of_manifest(name: &str) -> Option<WriterId> {
+    WriterId::new(name.strip_suffix(".json")?).ok()
 }
 
 /// Every file under `dir`, at any depth; none when it does not exist.
@@ -149,6 +157,39 @@ fn write_atomically_blocking(path: &Path, contents: &[u8]) -> io::Result<()> {
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+/// Writes `contents` to `path` only when nothing is there: a temporary
+/// file beside it, written in full and synced, then hard-linked to `path`,
+/// which fails (atomically, like `O_EXCL`) when the name is taken. The
+/// temporary file is removed either way. `Ok(false)` when `path` exists.
+async fn write_create_only(path: &Path, contents: Bytes) -> io::Result<bool> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || write_create_only_blocking(&path, &contents)).await.map_err(io::Error::other)?
+}
+
+fn write_create_only_blocking(path: &Path, contents: &[u8]) -> io::Result<bool> {
+    use std::io::Write;
+    let temp = temp_name(path);
+    let written = (|| {
+        let mut file = std::fs::File::create_new(&temp)?;
+        file.write_all(contents)?;
+        file.flush()?;
+        file.sync_all()
+    })();
+    let linked = written.and_then(|()| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(error) => return Err(error),
+    }
+    if let Some(dir) = path.parent()
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(true)
 }
 
 /// Refuses `path` when it is a symbolic link: the store never follows one,
@@ -321,6 +362,77 @@ impl SessionStore for LocalStore {
         write_atomically(&path, contents)
             .await
             .map_err(|error| Error::backend(format!("cannot write {}", path.display()), error))
+    }
+
+    async fn read_file(&self, id: &SessionId, file: &SessionFile) -> Result<Option<Bytes>, Error> {
+        let dir = self.require_session(id).await?;
+        let path = dir.join(file.path());
+        refuse_symlinks_down_to(&dir, &path).await?;
+        match fs::read(&path).await {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(Error::backend(format!("cannot read {}", path.display()), error)),
+        }
+    }
+
+    async fn write_file(
+        &self,
+        id: &SessionId,
+        file: &SessionFile,
+        contents: Bytes,
+        mode: WriteMode,
+    ) -> Result<(), Error> {
+        let dir = self.require_session(id).await?;
+        let path = dir.join(file.path());
+        let failed = |error| Error::backend(format!("cannot write {}", path.display()), error);
+        if let Some(parent) = path.parent() {
+            refuse_symlinks_down_to(&dir, parent).await?;
+            fs::create_dir_all(parent).await.map_err(failed)?;
+        }
+        refuse_symlink(&path).await?;
+        match mode {
+            WriteMode::Replace => write_atomically(&path, contents).await.map_err(failed),
+            WriteMode::CreateNew => match write_create_only(&path, contents).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Error::FileExists { session: id.clone(), file: file.path() }),
+                Err(error) => Err(failed(error)),
+            },
+        }
+    }
+
+    async fn delete_file(&self, id: &SessionId, file: &SessionFile) -> Result<(), Error> {
+        let dir = self.require_session(id).await?;
+        let path = dir.join(file.path());
+        refuse_symlinks_down_to(&dir, &path).await?;
+        match fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(Error::backend(format!("cannot delete {}", path.display()), error)),
+        }
+    }
+
+    async fn list_writers(&self, id: &SessionId) -> Result<Vec<WriterId>, Error> {
+        let dir = self.require_session(id).await?.join("writers");
+        refuse_symlink(&dir).await?;
+        let mut entries = match fs::read_dir(&dir).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(Error::backend(format!("cannot list {}", dir.display()), error)),
+        };
+        let mut writers = Vec::new();
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|error| Error::backend(format!("cannot list {}", dir.display()), error))?
+        {
+            let is_file = entry.file_type().await.is_ok_and(|kind| kind.is_file());
+            // Temporary files, the seal marker and strangers are not manifests.
+            if let (true, Some(writer)) = (is_file, writer_of_manifest(&entry.file_name().to_string_lossy())) {
+                writers.push(writer);
+            }
+        }
+        writers.sort();
+        Ok(writers)
     }
 
     async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {

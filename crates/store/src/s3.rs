@@ -25,10 +25,13 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt, stream};
-use tape_session::{BlobKey, BlobSink, ByteStream, Error, SessionId, SessionMetadata, SessionStore};
+use tape_session::{
+    BlobKey, BlobSink, ByteStream, Error, SessionFile, SessionId, SessionMetadata, SessionStore, WriteMode, WriterId,
+};
 use tracing::debug;
 
 use crate::StoreLocation;
+use crate::local::writer_of_manifest;
 
 /// Blobs up to this size are written with one PutObject; larger ones with a
 /// multipart upload of parts of this size (S3 wants at least 5 MiB a part).
@@ -289,6 +292,31 @@ impl S3Store {
         Ok(())
     }
 
+    /// Writes `object` only when it does not exist: `Ok(false)` when it
+    /// does. A HEAD check first, for servers that ignore
+    /// `If-None-Match: *`; the header then closes the gap between the
+    /// check and the write on servers that honour it (AWS, MinIO).
+    async fn put_object_create_only(&self, object: &str, contents: Bytes, content_type: &str) -> Result<bool, Error> {
+        if self.object_exists(object).await? {
+            return Ok(false);
+        }
+        match self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(object)
+            .content_type(content_type)
+            .if_none_match("*")
+            .body(SdkByteStream::from(contents))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error) if is_precondition_failed(&error) => Ok(false),
+            Err(error) => Err(self.failed("write", object, &error)),
+        }
+    }
+
     async fn delete_object(&self, object: &str) -> Result<(), Error> {
         match self.client.delete_object().bucket(&self.bucket).key(object).send().await {
             Ok(_) => Ok(()),
@@ -426,6 +454,54 @@ impl SessionStore for S3Store {
         self.put_object(&self.object_key(id, "timeline.json"), contents, "application/json").await
     }
 
+    async fn read_file(&self, id: &SessionId, file: &SessionFile) -> Result<Option<Bytes>, Error> {
+        let contents = self.get_small_object(&self.object_key(id, &file.path())).await?;
+        if contents.is_none() {
+            self.require_session(id).await?;
+        }
+        Ok(contents)
+    }
+
+    async fn write_file(
+        &self,
+        id: &SessionId,
+        file: &SessionFile,
+        contents: Bytes,
+        mode: WriteMode,
+    ) -> Result<(), Error> {
+        self.require_session(id).await?;
+        let object = self.object_key(id, &file.path());
+        match mode {
+            // One PutObject replaces the object whole or not at all.
+            WriteMode::Replace => self.put_object(&object, contents, "application/json").await,
+            WriteMode::CreateNew => {
+                if self.put_object_create_only(&object, contents, "application/json").await? {
+                    Ok(())
+                } else {
+                    Err(Error::FileExists { session: id.clone(), file: file.path() })
+                }
+            }
+        }
+    }
+
+    async fn delete_file(&self, id: &SessionId, file: &SessionFile) -> Result<(), Error> {
+        self.delete_object(&self.object_key(id, &file.path())).await
+    }
+
+    async fn list_writers(&self, id: &SessionId) -> Result<Vec<WriterId>, Error> {
+        let prefix = self.object_key(id, "writers/");
+        let objects = self.list_keys(&prefix).await?;
+        if objects.is_empty() {
+            self.require_session(id).await?;
+        }
+        // The seal marker and strangers are not manifests.
+        let mut writers: Vec<WriterId> =
+            objects.iter().filter_map(|object| writer_of_manifest(object.strip_prefix(&prefix)?)).collect();
+        writers.sort();
+        writers.dedup();
+        Ok(writers)
+    }
+
     async fn delete_session(&self, id: &SessionId) -> Result<(), Error> {
         let objects = self.list_keys(&self.session_prefix(id)).await?;
         if objects.is_empty() {
@@ -537,6 +613,17 @@ impl S3BlobSink {
         context(verb, &self.bucket, &self.object, &self.endpoint)
     }
 
+    /// [`Error::BlobExists`] when the server refused the write because the
+    /// blob's key is taken (`If-None-Match: *`).
+    fn refused<E: ProvideErrorMetadata>(&self, error: &SdkError<E, HttpResponse>) -> Option<Error> {
+        match &self.existing {
+            Existing::Refuse { session, key } if is_precondition_failed(error) => {
+                Some(Error::BlobExists { session: session.clone(), key: key.clone() })
+            }
+            _ => None,
+        }
+    }
+
     fn sdk_failed<E>(&self, verb: &str, error: &SdkError<E, HttpResponse>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -592,12 +679,10 @@ impl S3BlobSink {
         if self.failed {
             return Err(Error::backend(self.context("commit"), "an earlier write failed"));
         }
-        // S3 has no "create only": check that the key is free. Another
-        // writer committing the same key between this check and the write
-        // below would be replaced; blob ids are unique within a session and
-        // a session has one writer, so that does not happen in practice.
-        // (`If-None-Match: *` would close the gap on servers that support
-        // it; older MinIO ignores it.)
+        // Check that the key is free, for servers that ignore
+        // `If-None-Match: *`; the header, sent with the write below, closes
+        // the gap between the check and the write on servers that honour
+        // it (AWS, MinIO), so that two writers never replace a blob.
         if let Existing::Refuse { session, key } = &self.existing {
             match self.client.head_object().bucket(&self.bucket).key(&self.object).send().await {
                 Ok(_) => return Err(Error::BlobExists { session: session.clone(), key: key.clone() }),
@@ -605,18 +690,26 @@ impl S3BlobSink {
                 Err(error) => return Err(self.sdk_failed("check", &error)),
             }
         }
+        let create_only = match &self.existing {
+            Existing::Refuse { .. } => Some("*".to_owned()),
+            Existing::Replace => None,
+        };
         let rest = self.buffer.split().freeze();
         if self.upload.is_none() {
-            self.client
+            let result = self
+                .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&self.object)
                 .content_type(self.content_type)
+                .set_if_none_match(create_only)
                 .body(SdkByteStream::from(rest))
                 .send()
-                .await
-                .map_err(|error| self.sdk_failed("write", &error))?;
-            return Ok(());
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(error) => Err(self.refused(&error).unwrap_or_else(|| self.sdk_failed("write", &error))),
+            };
         }
         if !rest.is_empty() {
             self.upload_part(rest).await?;
@@ -628,9 +721,12 @@ impl S3BlobSink {
                 .key(&self.object)
                 .upload_id(&upload.id)
                 .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(upload.parts.clone())).build())
+                .set_if_none_match(create_only)
                 .send()
                 .await
-                .map_err(|error| self.sdk_failed("complete the multipart upload of", &error))?;
+                .map_err(|error| {
+                    self.refused(&error).unwrap_or_else(|| self.sdk_failed("complete the multipart upload of", &error))
+                })?;
             debug!(bucket = %self.bucket, object = %self.object, parts = upload.parts.len(), "Multipart upload completed.");
         }
         self.upload = None;
@@ -721,6 +817,13 @@ fn is_missing<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> boo
         // HEAD answers carry no body and so no code.
         None => service.raw().status().as_u16() == 404,
     }
+}
+
+/// Whether a conditional write failed because the object exists
+/// (`If-None-Match: *` answered with 412 Precondition Failed).
+fn is_precondition_failed<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    let SdkError::ServiceError(service) = error else { return false };
+    service.err().code() == Some("PreconditionFailed") || service.raw().status().as_u16() == 412
 }
 
 /// A backend failure in one line: the server's code, message and status

@@ -16,6 +16,13 @@ use tape_session::{
     timeline,
 };
 
+mod writers;
+
+pub use writers::{
+    delete_removes_writer_files, files_are_created_once_and_replaced, writer_blobs_are_never_overwritten,
+    writers_are_listed_sorted,
+};
+
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// A session id unique within this process.
@@ -85,6 +92,10 @@ pub async fn run(store: &dyn SessionStore) {
     metadata_and_annotations_are_replaced_whole(store).await;
     timelines_are_kept_beside_the_metadata(store).await;
     delete_removes_everything(store).await;
+    files_are_created_once_and_replaced(store).await;
+    writers_are_listed_sorted(store).await;
+    delete_removes_writer_files(store).await;
+    writer_blobs_are_never_overwritten(store).await;
 }
 
 /// Every record comes back with the same bytes, in order per signal; blobs

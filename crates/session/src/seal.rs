@@ -1,0 +1,183 @@
+//! Sealing a session with several writers exactly once, and repairing one
+//! of its writers (`docs/FORMAT.md` section 11).
+
+use bytes::Bytes;
+use tracing::{debug, info, warn};
+
+use crate::join::{POLL_INTERVAL, read_manifests};
+use crate::{
+    Error, FORMAT_VERSION_WRITERS, SealMarker, SealOptions, SealOutcome, SessionFile, SessionId, SessionMetadata,
+    SessionStatus, SessionStore, Timestamp, WriteMode, WriterId, WriterManifest,
+};
+
+/// Merges every writer's manifest into `metadata.json` (`completed`, or
+/// `failed` when a writer failed; blobs of all writers, counts, time range,
+/// `writers`), once every writer has stopped. Safe to call from every
+/// writer as it stops and from `sessions seal` at the same time: one of
+/// them merges, the others see [`SealOutcome::AlreadySealed`] or
+/// [`SealOutcome::WritersActive`].
+///
+/// The one that merges is the one that creates the seal marker,
+/// `writers/.seal`, create-only. It then reads every manifest: when a
+/// writer is still active it deletes the marker again and returns
+/// [`SealOutcome::WritersActive`] (that writer seals when it stops, as it
+/// writes its manifest before it tries). A sealer that finds the marker
+/// taken waits up to `options.wait` for the session to be completed or
+/// the marker to go, polling the store, and tries again. When the wait
+/// runs out the marker is taken to be stale (its sealer stopped): a writer
+/// (`options.by_writer`) gives up, returning the active writers (none,
+/// when only the stale marker stands in the way: `sessions seal` finishes
+/// the session), while `sessions seal` merges all the same. The merge is
+/// deterministic (it depends on the manifests and the active metadata
+/// only), so two merges write the same `metadata.json`.
+pub async fn seal_session(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    sealer: Option<&WriterId>,
+    options: SealOptions,
+    now: Timestamp,
+) -> Result<SealOutcome, Error> {
+    let marker = SealMarker { writer_id: sealer.cloned(), created_at: now };
+    let mut marker_json = serde_json::to_vec_pretty(&marker).unwrap_or_default();
+    marker_json.push(b'\n');
+    let marker_bytes = Bytes::from(marker_json);
+    let deadline = tokio::time::Instant::now() + options.wait;
+    loop {
+        let metadata = store.read_metadata(id).await?;
+        if metadata.status != SessionStatus::Active {
+            return Ok(SealOutcome::AlreadySealed(metadata));
+        }
+        if !metadata.has_writers() {
+            return Err(Error::NotSealable {
+                session: id.clone(),
+                reason: format!(
+                    "it is written by a single writer (format version {}); finish it with `otlp-tape sessions repair {id}`",
+                    metadata.format_version
+                ),
+            });
+        }
+        let stale = tokio::time::Instant::now() >= deadline;
+        let held = match store.write_file(id, &SessionFile::Seal, marker_bytes.clone(), WriteMode::CreateNew).await {
+            // A server that checks `If-None-Match` apart from the write can
+            // let two creates through: the marker read back says which won.
+            Ok(()) => store.read_file(id, &SessionFile::Seal).await?.as_ref() == Some(&marker_bytes),
+            Err(Error::FileExists { .. }) => false,
+            Err(error) => return Err(error),
+        };
+        if held {
+            return merge_holding_marker(store, id, &metadata, &marker_bytes).await;
+        }
+        if stale {
+            if options.by_writer {
+                let active = active_writers(&read_manifests(store, id).await?);
+                warn!(
+                    session = %id,
+                    active = active.len(),
+                    "Another process holds the seal marker and did not finish; `sessions seal` finishes the session."
+                );
+                return Ok(SealOutcome::WritersActive(active));
+            }
+            warn!(session = %id, "Taking the seal marker as stale: its sealer did not finish in time.");
+            store.write_file(id, &SessionFile::Seal, marker_bytes.clone(), WriteMode::Replace).await?;
+            return merge_holding_marker(store, id, &metadata, &marker_bytes).await;
+        }
+        // Another sealer is at work: wait until it completes the session or
+        // gives the marker up, then try again.
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(POLL_INTERVAL).await;
+            if store.read_metadata(id).await?.status != SessionStatus::Active
+                || store.read_file(id, &SessionFile::Seal).await?.is_none()
+            {
+                break;
+            }
+        }
+    }
+}
+
+/// Merges once this sealer holds the marker; gives the marker up when a
+/// writer is still active.
+async fn merge_holding_marker(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    metadata: &SessionMetadata,
+    marker: &Bytes,
+) -> Result<SealOutcome, Error> {
+    let manifests = read_manifests(store, id).await?;
+    let active = active_writers(&manifests);
+    if !active.is_empty() {
+        store.delete_file(id, &SessionFile::Seal).await?;
+        debug!(session = %id, active = active.len(), "Not sealed: writers are active.");
+        return Ok(SealOutcome::WritersActive(active));
+    }
+    let merged = merge_manifests(metadata, &manifests);
+    store.write_metadata(&merged).await?;
+    // Two sealers let through by a server that checks `If-None-Match`
+    // apart from the write both merged the same metadata: the one whose
+    // marker stands reports the seal.
+    if store.read_file(id, &SessionFile::Seal).await?.as_ref() != Some(marker) {
+        return Ok(SealOutcome::AlreadySealed(merged));
+    }
+    info!(
+        session = %id,
+        writers = manifests.len(),
+        blobs = merged.blobs.len(),
+        status = %merged.status,
+        "Session sealed."
+    );
+    Ok(SealOutcome::Sealed(merged))
+}
+
+fn active_writers(manifests: &[WriterManifest]) -> Vec<WriterId> {
+    manifests
+        .iter()
+        .filter(|manifest| manifest.status == SessionStatus::Active)
+        .map(|manifest| manifest.writer_id.clone())
+        .collect()
+}
+
+/// The sealed metadata of a session whose writers have all stopped: the
+/// active metadata's description, flags and parameters; every writer's
+/// blobs, sorted by (first receive time, key); the earliest start and the
+/// latest end of the writers; `failed` when a writer failed, else
+/// `completed`; the writers' figures sorted by id.
+pub(crate) fn merge_manifests(active: &SessionMetadata, manifests: &[WriterManifest]) -> SessionMetadata {
+    let mut merged = active.clone();
+    merged.format_version = FORMAT_VERSION_WRITERS;
+    merged.blobs = manifests.iter().flat_map(|manifest| manifest.blobs.iter().cloned()).collect();
+    merged.blobs.sort_by_key(|blob| (blob.first_receive_time, blob.key.to_string()));
+    if let Some(start) = manifests.iter().map(|manifest| manifest.start_time).min() {
+        merged.start_time = start;
+    }
+    let end = manifests
+        .iter()
+        .filter_map(|manifest| manifest.end_time)
+        .chain(merged.blobs.iter().map(|blob| blob.last_receive_time))
+        .max()
+        .unwrap_or(merged.start_time)
+        .max(merged.start_time);
+    let status = if manifests.iter().any(|manifest| manifest.status == SessionStatus::Failed) {
+        SessionStatus::Failed
+    } else {
+        SessionStatus::Completed
+    };
+    let mut writers: Vec<_> = manifests.iter().map(WriterManifest::entry).collect();
+    writers.sort_by(|a, b| a.writer_id.cmp(&b.writer_id));
+    merged.writers = writers;
+    merged.finish(end, status);
+    merged
+}
+
+/// Repairs one writer of a session that stopped without finishing (a crash,
+/// SIGKILL): salvages its partial blobs, lists its committed blobs that its
+/// manifest misses, and marks its manifest `completed` and `repaired`. The
+/// other writers' blobs and manifests are not touched. Seals the session
+/// when no writer is active any more.
+pub async fn repair_writer(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    writer: &WriterId,
+    now: Timestamp,
+) -> Result<crate::RepairReport, Error> {
+    let _ = (store, id, writer, now);
+    todo!("repair_writer")
+}
