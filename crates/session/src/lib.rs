@@ -63,7 +63,7 @@ pub use metadata::{
     SessionType, SignalCounts, content_hash,
 };
 pub use output::OutputDir;
-pub use phase::{Phase, PhaseError, PhasesError, phases_of, session_phases};
+pub use phase::{Phase, PhaseError, PhasesError, WriterRecord, phases_of, read_blobs_with_writers, session_phases};
 pub use read::{
     SessionListing, list_sessions, read_blob, read_blobs_in_time_order, read_session, read_session_in_time_order,
 };

@@ -25,9 +25,6 @@ use crate::{
 /// What `metadata.json` says made a merged session.
 pub const MERGE_CREATOR: &str = "otlp-tape sessions merge";
 
-/// The format version of a session with writers, which a merged session is.
-const WRITERS_FORMAT_VERSION: u32 = 2;
-
 /// A merge of sessions, as `sessions merge` and `POST
 /// /api/v1/sessions/merge` take it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,7 +334,7 @@ async fn write_merged(
                 report.requests.add(blob.signal, blob.records);
             }
             let manifest = WriterManifest {
-                format_version: WRITERS_FORMAT_VERSION,
+                format_version: crate::FORMAT_VERSION_WRITERS,
                 session_id: into.clone(),
                 writer_id: writer.clone(),
                 host: entry.host.clone(),
@@ -475,7 +472,7 @@ fn merged_metadata(
         .max()
         .unwrap_or(start);
     let mut metadata = SessionMetadata::new(config.into.clone(), session_type, start, MERGE_CREATOR.to_owned());
-    metadata.format_version = WRITERS_FORMAT_VERSION;
+    metadata.format_version = crate::FORMAT_VERSION_WRITERS;
     metadata.created_at = Some(now);
     let ids: Vec<&str> = sources.iter().map(|source| source.metadata.session_id.as_str()).collect();
     metadata.description =

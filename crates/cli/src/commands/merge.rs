@@ -48,7 +48,10 @@ pub async fn run(store: &dyn SessionStore, args: MergeArgs, format: OutputFormat
 
 fn print_report(report: &MergeReport) {
     let width = report.sources.iter().map(|source| source.session_id.as_str().len()).max().unwrap_or(0).max(6);
-    println!("{:<width$} {:>6} {:>9} {:>11} {:>9} {:>7} {:>11}  WRITERS", "SOURCE", "BLOBS", "SPANS", "DATAPOINTS", "LOGS", "PHASES", "ANNOTATIONS");
+    println!(
+        "{:<width$} {:>6} {:>9} {:>11} {:>9} {:>7} {:>11}  WRITERS",
+        "SOURCE", "BLOBS", "SPANS", "DATAPOINTS", "LOGS", "PHASES", "ANNOTATIONS"
+    );
     for source in &report.sources {
         let writers: Vec<&str> = source.writers.iter().map(tape_session::WriterId::as_str).collect();
         println!(
