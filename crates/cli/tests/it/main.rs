@@ -16,6 +16,7 @@ mod export_api;
 mod export_parquet;
 mod export_s3;
 mod import_export;
+mod merge;
 mod messages;
 mod openapi;
 mod prune;
