@@ -5,6 +5,7 @@
 mod blob;
 mod corruption;
 mod format;
+mod merge;
 mod metadata;
 mod retention;
 mod robustness;
