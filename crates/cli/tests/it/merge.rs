@@ -247,3 +247,46 @@ fn a_full_disk_midway_leaves_no_half_session_and_the_sources_untouched() {
     tape(store).args(["sessions", "merge", "one", "two", "--into", "merged"]).assert().success();
     tape(store).args(["sessions", "verify", "merged"]).assert().success();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_through_the_api_answers_201_with_its_report_and_bad_ones_with_their_status() {
+    use reqwest::{Method, StatusCode};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    seed_sources(store);
+    let served = crate::serve::Served::start(store, &[]);
+    let merge = |body: Value| {
+        let served = &served;
+        async move { served.call(Method::POST, "/api/v1/sessions/merge", Some(body)).await }
+    };
+    let (status, report) = merge(json!({"sources": ["pay", "basic"], "into": "api", "description": "both"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{report}");
+    assert_eq!(report["sessionId"], "api");
+    assert_eq!(report["metadata"]["description"], "both");
+    assert_eq!(report["sources"][1]["writers"], json!(["basic"]));
+    let (status, shown) = served.call(Method::GET, "/api/v1/sessions/api", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["contentHash"], report["metadata"]["contentHash"]);
+
+    for (body, expected, fragment) in [
+        (json!({"sources": ["pay", "basic"], "into": "api"}), StatusCode::CONFLICT, "session api already exists"),
+        (json!({"sources": ["pay", "gone"], "into": "x"}), StatusCode::NOT_FOUND, "source session gone not found"),
+        (json!({"sources": ["pay"], "into": "x"}), StatusCode::BAD_REQUEST, "at least two source sessions"),
+        (json!({"sources": ["pay", "pay"], "into": "x"}), StatusCode::BAD_REQUEST, "source session pay is given twice"),
+        (json!({"sources": ["pay", "basic"], "into": "../x"}), StatusCode::BAD_REQUEST, "invalid session id"),
+        (json!({"sources": ["pay", "basic"], "into": "x", "to": 1}), StatusCode::BAD_REQUEST, "unknown field `to`"),
+        (json!({"sources": ["pay", "basic"]}), StatusCode::BAD_REQUEST, "missing field `into`"),
+    ] {
+        let (status, answer) = merge(body.clone()).await;
+        assert_eq!(status, expected, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(fragment), "{body}: {message}");
+    }
+    crate::edit_metadata(store, "basic", |metadata| metadata["status"] = "active".into());
+    let (status, answer) = merge(json!({"sources": ["pay", "basic"], "into": "x"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("source session basic is active"), "{answer}");
+    assert!(!store.join("sessions/x").exists());
+}
