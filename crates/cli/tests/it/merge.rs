@@ -192,6 +192,20 @@ async fn two_seeds_merged_keep_every_record_with_their_phases_and_annotations() 
         target.received().iter().map(|request| (request.signal, request.body.to_vec())).collect();
     received.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
     assert_eq!(received, records(store, &["pay", "basic"]));
+
+    // replay --phase of a source's phase sends that source's records only.
+    let mut by_phase = Vec::new();
+    for (session, phase) in [("both", "pay/failure"), ("pay", "failure")] {
+        let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
+        let args = ["--session", session, "--phase", phase, "--speed", "max", "--timestamps", "none"];
+        run_ok(replay(store, &args).args(["--protocol", "grpc", "--endpoint", target.grpc_endpoint()]));
+        let mut received: Vec<(Signal, Vec<u8>)> =
+            target.received().iter().map(|request| (request.signal, request.body.to_vec())).collect();
+        received.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+        by_phase.push(received);
+    }
+    assert!(!by_phase[1].is_empty());
+    assert_eq!(by_phase[0], by_phase[1], "replay --phase pay/failure sends pay's failure and nothing of basic");
 }
 
 #[test]
@@ -289,4 +303,19 @@ async fn a_merge_through_the_api_answers_201_with_its_report_and_bad_ones_with_t
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
     assert!(answer["error"]["message"].as_str().unwrap().contains("source session basic is active"), "{answer}");
     assert!(!store.join("sessions/x").exists());
+}
+
+#[test]
+fn the_api_documents_exactly_the_fields_of_a_merge() {
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let documented: Vec<&String> =
+        doc["components"]["schemas"]["MergeRequest"]["properties"].as_object().unwrap().keys().collect();
+    let mut fields = tape_server::request::fields::<tape_session::MergeConfig>().to_vec();
+    fields.sort_unstable();
+    let mut documented: Vec<&str> = documented.iter().map(|name| name.as_str()).collect();
+    documented.sort_unstable();
+    assert_eq!(fields, documented);
 }
