@@ -50,7 +50,7 @@ pub fn by_phase<'a>(
     phases: &'a [Phase],
 ) -> impl Stream<Item = Result<Labelled, Error>> + Send + 'a {
     let names: Vec<Arc<str>> = phases.iter().map(|phase| Arc::from(phase.name.as_str())).collect();
-    tape_session::read_blobs_with_writers(store, &metadata.session_id, &metadata.blobs)
+    tape_session::read_blobs_in_time_order_tagged(store, &metadata.session_id, &metadata.blobs)
         .map_ok(move |(signal, writer, record)| {
             let time = record.receive_time();
             let mut labels: Vec<Label> = phases

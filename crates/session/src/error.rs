@@ -75,6 +75,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A session (or one of its writers) cannot be repaired as asked.
+    #[error("cannot repair session {session}: {reason}")]
+    NotRepairable {
+        /// The session.
+        session: SessionId,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// A blob's bytes are damaged.
     #[error("session {session}: blob {key} is corrupt")]
     CorruptBlob {

@@ -36,6 +36,7 @@ mod output;
 mod phase;
 mod read;
 mod repair;
+mod repair_writer;
 pub mod retention;
 mod salvage;
 mod seal;
@@ -63,11 +64,14 @@ pub use metadata::{
     SessionType, SignalCounts, content_hash,
 };
 pub use output::OutputDir;
-pub use phase::{Phase, PhaseError, PhasesError, WriterRecord, phases_of, read_blobs_with_writers, session_phases};
+pub use phase::{Phase, PhaseError, PhasesError, phases_of, session_phases};
 pub use read::{
-    SessionListing, list_sessions, read_blob, read_blobs_in_time_order, read_session, read_session_in_time_order,
+    SessionListing, TaggedRecord, list_sessions, read_blob, read_blobs_in_time_order, read_blobs_in_time_order_tagged,
+    read_session, read_session_in_time_order,
 };
-pub use repair::{DamagedBlob, PartialOutcome, RecoveredBlob, RepairReport, RepairTotals, repair_session};
+pub use repair::{
+    DamagedBlob, PartialOutcome, RecoveredBlob, RepairReport, RepairTotals, WriterRepairSeal, repair_session,
+};
 pub use salvage::{Salvaged, salvage_blob};
 pub use store::{BlobSink, ByteStream, PartialBlob, SessionStore};
 pub use time::Timestamp;

@@ -1,13 +1,10 @@
 //! A session's phases: the time ranges named by its phase annotations
 //! (`annotations.jsonl`), else by its metadata.
 
-use futures::{Stream, StreamExt, TryStreamExt, stream};
 use serde::Serialize;
-use tape_otlp::Signal;
 
 use crate::{
-    Annotation, BlobEntry, Error, Record, SessionId, SessionMetadata, SessionStore, Timestamp, WriterId,
-    check_phase_name, parse_jsonl,
+    Annotation, Error, SessionId, SessionMetadata, SessionStore, Timestamp, WriterId, check_phase_name, parse_jsonl,
 };
 
 /// A phase of a session: a name and the time ranges it covers.
@@ -161,64 +158,6 @@ pub async fn session_phases(store: &dyn SessionStore, metadata: &SessionMetadata
     }
     phases.sort_by_key(Phase::start);
     Ok(phases)
-}
-
-/// A record with its signal and its writer (`None` in a session with one
-/// writer), as phases pair with it.
-pub type WriterRecord = (Signal, Option<WriterId>, Record);
-
-/// The records of the given blobs of a session with their writers, merged
-/// in receive-time order: each writer's blobs are read in time order as
-/// [`read_blobs_in_time_order`](crate::read_blobs_in_time_order) reads
-/// them, and the writers' records are interleaved by receive time (of equal
-/// times, the writer first in id order first), so that a record's phases
-/// can be found with [`Phase::labels`]. An error is yielded where it
-/// happens.
-pub fn read_blobs_with_writers<'a>(
-    store: &'a dyn SessionStore,
-    session: &SessionId,
-    blobs: &[BlobEntry],
-) -> impl Stream<Item = Result<WriterRecord, Error>> + Send + use<'a> {
-    type Lane<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<WriterRecord, Error>> + Send + 'a>>;
-    let mut writers: Vec<Option<WriterId>> = blobs.iter().map(|blob| blob.key.writer().cloned()).collect();
-    writers.sort();
-    writers.dedup();
-    let lanes: Vec<Lane<'a>> = writers
-        .into_iter()
-        .map(|writer| {
-            let own: Vec<BlobEntry> =
-                blobs.iter().filter(|blob| blob.key.writer() == writer.as_ref()).cloned().collect();
-            let lane = crate::read_blobs_in_time_order(store, session, &own)
-                .map_ok(move |(signal, record)| (signal, writer.clone(), record));
-            Box::pin(lane) as Lane<'a>
-        })
-        .collect();
-    let heads: Vec<Option<WriterRecord>> = lanes.iter().map(|_| None).collect();
-    stream::unfold((lanes, heads), |(mut lanes, mut heads)| async move {
-        let mut lane = 0;
-        while lane < lanes.len() {
-            if heads[lane].is_none() {
-                match lanes[lane].next().await {
-                    Some(Ok(record)) => heads[lane] = Some(record),
-                    Some(Err(error)) => return Some((Err(error), (lanes, heads))),
-                    None => {
-                        drop(lanes.remove(lane));
-                        heads.remove(lane);
-                        continue;
-                    }
-                }
-            }
-            lane += 1;
-        }
-        let earliest = heads
-            .iter()
-            .enumerate()
-            .filter_map(|(lane, head)| head.as_ref().map(|(_, _, record)| (record.receive_time_unix_nano, lane)))
-            .min()?
-            .1;
-        let next = heads[earliest].take()?;
-        Some((Ok(next), (lanes, heads)))
-    })
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::blob::{BlobDecoder, BlobSummary};
 use crate::salvage::salvage_blob;
 use crate::{
     BlobEntry, BlobKey, Error, PartialBlob, SessionId, SessionMetadata, SessionStatus, SessionStore, SessionType,
-    SignalCounts, Timestamp,
+    SignalCounts, Timestamp, WriterId,
 };
 
 /// What [`repair_session`] did to a session.
@@ -59,6 +59,27 @@ pub struct RepairReport {
     pub before: RepairTotals,
     /// The totals after it.
     pub after: RepairTotals,
+    /// For `sessions repair --writer`: the writer repaired. Its manifest is
+    /// what was repaired: the statuses and totals above are the writer's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writer: Option<WriterId>,
+    /// For `sessions repair --writer`: what sealing the session did after
+    /// the repair (`None` when it was not tried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal: Option<WriterRepairSeal>,
+}
+
+/// What sealing did after a writer's repair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriterRepairSeal {
+    /// The session's status afterwards: `completed` or `failed` when it is
+    /// sealed, `active` when writers are active.
+    pub session_status: SessionStatus,
+    /// Whether this repair sealed it (it may have been sealed before).
+    pub sealed_now: bool,
+    /// The writers still active, which keep the session active.
+    pub active_writers: Vec<WriterId>,
 }
 
 /// What became of one partial blob.
@@ -124,6 +145,20 @@ pub struct RepairTotals {
 }
 
 impl RepairTotals {
+    /// The totals of a blob list.
+    pub(crate) fn of_blobs(blobs: &[BlobEntry]) -> Self {
+        let mut items = SignalCounts::default();
+        for blob in blobs {
+            items.add(blob.signal, blob.items);
+        }
+        RepairTotals {
+            blobs: blobs.len(),
+            records: blobs.iter().map(|blob| blob.records).sum(),
+            items,
+            bytes: blobs.iter().map(|blob| blob.compressed_bytes).sum(),
+        }
+    }
+
     fn of(metadata: &SessionMetadata) -> Self {
         RepairTotals {
             blobs: metadata.blobs.len(),
@@ -175,9 +210,14 @@ pub async fn repair_session(store: &dyn SessionStore, id: &SessionId, now: Times
         damaged: Vec::new(),
         before: RepairTotals::of(&metadata),
         after: RepairTotals::of(&metadata),
+        writer: None,
+        seal: None,
     };
     if metadata.status != SessionStatus::Active && partials.is_empty() && stored.is_subset(&listed) {
         return Ok(report);
+    }
+    if metadata.has_writers() {
+        return Err(several_writers(store, id).await);
     }
 
     let mut committed = stored;
@@ -236,6 +276,30 @@ pub async fn repair_session(store: &dyn SessionStore, id: &SessionId, now: Times
     Ok(report)
 }
 
+/// Why a session with several writers is not repaired as a whole: each
+/// writer that stopped without finishing is repaired by itself, and a
+/// session whose writers have all stopped is sealed.
+async fn several_writers(store: &dyn SessionStore, id: &SessionId) -> Error {
+    let manifests = match crate::read_manifests(store, id).await {
+        Ok(manifests) => manifests,
+        Err(error) => return error,
+    };
+    let active: Vec<String> = manifests
+        .iter()
+        .filter(|manifest| manifest.status == SessionStatus::Active)
+        .map(|manifest| manifest.writer_id.to_string())
+        .collect();
+    let reason = match active.first() {
+        Some(first) => format!(
+            "it has several writers, and each writer that stopped without finishing is repaired by itself: \
+             `otlp-tape sessions repair {id} --writer {first}` (active writers: {})",
+            active.join(", ")
+        ),
+        None => format!("it has several writers and none is active: `otlp-tape sessions seal {id}` finishes it"),
+    };
+    Error::NotRepairable { session: id.clone(), reason }
+}
+
 /// Reads the metadata, telling a session without `metadata.json` from one
 /// that does not exist. A `metadata.json` that cannot be read (empty or
 /// cut short, as a full disk could leave it before otlp-tape wrote it
@@ -282,7 +346,7 @@ async fn read_metadata(store: &dyn SessionStore, id: &SessionId) -> Result<(Sess
 
 /// Salvages one partial blob, commits what it holds when its key is free,
 /// and removes it.
-async fn recover(
+pub(crate) async fn recover(
     store: &dyn SessionStore,
     id: &SessionId,
     partial: &PartialBlob,
@@ -323,7 +387,7 @@ async fn recover(
 /// Reads a committed blob to its end: its entry as read, and the damage
 /// found, if any. The entry of a damaged blob counts the records before
 /// the damage; its size and hash are those of the stored bytes.
-async fn scan_blob(
+pub(crate) async fn scan_blob(
     store: &dyn SessionStore,
     id: &SessionId,
     key: &BlobKey,
@@ -371,14 +435,19 @@ async fn scan_blob(
 impl fmt::Display for RepairReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let id = &self.session_id;
+        let what = match &self.writer {
+            Some(writer) => format!("writer {writer} of session {id}"),
+            None => format!("session {id}"),
+        };
         if !self.changed {
-            return writeln!(
-                f,
-                "Session {id} is {}, with no partial or unlisted blobs: nothing to repair.",
-                self.status_after
-            );
+            let subject = match &self.writer {
+                Some(writer) => format!("Writer {writer} of session {id}"),
+                None => format!("Session {id}"),
+            };
+            writeln!(f, "{subject} is {}, with no partial or unlisted blobs: nothing to repair.", self.status_after)?;
+            return self.fmt_seal(f);
         }
-        write!(f, "Repaired session {id}: {} -> {}", self.status_before, self.status_after)?;
+        write!(f, "Repaired {what}: {} -> {}", self.status_before, self.status_after)?;
         match self.end_time {
             Some(end) => writeln!(f, ", ended at {end}.")?,
             None => writeln!(f, ".")?,
@@ -433,7 +502,24 @@ impl fmt::Display for RepairReport {
             writeln!(f, "  blob {key} was listed in metadata.json but is not stored: no longer listed")?;
         }
         writeln!(f, "Before: {}", self.before)?;
-        writeln!(f, "After:  {}", self.after)
+        writeln!(f, "After:  {}", self.after)?;
+        self.fmt_seal(f)
+    }
+}
+
+impl RepairReport {
+    /// The line about sealing after a writer's repair.
+    fn fmt_seal(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = &self.session_id;
+        match &self.seal {
+            None => Ok(()),
+            Some(seal) if seal.sealed_now => writeln!(f, "Sealed session {id}: {}.", seal.session_status),
+            Some(seal) if seal.active_writers.is_empty() => writeln!(f, "Session {id} is {}.", seal.session_status),
+            Some(seal) => {
+                let active: Vec<String> = seal.active_writers.iter().map(ToString::to_string).collect();
+                writeln!(f, "Session {id} stays active: writers still active: {}.", active.join(", "))
+            }
+        }
     }
 }
 

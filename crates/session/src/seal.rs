@@ -166,18 +166,3 @@ pub(crate) fn merge_manifests(active: &SessionMetadata, manifests: &[WriterManif
     merged.finish(end, status);
     merged
 }
-
-/// Repairs one writer of a session that stopped without finishing (a crash,
-/// SIGKILL): salvages its partial blobs, lists its committed blobs that its
-/// manifest misses, and marks its manifest `completed` and `repaired`. The
-/// other writers' blobs and manifests are not touched. Seals the session
-/// when no writer is active any more.
-pub async fn repair_writer(
-    store: &dyn SessionStore,
-    id: &SessionId,
-    writer: &WriterId,
-    now: Timestamp,
-) -> Result<crate::RepairReport, Error> {
-    let _ = (store, id, writer, now);
-    todo!("repair_writer")
-}

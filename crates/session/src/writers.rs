@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::{BlobEntry, SessionId, SessionMetadata, SessionStatus, Timestamp};
 
 pub use crate::join::{join_session, read_manifests};
-pub use crate::seal::{repair_writer, seal_session};
+pub use crate::repair_writer::repair_writer;
+pub use crate::seal::seal_session;
 
 /// The longest writer id accepted.
 pub const MAX_WRITER_ID_LEN: usize = 48;

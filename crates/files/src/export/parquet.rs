@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
 use futures::TryStreamExt;
-use tape_session::{BlobSink, OutputDir, SessionMetadata, SessionStore, WriterRecord};
+use tape_session::{BlobSink, OutputDir, SessionMetadata, SessionStore, TaggedRecord};
 use tokio::sync::mpsc;
 
 use self::pipeline::{Decoder, FileKey, FileNames, FromEncoder, Summary};
@@ -133,7 +133,7 @@ async fn write(
     sinks: &mut BTreeMap<FileKey, Pending>,
     names: &FileNames,
 ) -> Result<Summary, Error> {
-    let (chunks, chunks_received) = mpsc::channel::<Vec<WriterRecord>>(CHANNEL_DEPTH);
+    let (chunks, chunks_received) = mpsc::channel::<Vec<TaggedRecord>>(CHANNEL_DEPTH);
     let (batches, batches_received) = std::sync::mpsc::sync_channel(CHANNEL_DEPTH);
     let (pieces, mut pieces_received) = mpsc::channel::<FromEncoder>(CHANNEL_DEPTH * 4);
     let decoder = Decoder {

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures::{Stream, TryStreamExt, future};
 use tape_otlp::SignalSet;
 use tape_session::{
-    BlobEntry, Phase, SessionMetadata, SessionStore, UNLABELLED, Window, WriterId, WriterRecord, find_phase,
-    phase_directory, read_blobs_with_writers, session_phases, window,
+    BlobEntry, Phase, SessionMetadata, SessionStore, TaggedRecord, UNLABELLED, Window, WriterId, find_phase,
+    phase_directory, read_blobs_in_time_order_tagged, session_phases, window,
 };
 
 use super::{ExportConfig, ExportProgress};
@@ -87,8 +87,8 @@ impl Selection {
         store: &'a dyn SessionStore,
         metadata: &'a SessionMetadata,
         progress: &'a Progress<'a>,
-    ) -> impl Stream<Item = Result<WriterRecord, Error>> + Send + 'a {
-        read_blobs_with_writers(store, &metadata.session_id, &self.blobs).map_err(Error::from).try_filter(
+    ) -> impl Stream<Item = Result<TaggedRecord, Error>> + Send + 'a {
+        read_blobs_in_time_order_tagged(store, &metadata.session_id, &self.blobs).map_err(Error::from).try_filter(
             move |(_, _, record)| {
                 let selected = self.window.contains(record.receive_time_unix_nano);
                 progress.record(if selected { record.item_count } else { 0 });

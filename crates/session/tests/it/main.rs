@@ -5,8 +5,13 @@
 mod blob;
 mod corruption;
 mod format;
+mod format_writers;
 mod merge;
 mod metadata;
+mod metadata_writers;
 mod retention;
 mod robustness;
 mod support;
+mod writers;
+mod writers_read;
+mod writers_repair;

@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use tape_otlp::Signal;
 use tape_session::{
     Annotation, MergeConfig, MergeError, PhaseEntry, SessionId, SessionMetadata, SessionStatus, SessionStore,
-    SessionType, SessionWriter, Timestamp, WriterId, WriterOptions, merge_sessions, read_blobs_with_writers,
+    SessionType, SessionWriter, Timestamp, WriterId, WriterOptions, merge_sessions, read_blobs_in_time_order_tagged,
     session_phases, to_jsonl,
 };
 use tape_store::LocalStore;
@@ -80,7 +80,7 @@ async fn labelled(store: &dyn SessionStore, name: &str) -> Vec<(String, u64, Vec
     let metadata = store.read_metadata(&id(name)).await.unwrap();
     let phases = session_phases(store, &metadata).await.unwrap();
     let records: Vec<_> =
-        read_blobs_with_writers(store, &metadata.session_id, &metadata.blobs).try_collect().await.unwrap();
+        read_blobs_in_time_order_tagged(store, &metadata.session_id, &metadata.blobs).try_collect().await.unwrap();
     records
         .into_iter()
         .map(|(_, writer, record)| {

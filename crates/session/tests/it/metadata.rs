@@ -209,12 +209,16 @@ fn the_content_hash_covers_keys_and_blob_hashes_in_order() {
 
 #[test]
 fn another_format_version_is_refused() {
-    for version in [0, 2, 1000] {
+    for version in [0, 3, 1000] {
         let mut json = json_of(&completed());
         json["formatVersion"] = json!(version);
         // Even when the rest would not parse: the version is checked first.
         json["blobs"] = json!("a future layout");
-        assert_eq!(parse(&json), Err(MetadataError::UnsupportedVersion { found: version }));
+        let refused = parse(&json);
+        assert_eq!(refused, Err(MetadataError::UnsupportedVersion { found: version }));
+        let message = refused.unwrap_err().to_string();
+        assert!(message.contains(&format!("format version {version}")), "{message}");
+        assert!(message.contains("reads versions 1 and 2 only"), "{message}");
     }
 }
 

@@ -33,3 +33,28 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     found
 }
+
+#[tokio::test]
+async fn list_writers_ignores_names_that_are_not_manifests() {
+    use bytes::Bytes;
+    use tape_session::{SessionFile, SessionId, SessionStore, WriteMode, WriterId};
+    let root = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(root.path());
+    let id = SessionId::new("junk-writers").unwrap();
+    store.create_session(&id).await.unwrap();
+    let writer = WriterId::new("node-1").unwrap();
+    let file = SessionFile::WriterManifest(writer.clone());
+    store.write_file(&id, &file, Bytes::from_static(b"{}\n"), WriteMode::CreateNew).await.unwrap();
+    let dir = root.path().join("sessions/junk-writers/writers");
+    // Temporary files, editor copies, ids that break the rules, a directory.
+    for junk in [".node-2.json.tmp-0123456789abcdef", "node-3.json~", "Node-4.json", "-x.json", "notes.txt"] {
+        std::fs::write(dir.join(junk), "x").unwrap();
+    }
+    std::fs::create_dir(dir.join("node-5.json")).unwrap();
+    assert_eq!(store.list_writers(&id).await.unwrap(), vec![writer]);
+    let leftovers: Vec<_> = walk(root.path())
+        .into_iter()
+        .filter(|path| path.contains(".tmp-") && !path.contains("0123456789abcdef"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
+}

@@ -261,3 +261,30 @@ async fn a_missing_bucket_is_not_mistaken_for_a_missing_session() {
     let error = store.list_session_ids().await.expect_err("listing a missing bucket");
     assert!(chain(&error).contains("NoSuchBucket"), "{}", chain(&error));
 }
+
+#[tokio::test]
+async fn writer_files_land_under_writers_and_junk_is_not_listed() {
+    use tape_session::{SessionFile, WriteMode, WriterId};
+    let (server, client, store, id) = new_session_under_team_a("writer-files").await;
+    let writer = WriterId::new("node-1").unwrap();
+    let manifest = SessionFile::WriterManifest(writer.clone());
+    store.write_file(&id, &manifest, Bytes::from_static(b"{}\n"), WriteMode::CreateNew).await.unwrap();
+    store.write_file(&id, &SessionFile::Seal, Bytes::from_static(b"{}\n"), WriteMode::CreateNew).await.unwrap();
+    let session = format!("team/a/sessions/{id}/");
+    for junk in ["writers/Node-2.json", "writers/notes.txt", "writers/-x.json", "writers/sub/node-3.json"] {
+        client
+            .put_object()
+            .bucket(server.bucket())
+            .key(format!("{session}{junk}"))
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let keys = keys_under(&client, server.bucket(), &format!("{session}writers/")).await;
+    assert!(keys.contains(&format!("{session}writers/node-1.json")), "{keys:?}");
+    assert!(keys.contains(&format!("{session}writers/.seal")), "{keys:?}");
+    assert_eq!(store.list_writers(&id).await.unwrap(), vec![writer]);
+    store.delete_session(&id).await.unwrap();
+    assert!(keys_under(&client, server.bucket(), &session).await.is_empty(), "delete left writer files");
+}

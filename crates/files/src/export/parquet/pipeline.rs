@@ -13,7 +13,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use tape_otlp::Signal;
-use tape_session::{Phase, SessionId, WriterRecord};
+use tape_session::{Phase, SessionId, TaggedRecord};
 use tokio::sync::mpsc;
 
 use super::super::by_phase::Counts;
@@ -93,7 +93,7 @@ impl Decoder {
     /// Decodes the records that come in chunks into rows handed to the
     /// encoder, until the chunks end; then hands over the rest and the
     /// summary.
-    pub(super) fn run(self, mut chunks: mpsc::Receiver<Vec<WriterRecord>>, encoder: &SyncSender<ToEncoder>) {
+    pub(super) fn run(self, mut chunks: mpsc::Receiver<Vec<TaggedRecord>>, encoder: &SyncSender<ToEncoder>) {
         let mut tables: BTreeMap<(Option<usize>, Signal), SignalTables> = BTreeMap::new();
         let mut summary = Summary { labels: vec![Counts::default(); self.names.len()], requests: BTreeMap::new() };
         let mut labels = Vec::new();

@@ -1,0 +1,137 @@
+//! Repairing one writer of a session with several writers: `otlp-tape
+//! sessions repair S --writer W` (`docs/FORMAT.md` section 11).
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use tracing::info;
+
+use crate::join::parse_manifest;
+use crate::repair::{recover, scan_blob};
+use crate::{
+    BlobKey, DamagedBlob, Error, PartialOutcome, RepairReport, RepairTotals, SealOptions, SealOutcome, SessionFile,
+    SessionId, SessionStatus, SessionStore, Timestamp, WriteMode, WriterId, WriterRepairSeal, seal_session,
+};
+
+/// Repairs one writer of a session that stopped without finishing (a crash,
+/// SIGKILL): salvages its partial blobs (those whose key carries its id),
+/// lists its committed blobs that its manifest misses (in blob id order,
+/// after those it lists), drops listed blobs that are not stored, and
+/// marks its manifest `completed` (a `failed` one stays `failed`) and
+/// `repaired`, ending at its last record (or a later end it gave). The
+/// other writers' blobs and manifests are not touched. Then seals the
+/// session when no writer is active any more (waiting for another sealer
+/// as `sessions seal` does), which the report's `seal` tells.
+///
+/// A writer that finished (its manifest is not `active`) with nothing left
+/// behind is not changed. `now` stamps the manifest and the report.
+pub async fn repair_writer(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    writer: &WriterId,
+    now: Timestamp,
+) -> Result<RepairReport, Error> {
+    let refuse = |reason: String| Error::NotRepairable { session: id.clone(), reason };
+    let metadata = store.read_metadata(id).await?;
+    if !metadata.has_writers() {
+        return Err(refuse(format!(
+            "it has a single writer, and no writer {writer}: `otlp-tape sessions repair {id}` repairs it"
+        )));
+    }
+    let file = SessionFile::WriterManifest(writer.clone());
+    let Some(bytes) = store.read_file(id, &file).await? else {
+        let writers: Vec<String> = store.list_writers(id).await?.iter().map(ToString::to_string).collect();
+        return Err(refuse(format!("it has no writer {writer} (its writers: {})", writers.join(", "))));
+    };
+    let manifest = parse_manifest(id, writer, &bytes)?;
+    let mine = |key: &BlobKey| key.writer() == Some(writer);
+    let partials: Vec<_> =
+        store.list_partial_blobs(id).await?.into_iter().filter(|partial| mine(&partial.key)).collect();
+    let stored: BTreeSet<BlobKey> = store.list_blobs(id).await?.into_iter().filter(|key| mine(key)).collect();
+    let listed: BTreeSet<BlobKey> = manifest.blobs.iter().map(|blob| blob.key.clone()).collect();
+    let before = RepairTotals::of_blobs(&manifest.blobs);
+    let mut report = RepairReport {
+        session_id: id.clone(),
+        repaired_at: now,
+        changed: false,
+        status_before: manifest.status,
+        rebuilt_metadata: None,
+        status_after: manifest.status,
+        end_time: manifest.end_time,
+        partial_blobs: Vec::new(),
+        newly_listed: Vec::new(),
+        missing: Vec::new(),
+        damaged: Vec::new(),
+        before,
+        after: before,
+        writer: Some(writer.clone()),
+        seal: None,
+    };
+    let untouched = manifest.status != SessionStatus::Active && partials.is_empty() && stored.is_subset(&listed);
+    if !untouched {
+        let mut committed = stored;
+        for partial in &partials {
+            let recovered = match recover(store, id, partial, &committed).await {
+                Ok(recovered) => recovered,
+                Err(Error::BlobNotFound { .. }) => continue,
+                Err(error) => return Err(error),
+            };
+            if recovered.outcome == PartialOutcome::Committed {
+                committed.insert(partial.key.clone());
+            }
+            report.partial_blobs.push(recovered);
+        }
+        let stored: BTreeSet<BlobKey> = store.list_blobs(id).await?.into_iter().filter(|key| mine(key)).collect();
+        let mut new_keys: Vec<&BlobKey> = stored.iter().filter(|key| !listed.contains(*key)).collect();
+        // Blob ids count up as the writer opens blobs: the order it made them in.
+        new_keys.sort_by_key(|key| (key.blob_id().len(), key.blob_id().to_owned(), key.to_string()));
+        let mut blobs: Vec<_> = manifest.blobs.iter().filter(|blob| stored.contains(&blob.key)).cloned().collect();
+        for key in &new_keys {
+            let (entry, damage) = scan_blob(store, id, key).await?;
+            if let Some(problem) = damage {
+                report.damaged.push(DamagedBlob { key: (*key).clone(), readable_records: entry.records, problem });
+            }
+            blobs.push(entry);
+        }
+        let salvaged: BTreeSet<&BlobKey> = report
+            .partial_blobs
+            .iter()
+            .filter(|partial| partial.outcome == PartialOutcome::Committed)
+            .map(|partial| &partial.key)
+            .collect();
+        report.newly_listed =
+            new_keys.iter().filter(|key| !salvaged.contains(**key)).map(|key| (*key).clone()).collect();
+        report.missing =
+            manifest.blobs.iter().map(|blob| blob.key.clone()).filter(|key| !stored.contains(key)).collect();
+
+        let mut repaired = manifest.clone();
+        let last_record = blobs.iter().filter(|blob| blob.records > 0).map(|blob| blob.last_receive_time).max();
+        let end_time = last_record.unwrap_or(manifest.start_time).max(manifest.end_time.unwrap_or_default());
+        repaired.blobs = blobs;
+        repaired.status =
+            if manifest.status == SessionStatus::Failed { SessionStatus::Failed } else { SessionStatus::Completed };
+        repaired.end_time = Some(end_time);
+        repaired.repaired = true;
+        repaired.updated_at = now;
+        store.write_file(id, &file, Bytes::from(repaired.to_json()), WriteMode::Replace).await?;
+        info!(session = %id, writer = %writer, blobs = repaired.blobs.len(), "Writer repaired.");
+        report.changed = true;
+        report.status_after = repaired.status;
+        report.end_time = repaired.end_time;
+        report.after = RepairTotals::of_blobs(&repaired.blobs);
+    }
+
+    let options = SealOptions { wait: SealOptions::DEFAULT_WAIT, by_writer: false };
+    report.seal = Some(match seal_session(store, id, None, options, now).await? {
+        SealOutcome::Sealed(metadata) => {
+            WriterRepairSeal { session_status: metadata.status, sealed_now: true, active_writers: Vec::new() }
+        }
+        SealOutcome::AlreadySealed(metadata) => {
+            WriterRepairSeal { session_status: metadata.status, sealed_now: false, active_writers: Vec::new() }
+        }
+        SealOutcome::WritersActive(active_writers) => {
+            WriterRepairSeal { session_status: SessionStatus::Active, sealed_now: false, active_writers }
+        }
+    });
+    Ok(report)
+}
