@@ -127,12 +127,18 @@ pub enum MergeError {
         key: String,
         /// Why.
         #[source]
-        source: Error,
+        source: Box<Error>,
     },
     /// The store failed otherwise (reading a source, writing the new
     /// session's files).
     #[error(transparent)]
-    Store(#[from] Error),
+    Store(Box<Error>),
+}
+
+impl From<Error> for MergeError {
+    fn from(error: Error) -> Self {
+        MergeError::Store(Box::new(error))
+    }
 }
 
 /// What one source gave the new session.
@@ -382,8 +388,11 @@ async fn copy_blob(
     into: &SessionId,
     key: &crate::BlobKey,
 ) -> Result<(), MergeError> {
-    let copy_error =
-        |error: Error| MergeError::Copy { session: source.clone(), key: entry.key.to_string(), source: error };
+    let copy_error = |error: Error| MergeError::Copy {
+        session: source.clone(),
+        key: entry.key.to_string(),
+        source: Box::new(error),
+    };
     let mut bytes = store.open_blob(source, &entry.key).await.map_err(copy_error)?;
     let mut sink = store.create_blob(into, key).await.map_err(copy_error)?;
     let mut hasher = Sha256::new();
