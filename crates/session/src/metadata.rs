@@ -386,6 +386,11 @@ impl SessionMetadata {
         if let Some([twice, _]) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
             return Err(format!("writer {twice} is listed twice in writers"));
         }
+        if let Some(blob) =
+            self.blobs.iter().find(|blob| blob.key.writer().is_none_or(|writer| ids.binary_search(&writer).is_err()))
+        {
+            return Err(format!("blob {} belongs to no writer listed in writers", blob.key));
+        }
         let sum = |figure: fn(&WriterEntry) -> u64| self.writers.iter().map(figure).sum::<u64>();
         let (items, requests) = self.totals_from_blobs();
         let figures = [

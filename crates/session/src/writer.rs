@@ -133,7 +133,7 @@ impl<'a> SessionWriter<'a> {
         host: Option<String>,
         options: WriterOptions,
     ) -> Result<Self, Error> {
-        let joined = join_session(store, &template, &writer, host, template.start_time).await?;
+        let joined = Box::pin(join_session(store, &template, &writer, host, template.start_time)).await?;
         let mut metadata = template;
         metadata.format_version = FORMAT_VERSION_WRITERS;
         metadata.status = SessionStatus::Active;
@@ -389,7 +389,9 @@ impl<'a> SessionWriter<'a> {
             self.close(signal).await?;
         }
         if self.joined.is_some() {
-            return self.finish_joined(end_time, status).await;
+            // Boxed: sealing waits and retries, and would make every
+            // caller's future of a plain finish as large.
+            return Box::pin(self.finish_joined(end_time, status)).await;
         }
         let mut metadata = self.metadata.clone();
         metadata.finish(end_time, status);
@@ -440,7 +442,7 @@ impl<'a> SessionWriter<'a> {
             blob.sink.abort().await?;
         }
         if let Some(writer) = self.writer_id().cloned() {
-            return self.discard_joined(&writer).await;
+            return Box::pin(self.discard_joined(&writer)).await;
         }
         match self.store.delete_session(&self.metadata.session_id).await {
             Ok(()) | Err(Error::NotFound(_)) => Ok(()),

@@ -129,11 +129,11 @@ impl fmt::Display for SessionFile {
     }
 }
 
-/// How [`SessionStore::write_file`] writes.
+/// How [`SessionStore::write_file`](crate::SessionStore::write_file) writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
     /// Only when nothing is stored under the name: fails with
-    /// [`Error::FileExists`] otherwise, atomically where the store can
+    /// [`Error::FileExists`](crate::Error::FileExists) otherwise, atomically where the store can
     /// (a local `O_EXCL` create or link; S3 `If-None-Match: *`).
     CreateNew,
     /// Replaces whatever is there, whole or not at all.

@@ -820,10 +820,14 @@ fn is_missing<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> boo
 }
 
 /// Whether a conditional write failed because the object exists
-/// (`If-None-Match: *` answered with 412 Precondition Failed).
+/// (`If-None-Match: *` answered with 412 Precondition Failed), or because
+/// another conditional write of the same key was in flight (AWS answers
+/// 409 ConditionalRequestConflict to all but one of them: the one that
+/// wins creates the object).
 fn is_precondition_failed<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
     let SdkError::ServiceError(service) = error else { return false };
-    service.err().code() == Some("PreconditionFailed") || service.raw().status().as_u16() == 412
+    matches!(service.err().code(), Some("PreconditionFailed" | "ConditionalRequestConflict"))
+        || service.raw().status().as_u16() == 412
 }
 
 /// A backend failure in one line: the server's code, message and status

@@ -113,4 +113,8 @@ fn writers_figures_must_add_up_to_the_totals() {
     let mut json = json_of(&sealed());
     json["writers"][1]["writerId"] = json!("node-1");
     assert!(malformed(&json).contains("writer node-1 is listed twice"));
+    let mut json = json_of(&sealed());
+    json["writers"][0]["writerId"] = json!("node-9");
+    let message = malformed(&json);
+    assert!(message.contains("-node-1-000001.otlp.gz belongs to no writer listed"), "{message}");
 }
