@@ -79,6 +79,6 @@ pub use timeline::{TIMELINE_VERSION, Timeline, TimelineBuilder, TimelineRow, tim
 pub use window::{PhaseRange, Window, WindowError, find_phase, window};
 pub use writer::{SessionWriter, WriterOptions};
 pub use writers::{
-    InvalidWriterId, Joined, MAX_WRITER_ID_LEN, SealMarker, SealOptions, SealOutcome, SessionFile, WriteMode,
-    WriterEntry, WriterId, WriterManifest, join_session, read_manifests, repair_writer, seal_session,
+    InvalidWriterId, JOIN_SEAL_WAIT, Joined, MAX_WRITER_ID_LEN, SealMarker, SealOptions, SealOutcome, SessionFile,
+    WriteMode, WriterEntry, WriterId, WriterManifest, join_session, read_manifests, repair_writer, seal_session,
 };
