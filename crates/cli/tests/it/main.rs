@@ -17,6 +17,7 @@ mod export_parquet;
 mod export_s3;
 mod import_export;
 mod join;
+mod merge;
 mod messages;
 mod openapi;
 mod prune;
