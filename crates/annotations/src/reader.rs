@@ -39,22 +39,24 @@ pub struct Labelled {
 }
 
 /// The records of a session in receive-time order, each paired with the
-/// phase whose range holds its receive time. A record in no phase comes
-/// once as [`Label::Unlabelled`]; a record in overlapping phases comes once
-/// for each of them. Memory does not grow with the session.
+/// phase whose range holds its receive time and that pairs with its writer
+/// (in a merged session, a source's phases label that source's records
+/// only). A record in no phase comes once as [`Label::Unlabelled`]; a
+/// record in overlapping phases comes once for each of them. Memory does
+/// not grow with the session.
 pub fn by_phase<'a>(
     store: &'a dyn SessionStore,
     metadata: &'a SessionMetadata,
     phases: &'a [Phase],
 ) -> impl Stream<Item = Result<Labelled, Error>> + Send + 'a {
     let names: Vec<Arc<str>> = phases.iter().map(|phase| Arc::from(phase.name.as_str())).collect();
-    tape_session::read_session_in_time_order(store, metadata, |_| true)
-        .map_ok(move |(signal, record)| {
+    tape_session::read_blobs_in_time_order_tagged(store, &metadata.session_id, &metadata.blobs)
+        .map_ok(move |(signal, writer, record)| {
             let time = record.receive_time();
             let mut labels: Vec<Label> = phases
                 .iter()
                 .zip(&names)
-                .filter(|(phase, _)| phase.contains(time))
+                .filter(|(phase, _)| phase.labels(time, writer.as_ref()))
                 .map(|(_, name)| Label::Phase(Arc::clone(name)))
                 .collect();
             if labels.is_empty() {

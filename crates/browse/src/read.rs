@@ -10,7 +10,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tape_otlp::Signal;
 use tape_session::{
-    BlobEntry, SessionId, SessionMetadata, SessionStatus, SessionStore, TimeBound, Timestamp, Window, read_blob,
+    BlobEntry, SessionId, SessionMetadata, SessionStatus, SessionStore, TimeBound, Timestamp, Window, WriterId,
+    read_blobs_in_time_order_tagged,
 };
 
 use crate::Error;
@@ -66,34 +67,45 @@ pub(crate) async fn visit_requests(
     window: Window,
     mut visit: impl FnMut(u64, ExportTraceServiceRequest) -> ControlFlow<()>,
 ) -> Result<(), Error> {
-    let mut blobs: Vec<&BlobEntry> = metadata
+    let blobs: Vec<BlobEntry> = metadata
         .blobs
         .iter()
         .filter(|blob| {
             blob.signal == Signal::Traces
                 && window.overlaps(blob.first_receive_time.unix_nanos(), blob.last_receive_time.unix_nanos())
         })
+        .cloned()
         .collect();
-    // One signal's blobs follow each other in time; a stable sort keeps
-    // the metadata's order of equal ones.
-    blobs.sort_by_key(|blob| blob.first_receive_time);
-    for blob in blobs {
-        let mut records = pin!(read_blob(store, &metadata.session_id, &blob.key).await?);
-        while let Some(record) = records.try_next().await? {
-            if !window.contains(record.receive_time_unix_nano) {
-                continue;
-            }
-            let request = ExportTraceServiceRequest::decode(record.payload).map_err(|source| Error::Payload {
-                session: metadata.session_id.clone(),
-                blob: blob.key.to_string(),
-                source,
-            })?;
-            if visit(record.receive_time_unix_nano, request).is_break() {
-                return Ok(());
-            }
+    // The blobs of several writers overlap in time: the reader merges them
+    // in receive-time order.
+    let mut records = pin!(read_blobs_in_time_order_tagged(store, &metadata.session_id, &blobs));
+    while let Some((_, writer, record)) = records.try_next().await? {
+        let time = record.receive_time_unix_nano;
+        if !window.contains(time) {
+            continue;
+        }
+        let request = ExportTraceServiceRequest::decode(record.payload).map_err(|source| Error::Payload {
+            session: metadata.session_id.clone(),
+            blob: blob_holding(&blobs, writer.as_ref(), time),
+            source,
+        })?;
+        if visit(time, request).is_break() {
+            return Ok(());
         }
     }
     Ok(())
+}
+
+/// The key of the blob of `writer` that holds the record received at
+/// `time`, for messages.
+fn blob_holding(blobs: &[BlobEntry], writer: Option<&WriterId>, time: u64) -> String {
+    blobs
+        .iter()
+        .find(|blob| {
+            blob.key.writer() == writer
+                && (blob.first_receive_time.unix_nanos()..=blob.last_receive_time.unix_nanos()).contains(&time)
+        })
+        .map_or_else(|| format!("(a traces blob holding receive time {time})"), |blob| blob.key.to_string())
 }
 
 /// A trace id as 16 bytes, or `None` when it is not 16 bytes long (such

@@ -11,7 +11,10 @@
 //! - [`Receivers`] keep serving while captures are attached and stopped,
 //!   one at a time, for a long-running server;
 //! - [`CaptureSettings`] is one capture as people describe it (the control
-//!   API's options, the command line's flags), checked into a [`CapturePlan`].
+//!   API's options, the command line's flags), checked into a [`CapturePlan`];
+//!   with `join` the capture is one writer ([`JoinAs`]) of a session that
+//!   several captures record into, and its [`RecordingOutcome`] says which
+//!   writer it was and what sealing the session did as it stopped.
 //!
 //! ```no_run
 //! # async fn example(store: std::sync::Arc<dyn tape_session::SessionStore>) -> Result<(), Box<dyn std::error::Error>> {

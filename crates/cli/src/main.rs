@@ -82,6 +82,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sessions(SessionsCommand::Seal { id }) => commands::writers::seal(store, &id, format).await,
         Command::Sessions(SessionsCommand::Prune(args)) => commands::sessions::prune(store, &args, format).await,
+        Command::Sessions(SessionsCommand::Merge(args)) => commands::merge::run(store, args, format).await,
         Command::Import(args) => commands::import::run(store, args, format).await,
         Command::Export(args) => commands::export::run(store, args, format).await,
         Command::Compare(args) => commands::compare::run(store, args, format).await,

@@ -135,6 +135,7 @@ fn api_router(state: Arc<State>, max_body_bytes: usize) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/sessions", get(list))
+        .route("/api/v1/sessions/merge", post(crate::merge::merge))
         .route("/api/v1/sessions/{id}", get(show).delete(delete))
         .route("/api/v1/sessions/{id}/verify", post(verify))
         .route("/api/v1/sessions/{id}/seal", post(crate::seal::seal))

@@ -62,6 +62,7 @@ mod error;
 mod events;
 mod exports;
 mod limits;
+mod merge;
 mod metrics;
 mod replays;
 pub mod request;

@@ -22,11 +22,30 @@ pub const PHASE_KEY_PREFIX: &str = "test.phase.";
 /// The label of records outside every phase; no phase may take this name.
 pub const UNLABELLED: &str = "unlabelled";
 
+/// The longest phase name of a merged session (`<source>/<name>`, after
+/// merges of merges `<source>/<source>/<name>`), so that its directory in
+/// a by-phase export (`Phase=` and the name) stays a valid file name.
+const MAX_QUALIFIED_PHASE_NAME_LEN: usize = 240;
+
 /// Checks that `name` can name a phase: 1 to 64 letters, digits, `_` or
-/// `-`, and not [`UNLABELLED`]. Phase names become directory names in a
-/// by-phase export, so nothing that could leave or escape a directory
-/// (`/`, `..`, a backslash, a leading `.`) is allowed.
+/// `-`, and not [`UNLABELLED`]; in a merged session, such a name after the
+/// id of the source session and `/` (`seed-a/failure`), at most 240
+/// characters in all. Phase names become directory names in a by-phase
+/// export ([`phase_directory`]), so nothing that could leave or escape a
+/// directory (`..`, a backslash, a leading `.`) is allowed.
 pub fn check_phase_name(name: &str) -> Result<(), String> {
+    if let Some((source, rest)) = name.split_once('/') {
+        if name.len() > MAX_QUALIFIED_PHASE_NAME_LEN {
+            return Err(format!("phase name {name:?} is longer than {MAX_QUALIFIED_PHASE_NAME_LEN} characters"));
+        }
+        if SessionId::new(source).is_err() || source.starts_with('.') {
+            return Err(format!(
+                "phase name {name:?} may only hold letters, digits, '_' and '-' (after the source session's id and \
+                 '/' in a merged session)"
+            ));
+        }
+        return check_phase_name(rest).map_err(|message| format!("phase name {name:?}: {message}"));
+    }
     if name.is_empty() {
         return Err("a phase name cannot be empty".to_owned());
     }
@@ -40,6 +59,14 @@ pub fn check_phase_name(name: &str) -> Result<(), String> {
         return Err(format!("phase name {UNLABELLED:?} is reserved for records outside every phase"));
     }
     Ok(())
+}
+
+/// The directory of a phase in a by-phase export: its name, with each `/`
+/// of a merged session's `<source>/<name>` made `.` (`seed-a.failure`),
+/// one directory per phase. A plain phase name has no `.`, so no two
+/// phases share a directory.
+pub fn phase_directory(name: &str) -> String {
+    name.replace('/', ".")
 }
 
 /// A label on a time range of a session.
@@ -330,13 +357,19 @@ mod tests {
 
     #[test]
     fn phase_names_that_could_escape_a_directory_are_refused() {
-        for name in ["baseline", "payment_failure", "ramp-down-2", &"x".repeat(64)] {
+        for name in ["baseline", "payment_failure", "ramp-down-2", &"x".repeat(64), "seed.a_1/failure", "c/seed-a/x"] {
             assert_eq!(check_phase_name(name), Ok(()), "{name}");
         }
         for (name, expected) in [
             ("", "cannot be empty"),
             ("../etc", "may only hold"),
-            ("a/b", "may only hold"),
+            ("a/", "cannot be empty"),
+            ("../b", "may only hold"),
+            ("./b", "may only hold"),
+            (".x/b", "may only hold"),
+            ("a/../b", "may only hold"),
+            ("a/b/..", "may only hold"),
+            ("a/unlabelled", "reserved"),
             ("a\\b", "may only hold"),
             (".hidden", "may only hold"),
             ("..", "may only hold"),

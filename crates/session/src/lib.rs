@@ -30,6 +30,7 @@ mod id;
 mod join;
 mod key;
 mod layer;
+mod merge;
 mod metadata;
 mod output;
 mod phase;
@@ -48,7 +49,7 @@ mod writers;
 
 pub use annotation::{
     ANNOTATIONS_FILE, Annotation, AnnotationError, PHASE_ANNOTATION_TYPE, PHASE_KEY_PREFIX, UNLABELLED,
-    check_phase_name, parse_jsonl, to_jsonl,
+    check_phase_name, parse_jsonl, phase_directory, to_jsonl,
 };
 pub use blob::{BlobDecoder, BlobError, BlobReader, BlobSummary, BlobWriter, Record};
 pub use bound::TimeBound;
@@ -57,6 +58,7 @@ pub use error::{BoxError, Error, error_chain};
 pub use id::{InvalidSessionId, MAX_SESSION_ID_LEN, SessionId};
 pub use key::{BlobKey, InvalidBlobKey};
 pub use layer::StoreLayer;
+pub use merge::{MERGE_CREATOR, MergeConfig, MergeError, MergeReport, SourceReport, ValidMergeConfig, merge_sessions};
 pub use metadata::{
     BlobEntry, FORMAT_VERSION, FORMAT_VERSION_WRITERS, MetadataError, PhaseEntry, SessionMetadata, SessionStatus,
     SessionType, SignalCounts, content_hash,
@@ -77,6 +79,6 @@ pub use timeline::{TIMELINE_VERSION, Timeline, TimelineBuilder, TimelineRow, tim
 pub use window::{PhaseRange, Window, WindowError, find_phase, window};
 pub use writer::{SessionWriter, WriterOptions};
 pub use writers::{
-    InvalidWriterId, Joined, MAX_WRITER_ID_LEN, SealMarker, SealOptions, SealOutcome, SessionFile, WriteMode,
-    WriterEntry, WriterId, WriterManifest, join_session, read_manifests, repair_writer, seal_session,
+    InvalidWriterId, JOIN_SEAL_WAIT, Joined, MAX_WRITER_ID_LEN, SealMarker, SealOptions, SealOutcome, SessionFile,
+    WriteMode, WriterEntry, WriterId, WriterManifest, join_session, read_manifests, repair_writer, seal_session,
 };

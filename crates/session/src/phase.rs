@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use crate::{Annotation, Error, SessionId, SessionMetadata, SessionStore, Timestamp, check_phase_name, parse_jsonl};
+use crate::{
+    Annotation, Error, SessionId, SessionMetadata, SessionStore, Timestamp, WriterId, check_phase_name, parse_jsonl,
+};
 
 /// A phase of a session: a name and the time ranges it covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,12 +20,29 @@ pub struct Phase {
     pub flags: Vec<String>,
     /// What happens in it (from the annotation's value), if said.
     pub description: Option<String>,
+    /// The writers whose records it labels, sorted; empty: every record.
+    /// In a merged session a source's phases label its own writers'
+    /// records only (the annotation's `writers`, the metadata phase's
+    /// `writer` or `source`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writers: Vec<WriterId>,
 }
 
 impl Phase {
     /// Whether `time` falls in one of its ranges.
     pub fn contains(&self, time: Timestamp) -> bool {
         self.ranges.iter().any(|(start, end)| *start <= time && time < *end)
+    }
+
+    /// Whether it labels the records of `writer` (`None`: a record of a
+    /// session with one writer): every writer's, unless it names writers.
+    pub fn pairs_with(&self, writer: Option<&WriterId>) -> bool {
+        self.writers.is_empty() || writer.is_some_and(|writer| self.writers.binary_search(writer).is_ok())
+    }
+
+    /// Whether it labels a record of `writer` received at `time`.
+    pub fn labels(&self, time: Timestamp, writer: Option<&WriterId>) -> bool {
+        self.contains(time) && self.pairs_with(writer)
     }
 
     /// Its first instant.
@@ -72,7 +91,16 @@ pub fn phases_of(annotations: &[Annotation]) -> Result<Vec<Phase>, PhaseError> {
             .map(|flags| flags.iter().filter_map(|flag| flag.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
         let description = value.get("description").and_then(serde_json::Value::as_str).map(str::to_owned);
-        phases.push(Phase { name: name.to_owned(), ranges: vec![range], flags, description });
+        let mut writers = Vec::new();
+        if let Some(listed) = value.get("writers") {
+            let bad = || error("its value's writers is not a list of writer ids".to_owned());
+            for writer in listed.as_array().ok_or_else(bad)? {
+                writers.push(writer.as_str().and_then(|text| WriterId::new(text).ok()).ok_or_else(bad)?);
+            }
+            writers.sort();
+            writers.dedup();
+        }
+        phases.push(Phase { name: name.to_owned(), ranges: vec![range], flags, description, writers });
     }
     phases.sort_by_key(Phase::start);
     Ok(phases)
@@ -109,11 +137,23 @@ pub async fn session_phases(store: &dyn SessionStore, metadata: &SessionMetadata
     let mut phases = Vec::new();
     for entry in &metadata.phases {
         check_phase_name(&entry.name).map_err(|message| invalid(format!("metadata.json: {message}")))?;
+        let mut writers: Vec<WriterId> = match (&entry.writer, &entry.source) {
+            (Some(writer), _) => vec![writer.clone()],
+            (None, Some(source)) => metadata
+                .writers
+                .iter()
+                .filter(|writer| writer.source.as_ref() == Some(source))
+                .map(|writer| writer.writer_id.clone())
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        writers.sort();
         phases.push(Phase {
             name: entry.name.clone(),
             ranges: vec![(entry.start, entry.end)],
             flags: entry.flags.clone(),
             description: None,
+            writers,
         });
     }
     phases.sort_by_key(Phase::start);

@@ -2,7 +2,7 @@
 //! `--from`, `--until` and `--phase` (replay, export), resolved against the
 //! session.
 
-use crate::{Phase, SessionId, SessionMetadata, TimeBound, Timestamp};
+use crate::{BlobEntry, Phase, SessionId, SessionMetadata, TimeBound, Timestamp, WriterId};
 
 /// One phase of a session as one range of receive times, as `--phase`
 /// selects it.
@@ -14,6 +14,22 @@ pub struct PhaseRange {
     pub start: Timestamp,
     /// The instant after it.
     pub end: Timestamp,
+    /// The writers whose records it selects, sorted; empty: every
+    /// writer's (see [`Phase::writers`]).
+    pub writers: Vec<WriterId>,
+}
+
+impl PhaseRange {
+    /// Whether it selects the records of `writer`.
+    pub fn pairs_with(&self, writer: Option<&WriterId>) -> bool {
+        self.writers.is_empty() || writer.is_some_and(|writer| self.writers.binary_search(writer).is_ok())
+    }
+
+    /// Whether it selects records of `blob`: a phase of one source of a
+    /// merged session selects that source's writers' blobs only.
+    pub fn selects_blob(&self, blob: &BlobEntry) -> bool {
+        self.pairs_with(blob.key.writer())
+    }
 }
 
 /// Why `--from`, `--until` and `--phase` select nothing; the message says
@@ -98,7 +114,7 @@ pub fn find_phase(
     let session = metadata.session_id.clone();
     if let Some(phase) = phases.iter().find(|phase| phase.name == name) {
         if let [(start, end)] = phase.ranges[..] {
-            return Ok(PhaseRange { name: phase.name.clone(), start, end });
+            return Ok(PhaseRange { name: phase.name.clone(), start, end, writers: phase.writers.clone() });
         }
         return Err(WindowError::SeveralRanges {
             session,
@@ -199,6 +215,7 @@ mod tests {
             ranges: vec![(at(2), at(3)), (at(12), at(13))],
             flags: vec![],
             description: None,
+            writers: vec![],
         }];
         let message = find_phase(&metadata, &phases, "incident", "exports").unwrap_err().to_string();
         assert!(message.contains("; --phase exports one range: give the one"), "{message}");

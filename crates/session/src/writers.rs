@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{BlobEntry, SessionId, SessionMetadata, SessionStatus, Timestamp};
 
-pub use crate::join::{join_session, read_manifests};
+pub use crate::join::{JOIN_SEAL_WAIT, join_session, read_manifests};
 pub use crate::repair_writer::repair_writer;
 pub use crate::seal::seal_session;
 

@@ -60,6 +60,8 @@ pub enum SessionsCommand {
     },
     /// Delete sessions by age, count and total size; `active` sessions and those a running capture holds are kept.
     Prune(PruneArgs),
+    /// Merge sessions into a new one: each source becomes a writer, its phases are named SOURCE/NAME.
+    Merge(crate::commands::merge::MergeArgs),
 }
 
 /// `otlp-tape sessions prune`: at least one of --older-than, --keep-last and --max-total-size.

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod demo;
 pub mod export;
 pub mod import;
+pub mod merge;
 pub mod patterns;
 pub mod replay;
 pub mod seed;

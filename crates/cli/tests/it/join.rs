@@ -5,6 +5,7 @@
 //! input is refused with its message and exit code.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -86,7 +87,7 @@ impl Shared<'_> {
         std::fs::read_dir(dir)
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|name| name.ends_with(".json"))
+            .filter(|name| Path::new(name).extension().is_some_and(|extension| extension == "json"))
             .collect()
     }
 
@@ -123,7 +124,7 @@ fn start_writer(mut command: Command, spool: &Path, session: &str, writer: &str,
     let stderr = Arc::new(Mutex::new(String::new()));
     for line in lines.by_ref() {
         let line = line.unwrap();
-        stderr.lock().unwrap().push_str(&format!("{line}\n"));
+        let _ = writeln!(stderr.lock().unwrap(), "{line}");
         if line.starts_with("Capturing into session") {
             assert!(line.contains(&format!("as writer {writer} (joined)")), "{line}");
             break;
@@ -132,7 +133,7 @@ fn start_writer(mut command: Command, spool: &Path, session: &str, writer: &str,
     let collected = Arc::clone(&stderr);
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
-            collected.lock().unwrap().push_str(&format!("{line}\n"));
+            let _ = writeln!(collected.lock().unwrap(), "{line}");
         }
     });
     let mut first = String::new();
@@ -479,4 +480,43 @@ async fn a_capture_joins_through_the_api_and_the_seal_route_answers() {
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{bad}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_starting_on_the_host_recovers_a_stopped_writers_spool_files_only() {
+    let (s3, dir) = s3_and_dir().await;
+    let shared = shared(&s3, dir.path());
+    // Both share the spool directory; --durable: what is acknowledged is
+    // in the spool files.
+    let (running, doomed) =
+        (shared.spawn("spooled", "running", &["--durable"]), shared.spawn("spooled", "doomed", &["--durable"]));
+    let (kept, lost) = futures::future::join(running.feed(0, 3), doomed.feed(1, 3)).await;
+    signal("KILL", &[doomed.pid()]);
+    assert!(!doomed.wait().0.success());
+    // A new writer on this host recovers the killed writer's spool files
+    // as it starts, and leaves the running writer's open blobs alone.
+    let late = shared.spawn("spooled", "late", &["--durable"]);
+    let recovered = late.stderr.lock().unwrap().clone();
+    assert!(recovered.contains("Recovered spool files of writer doomed of session spooled"), "{recovered}");
+    assert!(!recovered.contains("writer running"), "{recovered}");
+    let more = late.feed(2, 2).await;
+    let more_kept = running.feed(3, 2).await;
+    signal("TERM", &[running.pid()]);
+    let (status, summary, stderr) = running.wait();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(summary.unwrap()["seal"]["activeWriters"], json!(["late"]));
+    signal("TERM", &[late.pid()]);
+    let (status, summary, stderr) = late.wait();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(summary.unwrap()["seal"]["outcome"], "sealed");
+    let metadata = shared.metadata("spooled");
+    let repaired: Vec<(&str, bool)> = metadata["writers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|writer| (writer["writerId"].as_str().unwrap(), writer["repaired"].as_bool().unwrap_or(false)))
+        .collect();
+    assert_eq!(repaired, [("doomed", true), ("late", false), ("running", false)]);
+    let acknowledged: Vec<SpanKey> = [kept, lost, more, more_kept].into_iter().flatten().collect();
+    assert_eq!(sorted(shared.stored_spans("spooled").await), sorted(acknowledged));
 }

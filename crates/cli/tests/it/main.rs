@@ -18,6 +18,7 @@ mod export_s3;
 mod import_export;
 mod join;
 mod kubernetes;
+mod merge;
 mod messages;
 mod openapi;
 mod prune;

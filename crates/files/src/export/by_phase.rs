@@ -110,12 +110,22 @@ pub struct Labels {
     pub phases: Vec<LabelEntry>,
 }
 
-/// Whether two of `phases` share an instant.
+/// Whether two of `phases` share an instant and a writer.
 fn overlapping(phases: &[Phase]) -> bool {
-    let mut ranges: Vec<(Timestamp, Timestamp)> =
-        phases.iter().flat_map(|phase| phase.ranges.iter().copied()).filter(|(start, end)| start < end).collect();
-    ranges.sort();
-    ranges.windows(2).any(|pair| pair[1].0 < pair[0].1)
+    // Phases of different writers (the sources of a merged session) never
+    // label one record, however their times meet.
+    let share_writers = |a: &Phase, b: &Phase| {
+        a.writers.is_empty() || b.writers.is_empty() || a.writers.iter().any(|writer| b.writers.contains(writer))
+    };
+    let ranges: Vec<(&Phase, Timestamp, Timestamp)> = phases
+        .iter()
+        .flat_map(|phase| phase.ranges.iter().map(move |&(start, end)| (phase, start, end)))
+        .filter(|(_, start, end)| start < end)
+        .collect();
+    ranges
+        .iter()
+        .enumerate()
+        .any(|(index, a)| ranges[index + 1..].iter().any(|b| a.1 < b.2 && b.1 < a.2 && share_writers(a.0, b.0)))
 }
 
 /// Exports the selected records by phase into the local directory `out`;
@@ -129,9 +139,10 @@ pub(super) async fn run(
     report: &(dyn Fn(ExportProgress) + Send + Sync),
 ) -> Result<Labels, Error> {
     let id = &metadata.session_id;
-    let names = &selection.names;
+    let directories = &selection.directories;
     fs::create_dir_all(out).map_err(|source| Error::CreateDirectory { path: out.to_owned(), source })?;
-    let targets: Vec<PathBuf> = names.iter().map(|name| out.join(name)).chain([out.join(LABELS_FILE)]).collect();
+    let targets: Vec<PathBuf> =
+        directories.iter().map(|directory| out.join(directory)).chain([out.join(LABELS_FILE)]).collect();
     if !config.force
         && let Some(existing) = targets.iter().find(|path| path.exists())
     {
@@ -139,15 +150,16 @@ pub(super) async fn run(
     }
     let staging = out.join(format!(".otlp-tape-export-{}.partial", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
-    for name in names {
-        let dir = staging.join(name);
+    for directory in directories {
+        let dir = staging.join(directory);
         fs::create_dir_all(&dir).map_err(|source| Error::CreateDirectory { path: dir, source })?;
     }
 
     let progress = Progress::new(report, selection.records_total());
     let written = write_by_phase(store, metadata, selection, &staging, config.format, &progress).await;
     let labels = match written {
-        Ok(files) => labels(metadata, &selection.phases, config.format, |index, name| {
+        Ok(files) => labels(metadata, &selection.phases, config.format, |index, _| {
+            let directory = &directories[index];
             let mut counts = Counts::default();
             let files = files
                 .get(&index)
@@ -159,20 +171,20 @@ pub(super) async fn run(
                     FileEntry {
                         signal: file.signal,
                         table: None,
-                        file: format!("{name}/{}", file_name(&file.path)),
+                        file: format!("{directory}/{}", file_name(&file.path)),
                         requests: file.requests,
                         items: file.items,
                     }
                 })
                 .collect();
-            (name.to_owned(), counts, files)
+            (directory.clone(), counts, files)
         }),
         Err(error) => {
             let _ = fs::remove_dir_all(&staging);
             return Err(Error::ByPhaseFailed { session: id.clone(), source: Box::new(error) });
         }
     };
-    let moved = move_into_place(&labels, &staging, names, &targets);
+    let moved = move_into_place(&labels, &staging, directories, &targets);
     let _ = fs::remove_dir_all(&staging);
     moved?;
     progress.report();
@@ -219,13 +231,13 @@ async fn write_by_phase(
     let written = async {
         let mut records = std::pin::pin!(selection.records(store, metadata, progress));
         let mut labels = Vec::new();
-        while let Some((signal, record)) = records.try_next().await? {
-            selection.labels(record.receive_time_unix_nano, &mut labels);
+        while let Some((signal, writer, record)) = records.try_next().await? {
+            selection.labels(record.receive_time_unix_nano, writer.as_ref(), &mut labels);
             for &label in &labels {
                 let file = match files.entry((label, signal)) {
                     Entry::Occupied(entry) => entry.into_mut(),
                     Entry::Vacant(entry) => {
-                        let path = staging.join(&selection.names[label]).join(PendingFile::name(format, signal)?);
+                        let path = staging.join(&selection.directories[label]).join(PendingFile::name(format, signal)?);
                         entry.insert(PendingFile::create(signal, path, format)?)
                     }
                 };

@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
 use futures::TryStreamExt;
-use tape_otlp::Signal;
-use tape_session::{BlobSink, OutputDir, Record, SessionMetadata, SessionStore};
+use tape_session::{BlobSink, OutputDir, SessionMetadata, SessionStore, TaggedRecord};
 use tokio::sync::mpsc;
 
 use self::pipeline::{Decoder, FileKey, FileNames, FromEncoder, Summary};
@@ -46,7 +45,7 @@ pub(super) async fn run(
     output: &dyn OutputDir,
     report: &(dyn Fn(ExportProgress) + Send + Sync),
 ) -> Result<ExportedTables, Error> {
-    let names = FileNames(selection.names.clone().into());
+    let names = FileNames(selection.directories.clone().into());
     let candidates = candidates(selection, config.by_phase, &names);
     if !config.force {
         for name in &candidates {
@@ -134,7 +133,7 @@ async fn write(
     sinks: &mut BTreeMap<FileKey, Pending>,
     names: &FileNames,
 ) -> Result<Summary, Error> {
-    let (chunks, chunks_received) = mpsc::channel::<Vec<(Signal, Record)>>(CHANNEL_DEPTH);
+    let (chunks, chunks_received) = mpsc::channel::<Vec<TaggedRecord>>(CHANNEL_DEPTH);
     let (batches, batches_received) = std::sync::mpsc::sync_channel(CHANNEL_DEPTH);
     let (pieces, mut pieces_received) = mpsc::channel::<FromEncoder>(CHANNEL_DEPTH * 4);
     let decoder = Decoder {
@@ -159,7 +158,7 @@ async fn write(
         let mut chunk = Vec::new();
         let mut bytes = 0;
         while let Some(record) = records.try_next().await? {
-            bytes += record.1.payload.len();
+            bytes += record.2.payload.len();
             chunk.push(record);
             if (chunk.len() == CHUNK_RECORDS || bytes >= CHUNK_BYTES)
                 && chunks.send(std::mem::take(&mut chunk)).await.is_err()
@@ -283,6 +282,10 @@ fn manifest(
                 items: pending.rows,
             })
             .collect();
-        (format!("Phase={name}"), summary.labels.get(index).copied().unwrap_or_default(), files)
+        (
+            format!("Phase={}", tape_session::phase_directory(name)),
+            summary.labels.get(index).copied().unwrap_or_default(),
+            files,
+        )
     })
 }

@@ -41,7 +41,7 @@ pub(super) async fn run(
     let mut files: BTreeMap<Signal, PendingFile> = BTreeMap::new();
     let written = async {
         let mut records = std::pin::pin!(selection.records(store, metadata, &progress));
-        while let Some((signal, record)) = records.try_next().await? {
+        while let Some((signal, _, record)) = records.try_next().await? {
             let file = match files.entry(signal) {
                 Entry::Occupied(entry) => entry.into_mut(),
                 Entry::Vacant(entry) => {

@@ -5,10 +5,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{Stream, TryStreamExt, future};
-use tape_otlp::{Signal, SignalSet};
+use tape_otlp::SignalSet;
 use tape_session::{
-    BlobEntry, Phase, Record, SessionMetadata, SessionStore, UNLABELLED, Window, find_phase, read_blobs_in_time_order,
-    session_phases, window,
+    BlobEntry, Phase, SessionMetadata, SessionStore, TaggedRecord, UNLABELLED, Window, WriterId, find_phase,
+    phase_directory, read_blobs_in_time_order_tagged, session_phases, window,
 };
 
 use super::{ExportConfig, ExportProgress};
@@ -30,6 +30,9 @@ pub(super) struct Selection {
     pub(super) phases: Vec<Phase>,
     /// The labels' names: the phases', then `unlabelled`.
     pub(super) names: Vec<String>,
+    /// The labels' directories in a by-phase export, in the order of
+    /// `names`: each name with a merged session's `/` made `.`.
+    pub(super) directories: Vec<String>,
     /// The blobs of the selected signals that meet the window.
     blobs: Vec<BlobEntry>,
 }
@@ -60,13 +63,15 @@ impl Selection {
             .iter()
             .filter(|blob| {
                 config.signals.contains(blob.signal)
+                    && phase.as_ref().is_none_or(|phase| phase.selects_blob(blob))
                     && window.overlaps(blob.first_receive_time.unix_nanos(), blob.last_receive_time.unix_nanos())
             })
             .cloned()
             .collect();
         let mut names: Vec<String> = phases.iter().map(|phase| phase.name.clone()).collect();
         names.push(UNLABELLED.to_owned());
-        Ok(Selection { signals: config.signals, window, phases, names, blobs })
+        let directories = names.iter().map(|name| phase_directory(name)).collect();
+        Ok(Selection { signals: config.signals, window, phases, names, directories, blobs })
     }
 
     /// Records in the blobs read; the progress's total.
@@ -74,16 +79,17 @@ impl Selection {
         self.blobs.iter().map(|blob| blob.records).sum()
     }
 
-    /// The selected records in receive-time order; every record read
-    /// counts in `progress`, the selected ones with their items.
+    /// The selected records in receive-time order, each with its writer
+    /// (for its phases); every record read counts in `progress`, the
+    /// selected ones with their items.
     pub(super) fn records<'a>(
         &'a self,
         store: &'a dyn SessionStore,
         metadata: &'a SessionMetadata,
         progress: &'a Progress<'a>,
-    ) -> impl Stream<Item = Result<(Signal, Record), Error>> + Send + 'a {
-        read_blobs_in_time_order(store, &metadata.session_id, &self.blobs).map_err(Error::from).try_filter(
-            move |(_, record)| {
+    ) -> impl Stream<Item = Result<TaggedRecord, Error>> + Send + 'a {
+        read_blobs_in_time_order_tagged(store, &metadata.session_id, &self.blobs).map_err(Error::from).try_filter(
+            move |(_, _, record)| {
                 let selected = self.window.contains(record.receive_time_unix_nano);
                 progress.record(if selected { record.item_count } else { 0 });
                 future::ready(selected)
@@ -91,21 +97,24 @@ impl Selection {
         )
     }
 
-    /// The labels of a record received at `receive_time` (unix
+    /// The labels of a record of `writer` received at `receive_time` (unix
     /// nanoseconds), as indexes into [`Selection::names`]: every phase
-    /// whose range holds it, else `unlabelled` (the last).
-    pub(super) fn labels(&self, receive_time: u64, labels: &mut Vec<usize>) {
-        label(&self.phases, receive_time, labels);
+    /// whose range holds it and that pairs with its writer, else
+    /// `unlabelled` (the last).
+    pub(super) fn labels(&self, receive_time: u64, writer: Option<&WriterId>, labels: &mut Vec<usize>) {
+        label(&self.phases, receive_time, writer, labels);
     }
 }
 
-/// The labels of a record received at `receive_time` (unix nanoseconds)
-/// into `labels`: the indexes of every phase whose range holds it, else
-/// `phases.len()` (`unlabelled`).
-pub(super) fn label(phases: &[Phase], receive_time: u64, labels: &mut Vec<usize>) {
+/// The labels of a record of `writer` received at `receive_time` (unix
+/// nanoseconds) into `labels`: the indexes of every phase whose range
+/// holds it and that pairs with its writer (in a merged session, a
+/// source's phases label only that source's records), else `phases.len()`
+/// (`unlabelled`).
+pub(super) fn label(phases: &[Phase], receive_time: u64, writer: Option<&WriterId>, labels: &mut Vec<usize>) {
     labels.clear();
     let time = tape_session::Timestamp::from_unix_nanos(receive_time);
-    labels.extend(phases.iter().enumerate().filter(|(_, phase)| phase.contains(time)).map(|(index, _)| index));
+    labels.extend(phases.iter().enumerate().filter(|(_, phase)| phase.labels(time, writer)).map(|(index, _)| index));
     if labels.is_empty() {
         labels.push(phases.len());
     }

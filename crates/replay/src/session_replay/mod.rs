@@ -101,7 +101,7 @@ pub async fn prepare(
         (SessionChoice::Auto, Some(checkpoint)) => SessionChoice::Id(checkpoint.session_id.clone()),
         (choice, _) => choice.clone(),
     };
-    let (metadata, picked) = pick(store, &choice, config.strategy, config.filter_type).await?;
+    let (mut metadata, picked) = pick(store, &choice, config.strategy, config.filter_type).await?;
     let phase = match &config.phase {
         Some(name) => {
             let phases = phases(store, &metadata).await?;
@@ -110,6 +110,10 @@ pub async fn prepare(
         None => None,
     };
     let window = window(metadata.start_time, config.from, config.until, phase.as_ref())?;
+    // A phase of one source of a merged session selects its writers' blobs.
+    if let Some(phase) = &phase {
+        metadata.blobs.retain(|blob| phase.selects_blob(blob));
+    }
     let selection = Selection {
         signals: config.signals,
         services: config.services.clone(),

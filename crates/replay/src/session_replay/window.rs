@@ -100,6 +100,7 @@ mod tests {
             name: "failure".to_owned(),
             start: Timestamp::from_unix_nanos(start().unix_nanos() + 10 * SECOND),
             end: Timestamp::from_unix_nanos(start().unix_nanos() + 20 * SECOND),
+            writers: vec![],
         };
         let only = window(start(), None, None, Some(&phase)).unwrap();
         assert_eq!(only, Window { from: Some(phase.start.unix_nanos()), until: Some(phase.end.unix_nanos()) });
@@ -132,6 +133,7 @@ mod tests {
             ranges,
             flags: vec![],
             description: None,
+            writers: vec![],
         };
         let phases = vec![
             phase("baseline", vec![(at(0), at(10))]),
@@ -144,7 +146,7 @@ mod tests {
         assert!(message.starts_with("session s has no phases"), "{message}");
         assert_eq!(
             find_phase(&metadata, &phases, "failure").unwrap(),
-            Phase { name: "failure".to_owned(), start: at(10), end: at(20) }
+            Phase { name: "failure".to_owned(), start: at(10), end: at(20), writers: vec![] }
         );
         let message = find_phase(&metadata, &phases, "incident").unwrap_err().to_string();
         assert!(message.starts_with("phase incident of session s has 2 ranges (2026-01-01T00:00:02Z .. "), "{message}");

@@ -6,6 +6,7 @@ mod blob;
 mod corruption;
 mod format;
 mod format_writers;
+mod merge;
 mod metadata;
 mod metadata_writers;
 mod retention;

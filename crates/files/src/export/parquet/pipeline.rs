@@ -13,7 +13,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use tape_otlp::Signal;
-use tape_session::{Phase, Record, SessionId};
+use tape_session::{Phase, SessionId, TaggedRecord};
 use tokio::sync::mpsc;
 
 use super::super::by_phase::Counts;
@@ -93,13 +93,13 @@ impl Decoder {
     /// Decodes the records that come in chunks into rows handed to the
     /// encoder, until the chunks end; then hands over the rest and the
     /// summary.
-    pub(super) fn run(self, mut chunks: mpsc::Receiver<Vec<(Signal, Record)>>, encoder: &SyncSender<ToEncoder>) {
+    pub(super) fn run(self, mut chunks: mpsc::Receiver<Vec<TaggedRecord>>, encoder: &SyncSender<ToEncoder>) {
         let mut tables: BTreeMap<(Option<usize>, Signal), SignalTables> = BTreeMap::new();
         let mut summary = Summary { labels: vec![Counts::default(); self.names.len()], requests: BTreeMap::new() };
         let mut labels = Vec::new();
         while let Some(chunk) = chunks.blocking_recv() {
-            for (signal, record) in chunk {
-                label(&self.phases, record.receive_time_unix_nano, &mut labels);
+            for (signal, writer, record) in chunk {
+                label(&self.phases, record.receive_time_unix_nano, writer.as_ref(), &mut labels);
                 for &label in &labels {
                     summary.labels[label].requests.add(signal, 1);
                     summary.labels[label].items.add(signal, record.item_count);
