@@ -5,7 +5,10 @@
 //! `Retry-After`; an unknown path gets 404 and a wrong method 405.
 //!
 //! Bodies are read within the intake's limits: a `Content-Length` over the
-//! request size limit gets 413 before the body is read; the bytes of a body
+//! request size limit gets 413 before the body is kept (a client that
+//! waits for `100 Continue` never sends it; from one that sends on, up to
+//! four times the limit is read and dropped, so that it reads the 413 and
+//! not a reset connection; past that the connection is closed); the bytes of a body
 //! are taken from the receiver's budget as they arrive (503 with
 //! `Retry-After` when it is full, or, for a new request, when it has no room
 //! for the body its `Content-Length` announces); a body that takes longer than the read
@@ -84,12 +87,19 @@ async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body
         && length > max as u64
     {
         intake.stats().signal(signal).rejected();
-        return rejected(&Rejection {
+        let response = rejected(&Rejection {
             status: 413,
             code: CODE_RESOURCE_EXHAUSTED,
             message: format!("Content-Length {length} is more than the limit of {max} bytes; send smaller requests"),
             encoding,
         });
+        // A client that waits for `100 Continue` reads the answer at once;
+        // one that sends on is drained, within bounds, so that it reads the
+        // answer rather than a reset connection.
+        let drained = !expects_continue(headers)
+            && usize::try_from(length).is_ok_and(|length| length <= drain_limit(max))
+            && discard_body(body, drain_limit(max), deadline).await;
+        return closing_unless(drained, response);
     }
     // Taken on only if the budget has room for the body now, so that the
     // bodies being read can finish (its bytes are taken as they arrive).
@@ -97,24 +107,29 @@ async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body
     let announced = content_length(headers).map_or(max, |length| usize::try_from(length).unwrap_or(max));
     if !held.admit(announced) {
         intake.stats().signal(signal).throttled();
-        discard_body(body, max, deadline).await;
-        return overloaded(intake, encoding);
+        let drained = discard_body(body, max, deadline).await;
+        return closing_unless(drained, overloaded(intake, encoding));
     }
     let (bytes, mut held) = match read_body(body, max, held, deadline).await {
         Ok(read) => read,
         Err(error) => {
             let stats = intake.stats();
             let rejection = match error {
-                BodyError::TooLarge => Rejection {
-                    status: 413,
-                    code: CODE_RESOURCE_EXHAUSTED,
-                    message: format!("the request body is more than the limit of {max} bytes"),
-                    encoding,
-                },
+                BodyError::TooLarge(rest) => {
+                    stats.signal(signal).rejected();
+                    let response = rejected(&Rejection {
+                        status: 413,
+                        code: CODE_RESOURCE_EXHAUSTED,
+                        message: format!("the request body is more than the limit of {max} bytes"),
+                        encoding,
+                    });
+                    let drained = discard_body(rest, drain_limit(max), deadline).await;
+                    return closing_unless(drained, response);
+                }
                 BodyError::Overloaded(rest) => {
                     stats.signal(signal).throttled();
-                    discard_body(rest, max, deadline).await;
-                    return overloaded(intake, encoding);
+                    let drained = discard_body(rest, max, deadline).await;
+                    return closing_unless(drained, overloaded(intake, encoding));
                 }
                 BodyError::TimedOut => Rejection {
                     status: 408,
@@ -173,16 +188,39 @@ async fn export(intake: &Intake, signal: Signal, headers: &HeaderMap, body: Body
 
 /// Reads the rest of a refused body (up to `max` bytes, by `deadline`)
 /// without keeping it, so that an HTTP/1.1 client still sending it reads
-/// the retryable answer rather than a reset connection, and can reuse the
-/// connection.
-async fn discard_body(mut body: Body, max: usize, deadline: tokio::time::Instant) {
+/// the answer rather than a reset connection, and can reuse the
+/// connection. Returns whether the body ended.
+async fn discard_body(mut body: Body, max: usize, deadline: tokio::time::Instant) -> bool {
     let mut length = 0usize;
     while length <= max {
         match tokio::time::timeout_at(deadline, body.frame()).await {
             Ok(Some(Ok(frame))) => length += frame.data_ref().map_or(0, Bytes::len),
-            _ => return,
+            Ok(None) => return true,
+            Ok(Some(Err(_))) | Err(_) => return false,
         }
     }
+    false
+}
+
+/// How much of a body over the request size limit is read and dropped
+/// before the 413, so that the client reads it: four times the limit.
+/// Past that the connection is closed unread.
+fn drain_limit(max: usize) -> usize {
+    max.saturating_mul(4)
+}
+
+/// Whether the client waits for `100 Continue` before it sends the body.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers.get(header::EXPECT).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// `response`, with `Connection: close` unless the request's body was read
+/// to its end (the connection cannot carry another request otherwise).
+fn closing_unless(drained: bool, mut response: Response) -> Response {
+    if !drained {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The answer to a request the receive budget has no room for.
@@ -210,8 +248,8 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 /// Why a body was not read to its end.
 enum BodyError {
-    /// It passed the request size limit.
-    TooLarge,
+    /// It passed the request size limit; the rest of the body.
+    TooLarge(Body),
     /// The receiver's budget could not hold it; the rest of the body.
     Overloaded(Body),
     /// It did not arrive by the deadline.
@@ -242,7 +280,7 @@ async fn read_body(
             continue;
         };
         if length.saturating_add(data.len()) > max {
-            return Err(BodyError::TooLarge);
+            return Err(BodyError::TooLarge(body));
         }
         if !held.take(data.len()) {
             return Err(BodyError::Overloaded(body));

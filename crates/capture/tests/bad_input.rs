@@ -196,3 +196,41 @@ async fn a_json_body_of_the_wrong_signal_is_never_recorded_as_that_signal() {
     assert!(records.iter().all(|(signal, record)| *signal == Signal::Traces && record.item_count == 0));
     assert_eq!(outcome.recording.metadata.captured_logs, 0);
 }
+
+/// A client that sends a body over the limit without waiting for
+/// `100 Continue` (most do) reads the 413 every time, not a reset
+/// connection: the receiver reads and drops the rest of a body within a
+/// few times the limit before it answers. Over that bound it answers with
+/// `Connection: close` and does not read the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_answered_413_not_reset() {
+    let limit = 64 * 1024;
+    let running = start(|config| config.max_request_bytes = limit).await;
+    let client = reqwest::Client::new();
+    for round in 0..40 {
+        for (name, length, chunked) in
+            [("announced", limit + 1, false), ("chunked", limit * 2, true), ("far over", limit * 3, false)]
+        {
+            let body = vec![0x0a; length];
+            let request =
+                client.post(format!("{}/v1/traces", running.http())).header("content-type", "application/x-protobuf");
+            let request = if chunked {
+                let frames: Vec<Result<_, std::io::Error>> = body
+                    .chunks(8 * 1024)
+                    .map(|chunk| Ok(http_body::Frame::data(Bytes::copy_from_slice(chunk))))
+                    .collect();
+                request.body(reqwest::Body::wrap(http_body_util::StreamBody::new(futures::stream::iter(frames))))
+            } else {
+                request.body(body)
+            };
+            let response = request.send().await.unwrap_or_else(|error| panic!("round {round}, {name}: {error:?}"));
+            assert_eq!(response.status().as_u16(), 413, "round {round}, {name}");
+            let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+            let message = status_message(&content_type, &response.bytes().await.unwrap());
+            assert!(message.contains("limit"), "round {round}, {name}: {message}");
+        }
+    }
+    let (outcome, records) = running.finish().await;
+    assert!(records.is_empty(), "nothing over the limit is recorded");
+    assert_eq!(outcome.stats.traces.rejected, 120);
+}
