@@ -220,44 +220,7 @@ pub async fn repair_session(store: &dyn SessionStore, id: &SessionId, now: Times
         return Err(several_writers(store, id).await);
     }
 
-    let mut committed = stored;
-    for partial in &partials {
-        let recovered = match recover(store, id, partial, &committed).await {
-            Ok(recovered) => recovered,
-            // Gone since it was listed: removed with another one.
-            Err(Error::BlobNotFound { .. }) => continue,
-            Err(error) => return Err(error),
-        };
-        if recovered.outcome == PartialOutcome::Committed {
-            committed.insert(partial.key.clone());
-        }
-        report.partial_blobs.push(recovered);
-    }
-
-    let stored: BTreeSet<BlobKey> = store.list_blobs(id).await?.into_iter().collect();
-    let mut new_keys: Vec<&BlobKey> = stored.iter().filter(|key| !listed.contains(*key)).collect();
-    // Blob ids count up as a writer opens blobs: the order it made them in.
-    new_keys.sort_by(|a, b| {
-        (a.blob_id().len(), a.blob_id(), a.to_string()).cmp(&(b.blob_id().len(), b.blob_id(), b.to_string()))
-    });
-    let order = metadata.blobs.iter().map(|blob| &blob.key).filter(|key| stored.contains(*key)).chain(new_keys);
-    let mut blobs = Vec::with_capacity(stored.len());
-    for key in order {
-        let (entry, damage) = scan_blob(store, id, key).await?;
-        if let Some(problem) = damage {
-            report.damaged.push(DamagedBlob { key: key.clone(), readable_records: entry.records, problem });
-        }
-        blobs.push(entry);
-    }
-    let salvaged: BTreeSet<&BlobKey> = report
-        .partial_blobs
-        .iter()
-        .filter(|partial| partial.outcome == PartialOutcome::Committed)
-        .map(|partial| &partial.key)
-        .collect();
-    report.newly_listed =
-        stored.iter().filter(|key| !listed.contains(*key) && !salvaged.contains(key)).cloned().collect();
-    report.missing = metadata.blobs.iter().map(|blob| blob.key.clone()).filter(|key| !stored.contains(key)).collect();
+    let blobs = relist(store, id, &partials, stored, &metadata.blobs, |_| true, &mut report).await?;
 
     let mut repaired = metadata.clone();
     repaired.blobs = blobs;
@@ -342,6 +305,61 @@ async fn read_metadata(store: &dyn SessionStore, id: &SessionId) -> Result<(Sess
         }
         Err(error) => Err(error),
     }
+}
+
+/// What both repairs do after their checks: salvages `partials`, then
+/// reads every blob of `listed` that is still stored (in that order), and
+/// every stored blob it does not list, in blob-id order (the order a writer
+/// made them in), keeping only the keys `keep` takes. Fills the report's
+/// partial blobs, damaged blobs, newly listed and missing keys; returns
+/// the blob entries read.
+pub(crate) async fn relist(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    partials: &[PartialBlob],
+    stored: BTreeSet<BlobKey>,
+    listed: &[BlobEntry],
+    keep: impl Fn(&BlobKey) -> bool,
+    report: &mut RepairReport,
+) -> Result<Vec<BlobEntry>, Error> {
+    let mut committed = stored;
+    for partial in partials {
+        let recovered = match recover(store, id, partial, &committed).await {
+            Ok(recovered) => recovered,
+            // Gone since it was listed: removed with another one.
+            Err(Error::BlobNotFound { .. }) => continue,
+            Err(error) => return Err(error),
+        };
+        if recovered.outcome == PartialOutcome::Committed {
+            committed.insert(partial.key.clone());
+        }
+        report.partial_blobs.push(recovered);
+    }
+
+    let stored: BTreeSet<BlobKey> = store.list_blobs(id).await?.into_iter().filter(|key| keep(key)).collect();
+    let listed_keys: BTreeSet<&BlobKey> = listed.iter().map(|blob| &blob.key).collect();
+    let mut new_keys: Vec<&BlobKey> = stored.iter().filter(|key| !listed_keys.contains(key)).collect();
+    new_keys.sort_by(|a, b| {
+        (a.blob_id().len(), a.blob_id(), a.to_string()).cmp(&(b.blob_id().len(), b.blob_id(), b.to_string()))
+    });
+    let order = listed.iter().map(|blob| &blob.key).filter(|key| stored.contains(*key)).chain(new_keys.iter().copied());
+    let mut blobs = Vec::with_capacity(stored.len());
+    for key in order {
+        let (entry, damage) = scan_blob(store, id, key).await?;
+        if let Some(problem) = damage {
+            report.damaged.push(DamagedBlob { key: key.clone(), readable_records: entry.records, problem });
+        }
+        blobs.push(entry);
+    }
+    let salvaged: BTreeSet<&BlobKey> = report
+        .partial_blobs
+        .iter()
+        .filter(|partial| partial.outcome == PartialOutcome::Committed)
+        .map(|partial| &partial.key)
+        .collect();
+    report.newly_listed = new_keys.iter().filter(|key| !salvaged.contains(**key)).map(|key| (*key).clone()).collect();
+    report.missing = listed.iter().map(|blob| blob.key.clone()).filter(|key| !stored.contains(key)).collect();
+    Ok(blobs)
 }
 
 /// Salvages one partial blob, commits what it holds when its key is free,

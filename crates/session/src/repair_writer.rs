@@ -7,10 +7,10 @@ use bytes::Bytes;
 use tracing::info;
 
 use crate::join::parse_manifest;
-use crate::repair::{recover, scan_blob};
+use crate::repair::relist;
 use crate::{
-    BlobKey, DamagedBlob, Error, PartialOutcome, RepairReport, RepairTotals, SealOptions, SealOutcome, SessionFile,
-    SessionId, SessionStatus, SessionStore, Timestamp, WriteMode, WriterId, WriterRepairSeal, seal_session,
+    BlobKey, Error, RepairReport, RepairTotals, SealOptions, SealOutcome, SessionFile, SessionId, SessionStatus,
+    SessionStore, Timestamp, WriteMode, WriterId, WriterRepairSeal, seal_session,
 };
 
 /// Repairs one writer of a session that stopped without finishing (a crash,
@@ -69,40 +69,7 @@ pub async fn repair_writer(
     };
     let untouched = manifest.status != SessionStatus::Active && partials.is_empty() && stored.is_subset(&listed);
     if !untouched {
-        let mut committed = stored;
-        for partial in &partials {
-            let recovered = match recover(store, id, partial, &committed).await {
-                Ok(recovered) => recovered,
-                Err(Error::BlobNotFound { .. }) => continue,
-                Err(error) => return Err(error),
-            };
-            if recovered.outcome == PartialOutcome::Committed {
-                committed.insert(partial.key.clone());
-            }
-            report.partial_blobs.push(recovered);
-        }
-        let stored: BTreeSet<BlobKey> = store.list_blobs(id).await?.into_iter().filter(|key| mine(key)).collect();
-        let mut new_keys: Vec<&BlobKey> = stored.iter().filter(|key| !listed.contains(*key)).collect();
-        // Blob ids count up as the writer opens blobs: the order it made them in.
-        new_keys.sort_by_key(|key| (key.blob_id().len(), key.blob_id().to_owned(), key.to_string()));
-        let mut blobs: Vec<_> = manifest.blobs.iter().filter(|blob| stored.contains(&blob.key)).cloned().collect();
-        for key in &new_keys {
-            let (entry, damage) = scan_blob(store, id, key).await?;
-            if let Some(problem) = damage {
-                report.damaged.push(DamagedBlob { key: (*key).clone(), readable_records: entry.records, problem });
-            }
-            blobs.push(entry);
-        }
-        let salvaged: BTreeSet<&BlobKey> = report
-            .partial_blobs
-            .iter()
-            .filter(|partial| partial.outcome == PartialOutcome::Committed)
-            .map(|partial| &partial.key)
-            .collect();
-        report.newly_listed =
-            new_keys.iter().filter(|key| !salvaged.contains(**key)).map(|key| (*key).clone()).collect();
-        report.missing =
-            manifest.blobs.iter().map(|blob| blob.key.clone()).filter(|key| !stored.contains(key)).collect();
+        let blobs = relist(store, id, &partials, stored, &manifest.blobs, mine, &mut report).await?;
 
         let mut repaired = manifest.clone();
         let last_record = blobs.iter().filter(|blob| blob.records > 0).map(|blob| blob.last_receive_time).max();
