@@ -77,14 +77,22 @@ impl ApiError {
         )
     }
 
-    /// A store error: unknown sessions are 404, invalid ids 400, the rest
-    /// 500 (the store, not the request, failed).
+    /// A store error: unknown sessions are 404, invalid ids 400, what the
+    /// session's state refuses (it exists, it cannot be joined, sealed or
+    /// repaired so) 409, the rest 500 (the store, not the request, failed).
     pub fn store(error: &StoreError) -> Self {
         let message = error.to_string();
         match error {
             StoreError::NotFound(_) => ApiError::not_found(message),
-            StoreError::InvalidSessionId(_) | StoreError::InvalidBlobKey(_) => ApiError::bad_request(message),
-            StoreError::AlreadyExists(_) | StoreError::Symlink { .. } => ApiError::conflict(message),
+            StoreError::InvalidSessionId(_) | StoreError::InvalidBlobKey(_) | StoreError::InvalidWriterId(_) => {
+                ApiError::bad_request(message)
+            }
+            StoreError::AlreadyExists(_)
+            | StoreError::Symlink { .. }
+            | StoreError::FileExists { .. }
+            | StoreError::SessionNotJoinable { .. }
+            | StoreError::NotSealable { .. }
+            | StoreError::NotRepairable { .. } => ApiError::conflict(message),
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
         }
     }
