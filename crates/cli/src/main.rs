@@ -26,6 +26,7 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_CANNOT_COMPARE: u8 = 2;
 
 fn main() -> ExitCode {
+    output::end_quietly_when_stdout_closes();
     let cli = Cli::parse();
     init_logging(&cli);
     output::set_quiet(cli.quiet);

@@ -111,3 +111,27 @@ mod tests {
         );
     }
 }
+
+/// The exit code of a process that SIGPIPE ended: 128 + 13, what a shell
+/// reports for a tool whose reader went away.
+const EXIT_CLOSED_STDOUT: i32 = 141;
+
+/// Makes a closed standard output (`otlp-tape sessions list | head`) end
+/// the process quietly with exit code 141, as SIGPIPE ends other Unix
+/// tools, instead of the panic `println!` raises when it cannot write.
+/// Whatever the command had done (a session stored, a replay sent) is done;
+/// only the rest of its printing is lost, which no one reads.
+pub fn end_quietly_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        if message
+            .is_some_and(|message| message.starts_with("failed printing to stdout") && message.contains("Broken pipe"))
+        {
+            std::process::exit(EXIT_CLOSED_STDOUT);
+        }
+        default(info);
+    }));
+}

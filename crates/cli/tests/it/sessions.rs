@@ -97,3 +97,28 @@ fn quiet_and_verbose_change_only_stderr() {
     assert!(stderr.contains("DEBUG") && stderr.contains("Blob committed"), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&verbose.stdout).trim(), "chatty");
 }
+
+/// `otlp-tape sessions list | head -1`: a reader that goes away ends the
+/// listing quietly with exit code 141, as SIGPIPE ends other tools, not
+/// with a panic on stderr.
+#[test]
+fn a_closed_stdout_ends_a_listing_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    import_samples(dir.path(), "a-capture");
+    for args in [&["sessions", "list"][..], &["sessions", "show", "a-capture"], &["patterns", "list"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        // The reader is gone before the first line is written.
+        drop(reader);
+        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("otlp-tape"))
+            .arg("--store")
+            .arg(dir.path())
+            .args(args)
+            .env_remove("OTLP_TAPE_STORE")
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
