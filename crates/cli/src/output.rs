@@ -93,25 +93,6 @@ pub fn records_bar() -> indicatif::ProgressBar {
     bar
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_durations_and_sentences_read_right() {
-        assert_eq!(count(1, "annotation", "annotations"), "1 annotation");
-        assert_eq!(count(0, "annotation", "annotations"), "0 annotations");
-        assert_eq!(count(2, "file", "files"), "2 files");
-        assert_eq!(seconds(3.7712), "3.77s");
-        assert_eq!(seconds(0.0), "0.00s");
-        assert_eq!(full_stop("Deleted session a from ."), "Deleted session a from .");
-        assert_eq!(
-            full_stop("Deleted session a from /var/lib/otlp-tape"),
-            "Deleted session a from /var/lib/otlp-tape."
-        );
-    }
-}
-
 /// The exit code of a process that SIGPIPE ended: 128 + 13, what a shell
 /// reports for a tool whose reader went away.
 const EXIT_CLOSED_STDOUT: i32 = 141;
@@ -134,4 +115,23 @@ pub fn end_quietly_when_stdout_closes() {
         }
         default(info);
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_durations_and_sentences_read_right() {
+        assert_eq!(count(1, "annotation", "annotations"), "1 annotation");
+        assert_eq!(count(0, "annotation", "annotations"), "0 annotations");
+        assert_eq!(count(2, "file", "files"), "2 files");
+        assert_eq!(seconds(3.7712), "3.77s");
+        assert_eq!(seconds(0.0), "0.00s");
+        assert_eq!(full_stop("Deleted session a from ."), "Deleted session a from .");
+        assert_eq!(
+            full_stop("Deleted session a from /var/lib/otlp-tape"),
+            "Deleted session a from /var/lib/otlp-tape."
+        );
+    }
 }
