@@ -275,14 +275,7 @@ async fn read_sources(store: &dyn SessionStore, config: &MergeConfig) -> Result<
 /// A writer id made of `name` (lowercased, every character other than a
 /// letter or digit made `-`, cut to fit), with `-2`, `-3`, ... when taken.
 fn unique_writer_id(name: &str, taken: &mut BTreeSet<WriterId>) -> WriterId {
-    let base: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-        .collect::<String>()
-        .split('-')
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join("-");
+    let base = crate::writers::writer_name(name);
     let base = if base.is_empty() { "source".to_owned() } else { base };
     for number in 1_u32.. {
         let suffix = if number == 1 { String::new() } else { format!("-{number}") };

@@ -64,14 +64,7 @@ impl WriterId {
     /// then `-` and `suffix` (random, from the caller: this crate does no
     /// I/O). A host name with nothing usable gives `writer-<suffix>`.
     pub fn for_host(host: &str, suffix: &str) -> Result<Self, InvalidWriterId> {
-        let mut name: String = host
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-            .collect::<String>()
-            .split('-')
-            .filter(|part| !part.is_empty())
-            .collect::<Vec<_>>()
-            .join("-");
+        let mut name = writer_name(host);
         let room = MAX_WRITER_ID_LEN.saturating_sub(suffix.len() + 1);
         name.truncate(room);
         let name = name.trim_end_matches('-');
@@ -83,6 +76,19 @@ impl WriterId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `text` made fit for a writer id: lowercased, every character other
+/// than a letter or digit made `-`, runs of `-` made one, none at either
+/// end (not cut to length; empty when nothing is usable).
+pub(crate) fn writer_name(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 impl fmt::Display for WriterId {

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use tape_otlp::Signal;
 use tape_session::{
     SealOptions, SealOutcome, SessionId, SessionMetadata, SessionStatus, SessionStore, Timestamp, WriterEntry,
     WriterId, WriterManifest, read_manifests, repair_writer, seal_session,
@@ -139,30 +138,7 @@ pub async fn writers_of(store: &dyn SessionStore, metadata: &SessionMetadata) ->
     let manifests = read_manifests(store, &metadata.session_id)
         .await
         .with_context(|| format!("cannot read the writers' manifests of session {}", metadata.session_id))?;
-    Ok(manifests.iter().map(entry_of).collect())
-}
-
-/// One writer's figures from its manifest.
-fn entry_of(manifest: &WriterManifest) -> WriterEntry {
-    let items =
-        |signal: Signal| manifest.blobs.iter().filter(|blob| blob.signal == signal).map(|blob| blob.items).sum::<u64>();
-    WriterEntry {
-        writer_id: manifest.writer_id.clone(),
-        host: manifest.host.clone(),
-        status: manifest.status,
-        start_time: manifest.start_time,
-        end_time: manifest.end_time,
-        first_receive_time: manifest.blobs.iter().map(|blob| blob.first_receive_time).min(),
-        last_receive_time: manifest.blobs.iter().map(|blob| blob.last_receive_time).max(),
-        blobs: manifest.blobs.len() as u64,
-        captured_traces: items(Signal::Traces),
-        captured_metrics: items(Signal::Metrics),
-        captured_logs: items(Signal::Logs),
-        requests: manifest.blobs.iter().map(|blob| blob.records).sum(),
-        total_size_bytes: manifest.blobs.iter().map(|blob| blob.compressed_bytes).sum(),
-        repaired: manifest.repaired,
-        source: manifest.source.clone(),
-    }
+    Ok(manifests.iter().map(WriterManifest::entry).collect())
 }
 
 /// Prints the writers' table of `sessions show`.

@@ -198,26 +198,70 @@ struct Cutter<'a> {
     scratch: Vec<Span>,
 }
 
+/// What a cut makes of one field that holds items.
+enum Cut {
+    /// Copied as it is.
+    Keep,
+    /// Written anew with this body (some of its items left out).
+    Rewrite(Vec<u8>),
+    /// Left out.
+    Drop,
+}
+
+impl Cut {
+    fn keep(keep: bool) -> Self {
+        if keep { Cut::Keep } else { Cut::Drop }
+    }
+
+    fn of(body: Option<Vec<u8>>) -> Self {
+        body.map_or(Cut::Drop, Cut::Rewrite)
+    }
+}
+
 impl<'a> Cutter<'a> {
-    /// The request, its resource entries (field 1) cut.
-    fn request(&mut self) -> Result<Vec<u8>, WireError> {
-        let bytes = self.bytes;
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut at = 0;
+    /// The message at `start..end` rebuilt field by field: `cut` says what
+    /// becomes of a field that holds items, or `None` for one that does not,
+    /// which is copied as it is. `None` when no field with items is left.
+    fn rebuild(
+        &mut self,
+        start: usize,
+        end: usize,
+        mut cut: impl FnMut(&mut Self, FieldAt) -> Result<Option<Cut>, WireError>,
+    ) -> Result<Option<Vec<u8>>, WireError> {
+        let whole: &'a [u8] = self.bytes;
+        let bytes = &whole[..end];
+        let mut out = Vec::with_capacity(end - start);
+        let mut kept = false;
+        let mut at = start;
         loop {
             let field_start = at;
             let Some(field) = next_field(bytes, &mut at)? else { break };
-            if field.number != 1 {
-                out.extend_from_slice(&bytes[field_start..at]);
-                continue;
-            }
-            let (start, end) = field.message()?;
-            match self.resource(start, end)? {
-                Some(body) => put_message(&mut out, 1, &body),
-                None => self.dropped = true,
+            match cut(self, field)? {
+                None => out.extend_from_slice(&bytes[field_start..at]),
+                Some(Cut::Keep) => {
+                    out.extend_from_slice(&bytes[field_start..at]);
+                    kept = true;
+                }
+                Some(Cut::Rewrite(body)) => {
+                    put_message(&mut out, field.number, &body);
+                    kept = true;
+                }
+                Some(Cut::Drop) => self.dropped = true,
             }
         }
-        Ok(out)
+        Ok(kept.then_some(out))
+    }
+
+    /// The request, its resource entries (field 1) cut.
+    fn request(&mut self) -> Result<Vec<u8>, WireError> {
+        let cut = self.rebuild(0, self.bytes.len(), |cutter, field| {
+            if field.number != 1 {
+                return Ok(None);
+            }
+            let (start, end) = field.message()?;
+            Ok(Some(Cut::of(cutter.resource(start, end)?)))
+        })?;
+        Ok(cut.unwrap_or_default())
     }
 
     /// A resource entry: its resource (field 1) read, its scope entries
@@ -243,34 +287,19 @@ impl<'a> Cutter<'a> {
             self.scratch = attributes;
             hash
         };
-        let mut out = Vec::with_capacity(end - start);
-        let mut items = false;
-        let mut at = start;
-        loop {
-            let field_start = at;
-            let Some(field) = next_field(bytes, &mut at)? else { break };
+        self.rebuild(start, end, |cutter, field| {
             if field.number != 2 {
-                out.extend_from_slice(&bytes[field_start..at]);
-                continue;
+                return Ok(None);
             }
             let (start, end) = field.message()?;
-            match self.scope(start, end, resource)? {
-                Some(body) => {
-                    put_message(&mut out, 2, &body);
-                    items = true;
-                }
-                None => self.dropped = true,
-            }
-        }
-        Ok(items.then_some(out))
+            Ok(Some(Cut::of(cutter.scope(start, end, resource)?)))
+        })
     }
 
     /// A scope entry: its items (field 2) cut; `None` when none is left.
     fn scope(&mut self, start: usize, end: usize, resource: Fnv) -> Result<Option<Vec<u8>>, WireError> {
         let whole: &'a [u8] = self.bytes;
         let bytes = &whole[..end];
-        let mut out = Vec::with_capacity(end - start);
-        let mut items = false;
         // For metrics: the resource and the scope name (field 1 of the
         // scope at field 1; of several, the last).
         let mut series = resource;
@@ -287,44 +316,32 @@ impl<'a> Cutter<'a> {
             }
             series.part(name);
         }
-        let mut at = start;
-        loop {
-            let field_start = at;
-            let Some(field) = next_field(bytes, &mut at)? else { break };
+        self.rebuild(start, end, |cutter, field| {
             if field.number != 2 {
-                out.extend_from_slice(&bytes[field_start..at]);
-                continue;
+                return Ok(None);
             }
             let (start, end) = field.message()?;
-            let kept = match self.signal {
+            let in_trace = |number| {
+                last_bytes(bytes, start, end, number).map(|id| id.map_or(&[][..], |(start, end)| &bytes[start..end]))
+            };
+            let owner = |trace_id: &[u8]| Shard::of_trace(trace_id, cutter.shard.count) == cutter.shard.index;
+            Ok(Some(match cutter.signal {
                 Signal::Traces => {
-                    let trace_id = last_bytes(bytes, start, end, 1)?.map_or(&[][..], |(start, end)| &bytes[start..end]);
-                    self.item(Shard::of_trace(trace_id, self.shard.count) == self.shard.index)
+                    let mine = owner(in_trace(1)?);
+                    Cut::keep(cutter.item(mine))
                 }
                 Signal::Logs => {
-                    let trace_id = last_bytes(bytes, start, end, 9)?.map_or(&[][..], |(start, end)| &bytes[start..end]);
-                    if trace_id.iter().any(|&byte| byte != 0) {
-                        self.item(Shard::of_trace(trace_id, self.shard.count) == self.shard.index)
+                    let trace_id = in_trace(9)?;
+                    let mine = if trace_id.iter().any(|&byte| byte != 0) {
+                        owner(trace_id)
                     } else {
-                        self.item(self.shard.owns(resource.0))
-                    }
+                        cutter.shard.owns(resource.0)
+                    };
+                    Cut::keep(cutter.item(mine))
                 }
-                Signal::Metrics => {
-                    if let Some(body) = self.metric(start, end, series)? {
-                        put_message(&mut out, 2, &body);
-                        items = true;
-                    } else {
-                        self.dropped = true;
-                    }
-                    continue;
-                }
-            };
-            if kept {
-                out.extend_from_slice(&bytes[field_start..at]);
-                items = true;
-            }
-        }
-        Ok(items.then_some(out))
+                Signal::Metrics => Cut::of(cutter.metric(start, end, series)?),
+            }))
+        })
     }
 
     /// Counts an item kept or dropped; returns `keep`.
@@ -344,62 +361,36 @@ impl<'a> Cutter<'a> {
         let bytes = &whole[..end];
         let name = last_bytes(bytes, start, end, 1)?.map_or(&[][..], |(start, end)| &bytes[start..end]);
         series.part(name);
-        let mut out = Vec::with_capacity(end - start);
-        let mut items = false;
-        let mut at = start;
-        loop {
-            let field_start = at;
-            let Some(field) = next_field(bytes, &mut at)? else { break };
+        self.rebuild(start, end, |cutter, field| {
             // Where each kind of point keeps its attributes.
             let attributes = match field.number {
                 5 | 7 | 11 => 7,
                 9 => 9,
                 10 => 1,
-                _ => {
-                    out.extend_from_slice(&bytes[field_start..at]);
-                    continue;
-                }
+                _ => return Ok(None),
             };
             let (start, end) = field.message()?;
-            match self.points(start, end, series, attributes)? {
-                Some(body) => {
-                    put_message(&mut out, field.number, &body);
-                    items = true;
-                }
-                None => self.dropped = true,
-            }
-        }
-        Ok(items.then_some(out))
+            Ok(Some(Cut::of(cutter.points(start, end, series, attributes)?)))
+        })
     }
 
     /// A metric's data: its points (field 1) cut by series, the point's
     /// attributes at field `attributes`; `None` when none is left.
     fn points(&mut self, start: usize, end: usize, series: Fnv, attributes: u64) -> Result<Option<Vec<u8>>, WireError> {
-        let whole: &'a [u8] = self.bytes;
-        let bytes = &whole[..end];
-        let mut out = Vec::with_capacity(end - start);
-        let mut items = false;
         let mut scratch = std::mem::take(&mut self.scratch);
-        let mut at = start;
-        loop {
-            let field_start = at;
-            let Some(field) = next_field(bytes, &mut at)? else { break };
+        let cut = self.rebuild(start, end, |cutter, field| {
             if field.number != 1 {
-                out.extend_from_slice(&bytes[field_start..at]);
-                continue;
+                return Ok(None);
             }
             let (start, end) = field.message()?;
             scratch.clear();
-            collect_messages(bytes, start, end, attributes, &mut scratch)?;
+            collect_messages(cutter.bytes, start, end, attributes, &mut scratch)?;
             let mut hash = series;
-            self.hash_sorted(&mut hash, &mut scratch);
-            if self.item(self.shard.owns(hash.0)) {
-                out.extend_from_slice(&bytes[field_start..at]);
-                items = true;
-            }
-        }
+            cutter.hash_sorted(&mut hash, &mut scratch);
+            Ok(Some(Cut::keep(cutter.item(cutter.shard.owns(hash.0)))))
+        });
         self.scratch = scratch;
-        Ok(items.then_some(out))
+        cut
     }
 
     /// Hashes `attributes` (messages of the request) as the module says:
