@@ -277,6 +277,23 @@ async fn a_dead_endpoint_is_a_retryable_connection_error_naming_the_endpoint() {
 }
 
 #[tokio::test]
+async fn an_endpoint_of_the_other_transport_is_named_in_the_error() {
+    let target = start().await;
+    let grpc_to_http = ExporterConfig::new(target.http_endpoint(), Protocol::Grpc);
+    let error = Exporter::new(grpc_to_http).unwrap().export(Signal::Traces, payload(Signal::Traces)).await.unwrap_err();
+    assert!(error.message.contains("if it is an OTLP/HTTP endpoint"), "{}", error.message);
+    assert!(error.message.contains("the protocol http/protobuf"), "{}", error.message);
+    for protocol in [Protocol::HttpProtobuf, Protocol::HttpJson] {
+        let http_to_grpc = ExporterConfig::new(target.grpc_endpoint(), protocol);
+        let error =
+            Exporter::new(http_to_grpc).unwrap().export(Signal::Traces, payload(Signal::Traces)).await.unwrap_err();
+        assert!(error.message.contains("if it is an OTLP/gRPC endpoint"), "{protocol}: {}", error.message);
+        assert!(error.message.contains("the protocol grpc"), "{protocol}: {}", error.message);
+    }
+    assert_eq!(target.attempts(), 0, "neither request reached a receiver of its transport");
+}
+
+#[tokio::test]
 async fn a_target_that_does_not_answer_in_time_is_retryable() {
     let target = start().await;
     for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {

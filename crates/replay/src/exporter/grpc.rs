@@ -185,6 +185,14 @@ fn classify(status: &Status, failed: impl Fn(String) -> String) -> ExportError {
         what.push_str(": ");
         what.push_str(&message);
     }
+    // tonic's words for an answer that is HTTP without gRPC in it, as an
+    // OTLP/HTTP receiver gives to a gRPC path (404 with its own body).
+    if message.contains("while receiving response with status") {
+        what.push_str(
+            " (the target answered as a plain HTTP server: if it is an OTLP/HTTP endpoint, such as port 4318, \
+             send with the protocol http/protobuf)",
+        );
+    }
     let retry_delay = rpc::retry_delay(status.details());
     match status.code() {
         Code::Cancelled

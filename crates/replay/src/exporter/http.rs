@@ -127,7 +127,16 @@ impl HttpExporter {
             // The outermost message repeats the URL the caller's message
             // names already; its sources say what went wrong.
             let cause = std::error::Error::source(error).map_or_else(|| error.to_string(), error_chain);
-            if error.is_connect() { format!("cannot connect: {cause}") } else { cause }
+            let mut what = if error.is_connect() { format!("cannot connect: {cause}") } else { cause };
+            // hyper's words for an HTTP/2 frame where an HTTP/1.1 response
+            // belongs, as an OTLP/gRPC receiver answers.
+            if what.contains("received unexpected message from connection") {
+                what.push_str(
+                    " (the target answered in HTTP/2 only: if it is an OTLP/gRPC endpoint, such as port 4317, \
+                     send with the protocol grpc)",
+                );
+            }
+            what
         };
         if error.is_builder() {
             ExportError::permanent(failed(what))
