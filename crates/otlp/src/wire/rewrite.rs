@@ -81,7 +81,12 @@ trait Visitor {
 
 /// The last field `number` of the message at `start..end` (a decode keeps
 /// the last), with the offset of its key.
-fn last_field(bytes: &[u8], start: usize, end: usize, number: u64) -> Result<Option<(usize, FieldAt)>, WireError> {
+pub(super) fn last_field(
+    bytes: &[u8],
+    start: usize,
+    end: usize,
+    number: u64,
+) -> Result<Option<(usize, FieldAt)>, WireError> {
     let mut at = start;
     let mut found = None;
     loop {

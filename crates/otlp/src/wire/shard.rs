@@ -24,6 +24,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use prost::encoding::{self, WireType};
+
+use super::rewrite::last_field;
 use super::{FieldAt, LEN, WireError, next_field};
 use crate::Signal;
 
@@ -427,15 +430,7 @@ fn collect_messages(
 /// Where the last bytes field `number` of the message at `start..end` of
 /// `bytes` is (the one a decode keeps).
 fn last_bytes(bytes: &[u8], start: usize, end: usize, number: u64) -> Result<Option<Span>, WireError> {
-    let bytes = &bytes[..end];
-    let mut last = None;
-    let mut at = start;
-    while let Some(field) = next_field(bytes, &mut at)? {
-        if field.number == number {
-            last = Some(bytes_field(field)?);
-        }
-    }
-    Ok(last)
+    last_field(bytes, start, end, number)?.map(|(_, field)| bytes_field(field)).transpose()
 }
 
 /// The field must be length-delimited (bytes or a string).
@@ -449,17 +444,10 @@ fn bytes_field(field: FieldAt) -> Result<Span, WireError> {
 
 /// Writes field `number` holding the message `body`.
 fn put_message(out: &mut Vec<u8>, number: u64, body: &[u8]) {
-    put_varint(out, (number << 3) | u64::from(LEN));
-    put_varint(out, body.len() as u64);
+    let number = u32::try_from(number).expect("a field number read from the wire fits in 29 bits");
+    encoding::encode_key(number, WireType::LengthDelimited, out);
+    encoding::encode_varint(body.len() as u64, out);
     out.extend_from_slice(body);
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
 }
 
 #[cfg(test)]
