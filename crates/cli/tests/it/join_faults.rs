@@ -1,0 +1,148 @@
+//! Sessions of several writers (`capture --join`) on a directory store on a
+//! real small tmpfs that fills up as the last writer seals: the session
+//! stays active and recoverable, the seal marker does not stand in the way
+//! of a later seal, and nothing acknowledged is lost.
+//!
+//! These tests mount a tmpfs, so they run as root (as CI does).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tape_testkit::tmpfs::{Tmpfs, available};
+
+use crate::disk_full::{Answer, Capturing, SPANS_PER_REQUEST, readable_spans, spawn_capture, traces};
+
+/// A tmpfs page: the unit in which it hands out space.
+const PAGE: u64 = 4096;
+
+/// Fills the file system to the last byte, then frees `pages` pages;
+/// returns the filler, to delete when space should come back.
+fn fill_but_pages(tmpfs: &Tmpfs, pages: u64) -> PathBuf {
+    let filler = tmpfs.fill(0);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&filler).unwrap();
+    while file.write_all(&[0xa5; PAGE as usize]).is_ok() {}
+    let len = file.metadata().unwrap().len() / PAGE * PAGE;
+    file.set_len(len - pages * PAGE).unwrap();
+    file.sync_all().unwrap();
+    filler
+}
+
+fn metadata(store: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(store.join("sessions/shared/metadata.json")).unwrap())
+        .expect("metadata.json parses")
+}
+
+fn manifest(store: &Path, writer: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(store.join(format!("sessions/shared/writers/{writer}.json"))).unwrap())
+        .expect("the manifest parses")
+}
+
+fn signal(capturing: &Capturing, name: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), &capturing.child.id().to_string()]).status();
+    assert!(status.unwrap().success(), "cannot send SIG{name}");
+}
+
+/// Waits (bounded) until the capture's stderr holds `fragment`.
+fn wait_for_stderr(capturing: &Capturing, fragment: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stderr = capturing.stderr.lock().unwrap().clone();
+        if stderr.contains(fragment) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the capture never said {fragment:?}: {stderr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Two writers, `a` and `b`, join session `shared` on a 4 MiB tmpfs with a
+/// long description (so that `metadata.json` takes several pages); `a`
+/// records spans and stops, then the disk is filled but for two pages:
+/// room for `b`'s final manifest and the seal marker, none for the sealed
+/// `metadata.json`. `b` is told to stop and fails to seal. Returns the
+/// tmpfs, the filler, `b`, the spans acknowledged and the working
+/// directory.
+fn last_writer_cannot_seal() -> (Tmpfs, PathBuf, Capturing, u64, tempfile::TempDir) {
+    let tmpfs = Tmpfs::mount("4m");
+    let store = tmpfs.path();
+    let cwd = tempfile::tempdir().unwrap();
+    let spool = cwd.path().join("spool");
+    let description = "a session of two writers on a small disk; ".repeat(400);
+    let join = |writer: &'static str| {
+        let mut args = vec!["--join", "--session-id", "shared", "--writer-id", writer, "--compression-level", "0"];
+        args.extend(["--flush-interval", "50ms", "--description", &description, "--spool-dir"]);
+        args.push(spool.to_str().unwrap());
+        spawn_capture(store, cwd.path(), &args)
+    };
+    let a = join("a");
+    let b = join("b");
+    let mut acknowledged = 0;
+    for n in 1..=5 {
+        match a.post(traces(n)) {
+            Answer::Acknowledged => acknowledged += SPANS_PER_REQUEST,
+            other => panic!("writer a did not take request {n}: {other:?}"),
+        }
+    }
+    let (status, stderr) = a.terminate();
+    assert!(status.success(), "writer a failed: {stderr}");
+    assert_eq!(manifest(store, "a")["status"], "completed");
+    assert_eq!(metadata(store)["status"], "active", "writer b is active");
+
+    let filler = fill_but_pages(&tmpfs, 2);
+    assert!(available(store) <= 2 * PAGE, "{} bytes free", available(store));
+    signal(&b, "TERM");
+    wait_for_stderr(&b, "Cannot finish the session while the store fails");
+    (tmpfs, filler, b, acknowledged, cwd)
+}
+
+/// Checks the sealed session: both writers, every acknowledged span.
+fn assert_sealed(store: &Path, cwd: &Path, acknowledged: u64) {
+    let sealed = metadata(store);
+    assert_eq!(sealed["status"], "completed", "{sealed}");
+    let writers: Vec<&str> =
+        sealed["writers"].as_array().unwrap().iter().map(|w| w["writerId"].as_str().unwrap()).collect();
+    assert_eq!(writers, ["a", "b"]);
+    assert_eq!(readable_spans(store, "shared"), Some(acknowledged), "every acknowledged span is in the session");
+    crate::tape(store).current_dir(cwd).args(["sessions", "verify", "shared"]).assert().success();
+}
+
+#[test]
+fn the_last_writer_seals_once_space_returns_after_metadata_json_did_not_fit() {
+    let (tmpfs, filler, mut b, acknowledged, cwd) = last_writer_cannot_seal();
+    let store = tmpfs.path();
+    // Unsealed but whole: metadata.json as it was, active.
+    assert_eq!(metadata(store)["status"], "active");
+    std::fs::remove_file(filler).unwrap();
+    // b tries again every second, and seals now that metadata.json fits.
+    let status = b.child.wait().unwrap();
+    wait_for_stderr(&b, "Writer b ");
+    let stderr = b.stderr.lock().unwrap().clone();
+    assert!(status.success(), "writer b failed: {stderr}");
+    assert!(stderr.contains("Writer b was the last to stop and sealed the session (2 writers)"), "{stderr}");
+    assert_sealed(store, cwd.path(), acknowledged);
+}
+
+#[test]
+fn a_writer_that_gives_up_sealing_on_a_full_disk_leaves_no_seal_marker_and_sessions_seal_finishes() {
+    let (tmpfs, filler, b, acknowledged, cwd) = last_writer_cannot_seal();
+    let store = tmpfs.path();
+    // A second SIGTERM gives up while the disk is still full.
+    let (status, stderr) = b.terminate();
+    assert!(
+        !store.join("sessions/shared/writers/.seal").exists(),
+        "a seal that failed left its marker behind, in the way of the next seal: {stderr}"
+    );
+    assert!(!status.success(), "writer b gave up, and says so: {stderr}");
+    assert!(stderr.contains("sessions repair shared"), "{stderr}");
+    assert_eq!(metadata(store)["status"], "active", "the session is left unsealed");
+    assert_eq!(manifest(store, "b")["status"], "completed", "b wrote its final manifest before sealing");
+    std::fs::remove_file(filler).unwrap();
+    let output = crate::tape(store).current_dir(cwd.path()).args(["sessions", "seal", "shared"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("Sealed session shared (completed) with 2 writers"), "{stdout}");
+    assert_sealed(store, cwd.path(), acknowledged);
+}
