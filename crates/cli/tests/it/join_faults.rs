@@ -1,9 +1,10 @@
-//! Sessions of several writers (`capture --join`) on a directory store on a
-//! real small tmpfs that fills up as the last writer seals: the session
-//! stays active and recoverable, the seal marker does not stand in the way
-//! of a later seal, and nothing acknowledged is lost.
+//! Sessions of several writers under faults: joined captures
+//! (`capture --join`) on a directory store on a real small tmpfs that fills
+//! up as the last writer seals (the session stays active and recoverable,
+//! the seal marker does not stand in the way of a later seal, nothing
+//! acknowledged is lost), and a merge into what an interrupted merge left.
 //!
-//! These tests mount a tmpfs, so they run as root (as CI does).
+//! The tmpfs tests mount one, so they run as root (as CI does).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -145,4 +146,40 @@ fn a_writer_that_gives_up_sealing_on_a_full_disk_leaves_no_seal_marker_and_sessi
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("Sealed session shared (completed) with 2 writers"), "{stdout}");
     assert_sealed(store, cwd.path(), acknowledged);
+}
+
+/// What a merge killed before its last step leaves (it writes
+/// `metadata.json` last): the new session's blobs and manifests, no
+/// metadata. Rerunning the merge says so and what to do, through the CLI
+/// and the API; once deleted, the merge goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_into_what_an_interrupted_merge_left_says_to_delete_it_and_then_works() {
+    use reqwest::{Method, StatusCode};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    crate::import_samples(store, "one");
+    crate::import_samples(store, "two");
+    let merge = || {
+        let mut command = crate::tape_in(store);
+        command.args(["sessions", "merge", "one", "two", "--into", "both"]);
+        command
+    };
+    merge().assert().success();
+    std::fs::remove_file(store.join("sessions/both/metadata.json")).unwrap();
+    assert!(store.join("sessions/both/writers/one.json").exists());
+
+    let advice = "session both exists without metadata.json (left by a merge or capture that was interrupted): \
+                  delete it with `otlp-tape sessions delete both` and merge again";
+    crate::fails(&mut merge(), &[advice]);
+    let served = crate::serve::Served::start(store, &[]);
+    let body = serde_json::json!({"sources": ["one", "two"], "into": "both"});
+    let (status, answer) = served.call(Method::POST, "/api/v1/sessions/merge", Some(body)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(answer.to_string().contains(advice), "{answer}");
+    drop(served);
+
+    crate::tape_in(store).args(["sessions", "delete", "both"]).assert().success();
+    merge().assert().success();
+    crate::tape_in(store).args(["sessions", "verify", "both"]).assert().success();
 }
