@@ -214,6 +214,11 @@ fn a_full_disk_under_a_durable_capture_keeps_every_acknowledged_span() {
     full_disk_under_capture(&["--durable"]);
 }
 
+#[test]
+fn a_full_disk_under_a_joined_writer_refuses_with_503_resumes_and_seals_every_acknowledged_span() {
+    full_disk_under_capture(&["--join", "--writer-id", "edge-1"]);
+}
+
 /// Every file under `dir` but the filler, relative to it.
 fn files_in(dir: &Path) -> Vec<String> {
     let mut files = Vec::new();
