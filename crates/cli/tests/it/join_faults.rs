@@ -137,7 +137,7 @@ fn a_writer_that_gives_up_sealing_on_a_full_disk_leaves_no_seal_marker_and_sessi
         "a seal that failed left its marker behind, in the way of the next seal: {stderr}"
     );
     assert!(!status.success(), "writer b gave up, and says so: {stderr}");
-    assert!(stderr.contains("sessions repair shared"), "{stderr}");
+    assert!(stderr.contains("run `otlp-tape sessions repair shared --writer b`"), "{stderr}");
     assert_eq!(metadata(store)["status"], "active", "the session is left unsealed");
     assert_eq!(manifest(store, "b")["status"], "completed", "b wrote its final manifest before sealing");
     std::fs::remove_file(filler).unwrap();
