@@ -183,3 +183,44 @@ async fn a_merge_into_what_an_interrupted_merge_left_says_to_delete_it_and_then_
     merge().assert().success();
     crate::tape_in(store).args(["sessions", "verify", "both"]).assert().success();
 }
+
+/// A sealer killed while it held the seal marker leaves `writers/.seal`
+/// behind. The last writer to stop waits for it, then says that every
+/// writer has stopped and that `sessions seal` finishes the session, which
+/// it does, past the stale marker.
+#[test]
+fn a_seal_marker_left_by_a_killed_sealer_is_named_by_the_last_writer_and_sessions_seal_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let cwd = tempfile::tempdir().unwrap();
+    let join = |writer: &'static str| {
+        let args = ["--join", "--session-id", "shared", "--writer-id", writer, "--flush-interval", "50ms"];
+        spawn_capture(store, cwd.path(), &args)
+    };
+    let a = join("a");
+    let b = join("b");
+    let mut acknowledged = 0;
+    for (writer, n) in [(&a, 1), (&b, 2), (&a, 3)] {
+        match writer.post(traces(n)) {
+            Answer::Acknowledged => acknowledged += SPANS_PER_REQUEST,
+            other => panic!("request {n} was not taken: {other:?}"),
+        }
+    }
+    let (status, stderr) = a.terminate();
+    assert!(status.success(), "writer a failed: {stderr}");
+    // What a sealer killed between creating the marker and finishing leaves.
+    let marker = store.join("sessions/shared/writers/.seal");
+    std::fs::write(&marker, b"{\"writerId\": \"a\", \"createdAt\": \"2026-01-01T00:00:00Z\"}\n").unwrap();
+
+    let (status, stderr) = b.terminate();
+    assert!(status.success(), "writer b failed: {stderr}");
+    assert!(
+        stderr.contains("Writer b stopped, and so has every writer, but the session is not sealed")
+            && stderr.contains("`otlp-tape sessions seal shared` seals the session"),
+        "{stderr}"
+    );
+    assert_eq!(metadata(store)["status"], "active");
+    let output = crate::tape(store).current_dir(cwd.path()).args(["sessions", "seal", "shared"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_sealed(store, cwd.path(), acknowledged);
+}
