@@ -224,3 +224,38 @@ fn a_seal_marker_left_by_a_killed_sealer_is_named_by_the_last_writer_and_session
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_sealed(store, cwd.path(), acknowledged);
 }
+
+/// The API's merge on a disk that fills midway: 500 naming the new session's
+/// file and the cause, nothing of it left, the sources as they were, and
+/// the same request taken once space is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_merge_on_a_full_disk_answers_500_leaves_nothing_and_works_once_space_is_back() {
+    use reqwest::{Method, StatusCode};
+
+    let tmpfs = Tmpfs::mount("4m");
+    let store = tmpfs.path();
+    for (id, seed) in [("one", "1"), ("two", "2")] {
+        crate::tape(store)
+            .args(["seed", "--pattern", "basic-topology", "--duration", "20s", "--seed", seed, "--session-id", id])
+            .assert()
+            .success();
+    }
+    let sources = |id: &str| std::fs::read(store.join("sessions").join(id).join("metadata.json")).unwrap();
+    let before = (sources("one"), sources("two"));
+    let size = serde_json::from_slice::<Value>(&before.0).unwrap()["totalSizeBytes"].as_u64().unwrap();
+    let served = crate::serve::Served::start(store, &[]);
+    let filler = tmpfs.fill(size + size / 2);
+    let body = serde_json::json!({"sources": ["one", "two"], "into": "merged"});
+    let (status, answer) = served.call(Method::POST, "/api/v1/sessions/merge", Some(body.clone())).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+    let message = answer.to_string();
+    assert!(message.contains("sessions/merged/") && message.contains("No space left on device"), "{message}");
+    assert!(!store.join("sessions/merged").exists(), "a half session is left");
+    assert_eq!((sources("one"), sources("two")), before, "the sources changed");
+
+    std::fs::remove_file(filler).unwrap();
+    let (status, report) = served.call(Method::POST, "/api/v1/sessions/merge", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{report}");
+    drop(served);
+    crate::tape(store).args(["sessions", "verify", "merged"]).assert().success();
+}
