@@ -259,3 +259,69 @@ async fn an_api_merge_on_a_full_disk_answers_500_leaves_nothing_and_works_once_s
     drop(served);
     crate::tape(store).args(["sessions", "verify", "merged"]).assert().success();
 }
+
+/// A tmpfs mounted over a directory that exists (an S3 test server's),
+/// unmounted when dropped.
+struct MountedOver(PathBuf);
+
+impl MountedOver {
+    fn tmpfs(dir: &Path, size: &str) -> MountedOver {
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "cannot mount a tmpfs (needs root): {}", String::from_utf8_lossy(&output.stderr));
+        MountedOver(dir.to_path_buf())
+    }
+}
+
+impl Drop for MountedOver {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A merge on an S3 store whose disk fills midway (the in-process S3
+/// server on a small tmpfs): it fails naming the cause, nothing of the new
+/// session is left on the server, the sources are as they were, and the
+/// same merge goes through once space is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_on_an_s3_store_that_fills_midway_leaves_nothing_and_works_once_space_is_back() {
+    let server = tape_testkit::s3::S3TestServer::start().await;
+    let _mounted = MountedOver::tmpfs(server.root(), "4m");
+    std::fs::create_dir(server.bucket_dir()).unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let url = format!("s3://{}/team", server.bucket());
+    let tape = || {
+        let mut command = crate::s3::tape_s3(&server, &url);
+        command.current_dir(cwd.path());
+        command
+    };
+    for (id, seed) in [("one", "1"), ("two", "2")] {
+        let seed_args = ["seed", "--pattern", "basic-topology", "--duration", "20s", "--seed", seed, "--session-id", id];
+        tape().args(seed_args).assert().success();
+    }
+    let sessions = server.bucket_dir().join("team/sessions");
+    let sources = |id: &str| std::fs::read(sessions.join(id).join("metadata.json")).unwrap();
+    let before = (sources("one"), sources("two"));
+    let size = serde_json::from_slice::<Value>(&before.0).unwrap()["totalSizeBytes"].as_u64().unwrap();
+    let filler = server.root().join("filler");
+    {
+        let mut file = std::fs::File::create(&filler).unwrap();
+        while available(server.root()) > size + size / 2 && file.write_all(&[0xa5; 64 * 1024]).is_ok() {}
+        file.sync_all().unwrap();
+    }
+
+    let output = tape().args(["sessions", "merge", "one", "two", "--into", "merged"]).output().unwrap();
+    assert!(!output.status.success(), "a merge larger than the free space succeeded");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot copy blob"), "{stderr}");
+    let left: Vec<_> = crate::files_under(&sessions).into_iter().filter(|file| file.starts_with("merged")).collect();
+    assert!(left.is_empty(), "a half session is left: {left:?}");
+    assert_eq!((sources("one"), sources("two")), before, "the sources changed");
+
+    std::fs::remove_file(&filler).unwrap();
+    tape().args(["sessions", "merge", "one", "two", "--into", "merged"]).assert().success();
+    tape().args(["sessions", "verify", "merged"]).assert().success();
+}
