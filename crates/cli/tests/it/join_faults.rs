@@ -271,7 +271,11 @@ impl MountedOver {
             .arg(dir)
             .output()
             .unwrap();
-        assert!(output.status.success(), "cannot mount a tmpfs (needs root): {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "cannot mount a tmpfs (needs root): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         MountedOver(dir.to_path_buf())
     }
 }
@@ -299,7 +303,8 @@ async fn a_merge_on_an_s3_store_that_fills_midway_leaves_nothing_and_works_once_
         command
     };
     for (id, seed) in [("one", "1"), ("two", "2")] {
-        let seed_args = ["seed", "--pattern", "basic-topology", "--duration", "20s", "--seed", seed, "--session-id", id];
+        let seed_args =
+            ["seed", "--pattern", "basic-topology", "--duration", "20s", "--seed", seed, "--session-id", id];
         tape().args(seed_args).assert().success();
     }
     let sessions = server.bucket_dir().join("team/sessions");
@@ -324,4 +329,34 @@ async fn a_merge_on_an_s3_store_that_fills_midway_leaves_nothing_and_works_once_
     std::fs::remove_file(&filler).unwrap();
     tape().args(["sessions", "merge", "one", "two", "--into", "merged"]).assert().success();
     tape().args(["sessions", "verify", "merged"]).assert().success();
+}
+
+/// `POST /api/v1/sessions/{id}/seal` on a full disk: 500 naming the file
+/// and the cause, the session left active, and the seal taken once space
+/// is back.
+#[test]
+fn an_api_seal_on_a_full_disk_names_the_cause_and_seals_once_space_is_back() {
+    use reqwest::{Method, StatusCode};
+
+    let (tmpfs, filler, b, acknowledged, cwd) = last_writer_cannot_seal();
+    let store = tmpfs.path();
+    let (status, stderr) = b.terminate();
+    assert!(!status.success(), "writer b gave up, and says so: {stderr}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let served = crate::serve::Served::start(store, &[]);
+        let (status, answer) = served.call(Method::POST, "/api/v1/sessions/shared/seal", None).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("sessions/shared/metadata.json") && message.contains("No space left on device"),
+            "{message}"
+        );
+        assert_eq!(metadata(store)["status"], "active");
+        std::fs::remove_file(&filler).unwrap();
+        let (status, sealed) = served.call(Method::POST, "/api/v1/sessions/shared/seal", None).await;
+        assert_eq!(status, StatusCode::OK, "{sealed}");
+        assert_eq!(sealed["outcome"], "sealed", "{sealed}");
+    });
+    assert_sealed(store, cwd.path(), acknowledged);
 }
