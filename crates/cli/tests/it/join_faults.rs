@@ -48,7 +48,7 @@ fn signal(capturing: &Capturing, name: &str) {
 
 /// Waits (bounded) until the capture's stderr holds `fragment`.
 fn wait_for_stderr(capturing: &Capturing, fragment: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         let stderr = capturing.stderr.lock().unwrap().clone();
         if stderr.contains(fragment) {
@@ -314,7 +314,8 @@ async fn a_merge_on_an_s3_store_that_fills_midway_leaves_nothing_and_works_once_
     let filler = server.root().join("filler");
     {
         let mut file = std::fs::File::create(&filler).unwrap();
-        while available(server.root()) > size + size / 2 && file.write_all(&[0xa5; 64 * 1024]).is_ok() {}
+        let block = vec![0xa5; 64 * 1024];
+        while available(server.root()) > size + size / 2 && file.write_all(&block).is_ok() {}
         file.sync_all().unwrap();
     }
 
