@@ -642,7 +642,13 @@ impl Writing<'_> {
             Ok(metadata) => metadata,
             Err(message) => {
                 let message = format!("the store cannot be written, and the session is left active: {message}");
-                warn!(%session, "The capture gave up: {message}; run `otlp-tape sessions repair {session}`.");
+                // A joined writer is repaired by itself: the other writers'
+                // manifests and blobs are theirs.
+                let repair = match self.writer.writer_id() {
+                    Some(writer) => format!("otlp-tape sessions repair {session} --writer {writer}"),
+                    None => format!("otlp-tape sessions repair {session}"),
+                };
+                warn!(%session, "The capture gave up: {message}; run `{repair}`.");
                 return Ok(RecordingOutcome {
                     metadata: self.writer.metadata().clone(),
                     reason: StopReason::Failed(message),

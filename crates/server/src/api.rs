@@ -80,8 +80,10 @@ impl ApiError {
     /// A store error: unknown sessions are 404, invalid ids 400, what the
     /// session's state refuses (it exists, it cannot be joined, sealed or
     /// repaired so) 409, the rest 500 (the store, not the request, failed).
+    /// The message carries the whole chain: a backend error names what it
+    /// was doing, its cause (`No space left on device`) what went wrong.
     pub fn store(error: &StoreError) -> Self {
-        let message = error.to_string();
+        let message = tape_session::error_chain(error);
         match error {
             StoreError::NotFound(_) => ApiError::not_found(message),
             StoreError::InvalidSessionId(_) | StoreError::InvalidBlobKey(_) | StoreError::InvalidWriterId(_) => {

@@ -36,9 +36,10 @@ fn answer(error: &MergeError) -> ApiError {
     match error {
         MergeError::Invalid(_) | MergeError::Source { .. } => ApiError::bad_request(message),
         MergeError::SourceNotFound(_) => ApiError::not_found(message),
-        MergeError::SourceActive(_) | MergeError::SourceFailed(_) | MergeError::TargetExists(_) => {
-            ApiError::conflict(message)
-        }
+        MergeError::SourceActive(_)
+        | MergeError::SourceFailed(_)
+        | MergeError::TargetExists(_)
+        | MergeError::TargetIncomplete(_) => ApiError::conflict(message),
         MergeError::DamagedBlob { .. } | MergeError::Copy { .. } => ApiError::internal(message),
         MergeError::Store(store) => ApiError::store(store),
     }

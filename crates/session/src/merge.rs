@@ -100,6 +100,13 @@ pub enum MergeError {
     /// The new session exists already.
     #[error("session {0} already exists: merge into a new session id")]
     TargetExists(SessionId),
+    /// The new session's id is taken by what an interrupted merge (or
+    /// capture) left: files without `metadata.json`.
+    #[error(
+        "session {0} exists without metadata.json (left by a merge or capture that was interrupted): delete it with \
+         `otlp-tape sessions delete {0}` and merge again, or merge into a new session id"
+    )]
+    TargetIncomplete(SessionId),
     /// A source's annotations or phases cannot be carried over.
     #[error("source session {session}: {message}")]
     Source {
@@ -206,8 +213,11 @@ pub async fn merge_sessions(
         Err(error) if error.is_not_found() => {}
         Err(error) => return Err(error.into()),
     }
+    // No metadata.json, but the id is taken: the files of an interrupted
+    // merge (it writes metadata.json last) or capture. They are not
+    // deleted here: another merge into the same id may be at work.
     store.create_session(&config.into).await.map_err(|error| match error {
-        Error::AlreadyExists(id) => MergeError::TargetExists(id),
+        Error::AlreadyExists(id) => MergeError::TargetIncomplete(id),
         error => error.into(),
     })?;
     tracing::info!(session = %config.into, sources = sources.len(), "Merging sessions.");

@@ -95,8 +95,42 @@ pub async fn seal_session(
 }
 
 /// Merges once this sealer holds the marker; gives the marker up when a
-/// writer is still active.
+/// writer is still active, and when the merge fails (a manifest that
+/// cannot be read, a `metadata.json` that cannot be written: a full disk):
+/// the session stays active, and the next seal (this writer trying again,
+/// `sessions seal`) does not wait for a marker nobody holds any more.
 async fn merge_holding_marker(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    metadata: &SessionMetadata,
+    marker: &Bytes,
+) -> Result<SealOutcome, Error> {
+    match merge_or_give_up(store, id, metadata, marker).await {
+        Ok(outcome) => Ok(outcome),
+        Err(error) => {
+            // Only this sealer's own marker (a server that lets two creates
+            // through may have let another's replace it). Deleting frees
+            // space, so it works on a full disk; when the store refuses it
+            // too, a later seal takes the marker as stale after its wait.
+            let own = async { store.read_file(id, &SessionFile::Seal).await.map(|held| held.as_ref() == Some(marker)) };
+            let given_up = match own.await {
+                Ok(true) => store.delete_file(id, &SessionFile::Seal).await,
+                Ok(false) => Ok(()),
+                Err(error) => Err(error),
+            };
+            if let Err(cleanup) = given_up {
+                warn!(
+                    session = %id,
+                    error = %crate::error_chain(&cleanup),
+                    "Cannot delete the seal marker after a failed seal; the next seal takes it as stale after its wait."
+                );
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn merge_or_give_up(
     store: &dyn SessionStore,
     id: &SessionId,
     metadata: &SessionMetadata,

@@ -255,6 +255,13 @@ fn print_summary(summary: &CaptureSummary) {
                 format!("  Writer {writer} was the last to stop and sealed the session ({} writers).", seal.writers)
             }
             "alreadySealed" => format!("  Writer {writer} stopped; the session is sealed ({} writers).", seal.writers),
+            // Every writer stopped, but another sealer's marker stood in the
+            // way past the wait: one that crashed (or hangs) while sealing.
+            _ if seal.active_writers.is_empty() => format!(
+                "  Writer {writer} stopped, and so has every writer, but the session is not sealed: another process \
+                 held the seal marker (writers/.seal) and did not finish; if it stopped, `otlp-tape sessions seal \
+                 {id}` seals the session."
+            ),
             _ => format!(
                 "  Writer {writer} stopped; the session stays active while {} {} ({}): the last to stop seals it, or \
                  `otlp-tape sessions seal {id}` (after `sessions repair {id} --writer W` for one that crashed).",

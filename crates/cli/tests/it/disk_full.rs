@@ -18,7 +18,7 @@ use tape_testkit::tmpfs::Tmpfs;
 pub(crate) struct Capturing {
     pub(crate) child: Child,
     pub(crate) http: String,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    pub(crate) stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 pub(crate) fn spawn_capture(store: &Path, cwd: &Path, args: &[&str]) -> Capturing {
@@ -53,7 +53,7 @@ pub(crate) fn spawn_capture(store: &Path, cwd: &Path, args: &[&str]) -> Capturin
 
 /// What one export got back.
 #[derive(Debug)]
-enum Answer {
+pub(crate) enum Answer {
     Acknowledged,
     Refused {
         status: u16,
@@ -64,7 +64,7 @@ enum Answer {
 }
 
 impl Capturing {
-    fn post(&self, payload: Vec<u8>) -> Answer {
+    pub(crate) fn post(&self, payload: Vec<u8>) -> Answer {
         let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let url = format!("{}{}", self.http, Signal::Traces.http_path());
         match client.post(url).header("content-type", "application/x-protobuf").body(payload).send() {
@@ -84,7 +84,7 @@ impl Capturing {
         self.child.try_wait().unwrap().is_none()
     }
 
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) fn terminate(mut self) -> (std::process::ExitStatus, String) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let status = self.child.wait().unwrap();
         let stderr = self.stderr.lock().unwrap().clone();
@@ -92,15 +92,15 @@ impl Capturing {
     }
 }
 
-const SPANS_PER_REQUEST: u64 = 200;
+pub(crate) const SPANS_PER_REQUEST: u64 = 200;
 
-fn traces(n: u64) -> Vec<u8> {
+pub(crate) fn traces(n: u64) -> Vec<u8> {
     ExportRequest::Traces(tape_otlp::sample::traces("checkout", SPANS_PER_REQUEST, n * 1_000_000)).encode_protobuf()
 }
 
 /// Spans the reader finds in session `id`, and whether its metadata.json
 /// parses; `None` when the session cannot be read at all.
-fn readable_spans(store: &Path, id: &str) -> Option<u64> {
+pub(crate) fn readable_spans(store: &Path, id: &str) -> Option<u64> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use futures::TryStreamExt;
@@ -212,6 +212,11 @@ fn a_full_disk_refuses_with_503_resumes_and_keeps_every_acknowledged_span() {
 #[test]
 fn a_full_disk_under_a_durable_capture_keeps_every_acknowledged_span() {
     full_disk_under_capture(&["--durable"]);
+}
+
+#[test]
+fn a_full_disk_under_a_joined_writer_refuses_with_503_resumes_and_seals_every_acknowledged_span() {
+    full_disk_under_capture(&["--join", "--writer-id", "edge-1"]);
 }
 
 /// Every file under `dir` but the filler, relative to it.

@@ -17,6 +17,7 @@ mod export_parquet;
 mod export_s3;
 mod import_export;
 mod join;
+mod join_faults;
 mod kubernetes;
 mod merge;
 mod messages;
