@@ -1,6 +1,6 @@
 use crate::blob::BlobError;
 use crate::metadata::MetadataError;
-use crate::{InvalidBlobKey, InvalidSessionId, InvalidWriterId, SessionId};
+use crate::{InvalidBlobKey, InvalidSessionId, InvalidWriterId, SessionId, WriterId};
 
 /// A boxed error from a storage backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -82,6 +82,26 @@ pub enum Error {
         session: SessionId,
         /// Why, and what to do instead.
         reason: String,
+    },
+    /// A writer of a session with several writers looks alive: its
+    /// manifest is `active` and was written (its heartbeat) within the
+    /// staleness window, so repairing it would seal the session under it.
+    #[error(
+        "cannot repair writer {writer} of session {session}: it looks alive: its manifest (host {host}) was written \
+         {seen_ago:.1} s ago, within the {window} s in which a running writer rewrites it; stop that capture first, \
+         or wait until it is stale, or pass --force if it is known to have stopped"
+    )]
+    WriterLive {
+        /// The session.
+        session: SessionId,
+        /// The writer.
+        writer: WriterId,
+        /// Its host as its manifest names it (`unknown` when it does not).
+        host: String,
+        /// Seconds since its manifest was written, by the repairer's clock.
+        seen_ago: f64,
+        /// The staleness window, in seconds.
+        window: u64,
     },
     /// A blob's bytes are damaged.
     #[error("session {session}: blob {key} is corrupt")]

@@ -1,6 +1,8 @@
 //! Sealing a session with several writers exactly once, and repairing one
 //! of its writers (`docs/FORMAT.md` section 11).
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
@@ -45,6 +47,11 @@ pub async fn seal_session(
     loop {
         let metadata = store.read_metadata(id).await?;
         if metadata.status != SessionStatus::Active {
+            if metadata.has_writers()
+                && let Some(resealed) = reseal(store, id, metadata.clone()).await?
+            {
+                return Ok(SealOutcome::Sealed(resealed));
+            }
             return Ok(SealOutcome::AlreadySealed(metadata));
         }
         if !metadata.has_writers() {
@@ -91,6 +98,45 @@ pub async fn seal_session(
                 break;
             }
         }
+    }
+}
+
+/// Merges the manifests again into a sealed session whose `metadata.json`
+/// misses blobs that they list: a writer was repaired (or the session
+/// sealed) while it still ran, and it went on committing blobs, which it
+/// lists in its manifest. Merges every manifest as it stands over the sealed
+/// metadata, writes it, and reads the manifests again until the metadata
+/// written lists every blob they list (a writer that wrote its manifest
+/// meanwhile is then merged too, whoever writes last). Returns the metadata
+/// written, or `None` when nothing was missing.
+async fn reseal(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    sealed: SessionMetadata,
+) -> Result<Option<SessionMetadata>, Error> {
+    let mut current = sealed;
+    let mut resealed = None;
+    loop {
+        let manifests = read_manifests(store, id).await?;
+        let listed: BTreeSet<String> = current.blobs.iter().map(|blob| blob.key.to_string()).collect();
+        let missing: Vec<&WriterId> = manifests
+            .iter()
+            .filter(|manifest| manifest.blobs.iter().any(|blob| !listed.contains(&blob.key.to_string())))
+            .map(|manifest| &manifest.writer_id)
+            .collect();
+        if missing.is_empty() {
+            return Ok(resealed);
+        }
+        warn!(
+            session = %id,
+            writers = %missing.iter().map(|writer| writer.as_str()).collect::<Vec<_>>().join(", "),
+            "The sealed session misses blobs its writers committed after it was sealed (a writer repaired or sealed \
+             while it still ran); sealing it again with them."
+        );
+        let merged = merge_manifests(&current, &manifests);
+        store.write_metadata(&merged).await?;
+        current = merged.clone();
+        resealed = Some(merged);
     }
 }
 
