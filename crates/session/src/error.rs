@@ -86,22 +86,14 @@ pub enum Error {
     /// A writer of a session with several writers looks alive: its
     /// manifest is `active` and was written (its heartbeat) within the
     /// staleness window, so repairing it would seal the session under it.
-    #[error(
-        "cannot repair writer {writer} of session {session}: it looks alive: its manifest (host {host}) was written \
-         {seen_ago:.1} s ago, within the {window} s in which a running writer rewrites it; stop that capture first, \
-         or wait until it is stale, or pass --force if it is known to have stopped"
-    )]
+    #[error("cannot repair writer {writer} of session {session}: it looks alive: {reason}")]
     WriterLive {
         /// The session.
         session: SessionId,
         /// The writer.
         writer: WriterId,
-        /// Its host as its manifest names it (`unknown` when it does not).
-        host: String,
-        /// Seconds since its manifest was written, by the repairer's clock.
-        seen_ago: f64,
-        /// The staleness window, in seconds.
-        window: u64,
+        /// When it was seen, from which host, and what to do.
+        reason: String,
     },
     /// A blob's bytes are damaged.
     #[error("session {session}: blob {key} is corrupt")]

@@ -73,12 +73,17 @@ pub async fn repair_writer(
         let ago = now.unix_nanos().saturating_sub(manifest.updated_at.unix_nanos());
         // A manifest stamped after `now` (a clock ahead of ours) is fresh.
         if u128::from(ago) < stale_after.as_nanos() {
+            let host = manifest.host.as_deref().unwrap_or("unknown");
             return Err(Error::WriterLive {
                 session: id.clone(),
                 writer: writer.clone(),
-                host: manifest.host.clone().unwrap_or_else(|| "unknown".to_owned()),
-                seen_ago: Duration::from_nanos(ago).as_secs_f64(),
-                window: stale_after.as_secs(),
+                reason: format!(
+                    "its manifest (host {host}) was written {:.1} s ago, within the {} s in which a running writer \
+                     rewrites it; stop that capture first, or wait until it is stale, or pass --force if it is known \
+                     to have stopped",
+                    Duration::from_nanos(ago).as_secs_f64(),
+                    stale_after.as_secs()
+                ),
             });
         }
     }

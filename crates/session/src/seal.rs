@@ -32,6 +32,11 @@ use crate::{
 /// the session), while `sessions seal` merges all the same. The merge is
 /// deterministic (it depends on the manifests and the active metadata
 /// only), so two merges write the same `metadata.json`.
+///
+/// A session found sealed whose `metadata.json` misses blobs that the
+/// manifests list (a writer was repaired, and the session sealed, while it
+/// still ran) is sealed again with them, and the outcome is
+/// [`SealOutcome::Sealed`]: nothing a writer committed is left out.
 pub async fn seal_session(
     store: &dyn SessionStore,
     id: &SessionId,
