@@ -107,9 +107,10 @@ pub async fn seal_session(
 }
 
 /// Merges the manifests again into a sealed session whose `metadata.json`
-/// misses blobs that they list: a writer was repaired (or the session
-/// sealed) while it still ran, and it went on committing blobs, which it
-/// lists in its manifest. Merges every manifest as it stands over the sealed
+/// misses blobs that they list, or whose `writers` figures no longer say
+/// what a manifest says (its status, end, `repaired`, blob count): a writer
+/// was repaired (or the session sealed) while it still ran, and it went on
+/// committing blobs, which it lists in its manifest, and stopped. Merges every manifest as it stands over the sealed
 /// metadata, writes it, and reads the manifests again until the metadata
 /// written lists every blob they list (a writer that wrote its manifest
 /// meanwhile is then merged too, whoever writes last). Returns the metadata
@@ -124,9 +125,19 @@ async fn reseal(
     loop {
         let manifests = read_manifests(store, id).await?;
         let listed: BTreeSet<String> = current.blobs.iter().map(|blob| blob.key.to_string()).collect();
+        // A writer whose blobs are all listed may still have stopped (or
+        // been repaired) since: its figures in `writers` must say so.
+        let outdated = |manifest: &WriterManifest| {
+            current.writers.iter().find(|entry| entry.writer_id == manifest.writer_id).is_none_or(|entry| {
+                (entry.status, entry.end_time, entry.repaired, entry.blobs)
+                    != (manifest.status, manifest.end_time, manifest.repaired, manifest.blobs.len() as u64)
+            })
+        };
         let missing: Vec<&WriterId> = manifests
             .iter()
-            .filter(|manifest| manifest.blobs.iter().any(|blob| !listed.contains(&blob.key.to_string())))
+            .filter(|manifest| {
+                manifest.blobs.iter().any(|blob| !listed.contains(&blob.key.to_string())) || outdated(manifest)
+            })
             .map(|manifest| &manifest.writer_id)
             .collect();
         if missing.is_empty() {
@@ -135,8 +146,8 @@ async fn reseal(
         warn!(
             session = %id,
             writers = %missing.iter().map(|writer| writer.as_str()).collect::<Vec<_>>().join(", "),
-            "The sealed session misses blobs its writers committed after it was sealed (a writer repaired or sealed \
-             while it still ran); sealing it again with them."
+            "The sealed session misses what writers did after it was sealed (a writer repaired or sealed while it \
+             still ran); sealing it again with every blob they committed."
         );
         let merged = merge_manifests(&current, &manifests);
         store.write_metadata(&merged).await?;

@@ -77,3 +77,37 @@ async fn a_writer_seen_within_the_window_is_refused_and_one_sealed_under_it_is_s
     let read: Vec<(Signal, Record)> = read_session(&store, &metadata, |_| true).try_collect().await.unwrap();
     assert_eq!(read.len(), records.len(), "every record the writer took is in the sealed session");
 }
+
+#[tokio::test]
+async fn two_writers_sealed_under_them_that_stop_together_leave_nothing_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path());
+    let id = unique_id("live-writers");
+    let (one, two) = (writer("live-1"), writer("live-2"));
+    let (records_one, records_two) = (records_of(1), records_of(2));
+    let (half_one, half_two) = (records_one.len() / 2, records_two.len() / 2);
+    let mut first = joined_writer(&store, &id, &one, &records_one[..half_one]).await;
+    let mut second = joined_writer(&store, &id, &two, &records_two[..half_two]).await;
+    first.roll().await.expect("commit");
+    second.roll().await.expect("commit");
+    let now = after(START, Duration::from_hours(1));
+    for writer in [&one, &two] {
+        repair_writer(&store, &id, writer, now, WriterLiveness::Stopped).await.expect("forced repair");
+    }
+    assert_eq!(store.read_metadata(&id).await.unwrap().status, SessionStatus::Completed, "sealed under both");
+    for (session, records) in [(&mut first, &records_one[half_one..]), (&mut second, &records_two[half_two..])] {
+        for (signal, record) in records {
+            session.append(*signal, record.receive_time(), record.item_count, &record.payload).await.expect("append");
+        }
+    }
+    let end = after(now, Duration::from_secs(1));
+    let (a, b) =
+        tokio::join!(first.try_finish(end, SessionStatus::Completed), second.try_finish(end, SessionStatus::Completed));
+    a.expect("finish one");
+    b.expect("finish two");
+    let metadata = store.read_metadata(&id).await.unwrap();
+    assert_eq!(metadata.status, SessionStatus::Completed);
+    let read: Vec<(Signal, Record)> = read_session(&store, &metadata, |_| true).try_collect().await.unwrap();
+    assert_eq!(read.len(), records_one.len() + records_two.len(), "every record of both writers");
+    assert!(metadata.writers.iter().all(|entry| !entry.repaired && entry.status == SessionStatus::Completed));
+}

@@ -84,7 +84,8 @@ async fn an_idle_writer_heartbeats_its_manifest_and_a_bad_heartbeat_is_refused()
     let beat = shared
         .await_manifest("idle", "idle", "no heartbeat", |manifest| manifest["updatedAt"].as_str() != Some(&joined))
         .await;
-    assert!(beat["updatedAt"].as_str().unwrap() > joined.as_str(), "{beat} after {joined}");
+    let time = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap();
+    assert!(time(beat["updatedAt"].as_str().unwrap()) > time(&joined), "{beat} after {joined}");
     assert_eq!(beat["status"], "active");
     signal("TERM", &[idle.pid()]);
     let (status, summary, stderr) = idle.wait();
