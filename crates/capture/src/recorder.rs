@@ -62,6 +62,12 @@ pub struct JoinAs {
     pub writer: WriterId,
     /// The host name, kept in the writer's manifest.
     pub host: Option<String>,
+    /// How often the writer rewrites its manifest while it runs, so that
+    /// `sessions repair --writer` elsewhere sees it alive
+    /// ([`WRITER_HEARTBEAT`](tape_session::WRITER_HEARTBEAT) by default;
+    /// more than a third of [`WRITER_STALE_AFTER`](tape_session::WRITER_STALE_AFTER)
+    /// lets a repair take a running writer for a crashed one).
+    pub heartbeat: Duration,
 }
 
 impl Default for RecorderConfig {
@@ -389,7 +395,7 @@ impl RecordingTask {
     ) -> Result<RecordingOutcome, tape_session::Error> {
         let RecordingTask { store, metadata, config, queue, shared, mut stop } = self;
         let created = match config.join.clone() {
-            Some(JoinAs { writer, host }) => {
+            Some(JoinAs { writer, host, .. }) => {
                 Box::pin(SessionWriter::join(store.as_ref(), metadata, writer, host, config.writer)).await
             }
             None => SessionWriter::create(store.as_ref(), metadata, config.writer).await,
@@ -454,6 +460,11 @@ impl Writing<'_> {
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retry = tokio::time::interval(config.flush_interval.min(STORE_RETRY_INTERVAL));
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A joined writer's heartbeat; the join wrote its manifest just now.
+        let beat = config.join.as_ref().map_or(Duration::MAX, |join| join.heartbeat);
+        let mut heartbeat = tokio::time::interval_at(started.checked_add(beat).unwrap_or(started), beat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let joined = config.join.is_some();
         let shared = Arc::clone(&self.shared);
         let mut batch = Vec::with_capacity(64);
         loop {
@@ -489,6 +500,29 @@ impl Writing<'_> {
                         let _ = self.settle().await;
                     }
                 }
+                _ = heartbeat.tick(), if joined && self.failing.is_none() => self.heartbeat().await,
+            }
+        }
+    }
+
+    /// A joined writer's heartbeat: its manifest rewritten, stamped now.
+    /// A manifest another process finished under it (`sessions repair
+    /// --writer --force` while it runs) is said loudly: the writer goes on,
+    /// and its finish seals the session again with everything it committed.
+    /// A store that fails here is tried at the next beat (or commit).
+    async fn heartbeat(&mut self) {
+        let session = self.writer.metadata().session_id.clone();
+        let writer = self.writer.writer_id().cloned();
+        match self.writer.heartbeat(now()).await {
+            Ok(false) => {}
+            Ok(true) => warn!(
+                %session,
+                writer = ?writer,
+                "Another process repaired this writer (or sealed the session) while it runs: it keeps recording, \
+                 and as it stops it seals the session again with every blob it committed"
+            ),
+            Err(error) => {
+                warn!(%session, writer = ?writer, "Cannot write the writer's heartbeat (its manifest): {}", error_chain(&error));
             }
         }
     }

@@ -260,9 +260,11 @@ impl CaptureSettings {
         if !self.join && self.writer_id.is_some() {
             return Err(SettingsError::WriterIdWithoutJoin);
         }
-        let join = self
-            .join
-            .then(|| JoinAs { writer: self.writer_id.clone().unwrap_or_else(|| default_writer_id(None)), host: None });
+        let join = self.join.then(|| JoinAs {
+            writer: self.writer_id.clone().unwrap_or_else(|| default_writer_id(None)),
+            host: None,
+            heartbeat: tape_session::WRITER_HEARTBEAT,
+        });
         let queue_bytes =
             usize::try_from(queue_size_mb.saturating_mul(MIB)).unwrap_or(usize::MAX).min(u32::MAX as usize);
         let recorder = RecorderConfig {

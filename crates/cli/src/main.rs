@@ -75,11 +75,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::sessions::delete(store, &id, force, spool_dir.as_deref(), format).await
         }
         Command::Sessions(SessionsCommand::Verify { id }) => commands::sessions::verify(store, &id, format).await,
-        Command::Sessions(SessionsCommand::Repair { id, writer: None, spool_dir }) => {
+        Command::Sessions(SessionsCommand::Repair { id, writer: None, spool_dir, .. }) => {
             commands::sessions::repair(&cli.store, &id, spool_dir.as_deref(), format).await
         }
-        Command::Sessions(SessionsCommand::Repair { id, writer: Some(writer), spool_dir }) => {
-            commands::writers::repair(&cli.store, &id, &writer, spool_dir.as_deref(), format).await
+        Command::Sessions(SessionsCommand::Repair { id, writer: Some(writer), force, spool_dir }) => {
+            commands::writers::repair(&cli.store, &id, &writer, force, spool_dir.as_deref(), format).await
         }
         Command::Sessions(SessionsCommand::Seal { id }) => commands::writers::seal(store, &id, format).await,
         Command::Sessions(SessionsCommand::Prune(args)) => commands::sessions::prune(store, &args, format).await,

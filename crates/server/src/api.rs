@@ -94,7 +94,8 @@ impl ApiError {
             | StoreError::FileExists { .. }
             | StoreError::SessionNotJoinable { .. }
             | StoreError::NotSealable { .. }
-            | StoreError::NotRepairable { .. } => ApiError::conflict(message),
+            | StoreError::NotRepairable { .. }
+            | StoreError::WriterLive { .. } => ApiError::conflict(message),
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
         }
     }

@@ -1,6 +1,6 @@
 use crate::blob::BlobError;
 use crate::metadata::MetadataError;
-use crate::{InvalidBlobKey, InvalidSessionId, InvalidWriterId, SessionId};
+use crate::{InvalidBlobKey, InvalidSessionId, InvalidWriterId, SessionId, WriterId};
 
 /// A boxed error from a storage backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -81,6 +81,18 @@ pub enum Error {
         /// The session.
         session: SessionId,
         /// Why, and what to do instead.
+        reason: String,
+    },
+    /// A writer of a session with several writers looks alive: its
+    /// manifest is `active` and was written (its heartbeat) within the
+    /// staleness window, so repairing it would seal the session under it.
+    #[error("cannot repair writer {writer} of session {session}: it looks alive: {reason}")]
+    WriterLive {
+        /// The session.
+        session: SessionId,
+        /// The writer.
+        writer: WriterId,
+        /// When it was seen, from which host, and what to do.
         reason: String,
     },
     /// A blob's bytes are damaged.

@@ -80,5 +80,6 @@ pub use window::{PhaseRange, Window, WindowError, find_phase, window};
 pub use writer::{SessionWriter, WriterOptions};
 pub use writers::{
     InvalidWriterId, JOIN_SEAL_WAIT, Joined, MAX_WRITER_ID_LEN, SealMarker, SealOptions, SealOutcome, SessionFile,
-    WriteMode, WriterEntry, WriterId, WriterManifest, join_session, read_manifests, repair_writer, seal_session,
+    WRITER_HEARTBEAT, WRITER_STALE_AFTER, WriteMode, WriterEntry, WriterId, WriterLiveness, WriterManifest,
+    join_session, read_manifests, repair_writer, seal_session,
 };

@@ -2,6 +2,7 @@
 //! sessions repair S --writer W` (`docs/FORMAT.md` section 11).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::info;
@@ -12,6 +13,23 @@ use crate::{
     BlobKey, Error, RepairReport, RepairTotals, SealOptions, SealOutcome, SessionFile, SessionId, SessionStatus,
     SessionStore, Timestamp, WriteMode, WriterId, WriterRepairSeal, seal_session,
 };
+
+/// What the caller of [`repair_writer`] knows of whether the writer still
+/// runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterLiveness {
+    /// It has stopped: the caller holds the writer's capture lock on its
+    /// host (spool recovery, a repair on that host), or the operator says
+    /// so (`--force`).
+    Stopped,
+    /// Not known (the repair runs on another host): a writer whose manifest
+    /// is `active` and was written within `stale_after` before `now` is
+    /// taken to be running, and refused with [`Error::WriterLive`].
+    Unknown {
+        /// The staleness window ([`WRITER_STALE_AFTER`](crate::WRITER_STALE_AFTER) by default).
+        stale_after: Duration,
+    },
+}
 
 /// Repairs one writer of a session that stopped without finishing (a crash,
 /// SIGKILL): salvages its partial blobs (those whose key carries its id),
@@ -24,12 +42,17 @@ use crate::{
 /// as `sessions seal` does), which the report's `seal` tells.
 ///
 /// A writer that finished (its manifest is not `active`) with nothing left
-/// behind is not changed. `now` stamps the manifest and the report.
+/// behind is not changed. `now` stamps the manifest and the report, and
+/// judges `liveness`: a writer that may still run and whose manifest was
+/// written (its heartbeat) within the staleness window is refused with
+/// [`Error::WriterLive`], so that no session is sealed under a writer that
+/// still acknowledges data.
 pub async fn repair_writer(
     store: &dyn SessionStore,
     id: &SessionId,
     writer: &WriterId,
     now: Timestamp,
+    liveness: WriterLiveness,
 ) -> Result<RepairReport, Error> {
     let refuse = |reason: String| Error::NotRepairable { session: id.clone(), reason };
     let metadata = store.read_metadata(id).await?;
@@ -44,6 +67,26 @@ pub async fn repair_writer(
         return Err(refuse(format!("it has no writer {writer} (its writers: {})", writers.join(", "))));
     };
     let manifest = parse_manifest(id, writer, &bytes)?;
+    if let WriterLiveness::Unknown { stale_after } = liveness
+        && manifest.status == SessionStatus::Active
+    {
+        let ago = now.unix_nanos().saturating_sub(manifest.updated_at.unix_nanos());
+        // A manifest stamped after `now` (a clock ahead of ours) is fresh.
+        if u128::from(ago) < stale_after.as_nanos() {
+            let host = manifest.host.as_deref().unwrap_or("unknown");
+            return Err(Error::WriterLive {
+                session: id.clone(),
+                writer: writer.clone(),
+                reason: format!(
+                    "its manifest (host {host}) was written {:.1} s ago, within the {} s in which a running writer \
+                     rewrites it; stop that capture first, or wait until it is stale, or pass --force if it is known \
+                     to have stopped",
+                    Duration::from_nanos(ago).as_secs_f64(),
+                    stale_after.as_secs()
+                ),
+            });
+        }
+    }
     let mine = |key: &BlobKey| key.writer() == Some(writer);
     let partials: Vec<_> =
         store.list_partial_blobs(id).await?.into_iter().filter(|partial| mine(&partial.key)).collect();

@@ -1,6 +1,8 @@
 //! Sealing a session with several writers exactly once, and repairing one
 //! of its writers (`docs/FORMAT.md` section 11).
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
@@ -30,6 +32,11 @@ use crate::{
 /// the session), while `sessions seal` merges all the same. The merge is
 /// deterministic (it depends on the manifests and the active metadata
 /// only), so two merges write the same `metadata.json`.
+///
+/// A session found sealed whose `metadata.json` misses blobs that the
+/// manifests list (a writer was repaired, and the session sealed, while it
+/// still ran) is sealed again with them, and the outcome is
+/// [`SealOutcome::Sealed`]: nothing a writer committed is left out.
 pub async fn seal_session(
     store: &dyn SessionStore,
     id: &SessionId,
@@ -45,6 +52,11 @@ pub async fn seal_session(
     loop {
         let metadata = store.read_metadata(id).await?;
         if metadata.status != SessionStatus::Active {
+            if metadata.has_writers()
+                && let Some(resealed) = reseal(store, id, metadata.clone()).await?
+            {
+                return Ok(SealOutcome::Sealed(resealed));
+            }
             return Ok(SealOutcome::AlreadySealed(metadata));
         }
         if !metadata.has_writers() {
@@ -91,6 +103,56 @@ pub async fn seal_session(
                 break;
             }
         }
+    }
+}
+
+/// Merges the manifests again into a sealed session whose `metadata.json`
+/// misses blobs that they list, or whose `writers` figures no longer say
+/// what a manifest says (its status, end, `repaired`, blob count): a writer
+/// was repaired (or the session sealed) while it still ran, and it went on
+/// committing blobs, which it lists in its manifest, and stopped. Merges every manifest as it stands over the sealed
+/// metadata, writes it, and reads the manifests again until the metadata
+/// written lists every blob they list (a writer that wrote its manifest
+/// meanwhile is then merged too, whoever writes last). Returns the metadata
+/// written, or `None` when nothing was missing.
+async fn reseal(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    sealed: SessionMetadata,
+) -> Result<Option<SessionMetadata>, Error> {
+    let mut current = sealed;
+    let mut resealed = None;
+    loop {
+        let manifests = read_manifests(store, id).await?;
+        let listed: BTreeSet<String> = current.blobs.iter().map(|blob| blob.key.to_string()).collect();
+        // A writer whose blobs are all listed may still have stopped (or
+        // been repaired) since: its figures in `writers` must say so.
+        let outdated = |manifest: &WriterManifest| {
+            current.writers.iter().find(|entry| entry.writer_id == manifest.writer_id).is_none_or(|entry| {
+                (entry.status, entry.end_time, entry.repaired, entry.blobs)
+                    != (manifest.status, manifest.end_time, manifest.repaired, manifest.blobs.len() as u64)
+            })
+        };
+        let missing: Vec<&WriterId> = manifests
+            .iter()
+            .filter(|manifest| {
+                manifest.blobs.iter().any(|blob| !listed.contains(&blob.key.to_string())) || outdated(manifest)
+            })
+            .map(|manifest| &manifest.writer_id)
+            .collect();
+        if missing.is_empty() {
+            return Ok(resealed);
+        }
+        warn!(
+            session = %id,
+            writers = %missing.iter().map(|writer| writer.as_str()).collect::<Vec<_>>().join(", "),
+            "The sealed session misses what writers did after it was sealed (a writer repaired or sealed while it \
+             still ran); sealing it again with every blob they committed."
+        );
+        let merged = merge_manifests(&current, &manifests);
+        store.write_metadata(&merged).await?;
+        current = merged.clone();
+        resealed = Some(merged);
     }
 }
 

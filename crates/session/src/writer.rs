@@ -179,13 +179,39 @@ impl<'a> SessionWriter<'a> {
         manifest.blobs.clone_from(&self.metadata.blobs);
         manifest.status = status;
         manifest.end_time = end_time;
-        manifest.updated_at = updated_at.max(manifest.start_time);
+        // Never back in time: a heartbeat may have stamped it later than
+        // the receive time of the last record.
+        manifest.updated_at = updated_at.max(joined.manifest.updated_at);
         let file = SessionFile::WriterManifest(manifest.writer_id.clone());
         self.store
             .write_file(&self.metadata.session_id, &file, Bytes::from(manifest.to_json()), WriteMode::Replace)
             .await?;
         joined.manifest = manifest;
         Ok(())
+    }
+
+    /// For a writer that joined, its heartbeat: rewrites its manifest as it
+    /// stands (`active`, its committed blobs) stamped `now`, so that
+    /// `sessions repair --writer` on another host sees that it runs (see
+    /// [`WRITER_STALE_AFTER`](crate::WRITER_STALE_AFTER)). Returns whether
+    /// another process had finished the manifest since this writer last
+    /// wrote it (`sessions repair --writer --force` while it runs): it is
+    /// written `active` again all the same, and when the writer finishes,
+    /// sealing merges every blob it committed into the sealed session
+    /// ([`seal_session`](crate::seal_session) seals again a session whose
+    /// metadata misses blobs of its manifests). A writer that did not join
+    /// does nothing.
+    pub async fn heartbeat(&mut self, now: Timestamp) -> Result<bool, Error> {
+        let Some(joined) = self.joined.as_ref() else { return Ok(false) };
+        let file = SessionFile::WriterManifest(joined.manifest.writer_id.clone());
+        let stored = self.store.read_file(&self.metadata.session_id, &file).await?;
+        let taken_over = match stored.as_deref().map(serde_json::from_slice::<WriterManifest>) {
+            Some(Ok(stored)) => stored.status != SessionStatus::Active || stored.repaired,
+            // Deleted or overwritten with something else: not this writer's.
+            Some(Err(_)) | None => true,
+        };
+        self.write_manifest(SessionStatus::Active, None, now).await?;
+        Ok(taken_over)
     }
 
     /// The metadata as it stands: committed blobs only.

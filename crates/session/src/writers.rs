@@ -21,8 +21,19 @@ use serde::{Deserialize, Serialize};
 use crate::{BlobEntry, SessionId, SessionMetadata, SessionStatus, Timestamp};
 
 pub use crate::join::{JOIN_SEAL_WAIT, join_session, read_manifests};
-pub use crate::repair_writer::repair_writer;
+pub use crate::repair_writer::{WriterLiveness, repair_writer};
 pub use crate::seal::seal_session;
+
+/// How often a running writer rewrites its manifest (its heartbeat, the
+/// `updatedAt` stamp) even when it commits nothing: `capture --join`'s
+/// default `--heartbeat`.
+pub const WRITER_HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// How long after its last manifest write a writer whose manifest is
+/// `active` is taken to be running: three heartbeats. `sessions repair
+/// --writer` refuses a writer seen within it (unless `--force`, or it holds
+/// the writer's capture lock on its host).
+pub const WRITER_STALE_AFTER: Duration = Duration::from_secs(30);
 
 /// The longest writer id accepted.
 pub const MAX_WRITER_ID_LEN: usize = 48;

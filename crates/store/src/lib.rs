@@ -31,8 +31,8 @@ pub use delete::{DeleteError, RepairLockError, check_repairable, delete_session}
 pub use local::LocalStore;
 pub use location::{InvalidStoreLocation, StoreLocation};
 pub use lock::{
-    CaptureLock, LockError, RecoverError, RecoveredSpool, is_locked, is_writer_locked, locked_sessions, recover_spool,
-    try_lock, try_lock_writer,
+    CaptureLock, LockError, RecoverError, RecoveredSpool, WriterLockState, is_locked, is_writer_locked,
+    locked_sessions, recover_spool, try_lock, try_lock_writer, writer_lock_state,
 };
 pub use output::{LocalOutputDir, S3OutputDir};
 pub use s3::{S3Config, S3Store};

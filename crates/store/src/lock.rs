@@ -18,7 +18,9 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tape_session::{RepairReport, SessionId, SessionStore, Timestamp, WriterId, repair_session, repair_writer};
+use tape_session::{
+    RepairReport, SessionId, SessionStore, Timestamp, WriterId, WriterLiveness, repair_session, repair_writer,
+};
 use tracing::warn;
 
 use crate::{SpooledStore, spooled_sessions};
@@ -96,6 +98,33 @@ pub fn is_writer_locked(spool_dir: &Path, id: &SessionId, writer: &WriterId) -> 
         return Ok(false);
     }
     Ok(take(path)?.is_none())
+}
+
+/// What a host's spool directory knows of whether writer `writer` of a
+/// session runs, from its capture lock.
+#[derive(Debug)]
+pub enum WriterLockState {
+    /// A running process on this host holds the lock: the writer runs.
+    Held,
+    /// The writer ran on this host and has stopped: its lock file is there
+    /// and free, and is now held by the caller until dropped.
+    Stopped(CaptureLock),
+    /// No lock file: the writer did not run here (another host, or another
+    /// spool directory), so its lock says nothing.
+    Unknown,
+}
+
+/// Whether writer `writer` of session `id` runs on this host, stopped on
+/// it, or is unknown to it, taking its lock when it stopped.
+pub fn writer_lock_state(spool_dir: &Path, id: &SessionId, writer: &WriterId) -> Result<WriterLockState, LockError> {
+    let path = writer_lock_path(spool_dir, id, writer);
+    if !path.exists() {
+        return Ok(WriterLockState::Unknown);
+    }
+    Ok(match take(path)? {
+        Some(lock) => WriterLockState::Stopped(lock),
+        None => WriterLockState::Held,
+    })
 }
 
 fn take(path: PathBuf) -> Result<Option<CaptureLock>, LockError> {
@@ -244,7 +273,8 @@ pub async fn recover_spool(
                 }
                 Some(writer) => {
                     let Some(lock) = try_lock_writer(spool_dir, &id, writer)? else { continue };
-                    (lock, repair_writer(&spooled, &id, writer, now).await)
+                    // Its lock is free: it stopped.
+                    (lock, repair_writer(&spooled, &id, writer, now, WriterLiveness::Stopped).await)
                 }
             };
             match repaired {

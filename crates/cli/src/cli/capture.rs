@@ -7,7 +7,7 @@ use tape_otlp::SignalSet;
 use tape_session::{SessionId, WriterId};
 
 use super::env;
-use super::parse::{parse_duration, parse_header, parse_listen, parse_signals};
+use super::parse::{parse_duration, parse_header, parse_listen, parse_positive_duration, parse_signals};
 
 /// `otlp-tape capture`
 #[derive(Debug, Args)]
@@ -78,6 +78,10 @@ pub struct CaptureArgs {
     /// OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool under the working directory.
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
+    /// With --join: how often the writer rewrites its manifest while it runs (its heartbeat), so that `sessions repair
+    /// --writer` on another host refuses it as alive; keep it under a third of the repair's 30 s staleness window.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "10s")]
+    pub heartbeat: u64,
     /// Do not show live progress on a terminal.
     #[arg(long)]
     pub no_progress: bool,

@@ -6,6 +6,14 @@ use tape_session::SessionType;
 
 use super::{Listen, TimeBound};
 
+/// A duration that must not be zero, such as `--heartbeat`.
+pub(super) fn parse_positive_duration(text: &str) -> Result<u64, String> {
+    match parse_duration(text)? {
+        0 => Err(format!("invalid duration {text:?}: it must be longer than zero")),
+        nanos => Ok(nanos),
+    }
+}
+
 pub(super) fn parse_duration(text: &str) -> Result<u64, String> {
     // A bare number is seconds, as the earlier system's --duration 60.
     tape_session::config::parse_duration_flag(text)

@@ -48,6 +48,11 @@ pub enum SessionsCommand {
         /// others alone; the session is sealed when no writer is active any more.
         #[arg(long, value_name = "ID")]
         writer: Option<WriterId>,
+        /// With --writer: repair it even though its manifest was written within the last 30 s (it looks alive), when
+        /// it is known to have stopped; without, such a writer is refused (exit 2) unless its capture lock is in this
+        /// host's spool directory and free.
+        #[arg(long, requires = "writer")]
+        force: bool,
         /// Where capture spools the blobs it writes, used when it exists; default: OTLP_TAPE_SPOOL_DIR, else .otlp-tape/spool in the working directory.
         #[arg(long, value_name = "DIR")]
         spool_dir: Option<PathBuf>,

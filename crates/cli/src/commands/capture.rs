@@ -340,7 +340,10 @@ fn endpoints(args: &CaptureArgs) -> CaptureEndpoints {
 /// and the environment.
 fn capture_config(args: &CaptureArgs) -> anyhow::Result<(tape_capture::CapturePlan, CaptureConfig)> {
     let plan = settings(args).validate(env::variable)?;
-    let plan = if args.join { plan.on_host(host_name()) } else { plan };
+    let mut plan = if args.join { plan.on_host(host_name()) } else { plan };
+    if let Some(join) = &mut plan.recorder.join {
+        join.heartbeat = Duration::from_nanos(args.heartbeat);
+    }
     let max_request_bytes = tape_capture::max_request_bytes(args.max_request_size_mb)?;
     let forward = crate::forward::forward_config(&args.forward)?;
     let config = CaptureConfig {

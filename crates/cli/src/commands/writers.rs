@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::json;
 use tape_session::{
-    SealOptions, SealOutcome, SessionId, SessionMetadata, SessionStatus, SessionStore, Timestamp, WriterEntry,
-    WriterId, WriterManifest, read_manifests, repair_writer, seal_session,
+    SealOptions, SealOutcome, SessionId, SessionMetadata, SessionStatus, SessionStore, Timestamp, WRITER_STALE_AFTER,
+    WriterEntry, WriterId, WriterLiveness, WriterManifest, read_manifests, repair_writer, seal_session,
 };
-use tape_store::StoreLocation;
+use tape_store::{StoreLocation, WriterLockState};
 use tracing::warn;
 
 use crate::cli::OutputFormat;
@@ -83,24 +83,46 @@ fn seal_json(id: &SessionId, outcome: &SealOutcome) -> serde_json::Value {
     }
 }
 
+/// Exit code of a repair refused because the writer looks alive.
+const EXIT_REFUSED: u8 = 2;
+
 /// `sessions repair ID --writer W`: finishes one writer that stopped without
 /// finishing (its spool files under `spool_dir` included), leaving the other
 /// writers alone, and seals the session when no writer is active any more.
+///
+/// A writer whose capture lock is held on this host runs: refused. One whose
+/// lock is there and free stopped here: repaired, holding its lock. One this
+/// host knows nothing of (it ran elsewhere) is refused with exit 2 while its
+/// manifest was written within [`WRITER_STALE_AFTER`] (it heartbeats),
+/// unless `force`.
 pub async fn repair(
     location: &StoreLocation,
     id: &SessionId,
     writer: &WriterId,
+    force: bool,
     spool_dir: Option<&Path>,
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
     let spool_dir = crate::store::spool_dir(spool_dir);
-    if tape_store::is_writer_locked(&spool_dir, id, writer)? {
-        bail!("writer {writer} of session {id} is being captured by a running otlp-tape; stop it first");
-    }
+    let (_lock, liveness) = match tape_store::writer_lock_state(&spool_dir, id, writer)? {
+        WriterLockState::Held => {
+            bail!("writer {writer} of session {id} is being captured by a running otlp-tape; stop it first")
+        }
+        WriterLockState::Stopped(lock) => (Some(lock), WriterLiveness::Stopped),
+        WriterLockState::Unknown if force => (None, WriterLiveness::Stopped),
+        WriterLockState::Unknown => (None, WriterLiveness::Unknown { stale_after: WRITER_STALE_AFTER }),
+    };
     let store = crate::store::open_spooled(location, &spool_dir)?;
-    let report = repair_writer(store.as_ref(), id, writer, now()?)
-        .await
-        .with_context(|| format!("cannot repair writer {writer} of session {id}"))?;
+    let report = match repair_writer(store.as_ref(), id, writer, now()?, liveness).await {
+        Ok(report) => report,
+        Err(error @ tape_session::Error::WriterLive { .. }) => {
+            crate::output::print_error(&anyhow::Error::new(error));
+            return Ok(ExitCode::from(EXIT_REFUSED));
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(format!("cannot repair writer {writer} of session {id}")));
+        }
+    };
     for damaged in &report.damaged {
         warn!(session = %id, %writer, blob = %damaged.key, "Kept a damaged blob: {}", damaged.problem);
     }

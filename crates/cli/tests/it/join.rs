@@ -520,3 +520,5 @@ async fn a_writer_starting_on_the_host_recovers_a_stopped_writers_spool_files_on
     let acknowledged: Vec<SpanKey> = [kept, lost, more, more_kept].into_iter().flatten().collect();
     assert_eq!(sorted(shared.stored_spans("spooled").await), sorted(acknowledged));
 }
+
+mod live;

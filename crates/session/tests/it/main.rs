@@ -13,5 +13,6 @@ mod retention;
 mod robustness;
 mod support;
 mod writers;
+mod writers_live;
 mod writers_read;
 mod writers_repair;

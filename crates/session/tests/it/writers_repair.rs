@@ -5,8 +5,8 @@
 use futures::TryStreamExt;
 use tape_otlp::Signal;
 use tape_session::{
-    Error, PartialOutcome, Record, SessionFile, SessionStatus, SessionStore, Timestamp, read_session, repair_session,
-    repair_writer,
+    Error, PartialOutcome, Record, SessionFile, SessionStatus, SessionStore, Timestamp, WriterLiveness, read_session,
+    repair_session, repair_writer,
 };
 use tape_store::LocalStore;
 use tape_testkit::conformance::{START, unique_id};
@@ -59,7 +59,7 @@ async fn a_crashed_writer_is_repaired_alone_and_the_session_sealed() {
     }
 
     let now = Timestamp::from_unix_nanos(START.unix_nanos() + 3_600_000_000_000);
-    let report = repair_writer(&store, &id, &crashed, now).await.expect("repair the writer");
+    let report = repair_writer(&store, &id, &crashed, now, WriterLiveness::Stopped).await.expect("repair the writer");
     assert!(report.changed, "{report}");
     assert_eq!((report.status_before, report.status_after), (SessionStatus::Active, SessionStatus::Completed));
     assert!(
@@ -99,7 +99,7 @@ async fn a_crashed_writer_is_repaired_alone_and_the_session_sealed() {
         assert_eq!(&recovered[..flushed.len()], &flushed[..], "{signal}: flushed records");
     }
 
-    let again = repair_writer(&store, &id, &crashed, now).await.expect("repair again");
+    let again = repair_writer(&store, &id, &crashed, now, WriterLiveness::Stopped).await.expect("repair again");
     assert!(!again.changed, "{again}");
     assert!(store.list_partial_blobs(&id).await.unwrap().is_empty());
 }
