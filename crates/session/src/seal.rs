@@ -1,12 +1,14 @@
 //! Sealing a session with several writers exactly once, and repairing one
 //! of its writers (`docs/FORMAT.md` section 11).
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
 use crate::join::{POLL_INTERVAL, read_manifests};
 use crate::{
-    Error, FORMAT_VERSION_WRITERS, SealMarker, SealOptions, SealOutcome, SessionFile, SessionId, SessionMetadata,
+    BlobKey, Error, FORMAT_VERSION_WRITERS, SealMarker, SealOptions, SealOutcome, SessionFile, SessionId, SessionMetadata,
     SessionStatus, SessionStore, Timestamp, WriteMode, WriterId, WriterManifest,
 };
 
@@ -102,12 +104,21 @@ async fn merge_holding_marker(
     metadata: &SessionMetadata,
     marker: &Bytes,
 ) -> Result<SealOutcome, Error> {
-    let manifests = read_manifests(store, id).await?;
+    // A manifest that cannot be read, or blobs no manifest accounts for,
+    // refuse the seal: the marker goes again, so that writers can still
+    // join and stop and the seal can be tried once the session is repaired.
+    let manifests = match read_manifests(store, id).await {
+        Ok(manifests) => manifests,
+        Err(error) => return Err(give_up_marker(store, id, error).await),
+    };
     let active = active_writers(&manifests);
     if !active.is_empty() {
         store.delete_file(id, &SessionFile::Seal).await?;
         debug!(session = %id, active = active.len(), "Not sealed: writers are active.");
         return Ok(SealOutcome::WritersActive(active));
+    }
+    if let Err(error) = check_blobs_listed(store, id, &manifests).await {
+        return Err(give_up_marker(store, id, error).await);
     }
     let merged = merge_manifests(metadata, &manifests);
     store.write_metadata(&merged).await?;
@@ -125,6 +136,50 @@ async fn merge_holding_marker(
         "Session sealed."
     );
     Ok(SealOutcome::Sealed(merged))
+}
+
+/// Deletes the seal marker this sealer holds before it fails with `error`.
+async fn give_up_marker(store: &dyn SessionStore, id: &SessionId, error: Error) -> Error {
+    if let Err(cleanup) = store.delete_file(id, &SessionFile::Seal).await {
+        warn!(session = %id, error = %cleanup, "Cannot delete the seal marker of a refused seal.");
+    }
+    error
+}
+
+/// Every stored blob that carries a writer id is listed by that writer's
+/// manifest, and every listed blob is stored: a seal must neither drop a
+/// writer's blobs (a manifest lost, or one that misses blobs) nor list
+/// blobs that are not there. Either is refused, naming the writer to
+/// repair.
+async fn check_blobs_listed(store: &dyn SessionStore, id: &SessionId, manifests: &[WriterManifest]) -> Result<(), Error> {
+    let stored: BTreeSet<BlobKey> = store.list_blobs(id).await?.into_iter().collect();
+    let listed: BTreeSet<&BlobKey> = manifests.iter().flat_map(|manifest| &manifest.blobs).map(|blob| &blob.key).collect();
+    let refuse = |reason: String| Err(Error::NotSealable { session: id.clone(), reason });
+    if let Some((key, writer)) =
+        stored.iter().filter(|key| !listed.contains(key)).find_map(|key| Some((key, key.writer()?)))
+    {
+        let manifest = SessionFile::WriterManifest(writer.clone());
+        let whose = if manifests.iter().any(|manifest| &manifest.writer_id == writer) {
+            format!("its manifest {manifest} does not list it")
+        } else {
+            format!("writer {writer} has no manifest ({manifest})")
+        };
+        return refuse(format!(
+            "blob {key} is stored but {whose}, so sealing would drop it; \
+             run `otlp-tape sessions repair {id} --writer {writer}`"
+        ));
+    }
+    for manifest in manifests {
+        if let Some(blob) = manifest.blobs.iter().find(|blob| !stored.contains(&blob.key)) {
+            let writer = &manifest.writer_id;
+            return refuse(format!(
+                "{} lists blob {}, which is not stored; run `otlp-tape sessions repair {id} --writer {writer}`",
+                SessionFile::WriterManifest(writer.clone()),
+                blob.key
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn active_writers(manifests: &[WriterManifest]) -> Vec<WriterId> {

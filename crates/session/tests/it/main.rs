@@ -14,4 +14,5 @@ mod robustness;
 mod support;
 mod writers;
 mod writers_read;
+mod writers_damaged;
 mod writers_repair;
