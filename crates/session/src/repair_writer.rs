@@ -9,8 +9,9 @@ use tracing::{info, warn};
 use crate::join::parse_manifest;
 use crate::repair::relist;
 use crate::{
-    BlobKey, Error, FORMAT_VERSION_WRITERS, RepairReport, RepairTotals, SealOptions, SealOutcome, SessionFile, SessionId, SessionStatus,
-    SessionStore, Timestamp, WriteMode, WriterId, WriterManifest, WriterRepairSeal, seal_session,
+    BlobKey, Error, FORMAT_VERSION_WRITERS, RepairReport, RepairTotals, SealOptions, SealOutcome, SessionFile,
+    SessionId, SessionStatus, SessionStore, Timestamp, WriteMode, WriterId, WriterManifest, WriterRepairSeal,
+    seal_session,
 };
 
 /// Repairs one writer of a session that stopped without finishing (a crash,

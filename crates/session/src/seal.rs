@@ -8,8 +8,8 @@ use tracing::{debug, info, warn};
 
 use crate::join::{POLL_INTERVAL, read_manifests};
 use crate::{
-    BlobKey, Error, FORMAT_VERSION_WRITERS, SealMarker, SealOptions, SealOutcome, SessionFile, SessionId, SessionMetadata,
-    SessionStatus, SessionStore, Timestamp, WriteMode, WriterId, WriterManifest,
+    BlobKey, Error, FORMAT_VERSION_WRITERS, SealMarker, SealOptions, SealOutcome, SessionFile, SessionId,
+    SessionMetadata, SessionStatus, SessionStore, Timestamp, WriteMode, WriterId, WriterManifest,
 };
 
 /// Merges every writer's manifest into `metadata.json` (`completed`, or
@@ -151,9 +151,14 @@ async fn give_up_marker(store: &dyn SessionStore, id: &SessionId, error: Error) 
 /// writer's blobs (a manifest lost, or one that misses blobs) nor list
 /// blobs that are not there. Either is refused, naming the writer to
 /// repair.
-async fn check_blobs_listed(store: &dyn SessionStore, id: &SessionId, manifests: &[WriterManifest]) -> Result<(), Error> {
+async fn check_blobs_listed(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    manifests: &[WriterManifest],
+) -> Result<(), Error> {
     let stored: BTreeSet<BlobKey> = store.list_blobs(id).await?.into_iter().collect();
-    let listed: BTreeSet<&BlobKey> = manifests.iter().flat_map(|manifest| &manifest.blobs).map(|blob| &blob.key).collect();
+    let listed: BTreeSet<&BlobKey> =
+        manifests.iter().flat_map(|manifest| &manifest.blobs).map(|blob| &blob.key).collect();
     let refuse = |reason: String| Err(Error::NotSealable { session: id.clone(), reason });
     if let Some((key, writer)) =
         stored.iter().filter(|key| !listed.contains(key)).find_map(|key| Some((key, key.writer()?)))

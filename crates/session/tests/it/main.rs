@@ -13,6 +13,6 @@ mod retention;
 mod robustness;
 mod support;
 mod writers;
-mod writers_read;
 mod writers_damaged;
+mod writers_read;
 mod writers_repair;

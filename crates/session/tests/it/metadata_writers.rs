@@ -144,7 +144,10 @@ fn each_writers_figures_are_those_of_its_own_blobs() {
     json["writers"][0].as_object_mut().unwrap().remove("firstReceiveTime");
     let message = malformed(&json);
     assert!(
-        message.contains(&format!("writer node-1 has blobs 0 in writers, but its blobs in the blob list have {}", moved.blobs)),
+        message.contains(&format!(
+            "writer node-1 has blobs 0 in writers, but its blobs in the blob list have {}",
+            moved.blobs
+        )),
         "{message}"
     );
 

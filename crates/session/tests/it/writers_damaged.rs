@@ -11,8 +11,8 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use tape_otlp::Signal;
 use tape_session::{
-    Error, Record, SealOptions, SealOutcome, SessionFile, SessionId, SessionStatus, SessionStore, Timestamp,
-    WriteMode, read_manifests, read_session, repair_writer, seal_session,
+    Error, Record, SealOptions, SealOutcome, SessionFile, SessionId, SessionStatus, SessionStore, Timestamp, WriteMode,
+    read_manifests, read_session, repair_writer, seal_session,
 };
 use tape_store::LocalStore;
 use tape_testkit::conformance::{START, unique_id};
@@ -93,7 +93,8 @@ async fn blobs_of_a_writer_without_a_manifest_are_not_dropped_by_a_seal() {
     let text = error.to_string();
     assert!(
         text.contains(&format!("session {id} cannot be sealed"))
-            && text.contains("-node-2-000001.otlp.gz is stored but writer node-2 has no manifest (writers/node-2.json)")
+            && text
+                .contains("-node-2-000001.otlp.gz is stored but writer node-2 has no manifest (writers/node-2.json)")
             && text.contains(&format!("sessions repair {id} --writer node-2")),
         "{text}"
     );
@@ -114,8 +115,8 @@ async fn a_manifest_listing_a_blob_that_is_not_stored_refuses_the_seal() {
     let file = SessionFile::WriterManifest(writer("node-2"));
     let mut manifest = read_manifests(&store, &id).await.unwrap().remove(1);
     let mut ghost = manifest.blobs[0].clone();
-    ghost.key = tape_session::BlobKey::for_writer(ghost.signal, ghost.first_receive_time, &writer("node-2"), "999999")
-        .unwrap();
+    ghost.key =
+        tape_session::BlobKey::for_writer(ghost.signal, ghost.first_receive_time, &writer("node-2"), "999999").unwrap();
     manifest.blobs.push(ghost.clone());
     store.write_file(&id, &file, Bytes::from(manifest.to_json()), WriteMode::Replace).await.unwrap();
 
