@@ -82,7 +82,13 @@ pub async fn repair_writer(
         writer: Some(writer.clone()),
         seal: None,
     };
-    let untouched = manifest.status != SessionStatus::Active && partials.is_empty() && stored == listed;
+    // In a session still to be sealed, a listed blob that is not stored is
+    // dropped too (the seal refuses it); a sealed session reads its own list.
+    let sealed = metadata.status != SessionStatus::Active;
+    let untouched = manifest.status != SessionStatus::Active
+        && partials.is_empty()
+        && stored.is_subset(&listed)
+        && (sealed || listed.is_subset(&stored));
     if !untouched {
         let blobs = relist(store, id, &partials, stored, &manifest.blobs, mine, &mut report).await?;
 
