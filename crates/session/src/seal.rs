@@ -46,17 +46,24 @@ pub async fn seal_session(
     let deadline = tokio::time::Instant::now() + options.wait;
     loop {
         let metadata = store.read_metadata(id).await?;
-        if metadata.status != SessionStatus::Active {
-            return Ok(SealOutcome::AlreadySealed(metadata));
-        }
+        // A session of a single writer has no manifests to merge, finished
+        // or not: saying it was sealed would be a guess.
         if !metadata.has_writers() {
+            let what = if metadata.status == SessionStatus::Active {
+                format!("finish it with `otlp-tape sessions repair {id}`")
+            } else {
+                format!("it is {} and has nothing to seal", metadata.status)
+            };
             return Err(Error::NotSealable {
                 session: id.clone(),
                 reason: format!(
-                    "it is written by a single writer (format version {}); finish it with `otlp-tape sessions repair {id}`",
+                    "it is written by a single writer (format version {}); {what}",
                     metadata.format_version
                 ),
             });
+        }
+        if metadata.status != SessionStatus::Active {
+            return Ok(SealOutcome::AlreadySealed(metadata));
         }
         let stale = tokio::time::Instant::now() >= deadline;
         let held = match store.write_file(id, &SessionFile::Seal, marker_bytes.clone(), WriteMode::CreateNew).await {

@@ -133,3 +133,20 @@ async fn a_manifest_listing_a_blob_that_is_not_stored_refuses_the_seal() {
     ));
     all_records_read_back(&store, &id).await;
 }
+
+#[tokio::test]
+async fn a_session_of_a_single_writer_is_not_reported_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path());
+    let id = unique_id("single");
+    let metadata = tape_testkit::conformance::new_metadata(id.clone(), tape_session::SessionType::Capture);
+    let writer = tape_session::SessionWriter::create(&store, metadata, tape_session::WriterOptions::default());
+    writer.await.unwrap().finish(START, SessionStatus::Completed).await.unwrap();
+    match seal_session(&store, &id, None, SEALER, START).await {
+        Err(error @ Error::NotSealable { .. }) => {
+            let text = error.to_string();
+            assert!(text.contains("single writer") && text.contains("completed and has nothing to seal"), "{text}");
+        }
+        other => panic!("a session of one writer was sealed: {other:?}"),
+    }
+}
