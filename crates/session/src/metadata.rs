@@ -497,6 +497,21 @@ impl SessionMetadata {
         self.created_at.or_else(|| time_in_generated_id(self.session_id.as_str())).unwrap_or(self.start_time)
     }
 
+    /// How an active session gets finished, for messages: a session of one
+    /// writer by `sessions repair`, one of several writers by the last of
+    /// them to stop, or `sessions repair --writer` for one that crashed
+    /// (`sessions repair` without `--writer` refuses it).
+    pub fn how_to_finish(&self) -> String {
+        let id = &self.session_id;
+        if self.has_writers() {
+            format!(
+                "the last of its writers to stop seals it; `otlp-tape sessions repair {id} --writer W` finishes a writer that crashed"
+            )
+        } else {
+            format!("`otlp-tape sessions repair {id}` finishes it once no capture holds it")
+        }
+    }
+
     /// Marks the session finished at `end_time` with `status`.
     pub fn finish(&mut self, end_time: Timestamp, status: SessionStatus) {
         self.end_time = Some(end_time);

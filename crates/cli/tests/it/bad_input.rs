@@ -252,3 +252,24 @@ fn metadata_of_a_newer_format_says_so() {
         );
     }
 }
+
+#[test]
+fn an_unsealed_session_of_several_writers_points_to_the_writers_not_to_a_plain_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    unsealed_merge(store);
+    let hint = "the last of its writers to stop seals it; `otlp-tape sessions repair m --writer W` finishes a writer that crashed";
+    let verify = tape(store).args(["sessions", "verify", "m"]).output().unwrap();
+    assert_eq!(verify.status.code(), Some(1));
+    let said = format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert!(said.contains(hint), "{said}");
+    fails_with(tape(store).args(["replay", "--session", "m", "--dry-run"]), 1, &["session m is still active", hint]);
+    fails_with(tape(store).args(["compare", "a", "m"]), 2, &["session m is active", hint]);
+    // The single writer of `a`, made active, is still finished by a plain repair.
+    crate::edit_metadata(store, "a", |metadata| metadata["status"] = "active".into());
+    fails_with(
+        tape(store).args(["replay", "--session", "a", "--dry-run"]),
+        1,
+        &["`otlp-tape sessions repair a` finishes it"],
+    );
+}
