@@ -150,3 +150,26 @@ async fn a_session_of_a_single_writer_is_not_reported_sealed() {
         other => panic!("a session of one writer was sealed: {other:?}"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_manifest_listing_a_blob_twice_refuses_the_seal_instead_of_writing_unreadable_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path());
+    let id = unique_id("twice");
+    let mut first = two_writers(&store, &id).await;
+    let file = SessionFile::WriterManifest(writer("node-2"));
+    let mut manifest = read_manifests(&store, &id).await.unwrap().remove(1);
+    let again = manifest.blobs[0].clone();
+    manifest.blobs.push(again.clone());
+    store.write_file(&id, &file, Bytes::from(manifest.to_json()), WriteMode::Replace).await.unwrap();
+
+    let end = records_of(1).last().map_or(START, |(_, record)| record.receive_time());
+    let text = first.try_finish(end, SessionStatus::Completed).await.expect_err("sealed a blob twice").to_string();
+    assert!(text.contains(&format!("cannot read writers/node-2.json: blob {} is listed twice", again.key)), "{text}");
+    assert_eq!(seal_marker(&store, &id).await, None);
+    assert_eq!(store.read_metadata(&id).await.unwrap().status, SessionStatus::Active, "the metadata still reads");
+
+    let report = repair_writer(&store, &id, &writer("node-2"), START).await.expect("repair node-2");
+    assert!(report.seal.as_ref().is_some_and(|seal| seal.sealed_now), "{report}");
+    all_records_read_back(&store, &id).await;
+}
