@@ -46,11 +46,13 @@ pub enum Error {
     /// blobs, so a comparison would count what is not listed yet as
     /// missing.
     #[error(
-        "session {session} is active: it is being recorded, or its writer stopped without finishing it; compare it once its capture has stopped (after a crash, run `otlp-tape sessions repair {session}` first)"
+        "session {session} is active: it is being recorded, or its writer stopped without finishing it; compare it once its capture has stopped ({finish})"
     )]
     SessionActive {
         /// The session.
         session: SessionId,
+        /// What finishes it ([`SessionMetadata::how_to_finish`](tape_session::SessionMetadata::how_to_finish)).
+        finish: String,
     },
     /// A session could not be read (unreadable metadata, a blob missing or
     /// corrupt).

@@ -76,7 +76,10 @@ impl ValidCompareConfig {
         let (expected, actual) = (expected?, actual?);
         for metadata in [&expected, &actual] {
             if metadata.status == SessionStatus::Active {
-                return Err(Error::SessionActive { session: metadata.session_id.clone() });
+                return Err(Error::SessionActive {
+                    session: metadata.session_id.clone(),
+                    finish: metadata.how_to_finish(),
+                });
             }
         }
         let replayed = replayed(config, &expected)?;

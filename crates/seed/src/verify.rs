@@ -74,8 +74,8 @@ pub async fn verify(store: &dyn SessionStore, id: &SessionId) -> Result<VerifyRe
         // Its metadata lags behind its blobs while it is written, and after
         // a crash until it is repaired: nothing to compare yet.
         report.problems.push(format!(
-            "session {id} is active: it is being recorded, or its writer stopped without finishing it (run \
-             `otlp-tape sessions repair {id}` once no capture holds it)"
+            "session {id} is active: it is being recorded, or its writer stopped without finishing it ({})",
+            metadata.how_to_finish()
         ));
         report.active = true;
         return Ok(report);

@@ -139,7 +139,10 @@ pub(crate) async fn start_compare(
     let actual = state.store.read_metadata(&config.actual).await.map_err(|error| ApiError::store(&error))?;
     for metadata in [&expected, &actual] {
         if metadata.status == tape_session::SessionStatus::Active {
-            let active = tape_compare::Error::SessionActive { session: metadata.session_id.clone() };
+            let active = tape_compare::Error::SessionActive {
+                session: metadata.session_id.clone(),
+                finish: metadata.how_to_finish(),
+            };
             return Err(ApiError::conflict(active.to_string()));
         }
     }

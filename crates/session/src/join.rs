@@ -182,5 +182,10 @@ pub(crate) fn parse_manifest(id: &SessionId, writer: &WriterId, bytes: &[u8]) ->
     if let Some(blob) = manifest.blobs.iter().find(|blob| blob.key.signal() != blob.signal) {
         return Err(refuse(format!("blob {} is listed as {} but its key says otherwise", blob.key, blob.signal)));
     }
+    let mut keys: Vec<String> = manifest.blobs.iter().map(|blob| blob.key.to_string()).collect();
+    keys.sort();
+    if let Some([twice, _]) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(refuse(format!("blob {twice} is listed twice")));
+    }
     Ok(manifest)
 }

@@ -248,9 +248,15 @@ pub enum MetadataError {
     /// The file is not JSON or does not have the required fields.
     #[error("malformed metadata.json: {0}")]
     Malformed(String),
-    /// The file is of a format version this build does not read.
+    /// The file is of a format version this build does not read: one
+    /// above [`FORMAT_VERSION_WRITERS`] was written by a newer otlp-tape.
     #[error(
-        "metadata.json has format version {found}, but this build reads versions {FORMAT_VERSION} and {FORMAT_VERSION_WRITERS} only"
+        "metadata.json has format version {found}, but this build reads versions {FORMAT_VERSION} and {FORMAT_VERSION_WRITERS} only{}",
+        if *found > u64::from(FORMAT_VERSION_WRITERS) {
+            ": it was written by a newer otlp-tape; read it with that version or a later one"
+        } else {
+            ""
+        }
     )]
     UnsupportedVersion {
         /// The version found.
@@ -337,6 +343,11 @@ impl SessionMetadata {
 
     fn check(&self) -> Result<(), String> {
         let several = self.has_writers();
+        let mut keys: Vec<String> = self.blobs.iter().map(|blob| blob.key.to_string()).collect();
+        keys.sort();
+        if let Some([twice, _]) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(format!("blob {twice} is listed twice"));
+        }
         for blob in &self.blobs {
             if blob.key.signal() != blob.signal {
                 return Err(format!(
@@ -410,6 +421,39 @@ impl SessionMetadata {
                 return Err(format!("the writers' {name} add up to {writers}, but the blob list has {session}"));
             }
         }
+        // Each writer's own figures are those of its blobs: sums that add up
+        // can still move blobs or items from one writer to another.
+        for writer in &self.writers {
+            let mut own = writer.clone();
+            (own.blobs, own.captured_traces, own.captured_metrics, own.captured_logs) = (0, 0, 0, 0);
+            (own.requests, own.total_size_bytes) = (0, 0);
+            for blob in self.blobs.iter().filter(|blob| blob.key.writer() == Some(&writer.writer_id)) {
+                own.blobs += 1;
+                match blob.signal {
+                    Signal::Traces => own.captured_traces += blob.items,
+                    Signal::Metrics => own.captured_metrics += blob.items,
+                    Signal::Logs => own.captured_logs += blob.items,
+                }
+                own.requests += blob.records;
+                own.total_size_bytes += blob.compressed_bytes;
+            }
+            let figures = [
+                ("blobs", writer.blobs, own.blobs),
+                ("capturedTraces", writer.captured_traces, own.captured_traces),
+                ("capturedMetrics", writer.captured_metrics, own.captured_metrics),
+                ("capturedLogs", writer.captured_logs, own.captured_logs),
+                ("requests", writer.requests, own.requests),
+                ("totalSizeBytes", writer.total_size_bytes, own.total_size_bytes),
+            ];
+            for (name, listed, of_blobs) in figures {
+                if listed != of_blobs {
+                    return Err(format!(
+                        "writer {} has {name} {listed} in writers, but its blobs in the blob list have {of_blobs}",
+                        writer.writer_id
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -451,6 +495,21 @@ impl SessionMetadata {
     /// hex digits>`, made from the wall clock), else its `startTime`.
     pub fn created(&self) -> Timestamp {
         self.created_at.or_else(|| time_in_generated_id(self.session_id.as_str())).unwrap_or(self.start_time)
+    }
+
+    /// How an active session gets finished, for messages: a session of one
+    /// writer by `sessions repair`, one of several writers by the last of
+    /// them to stop, or `sessions repair --writer` for one that crashed
+    /// (`sessions repair` without `--writer` refuses it).
+    pub fn how_to_finish(&self) -> String {
+        let id = &self.session_id;
+        if self.has_writers() {
+            format!(
+                "the last of its writers to stop seals it; `otlp-tape sessions repair {id} --writer W` finishes a writer that crashed"
+            )
+        } else {
+            format!("`otlp-tape sessions repair {id}` finishes it once no capture holds it")
+        }
     }
 
     /// Marks the session finished at `end_time` with `status`.

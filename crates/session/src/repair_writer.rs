@@ -5,13 +5,14 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::join::parse_manifest;
 use crate::repair::relist;
 use crate::{
-    BlobKey, Error, RepairReport, RepairTotals, SealOptions, SealOutcome, SessionFile, SessionId, SessionStatus,
-    SessionStore, Timestamp, WriteMode, WriterId, WriterRepairSeal, seal_session,
+    BlobKey, Error, FORMAT_VERSION_WRITERS, RepairReport, RepairTotals, SealOptions, SealOutcome, SessionFile,
+    SessionId, SessionStatus, SessionStore, Timestamp, WriteMode, WriterId, WriterManifest, WriterRepairSeal,
+    seal_session,
 };
 
 /// What the caller of [`repair_writer`] knows of whether the writer still
@@ -62,12 +63,32 @@ pub async fn repair_writer(
         )));
     }
     let file = SessionFile::WriterManifest(writer.clone());
-    let Some(bytes) = store.read_file(id, &file).await? else {
-        let writers: Vec<String> = store.list_writers(id).await?.iter().map(ToString::to_string).collect();
-        return Err(refuse(format!("it has no writer {writer} (its writers: {})", writers.join(", "))));
+    let mine = |key: &BlobKey| key.writer() == Some(writer);
+    let partials: Vec<_> =
+        store.list_partial_blobs(id).await?.into_iter().filter(|partial| mine(&partial.key)).collect();
+    let stored: BTreeSet<BlobKey> = store.list_blobs(id).await?.into_iter().filter(|key| mine(key)).collect();
+    // A manifest that is lost, or damaged past reading, while the writer's
+    // blobs are stored is rebuilt from those blobs: they are what it wrote.
+    let (manifest, rebuilt) = match store.read_file(id, &file).await? {
+        Some(bytes) => match parse_manifest(id, writer, &bytes) {
+            Ok(manifest) => (manifest, false),
+            Err(error) => {
+                warn!(session = %id, writer = %writer, %error, "Rebuilding the writer's manifest from its blobs.");
+                (empty_manifest(id, writer, now), true)
+            }
+        },
+        None if stored.is_empty() && partials.is_empty() => {
+            let writers: Vec<String> = store.list_writers(id).await?.iter().map(ToString::to_string).collect();
+            return Err(refuse(format!("it has no writer {writer} (its writers: {})", writers.join(", "))));
+        }
+        None => {
+            warn!(session = %id, writer = %writer, "The writer has blobs but no manifest: rebuilding it from its blobs.");
+            (empty_manifest(id, writer, now), true)
+        }
     };
-    let manifest = parse_manifest(id, writer, &bytes)?;
+    // A manifest rebuilt here says nothing of when the writer was seen.
     if let WriterLiveness::Unknown { stale_after } = liveness
+        && !rebuilt
         && manifest.status == SessionStatus::Active
     {
         let ago = now.unix_nanos().saturating_sub(manifest.updated_at.unix_nanos());
@@ -87,10 +108,6 @@ pub async fn repair_writer(
             });
         }
     }
-    let mine = |key: &BlobKey| key.writer() == Some(writer);
-    let partials: Vec<_> =
-        store.list_partial_blobs(id).await?.into_iter().filter(|partial| mine(&partial.key)).collect();
-    let stored: BTreeSet<BlobKey> = store.list_blobs(id).await?.into_iter().filter(|key| mine(key)).collect();
     let listed: BTreeSet<BlobKey> = manifest.blobs.iter().map(|blob| blob.key.clone()).collect();
     let before = RepairTotals::of_blobs(&manifest.blobs);
     let mut report = RepairReport {
@@ -110,13 +127,22 @@ pub async fn repair_writer(
         writer: Some(writer.clone()),
         seal: None,
     };
-    let untouched = manifest.status != SessionStatus::Active && partials.is_empty() && stored.is_subset(&listed);
+    // In a session still to be sealed, a listed blob that is not stored is
+    // dropped too (the seal refuses it); a sealed session reads its own list.
+    let sealed = metadata.status != SessionStatus::Active;
+    let untouched = manifest.status != SessionStatus::Active
+        && partials.is_empty()
+        && stored.is_subset(&listed)
+        && (sealed || listed.is_subset(&stored));
     if !untouched {
         let blobs = relist(store, id, &partials, stored, &manifest.blobs, mine, &mut report).await?;
 
         let mut repaired = manifest.clone();
         let last_record = blobs.iter().filter(|blob| blob.records > 0).map(|blob| blob.last_receive_time).max();
         let end_time = last_record.unwrap_or(manifest.start_time).max(manifest.end_time.unwrap_or_default());
+        if rebuilt && let Some(first) = blobs.iter().map(|blob| blob.first_receive_time).min() {
+            repaired.start_time = first;
+        }
         repaired.blobs = blobs;
         repaired.status =
             if manifest.status == SessionStatus::Failed { SessionStatus::Failed } else { SessionStatus::Completed };
@@ -144,4 +170,22 @@ pub async fn repair_writer(
         }
     });
     Ok(report)
+}
+
+/// The manifest a rebuild starts from: `active`, no blobs, started `now`
+/// (moved to its first record once its blobs are read).
+fn empty_manifest(id: &SessionId, writer: &WriterId, now: Timestamp) -> WriterManifest {
+    WriterManifest {
+        format_version: FORMAT_VERSION_WRITERS,
+        session_id: id.clone(),
+        writer_id: writer.clone(),
+        host: None,
+        status: SessionStatus::Active,
+        start_time: now,
+        end_time: None,
+        updated_at: now,
+        blobs: Vec::new(),
+        repaired: false,
+        source: None,
+    }
 }

@@ -8,8 +8,8 @@ use tracing::{debug, info, warn};
 
 use crate::join::{POLL_INTERVAL, read_manifests};
 use crate::{
-    Error, FORMAT_VERSION_WRITERS, SealMarker, SealOptions, SealOutcome, SessionFile, SessionId, SessionMetadata,
-    SessionStatus, SessionStore, Timestamp, WriteMode, WriterId, WriterManifest,
+    BlobKey, Error, FORMAT_VERSION_WRITERS, SealMarker, SealOptions, SealOutcome, SessionFile, SessionId,
+    SessionMetadata, SessionStatus, SessionStore, Timestamp, WriteMode, WriterId, WriterManifest,
 };
 
 /// Merges every writer's manifest into `metadata.json` (`completed`, or
@@ -51,22 +51,27 @@ pub async fn seal_session(
     let deadline = tokio::time::Instant::now() + options.wait;
     loop {
         let metadata = store.read_metadata(id).await?;
-        if metadata.status != SessionStatus::Active {
-            if metadata.has_writers()
-                && let Some(resealed) = reseal(store, id, metadata.clone()).await?
-            {
-                return Ok(SealOutcome::Sealed(resealed));
-            }
-            return Ok(SealOutcome::AlreadySealed(metadata));
-        }
+        // A session of a single writer has no manifests to merge, finished
+        // or not: saying it was sealed would be a guess.
         if !metadata.has_writers() {
+            let what = if metadata.status == SessionStatus::Active {
+                format!("finish it with `otlp-tape sessions repair {id}`")
+            } else {
+                format!("it is {} and has nothing to seal", metadata.status)
+            };
             return Err(Error::NotSealable {
                 session: id.clone(),
                 reason: format!(
-                    "it is written by a single writer (format version {}); finish it with `otlp-tape sessions repair {id}`",
+                    "it is written by a single writer (format version {}); {what}",
                     metadata.format_version
                 ),
             });
+        }
+        if metadata.status != SessionStatus::Active {
+            if let Some(resealed) = reseal(store, id, metadata.clone()).await? {
+                return Ok(SealOutcome::Sealed(resealed));
+            }
+            return Ok(SealOutcome::AlreadySealed(metadata));
         }
         let stale = tokio::time::Instant::now() >= deadline;
         let held = match store.write_file(id, &SessionFile::Seal, marker_bytes.clone(), WriteMode::CreateNew).await {
@@ -198,6 +203,10 @@ async fn merge_or_give_up(
     metadata: &SessionMetadata,
     marker: &Bytes,
 ) -> Result<SealOutcome, Error> {
+    // A manifest that cannot be read, or blobs no manifest accounts for,
+    // refuse the seal; the marker goes again (above), so that writers can
+    // still join and stop and the seal can be tried once the session is
+    // repaired.
     let manifests = read_manifests(store, id).await?;
     let active = active_writers(&manifests);
     if !active.is_empty() {
@@ -205,6 +214,7 @@ async fn merge_or_give_up(
         debug!(session = %id, active = active.len(), "Not sealed: writers are active.");
         return Ok(SealOutcome::WritersActive(active));
     }
+    check_blobs_listed(store, id, &manifests).await?;
     let merged = merge_manifests(metadata, &manifests);
     store.write_metadata(&merged).await?;
     // Two sealers let through by a server that checks `If-None-Match`
@@ -221,6 +231,47 @@ async fn merge_or_give_up(
         "Session sealed."
     );
     Ok(SealOutcome::Sealed(merged))
+}
+
+/// Every stored blob that carries a writer id is listed by that writer's
+/// manifest, and every listed blob is stored: a seal must neither drop a
+/// writer's blobs (a manifest lost, or one that misses blobs) nor list
+/// blobs that are not there. Either is refused, naming the writer to
+/// repair.
+async fn check_blobs_listed(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    manifests: &[WriterManifest],
+) -> Result<(), Error> {
+    let stored: BTreeSet<BlobKey> = store.list_blobs(id).await?.into_iter().collect();
+    let listed: BTreeSet<&BlobKey> =
+        manifests.iter().flat_map(|manifest| &manifest.blobs).map(|blob| &blob.key).collect();
+    let refuse = |reason: String| Err(Error::NotSealable { session: id.clone(), reason });
+    if let Some((key, writer)) =
+        stored.iter().filter(|key| !listed.contains(key)).find_map(|key| Some((key, key.writer()?)))
+    {
+        let manifest = SessionFile::WriterManifest(writer.clone());
+        let whose = if manifests.iter().any(|manifest| &manifest.writer_id == writer) {
+            format!("its manifest {manifest} does not list it")
+        } else {
+            format!("writer {writer} has no manifest ({manifest})")
+        };
+        return refuse(format!(
+            "blob {key} is stored but {whose}, so sealing would drop it; \
+             run `otlp-tape sessions repair {id} --writer {writer}`"
+        ));
+    }
+    for manifest in manifests {
+        if let Some(blob) = manifest.blobs.iter().find(|blob| !stored.contains(&blob.key)) {
+            let writer = &manifest.writer_id;
+            return refuse(format!(
+                "{} lists blob {}, which is not stored; run `otlp-tape sessions repair {id} --writer {writer}`",
+                SessionFile::WriterManifest(writer.clone()),
+                blob.key
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn active_writers(manifests: &[WriterManifest]) -> Vec<WriterId> {

@@ -40,6 +40,26 @@ impl Timestamp {
         DateTime::parse_from_rfc3339(text).ok().and_then(|time| Self::from_datetime(time.with_timezone(&Utc)))
     }
 
+    /// Parses RFC 3339 as [`parse_rfc3339`](Timestamp::parse_rfc3339)
+    /// does, saying why a text is refused: a time without a zone, a time
+    /// before 1970 or after 2262 (unix nanoseconds in a signed 64-bit
+    /// number, as OTLP and chrono hold them), or no RFC 3339 time at all.
+    ///
+    /// # Errors
+    /// The reason, ending with what would be valid.
+    pub fn parse_rfc3339_explained(text: &str) -> Result<Self, String> {
+        const EXAMPLE: &str = "such as 2026-12-04T22:00:00Z or 2026-12-04T23:00:00+01:00";
+        match DateTime::parse_from_rfc3339(text) {
+            Ok(time) => Self::from_datetime(time.with_timezone(&Utc)).ok_or_else(|| {
+                format!("{text} is out of range: give a time from 1970-01-01T00:00:00Z to 2262-04-11T23:47:16Z")
+            }),
+            Err(_) if chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").is_ok() => {
+                Err(format!("{text} has no time zone: add Z for UTC or an offset, {EXAMPLE}"))
+            }
+            Err(_) => Err(format!("expected an RFC 3339 time {EXAMPLE}")),
+        }
+    }
+
     /// The hour partition of the time: `YYYY-MM-DD/HH` in UTC.
     pub fn hour_partition(self) -> String {
         self.to_datetime().format("%Y-%m-%d/%H").to_string()

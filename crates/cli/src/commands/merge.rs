@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use tape_session::{MergeConfig, MergeReport, SessionId, SessionStore, Timestamp, merge_sessions};
+use tape_session::{MergeConfig, MergeError, MergeReport, SessionId, SessionStore, Timestamp, merge_sessions};
 
 use crate::cli::OutputFormat;
 use crate::output::{note, print_json, session_contents};
@@ -35,15 +35,39 @@ pub async fn run(store: &dyn SessionStore, args: MergeArgs, format: OutputFormat
         description: args.description,
         include_failed: args.include_failed,
     }
-    .validate()?;
+    .validate();
+    let config = match config {
+        Ok(config) => config,
+        Err(error) => return Ok(refused(error)),
+    };
     let now = Timestamp::from_datetime(chrono::Utc::now()).context("the system clock is before 1970 or after 2554")?;
-    let report = merge_sessions(store, &config, now).await?;
+    let report = match merge_sessions(store, &config, now).await {
+        Ok(report) => report,
+        Err(
+            error @ (MergeError::Invalid(_)
+            | MergeError::SourceActive(_)
+            | MergeError::SourceFailed(_)
+            | MergeError::TargetExists(_)),
+        ) => return Ok(refused(error)),
+        Err(error) => return Err(error.into()),
+    };
     if format == OutputFormat::Json {
         print_json(&report)?;
     } else {
         print_report(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exit code of a merge refused for what it was asked: a source given
+/// twice or only one, `--into` a source or an existing session, a source
+/// that is active or failed.
+const EXIT_REFUSED: u8 = 2;
+
+/// Prints `error` as `main` does and exits with [`EXIT_REFUSED`].
+fn refused(error: MergeError) -> ExitCode {
+    crate::output::print_error(&anyhow::Error::from(error));
+    ExitCode::from(EXIT_REFUSED)
 }
 
 fn print_report(report: &MergeReport) {

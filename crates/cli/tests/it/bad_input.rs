@@ -186,3 +186,90 @@ fn metadata_that_names_another_session_is_refused() {
         &["session second: cannot read metadata.json", "it names session first instead"],
     );
 }
+
+/// Session `m` made by `sessions merge` of two seeds (writers `a` and `b`),
+/// turned back into an active session whose writers have stopped: what a
+/// session of joined writers is before the last one seals it.
+fn unsealed_merge(store: &Path) {
+    for id in ["a", "b"] {
+        crate::seed_session(store, "basic-topology", "5s", id);
+    }
+    tape(store).args(["sessions", "merge", "a", "b", "--into", "m"]).assert().success();
+    crate::edit_metadata(store, "m", |metadata| {
+        let object = metadata.as_object_mut().unwrap();
+        object.insert("status".to_owned(), "active".into());
+        object.remove("endTime");
+        object.insert("writers".to_owned(), serde_json::json!([]));
+        object.insert("blobs".to_owned(), serde_json::json!([]));
+    });
+    let _ = std::fs::remove_file(store.join("sessions/m/writers/.seal"));
+}
+
+#[test]
+fn damaged_and_lost_writer_manifests_refuse_the_seal_and_repair_rebuilds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    unsealed_merge(store);
+    let manifest = store.join("sessions/m/writers/b.json");
+    let marker = store.join("sessions/m/writers/.seal");
+    for garbage in ["garbage", "", "{\"formatVersion\": 2,", "[]", "{\"formatVersion\": 3}"] {
+        std::fs::write(&manifest, garbage).unwrap();
+        for args in [&["sessions", "show", "m"][..], &["sessions", "seal", "m"]] {
+            fails_with(tape(store).args(args), 1, &["session m: cannot read writers/b.json"]);
+        }
+        assert!(!marker.exists(), "{garbage:?}: the refused seal left its marker");
+    }
+
+    std::fs::remove_file(&manifest).unwrap();
+    fails_with(
+        tape(store).args(["sessions", "seal", "m"]),
+        1,
+        &["session m cannot be sealed", "writer b has no manifest (writers/b.json)", "sessions repair m --writer b"],
+    );
+    assert!(!marker.exists(), "the refused seal left its marker");
+    assert_eq!(tape_json(store, &["sessions", "show", "m"])["status"], "active", "sealed without b's blobs");
+
+    tape(store).args(["sessions", "repair", "m", "--writer", "b"]).assert().success();
+    let sealed = tape_json(store, &["sessions", "show", "m"]);
+    let source = tape_json(store, &["sessions", "show", "b"]);
+    assert_eq!(sealed["status"], "completed");
+    assert_eq!(sealed["writers"][1]["capturedTraces"], source["capturedTraces"], "b's spans");
+    tape(store).args(["sessions", "verify", "m"]).assert().success();
+}
+
+#[test]
+fn metadata_of_a_newer_format_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    unsealed_merge(dir.path());
+    crate::edit_metadata(dir.path(), "m", |metadata| metadata["formatVersion"] = 3.into());
+    for args in
+        [&["sessions", "show", "m"][..], &["sessions", "seal", "m"], &["sessions", "repair", "m", "--writer", "a"]]
+    {
+        fails_with(
+            tape(dir.path()).args(args),
+            1,
+            &["session m: cannot read metadata.json", "format version 3", "written by a newer otlp-tape"],
+        );
+    }
+}
+
+#[test]
+fn an_unsealed_session_of_several_writers_points_to_the_writers_not_to_a_plain_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    unsealed_merge(store);
+    let hint = "the last of its writers to stop seals it; `otlp-tape sessions repair m --writer W` finishes a writer that crashed";
+    let verify = tape(store).args(["sessions", "verify", "m"]).output().unwrap();
+    assert_eq!(verify.status.code(), Some(1));
+    let said = format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert!(said.contains(hint), "{said}");
+    fails_with(tape(store).args(["replay", "--session", "m", "--dry-run"]), 1, &["session m is still active", hint]);
+    fails_with(tape(store).args(["compare", "a", "m"]), 2, &["session m is active", hint]);
+    // The single writer of `a`, made active, is still finished by a plain repair.
+    crate::edit_metadata(store, "a", |metadata| metadata["status"] = "active".into());
+    fails_with(
+        tape(store).args(["replay", "--session", "a", "--dry-run"]),
+        1,
+        &["`otlp-tape sessions repair a` finishes it"],
+    );
+}

@@ -11,7 +11,7 @@ use tape_testkit::otlp_target::{OtlpTarget, OtlpTargetOptions};
 use tape_testkit::tmpfs::Tmpfs;
 
 use crate::replay::{replay, run_ok, stored};
-use crate::{fails, tape, tape_json};
+use crate::{fails, fails_with, tape, tape_json};
 
 /// Seeds the two sources: `pay` (payment-failure: baseline, failure,
 /// rampdown) and `basic` (basic-topology: steady), both on the seeds'
@@ -218,18 +218,23 @@ fn bad_merges_are_refused_with_a_message_that_names_the_input() {
         command.args(["sessions", "merge"]).args(args);
         command
     };
-    fails(&mut merge(&["pay", "--into", "c"]), &["a merge needs at least two source sessions, got only pay"]);
-    fails(&mut merge(&["pay", "basic", "pay", "--into", "c"]), &["source session pay is given twice"]);
+    // Refused for what was asked: exit code 2, naming the input.
+    let refused = |args: &[&str], fragments: &[&str]| {
+        fails_with(&mut merge(args), 2, fragments);
+    };
+    refused(&["pay", "--into", "c"], &["a merge needs at least two source sessions, got only pay"]);
+    refused(&["pay", "basic", "pay", "--into", "c"], &["source session pay is given twice"]);
     fails(&mut merge(&["pay", "nowhere", "--into", "c"]), &["source session nowhere not found"]);
-    fails(&mut merge(&["pay", "basic", "--into", "basic"]), &["the new session basic is one of the sources"]);
-    fails(&mut merge(&["pay", "basic", "--into", "../c"]), &["invalid session id \"../c\""]);
+    refused(&["pay", "basic", "--into", "basic"], &["the new session basic is one of the sources"]);
+    refused(&["pay", "basic", "--into", "../c"], &["invalid session id \"../c\""]);
+    refused(&["pay", "b/../basic", "--into", "c"], &["invalid session id \"b/../basic\""]);
     crate::edit_metadata(store, "basic", |metadata| metadata["status"] = "active".into());
-    fails(&mut merge(&["pay", "basic", "--into", "c"]), &["source session basic is active"]);
+    refused(&["pay", "basic", "--into", "c"], &["source session basic is active"]);
     crate::edit_metadata(store, "basic", |metadata| metadata["status"] = "failed".into());
-    fails(&mut merge(&["pay", "basic", "--into", "c"]), &["source session basic failed", "--include-failed"]);
+    refused(&["pay", "basic", "--into", "c"], &["source session basic failed", "--include-failed"]);
     crate::edit_metadata(store, "basic", |metadata| metadata["status"] = "completed".into());
     tape(store).args(["sessions", "merge", "pay", "basic", "--into", "c"]).assert().success();
-    fails(&mut merge(&["pay", "basic", "--into", "c"]), &["session c already exists"]);
+    refused(&["pay", "basic", "--into", "c"], &["session c already exists"]);
     assert!(!store.join("sessions/nowhere").exists());
 }
 

@@ -275,6 +275,19 @@ fn bad_shards_and_start_times_are_usage_errors() {
             "invalid value 'yesterday' for '--start-at <RFC3339>': expected an RFC 3339",
         ),
         (
+            &["--shard", "18446744073709551616/2"][..],
+            "the index must be below the count (0 to 1), not 18446744073709551616",
+        ),
+        (&["--shard", "1/-3"][..], "invalid value '1/-3' for '--shard <I/N>': expected I/N"),
+        (&["--shard", "1/3/4"][..], "expected I/N"),
+        (&["--shard", ""][..], "invalid value '' for '--shard <I/N>': expected I/N"),
+        (
+            &["--start-at", "2026-12-04T22:00:00"][..],
+            "invalid value '2026-12-04T22:00:00' for '--start-at <RFC3339>': 2026-12-04T22:00:00 has no time zone",
+        ),
+        (&["--start-at", "9999-12-31T23:59:59Z"][..], "9999-12-31T23:59:59Z is out of range"),
+        (&["--start-at", "1969-12-31T23:59:59Z"][..], "1969-12-31T23:59:59Z is out of range"),
+        (
             &["--shard", "0/2", "--strategy", "random"][..],
             "--shard 0/2 cannot be used with --strategy random: every shard must replay the same session",
         ),

@@ -106,15 +106,26 @@ impl FromStr for Shard {
             ))
         };
         let (index, count) = text.trim().split_once('/').ok_or_else(expected)?;
+        let (index, count) = (index.trim(), count.trim());
+        // Digits only, then too large is the only way to fail: the message
+        // names the number as given.
         let number = |text: &str| {
-            let text = text.trim();
             if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
                 return Err(expected());
             }
-            // Digits only: too large is the only way to fail.
-            Ok(text.parse::<u32>().unwrap_or(u32::MAX))
+            Ok(text.parse::<u32>().ok())
         };
-        Shard::new(number(index)?, number(count)?)
+        let (index_value, count_value) = (number(index)?, number(count)?);
+        let Some(count_value) = count_value.filter(|count| (1..=MAX_SHARDS).contains(count)) else {
+            return Err(InvalidShard(format!("the count must be 1 to {MAX_SHARDS}, not {count}")));
+        };
+        let Some(index_value) = index_value.filter(|index| *index < count_value) else {
+            return Err(InvalidShard(format!(
+                "the index must be below the count (0 to {}), not {index}",
+                count_value - 1
+            )));
+        };
+        Shard::new(index_value, count_value)
     }
 }
 

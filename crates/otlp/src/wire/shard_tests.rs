@@ -23,7 +23,9 @@ fn shards_parse_and_print_as_i_of_n() {
         ("0/0", "the count must be 1 to 1024, not 0"),
         ("1/0", "the count must be 1 to 1024, not 0"),
         ("0/1025", "the count must be 1 to 1024, not 1025"),
-        ("0/99999999999", "the count must be 1 to 1024, not 4294967295"),
+        ("0/99999999999", "the count must be 1 to 1024, not 99999999999"),
+        ("18446744073709551616/2", "the index must be below the count (0 to 1), not 18446744073709551616"),
+        ("4294967296/4294967296", "the count must be 1 to 1024, not 4294967296"),
     ] {
         assert_eq!(text.parse::<Shard>().unwrap_err().to_string(), message, "{text}");
     }

@@ -466,8 +466,7 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duratio
 /// # Errors
 /// Not an RFC 3339 time; the message says what would be valid.
 pub fn parse_start_at(text: &str) -> Result<Timestamp, String> {
-    Timestamp::parse_rfc3339(text.trim())
-        .ok_or_else(|| "expected an RFC 3339 time such as 2026-12-04T22:00:00Z or 2026-12-04T23:00:00+01:00".to_owned())
+    Timestamp::parse_rfc3339_explained(text.trim())
 }
 
 /// A start time, for serde.
@@ -609,6 +608,13 @@ mod tests {
             (r#"{"shard": "0/0"}"#, "the count must be 1 to 1024, not 0"),
             (r#"{"shard": "x"}"#, "expected I/N"),
             (r#"{"startAt": "yesterday"}"#, "invalid value \"yesterday\": expected an RFC 3339 time"),
+            (r#"{"startAt": "2026-12-04T22:00:00"}"#, "2026-12-04T22:00:00 has no time zone: add Z for UTC"),
+            (r#"{"startAt": "9999-12-31T23:59:59Z"}"#, "9999-12-31T23:59:59Z is out of range: give a time from 1970"),
+            (r#"{"startAt": "1969-12-31T23:59:59Z"}"#, "1969-12-31T23:59:59Z is out of range"),
+            (
+                r#"{"shard": "18446744073709551616/2"}"#,
+                "the index must be below the count (0 to 1), not 18446744073709551616",
+            ),
         ] {
             let error = parse(json).unwrap_err();
             assert!(error.contains(expected), "{json}: {error}");

@@ -144,13 +144,12 @@ pub enum Error {
         wanted: SessionType,
     },
     /// The session is still being written.
-    #[error(
-        "session {id} is still active: a capture is writing it, or one stopped without finishing it (otlp-tape \
-         sessions repair {id} finishes it)"
-    )]
+    #[error("session {id} is still active: a capture is writing it, or one stopped without finishing it ({finish})")]
     ActiveSession {
         /// The session.
         id: SessionId,
+        /// What finishes it ([`SessionMetadata::how_to_finish`](tape_session::SessionMetadata::how_to_finish)).
+        finish: String,
     },
     /// The session's phases cannot be read (`--phase`).
     #[error("cannot read the phases of session {id} in {location}")]

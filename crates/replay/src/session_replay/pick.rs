@@ -81,7 +81,7 @@ pub async fn pick(
         return Err(Error::WrongType { id: id.clone(), actual: metadata.session_type, wanted: kind });
     }
     if metadata.status == SessionStatus::Active {
-        return Err(Error::ActiveSession { id: id.clone() });
+        return Err(Error::ActiveSession { id: id.clone(), finish: metadata.how_to_finish() });
     }
     Ok((metadata, None))
 }

@@ -13,6 +13,7 @@ mod retention;
 mod robustness;
 mod support;
 mod writers;
+mod writers_damaged;
 mod writers_live;
 mod writers_read;
 mod writers_repair;

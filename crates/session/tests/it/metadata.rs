@@ -219,6 +219,7 @@ fn another_format_version_is_refused() {
         let message = refused.unwrap_err().to_string();
         assert!(message.contains(&format!("format version {version}")), "{message}");
         assert!(message.contains("reads versions 1 and 2 only"), "{message}");
+        assert_eq!(message.contains("written by a newer otlp-tape"), version > 2, "{message}");
     }
 }
 

@@ -118,3 +118,47 @@ fn writers_figures_must_add_up_to_the_totals() {
     let message = malformed(&json);
     assert!(message.contains("-node-1-000001.otlp.gz belongs to no writer listed"), "{message}");
 }
+
+#[test]
+fn a_blob_listed_twice_is_refused() {
+    let mut json = json_of(&sealed());
+    let blobs = json["blobs"].as_array_mut().unwrap();
+    let again = blobs[0].clone();
+    blobs.push(again);
+    let message = malformed(&json);
+    assert!(message.contains("-node-1-000001.otlp.gz is listed twice"), "{message}");
+}
+
+#[test]
+fn each_writers_figures_are_those_of_its_own_blobs() {
+    // The sums add up, but a blob's figures are moved to another writer.
+    let metadata = sealed();
+    let moved = metadata.writers[0].clone();
+    let mut json = json_of(&metadata);
+    for field in ["blobs", "capturedTraces", "requests", "totalSizeBytes"] {
+        let from = json["writers"][0][field].as_u64().unwrap();
+        let to = json["writers"][1][field].as_u64().unwrap();
+        json["writers"][0][field] = json!(0);
+        json["writers"][1][field] = json!(from + to);
+    }
+    json["writers"][0].as_object_mut().unwrap().remove("firstReceiveTime");
+    let message = malformed(&json);
+    assert!(
+        message.contains(&format!(
+            "writer node-1 has blobs 0 in writers, but its blobs in the blob list have {}",
+            moved.blobs
+        )),
+        "{message}"
+    );
+
+    // A writer listed whose blobs are not in the blob list.
+    let mut json = json_of(&metadata);
+    let mut ghost = json["writers"][0].clone();
+    ghost["writerId"] = json!("node-9");
+    for field in ["blobs", "capturedTraces", "capturedMetrics", "capturedLogs", "requests", "totalSizeBytes"] {
+        json["writers"][0][field] = json!(0);
+    }
+    json["writers"].as_array_mut().unwrap().push(ghost);
+    let message = malformed(&json);
+    assert!(message.contains("writer node-1 has blobs 0 in writers"), "{message}");
+}
