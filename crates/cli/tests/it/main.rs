@@ -31,6 +31,7 @@ mod seed;
 mod serve;
 mod sessions;
 mod shard;
+mod shard_resume;
 mod stack;
 mod store_paths;
 mod timeline;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tape_otlp::wire::Shard;
 use tape_session::{SessionId, SessionMetadata, Timestamp};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -265,7 +266,14 @@ impl CheckpointWriter {
     /// Writes the checkpoint each time the done position advances (the
     /// newest position when several advanced during a write) until
     /// `stop`; the task then returns, so that a final write cannot race it.
-    pub fn spawn(self: Arc<Self>, progress: Arc<Progress>, stop: CancellationToken) -> JoinHandle<()> {
+    /// After each write it tells `durable` the position now on disk, or
+    /// `None` when the write failed.
+    pub fn spawn(
+        self: Arc<Self>,
+        progress: Arc<Progress>,
+        durable: watch::Sender<Option<Position>>,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
         let mut done = progress.watch_done();
         tokio::spawn(async move {
             let mut warned = false;
@@ -278,7 +286,9 @@ impl CheckpointWriter {
                 let position = done.borrow_and_update().clone();
                 let counts = progress.snapshot();
                 let writer = Arc::clone(&self);
+                let on_disk = position.clone();
                 let written = tokio::task::spawn_blocking(move || writer.write(position, counts, false)).await;
+                durable.send_replace(matches!(written, Ok(Ok(()))).then_some(on_disk));
                 match written {
                     Ok(Ok(())) => warned = false,
                     Ok(Err(error)) if !warned => {

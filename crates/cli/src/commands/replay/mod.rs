@@ -24,6 +24,10 @@ use crate::cli::{OutputFormat, ReplayArgs};
 use crate::output::{note, print_json};
 use crate::signals::StopSignals;
 
+/// Exit code of a resume refused for options that differ from its
+/// checkpoint's: the command line is wrong.
+const EXIT_REFUSED: u8 = 2;
+
 /// Exit code of a process stopped by a second Ctrl-C (128 + SIGINT).
 const EXIT_INTERRUPTED: i32 = 130;
 
@@ -52,9 +56,16 @@ pub async fn run(
     if args.dry_run {
         return dry_run(store.as_ref(), &prepared, format).await;
     }
-    let ready = match prepared.start()? {
-        Start::AlreadyComplete(complete) => return already_complete(&complete, format),
-        Start::Ready(ready) => ready,
+    let ready = match prepared.start() {
+        Ok(Start::AlreadyComplete(complete)) => return already_complete(&complete, format),
+        Ok(Start::Ready(ready)) => ready,
+        // A resume with options that do not match its checkpoint's (another
+        // session, shard or selection, another id seed) is a wrong command line.
+        Err(error @ tape_replay::Error::CheckpointMismatch(_)) => {
+            crate::output::print_error(&anyhow::Error::new(error));
+            return Ok(ExitCode::from(EXIT_REFUSED));
+        }
+        Err(error) => return Err(error.into()),
     };
 
     let prepared = ready.prepared();

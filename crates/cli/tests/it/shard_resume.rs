@@ -1,0 +1,84 @@
+//! A shard of a sharded replay under faults: killed with SIGKILL and
+//! resumed from its checkpoint, resumed with another shard's options.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+
+use serde_json::Value;
+use tape_testkit::otlp_target::{OtlpTarget, OtlpTargetOptions, ReceivedRequest};
+
+use crate::replay::{SEED_ITEMS, replay, run_to_end, seed, stderr};
+use crate::shard::{received_items, without_shards};
+
+/// Requests a target received from shard `shard` (its `x-shard` header),
+/// and how many of them it received more than once.
+fn repeats_of(received: &[ReceivedRequest], shard: &str) -> (usize, usize) {
+    let mut bodies: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    for request in received.iter().filter(|request| request.header("x-shard") == Some(shard)) {
+        *bodies.entry(request.body.to_vec()).or_default() += 1;
+    }
+    let total: usize = bodies.values().sum();
+    (total, total - bodies.len())
+}
+
+fn kill(child: &std::process::Child) {
+    let status = std::process::Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+/// One shard `index` of 3 with `args`, run to its end; its JSON summary.
+fn run_shard(dir: &Path, args: &[&str], index: usize) -> Value {
+    let shard = format!("{index}/3");
+    let header = format!("x-shard={index}");
+    let output = run_to_end(
+        replay(dir, args).args(["--shard", &shard, "--header", &header, "--output", "json", "--no-progress"]),
+    );
+    assert!(output.status.success(), "shard {shard}: {}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_killed_and_resumed_delivers_its_part_with_at_most_the_concurrency_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    seed(dir, "S");
+    let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
+    // One request in flight at most: a resume may send one request twice.
+    let common =
+        ["--session", "S", "--speed", "max", "--timestamps", "none", "--concurrency", "1", "--endpoint", target.http_endpoint()];
+    let checkpointed = [&common[..], &["--checkpoint", "shard-1.json"]].concat();
+
+    let mut command = replay(dir, &checkpointed);
+    command.args(["--shard", "1/3", "--header", "x-shard=1", "--no-progress"]);
+    let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    target.wait_for(30).await;
+    kill(&child);
+    let killed = tokio::task::block_in_place(|| child.wait_with_output().unwrap());
+    assert_eq!(killed.status.code(), None, "SIGKILL ended it");
+    let before = target.received().len();
+
+    // Another shard, or the same index of another count, is refused as a
+    // wrong command line, naming what differs.
+    for (shard, fragment) in [("0/3", "shard 1/3 (now 0/3)"), ("1/2", "shard 1/3 (now 1/2)")] {
+        let output = run_to_end(replay(dir, &checkpointed).args(["--resume", "--shard", shard]));
+        assert_eq!(output.status.code(), Some(2), "{shard}: {}", stderr(&output));
+        assert!(stderr(&output).contains(fragment), "{shard}: {}", stderr(&output));
+    }
+
+    let resumed = run_shard(dir, &[&checkpointed[..], &["--resume"]].concat(), 1);
+    assert_eq!(resumed["reason"], "finished", "{resumed}");
+    run_shard(dir, &common, 0);
+    run_shard(dir, &common, 2);
+
+    let received = target.received();
+    let (sent, repeats) = repeats_of(&received, "1");
+    eprintln!("shard 1/3: {sent} requests, {repeats} of them twice, after SIGKILL at {before} requests");
+    assert!(repeats <= 1, "{repeats} requests of the killed shard went twice; at most the one in flight may");
+
+    // Every item of the session went out, from one of the shards.
+    let mut items = without_shards(&received_items(&received));
+    items.dedup();
+    assert_eq!(items.len() as u64, SEED_ITEMS.iter().sum::<u64>(), "the shards' union is the session");
+    target.shutdown().await;
+}
