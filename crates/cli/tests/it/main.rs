@@ -39,6 +39,7 @@ mod training_data;
 mod web;
 mod web_report;
 mod web_ui;
+mod writers_readers;
 
 use std::path::{Path, PathBuf};
 

@@ -24,8 +24,8 @@ use crate::cli::{OutputFormat, ReplayArgs};
 use crate::output::{note, print_json};
 use crate::signals::StopSignals;
 
-/// Exit code of a resume refused for options that differ from its
-/// checkpoint's: the command line is wrong.
+/// Exit code of a replay refused: a resume with options that differ from
+/// its checkpoint's, or a session of several writers not sealed yet.
 const EXIT_REFUSED: u8 = 2;
 
 /// Exit code of a process stopped by a second Ctrl-C (128 + SIGINT).
@@ -49,7 +49,15 @@ pub async fn run(
             check_directory(flag, path)?;
         }
     }
-    let prepared = tape_replay::prepare(store.as_ref(), config, args.run_options(), env).await?;
+    let prepared = match tape_replay::prepare(store.as_ref(), config, args.run_options(), env).await {
+        Ok(prepared) => prepared,
+        // A session of several writers is replayed once it is sealed.
+        Err(error @ tape_replay::Error::UnsealedSession { .. }) => {
+            crate::output::print_error(&anyhow::Error::new(error));
+            return Ok(ExitCode::from(EXIT_REFUSED));
+        }
+        Err(error) => return Err(error.into()),
+    };
     if let Some(picked) = prepared.picked() {
         note(format!("Picked session {} ({}).", prepared.session_id(), picked.describe()));
     }
