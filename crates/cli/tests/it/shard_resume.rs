@@ -82,3 +82,55 @@ async fn a_shard_killed_and_resumed_delivers_its_part_with_at_most_the_concurren
     assert_eq!(items.len() as u64, SEED_ITEMS.iter().sum::<u64>(), "the shards' union is the session");
     target.shutdown().await;
 }
+
+/// A loopback URL where nothing listens.
+fn closed_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_whose_target_fails_retries_or_fails_loudly_and_resumes_while_the_others_deliver() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    seed(dir, "S");
+    let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
+    let common = ["--session", "S", "--speed", "max", "--timestamps", "none", "--endpoint", target.http_endpoint()];
+
+    // Shard 0: its target answers 503 to its first 6 requests, then
+    // recovers: the retries deliver everything and the report counts them.
+    target.fail_next(6, tape_testkit::otlp_target::Failure::Http(503, None));
+    let first = run_shard(dir, &common, 0);
+    assert_eq!(first["reason"], "finished", "{first}");
+    assert!(first["counts"]["total"]["retries"].as_u64().unwrap() >= 6, "{first}");
+    assert_eq!(first["counts"]["total"]["failedRecords"], 0, "{first}");
+
+    // Shard 1: nothing listens (connection refused): it fails, says so
+    // with exit code 1, and keeps its checkpoint.
+    let dead = closed_endpoint();
+    let shard = ["--shard", "1/3", "--header", "x-shard=1", "--no-progress", "--checkpoint", "shard-1.json"];
+    let failed = run_to_end(
+        replay(dir, &["--session", "S", "--speed", "max", "--timestamps", "none", "--max-attempts", "2"])
+            .args(["--endpoint", &dead, "--report", "failed.json"])
+            .args(shard),
+    );
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(stderr(&failed).contains(&dead), "the message names the target: {}", stderr(&failed));
+    let report: Value = serde_json::from_slice(&std::fs::read(dir.join("failed.json")).unwrap()).unwrap();
+    assert_eq!(report["reason"], "failed", "{report}");
+    assert_eq!(report["options"]["shard"], "1/3", "{report}");
+    assert!(report["error"].as_str().is_some_and(|error| error.contains(&dead)), "{report}");
+    assert!(report["counts"]["total"]["failedRecords"].as_u64().unwrap() >= 1, "{report}");
+
+    // The target is back: the resume delivers the shard's part.
+    let resumed = run_to_end(replay(dir, &[&common[..], &["--resume"]].concat()).args(shard).args(["--output", "json"]));
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    run_shard(dir, &common, 2);
+
+    let mut items = without_shards(&received_items(&target.received()));
+    items.dedup();
+    assert_eq!(items.len() as u64, SEED_ITEMS.iter().sum::<u64>(), "the shards' union is the session");
+    target.shutdown().await;
+}
