@@ -526,7 +526,9 @@ impl<S: Sink> Engine<'_, S> {
                     (Speed::Max, None) => None,
                 };
                 if let Some(due) = due {
-                    if self.deadline.is_some_and(|deadline| due >= deadline) {
+                    // Due after the deadline, or late (a start long past
+                    // being caught up with) when the deadline has come.
+                    if self.deadline.is_some_and(|deadline| due >= deadline || Instant::now() >= deadline) {
                         break Some(EndReason::Duration);
                     }
                     if let Err(halt) = self.wait_until(due).await {

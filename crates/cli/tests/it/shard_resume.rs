@@ -134,3 +134,25 @@ async fn a_shard_whose_target_fails_retries_or_fails_loudly_and_resumes_while_th
     assert_eq!(items.len() as u64, SEED_ITEMS.iter().sum::<u64>(), "the shards' union is the session");
     target.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_whose_start_is_long_past_still_ends_when_its_duration_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    seed(dir, "S");
+    let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
+    // Thirty days of 20-second passes are due: far more than 2 s can send.
+    let start = (chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut command = replay(dir, &["--session", "S", "--speed", "1", "--loop", "--duration", "2s", "--start-at", &start]);
+    command.args(["--shard", "0/3", "--endpoint", target.http_endpoint(), "--output", "json", "--no-progress"]);
+    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let output = crate::wait_within(pid, std::time::Duration::from_mins(1), "the replay ran on past its --duration", move || {
+        child.wait_with_output().unwrap()
+    });
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["reason"], "duration", "{summary}");
+    assert!(stderr(&output).contains("records already due go at once"), "{}", stderr(&output));
+    target.shutdown().await;
+}
