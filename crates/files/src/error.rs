@@ -185,7 +185,9 @@ pub enum Error {
     },
     /// The session has several writers and is not sealed: its blob list
     /// is empty until it is, so an export would find nothing or a part.
-    #[error("cannot export session {session}: its writers' records are listed only once it is sealed, and it is not ({advice})")]
+    #[error(
+        "cannot export session {session}: its writers' records are listed only once it is sealed, and it is not ({advice})"
+    )]
     Unsealed {
         /// The session.
         session: tape_session::SessionId,

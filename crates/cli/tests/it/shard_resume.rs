@@ -31,9 +31,15 @@ fn kill(child: &std::process::Child) {
 fn run_shard(dir: &Path, args: &[&str], index: usize) -> Value {
     let shard = format!("{index}/3");
     let header = format!("x-shard={index}");
-    let output = run_to_end(
-        replay(dir, args).args(["--shard", &shard, "--header", &header, "--output", "json", "--no-progress"]),
-    );
+    let output = run_to_end(replay(dir, args).args([
+        "--shard",
+        &shard,
+        "--header",
+        &header,
+        "--output",
+        "json",
+        "--no-progress",
+    ]));
     assert!(output.status.success(), "shard {shard}: {}", stderr(&output));
     serde_json::from_slice(&output.stdout).unwrap()
 }
@@ -45,8 +51,18 @@ async fn a_shard_killed_and_resumed_delivers_its_part_with_at_most_the_concurren
     seed(dir, "S");
     let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
     // One request in flight at most: a resume may send one request twice.
-    let common =
-        ["--session", "S", "--speed", "max", "--timestamps", "none", "--concurrency", "1", "--endpoint", target.http_endpoint()];
+    let common = [
+        "--session",
+        "S",
+        "--speed",
+        "max",
+        "--timestamps",
+        "none",
+        "--concurrency",
+        "1",
+        "--endpoint",
+        target.http_endpoint(),
+    ];
     let checkpointed = [&common[..], &["--checkpoint", "shard-1.json"]].concat();
 
     let mut command = replay(dir, &checkpointed);
@@ -125,7 +141,8 @@ async fn a_shard_whose_target_fails_retries_or_fails_loudly_and_resumes_while_th
     assert!(report["counts"]["total"]["failedRecords"].as_u64().unwrap() >= 1, "{report}");
 
     // The target is back: the resume delivers the shard's part.
-    let resumed = run_to_end(replay(dir, &[&common[..], &["--resume"]].concat()).args(shard).args(["--output", "json"]));
+    let resumed =
+        run_to_end(replay(dir, &[&common[..], &["--resume"]].concat()).args(shard).args(["--output", "json"]));
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     run_shard(dir, &common, 2);
 
@@ -143,13 +160,17 @@ async fn a_loop_whose_start_is_long_past_still_ends_when_its_duration_runs_out()
     let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
     // Thirty days of 20-second passes are due: far more than 2 s can send.
     let start = (chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut command = replay(dir, &["--session", "S", "--speed", "1", "--loop", "--duration", "2s", "--start-at", &start]);
+    let mut command =
+        replay(dir, &["--session", "S", "--speed", "1", "--loop", "--duration", "2s", "--start-at", &start]);
     command.args(["--shard", "0/3", "--endpoint", target.http_endpoint(), "--output", "json", "--no-progress"]);
     let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id();
-    let output = crate::wait_within(pid, std::time::Duration::from_mins(1), "the replay ran on past its --duration", move || {
-        child.wait_with_output().unwrap()
-    });
+    let output = crate::wait_within(
+        pid,
+        std::time::Duration::from_mins(1),
+        "the replay ran on past its --duration",
+        move || child.wait_with_output().unwrap(),
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["reason"], "duration", "{summary}");

@@ -69,7 +69,8 @@ async fn replay_and_export_refuse_a_session_whose_writers_are_active_and_read_it
     let w2 = join(dir, "J", "w2");
     // Writer w1 records the seed and stops: its blobs are committed, but
     // the session stays active while w2 writes.
-    let sent = run_to_end(&mut replay(dir, &["--session", "S", "--speed", "max", "--endpoint", &w1.http, "--no-progress"]));
+    let sent =
+        run_to_end(&mut replay(dir, &["--session", "S", "--speed", "max", "--endpoint", &w1.http, "--no-progress"]));
     assert!(sent.status.success(), "{}", stderr(&sent));
     w1.stop();
 
@@ -88,7 +89,8 @@ async fn replay_and_export_refuse_a_session_whose_writers_are_active_and_read_it
 
     // The last writer to stop seals it: now both read everything.
     w2.stop();
-    let exported = crate::tape_json(dir, &["export", "--session", "J", "--format", "otlp-json", "--out", out.to_str().unwrap()]);
+    let exported =
+        crate::tape_json(dir, &["export", "--session", "J", "--format", "otlp-json", "--out", out.to_str().unwrap()]);
     assert_eq!(exported["files"].as_array().unwrap().len(), 3, "{exported}");
     let plan: Value = serde_json::from_slice(
         &run_to_end(&mut replay(dir, &["--session", "J", "--dry-run", "--output", "json"])).stdout,

@@ -154,7 +154,9 @@ pub enum Error {
     },
     /// The session has several writers and is not sealed: its blob list is
     /// empty until it is.
-    #[error("cannot replay session {id}: its writers' records are listed only once it is sealed, and it is not ({advice})")]
+    #[error(
+        "cannot replay session {id}: its writers' records are listed only once it is sealed, and it is not ({advice})"
+    )]
     UnsealedSession {
         /// The session.
         id: SessionId,
