@@ -144,7 +144,12 @@ async fn a_shard_whose_target_fails_retries_or_fails_loudly_and_resumes_while_th
     let resumed =
         run_to_end(replay(dir, &[&common[..], &["--resume"]].concat()).args(shard).args(["--output", "json"]));
     assert!(resumed.status.success(), "{}", stderr(&resumed));
-    run_shard(dir, &common, 2);
+    // Shard 2 over OTLP/gRPC: UNAVAILABLE is retried the same way.
+    target.fail_next(6, tape_testkit::otlp_target::Failure::Grpc(tonic::Code::Unavailable, None));
+    let grpc = ["--session", "S", "--speed", "max", "--timestamps", "none", "--protocol", "grpc"];
+    let last = run_shard(dir, &[&grpc[..], &["--endpoint", target.grpc_endpoint()]].concat(), 2);
+    assert_eq!(last["reason"], "finished", "{last}");
+    assert!(last["counts"]["total"]["retries"].as_u64().unwrap() >= 6, "{last}");
 
     let mut items = without_shards(&received_items(&target.received()));
     items.dedup();
