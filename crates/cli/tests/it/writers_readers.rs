@@ -87,6 +87,20 @@ async fn replay_and_export_refuse_a_session_whose_writers_are_active_and_read_it
         assert!(stderr(&refused).contains(fragment), "{}", stderr(&refused));
     }
 
+    // Through the API: 409, naming the writer.
+    let served = crate::serve::Served::start(dir, &[]);
+    let post = reqwest::Method::POST;
+    for (path, body) in [
+        ("/api/v1/exports", serde_json::json!({"session": "J", "format": "parquet", "out": "s3://bucket/j"})),
+        ("/api/v1/replays", serde_json::json!({"session": "J", "endpoint": w2.http})),
+    ] {
+        let (status, answer) = served.call(post.clone(), path, Some(body)).await;
+        assert_eq!(status, reqwest::StatusCode::CONFLICT, "{path}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("writers still active: w2"), "{path}: {message}");
+    }
+    drop(served);
+
     // The last writer to stop seals it: now both read everything.
     w2.stop();
     let exported =
