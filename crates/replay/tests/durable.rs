@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 /// Lets every task run until all wait: on paused time the clock moves
 /// only when nothing else can.
 async fn until_idle() {
-    tokio::time::sleep(Duration::from_secs(3600)).await;
+    tokio::time::sleep(Duration::from_hours(1)).await;
 }
 
 #[tokio::test(start_paused = true)]
