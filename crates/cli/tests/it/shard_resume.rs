@@ -182,3 +182,39 @@ async fn a_loop_whose_start_is_long_past_still_ends_when_its_duration_runs_out()
     assert!(stderr(&output).contains("records already due go at once"), "{}", stderr(&output));
     target.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_of_a_shard_with_another_start_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    seed(dir, "S");
+    let start = "2026-01-01T00:00:00Z";
+    let common = ["--session", "S", "--speed", "max", "--shard", "1/3", "--checkpoint", "shard-1.json"];
+    // Nothing listens: the first request fails and the checkpoint stays.
+    let failed = run_to_end(replay(dir, &common).args([
+        "--start-at",
+        start,
+        "--max-attempts",
+        "1",
+        "--endpoint",
+        &closed_endpoint(),
+    ]));
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    let target = OtlpTarget::start(OtlpTargetOptions::default()).await;
+    // Its timestamps are those of the schedule of that start: a resume on
+    // another schedule, or on none, would give the rest other ones.
+    for (other, fragment) in [
+        (&["--start-at", "2026-01-02T00:00:00Z"][..], "start-at 2026-01-01T00:00:00Z (now 2026-01-02T00:00:00Z)"),
+        (&[][..], "start-at 2026-01-01T00:00:00Z (now none)"),
+    ] {
+        let output =
+            run_to_end(replay(dir, &common).args(["--resume", "--endpoint", target.http_endpoint()]).args(other));
+        assert_eq!(output.status.code(), Some(2), "{other:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(fragment), "{other:?}: {}", stderr(&output));
+    }
+    assert!(target.received().is_empty(), "a refused resume sends nothing");
+    let resumed =
+        run_to_end(replay(dir, &common).args(["--resume", "--start-at", start, "--endpoint", target.http_endpoint()]));
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    target.shutdown().await;
+}

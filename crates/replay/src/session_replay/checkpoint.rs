@@ -48,6 +48,11 @@ pub struct Fingerprinted {
     /// fingerprint of a replay without one is what it was before shards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// The schedule's time zero (`--start-at`): the timestamps of a
+    /// shard's records depend on it, so a resume must keep it. Absent
+    /// without one (so that such a fingerprint is what it was before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<Timestamp>,
 }
 
 impl Fingerprinted {
@@ -61,6 +66,7 @@ impl Fingerprinted {
             timestamps: timestamp_mode_name(timestamps).to_owned(),
             ids: ids_name(ids).to_owned(),
             shard: selection.shard,
+            start_at: None,
         }
     }
 
@@ -88,6 +94,7 @@ impl Fingerprinted {
         compare("ids", self.ids.clone(), now.ids.clone());
         let shard = |shard: Option<Shard>| shard.map_or_else(|| "none".to_owned(), |shard| shard.to_string());
         compare("shard", shard(self.shard), shard(now.shard));
+        compare("start-at", text(self.start_at), text(now.start_at));
         differences
     }
 }
@@ -212,8 +219,8 @@ impl Checkpoint {
                 if differences.is_empty() { "its fingerprint differs".to_owned() } else { differences.join(", ") };
             return Err(Error::CheckpointMismatch(format!(
                 "the checkpoint {file} is of a replay with another selection: {differences}; resume with the \
-                 same --traces/--metrics/--logs, --services, --from, --until, --phase, --shard, --timestamps \
-                 and id options, or start again without --resume"
+                 same --traces/--metrics/--logs, --services, --from, --until, --phase, --shard, --start-at, \
+                 --timestamps and id options, or start again without --resume"
             )));
         }
         if let Some(seed) = id_seed

@@ -122,7 +122,8 @@ pub async fn prepare(
         shard: config.shard,
     };
     let targets = resolve_targets(&config.target, run.ca_file.as_deref(), env)?;
-    let fingerprinted = Fingerprinted::new(&selection, config.timestamps, config.ids);
+    let mut fingerprinted = Fingerprinted::new(&selection, config.timestamps, config.ids);
+    fingerprinted.start_at = config.start_at;
     let options_record = OptionsRecord {
         speed: match config.speed {
             Speed::Max => "max".to_owned(),
