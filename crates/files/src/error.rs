@@ -183,6 +183,17 @@ pub enum Error {
         /// The output.
         location: String,
     },
+    /// The session has several writers and is not sealed: its blob list
+    /// is empty until it is, so an export would find nothing or a part.
+    #[error(
+        "cannot export session {session}: its writers' records are listed only once it is sealed, and it is not ({advice})"
+    )]
+    Unsealed {
+        /// The session.
+        session: tape_session::SessionId,
+        /// The writers still active and what seals it.
+        advice: String,
+    },
     /// `from`, `until` and `phase` select nothing; the message says why.
     #[error(transparent)]
     Window(#[from] tape_session::WindowError),

@@ -220,7 +220,8 @@ impl ValidExportConfig {
     /// records or tens of thousands of items, and once at the end.
     ///
     /// # Errors
-    /// The session or its phases cannot be read, the selection selects
+    /// The session or its phases cannot be read, it has several writers and
+    /// is not sealed ([`Error::Unsealed`]), the selection selects
     /// nothing ([`Error::Window`]), a file exists and `force` is off
     /// ([`Error::Exists`]), an OTLP format with an output that is not local
     /// ([`Error::S3NeedsParquet`]), or reading, converting or writing
@@ -233,6 +234,10 @@ impl ValidExportConfig {
     ) -> Result<ExportOutcome, Error> {
         let config = &self.0;
         let metadata = store.read_metadata(&config.session).await?;
+        if tape_session::is_unsealed(&metadata) {
+            let advice = tape_session::unsealed_advice(store, &config.session).await;
+            return Err(Error::Unsealed { session: config.session.clone(), advice });
+        }
         let needs_phases = config.by_phase || config.phase.is_some() || config.format == FileFormat::Parquet;
         let selection = select::Selection::resolve(store, &metadata, config, needs_phases).await?;
         if config.format == FileFormat::Parquet {

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tape_otlp::{IdRemap, Signal, wire};
 use tape_session::{BlobEntry, Record, SessionId, SessionMetadata, SessionStore, read_blobs_in_time_order};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -133,6 +133,13 @@ pub struct ReplayOptions {
     /// nanoseconds; `None` reads the system clock. Tests on paused Tokio
     /// time give it, so that the schedule of `start_at` is exact.
     pub started_at_unix_nanos: Option<u64>,
+    /// The done position that is on disk (a checkpoint's last write):
+    /// `Some` once written, `None` after a write failed. With it, a slot
+    /// of the concurrency is freed only when the request sent in it is
+    /// done on disk too, so that after a crash (even SIGKILL) at most
+    /// `concurrency` delivered requests are not done in the checkpoint.
+    /// `None` here: no checkpoint, no wait.
+    pub durable: Option<watch::Receiver<Option<Position>>>,
 }
 
 impl Default for ReplayOptions {
@@ -156,6 +163,7 @@ impl Default for ReplayOptions {
             hash_sent: false,
             start_at: None,
             started_at_unix_nanos: None,
+            durable: None,
         }
     }
 }
@@ -334,6 +342,8 @@ pub async fn replay<S: Sink>(
         deadline: options.duration.map(|duration| start_at.map_or(started, |start| start.at.max(started)) + duration),
         start_at,
         done: DoneTracker::default(),
+        durable: options.durable.clone(),
+        undurable: BTreeSet::new(),
         series: wire::SeriesStarts::new(),
         failures: 0,
         error: None,
@@ -373,6 +383,11 @@ struct Engine<'a, S: Sink> {
     /// The schedule's time zero, with `start_at`.
     start_at: Option<StartAt>,
     done: DoneTracker,
+    /// The done position on disk ([`ReplayOptions::durable`]).
+    durable: Option<watch::Receiver<Option<Position>>>,
+    /// Requests (pass, record) that went out and are done, but not yet in
+    /// the position on disk: each holds a slot of the concurrency.
+    undurable: BTreeSet<(u64, u64)>,
     /// The start times of the cumulative metric series of this pass.
     series: wire::SeriesStarts,
     failures: u64,
@@ -511,7 +526,9 @@ impl<S: Sink> Engine<'_, S> {
                     (Speed::Max, None) => None,
                 };
                 if let Some(due) = due {
-                    if self.deadline.is_some_and(|deadline| due >= deadline) {
+                    // Due after the deadline, or late (a start long past
+                    // being caught up with) when the deadline has come.
+                    if self.deadline.is_some_and(|deadline| due >= deadline || Instant::now() >= deadline) {
                         break Some(EndReason::Duration);
                     }
                     if let Err(halt) = self.wait_until(due).await {
@@ -638,9 +655,54 @@ impl<S: Sink> Engine<'_, S> {
         }
     }
 
-    /// Waits until fewer than `concurrency` requests are in flight.
+    /// Waits until fewer than `concurrency` requests are in flight or
+    /// done but not yet done on disk ([`ReplayOptions::durable`]).
     async fn wait_for_slot(&mut self) -> Result<(), Halt> {
-        self.wait_until_in_flight_at_most(self.sender.concurrency() - 1).await
+        let most = self.sender.concurrency() - 1;
+        self.wait_until_in_flight_at_most(most).await?;
+        let Some(mut durable) = self.durable.take() else { return Ok(()) };
+        let waited = self.wait_until_durable(&mut durable, most).await;
+        // A checkpoint writer that is gone writes no more: nothing to wait for.
+        if !matches!(waited, Ok(false)) {
+            self.durable = Some(durable);
+        }
+        waited.map(|_| ())
+    }
+
+    /// Completes requests and follows the position on disk until at most
+    /// `most` requests are in flight or not yet done on disk; `false` when
+    /// the checkpoint writer has gone.
+    async fn wait_until_durable(
+        &mut self,
+        durable: &mut watch::Receiver<Option<Position>>,
+        most: usize,
+    ) -> Result<bool, Halt> {
+        loop {
+            match &*durable.borrow_and_update() {
+                // The last write failed (it was warned about): no bound.
+                None => self.undurable.clear(),
+                Some(position) => self.undurable.retain(|&(pass, index)| {
+                    !(pass < position.pass || (pass == position.pass && position.is_done(index)))
+                }),
+            }
+            if self.sender.in_flight() + self.undurable.len() <= most {
+                return Ok(true);
+            }
+            tokio::select! {
+                biased;
+                () = self.stop.cancelled() => return Err(EndReason::Stopped),
+                Some(completed) = self.sender.next(), if !self.sender.is_idle() => {
+                    self.complete(completed);
+                    if self.error.is_some() {
+                        return Err(EndReason::Failed);
+                    }
+                }
+                changed = durable.changed() => if changed.is_err() {
+                    self.undurable.clear();
+                    return Ok(false);
+                }
+            }
+        }
     }
 
     /// Waits until no request is in flight.
@@ -711,6 +773,9 @@ impl<S: Sink> Engine<'_, S> {
                     return;
                 }
             }
+        }
+        if self.durable.is_some() {
+            self.undurable.insert((self.done.pass, index));
         }
         self.finish(index);
     }

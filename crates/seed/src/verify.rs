@@ -88,7 +88,12 @@ pub async fn verify(store: &dyn SessionStore, id: &SessionId) -> Result<VerifyRe
                 report.items += facts.items;
                 compare(blob, &facts, &mut report.problems);
             }
-            Err(error) => report.problems.push(error_chain(&error)),
+            // A blob of a session of several writers names its writer:
+            // the one whose host, spool or manifest to look at.
+            Err(error) => report.problems.push(match blob.key.writer() {
+                Some(writer) => format!("writer {writer}: {}", error_chain(&error)),
+                None => error_chain(&error),
+            }),
         }
     }
     check_totals(&metadata, &mut report.problems);

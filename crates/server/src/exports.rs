@@ -114,7 +114,12 @@ pub(crate) async fn start_export(
         JobLimit { most: state.limits.max_concurrent_exports, kind: "export", flag: "--max-concurrent-exports" };
     limit.check(&lock(&state.exports))?;
     let session_id = checked.config().session.clone();
-    state.store.read_metadata(&session_id).await.map_err(|error| ApiError::store(&error))?;
+    let metadata = state.store.read_metadata(&session_id).await.map_err(|error| ApiError::store(&error))?;
+    if tape_session::is_unsealed(&metadata) {
+        let advice = tape_session::unsealed_advice(state.store.as_ref(), &session_id).await;
+        let refused = tape_files::Error::Unsealed { session: session_id, advice };
+        return Err(ApiError::conflict(refused.to_string()));
+    }
     let output = (state.open_output)(&target).map_err(ApiError::bad_request)?;
 
     let id = job_id("export");

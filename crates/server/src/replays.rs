@@ -58,6 +58,9 @@ pub(crate) async fn stop_replay(Extract(state): Extract<Arc<State>>, Path(id): P
 /// A replay's error: a store's (a missing session is 404) as the store
 /// says it, anything else 400 with its whole chain.
 fn replay_error(error: &tape_replay::Error) -> ApiError {
+    if let tape_replay::Error::UnsealedSession { .. } = error {
+        return ApiError::conflict(error.to_string());
+    }
     match error.store_error() {
         Some(store) => ApiError::store(store),
         None => ApiError::component(error),

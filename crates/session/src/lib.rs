@@ -43,6 +43,7 @@ mod seal;
 mod store;
 mod time;
 mod timeline;
+mod unsealed;
 mod window;
 mod writer;
 mod writers;
@@ -76,6 +77,7 @@ pub use salvage::{Salvaged, salvage_blob};
 pub use store::{BlobSink, ByteStream, PartialBlob, SessionStore};
 pub use time::Timestamp;
 pub use timeline::{TIMELINE_VERSION, Timeline, TimelineBuilder, TimelineRow, timeline, timeline_of};
+pub use unsealed::{is_unsealed, unsealed_advice};
 pub use window::{PhaseRange, Window, WindowError, find_phase, window};
 pub use writer::{SessionWriter, WriterOptions};
 pub use writers::{

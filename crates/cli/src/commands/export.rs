@@ -14,6 +14,10 @@ use crate::cli::{ExportArgs, OutputFormat};
 use crate::output::{human_bytes, note, print_json};
 use crate::store::open_output;
 
+/// Exit code of an export refused: a session of several writers that is
+/// not sealed yet.
+const EXIT_REFUSED: u8 = 2;
+
 /// `export`
 pub async fn run(store: &dyn SessionStore, args: ExportArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let config = args.config().validate()?;
@@ -30,7 +34,15 @@ pub async fn run(store: &dyn SessionStore, args: ExportArgs, format: OutputForma
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    match outcome? {
+    let outcome = match outcome {
+        // A session of several writers is exported once it is sealed.
+        Err(error @ tape_files::Error::Unsealed { .. }) => {
+            crate::output::print_error(&anyhow::Error::new(error));
+            return Ok(ExitCode::from(EXIT_REFUSED));
+        }
+        outcome => outcome?,
+    };
+    match outcome {
         ExportOutcome::Files(files) => print_files(&files, format)?,
         ExportOutcome::ByPhase(labels) => print_labels(&labels, output.as_ref(), format)?,
         ExportOutcome::Tables(tables) => print_tables(&tables, output.as_ref(), format)?,

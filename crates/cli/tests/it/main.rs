@@ -32,6 +32,7 @@ mod seed;
 mod serve;
 mod sessions;
 mod shard;
+mod shard_resume;
 mod stack;
 mod store_paths;
 mod timeline;
@@ -39,6 +40,7 @@ mod training_data;
 mod web;
 mod web_report;
 mod web_ui;
+mod writers_readers;
 
 use std::path::{Path, PathBuf};
 

@@ -16,7 +16,7 @@ use crate::replay::{SEED_ITEMS, replay, run_to_end, seed, stderr};
 /// One item as received: its signal, where it was (resource, scope, and
 /// for a data point its metric's name), its bytes, and its trace id (for
 /// spans and log records with one).
-type Item = (Signal, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+pub(crate) type Item = (Signal, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 
 /// A message's bytes; none for an absent one.
 fn encoded(message: Option<&impl Message>) -> Vec<u8> {
@@ -24,7 +24,7 @@ fn encoded(message: Option<&impl Message>) -> Vec<u8> {
 }
 
 /// Every item of `request`.
-fn items(request: &ExportRequest) -> Vec<Item> {
+pub(crate) fn items(request: &ExportRequest) -> Vec<Item> {
     use tape_otlp::proto::metrics::v1::metric::Data;
     let trace = |id: &[u8]| id.iter().any(|&byte| byte != 0).then(|| id.to_vec());
     let mut items = Vec::new();
@@ -84,7 +84,7 @@ fn items(request: &ExportRequest) -> Vec<Item> {
 
 /// The items a target received, sorted (a multiset), each with the shard
 /// that sent it (its `x-shard` header).
-fn received_items(received: &[ReceivedRequest]) -> Vec<(Item, Option<String>)> {
+pub(crate) fn received_items(received: &[ReceivedRequest]) -> Vec<(Item, Option<String>)> {
     let mut all: Vec<(Item, Option<String>)> = received
         .iter()
         .flat_map(|request| {
@@ -96,7 +96,7 @@ fn received_items(received: &[ReceivedRequest]) -> Vec<(Item, Option<String>)> {
     all
 }
 
-fn without_shards(items: &[(Item, Option<String>)]) -> Vec<Item> {
+pub(crate) fn without_shards(items: &[(Item, Option<String>)]) -> Vec<Item> {
     items.iter().map(|(item, _)| item.clone()).collect()
 }
 

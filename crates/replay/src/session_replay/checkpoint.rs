@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tape_otlp::wire::Shard;
 use tape_session::{SessionId, SessionMetadata, Timestamp};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -47,6 +48,11 @@ pub struct Fingerprinted {
     /// fingerprint of a replay without one is what it was before shards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// The schedule's time zero (`--start-at`): the timestamps of a
+    /// shard's records depend on it, so a resume must keep it. Absent
+    /// without one (so that such a fingerprint is what it was before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<Timestamp>,
 }
 
 impl Fingerprinted {
@@ -60,6 +66,7 @@ impl Fingerprinted {
             timestamps: timestamp_mode_name(timestamps).to_owned(),
             ids: ids_name(ids).to_owned(),
             shard: selection.shard,
+            start_at: None,
         }
     }
 
@@ -87,6 +94,7 @@ impl Fingerprinted {
         compare("ids", self.ids.clone(), now.ids.clone());
         let shard = |shard: Option<Shard>| shard.map_or_else(|| "none".to_owned(), |shard| shard.to_string());
         compare("shard", shard(self.shard), shard(now.shard));
+        compare("start-at", text(self.start_at), text(now.start_at));
         differences
     }
 }
@@ -211,8 +219,8 @@ impl Checkpoint {
                 if differences.is_empty() { "its fingerprint differs".to_owned() } else { differences.join(", ") };
             return Err(Error::CheckpointMismatch(format!(
                 "the checkpoint {file} is of a replay with another selection: {differences}; resume with the \
-                 same --traces/--metrics/--logs, --services, --from, --until, --phase, --shard, --timestamps \
-                 and id options, or start again without --resume"
+                 same --traces/--metrics/--logs, --services, --from, --until, --phase, --shard, --start-at, \
+                 --timestamps and id options, or start again without --resume"
             )));
         }
         if let Some(seed) = id_seed
@@ -265,7 +273,14 @@ impl CheckpointWriter {
     /// Writes the checkpoint each time the done position advances (the
     /// newest position when several advanced during a write) until
     /// `stop`; the task then returns, so that a final write cannot race it.
-    pub fn spawn(self: Arc<Self>, progress: Arc<Progress>, stop: CancellationToken) -> JoinHandle<()> {
+    /// After each write it tells `durable` the position now on disk, or
+    /// `None` when the write failed.
+    pub fn spawn(
+        self: Arc<Self>,
+        progress: Arc<Progress>,
+        durable: watch::Sender<Option<Position>>,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
         let mut done = progress.watch_done();
         tokio::spawn(async move {
             let mut warned = false;
@@ -278,7 +293,9 @@ impl CheckpointWriter {
                 let position = done.borrow_and_update().clone();
                 let counts = progress.snapshot();
                 let writer = Arc::clone(&self);
+                let on_disk = position.clone();
                 let written = tokio::task::spawn_blocking(move || writer.write(position, counts, false)).await;
+                durable.send_replace(matches!(written, Ok(Ok(()))).then_some(on_disk));
                 match written {
                     Ok(Ok(())) => warned = false,
                     Ok(Err(error)) if !warned => {

@@ -151,6 +151,17 @@ pub enum Error {
         /// What finishes it ([`SessionMetadata::how_to_finish`](tape_session::SessionMetadata::how_to_finish)).
         finish: String,
     },
+    /// The session has several writers and is not sealed: its blob list is
+    /// empty until it is.
+    #[error(
+        "cannot replay session {id}: its writers' records are listed only once it is sealed, and it is not ({advice})"
+    )]
+    UnsealedSession {
+        /// The session.
+        id: SessionId,
+        /// The writers still active and what seals it.
+        advice: String,
+    },
     /// The session's phases cannot be read (`--phase`).
     #[error("cannot read the phases of session {id} in {location}")]
     Phases {

@@ -122,7 +122,8 @@ pub async fn prepare(
         shard: config.shard,
     };
     let targets = resolve_targets(&config.target, run.ca_file.as_deref(), env)?;
-    let fingerprinted = Fingerprinted::new(&selection, config.timestamps, config.ids);
+    let mut fingerprinted = Fingerprinted::new(&selection, config.timestamps, config.ids);
+    fingerprinted.start_at = config.start_at;
     let options_record = OptionsRecord {
         speed: match config.speed {
             Speed::Max => "max".to_owned(),
@@ -331,15 +332,20 @@ impl Ready {
     /// of [`RunOptions::checkpoint`] as records are done and once more at
     /// the end. Cancelling `stop` before the run starts stops it at once.
     pub async fn run(self, store: Arc<dyn SessionStore>, stop: &CancellationToken) -> Finished {
-        let Ready { prepared, options, progress, before } = self;
+        let Ready { prepared, mut options, progress, before } = self;
         let metadata = &prepared.metadata;
         let writer = prepared.run.checkpoint.clone().map(|path| {
             let template = Checkpoint::new(metadata, prepared.fingerprinted.clone(), options.id_seed);
             Arc::new(CheckpointWriter::new(path, template))
         });
         let writer_stop = CancellationToken::new();
-        let writer_task =
-            writer.as_ref().map(|writer| Arc::clone(writer).spawn(Arc::clone(&progress), writer_stop.clone()));
+        // What the writer has on disk, so that the engine keeps at most
+        // its concurrency of requests sent and not done on disk.
+        let writer_task = writer.as_ref().map(|writer| {
+            let (durable, on_disk) = tokio::sync::watch::channel(Some(options.resume.clone().unwrap_or_default()));
+            options.durable = Some(on_disk);
+            Arc::clone(writer).spawn(Arc::clone(&progress), durable, writer_stop.clone())
+        });
 
         let outcome = crate::engine::replay(store, metadata, &prepared.targets, &options, &progress, stop).await;
 

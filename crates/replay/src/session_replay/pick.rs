@@ -80,6 +80,10 @@ pub async fn pick(
     {
         return Err(Error::WrongType { id: id.clone(), actual: metadata.session_type, wanted: kind });
     }
+    if tape_session::is_unsealed(&metadata) {
+        let advice = tape_session::unsealed_advice(store, id).await;
+        return Err(Error::UnsealedSession { id: id.clone(), advice });
+    }
     if metadata.status == SessionStatus::Active {
         return Err(Error::ActiveSession { id: id.clone(), finish: metadata.how_to_finish() });
     }

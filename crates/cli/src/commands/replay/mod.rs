@@ -24,6 +24,10 @@ use crate::cli::{OutputFormat, ReplayArgs};
 use crate::output::{note, print_json};
 use crate::signals::StopSignals;
 
+/// Exit code of a replay refused: a resume with options that differ from
+/// its checkpoint's, or a session of several writers not sealed yet.
+const EXIT_REFUSED: u8 = 2;
+
 /// Exit code of a process stopped by a second Ctrl-C (128 + SIGINT).
 const EXIT_INTERRUPTED: i32 = 130;
 
@@ -45,16 +49,31 @@ pub async fn run(
             check_directory(flag, path)?;
         }
     }
-    let prepared = tape_replay::prepare(store.as_ref(), config, args.run_options(), env).await?;
+    let prepared = match tape_replay::prepare(store.as_ref(), config, args.run_options(), env).await {
+        Ok(prepared) => prepared,
+        // A session of several writers is replayed once it is sealed.
+        Err(error @ tape_replay::Error::UnsealedSession { .. }) => {
+            crate::output::print_error(&anyhow::Error::new(error));
+            return Ok(ExitCode::from(EXIT_REFUSED));
+        }
+        Err(error) => return Err(error.into()),
+    };
     if let Some(picked) = prepared.picked() {
         note(format!("Picked session {} ({}).", prepared.session_id(), picked.describe()));
     }
     if args.dry_run {
         return dry_run(store.as_ref(), &prepared, format).await;
     }
-    let ready = match prepared.start()? {
-        Start::AlreadyComplete(complete) => return already_complete(&complete, format),
-        Start::Ready(ready) => ready,
+    let ready = match prepared.start() {
+        Ok(Start::AlreadyComplete(complete)) => return already_complete(&complete, format),
+        Ok(Start::Ready(ready)) => ready,
+        // A resume with options that do not match its checkpoint's (another
+        // session, shard or selection, another id seed) is a wrong command line.
+        Err(error @ tape_replay::Error::CheckpointMismatch(_)) => {
+            crate::output::print_error(&anyhow::Error::new(error));
+            return Ok(ExitCode::from(EXIT_REFUSED));
+        }
+        Err(error) => return Err(error.into()),
     };
 
     let prepared = ready.prepared();
