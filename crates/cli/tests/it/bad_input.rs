@@ -263,7 +263,13 @@ fn an_unsealed_session_of_several_writers_points_to_the_writers_not_to_a_plain_r
     assert_eq!(verify.status.code(), Some(1));
     let said = format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
     assert!(said.contains(hint), "{said}");
-    fails_with(tape(store).args(["replay", "--session", "m", "--dry-run"]), 1, &["session m is still active", hint]);
+    // Replay refuses a session of several writers until it is sealed, and
+    // says what seals it.
+    fails_with(
+        tape(store).args(["replay", "--session", "m", "--dry-run"]),
+        2,
+        &["cannot replay session m", "every one of its 2 writers has stopped", "`otlp-tape sessions seal m` does"],
+    );
     fails_with(tape(store).args(["compare", "a", "m"]), 2, &["session m is active", hint]);
     // The single writer of `a`, made active, is still finished by a plain repair.
     crate::edit_metadata(store, "a", |metadata| metadata["status"] = "active".into());
