@@ -45,19 +45,7 @@ pub async fn join_session(
         Err(Error::AlreadyExists(_)) => false,
         Err(error) => return Err(error),
     };
-    let manifest = WriterManifest {
-        format_version: FORMAT_VERSION_WRITERS,
-        session_id: id.clone(),
-        writer_id: writer.clone(),
-        host,
-        status: SessionStatus::Active,
-        start_time: now,
-        end_time: None,
-        updated_at: now,
-        blobs: Vec::new(),
-        repaired: false,
-        source: None,
-    };
+    let manifest = WriterManifest::started(id, writer, host, now);
     let file = SessionFile::WriterManifest(writer.clone());
     store.write_file(id, &file, Bytes::from(manifest.to_json()), WriteMode::CreateNew).await?;
     match check_joinable(store, template, created).await {

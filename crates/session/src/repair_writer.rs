@@ -10,9 +10,8 @@ use tracing::{info, warn};
 use crate::join::parse_manifest;
 use crate::repair::relist;
 use crate::{
-    BlobKey, Error, FORMAT_VERSION_WRITERS, RepairReport, RepairTotals, SealOptions, SealOutcome, SessionFile,
-    SessionId, SessionStatus, SessionStore, Timestamp, WriteMode, WriterId, WriterManifest, WriterRepairSeal,
-    seal_session,
+    BlobKey, Error, RepairReport, RepairTotals, SealOptions, SealOutcome, SessionFile, SessionId, SessionStatus,
+    SessionStore, Timestamp, WriteMode, WriterId, WriterManifest, WriterRepairSeal, seal_session,
 };
 
 /// What the caller of [`repair_writer`] knows of whether the writer still
@@ -74,7 +73,7 @@ pub async fn repair_writer(
             Ok(manifest) => (manifest, false),
             Err(error) => {
                 warn!(session = %id, writer = %writer, %error, "Rebuilding the writer's manifest from its blobs.");
-                (empty_manifest(id, writer, now), true)
+                (WriterManifest::started(id, writer, None, now), true)
             }
         },
         None if stored.is_empty() && partials.is_empty() => {
@@ -83,7 +82,7 @@ pub async fn repair_writer(
         }
         None => {
             warn!(session = %id, writer = %writer, "The writer has blobs but no manifest: rebuilding it from its blobs.");
-            (empty_manifest(id, writer, now), true)
+            (WriterManifest::started(id, writer, None, now), true)
         }
     };
     // A manifest rebuilt here says nothing of when the writer was seen.
@@ -170,22 +169,4 @@ pub async fn repair_writer(
         }
     });
     Ok(report)
-}
-
-/// The manifest a rebuild starts from: `active`, no blobs, started `now`
-/// (moved to its first record once its blobs are read).
-fn empty_manifest(id: &SessionId, writer: &WriterId, now: Timestamp) -> WriterManifest {
-    WriterManifest {
-        format_version: FORMAT_VERSION_WRITERS,
-        session_id: id.clone(),
-        writer_id: writer.clone(),
-        host: None,
-        status: SessionStatus::Active,
-        start_time: now,
-        end_time: None,
-        updated_at: now,
-        blobs: Vec::new(),
-        repaired: false,
-        source: None,
-    }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BlobEntry, SessionId, SessionMetadata, SessionStatus, Timestamp};
+use crate::{BlobEntry, FORMAT_VERSION_WRITERS, SessionId, SessionMetadata, SessionStatus, Timestamp};
 
 pub use crate::join::{JOIN_SEAL_WAIT, join_session, read_manifests};
 pub use crate::repair_writer::{WriterLiveness, repair_writer};
@@ -294,6 +294,23 @@ impl SealOptions {
 }
 
 impl WriterManifest {
+    /// The manifest of a writer that starts `now`: `active`, no blobs yet.
+    pub fn started(id: &SessionId, writer: &WriterId, host: Option<String>, now: Timestamp) -> Self {
+        WriterManifest {
+            format_version: FORMAT_VERSION_WRITERS,
+            session_id: id.clone(),
+            writer_id: writer.clone(),
+            host,
+            status: SessionStatus::Active,
+            start_time: now,
+            end_time: None,
+            updated_at: now,
+            blobs: Vec::new(),
+            repaired: false,
+            source: None,
+        }
+    }
+
     /// The manifest as pretty-printed JSON with a final newline.
     pub fn to_json(&self) -> Vec<u8> {
         let mut json = serde_json::to_vec_pretty(self).unwrap_or_default();
