@@ -250,11 +250,10 @@ fn print_summary(summary: &CaptureSummary) {
     }
     if let (Some(writer), Some(seal)) = (&summary.writer_id, &summary.seal) {
         let id = &summary.session_id;
+        let writers = crate::output::count(seal.writers, "writer", "writers");
         note(match seal.outcome {
-            "sealed" => {
-                format!("  Writer {writer} was the last to stop and sealed the session ({} writers).", seal.writers)
-            }
-            "alreadySealed" => format!("  Writer {writer} stopped; the session is sealed ({} writers).", seal.writers),
+            "sealed" => format!("  Writer {writer} was the last to stop and sealed the session ({writers})."),
+            "alreadySealed" => format!("  Writer {writer} stopped; the session is sealed ({writers})."),
             // Every writer stopped, but another sealer's marker stood in the
             // way past the wait: one that crashed (or hangs) while sealing.
             _ if seal.active_writers.is_empty() => format!(
