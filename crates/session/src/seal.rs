@@ -26,8 +26,10 @@ use crate::{
 /// writes its manifest before it tries). A sealer that finds the marker
 /// taken waits up to `options.wait` for the session to be completed or
 /// the marker to go, polling the store, and tries again. When the wait
-/// runs out the marker is taken to be stale (its sealer stopped): a writer
-/// (`options.by_writer`) gives up, returning the active writers (none,
+/// runs out, or at once when the marker says it was created `options.wait`
+/// or more before `now`, the marker is taken to be stale (its sealer
+/// stopped): a writer (`options.by_writer`) gives up, returning the active
+/// writers (none,
 /// when only the stale marker stands in the way: `sessions seal` finishes
 /// the session), while `sessions seal` merges all the same. The merge is
 /// deterministic (it depends on the manifests and the active metadata
@@ -84,7 +86,7 @@ pub async fn seal_session(
         if held {
             return merge_holding_marker(store, id, &metadata, &marker_bytes).await;
         }
-        if stale {
+        if stale || marker_older_than(store, id, now, options.wait).await? {
             if options.by_writer {
                 let active = active_writers(&read_manifests(store, id).await?);
                 warn!(
@@ -109,6 +111,21 @@ pub async fn seal_session(
             }
         }
     }
+}
+
+/// Whether the seal marker standing says it was created `wait` or more
+/// before `now`: its sealer would have finished long since, so it is stale
+/// without waiting again. A marker that cannot be read says nothing.
+async fn marker_older_than(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    now: Timestamp,
+    wait: std::time::Duration,
+) -> Result<bool, Error> {
+    let Some(bytes) = store.read_file(id, &SessionFile::Seal).await? else { return Ok(false) };
+    let Ok(marker) = serde_json::from_slice::<SealMarker>(&bytes) else { return Ok(false) };
+    let age = now.unix_nanos().saturating_sub(marker.created_at.unix_nanos());
+    Ok(u128::from(age) >= wait.as_nanos())
 }
 
 /// Merges the manifests again into a sealed session whose `metadata.json`
